@@ -1,0 +1,88 @@
+//! The library's error type. `main` wraps it in `anyhow` for reporting.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside driftwood, by cause.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is invalid; the message names the flag or setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An Avro schema could not be parsed or does not fit the model.
+    #[error("schema {what}: {message}")]
+    Schema {
+        /// Which schema (file name or role).
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A model artifact is missing, corrupt or inconsistent.
+    #[error("model artifact {path}: {message}")]
+    Model {
+        /// The artifact directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Training failed (bad data, smartcore error).
+    #[error("training failed: {0}")]
+    Training(String),
+
+    /// A Kafka client operation failed.
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        /// What driftwood was doing.
+        context: String,
+        /// The librdkafka error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// The HTTP sidecar could not start.
+    #[error("http sidecar on {addr}: {source}")]
+    Http {
+        /// The address it tried to bind.
+        addr: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The consumer loop stopped unexpectedly.
+    #[error("pipeline failed: {0}")]
+    Pipeline(String),
+}
+
+impl Error {
+    /// Shorthand for an [`Error::Io`] with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for an [`Error::Kafka`] with context.
+    pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        Error::Kafka {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+//! driftwood scores Avro feature streams from Kafka with an in-memory random forest.
+//!
+//! Modules follow the data path:
+//!
+//! - [`config`]: command-line and environment configuration, librdkafka settings.
+//! - [`dataset`]: training data (the bundled breast-cancer set, CSV files).
+//! - [`model`]: training, the artifact on disk, the flattened forest that scores.
+//! - [`decode`]: input framing (plain Avro, Confluent wire format) and features by name.
+//!
+//! [`error`] holds the library's error type.
+
+pub mod dataset;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};

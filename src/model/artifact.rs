@@ -1,0 +1,172 @@
+//! The on-disk model artifact: `models/<name>/<version>/` holding `model.postcard`
+//! (smartcore's forest, serialized with postcard) and `metadata.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::baseline::Baselines;
+use super::forest::{Forest, SmartcoreForest};
+use crate::error::{Error, Result};
+
+/// Name of the serialized forest inside an artifact directory.
+pub const MODEL_FILE: &str = "model.postcard";
+/// Name of the metadata file inside an artifact directory.
+pub const METADATA_FILE: &str = "metadata.json";
+/// Version of the artifact layout, bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything known about a trained model, stored as `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMetadata {
+    /// Artifact layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Model name, e.g. `breast-cancer`.
+    pub name: String,
+    /// Model version, e.g. `1`.
+    pub version: String,
+    /// Algorithm and library that produced the model file.
+    pub algorithm: String,
+    /// Feature names in the order the model expects them.
+    pub features: Vec<String>,
+    /// Class labels in the model's order.
+    pub classes: Vec<i32>,
+    /// How the model was trained.
+    pub training: TrainingParameters,
+    /// Accuracy on the held-out rows.
+    pub holdout_accuracy: f64,
+    /// When the artifact was written (RFC 3339, UTC).
+    pub created_at: String,
+    /// File name of the serialized forest.
+    pub model_file: String,
+    /// Hex SHA-256 of the model file; checked at load.
+    pub model_sha256: String,
+    /// Distributions for drift detection.
+    pub baselines: Baselines,
+}
+
+/// Training inputs, recorded so a model can be reproduced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingParameters {
+    /// `dataset:breast-cancer` or `csv:<path>`.
+    pub source: String,
+    /// Label column (CSV) or `target` for the bundled dataset.
+    pub target: String,
+    /// Number of trees.
+    pub n_trees: u16,
+    /// Maximum tree depth.
+    pub max_depth: u16,
+    /// Minimum rows in a leaf.
+    pub min_samples_leaf: usize,
+    /// Minimum rows to split a node.
+    pub min_samples_split: usize,
+    /// Seed for the split and for the forest.
+    pub seed: u64,
+    /// Share of rows held out for the accuracy figure and baselines.
+    pub test_fraction: f64,
+    /// Rows used for training.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub test_rows: usize,
+}
+
+/// A loaded, verified model ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Its metadata.
+    pub metadata: ModelMetadata,
+    /// The flattened forest.
+    pub forest: Forest,
+}
+
+impl Model {
+    /// Loads and verifies the artifact in `dir`: the checksum must match, and the forest
+    /// must agree with the metadata about features and classes.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (metadata, reference) = load_reference(dir)?;
+        let forest = Forest::compile(&reference, metadata.features.len()).map_err(|e| {
+            Error::Model {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+        if forest.classes() != metadata.classes {
+            return Err(Error::Model {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "metadata lists classes {:?} but the forest has {:?}",
+                    metadata.classes,
+                    forest.classes()
+                ),
+            });
+        }
+        Ok(Model { metadata, forest })
+    }
+}
+
+/// Loads the artifact's metadata and smartcore's own forest (the reference implementation,
+/// used in tests and benchmarks), verifying the checksum.
+pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
+    let model_error = |path: PathBuf, message: String| Error::Model { path, message };
+    let metadata_path = dir.join(METADATA_FILE);
+    let text = std::fs::read_to_string(&metadata_path).map_err(|e| {
+        model_error(
+            dir.to_path_buf(),
+            format!("cannot read {METADATA_FILE}: {e} (train one with `driftwood train`)"),
+        )
+    })?;
+    let metadata: ModelMetadata = serde_json::from_str(&text)
+        .map_err(|e| model_error(metadata_path.clone(), e.to_string()))?;
+    if metadata.format_version != FORMAT_VERSION {
+        return Err(model_error(
+            metadata_path,
+            format!(
+                "format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                metadata.format_version
+            ),
+        ));
+    }
+    let model_path = dir.join(&metadata.model_file);
+    let bytes = std::fs::read(&model_path).map_err(|e| Error::io(&model_path, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != metadata.model_sha256 {
+        return Err(model_error(
+            model_path,
+            format!(
+                "checksum mismatch: metadata says {}, file is {actual}",
+                metadata.model_sha256
+            ),
+        ));
+    }
+    let forest: SmartcoreForest =
+        postcard::from_bytes(&bytes).map_err(|e| model_error(model_path, e.to_string()))?;
+    Ok((metadata, forest))
+}
+
+/// Writes `forest` and `metadata` into `dir` (created if missing); fills in the model file
+/// name and checksum.
+pub fn save(dir: &Path, forest: &SmartcoreForest, metadata: &mut ModelMetadata) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let bytes = postcard::to_stdvec(forest).map_err(|e| Error::Model {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    metadata.model_file = MODEL_FILE.to_string();
+    metadata.model_sha256 = sha256_hex(&bytes);
+    let model_path = dir.join(MODEL_FILE);
+    std::fs::write(&model_path, &bytes).map_err(|e| Error::io(&model_path, e))?;
+    let json = serde_json::to_string_pretty(metadata).expect("metadata serializes");
+    let metadata_path = dir.join(METADATA_FILE);
+    std::fs::write(&metadata_path, json + "\n").map_err(|e| Error::io(&metadata_path, e))
+}
+
+/// Hex-encoded SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! The model: training ([`train`]), the artifact on disk ([`artifact`]), drift baselines
+//! ([`baseline`]) and the flattened forest that scores ([`forest`]).
+
+pub mod artifact;
+pub mod baseline;
+pub mod forest;
+pub mod train;
+
+pub use artifact::{Model, ModelMetadata};
+pub use forest::{Forest, Votes};

@@ -1,0 +1,228 @@
+//! `driftwood train`: fit a seeded random forest, measure it on a holdout split, compute
+//! drift baselines and write a versioned artifact.
+
+use std::path::PathBuf;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use super::artifact::{self, FORMAT_VERSION, Model, ModelMetadata, TrainingParameters};
+use super::baseline::{
+    Baselines, CONFIDENCE_EDGES, ClassShare, FEATURE_BINS, FeatureBaseline, Histogram,
+};
+use super::forest::{Forest, SmartcoreForest};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// What to train and where to write it.
+#[derive(Debug, Clone)]
+pub struct TrainSpec {
+    /// Model name (directory under `output_root`).
+    pub name: String,
+    /// Model version (directory under the name).
+    pub version: String,
+    /// Root of the model store, usually `models`.
+    pub output_root: PathBuf,
+    /// Where the data came from, recorded in the metadata.
+    pub source: String,
+    /// Label column name, recorded in the metadata.
+    pub target: String,
+    /// Number of trees.
+    pub n_trees: u16,
+    /// Maximum depth of each tree.
+    pub max_depth: u16,
+    /// Minimum rows per leaf.
+    pub min_samples_leaf: usize,
+    /// Minimum rows to split.
+    pub min_samples_split: usize,
+    /// Seed for the split and the forest.
+    pub seed: u64,
+    /// Share of rows held out, in (0, 1).
+    pub test_fraction: f64,
+}
+
+/// What training produced.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// Directory the artifact was written to.
+    pub dir: PathBuf,
+    /// The written metadata.
+    pub metadata: ModelMetadata,
+}
+
+/// Trains on `data` as `spec` says and writes the artifact.
+pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
+    if !(spec.test_fraction > 0.0 && spec.test_fraction < 1.0) {
+        return Err(Error::Config(format!(
+            "--test-fraction must be between 0 and 1, got {}",
+            spec.test_fraction
+        )));
+    }
+    let (train_idx, test_idx) = split(data.len(), spec.test_fraction, spec.seed);
+    if train_idx.is_empty() || test_idx.is_empty() {
+        return Err(Error::Training(format!(
+            "{} rows are too few for a {} holdout split",
+            data.len(),
+            spec.test_fraction
+        )));
+    }
+    let pick_rows = |idx: &[usize]| idx.iter().map(|&i| data.rows[i].clone()).collect::<Vec<_>>();
+    let train_rows = pick_rows(&train_idx);
+    let train_labels: Vec<i32> = train_idx.iter().map(|&i| data.labels[i]).collect();
+    let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
+    let params = RandomForestClassifierParameters::default()
+        .with_n_trees(spec.n_trees)
+        .with_max_depth(spec.max_depth)
+        .with_min_samples_leaf(spec.min_samples_leaf)
+        .with_min_samples_split(spec.min_samples_split)
+        .with_seed(spec.seed);
+    let reference = SmartcoreForest::fit(&x, &train_labels, params)
+        .map_err(|e| Error::Training(e.to_string()))?;
+
+    let n_features = data.feature_names.len();
+    let forest = Forest::compile(&reference, n_features)?;
+    let mut votes = Vec::new();
+    let test_rows: Vec<f64> = test_idx.iter().flat_map(|&i| data.rows[i].clone()).collect();
+    forest.score_batch(&test_rows, &mut votes);
+    let n_classes = forest.classes().len();
+    let predictions: Vec<(i32, f64)> = votes
+        .chunks_exact(n_classes)
+        .map(|v| {
+            let v = forest.votes(v);
+            (v.label(), v.confidence())
+        })
+        .collect();
+    let correct = predictions
+        .iter()
+        .zip(&test_idx)
+        .filter(|((label, _), i)| *label == data.labels[**i])
+        .count();
+
+    let baselines = Baselines {
+        features: (0..n_features)
+            .map(|f| FeatureBaseline {
+                name: data.feature_names[f].clone(),
+                histogram: Histogram::quantiles(
+                    &train_rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
+                    FEATURE_BINS,
+                ),
+            })
+            .collect(),
+        prediction_classes: forest
+            .classes()
+            .iter()
+            .map(|&label| ClassShare {
+                label,
+                proportion: predictions.iter().filter(|(l, _)| *l == label).count() as f64
+                    / predictions.len() as f64,
+            })
+            .collect(),
+        confidence: Histogram::over(
+            CONFIDENCE_EDGES.to_vec(),
+            predictions.iter().map(|(_, c)| *c),
+        ),
+    };
+    let mut metadata = ModelMetadata {
+        format_version: FORMAT_VERSION,
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+        algorithm: "smartcore 0.7 RandomForestClassifier".into(),
+        features: data.feature_names.clone(),
+        classes: forest.classes().to_vec(),
+        training: TrainingParameters {
+            source: spec.source.clone(),
+            target: spec.target.clone(),
+            n_trees: spec.n_trees,
+            max_depth: spec.max_depth,
+            min_samples_leaf: spec.min_samples_leaf,
+            min_samples_split: spec.min_samples_split,
+            seed: spec.seed,
+            test_fraction: spec.test_fraction,
+            train_rows: train_idx.len(),
+            test_rows: test_idx.len(),
+        },
+        holdout_accuracy: correct as f64 / test_idx.len() as f64,
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        model_file: String::new(),
+        model_sha256: String::new(),
+        baselines,
+    };
+    let dir = spec.output_root.join(&spec.name).join(&spec.version);
+    artifact::save(&dir, &reference, &mut metadata)?;
+    // Read it back so a broken artifact fails here, not in production.
+    Model::load(&dir)?;
+    Ok(TrainOutcome { dir, metadata })
+}
+
+/// Seeded shuffle split into (train, test) row indices.
+fn split(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let n_test = ((n as f64) * test_fraction).round() as usize;
+    let test = idx.split_off(n - n_test.min(n));
+    (idx, test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+
+    fn spec(root: &std::path::Path, n_trees: u16) -> TrainSpec {
+        TrainSpec {
+            name: "bc".into(),
+            version: "1".into(),
+            output_root: root.to_path_buf(),
+            source: "dataset:breast-cancer".into(),
+            target: "target".into(),
+            n_trees,
+            max_depth: 6,
+            min_samples_leaf: 1,
+            min_samples_split: 2,
+            seed: 7,
+            test_fraction: 0.2,
+        }
+    }
+
+    #[test]
+    fn training_is_reproducible_and_predictions_match_smartcore() {
+        let data = Dataset::breast_cancer();
+        let dir = tempfile::tempdir().unwrap();
+        let first = train(&data, &spec(dir.path(), 15)).unwrap();
+        let again = tempfile::tempdir().unwrap();
+        let second = train(&data, &spec(again.path(), 15)).unwrap();
+        assert_eq!(first.metadata.model_sha256, second.metadata.model_sha256);
+        assert!(first.metadata.holdout_accuracy > 0.85, "{:?}", first.metadata);
+
+        let model = Model::load(&first.dir).unwrap();
+        let (_, reference) = artifact::load_reference(&first.dir).unwrap();
+        let expected = reference
+            .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
+            .unwrap();
+        let mut votes = Vec::new();
+        for (row, want) in data.rows.iter().zip(expected) {
+            model.forest.score_batch(row, &mut votes);
+            let got = model.forest.votes(&votes);
+            assert_eq!(got.label(), want);
+            let shares: f64 = got.probabilities().sum();
+            assert!((shares - 1.0).abs() < 1e-9);
+            assert!(got.confidence() >= 0.5);
+        }
+    }
+
+    #[test]
+    fn tampered_model_file_is_refused() {
+        let data = Dataset::breast_cancer();
+        let dir = tempfile::tempdir().unwrap();
+        let out = train(&data, &spec(dir.path(), 3)).unwrap();
+        let model_file = out.dir.join(artifact::MODEL_FILE);
+        let mut bytes = std::fs::read(&model_file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&model_file, bytes).unwrap();
+        let err = Model::load(&out.dir).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+}
