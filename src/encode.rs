@@ -1,0 +1,181 @@
+//! Avro encoding of what driftwood writes: prediction records (the sink) and feature records
+//! (the `produce` generator and tests).
+
+use apache_avro::Schema;
+use apache_avro::schema::RecordSchema;
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use serde::Serialize;
+
+use crate::decode::{EVENT_TIME_FIELD, ID_FIELD, InputFormat, LABEL_FIELD};
+use crate::error::{Error, Result};
+
+/// The bundled prediction schema.
+pub const PREDICTION_SCHEMA: &str = include_str!("../schemas/prediction.avsc");
+
+/// One prediction, shaped like `schemas/prediction.avsc`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PredictionRecord {
+    /// The input record's id.
+    pub id: String,
+    /// Model name.
+    pub model_name: String,
+    /// Model version.
+    pub model_version: String,
+    /// Predicted class label.
+    pub predicted_label: i32,
+    /// Vote share of the predicted class.
+    pub confidence: f64,
+    /// Vote share of each class.
+    pub probabilities: Vec<ClassProbability>,
+    /// Ground truth from the input, if any.
+    pub actual_label: Option<i32>,
+    /// Input topic.
+    pub source_topic: String,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// Event time of the input (ms since the epoch).
+    pub event_time: i64,
+    /// When driftwood scored it (ms since the epoch).
+    pub scored_at: i64,
+}
+
+/// One class's vote share.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ClassProbability {
+    /// Class label.
+    pub label: i32,
+    /// Vote share.
+    pub probability: f64,
+}
+
+/// Encodes and decodes records of one schema.
+#[derive(Debug)]
+pub struct AvroCodec {
+    schema: Schema,
+}
+
+impl AvroCodec {
+    /// A codec for the bundled prediction schema.
+    pub fn predictions() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(PREDICTION_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Appends the Avro encoding of `record` to `out`.
+    pub fn encode<T: Serialize>(&self, record: &T, out: &mut Vec<u8>) -> Result<()> {
+        let writer = GenericDatumWriter::builder(&self.schema)
+            .build()
+            .map_err(|e| avro_error(&self.schema, e))?;
+        writer
+            .write_ser(out, record)
+            .map_err(|e| avro_error(&self.schema, e))?;
+        Ok(())
+    }
+
+    /// Decodes one record (used by tests and downstream tooling).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, mut bytes: &[u8]) -> Result<T> {
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
+            .build()
+            .map_err(|e| avro_error(&self.schema, e))?;
+        let value = reader
+            .read_value(&mut bytes)
+            .map_err(|e| avro_error(&self.schema, e))?;
+        apache_avro::from_value(&value).map_err(|e| avro_error(&self.schema, e))
+    }
+}
+
+fn avro_error(schema: &Schema, e: apache_avro::Error) -> Error {
+    Error::Schema {
+        what: schema
+            .name()
+            .map(|n| n.fullname(None))
+            .unwrap_or_else(|| "record".into()),
+        message: e.to_string(),
+    }
+}
+
+/// Encodes feature records for a writer schema whose fields are `id`, `event_time`,
+/// `label` and numeric features (the bundled schema's shape, in any order).
+#[derive(Debug)]
+pub struct FeatureEncoder {
+    schema: Schema,
+    format: InputFormat,
+    field_names: Vec<String>,
+}
+
+/// One feature record's content.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureRow<'a> {
+    /// Record id.
+    pub id: &'a str,
+    /// Event time, ms since the epoch.
+    pub event_time_ms: i64,
+    /// Feature names and values, in any order.
+    pub names: &'a [String],
+    /// Values matching `names`.
+    pub values: &'a [f64],
+    /// Ground truth, if known.
+    pub label: Option<i32>,
+}
+
+impl FeatureEncoder {
+    /// An encoder for `schema` with the given framing.
+    pub fn new(schema: Schema, format: InputFormat) -> Result<Self> {
+        let Schema::Record(RecordSchema { fields, .. }) = &schema else {
+            return Err(Error::Schema {
+                what: "input".into(),
+                message: "the writer schema must be a record".into(),
+            });
+        };
+        let field_names = fields.iter().map(|f| f.name.clone()).collect();
+        Ok(FeatureEncoder {
+            schema,
+            format,
+            field_names,
+        })
+    }
+
+    /// Appends the framed encoding of `row` to `out`. Features missing from `row` are
+    /// written as null (which the schema must allow).
+    pub fn encode(&self, row: FeatureRow<'_>, out: &mut Vec<u8>) -> Result<()> {
+        if self.format == InputFormat::Confluent {
+            // Magic byte and schema id 1: driftwood does not talk to a schema registry.
+            out.extend_from_slice(&[0, 0, 0, 0, 1]);
+        }
+        let fields = self
+            .field_names
+            .iter()
+            .map(|name| {
+                let value = match name.as_str() {
+                    ID_FIELD => Value::String(row.id.to_string()),
+                    EVENT_TIME_FIELD => Value::TimestampMillis(row.event_time_ms),
+                    LABEL_FIELD => match row.label {
+                        Some(l) => Value::Union(1, Box::new(Value::Int(l))),
+                        None => Value::Union(0, Box::new(Value::Null)),
+                    },
+                    _ => match row.names.iter().position(|n| n == name) {
+                        Some(i) => Value::Double(row.values[i]),
+                        None => Value::Null,
+                    },
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        let writer = GenericDatumWriter::builder(&self.schema)
+            .build()
+            .map_err(|e| avro_error(&self.schema, e))?;
+        writer
+            .write_value(out, Value::Record(fields))
+            .map_err(|e| avro_error(&self.schema, e))?;
+        Ok(())
+    }
+}
