@@ -10,10 +10,13 @@
 //!
 //! [`error`] holds the library's error type.
 
+pub mod config;
 pub mod dataset;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod metrics;
 pub mod model;
+pub mod offsets;
 
 pub use error::{Error, Result};

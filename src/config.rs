@@ -1,0 +1,394 @@
+//! Configuration of `driftwood run`: flags with `DRIFTWOOD_*` environment fallbacks,
+//! validated up front, and the librdkafka settings derived from them.
+//!
+//! librdkafka properties pass through with `--kafka-option key=value`; a key prefixed with
+//! `consumer.` or `producer.` applies to that client only. Secret values can come from files
+//! (`--kafka-option-file key=path`) or from the environment (`--kafka-option-env key=VAR`);
+//! no option value is ever logged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::ClientConfig;
+
+use crate::decode::InputFormat;
+use crate::error::{Error, Result};
+
+/// Properties driftwood sets itself because at-least-once delivery depends on them.
+const MANAGED_KEYS: &[&str] = &[
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "enable.partition.eof",
+];
+
+/// Settings for `driftwood run` (and the pipeline inside `demo`).
+#[derive(Clone, Args)]
+pub struct RunConfig {
+    /// Kafka bootstrap servers, comma separated. Falls back to KAFKA_BOOTSTRAP_SERVERS, then
+    /// localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+
+    /// Consumer group id.
+    #[arg(long, env = "DRIFTWOOD_GROUP_ID", default_value = "driftwood")]
+    pub group_id: String,
+
+    /// Topic of feature records to score.
+    #[arg(long, env = "DRIFTWOOD_INPUT_TOPIC", default_value = "features")]
+    pub input_topic: String,
+
+    /// Topic predictions are written to, keyed like the input.
+    #[arg(long, env = "DRIFTWOOD_OUTPUT_TOPIC", default_value = "predictions")]
+    pub output_topic: String,
+
+    /// Dead-letter topic for records that cannot be scored.
+    #[arg(long, env = "DRIFTWOOD_DLQ_TOPIC", default_value = "features.dlq")]
+    pub dlq_topic: String,
+
+    /// Model artifact directory.
+    #[arg(long, env = "DRIFTWOOD_MODEL", default_value = "models/breast-cancer/1")]
+    pub model: PathBuf,
+
+    /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
+    #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]
+    pub input_schema: Option<PathBuf>,
+
+    /// Input framing.
+    #[arg(long, env = "DRIFTWOOD_INPUT_FORMAT", value_enum, default_value = "avro")]
+    pub input_format: InputFormat,
+
+    /// Messages larger than this many bytes are dead-lettered unscored.
+    #[arg(long, env = "DRIFTWOOD_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Where the HTTP sidecar listens (/health, /ready, /metrics).
+    #[arg(long, env = "DRIFTWOOD_HTTP_ADDR", default_value = "0.0.0.0:9090")]
+    pub http_addr: SocketAddr,
+
+    /// Create the input, output and dead-letter topics if they are missing.
+    #[arg(long, env = "DRIFTWOOD_CREATE_TOPICS")]
+    pub create_topics: bool,
+
+    /// Partitions for topics created with --create-topics.
+    #[arg(long, env = "DRIFTWOOD_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+
+    /// Replication factor for topics created with --create-topics.
+    #[arg(long, env = "DRIFTWOOD_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+
+    /// Where a new consumer group starts reading: earliest or latest.
+    #[arg(long, env = "DRIFTWOOD_AUTO_OFFSET_RESET", default_value = "earliest")]
+    pub auto_offset_reset: String,
+
+    /// Records sent but not yet acknowledged before fetching pauses.
+    #[arg(long, env = "DRIFTWOOD_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    pub max_in_flight: usize,
+
+    /// How long shutdown may take to finish in-flight records and commit (e.g. 20s).
+    #[arg(long, env = "DRIFTWOOD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How often librdkafka reports statistics (consumer lag, broker state).
+    #[arg(long, env = "DRIFTWOOD_STATS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+
+    /// librdkafka property KEY=VALUE for both clients (repeatable); prefix the key with
+    /// `consumer.` or `producer.` for one client only. In the environment, separate entries
+    /// with `;`.
+    #[arg(long = "kafka-option", env = "DRIFTWOOD_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+
+    /// librdkafka property KEY=PATH whose value is read from the file at PATH (secrets).
+    #[arg(long = "kafka-option-file", env = "DRIFTWOOD_KAFKA_OPTION_FILES", value_delimiter = ';', value_parser = parse_key_value)]
+    pub kafka_option_files: Vec<(String, String)>,
+
+    /// librdkafka property KEY=VAR whose value is read from environment variable VAR.
+    #[arg(long = "kafka-option-env", env = "DRIFTWOOD_KAFKA_OPTION_ENVS", value_delimiter = ';', value_parser = parse_key_value)]
+    pub kafka_option_envs: Vec<(String, String)>,
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {:?}", redact_after_key(s)))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("empty key in KEY=VALUE".into());
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Shows at most the start of a malformed option, so a secret pasted without `=` is not echoed.
+fn redact_after_key(s: &str) -> String {
+    let shown: String = s.chars().take(24).collect();
+    if shown.len() < s.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
+/// Which client a librdkafka property is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    /// The input consumer.
+    Consumer,
+    /// The output producer.
+    Producer,
+    /// The admin client that creates topics.
+    Admin,
+}
+
+impl RunConfig {
+    /// A configuration with every default, pointed at `bootstrap_servers`.
+    pub fn defaults(bootstrap_servers: &str) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            run: RunConfig,
+        }
+        let mut run = Wrapper::parse_from(["driftwood"]).run;
+        run.bootstrap_servers = Some(bootstrap_servers.to_string());
+        run
+    }
+
+    /// The bootstrap servers after fallbacks.
+    pub fn brokers(&self) -> String {
+        self.bootstrap_servers
+            .clone()
+            .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+            .unwrap_or_else(|| "localhost:9092".to_string())
+    }
+
+    /// Checks everything that can be checked without a broker; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.brokers().trim().is_empty() {
+            return bad("--bootstrap-servers is empty".into());
+        }
+        for (flag, topic) in [
+            ("--input-topic", &self.input_topic),
+            ("--output-topic", &self.output_topic),
+            ("--dlq-topic", &self.dlq_topic),
+        ] {
+            if topic.is_empty()
+                || topic.len() > 249
+                || !topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return bad(format!(
+                    "{flag} {topic:?} is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
+                ));
+            }
+        }
+        if self.input_topic == self.output_topic || self.input_topic == self.dlq_topic {
+            return bad(format!(
+                "--input-topic {:?} must differ from --output-topic and --dlq-topic, or driftwood would read its own output",
+                self.input_topic
+            ));
+        }
+        if self.group_id.is_empty() {
+            return bad("--group-id is empty".into());
+        }
+        if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return bad(format!(
+                "--auto-offset-reset must be earliest or latest, got {:?}",
+                self.auto_offset_reset
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return bad("--max-in-flight must be at least 1".into());
+        }
+        if self.topic_partitions < 1 || self.topic_replication < 1 {
+            return bad("--topic-partitions and --topic-replication must be at least 1".into());
+        }
+        if self.shutdown_grace.is_zero() {
+            return bad("--shutdown-grace must be more than 0s".into());
+        }
+        for (key, _) in self.all_option_keys() {
+            let bare = strip_role(key).1;
+            if MANAGED_KEYS.contains(&bare) {
+                return bad(format!(
+                    "--kafka-option {key}: driftwood sets {bare} itself (use the dedicated flag)"
+                ));
+            }
+        }
+        self.resolved_options()?;
+        Ok(())
+    }
+
+    fn all_option_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.kafka_options
+            .iter()
+            .chain(&self.kafka_option_files)
+            .chain(&self.kafka_option_envs)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Pass-through options with file and environment references read.
+    fn resolved_options(&self) -> Result<Vec<(String, String)>> {
+        let mut out = self.kafka_options.clone();
+        for (key, path) in &self.kafka_option_files {
+            let value = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!("--kafka-option-file {key}: cannot read {path}: {e}"))
+            })?;
+            out.push((key.clone(), value.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        for (key, var) in &self.kafka_option_envs {
+            let value = std::env::var(var).map_err(|_| {
+                Error::Config(format!(
+                    "--kafka-option-env {key}: environment variable {var} is not set"
+                ))
+            })?;
+            out.push((key.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// The librdkafka configuration for one client.
+    pub fn client_config(&self, role: ClientRole) -> Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.brokers())
+            .set("client.id", format!("driftwood-{}", hostname()))
+            .set(
+                "statistics.interval.ms",
+                self.stats_interval.as_millis().to_string(),
+            );
+        match role {
+            ClientRole::Consumer => {
+                config
+                    .set("group.id", &self.group_id)
+                    // Offsets are stored by driftwood once the output is acknowledged,
+                    // then committed by librdkafka in the background.
+                    .set("enable.auto.offset.store", "false")
+                    .set("enable.auto.commit", "true")
+                    .set("auto.commit.interval.ms", "1000")
+                    .set("auto.offset.reset", &self.auto_offset_reset)
+                    .set("enable.partition.eof", "false");
+            }
+            ClientRole::Producer => {
+                config
+                    .set("acks", "all")
+                    .set("linger.ms", "5")
+                    .set("message.max.bytes", (self.max_message_bytes + 65_536).to_string());
+            }
+            ClientRole::Admin => {}
+        }
+        for (key, value) in self.resolved_options()? {
+            let (only, bare) = strip_role(&key);
+            if only.is_none_or(|r| r == role) {
+                config.set(bare, value);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Option keys (never values) for logging.
+    pub fn option_keys(&self) -> Vec<String> {
+        self.all_option_keys().map(|(k, _)| k.to_string()).collect()
+    }
+}
+
+/// Shows every setting but the values of librdkafka pass-through options, which may be
+/// secrets.
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("bootstrap_servers", &self.brokers())
+            .field("group_id", &self.group_id)
+            .field("input_topic", &self.input_topic)
+            .field("output_topic", &self.output_topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("model", &self.model)
+            .field("input_schema", &self.input_schema)
+            .field("input_format", &self.input_format)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("http_addr", &self.http_addr)
+            .field("create_topics", &self.create_topics)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("kafka_option_keys", &self.option_keys())
+            .finish_non_exhaustive()
+    }
+}
+
+fn strip_role(key: &str) -> (Option<ClientRole>, &str) {
+    if let Some(rest) = key.strip_prefix("consumer.") {
+        (Some(ClientRole::Consumer), rest)
+    } else if let Some(rest) = key.strip_prefix("producer.") {
+        (Some(ClientRole::Producer), rest)
+    } else {
+        (None, key)
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = RunConfig::defaults("127.0.0.1:9092");
+        c.validate().unwrap();
+        assert_eq!(c.input_topic, "features");
+        assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        let consumer = c.client_config(ClientRole::Consumer).unwrap();
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn invalid_settings_name_the_flag() {
+        let mut c = RunConfig::defaults("b:9092");
+        c.output_topic = c.input_topic.clone();
+        assert!(c.validate().unwrap_err().to_string().contains("--input-topic"));
+
+        let mut c = RunConfig::defaults("b:9092");
+        c.kafka_options = vec![("enable.auto.offset.store".into(), "true".into())];
+        assert!(c.validate().unwrap_err().to_string().contains("sets enable.auto.offset.store itself"));
+
+        let mut c = RunConfig::defaults("b:9092");
+        c.dlq_topic = "bad topic!".into();
+        assert!(c.validate().unwrap_err().to_string().contains("--dlq-topic"));
+
+        assert!(parse_key_value("sasl.password").unwrap_err().contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_env_and_are_routed_by_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        let mut c = RunConfig::defaults("b:9092");
+        c.kafka_option_files = vec![("sasl.password".into(), secret.display().to_string())];
+        c.kafka_options = vec![("producer.linger.ms".into(), "0".into())];
+        let consumer = c.client_config(ClientRole::Consumer).unwrap();
+        let producer = c.client_config(ClientRole::Producer).unwrap();
+        assert_eq!(consumer.get("sasl.password"), Some("hunter2"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("0"));
+        let shown = format!("{c:?}");
+        assert!(shown.contains("sasl.password") && !shown.contains("hunter2"), "{shown}");
+
+        c.kafka_option_envs = vec![("sasl.username".into(), "DRIFTWOOD_TEST_UNSET_VAR".into())];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("DRIFTWOOD_TEST_UNSET_VAR is not set"), "{err}");
+    }
+}

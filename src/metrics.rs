@@ -1,0 +1,180 @@
+//! Every Prometheus metric driftwood exports, in one registry per service instance (so
+//! several instances can live in one test process).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::decode::DecodeErrorKind;
+
+/// The service's metrics. Cheap to clone handles; all share one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `driftwood_records_total{outcome}`: input records whose output the broker acknowledged,
+    /// by outcome (`scored`, `dead_lettered`).
+    pub records: IntCounterVec,
+    /// `driftwood_dead_letters_total{kind}`: dead-lettered records by error kind.
+    pub dead_letters: IntCounterVec,
+    /// `driftwood_scoring_duration_seconds`: decode plus score time per record.
+    pub scoring_seconds: Histogram,
+    /// `driftwood_prediction_confidence`: vote share of the predicted class.
+    pub confidence: Histogram,
+    /// `driftwood_predictions_total{label}`: predictions by predicted label.
+    pub predictions: IntCounterVec,
+    /// `driftwood_labeled_predictions_total{outcome}`: predictions of records that carried a
+    /// ground-truth label, `correct` or `incorrect`.
+    pub labeled: IntCounterVec,
+    /// `driftwood_model_info{name,version}`: 1 for the loaded model.
+    pub model_info: IntGaugeVec,
+    /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
+    /// librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// `driftwood_rebalances_total{kind}`: partition assignments and revocations.
+    pub rebalances: IntCounterVec,
+    /// `driftwood_delivery_retries_total`: outputs re-sent after a failed delivery.
+    pub delivery_retries: IntCounter,
+    /// `driftwood_in_flight_records`: records sent but not yet acknowledged.
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers all metrics, plus process metrics (`process_*`).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let m = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let records = counter_vec(
+            "driftwood_records_total",
+            "Input records whose output was acknowledged by the broker, by outcome.",
+            &["outcome"],
+        );
+        let dead_letters = counter_vec(
+            "driftwood_dead_letters_total",
+            "Records sent to the dead-letter topic, by error kind.",
+            &["kind"],
+        );
+        let scoring_seconds = histogram(
+            "driftwood_scoring_duration_seconds",
+            "Time to decode and score one record.",
+            prometheus::exponential_buckets(1e-6, 2.0, 16).expect("valid buckets"),
+        );
+        let confidence = histogram(
+            "driftwood_prediction_confidence",
+            "Vote share of the predicted class.",
+            vec![0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0],
+        );
+        let predictions = counter_vec(
+            "driftwood_predictions_total",
+            "Predictions by predicted label.",
+            &["label"],
+        );
+        let labeled = counter_vec(
+            "driftwood_labeled_predictions_total",
+            "Predictions for records with a ground-truth label, by correctness.",
+            &["outcome"],
+        );
+        let model_info = gauge_vec(
+            "driftwood_model_info",
+            "The loaded model (always 1).",
+            &["name", "version"],
+        );
+        let consumer_lag = gauge_vec(
+            "driftwood_consumer_lag",
+            "Messages between the consumer position and the partition end.",
+            &["topic", "partition"],
+        );
+        let rebalances = counter_vec(
+            "driftwood_rebalances_total",
+            "Consumer group rebalances seen, by kind (assign, revoke).",
+            &["kind"],
+        );
+        let delivery_retries = IntCounter::new(
+            "driftwood_delivery_retries_total",
+            "Outputs re-sent after the producer gave up on a delivery.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(delivery_retries.clone()))
+            .expect("unique metric");
+        let in_flight = IntGauge::new(
+            "driftwood_in_flight_records",
+            "Records sent to the broker and not yet acknowledged.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(in_flight.clone()))
+            .expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+
+        // Pre-create label values so dashboards see zeros rather than gaps.
+        for outcome in ["scored", "dead_lettered"] {
+            records.with_label_values(&[outcome]);
+        }
+        for kind in DecodeErrorKind::ALL {
+            dead_letters.with_label_values(&[kind.as_str()]);
+        }
+        for kind in ["assign", "revoke"] {
+            rebalances.with_label_values(&[kind]);
+        }
+        Metrics {
+            registry,
+            records,
+            dead_letters,
+            scoring_seconds,
+            confidence,
+            predictions,
+            labeled,
+            model_info,
+            consumer_lag,
+            rebalances,
+            delivery_retries,
+            in_flight,
+        }
+    }
+
+    /// Records scored and acknowledged so far.
+    pub fn scored(&self) -> u64 {
+        self.records.with_label_values(&["scored"]).get()
+    }
+
+    /// Records dead-lettered and acknowledged so far.
+    pub fn dead_lettered(&self) -> u64 {
+        self.records.with_label_values(&["dead_lettered"]).get()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

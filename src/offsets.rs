@@ -1,0 +1,133 @@
+//! Which input offsets may be committed. An offset is committable once its output and every
+//! earlier offset's output of the same partition have been acknowledged; outputs of one
+//! input partition may be acknowledged out of order (they go to several output partitions).
+
+use std::collections::{BTreeSet, HashMap};
+
+/// Per-partition bookkeeping of records sent but not yet acknowledged.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<i32, PartitionState>,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    /// Offsets sent and not yet acknowledged.
+    in_flight: BTreeSet<i64>,
+    /// One past the highest offset sent.
+    next: Option<i64>,
+    /// The last offset handed to the consumer for committing.
+    stored: Option<i64>,
+}
+
+impl OffsetTracker {
+    /// Starts tracking freshly assigned partitions (forgetting any earlier state for them).
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = i32>) {
+        for p in partitions {
+            self.partitions.insert(p, PartitionState::default());
+        }
+    }
+
+    /// Stops tracking revoked partitions.
+    pub fn revoke(&mut self, partitions: impl IntoIterator<Item = i32>) {
+        for p in partitions {
+            self.partitions.remove(&p);
+        }
+    }
+
+    /// Whether the partition is tracked (assigned).
+    pub fn is_assigned(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
+    /// Records that the output for `offset` was sent.
+    pub fn sent(&mut self, partition: i32, offset: i64) {
+        let state = self.partitions.entry(partition).or_default();
+        state.in_flight.insert(offset);
+        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// Records that the output for `offset` was acknowledged. Unknown offsets (from a partition
+    /// revoked since) are ignored.
+    pub fn acknowledged(&mut self, partition: i32, offset: i64) {
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.in_flight.remove(&offset);
+        }
+    }
+
+    /// Records not yet acknowledged, over all partitions.
+    pub fn in_flight(&self) -> usize {
+        self.partitions.values().map(|s| s.in_flight.len()).sum()
+    }
+
+    /// Records not yet acknowledged in `partitions`.
+    pub fn in_flight_in(&self, partitions: &[i32]) -> usize {
+        partitions
+            .iter()
+            .filter_map(|p| self.partitions.get(p))
+            .map(|s| s.in_flight.len())
+            .sum()
+    }
+
+    /// The next offset to commit for each partition whose committable position moved since
+    /// the last call: the lowest unacknowledged offset, or one past the highest sent.
+    pub fn take_committable(&mut self) -> Vec<(i32, i64)> {
+        let mut out = Vec::new();
+        for (&p, state) in &mut self.partitions {
+            let position = state.in_flight.first().copied().or(state.next);
+            if let Some(position) = position
+                && state.stored != Some(position)
+            {
+                state.stored = Some(position);
+                out.push((p, position));
+            }
+        }
+        out
+    }
+
+    /// The committable position of every tracked partition, changed or not.
+    pub fn committable(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
+        partitions
+            .iter()
+            .filter_map(|&p| {
+                let state = self.partitions.get(&p)?;
+                Some((p, state.in_flight.first().copied().or(state.next)?))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_the_acknowledged_prefix() {
+        let mut t = OffsetTracker::default();
+        t.assign([0, 1]);
+        for o in 10..15 {
+            t.sent(0, o);
+        }
+        assert_eq!(t.take_committable(), vec![(0, 10)]);
+        t.acknowledged(0, 12);
+        t.acknowledged(0, 11);
+        assert!(t.take_committable().is_empty(), "10 is still in flight");
+        t.acknowledged(0, 10);
+        assert_eq!(t.take_committable(), vec![(0, 13)]);
+        t.acknowledged(0, 13);
+        t.acknowledged(0, 14);
+        assert_eq!(t.take_committable(), vec![(0, 15)]);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn revoked_partitions_ignore_late_acknowledgements() {
+        let mut t = OffsetTracker::default();
+        t.assign([3]);
+        t.sent(3, 7);
+        t.revoke([3]);
+        t.acknowledged(3, 7);
+        assert!(t.take_committable().is_empty());
+        assert!(!t.is_assigned(3));
+    }
+}
