@@ -5,18 +5,37 @@
 //! - [`config`]: command-line and environment configuration, librdkafka settings.
 //! - [`dataset`]: training data (the bundled breast-cancer set, CSV files).
 //! - [`model`]: training, the artifact on disk, the flattened forest that scores.
+//! - [`admin`]: creating missing topics.
+//! - [`source`]: Kafka in: the consumer context (rebalances, statistics, commits).
 //! - [`decode`]: input framing (plain Avro, Confluent wire format) and features by name.
+//! - [`pipeline`]: the consumer loop: decode, score, send, store offsets.
 //! - [`encode`]: Avro encoding of predictions (and of feature records for `produce`).
+//! - [`sink`]: Kafka out: predictions and dead letters, acknowledgements, retries.
+//! - [`offsets`]: which input offsets are safe to commit.
+//! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
+//! - [`shutdown`]: SIGTERM and SIGINT.
+//! - [`service`]: all of the above as one running instance.
+//! - [`produce`], [`demo`]: the load generator and the zero-install demo.
 //!
 //! [`error`] holds the library's error type.
 
+pub mod admin;
 pub mod config;
 pub mod dataset;
 pub mod decode;
+pub mod demo;
 pub mod encode;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod offsets;
+pub mod pipeline;
+pub mod produce;
+pub mod service;
+pub mod shutdown;
+pub mod sidecar;
+pub mod sink;
+pub mod source;
 
 pub use error::{Error, Result};

@@ -1,0 +1,114 @@
+//! Liveness and readiness state, written by the pipeline and read by the sidecar.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// How long the consumer loop may go without a heartbeat before `/health` says it is stuck.
+pub const STALL_AFTER_SECS: u64 = 120;
+
+/// Shared health flags. All methods are lock-free.
+#[derive(Debug, Default)]
+pub struct Health {
+    model_loaded: AtomicBool,
+    broker_reachable: AtomicBool,
+    joined: AtomicBool,
+    loop_started: AtomicBool,
+    loop_exited: AtomicBool,
+    heartbeat_secs: AtomicU64,
+}
+
+/// The readiness verdict, served as JSON by `/ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// True when every check passes.
+    pub ready: bool,
+    /// The model artifact is loaded.
+    pub model_loaded: bool,
+    /// At least one broker connection is up.
+    pub broker_reachable: bool,
+    /// The consumer has joined its group and received an assignment.
+    pub joined_group: bool,
+    /// The checks that fail, in words.
+    pub missing: Vec<&'static str>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Health {
+    /// Marks the model as loaded.
+    pub fn set_model_loaded(&self, v: bool) {
+        self.model_loaded.store(v, Ordering::Relaxed);
+    }
+
+    /// Records whether any broker is reachable.
+    pub fn set_broker_reachable(&self, v: bool) {
+        self.broker_reachable.store(v, Ordering::Relaxed);
+    }
+
+    /// Records whether the consumer holds a group assignment.
+    pub fn set_joined(&self, v: bool) {
+        self.joined.store(v, Ordering::Relaxed);
+    }
+
+    /// Called by the consumer loop on every iteration.
+    pub fn heartbeat(&self) {
+        self.loop_started.store(true, Ordering::Relaxed);
+        self.heartbeat_secs.store(now_secs(), Ordering::Relaxed);
+    }
+
+    /// Called when the consumer loop ends, for whatever reason.
+    pub fn loop_exited(&self) {
+        self.loop_exited.store(true, Ordering::Relaxed);
+        self.joined.store(false, Ordering::Relaxed);
+    }
+
+    /// Liveness: the process is alive unless its consumer loop died or stalled.
+    pub fn is_alive(&self) -> bool {
+        if self.loop_exited.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !self.loop_started.load(Ordering::Relaxed) {
+            return true;
+        }
+        now_secs().saturating_sub(self.heartbeat_secs.load(Ordering::Relaxed)) < STALL_AFTER_SECS
+    }
+
+    /// Readiness, with what is missing.
+    pub fn readiness(&self) -> Readiness {
+        let model_loaded = self.model_loaded.load(Ordering::Relaxed);
+        let broker_reachable = self.broker_reachable.load(Ordering::Relaxed);
+        let joined_group = self.joined.load(Ordering::Relaxed);
+        let mut missing = Vec::new();
+        if !model_loaded {
+            missing.push("model not loaded");
+        }
+        if !broker_reachable {
+            missing.push("no broker reachable");
+        }
+        if !joined_group {
+            missing.push("consumer has not joined its group");
+        }
+        Readiness {
+            ready: missing.is_empty() && self.is_alive(),
+            model_loaded,
+            broker_reachable,
+            joined_group,
+            missing,
+        }
+    }
+}
+
+/// Sets [`Health::loop_exited`] when dropped, so a panicking loop is reported too.
+pub struct LoopGuard<'a>(pub &'a Health);
+
+impl Drop for LoopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.loop_exited();
+    }
+}

@@ -1,0 +1,191 @@
+//! `driftwood run` as a library call: load the model, serve the sidecar, run the consumer loop
+//! on its own thread, and stop within the grace period when `shutdown` resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::admin;
+use crate::config::RunConfig;
+use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
+use crate::error::{Error, Result};
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::pipeline::Pipeline;
+use crate::sidecar;
+
+/// A running driftwood instance.
+pub struct Service {
+    http_addr: SocketAddr,
+    metrics: Metrics,
+    health: Arc<Health>,
+    stop: Arc<AtomicBool>,
+    grace: Duration,
+    pipeline_done: oneshot::Receiver<Result<()>>,
+    http_stop: oneshot::Sender<()>,
+    http_task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    /// Validates the configuration, loads the model and schema (failing fast on any problem),
+    /// binds the sidecar, then starts the consumer loop. A broker that cannot be reached does
+    /// not fail this: the loop keeps trying and `/ready` says 503 meanwhile.
+    pub async fn start(config: RunConfig) -> Result<Self> {
+        config.validate()?;
+        let model = Arc::new(Model::load(&config.model)?);
+        let schema_text = match &config.input_schema {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+            None => BUNDLED_FEATURE_SCHEMA.to_string(),
+        };
+        let schema_name = config
+            .input_schema
+            .as_ref()
+            .map_or("bundled features.avsc".into(), |p| p.display().to_string());
+        let schema = FeatureDecoder::parse_schema(&schema_text, &schema_name)?;
+        let decoder = FeatureDecoder::new(
+            schema,
+            &model.metadata.features,
+            config.input_format,
+            config.max_message_bytes,
+        )?;
+
+        let metrics = Metrics::new();
+        metrics
+            .model_info
+            .with_label_values(&[&model.metadata.name, &model.metadata.version])
+            .set(1);
+        let health = Arc::new(Health::default());
+        health.set_model_loaded(true);
+
+        let (http_stop, http_stopped) = oneshot::channel::<()>();
+        let (http_addr, server) = sidecar::bind(
+            config.http_addr,
+            health.clone(),
+            metrics.clone(),
+            async {
+                let _ = http_stopped.await;
+            },
+        )
+        .await?;
+        let http_task = tokio::spawn(server);
+        info!(
+            %http_addr,
+            model = %model.metadata.name,
+            version = %model.metadata.version,
+            config = ?config,
+            "driftwood started"
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let grace = config.shutdown_grace;
+        let (done_tx, pipeline_done) = oneshot::channel();
+        let pipeline = Pipeline {
+            config: config.clone(),
+            model,
+            decoder,
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let thread_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("driftwood-pipeline".into())
+            .spawn(move || {
+                let result = (|| {
+                    if config.create_topics {
+                        admin::create_topics(&config, &runtime, &thread_stop)?;
+                    }
+                    if thread_stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    pipeline.run(&thread_stop, grace)
+                })();
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| Error::Pipeline(format!("cannot start the consumer thread: {e}")))?;
+
+        Ok(Service {
+            http_addr,
+            metrics,
+            health,
+            stop,
+            grace,
+            pipeline_done,
+            http_stop,
+            http_task,
+        })
+    }
+
+    /// Where the sidecar listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The instance's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The instance's health flags.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Runs until `shutdown` resolves (then stops gracefully) or the consumer loop fails.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::select! {
+            () = shutdown => self.stop().await,
+            result = &mut self.pipeline_done => {
+                let error = match result {
+                    Ok(Ok(())) => Error::Pipeline("the consumer loop ended unexpectedly".into()),
+                    Ok(Err(e)) => e,
+                    Err(_) => Error::Pipeline("the consumer loop panicked".into()),
+                };
+                error!(%error, "consumer loop failed");
+                self.stop_http().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops fetching, finishes in-flight records, commits and leaves the group, waiting at
+    /// most the grace period; then stops the sidecar.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        // The loop bounds its own draining by the grace period; the margin covers leaving the
+        // group.
+        let outcome = tokio::time::timeout(
+            self.grace + Duration::from_secs(2),
+            self.pipeline_done,
+        )
+        .await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Pipeline("the consumer loop panicked".into())),
+            Err(_) => {
+                warn!(grace = ?self.grace, "the consumer did not stop within the grace period; uncommitted records will be re-read");
+                Ok(())
+            }
+        };
+        let _ = self.http_stop.send(());
+        let _ = self.http_task.await;
+        result
+    }
+
+    async fn stop_http(self) {
+        let _ = self.http_stop.send(());
+        let _ = self.http_task.await;
+    }
+}
+
+/// Runs driftwood until `shutdown` resolves.
+pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    Service::start(config).await?.run_until(shutdown).await
+}

@@ -1,0 +1,75 @@
+//! The HTTP sidecar: `/health` (liveness), `/ready` (readiness) and `/metrics` (Prometheus).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+use crate::health::Health;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Health>,
+    metrics: Metrics,
+}
+
+/// The router, separate from serving so it can be embedded.
+pub fn router(health: Arc<Health>, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/health", get(health_handler))
+        .route("/ready", get(ready_handler))
+        .route("/metrics", get(metrics_handler))
+        .with_state(AppState { health, metrics })
+}
+
+async fn health_handler(State(state): State<AppState>) -> Response {
+    if state.health.is_alive() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "consumer loop is not running\n").into_response()
+    }
+}
+
+async fn ready_handler(State(state): State<AppState>) -> Response {
+    let readiness = state.health.readiness();
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Binds `addr` (fails fast when taken) and returns the bound address and the server future,
+/// which ends after `shutdown` resolves.
+pub async fn bind(
+    addr: SocketAddr,
+    health: Arc<Health>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let http_error = |source| Error::Http {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(http_error)?;
+    let local = listener.local_addr().map_err(http_error)?;
+    let server = axum::serve(listener, router(health, metrics)).with_graceful_shutdown(shutdown);
+    Ok((local, server.into_future()))
+}

@@ -1,0 +1,140 @@
+//! Kafka in: the consumer's context. Rebalances drain and commit revoked partitions before
+//! they move; librdkafka statistics feed the lag gauge and broker reachability.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::sink::Sink;
+
+/// The consumer's callbacks.
+pub struct SourceContext {
+    /// The sink whose in-flight outputs gate commits.
+    pub sink: Arc<Sink>,
+    /// Health flags to update.
+    pub health: Arc<Health>,
+    /// Metrics to update.
+    pub metrics: Metrics,
+    /// The input topic.
+    pub topic: String,
+    /// How long a revocation waits for in-flight outputs.
+    pub revoke_drain: Duration,
+}
+
+impl SourceContext {
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    /// Hands acknowledged positions to librdkafka, which commits them in the background.
+    pub fn store_offsets(&self, consumer: &BaseConsumer<SourceContext>) {
+        let positions = self.sink.tracker().take_committable();
+        if positions.is_empty() {
+            return;
+        }
+        let tpl = self.position_list(&positions);
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // Happens for a partition revoked a moment ago; its new owner re-reads.
+            warn!(error = %e, "could not store offsets");
+        }
+    }
+
+    /// Commits the acknowledged positions of `partitions` synchronously.
+    pub fn commit(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        let positions = self.sink.tracker().committable(partitions);
+        if positions.is_empty() {
+            return;
+        }
+        let tpl = self.position_list(&positions);
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => info!(?positions, "committed"),
+            Err(e) => warn!(error = %e, ?positions, "commit failed; records after the last commit will be re-read"),
+        }
+    }
+
+    fn position_list(&self, positions: &[(i32, i64)]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for &(p, offset) in positions {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(offset))
+                .expect("valid offset");
+        }
+        tpl
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, stats: Statistics) {
+        let reachable = stats.brokers.values().any(|b| b.state == "UP");
+        self.health.set_broker_reachable(reachable);
+        if let Some(topic) = stats.topics.get(&self.topic) {
+            let tracker = self.sink.tracker();
+            for (partition, p) in &topic.partitions {
+                if *partition >= 0 && tracker.is_assigned(*partition) && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&self.topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.health.set_broker_reachable(false);
+        }
+        warn!(%error, reason, "consumer error");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = self.partitions(tpl);
+            info!(?partitions, "partitions revoked; draining and committing");
+            self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+            if !self.sink.drain(&partitions, self.revoke_drain) {
+                warn!(
+                    ?partitions,
+                    "some outputs were not acknowledged in time; their records will be re-read by the next owner"
+                );
+            }
+            self.commit(consumer, &partitions);
+            self.sink.tracker().revoke(partitions.iter().copied());
+            for p in &partitions {
+                let _ = self
+                    .metrics
+                    .consumer_lag
+                    .remove_label_values(&[&self.topic, &p.to_string()]);
+            }
+            self.health.set_joined(false);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = self.partitions(tpl);
+                info!(?partitions, "partitions assigned");
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                self.sink.tracker().assign(partitions);
+                // Joining the group took a coordinator round trip: the broker is reachable.
+                self.health.set_broker_reachable(true);
+                self.health.set_joined(true);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
