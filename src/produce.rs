@@ -1,0 +1,244 @@
+//! `driftwood produce`: a load and demo generator. Emits the bundled dataset's rows (with
+//! their labels) as feature records, optionally shifted (to simulate drift) and with corrupt
+//! records interleaved.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::parse_key_value;
+use crate::dataset::Dataset;
+use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
+use crate::encode::{FeatureEncoder, FeatureRow};
+use crate::error::{Error, Result};
+
+/// Settings for `driftwood produce`.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceConfig {
+    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Topic to write to.
+    #[arg(long, default_value = "features")]
+    pub topic: String,
+    /// Records to emit, corrupt ones included.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Records per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Multiply every feature by 1+F (simulated drift).
+    #[arg(long, default_value_t = 0.0)]
+    pub shift: f64,
+    /// How many of the records are corrupt (undecodable), spread evenly.
+    #[arg(long, default_value_t = 0)]
+    pub corrupt: usize,
+    /// Framing.
+    #[arg(long, value_enum, default_value = "avro")]
+    pub format: InputFormat,
+    /// librdkafka property KEY=VALUE (repeatable).
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+impl ProduceConfig {
+    /// Defaults for `count` records to `topic`.
+    pub fn new(bootstrap_servers: &str, topic: &str, count: usize) -> Self {
+        ProduceConfig {
+            bootstrap_servers: Some(bootstrap_servers.into()),
+            topic: topic.into(),
+            count,
+            rate: 0.0,
+            shift: 0.0,
+            corrupt: 0,
+            format: InputFormat::Avro,
+            kafka_options: Vec::new(),
+        }
+    }
+}
+
+/// Whether record `seq` of `count` is one of the `corrupt` ones (evenly spaced).
+pub fn is_corrupt(seq: usize, count: usize, corrupt: usize) -> bool {
+    if corrupt == 0 || count == 0 {
+        return false;
+    }
+    let stride = count / corrupt.min(count);
+    seq % stride == stride / 2 && seq / stride < corrupt
+}
+
+/// The dataset row record `seq` carries; its id is `seq` in decimal.
+pub fn row_of(seq: usize, data: &Dataset) -> usize {
+    seq % data.len()
+}
+
+/// What was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    /// Records acknowledged by the broker.
+    pub records: usize,
+    /// Of which corrupt.
+    pub corrupt: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+struct CountingContext {
+    failed: AtomicU64,
+}
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            tracing::warn!(error = %e, "delivery failed");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Emits the records and waits for every acknowledgement.
+pub fn produce(config: &ProduceConfig) -> Result<Produced> {
+    let data = Dataset::breast_cancer();
+    let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc")?;
+    let encoder = FeatureEncoder::new(schema, config.format)?;
+    let brokers = config
+        .bootstrap_servers
+        .clone()
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+        .unwrap_or_else(|| "localhost:9092".into());
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("acks", "all");
+    for (k, v) in &config.kafka_options {
+        client.set(k, v);
+    }
+    let producer: BaseProducer<CountingContext> = client
+        .create_with_context(CountingContext {
+            failed: AtomicU64::new(0),
+        })
+        .map_err(|e| Error::kafka("creating the producer", e))?;
+
+    let started = Instant::now();
+    let scale = 1.0 + config.shift;
+    let mut values = vec![0.0; data.feature_names.len()];
+    let mut bytes = Vec::new();
+    let mut corrupt = 0;
+    for seq in 0..config.count {
+        if config.rate > 0.0 {
+            let due = started + Duration::from_secs_f64(seq as f64 / config.rate);
+            let now = Instant::now();
+            if due > now {
+                producer.poll(due - now);
+            }
+        }
+        let row = row_of(seq, &data);
+        for (v, x) in values.iter_mut().zip(&data.rows[row]) {
+            *v = x * scale;
+        }
+        let id = seq.to_string();
+        bytes.clear();
+        encoder.encode(
+            FeatureRow {
+                id: &id,
+                event_time_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                names: &data.feature_names,
+                values: &values,
+                label: Some(data.labels[row]),
+            },
+            &mut bytes,
+        )?;
+        if is_corrupt(seq, config.count, config.corrupt) {
+            corrupt_in_place(&mut bytes, corrupt, config.format);
+            corrupt += 1;
+        }
+        let mut record = BaseRecord::to(&config.topic).key(id.as_bytes()).payload(&bytes);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("producing to {}", config.topic), e)),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|e| Error::kafka("flushing", e))?;
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(Error::Pipeline(format!(
+            "{failed} of {} records were not acknowledged",
+            config.count
+        )));
+    }
+    Ok(Produced {
+        records: config.count,
+        corrupt,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Damages an encoded record so that it cannot be decoded, in one of three ways.
+fn corrupt_in_place(bytes: &mut Vec<u8>, nth: usize, format: InputFormat) {
+    match (nth % 3, format) {
+        // Cut short: the Avro decoder runs out of bytes.
+        (0, _) => bytes.truncate(bytes.len() / 2),
+        // A wrong magic byte in front of a good record.
+        (1, InputFormat::Confluent) => bytes[0] = 7,
+        // Garbage: an over-long varint where the id's length should be.
+        _ => {
+            bytes.clear();
+            bytes.extend_from_slice(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01garbage");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_records_are_spread_and_counted_exactly() {
+        for (count, corrupt) in [(10_000, 50), (3000, 30), (10, 10), (7, 3), (5, 0)] {
+            let n = (0..count).filter(|&s| is_corrupt(s, count, corrupt)).count();
+            assert_eq!(n, corrupt, "{count}/{corrupt}");
+        }
+    }
+
+    #[test]
+    fn every_corruption_is_undecodable() {
+        let data = Dataset::breast_cancer();
+        for format in [InputFormat::Avro, InputFormat::Confluent] {
+            let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "b").unwrap();
+            let encoder = FeatureEncoder::new(schema.clone(), format).unwrap();
+            let decoder = FeatureDecoder::new(schema, &data.feature_names, format, 1 << 20).unwrap();
+            for nth in 0..3 {
+                let mut bytes = Vec::new();
+                let row = FeatureRow {
+                    id: "1",
+                    event_time_ms: 0,
+                    names: &data.feature_names,
+                    values: &data.rows[0],
+                    label: None,
+                };
+                encoder.encode(row, &mut bytes).unwrap();
+                corrupt_in_place(&mut bytes, nth, format);
+                assert!(decoder.decode(Some(&bytes), &mut Vec::new()).is_err(), "{format:?} {nth}");
+            }
+        }
+    }
+}
