@@ -257,14 +257,15 @@ impl RunConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", self.brokers())
-            .set("client.id", format!("driftwood-{}", hostname()))
-            .set(
-                "statistics.interval.ms",
-                self.stats_interval.as_millis().to_string(),
-            );
+            .set("client.id", format!("driftwood-{}", hostname()));
         match role {
             ClientRole::Consumer => {
                 config
+                    // Statistics feed the lag gauge and broker reachability.
+                    .set(
+                        "statistics.interval.ms",
+                        self.stats_interval.as_millis().to_string(),
+                    )
                     .set("group.id", &self.group_id)
                     // Offsets are stored by driftwood once the output is acknowledged,
                     // then committed by librdkafka in the background.
@@ -276,6 +277,8 @@ impl RunConfig {
             }
             ClientRole::Producer => {
                 config
+                    // Idempotence keeps each output partition in order across retries.
+                    .set("enable.idempotence", "true")
                     .set("acks", "all")
                     .set("linger.ms", "5")
                     .set("message.max.bytes", (self.max_message_bytes + 65_536).to_string());

@@ -1,0 +1,269 @@
+//! Shared harness for integration tests: a real Kafka-protocol broker, unique names, and
+//! helpers that read topics back. Every wait has a timeout.
+//!
+//! The broker is `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise a tansu process started on a
+//! free loopback port (killed when the test process exits).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use driftwood::config::RunConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// How to get a broker, printed whenever one is missing.
+pub const HOW_TO_GET_A_BROKER: &str = "install tansu with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` \
+     (or run `scripts/test.sh`, which does it), or point KAFKA_BOOTSTRAP_SERVERS at a Kafka broker";
+
+/// The tansu binary: on PATH or in cargo's bin directory.
+pub fn tansu_binary() -> PathBuf {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("CARGO_HOME").map(|h| PathBuf::from(h).join("bin/tansu")))
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("the tansu broker binary was not found: {HOW_TO_GET_A_BROKER}");
+}
+
+/// A free loopback port (free when checked; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port} after {timeout:?}: {HOW_TO_GET_A_BROKER}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tansu_command(port: u16) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut command = Command::new(tansu_binary());
+    command
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+/// A tansu broker owned by one test, stopped when dropped.
+pub struct Tansu {
+    child: Child,
+    pub port: u16,
+}
+
+impl Tansu {
+    /// Starts tansu on `port` and waits until it accepts connections.
+    pub fn start(port: u16) -> Self {
+        let child = tansu_command(port)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tansu: {e}: {HOW_TO_GET_A_BROKER}"));
+        wait_for_port(port, Duration::from_secs(20));
+        Tansu { child, port }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shared broker of this test process.
+pub fn bootstrap() -> &'static str {
+    static BROKER: OnceLock<String> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        if let Ok(servers) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+            return servers;
+        }
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The broker is spawned from a thread that never exits, so PR_SET_PDEATHSIG (which
+        // fires when the spawning *thread* ends) kills it exactly when this process ends.
+        std::thread::spawn(move || {
+            let mut command = tansu_command(port);
+            #[cfg(target_os = "linux")]
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child = command.spawn();
+            let started = child.is_ok();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).unwrap();
+            if started {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        if let Err(e) = rx.recv().unwrap() {
+            panic!("cannot start tansu: {e}: {HOW_TO_GET_A_BROKER}");
+        }
+        wait_for_port(port, Duration::from_secs(20));
+        format!("127.0.0.1:{port}")
+    })
+}
+
+/// `prefix-<random>`: topics and groups never collide between tests or runs.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}
+
+/// Creates topics with `partitions` partitions each.
+pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = tokio::time::timeout(
+        Duration::from_secs(30),
+        admin.create_topics(&new, &AdminOptions::new()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("creating topics timed out: {HOW_TO_GET_A_BROKER}"))
+    .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// A run configuration on fresh topics and group, sidecar on a free port.
+pub fn run_config(bootstrap: &str) -> RunConfig {
+    let mut config = RunConfig::defaults(bootstrap);
+    config.input_topic = unique("features");
+    config.output_topic = unique("predictions");
+    config.dlq_topic = unique("dlq");
+    config.group_id = unique("group");
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+    config.shutdown_grace = Duration::from_secs(10);
+    config.stats_interval = Duration::from_secs(1);
+    config
+}
+
+/// Reads every partition of `topic` from the start until `expected` messages arrived
+/// (fails after `timeout`, saying how many came).
+pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {expected} messages from {topic} within {timeout:?}",
+            out.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.expect("consume").detach());
+        }
+    }
+    // Anything beyond `expected` is a bug (duplicates or strays): look a little longer.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.expect("consume").detach());
+        }
+    }
+    out
+}
+
+/// A header's value as text.
+pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    message.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+    })
+}
+
+/// `(partition, offset)` → message.
+pub fn by_position(messages: &[OwnedMessage]) -> HashMap<(i32, i64), &OwnedMessage> {
+    messages.iter().map(|m| ((m.partition(), m.offset()), m)).collect()
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the sidecar");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A sample's value in Prometheus text, e.g. `metric(text, "driftwood_records_total{outcome=\"scored\"}")`.
+pub fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+/// Polls `condition` every 100 ms until it holds; fails with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
