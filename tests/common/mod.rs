@@ -101,8 +101,20 @@ impl Drop for Tansu {
     }
 }
 
+/// Sends driftwood's logs to the test output (shown for failing tests).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRIFTWOOD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// The shared broker of this test process.
 pub fn bootstrap() -> &'static str {
+    init_logging();
     static BROKER: OnceLock<String> = OnceLock::new();
     BROKER.get_or_init(|| {
         if let Ok(servers) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
@@ -183,6 +195,17 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
 /// Reads every partition of `topic` from the start until `expected` messages arrived
 /// (fails after `timeout`, saying how many came).
 pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let out = read_available(bootstrap, topic, expected, timeout);
+    assert!(
+        out.len() >= expected,
+        "read {} of {expected} messages from {topic} within {timeout:?}",
+        out.len()
+    );
+    out
+}
+
+/// Like [`read_topic`] but returns what arrived by `timeout` instead of failing.
+pub fn read_available(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
@@ -199,12 +222,7 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(expected);
-    while out.len() < expected {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {expected} messages from {topic} within {timeout:?}",
-            out.len()
-        );
+    while out.len() < expected && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             out.push(m.expect("consume").detach());
         }

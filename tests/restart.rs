@@ -1,0 +1,98 @@
+//! Stopping mid-stream and starting again in the same group loses nothing.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use driftwood::encode::{AvroCodec, PredictionRecord};
+use driftwood::produce::{ProduceConfig, produce};
+use driftwood::service::Service;
+use driftwood::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+use rdkafka::Message;
+
+const RECORDS: usize = 20_000;
+const CORRUPT: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_loses_no_record() {
+    let bootstrap = bootstrap();
+    let config = run_config(bootstrap);
+    create_topics(
+        bootstrap,
+        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
+        3,
+    )
+    .await;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
+    spec.corrupt = CORRUPT;
+    // tansu 0.6.0 answers a fetch that starts inside a record batch with the *next* batch, so
+    // a consumer resuming mid-batch skips the rest of it (see README, "Known broker issues").
+    // One record per batch keeps this test about driftwood's commits, not that bug.
+    spec.kafka_options = vec![("batch.num.messages".into(), "1".into())];
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // First instance: stop it part-way through.
+    let first = Service::start(config.clone()).await.unwrap();
+    let metrics = first.metrics().clone();
+    wait_until("the first instance to make progress", Duration::from_secs(120), || {
+        metrics.scored() >= 2_000
+    })
+    .await;
+    first.stop().await.unwrap();
+    let done_first = metrics.scored() + metrics.dead_lettered();
+    assert!(
+        done_first < RECORDS as u64,
+        "the first instance finished everything ({done_first}); the test needs a mid-stream stop"
+    );
+
+    // Second instance, same group: picks up where the first committed.
+    let second = Service::start(config.clone()).await.unwrap();
+    let metrics2 = second.metrics().clone();
+    wait_until("the second instance to catch up", Duration::from_secs(180), || {
+        let text = metrics2.render();
+        let lags: Vec<f64> = (0..3)
+            .filter_map(|p| {
+                metric(&text, &format!("driftwood_consumer_lag{{partition=\"{p}\",topic=\"{}\"}}", config.input_topic))
+            })
+            .collect();
+        lags.len() == 3 && lags.iter().all(|l| *l == 0.0) && metrics2.in_flight.get() == 0
+    })
+    .await;
+    second.stop().await.unwrap();
+
+    let outputs = done_first + metrics2.scored() + metrics2.dead_lettered();
+    let predictions = read_available(
+        bootstrap,
+        &config.output_topic,
+        RECORDS - CORRUPT,
+        Duration::from_secs(15),
+    );
+    let dead = read_available(bootstrap, &config.dlq_topic, CORRUPT, Duration::from_secs(10));
+
+    let codec = AvroCodec::predictions();
+    let mut seen: HashMap<(i32, i64), usize> = HashMap::new();
+    for m in &predictions {
+        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
+        *seen.entry((p.source_partition, p.source_offset)).or_default() += 1;
+    }
+    for m in &dead {
+        let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
+        let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
+        *seen.entry((partition, offset)).or_default() += 1;
+    }
+    let inputs = read_topic(bootstrap, &config.input_topic, RECORDS, Duration::from_secs(60));
+    let missing: Vec<_> = inputs
+        .iter()
+        .map(|m| (m.partition(), m.offset()))
+        .filter(|k| !seen.contains_key(k))
+        .collect();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert!(missing.is_empty(), "{} input offsets have no output, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    // A graceful stop commits everything it acknowledged, so nothing is scored twice.
+    assert_eq!(duplicates, 0, "{outputs} outputs acknowledged by the two instances");
+}

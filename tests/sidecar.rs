@@ -1,0 +1,135 @@
+//! The HTTP sidecar on a real broker: probes, metrics, and the process's signal handling.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use driftwood::produce::{ProduceConfig, produce};
+use driftwood::service::Service;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_the_broker_and_metrics_count_records() {
+    // No broker on this port yet: the service must come up, say why it is not ready, and
+    // keep trying instead of failing.
+    let port = free_port();
+    let mut config = run_config(&format!("127.0.0.1:{port}"));
+    config.create_topics = true;
+    let service = Service::start(config.clone()).await.unwrap();
+    let addr = service.http_addr();
+    let (status, _) = http_get(addr, "/health");
+    assert_eq!(status, 200, "alive while the broker is missing");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = http_get(addr, "/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"joined_group\":false"), "{body}");
+    assert!(body.contains("consumer has not joined its group"), "{body}");
+    let (status, _) = http_get(addr, "/health");
+    assert_eq!(status, 200, "still alive, still trying");
+
+    // The broker appears: topics get created, the group is joined, /ready turns 200.
+    let broker = Tansu::start(port);
+    wait_until("/ready to say 200", Duration::from_secs(90), || {
+        http_get(addr, "/ready").0 == 200
+    })
+    .await;
+
+    let mut spec = ProduceConfig::new(&broker.bootstrap(), &config.input_topic, 500);
+    spec.corrupt = 5;
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    let metrics = service.metrics().clone();
+    wait_until("500 records", Duration::from_secs(60), || {
+        metrics.scored() + metrics.dead_lettered() >= 500
+    })
+    .await;
+    let (status, text) = http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, "driftwood_records_total{outcome=\"scored\"}"), Some(495.0), "{text}");
+    assert_eq!(metric(&text, "driftwood_records_total{outcome=\"dead_lettered\"}"), Some(5.0));
+    assert_eq!(metric(&text, "driftwood_dead_letters_total{kind=\"undecodable\"}"), Some(5.0));
+    assert_eq!(metric(&text, "driftwood_prediction_confidence_count"), Some(495.0));
+    assert_eq!(metric(&text, "driftwood_scoring_duration_seconds_count"), Some(495.0));
+    assert_eq!(
+        metric(&text, "driftwood_model_info{name=\"breast-cancer\",version=\"1\"}"),
+        Some(1.0)
+    );
+    assert!(metric(&text, "driftwood_rebalances_total{kind=\"assign\"}").unwrap() >= 1.0);
+    assert!(text.contains("process_resident_memory_bytes"), "process metrics exported");
+    let labels: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("driftwood_predictions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(labels, 495.0);
+    // Lag comes from librdkafka statistics (1 s interval here).
+    wait_until("a lag gauge", Duration::from_secs(10), || {
+        http_get(addr, "/metrics").1.contains("driftwood_consumer_lag{")
+    })
+    .await;
+    service.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_process_cleanly() {
+    let bootstrap = bootstrap();
+    let config = run_config(bootstrap);
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["run", "--create-topics", "--bootstrap-servers", bootstrap])
+        .args(["--input-topic", &config.input_topic, "--output-topic", &config.output_topic])
+        .args(["--dlq-topic", &config.dlq_topic, "--group-id", &config.group_id])
+        .args(["--model", config.model.to_str().unwrap()])
+        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--shutdown-grace", "5s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for_port(port, Duration::from_secs(20));
+    wait_until("/ready to say 200", Duration::from_secs(60), || {
+        http_get(addr, "/ready").0 == 200
+    })
+    .await;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, 200);
+    spec.rate = 0.0;
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit within the grace period");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn invalid_configuration_fails_fast_naming_the_problem() {
+    let output = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["run", "--input-topic", "same", "--output-topic", "same"])
+        .args(["--model", concat!(env!("CARGO_MANIFEST_DIR"), "/models/breast-cancer/1")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--input-topic \"same\" must differ"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["run", "--model", "/nonexistent/model"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/model") && stderr.contains("driftwood train"), "{stderr}");
+}
