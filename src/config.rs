@@ -49,7 +49,11 @@ pub struct RunConfig {
     pub dlq_topic: String,
 
     /// Model artifact directory.
-    #[arg(long, env = "DRIFTWOOD_MODEL", default_value = "models/breast-cancer/1")]
+    #[arg(
+        long,
+        env = "DRIFTWOOD_MODEL",
+        default_value = "models/breast-cancer/1"
+    )]
     pub model: PathBuf,
 
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
@@ -57,7 +61,12 @@ pub struct RunConfig {
     pub input_schema: Option<PathBuf>,
 
     /// Input framing.
-    #[arg(long, env = "DRIFTWOOD_INPUT_FORMAT", value_enum, default_value = "avro")]
+    #[arg(
+        long,
+        env = "DRIFTWOOD_INPUT_FORMAT",
+        value_enum,
+        default_value = "avro"
+    )]
     pub input_format: InputFormat,
 
     /// Messages larger than this many bytes are dead-lettered unscored.
@@ -237,9 +246,14 @@ impl RunConfig {
         let mut out = self.kafka_options.clone();
         for (key, path) in &self.kafka_option_files {
             let value = std::fs::read_to_string(path).map_err(|e| {
-                Error::Config(format!("--kafka-option-file {key}: cannot read {path}: {e}"))
+                Error::Config(format!(
+                    "--kafka-option-file {key}: cannot read {path}: {e}"
+                ))
             })?;
-            out.push((key.clone(), value.trim_end_matches(['\n', '\r']).to_string()));
+            out.push((
+                key.clone(),
+                value.trim_end_matches(['\n', '\r']).to_string(),
+            ));
         }
         for (key, var) in &self.kafka_option_envs {
             let value = std::env::var(var).map_err(|_| {
@@ -281,7 +295,10 @@ impl RunConfig {
                     .set("enable.idempotence", "true")
                     .set("acks", "all")
                     .set("linger.ms", "5")
-                    .set("message.max.bytes", (self.max_message_bytes + 65_536).to_string());
+                    .set(
+                        "message.max.bytes",
+                        (self.max_message_bytes + 65_536).to_string(),
+                    );
             }
             ClientRole::Admin => {}
         }
@@ -361,17 +378,36 @@ mod tests {
     fn invalid_settings_name_the_flag() {
         let mut c = RunConfig::defaults("b:9092");
         c.output_topic = c.input_topic.clone();
-        assert!(c.validate().unwrap_err().to_string().contains("--input-topic"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--input-topic")
+        );
 
         let mut c = RunConfig::defaults("b:9092");
         c.kafka_options = vec![("enable.auto.offset.store".into(), "true".into())];
-        assert!(c.validate().unwrap_err().to_string().contains("sets enable.auto.offset.store itself"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("sets enable.auto.offset.store itself")
+        );
 
         let mut c = RunConfig::defaults("b:9092");
         c.dlq_topic = "bad topic!".into();
-        assert!(c.validate().unwrap_err().to_string().contains("--dlq-topic"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--dlq-topic")
+        );
 
-        assert!(parse_key_value("sasl.password").unwrap_err().contains("KEY=VALUE"));
+        assert!(
+            parse_key_value("sasl.password")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
     }
 
     #[test]
@@ -388,7 +424,10 @@ mod tests {
         assert_eq!(consumer.get("linger.ms"), None);
         assert_eq!(producer.get("linger.ms"), Some("0"));
         let shown = format!("{c:?}");
-        assert!(shown.contains("sasl.password") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("sasl.password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
 
         c.kafka_option_envs = vec![("sasl.username".into(), "DRIFTWOOD_TEST_UNSET_VAR".into())];
         let err = c.validate().unwrap_err().to_string();

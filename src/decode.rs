@@ -280,7 +280,11 @@ impl FeatureDecoder {
         }
     }
 
-    fn pick(&self, fields: Vec<(String, Value)>, features: &mut [f64]) -> Result<RecordMeta, DecodeError> {
+    fn pick(
+        &self,
+        fields: Vec<(String, Value)>,
+        features: &mut [f64],
+    ) -> Result<RecordMeta, DecodeError> {
         let mut meta = RecordMeta::default();
         for (slot, (name, value)) in self.slots.iter().zip(fields) {
             match slot {
@@ -393,7 +397,9 @@ mod tests {
         for format in [InputFormat::Avro, InputFormat::Confluent] {
             let bytes = encode(&bundled(), format, &data.feature_names, &data.rows[3]);
             let mut row = Vec::new();
-            let meta = decoder(bundled(), format).decode(Some(&bytes), &mut row).unwrap();
+            let meta = decoder(bundled(), format)
+                .decode(Some(&bytes), &mut row)
+                .unwrap();
             assert_eq!(row, data.rows[3]);
             assert_eq!(meta.id.as_deref(), Some("r-1"));
             assert_eq!(meta.event_time_ms, Some(1_700_000_000_000));
@@ -411,10 +417,16 @@ mod tests {
             .rev()
             .map(|n| format!(r#"{{"name":"{n}","type":"double"}}"#))
             .collect();
-        fields.insert(5, r#"{"name":"clinic","type":"string","default":"x"}"#.into());
+        fields.insert(
+            5,
+            r#"{"name":"clinic","type":"string","default":"x"}"#.into(),
+        );
         fields.push(r#"{"name":"id","type":"string"}"#.into());
         let schema = FeatureDecoder::parse_schema(
-            &format!(r#"{{"type":"record","name":"R","fields":[{}]}}"#, fields.join(",")),
+            &format!(
+                r#"{{"type":"record","name":"R","fields":[{}]}}"#,
+                fields.join(",")
+            ),
             "test",
         )
         .unwrap();
@@ -454,10 +466,19 @@ mod tests {
     #[test]
     fn truncated_and_garbage_bytes_are_undecodable() {
         let data = Dataset::breast_cancer();
-        let bytes = encode(&bundled(), InputFormat::Avro, &data.feature_names, &data.rows[0]);
+        let bytes = encode(
+            &bundled(),
+            InputFormat::Avro,
+            &data.feature_names,
+            &data.rows[0],
+        );
         let d = decoder(bundled(), InputFormat::Avro);
         let mut row = Vec::new();
-        for bad in [&bytes[..bytes.len() / 2], b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", &[]] {
+        for bad in [
+            &bytes[..bytes.len() / 2],
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            &[],
+        ] {
             let err = d.decode(Some(bad), &mut row).unwrap_err();
             assert_eq!(err.kind, DecodeErrorKind::Undecodable, "{err}");
         }
@@ -505,7 +526,11 @@ mod tests {
         assert_ne!(text, BUNDLED_FEATURE_SCHEMA);
         let schema = FeatureDecoder::parse_schema(&text, "t").unwrap();
         let values = Dataset::breast_cancer().rows[0].clone();
-        let without: Vec<String> = names.iter().filter(|n| *n != "mean_area").cloned().collect();
+        let without: Vec<String> = names
+            .iter()
+            .filter(|n| *n != "mean_area")
+            .cloned()
+            .collect();
         let without_values: Vec<f64> = names
             .iter()
             .zip(&values)
@@ -534,7 +559,8 @@ mod tests {
         assert_eq!(err.kind, DecodeErrorKind::NonFinite);
         assert!(err.message.contains("mean_concave_points"), "{err}");
 
-        let small = FeatureDecoder::new(bundled(), &data.feature_names, InputFormat::Avro, 16).unwrap();
+        let small =
+            FeatureDecoder::new(bundled(), &data.feature_names, InputFormat::Avro, 16).unwrap();
         let err = small.decode(Some(&bytes), &mut row).unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::Oversized);
     }

@@ -60,7 +60,10 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
             .create_topic(topic, 3, 1)
             .map_err(|e| Error::kafka(format!("creating {topic}"), e))?;
     }
-    println!("mock Kafka cluster at {brokers}; producing {} records ({} corrupt)…", config.count, config.corrupt);
+    println!(
+        "mock Kafka cluster at {brokers}; producing {} records ({} corrupt)…",
+        config.count, config.corrupt
+    );
     let mut spec = ProduceConfig::new(&brokers, &run.input_topic, config.count);
     spec.corrupt = config.corrupt;
     let produce_spec = spec.clone();
@@ -85,7 +88,9 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     while metrics.scored() + metrics.dead_lettered() < total {
         if Instant::now() > deadline {
             let _ = service.stop().await;
-            return Err(Error::Pipeline("the demo did not finish within 5 minutes".into()));
+            return Err(Error::Pipeline(
+                "the demo did not finish within 5 minutes".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

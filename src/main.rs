@@ -11,10 +11,20 @@ use driftwood::model::train::{TrainSpec, train};
 use driftwood::produce::{ProduceConfig, produce};
 
 #[derive(Parser)]
-#[command(name = "driftwood", version, about = "Score Avro feature streams from Kafka with a random forest")]
+#[command(
+    name = "driftwood",
+    version,
+    about = "Score Avro feature streams from Kafka with a random forest"
+)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "DRIFTWOOD_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTWOOD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwood=debug`).
     #[arg(long, global = true, env = "DRIFTWOOD_LOG", default_value = "info")]
@@ -44,7 +54,12 @@ enum Command {
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Bundled dataset to train on.
-    #[arg(long, value_enum, conflicts_with = "csv", required_unless_present = "csv")]
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with = "csv",
+        required_unless_present = "csv"
+    )]
     dataset: Option<BundledDataset>,
     /// CSV file with a header row to train on.
     #[arg(long, requires = "target")]
@@ -89,7 +104,9 @@ enum BundledDataset {
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("invalid log filter {filter:?}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -187,14 +187,15 @@ impl Pipeline {
             match consumer.poll(POLL_TIMEOUT) {
                 None => {}
                 Some(Ok(message)) => scorer.handle(&message, &sink),
-                Some(Err(e)) => {
-                    // Usually transient (broker restarting, topic not created yet);
-                    // librdkafka keeps retrying, so say so at most every 10 s.
-                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
-                        last_poll_warning = Some(Instant::now());
-                    }
+                // Usually transient (broker restarting, topic not created yet); librdkafka
+                // keeps retrying, so say so at most every 10 s.
+                Some(Err(e))
+                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
+                {
+                    warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
+                    last_poll_warning = Some(Instant::now());
                 }
+                Some(Err(_)) => {}
             }
         }
 
@@ -209,7 +210,11 @@ impl Pipeline {
         }
         consumer.context().store_offsets(&consumer);
         consumer.context().commit(&consumer, &assigned);
-        sink.flush(grace.saturating_sub(started.elapsed()).min(Duration::from_secs(1)));
+        sink.flush(
+            grace
+                .saturating_sub(started.elapsed())
+                .min(Duration::from_secs(1)),
+        );
         // Dropping the consumer leaves the group (its revoke callback commits once more).
         drop(consumer);
         info!(elapsed = ?started.elapsed(), "consumer stopped");

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::parse_key_value;
@@ -162,7 +162,9 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
             corrupt_in_place(&mut bytes, corrupt, config.format);
             corrupt += 1;
         }
-        let mut record = BaseRecord::to(&config.topic).key(id.as_bytes()).payload(&bytes);
+        let mut record = BaseRecord::to(&config.topic)
+            .key(id.as_bytes())
+            .payload(&bytes);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -170,7 +172,9 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
                     record = r;
                     producer.poll(Duration::from_millis(50));
                 }
-                Err((e, _)) => return Err(Error::kafka(format!("producing to {}", config.topic), e)),
+                Err((e, _)) => {
+                    return Err(Error::kafka(format!("producing to {}", config.topic), e));
+                }
             }
         }
         producer.poll(Duration::ZERO);
@@ -214,7 +218,9 @@ mod tests {
     #[test]
     fn corrupt_records_are_spread_and_counted_exactly() {
         for (count, corrupt) in [(10_000, 50), (3000, 30), (10, 10), (7, 3), (5, 0)] {
-            let n = (0..count).filter(|&s| is_corrupt(s, count, corrupt)).count();
+            let n = (0..count)
+                .filter(|&s| is_corrupt(s, count, corrupt))
+                .count();
             assert_eq!(n, corrupt, "{count}/{corrupt}");
         }
     }
@@ -225,7 +231,8 @@ mod tests {
         for format in [InputFormat::Avro, InputFormat::Confluent] {
             let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "b").unwrap();
             let encoder = FeatureEncoder::new(schema.clone(), format).unwrap();
-            let decoder = FeatureDecoder::new(schema, &data.feature_names, format, 1 << 20).unwrap();
+            let decoder =
+                FeatureDecoder::new(schema, &data.feature_names, format, 1 << 20).unwrap();
             for nth in 0..3 {
                 let mut bytes = Vec::new();
                 let row = FeatureRow {
@@ -237,7 +244,10 @@ mod tests {
                 };
                 encoder.encode(row, &mut bytes).unwrap();
                 corrupt_in_place(&mut bytes, nth, format);
-                assert!(decoder.decode(Some(&bytes), &mut Vec::new()).is_err(), "{format:?} {nth}");
+                assert!(
+                    decoder.decode(Some(&bytes), &mut Vec::new()).is_err(),
+                    "{format:?} {nth}"
+                );
             }
         }
     }

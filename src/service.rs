@@ -65,15 +65,11 @@ impl Service {
         health.set_model_loaded(true);
 
         let (http_stop, http_stopped) = oneshot::channel::<()>();
-        let (http_addr, server) = sidecar::bind(
-            config.http_addr,
-            health.clone(),
-            metrics.clone(),
-            async {
+        let (http_addr, server) =
+            sidecar::bind(config.http_addr, health.clone(), metrics.clone(), async {
                 let _ = http_stopped.await;
-            },
-        )
-        .await?;
+            })
+            .await?;
         let http_task = tokio::spawn(server);
         info!(
             %http_addr,
@@ -161,11 +157,8 @@ impl Service {
         self.stop.store(true, Ordering::Relaxed);
         // The loop bounds its own draining by the grace period; the margin covers leaving the
         // group.
-        let outcome = tokio::time::timeout(
-            self.grace + Duration::from_secs(2),
-            self.pipeline_done,
-        )
-        .await;
+        let outcome =
+            tokio::time::timeout(self.grace + Duration::from_secs(2), self.pipeline_done).await;
         let result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Pipeline("the consumer loop panicked".into())),

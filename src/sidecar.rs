@@ -34,7 +34,11 @@ async fn health_handler(State(state): State<AppState>) -> Response {
     if state.health.is_alive() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "consumer loop is not running\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consumer loop is not running\n",
+        )
+            .into_response()
     }
 }
 

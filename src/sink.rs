@@ -238,17 +238,22 @@ impl Sink {
                 Err((err, rejected)) => {
                     error!(%err, topic, "could not enqueue output; will send again");
                     self.producer.context().metrics.delivery_retries.inc();
-                    self.producer.context().retries.lock().expect("retry queue").push(Retry {
-                        due: Instant::now() + retry_delay(pending.attempt),
-                        topic: topic.to_string(),
-                        key: key.map(<[u8]>::to_vec),
-                        payload: payload.map(<[u8]>::to_vec),
-                        headers: rejected.headers,
-                        pending: Pending {
-                            attempt: pending.attempt + 1,
-                            ..pending
-                        },
-                    });
+                    self.producer
+                        .context()
+                        .retries
+                        .lock()
+                        .expect("retry queue")
+                        .push(Retry {
+                            due: Instant::now() + retry_delay(pending.attempt),
+                            topic: topic.to_string(),
+                            key: key.map(<[u8]>::to_vec),
+                            payload: payload.map(<[u8]>::to_vec),
+                            headers: rejected.headers,
+                            pending: Pending {
+                                attempt: pending.attempt + 1,
+                                ..pending
+                            },
+                        });
                     return;
                 }
             }

@@ -59,7 +59,9 @@ impl SourceContext {
         let tpl = self.position_list(&positions);
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => info!(?positions, "committed"),
-            Err(e) => warn!(error = %e, ?positions, "commit failed; records after the last commit will be re-read"),
+            Err(e) => {
+                warn!(error = %e, ?positions, "commit failed; records after the last commit will be re-read")
+            }
         }
     }
 

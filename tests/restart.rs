@@ -39,9 +39,11 @@ async fn graceful_restart_loses_no_record() {
     // First instance: stop it part-way through.
     let first = Service::start(config.clone()).await.unwrap();
     let metrics = first.metrics().clone();
-    wait_until("the first instance to make progress", Duration::from_secs(120), || {
-        metrics.scored() >= 2_000
-    })
+    wait_until(
+        "the first instance to make progress",
+        Duration::from_secs(120),
+        || metrics.scored() >= 2_000,
+    )
     .await;
     first.stop().await.unwrap();
     let done_first = metrics.scored() + metrics.dead_lettered();
@@ -53,15 +55,25 @@ async fn graceful_restart_loses_no_record() {
     // Second instance, same group: picks up where the first committed.
     let second = Service::start(config.clone()).await.unwrap();
     let metrics2 = second.metrics().clone();
-    wait_until("the second instance to catch up", Duration::from_secs(180), || {
-        let text = metrics2.render();
-        let lags: Vec<f64> = (0..3)
-            .filter_map(|p| {
-                metric(&text, &format!("driftwood_consumer_lag{{partition=\"{p}\",topic=\"{}\"}}", config.input_topic))
-            })
-            .collect();
-        lags.len() == 3 && lags.iter().all(|l| *l == 0.0) && metrics2.in_flight.get() == 0
-    })
+    wait_until(
+        "the second instance to catch up",
+        Duration::from_secs(180),
+        || {
+            let text = metrics2.render();
+            let lags: Vec<f64> = (0..3)
+                .filter_map(|p| {
+                    metric(
+                        &text,
+                        &format!(
+                            "driftwood_consumer_lag{{partition=\"{p}\",topic=\"{}\"}}",
+                            config.input_topic
+                        ),
+                    )
+                })
+                .collect();
+            lags.len() == 3 && lags.iter().all(|l| *l == 0.0) && metrics2.in_flight.get() == 0
+        },
+    )
     .await;
     second.stop().await.unwrap();
 
@@ -72,27 +84,47 @@ async fn graceful_restart_loses_no_record() {
         RECORDS - CORRUPT,
         Duration::from_secs(15),
     );
-    let dead = read_available(bootstrap, &config.dlq_topic, CORRUPT, Duration::from_secs(10));
+    let dead = read_available(
+        bootstrap,
+        &config.dlq_topic,
+        CORRUPT,
+        Duration::from_secs(10),
+    );
 
     let codec = AvroCodec::predictions();
     let mut seen: HashMap<(i32, i64), usize> = HashMap::new();
     for m in &predictions {
         let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
-        *seen.entry((p.source_partition, p.source_offset)).or_default() += 1;
+        *seen
+            .entry((p.source_partition, p.source_offset))
+            .or_default() += 1;
     }
     for m in &dead {
         let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
         let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
         *seen.entry((partition, offset)).or_default() += 1;
     }
-    let inputs = read_topic(bootstrap, &config.input_topic, RECORDS, Duration::from_secs(60));
+    let inputs = read_topic(
+        bootstrap,
+        &config.input_topic,
+        RECORDS,
+        Duration::from_secs(60),
+    );
     let missing: Vec<_> = inputs
         .iter()
         .map(|m| (m.partition(), m.offset()))
         .filter(|k| !seen.contains_key(k))
         .collect();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    assert!(missing.is_empty(), "{} input offsets have no output, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} input offsets have no output, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     // A graceful stop commits everything it acknowledged, so nothing is scored twice.
-    assert_eq!(duplicates, 0, "{outputs} outputs acknowledged by the two instances");
+    assert_eq!(
+        duplicates, 0,
+        "{outputs} outputs acknowledged by the two instances"
+    );
 }

@@ -48,17 +48,39 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     .await;
     let (status, text) = http_get(addr, "/metrics");
     assert_eq!(status, 200);
-    assert_eq!(metric(&text, "driftwood_records_total{outcome=\"scored\"}"), Some(495.0), "{text}");
-    assert_eq!(metric(&text, "driftwood_records_total{outcome=\"dead_lettered\"}"), Some(5.0));
-    assert_eq!(metric(&text, "driftwood_dead_letters_total{kind=\"undecodable\"}"), Some(5.0));
-    assert_eq!(metric(&text, "driftwood_prediction_confidence_count"), Some(495.0));
-    assert_eq!(metric(&text, "driftwood_scoring_duration_seconds_count"), Some(495.0));
     assert_eq!(
-        metric(&text, "driftwood_model_info{name=\"breast-cancer\",version=\"1\"}"),
+        metric(&text, "driftwood_records_total{outcome=\"scored\"}"),
+        Some(495.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "driftwood_records_total{outcome=\"dead_lettered\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&text, "driftwood_dead_letters_total{kind=\"undecodable\"}"),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&text, "driftwood_prediction_confidence_count"),
+        Some(495.0)
+    );
+    assert_eq!(
+        metric(&text, "driftwood_scoring_duration_seconds_count"),
+        Some(495.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "driftwood_model_info{name=\"breast-cancer\",version=\"1\"}"
+        ),
         Some(1.0)
     );
     assert!(metric(&text, "driftwood_rebalances_total{kind=\"assign\"}").unwrap() >= 1.0);
-    assert!(text.contains("process_resident_memory_bytes"), "process metrics exported");
+    assert!(
+        text.contains("process_resident_memory_bytes"),
+        "process metrics exported"
+    );
     let labels: f64 = text
         .lines()
         .filter(|l| l.starts_with("driftwood_predictions_total{"))
@@ -67,7 +89,9 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     assert_eq!(labels, 495.0);
     // Lag comes from librdkafka statistics (1 s interval here).
     wait_until("a lag gauge", Duration::from_secs(10), || {
-        http_get(addr, "/metrics").1.contains("driftwood_consumer_lag{")
+        http_get(addr, "/metrics")
+            .1
+            .contains("driftwood_consumer_lag{")
     })
     .await;
     service.stop().await.unwrap();
@@ -80,10 +104,25 @@ async fn sigterm_stops_the_process_cleanly() {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftwood"))
         .args(["run", "--create-topics", "--bootstrap-servers", bootstrap])
-        .args(["--input-topic", &config.input_topic, "--output-topic", &config.output_topic])
-        .args(["--dlq-topic", &config.dlq_topic, "--group-id", &config.group_id])
+        .args([
+            "--input-topic",
+            &config.input_topic,
+            "--output-topic",
+            &config.output_topic,
+        ])
+        .args([
+            "--dlq-topic",
+            &config.dlq_topic,
+            "--group-id",
+            &config.group_id,
+        ])
         .args(["--model", config.model.to_str().unwrap()])
-        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--shutdown-grace", "5s"])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--shutdown-grace",
+            "5s",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -108,7 +147,10 @@ async fn sigterm_stops_the_process_cleanly() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "did not exit within the grace period");
+        assert!(
+            Instant::now() < deadline,
+            "did not exit within the grace period"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
@@ -118,12 +160,18 @@ async fn sigterm_stops_the_process_cleanly() {
 fn invalid_configuration_fails_fast_naming_the_problem() {
     let output = Command::new(env!("CARGO_BIN_EXE_driftwood"))
         .args(["run", "--input-topic", "same", "--output-topic", "same"])
-        .args(["--model", concat!(env!("CARGO_MANIFEST_DIR"), "/models/breast-cancer/1")])
+        .args([
+            "--model",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/models/breast-cancer/1"),
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--input-topic \"same\" must differ"), "{stderr}");
+    assert!(
+        stderr.contains("--input-topic \"same\" must differ"),
+        "{stderr}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_driftwood"))
         .args(["run", "--model", "/nonexistent/model"])
@@ -131,5 +179,8 @@ fn invalid_configuration_fails_fast_naming_the_problem() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("/nonexistent/model") && stderr.contains("driftwood train"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/model") && stderr.contains("driftwood train"),
+        "{stderr}"
+    );
 }

@@ -87,12 +87,11 @@ impl Model {
     /// must agree with the metadata about features and classes.
     pub fn load(dir: &Path) -> Result<Self> {
         let (metadata, reference) = load_reference(dir)?;
-        let forest = Forest::compile(&reference, metadata.features.len()).map_err(|e| {
-            Error::Model {
+        let forest =
+            Forest::compile(&reference, metadata.features.len()).map_err(|e| Error::Model {
                 path: dir.to_path_buf(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         if forest.classes() != metadata.classes {
             return Err(Error::Model {
                 path: dir.to_path_buf(),

@@ -93,7 +93,10 @@ mod tests {
         let values: Vec<f64> = (0..100).map(f64::from).collect();
         let h = Histogram::quantiles(&values, 10);
         assert_eq!(h.edges.len(), 9);
-        assert!(h.proportions.iter().all(|p| (p - 0.1).abs() < 1e-9), "{h:?}");
+        assert!(
+            h.proportions.iter().all(|p| (p - 0.1).abs() < 1e-9),
+            "{h:?}"
+        );
 
         let mostly_zero: Vec<f64> = (0..100).map(|i| if i < 80 { 0.0 } else { 1.0 }).collect();
         let h = Histogram::quantiles(&mostly_zero, 10);

@@ -11,13 +11,12 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use crate::error::{Error, Result};
 
 /// smartcore's forest with the types driftwood trains: `f64` features, `i32` labels.
-pub type SmartcoreForest =
-    smartcore::ensemble::random_forest_classifier::RandomForestClassifier<
-        f64,
-        i32,
-        DenseMatrix<f64>,
-        Vec<i32>,
-    >;
+pub type SmartcoreForest = smartcore::ensemble::random_forest_classifier::RandomForestClassifier<
+    f64,
+    i32,
+    DenseMatrix<f64>,
+    Vec<i32>,
+>;
 
 /// Marks a leaf in [`Forest::feature`]; the leaf's class index is kept in `true_child`.
 const LEAF: u32 = u32::MAX;

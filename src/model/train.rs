@@ -68,7 +68,11 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
             spec.test_fraction
         )));
     }
-    let pick_rows = |idx: &[usize]| idx.iter().map(|&i| data.rows[i].clone()).collect::<Vec<_>>();
+    let pick_rows = |idx: &[usize]| {
+        idx.iter()
+            .map(|&i| data.rows[i].clone())
+            .collect::<Vec<_>>()
+    };
     let train_rows = pick_rows(&train_idx);
     let train_labels: Vec<i32> = train_idx.iter().map(|&i| data.labels[i]).collect();
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
@@ -84,7 +88,10 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     let n_features = data.feature_names.len();
     let forest = Forest::compile(&reference, n_features)?;
     let mut votes = Vec::new();
-    let test_rows: Vec<f64> = test_idx.iter().flat_map(|&i| data.rows[i].clone()).collect();
+    let test_rows: Vec<f64> = test_idx
+        .iter()
+        .flat_map(|&i| data.rows[i].clone())
+        .collect();
     forest.score_batch(&test_rows, &mut votes);
     let n_classes = forest.classes().len();
     let predictions: Vec<(i32, f64)> = votes
@@ -169,7 +176,6 @@ fn split(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
 mod tests {
     use super::*;
 
-
     fn spec(root: &std::path::Path, n_trees: u16) -> TrainSpec {
         TrainSpec {
             name: "bc".into(),
@@ -194,7 +200,11 @@ mod tests {
         let again = tempfile::tempdir().unwrap();
         let second = train(&data, &spec(again.path(), 15)).unwrap();
         assert_eq!(first.metadata.model_sha256, second.metadata.model_sha256);
-        assert!(first.metadata.holdout_accuracy > 0.85, "{:?}", first.metadata);
+        assert!(
+            first.metadata.holdout_accuracy > 0.85,
+            "{:?}",
+            first.metadata
+        );
 
         let model = Model::load(&first.dir).unwrap();
         let (_, reference) = artifact::load_reference(&first.dir).unwrap();

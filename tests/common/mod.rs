@@ -28,7 +28,11 @@ pub const HOW_TO_GET_A_BROKER: &str = "install tansu with `cargo install tansu -
 /// The tansu binary: on PATH or in cargo's bin directory.
 pub fn tansu_binary() -> PathBuf {
     let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .chain(std::env::var_os("CARGO_HOME").map(|h| PathBuf::from(h).join("bin/tansu")))
@@ -66,7 +70,13 @@ fn tansu_command(port: u16) -> Command {
     let url = format!("tcp://127.0.0.1:{port}");
     let mut command = Command::new(tansu_binary());
     command
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "memory://tansu/"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -136,7 +146,8 @@ pub fn bootstrap() -> &'static str {
             }
             let child = command.spawn();
             let started = child.is_ok();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).unwrap();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string()))
+                .unwrap();
             if started {
                 loop {
                     std::thread::park();
@@ -194,7 +205,12 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
 
 /// Reads every partition of `topic` from the start until `expected` messages arrived
 /// (fails after `timeout`, saying how many came).
-pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let out = read_available(bootstrap, topic, expected, timeout);
     assert!(
         out.len() >= expected,
@@ -205,7 +221,12 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
 }
 
 /// Like [`read_topic`] but returns what arrived by `timeout` instead of failing.
-pub fn read_available(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub fn read_available(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
@@ -217,7 +238,8 @@ pub fn read_available(bootstrap: &str, topic: &str, expected: usize, timeout: Du
         .expect("topic metadata");
     let mut tpl = TopicPartitionList::new();
     for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + timeout;
@@ -249,14 +271,23 @@ pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
 
 /// `(partition, offset)` → message.
 pub fn by_position(messages: &[OwnedMessage]) -> HashMap<(i32, i64), &OwnedMessage> {
-    messages.iter().map(|m| ((m.partition(), m.offset()), m)).collect()
+    messages
+        .iter()
+        .map(|m| ((m.partition(), m.offset()), m))
+        .collect()
 }
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the sidecar");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response
@@ -281,7 +312,10 @@ pub fn metric(text: &str, sample: &str) -> Option<f64> {
 pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
