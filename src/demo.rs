@@ -81,10 +81,14 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     };
     let http_addr = service.http_addr();
     println!("scoring; metrics at http://{http_addr}/metrics");
-    let started = Instant::now();
     let total = config.count as u64;
     let metrics = service.metrics().clone();
-    let deadline = started + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // Throughput counts from the group join, not from the join's own delay.
+    while !service.health().readiness().joined_group && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
     while metrics.scored() + metrics.dead_lettered() < total {
         if Instant::now() > deadline {
             let _ = service.stop().await;

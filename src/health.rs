@@ -112,3 +112,27 @@ impl Drop for LoopGuard<'_> {
         self.0.loop_exited();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_what_is_missing_and_a_dead_loop_is_not_alive() {
+        let health = Health::default();
+        assert!(health.is_alive(), "alive before the loop starts");
+        let r = health.readiness();
+        assert!(!r.ready);
+        assert_eq!(r.missing.len(), 3);
+        health.set_model_loaded(true);
+        health.set_broker_reachable(true);
+        health.set_joined(true);
+        health.heartbeat();
+        assert!(health.readiness().ready);
+        {
+            let _guard = LoopGuard(&health);
+        }
+        assert!(!health.is_alive());
+        assert!(!health.readiness().ready);
+    }
+}

@@ -95,8 +95,15 @@ impl Service {
             .name("driftwood-pipeline".into())
             .spawn(move || {
                 let result = (|| {
-                    if config.create_topics {
-                        admin::create_topics(&config, &runtime, &thread_stop)?;
+                    if config.create_topics
+                        && let Err(e) = admin::create_topics(&config, &runtime, &thread_stop)
+                    {
+                        // Shutting down while the broker was still unreachable is not a failure.
+                        return if thread_stop.load(Ordering::Relaxed) {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        };
                     }
                     if thread_stop.load(Ordering::Relaxed) {
                         return Ok(());

@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use driftwood::decode::InputFormat;
 use driftwood::produce::{ProduceConfig, produce};
 use driftwood::service::Service;
 
@@ -16,6 +17,8 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     let port = free_port();
     let mut config = run_config(&format!("127.0.0.1:{port}"));
     config.create_topics = true;
+    // Confluent wire format end to end (the other tests use plain Avro).
+    config.input_format = InputFormat::Confluent;
     let service = Service::start(config.clone()).await.unwrap();
     let addr = service.http_addr();
     let (status, _) = http_get(addr, "/health");
@@ -37,6 +40,7 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
 
     let mut spec = ProduceConfig::new(&broker.bootstrap(), &config.input_topic, 500);
     spec.corrupt = 5;
+    spec.format = InputFormat::Confluent;
     tokio::task::spawn_blocking(move || produce(&spec))
         .await
         .unwrap()
@@ -57,9 +61,14 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
         metric(&text, "driftwood_records_total{outcome=\"dead_lettered\"}"),
         Some(5.0)
     );
+    // Truncated bodies are undecodable; a wrong magic byte or garbage header is bad framing.
     assert_eq!(
         metric(&text, "driftwood_dead_letters_total{kind=\"undecodable\"}"),
-        Some(5.0)
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&text, "driftwood_dead_letters_total{kind=\"bad_framing\"}"),
+        Some(3.0)
     );
     assert_eq!(
         metric(&text, "driftwood_prediction_confidence_count"),

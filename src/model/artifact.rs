@@ -169,3 +169,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Dataset;
+    use smartcore::linalg::basic::matrix::DenseMatrix;
+
+    #[test]
+    fn committed_model_scores_like_smartcore() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+        let model = Model::load(&dir).unwrap();
+        let (metadata, reference) = load_reference(&dir).unwrap();
+        assert_eq!(metadata.training.n_trees, 100);
+        assert_eq!(metadata.training.max_depth, 10);
+        assert_eq!(model.forest.n_trees(), 100);
+        let data = Dataset::breast_cancer();
+        assert_eq!(metadata.features, data.feature_names);
+        let expected = reference
+            .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
+            .unwrap();
+        let flat: Vec<f64> = data.rows.concat();
+        let mut votes = Vec::new();
+        model.forest.score_batch(&flat, &mut votes);
+        let got: Vec<i32> = votes
+            .chunks_exact(model.forest.classes().len())
+            .map(|v| model.forest.votes(v).label())
+            .collect();
+        assert_eq!(got, expected);
+    }
+}

@@ -223,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn trains_from_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("blobs.csv");
+        let mut text = String::from("x,y,class\n");
+        for i in 0..60 {
+            let c = i % 2;
+            text += &format!("{},{},{c}\n", c as f64 * 10.0 + (i % 7) as f64 * 0.1, i % 5);
+        }
+        std::fs::write(&csv, text).unwrap();
+        let data = Dataset::from_csv(&csv, "class").unwrap();
+        assert_eq!(data.feature_names, vec!["x", "y"]);
+        let mut s = spec(dir.path(), 5);
+        s.source = format!("csv:{}", csv.display());
+        let out = train(&data, &s).unwrap();
+        assert_eq!(out.metadata.classes, vec![0, 1]);
+        assert!(out.metadata.holdout_accuracy > 0.9);
+        assert_eq!(out.metadata.baselines.features.len(), 2);
+    }
+
+    #[test]
     fn tampered_model_file_is_refused() {
         let data = Dataset::breast_cancer();
         let dir = tempfile::tempdir().unwrap();

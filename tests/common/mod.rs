@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,141 @@
+//! Scenarios run against more than one broker (tansu, and Apache Kafka in Docker).
+
+use std::time::Duration;
+
+use driftwood::dataset::Dataset;
+use driftwood::encode::{AvroCodec, PredictionRecord};
+use driftwood::model::artifact::load_reference;
+use driftwood::produce::{ProduceConfig, is_corrupt, produce, row_of};
+use driftwood::service::Service;
+use driftwood::sink::{
+    HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+};
+use rdkafka::Message;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use super::*;
+
+const RECORDS: usize = 10_000;
+const CORRUPT: usize = 50;
+
+/// 10,000 records, 50 of them corrupt, through one instance: exactly 9,950 predictions, each
+/// equal to smartcore's offline prediction, and 50 dead letters with the original bytes, key
+/// and error headers.
+pub async fn scores_every_record_and_dead_letters_the_corrupt_ones(bootstrap: &str) {
+    let config = run_config(bootstrap);
+    create_topics(
+        bootstrap,
+        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
+        3,
+    )
+    .await;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
+    spec.corrupt = CORRUPT;
+    let produced = tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(produced.corrupt, CORRUPT);
+
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    wait_until(
+        "every record to be scored or dead-lettered",
+        Duration::from_secs(180),
+        || metrics.scored() + metrics.dead_lettered() >= RECORDS as u64,
+    )
+    .await;
+    service.stop().await.unwrap();
+    assert_eq!(metrics.scored(), (RECORDS - CORRUPT) as u64);
+    assert_eq!(metrics.dead_lettered(), CORRUPT as u64);
+
+    let inputs = read_topic(
+        bootstrap,
+        &config.input_topic,
+        RECORDS,
+        Duration::from_secs(60),
+    );
+    let predictions = read_topic(
+        bootstrap,
+        &config.output_topic,
+        RECORDS - CORRUPT,
+        Duration::from_secs(60),
+    );
+    let dead = read_topic(
+        bootstrap,
+        &config.dlq_topic,
+        CORRUPT,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        predictions.len(),
+        RECORDS - CORRUPT,
+        "exactly one prediction per good record"
+    );
+    assert_eq!(
+        dead.len(),
+        CORRUPT,
+        "exactly one dead letter per corrupt record"
+    );
+    let inputs = by_position(&inputs);
+
+    // The offline reference: smartcore's own predict over the whole dataset.
+    let data = Dataset::breast_cancer();
+    let (metadata, reference) = load_reference(&config.model).unwrap();
+    let expected = reference
+        .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
+        .unwrap();
+
+    let codec = AvroCodec::predictions();
+    for message in &predictions {
+        let p: PredictionRecord = codec.decode(message.payload().unwrap()).unwrap();
+        let seq: usize = p.id.parse().unwrap();
+        assert!(
+            !is_corrupt(seq, RECORDS, CORRUPT),
+            "corrupt record {seq} was scored"
+        );
+        let row = row_of(seq, &data);
+        assert_eq!(p.predicted_label, expected[row], "record {seq} (row {row})");
+        assert_eq!(p.actual_label, Some(data.labels[row]));
+        assert_eq!(p.model_name, metadata.name);
+        assert_eq!(p.source_topic, config.input_topic);
+        let input = inputs[&(p.source_partition, p.source_offset)];
+        assert_eq!(input.key(), Some(p.id.as_bytes()));
+        assert_eq!(
+            message.key(),
+            input.key(),
+            "predictions are keyed like the input"
+        );
+        let shares: f64 = p.probabilities.iter().map(|c| c.probability).sum();
+        assert!((shares - 1.0).abs() < 1e-9);
+    }
+
+    for message in &dead {
+        let partition: i32 = header(message, HEADER_SOURCE_PARTITION)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let offset: i64 = header(message, HEADER_SOURCE_OFFSET)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            header(message, HEADER_SOURCE_TOPIC).unwrap(),
+            config.input_topic
+        );
+        assert_eq!(header(message, HEADER_ERROR_KIND).unwrap(), "undecodable");
+        assert!(!header(message, HEADER_ERROR_MESSAGE).unwrap().is_empty());
+        let input = inputs[&(partition, offset)];
+        assert_eq!(message.payload(), input.payload(), "original bytes kept");
+        assert_eq!(message.key(), input.key(), "original key kept");
+        let seq: usize = std::str::from_utf8(input.key().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            is_corrupt(seq, RECORDS, CORRUPT),
+            "good record {seq} was dead-lettered"
+        );
+    }
+}
