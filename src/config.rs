@@ -108,15 +108,15 @@ pub struct RunConfig {
     /// librdkafka property KEY=VALUE for both clients (repeatable); prefix the key with
     /// `consumer.` or `producer.` for one client only. In the environment, separate entries
     /// with `;`.
-    #[arg(long = "kafka-option", env = "DRIFTWOOD_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", env = "DRIFTWOOD_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// librdkafka property KEY=PATH whose value is read from the file at PATH (secrets).
-    #[arg(long = "kafka-option-file", env = "DRIFTWOOD_KAFKA_OPTION_FILES", value_delimiter = ';', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option-file", env = "DRIFTWOOD_KAFKA_OPTION_FILES", hide_env_values = true, value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_option_files: Vec<(String, String)>,
 
     /// librdkafka property KEY=VAR whose value is read from environment variable VAR.
-    #[arg(long = "kafka-option-env", env = "DRIFTWOOD_KAFKA_OPTION_ENVS", value_delimiter = ';', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option-env", env = "DRIFTWOOD_KAFKA_OPTION_ENVS", hide_env_values = true, value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_option_envs: Vec<(String, String)>,
 }
 
