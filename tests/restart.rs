@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::*;
 use driftwood::encode::{AvroCodec, PredictionRecord};
-use driftwood::produce::{ProduceConfig, produce};
 use driftwood::service::Service;
 use driftwood::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
 use rdkafka::Message;
@@ -18,23 +17,13 @@ const CORRUPT: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_loses_no_record() {
     let bootstrap = bootstrap();
-    let config = run_config(bootstrap);
-    create_topics(
-        bootstrap,
-        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
-        3,
-    )
-    .await;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
-    spec.corrupt = CORRUPT;
     // tansu 0.6.0 answers a fetch that starts inside a record batch with the *next* batch, so
     // a consumer resuming mid-batch skips the rest of it (see README, "Known broker issues").
     // One record per batch keeps this test about driftwood's commits, not that bug.
-    spec.kafka_options = vec![("batch.num.messages".into(), "1".into())];
-    tokio::task::spawn_blocking(move || produce(&spec))
-        .await
-        .unwrap()
-        .unwrap();
+    let config = prepared_topics(bootstrap, RECORDS, CORRUPT, |spec| {
+        spec.kafka_options = vec![("batch.num.messages".into(), "1".into())];
+    })
+    .await;
 
     // First instance: stop it part-way through.
     let first = Service::start(config.clone()).await.unwrap();

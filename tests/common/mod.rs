@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use driftwood::config::RunConfig;
+use driftwood::produce::{ProduceConfig, produce};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -202,6 +203,33 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
     config.model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     config.shutdown_grace = Duration::from_secs(10);
     config.stats_interval = Duration::from_secs(1);
+    config
+}
+
+/// A run configuration on fresh 3-partition topics, with `records` feature records
+/// (`corrupt` of them corrupt) already produced to the input; `adjust` may change the
+/// generator's settings first.
+pub async fn prepared_topics(
+    bootstrap: &str,
+    records: usize,
+    corrupt: usize,
+    adjust: impl FnOnce(&mut ProduceConfig),
+) -> RunConfig {
+    let config = run_config(bootstrap);
+    create_topics(
+        bootstrap,
+        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
+        3,
+    )
+    .await;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
+    spec.corrupt = corrupt;
+    adjust(&mut spec);
+    let produced = tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .expect("producing the input");
+    assert_eq!((produced.records, produced.corrupt), (records, corrupt));
     config
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use driftwood::dataset::Dataset;
 use driftwood::encode::{AvroCodec, PredictionRecord};
 use driftwood::model::artifact::load_reference;
-use driftwood::produce::{ProduceConfig, is_corrupt, produce, row_of};
+use driftwood::produce::{is_corrupt, row_of};
 use driftwood::service::Service;
 use driftwood::sink::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
@@ -23,20 +23,7 @@ const CORRUPT: usize = 50;
 /// equal to smartcore's offline prediction, and 50 dead letters with the original bytes, key
 /// and error headers.
 pub async fn scores_every_record_and_dead_letters_the_corrupt_ones(bootstrap: &str) {
-    let config = run_config(bootstrap);
-    create_topics(
-        bootstrap,
-        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
-        3,
-    )
-    .await;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
-    spec.corrupt = CORRUPT;
-    let produced = tokio::task::spawn_blocking(move || produce(&spec))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(produced.corrupt, CORRUPT);
+    let config = prepared_topics(bootstrap, RECORDS, CORRUPT, |_| {}).await;
 
     let service = Service::start(config.clone()).await.unwrap();
     let metrics = service.metrics().clone();
