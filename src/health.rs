@@ -14,6 +14,7 @@ pub struct Health {
     model_loaded: AtomicBool,
     broker_reachable: AtomicBool,
     joined: AtomicBool,
+    input_topic_missing: AtomicBool,
     loop_started: AtomicBool,
     loop_exited: AtomicBool,
     heartbeat_secs: AtomicU64,
@@ -30,6 +31,8 @@ pub struct Readiness {
     pub broker_reachable: bool,
     /// The consumer has joined its group and received an assignment.
     pub joined_group: bool,
+    /// The broker says the input topic does not exist.
+    pub input_topic_missing: bool,
     /// The checks that fail, in words.
     pub missing: Vec<&'static str>,
 }
@@ -54,6 +57,11 @@ impl Health {
     /// Records whether the consumer holds a group assignment.
     pub fn set_joined(&self, v: bool) {
         self.joined.store(v, Ordering::Relaxed);
+    }
+
+    /// Records whether the broker reported the input topic as unknown.
+    pub fn set_input_topic_missing(&self, v: bool) {
+        self.input_topic_missing.store(v, Ordering::Relaxed);
     }
 
     /// Called by the consumer loop on every iteration.
@@ -84,6 +92,7 @@ impl Health {
         let model_loaded = self.model_loaded.load(Ordering::Relaxed);
         let broker_reachable = self.broker_reachable.load(Ordering::Relaxed);
         let joined_group = self.joined.load(Ordering::Relaxed);
+        let input_topic_missing = self.input_topic_missing.load(Ordering::Relaxed);
         let mut missing = Vec::new();
         if !model_loaded {
             missing.push("model not loaded");
@@ -94,11 +103,15 @@ impl Health {
         if !joined_group {
             missing.push("consumer has not joined its group");
         }
+        if input_topic_missing {
+            missing.push("the input topic does not exist (create it, or run with --create-topics)");
+        }
         Readiness {
             ready: missing.is_empty() && self.is_alive(),
             model_loaded,
             broker_reachable,
             joined_group,
+            input_topic_missing,
             missing,
         }
     }
@@ -129,6 +142,9 @@ mod tests {
         health.set_joined(true);
         health.heartbeat();
         assert!(health.readiness().ready);
+        health.set_input_topic_missing(true);
+        assert!(!health.readiness().ready);
+        health.set_input_topic_missing(false);
         {
             let _guard = LoopGuard(&health);
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{info, warn};
 
@@ -187,15 +188,17 @@ impl Pipeline {
             match consumer.poll(POLL_TIMEOUT) {
                 None => {}
                 Some(Ok(message)) => scorer.handle(&message, &sink),
-                // Usually transient (broker restarting, topic not created yet); librdkafka
-                // keeps retrying, so say so at most every 10 s.
-                Some(Err(e))
-                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
-                {
-                    warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
-                    last_poll_warning = Some(Instant::now());
+                Some(Err(e)) => {
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+                        health.set_input_topic_missing(true);
+                    }
+                    // Usually transient (broker restarting, topic not created yet); librdkafka
+                    // keeps retrying, so say so at most every 10 s.
+                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
+                        last_poll_warning = Some(Instant::now());
+                    }
                 }
-                Some(Err(_)) => {}
             }
         }
 

@@ -130,6 +130,9 @@ impl ConsumerContext for SourceContext {
                 let partitions = self.partitions(tpl);
                 info!(?partitions, "partitions assigned");
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                if !partitions.is_empty() {
+                    self.health.set_input_topic_missing(false);
+                }
                 self.sink.tracker().assign(partitions);
                 // Joining the group took a coordinator round trip: the broker is reachable.
                 self.health.set_broker_reachable(true);

@@ -193,3 +193,20 @@ fn invalid_configuration_fails_fast_naming_the_problem() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_says_when_the_input_topic_does_not_exist() {
+    let config = run_config(bootstrap());
+    let service = Service::start(config).await.unwrap();
+    let addr = service.http_addr();
+    wait_until(
+        "/ready to name the missing topic",
+        Duration::from_secs(30),
+        || {
+            let (status, body) = http_get(addr, "/ready");
+            status == 503 && body.contains("the input topic does not exist")
+        },
+    )
+    .await;
+    service.stop().await.unwrap();
+}
