@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use apache_avro::Schema;
-use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::RecordSchema;
-use apache_avro::types::Value;
+
+use crate::avro::{AvroError, CompiledSchema, Cursor, Plan, Scalar};
 
 use crate::error::{Error, Result};
 
@@ -93,11 +93,11 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-/// The non-feature parts of a decoded record.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RecordMeta {
+/// The non-feature parts of a decoded record (the id is borrowed from the payload).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RecordMeta<'a> {
     /// The record's `id`, when the schema has one.
-    pub id: Option<String>,
+    pub id: Option<&'a str>,
     /// The record's `event_time` in ms, when the schema has one.
     pub event_time_ms: Option<i64>,
     /// The ground-truth `label`, when present and not null.
@@ -117,10 +117,14 @@ enum Slot {
 /// Decodes input messages into feature vectors in the model's feature order.
 #[derive(Debug)]
 pub struct FeatureDecoder {
-    schema: Schema,
     format: InputFormat,
     max_message_bytes: usize,
-    slots: Vec<Slot>,
+    /// Per writer field, in order: what it means and how to read it.
+    fields: Vec<(Slot, Plan)>,
+    /// Named types the field plans refer to.
+    schema: CompiledSchema,
+    /// Divides `event_time` into milliseconds (1, 1000 for micros, 10^6 for nanos).
+    event_time_divisor: i64,
     feature_names: Vec<String>,
 }
 
@@ -147,6 +151,7 @@ impl FeatureDecoder {
             .collect();
         let mut found = vec![false; features.len()];
         let mut slots = Vec::with_capacity(fields.len());
+        let mut event_time_divisor = 1;
         for field in fields {
             let slot = if let Some(&i) = wanted.get(field.name.as_str()) {
                 if !is_numeric(&field.schema) {
@@ -160,7 +165,10 @@ impl FeatureDecoder {
             } else {
                 match field.name.as_str() {
                     ID_FIELD => Slot::Id,
-                    EVENT_TIME_FIELD => Slot::EventTime,
+                    EVENT_TIME_FIELD => {
+                        event_time_divisor = time_divisor(&field.schema);
+                        Slot::EventTime
+                    }
                     LABEL_FIELD => Slot::Label,
                     _ => Slot::Ignored,
                 }
@@ -179,11 +187,16 @@ impl FeatureDecoder {
                 missing.join(", ")
             )));
         }
+        let schema = CompiledSchema::compile(&writer_schema).map_err(schema_error)?;
+        let Plan::Record(plans) = schema.resolve(&schema.root).clone() else {
+            unreachable!("a record schema compiles to a record plan")
+        };
         Ok(FeatureDecoder {
-            schema: writer_schema,
             format,
             max_message_bytes,
-            slots,
+            fields: slots.into_iter().zip(plans).collect(),
+            schema,
+            event_time_divisor,
             feature_names: features.to_vec(),
         })
     }
@@ -203,11 +216,11 @@ impl FeatureDecoder {
 
     /// Decodes `payload` and appends its features to `row` (in model order).
     /// On error nothing is appended.
-    pub fn decode(
+    pub fn decode<'a>(
         &self,
-        payload: Option<&[u8]>,
+        payload: Option<&'a [u8]>,
         row: &mut Vec<f64>,
-    ) -> Result<RecordMeta, DecodeError> {
+    ) -> Result<RecordMeta<'a>, DecodeError> {
         let Some(payload) = payload else {
             return Err(DecodeError::new(
                 DecodeErrorKind::BadFraming,
@@ -224,35 +237,73 @@ impl FeatureDecoder {
                 ),
             ));
         }
-        let mut body = self.unframe(payload)?;
-        let reader = GenericDatumReader::builder(&self.schema)
-            .build()
-            .map_err(|e| DecodeError::new(DecodeErrorKind::Undecodable, e.to_string()))?;
-        let value = reader
-            .read_value(&mut body)
-            .map_err(|e| DecodeError::new(DecodeErrorKind::Undecodable, e.to_string()))?;
-        if !body.is_empty() {
-            return Err(DecodeError::new(
-                DecodeErrorKind::Undecodable,
-                format!(
-                    "{} bytes left over after the record: not written with this schema",
-                    body.len()
-                ),
-            ));
-        }
-        let Value::Record(fields) = value else {
-            return Err(DecodeError::new(
-                DecodeErrorKind::Undecodable,
-                "decoded value is not a record",
-            ));
-        };
+        let body = self.unframe(payload)?;
         let start = row.len();
         row.resize(start + self.feature_names.len(), 0.0);
-        let result = self.pick(fields, &mut row[start..]);
+        let result = self.read_record(&mut Cursor::new(body), &mut row[start..]);
         if result.is_err() {
             row.truncate(start);
         }
         result
+    }
+
+    fn read_record<'a>(
+        &self,
+        c: &mut Cursor<'a>,
+        features: &mut [f64],
+    ) -> Result<RecordMeta<'a>, DecodeError> {
+        let undecodable =
+            |e: AvroError| DecodeError::new(DecodeErrorKind::Undecodable, e.to_string());
+        let mut meta = RecordMeta::default();
+        for (slot, plan) in &self.fields {
+            match slot {
+                Slot::Ignored => self.schema.skip(plan, c).map_err(undecodable)?,
+                Slot::Feature(i) => {
+                    let v = match self.schema.scalar(plan, c).map_err(undecodable)? {
+                        Scalar::Real(v) => v,
+                        Scalar::Integer(v) => v as f64,
+                        _ => {
+                            return Err(DecodeError::new(
+                                DecodeErrorKind::MissingFeature,
+                                format!("feature {:?} is null", self.feature_names[*i]),
+                            ));
+                        }
+                    };
+                    if !v.is_finite() {
+                        return Err(DecodeError::new(
+                            DecodeErrorKind::NonFinite,
+                            format!("feature {:?} is {v}", self.feature_names[*i]),
+                        ));
+                    }
+                    features[*i] = v;
+                }
+                Slot::Id => {
+                    if let Scalar::Str(s) = self.schema.scalar(plan, c).map_err(undecodable)? {
+                        meta.id = Some(s);
+                    }
+                }
+                Slot::EventTime => {
+                    if let Scalar::Integer(t) = self.schema.scalar(plan, c).map_err(undecodable)? {
+                        meta.event_time_ms = Some(t / self.event_time_divisor);
+                    }
+                }
+                Slot::Label => {
+                    if let Scalar::Integer(l) = self.schema.scalar(plan, c).map_err(undecodable)? {
+                        meta.label = i32::try_from(l).ok();
+                    }
+                }
+            }
+        }
+        if c.remaining() > 0 {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Undecodable,
+                format!(
+                    "{} bytes left over after the record: not written with this schema",
+                    c.remaining()
+                ),
+            ));
+        }
+        Ok(meta)
     }
 
     /// Strips the framing and returns the Avro body.
@@ -279,72 +330,15 @@ impl FeatureDecoder {
             },
         }
     }
-
-    fn pick(
-        &self,
-        fields: Vec<(String, Value)>,
-        features: &mut [f64],
-    ) -> Result<RecordMeta, DecodeError> {
-        let mut meta = RecordMeta::default();
-        for (slot, (name, value)) in self.slots.iter().zip(fields) {
-            match slot {
-                Slot::Feature(i) => {
-                    let v = number(&value).ok_or_else(|| {
-                        DecodeError::new(
-                            DecodeErrorKind::MissingFeature,
-                            format!("feature {name:?} is null"),
-                        )
-                    })?;
-                    if !v.is_finite() {
-                        return Err(DecodeError::new(
-                            DecodeErrorKind::NonFinite,
-                            format!("feature {name:?} is {v}"),
-                        ));
-                    }
-                    features[*i] = v;
-                }
-                Slot::Id => {
-                    if let Value::String(s) = unwrap_union(value) {
-                        meta.id = Some(s);
-                    }
-                }
-                Slot::EventTime => {
-                    meta.event_time_ms = match unwrap_union(value) {
-                        Value::TimestampMillis(t) | Value::Long(t) => Some(t),
-                        Value::TimestampMicros(t) => Some(t / 1_000),
-                        _ => None,
-                    }
-                }
-                Slot::Label => {
-                    meta.label = match unwrap_union(value) {
-                        Value::Int(l) => Some(l),
-                        Value::Long(l) => i32::try_from(l).ok(),
-                        _ => None,
-                    }
-                }
-                Slot::Ignored => {}
-            }
-        }
-        Ok(meta)
-    }
 }
 
-fn unwrap_union(value: Value) -> Value {
-    match value {
-        Value::Union(_, inner) => *inner,
-        other => other,
-    }
-}
-
-/// A numeric value as `f64`; `None` for null.
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Double(v) => Some(*v),
-        Value::Float(v) => Some(f64::from(*v)),
-        Value::Int(v) => Some(f64::from(*v)),
-        Value::Long(v) => Some(*v as f64),
-        Value::Union(_, inner) => number(inner),
-        _ => None,
+/// Milliseconds per unit of a timestamp schema (possibly inside a nullable union).
+fn time_divisor(schema: &Schema) -> i64 {
+    match schema {
+        Schema::TimestampMicros | Schema::LocalTimestampMicros => 1_000,
+        Schema::TimestampNanos | Schema::LocalTimestampNanos => 1_000_000,
+        Schema::Union(u) => u.variants().iter().map(time_divisor).max().unwrap_or(1),
+        _ => 1,
     }
 }
 
@@ -366,6 +360,7 @@ mod tests {
     use super::*;
     use crate::dataset::Dataset;
     use crate::encode::{FeatureEncoder, FeatureRow};
+    use apache_avro::types::Value;
     use apache_avro::writer::datum::GenericDatumWriter;
 
     fn bundled() -> Schema {
@@ -401,7 +396,7 @@ mod tests {
                 .decode(Some(&bytes), &mut row)
                 .unwrap();
             assert_eq!(row, data.rows[3]);
-            assert_eq!(meta.id.as_deref(), Some("r-1"));
+            assert_eq!(meta.id, Some("r-1"));
             assert_eq!(meta.event_time_ms, Some(1_700_000_000_000));
             assert_eq!(meta.label, Some(1));
         }
@@ -563,5 +558,123 @@ mod tests {
             FeatureDecoder::new(bundled(), &data.feature_names, InputFormat::Avro, 16).unwrap();
         let err = small.decode(Some(&bytes), &mut row).unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::Oversized);
+    }
+
+    /// A producer's evolved schema: promoted numeric types, nullable features, micros
+    /// timestamps, and extra fields of every Avro type in between, all of which are skipped.
+    #[test]
+    fn evolved_writer_schemas_decode_by_name() {
+        let data = Dataset::breast_cancer();
+        let numeric = [
+            "\"float\"",
+            "\"int\"",
+            "\"long\"",
+            "[\"null\",\"double\"]",
+            "[\"double\",\"null\"]",
+        ];
+        let extras = [
+            r#"{"name":"x_bool","type":"boolean"}"#,
+            r#"{"name":"x_bytes","type":"bytes"}"#,
+            r#"{"name":"x_fixed","type":{"type":"fixed","name":"F","size":3}}"#,
+            r#"{"name":"x_enum","type":{"type":"enum","name":"E","symbols":["a","b"]}}"#,
+            r#"{"name":"x_array","type":{"type":"array","items":"long"}}"#,
+            r#"{"name":"x_map","type":{"type":"map","values":"string"}}"#,
+            r#"{"name":"x_rec","type":{"type":"record","name":"Inner","fields":[{"name":"a","type":"double"},{"name":"b","type":["null","Inner"],"default":null}]}}"#,
+            r#"{"name":"x_ref","type":"F"}"#,
+        ];
+        let mut fields = vec![
+            r#"{"name":"event_time","type":{"type":"long","logicalType":"timestamp-micros"}}"#
+                .to_string(),
+        ];
+        for (i, name) in data.feature_names.iter().enumerate() {
+            fields.push(format!(
+                r#"{{"name":"{name}","type":{}}}"#,
+                numeric[i % numeric.len()]
+            ));
+            if i < extras.len() {
+                fields.push(extras[i].to_string());
+            }
+        }
+        fields.push(r#"{"name":"id","type":["null","string"]}"#.into());
+        fields.push(r#"{"name":"label","type":"long"}"#.into());
+        let schema = FeatureDecoder::parse_schema(
+            &format!(
+                r#"{{"type":"record","name":"Evolved","fields":[{}]}}"#,
+                fields.join(",")
+            ),
+            "evolved",
+        )
+        .unwrap();
+        let Schema::Record(record) = &schema else {
+            unreachable!()
+        };
+        let row = &data.rows[42];
+        let value_for = |name: &str, schema: &Schema| -> Value {
+            if let Some(i) = data.feature_names.iter().position(|n| n == name) {
+                // Whole numbers so that int/long/float promotions are exact.
+                let v = row[i].round();
+                return match schema {
+                    Schema::Float => Value::Float(v as f32),
+                    Schema::Int => Value::Int(v as i32),
+                    Schema::Long => Value::Long(v as i64),
+                    Schema::Union(u) => {
+                        let at = u
+                            .variants()
+                            .iter()
+                            .position(|s| *s == Schema::Double)
+                            .unwrap();
+                        Value::Union(at as u32, Box::new(Value::Double(v)))
+                    }
+                    _ => Value::Double(v),
+                };
+            }
+            match name {
+                "event_time" => Value::TimestampMicros(1_700_000_000_123_456),
+                "id" => Value::Union(1, Box::new(Value::String("evolved-1".into()))),
+                "label" => Value::Long(1),
+                "x_bool" => Value::Boolean(true),
+                "x_bytes" => Value::Bytes(vec![1, 2, 3]),
+                "x_fixed" | "x_ref" => Value::Fixed(3, vec![9, 9, 9]),
+                "x_enum" => Value::Enum(1, "b".into()),
+                "x_array" => Value::Array(vec![Value::Long(5), Value::Long(-7)]),
+                "x_map" => Value::Map([("k".to_string(), Value::String("v".into()))].into()),
+                "x_rec" => Value::Record(vec![
+                    ("a".into(), Value::Double(1.5)),
+                    (
+                        "b".into(),
+                        Value::Union(
+                            1,
+                            Box::new(Value::Record(vec![
+                                ("a".into(), Value::Double(2.5)),
+                                ("b".into(), Value::Union(0, Box::new(Value::Null))),
+                            ])),
+                        ),
+                    ),
+                ]),
+                other => panic!("no value for {other}"),
+            }
+        };
+        let value = Value::Record(
+            record
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), value_for(&f.name, &f.schema)))
+                .collect(),
+        );
+        let mut bytes = Vec::new();
+        GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value(&mut bytes, value)
+            .unwrap();
+        let mut decoded = Vec::new();
+        let meta = decoder(schema, InputFormat::Avro)
+            .decode(Some(&bytes), &mut decoded)
+            .unwrap();
+        let expected: Vec<f64> = row.iter().map(|v| v.round()).collect();
+        assert_eq!(decoded, expected);
+        assert_eq!(meta.id, Some("evolved-1"));
+        assert_eq!(meta.event_time_ms, Some(1_700_000_000_123));
+        assert_eq!(meta.label, Some(1));
     }
 }

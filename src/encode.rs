@@ -7,6 +7,7 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 
+use crate::avro::Writer;
 use crate::decode::{EVENT_TIME_FIELD, ID_FIELD, InputFormat, LABEL_FIELD};
 use crate::error::{Error, Result};
 
@@ -40,6 +41,71 @@ pub struct PredictionRecord {
     pub event_time: i64,
     /// When driftwood scored it (ms since the epoch).
     pub scored_at: i64,
+}
+
+/// A prediction to encode, borrowing everything (the hot path's form of
+/// [`PredictionRecord`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PredictionFields<'a> {
+    /// The input record's id.
+    pub id: &'a str,
+    /// Model name.
+    pub model_name: &'a str,
+    /// Model version.
+    pub model_version: &'a str,
+    /// Predicted class label.
+    pub predicted_label: i32,
+    /// Vote share of the predicted class.
+    pub confidence: f64,
+    /// Class labels, in the model's order.
+    pub classes: &'a [i32],
+    /// Vote share of each class, matching `classes`.
+    pub probabilities: &'a [f64],
+    /// Ground truth from the input, if any.
+    pub actual_label: Option<i32>,
+    /// Input topic.
+    pub source_topic: &'a str,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// Event time of the input (ms since the epoch).
+    pub event_time: i64,
+    /// When driftwood scored it (ms since the epoch).
+    pub scored_at: i64,
+}
+
+impl PredictionFields<'_> {
+    /// Appends the Avro encoding (`schemas/prediction.avsc`, field by field) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.string(self.id);
+        w.string(self.model_name);
+        w.string(self.model_version);
+        w.long(i64::from(self.predicted_label));
+        w.double(self.confidence);
+        // One block holding every class, then the end-of-array marker.
+        if !self.classes.is_empty() {
+            w.long(self.classes.len() as i64);
+            for (&label, &p) in self.classes.iter().zip(self.probabilities) {
+                w.long(i64::from(label));
+                w.double(p);
+            }
+        }
+        w.long(0);
+        match self.actual_label {
+            None => w.long(0),
+            Some(l) => {
+                w.long(1);
+                w.long(i64::from(l));
+            }
+        }
+        w.string(self.source_topic);
+        w.long(i64::from(self.source_partition));
+        w.long(self.source_offset);
+        w.long(self.event_time);
+        w.long(self.scored_at);
+    }
 }
 
 /// One class's vote share.
@@ -177,5 +243,69 @@ impl FeatureEncoder {
             .write_value(out, Value::Record(fields))
             .map_err(|e| avro_error(&self.schema, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_encoded_prediction_matches_the_schema() {
+        let fields = PredictionFields {
+            id: "rec-7",
+            model_name: "breast-cancer",
+            model_version: "1",
+            predicted_label: 1,
+            confidence: 0.93,
+            classes: &[0, 1],
+            probabilities: &[0.07, 0.93],
+            actual_label: Some(0),
+            source_topic: "features",
+            source_partition: 2,
+            source_offset: 123_456_789_012,
+            event_time: 1_700_000_000_123,
+            scored_at: 1_700_000_000_456,
+        };
+        let codec = AvroCodec::predictions();
+        let mut hand = Vec::new();
+        fields.encode(&mut hand);
+        let decoded: PredictionRecord = codec.decode(&hand).unwrap();
+        let expected = PredictionRecord {
+            id: "rec-7".into(),
+            model_name: "breast-cancer".into(),
+            model_version: "1".into(),
+            predicted_label: 1,
+            confidence: 0.93,
+            probabilities: vec![
+                ClassProbability {
+                    label: 0,
+                    probability: 0.07,
+                },
+                ClassProbability {
+                    label: 1,
+                    probability: 0.93,
+                },
+            ],
+            actual_label: Some(0),
+            source_topic: "features".into(),
+            source_partition: 2,
+            source_offset: 123_456_789_012,
+            event_time: 1_700_000_000_123,
+            scored_at: 1_700_000_000_456,
+        };
+        assert_eq!(decoded, expected);
+        let mut reference = Vec::new();
+        codec.encode(&expected, &mut reference).unwrap();
+        assert_eq!(hand, reference, "byte for byte what apache-avro writes");
+
+        let mut no_label = Vec::new();
+        PredictionFields {
+            actual_label: None,
+            ..fields
+        }
+        .encode(&mut no_label);
+        let decoded: PredictionRecord = codec.decode(&no_label).unwrap();
+        assert_eq!(decoded.actual_label, None);
     }
 }

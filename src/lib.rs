@@ -20,6 +20,7 @@
 //! [`error`] holds the library's error type.
 
 pub mod admin;
+pub mod avro;
 pub mod config;
 pub mod dataset;
 pub mod decode;

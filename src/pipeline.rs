@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::{ClientRole, RunConfig};
 use crate::decode::FeatureDecoder;
-use crate::encode::{AvroCodec, ClassProbability, PredictionRecord};
+use crate::encode::PredictionFields;
 use crate::error::{Error, Result};
 use crate::health::{Health, LoopGuard};
 use crate::metrics::Metrics;
@@ -42,12 +42,12 @@ pub struct Pipeline {
 struct Scorer {
     model: Arc<Model>,
     decoder: FeatureDecoder,
-    codec: AvroCodec,
     metrics: Metrics,
     output_topic: String,
     dlq_topic: String,
     row: Vec<f64>,
     votes: Vec<u32>,
+    probabilities: Vec<f64>,
     encoded: Vec<u8>,
 }
 
@@ -62,22 +62,26 @@ impl Scorer {
                 forest.score_batch(&self.row, &mut self.votes);
                 let votes = forest.votes(&self.votes);
                 let now = now_millis();
-                let record = PredictionRecord {
-                    id: meta
-                        .id
-                        .unwrap_or_else(|| format!("{topic}-{partition}-{offset}")),
-                    model_name: self.model.metadata.name.clone(),
-                    model_version: self.model.metadata.version.clone(),
+                self.probabilities.clear();
+                self.probabilities.extend(votes.probabilities());
+                let fallback_id;
+                let id = match meta.id {
+                    Some(id) => id,
+                    None => {
+                        fallback_id = format!("{topic}-{partition}-{offset}");
+                        &fallback_id
+                    }
+                };
+                let prediction = PredictionFields {
+                    id,
+                    model_name: &self.model.metadata.name,
+                    model_version: &self.model.metadata.version,
                     predicted_label: votes.label(),
                     confidence: votes.confidence(),
-                    probabilities: forest
-                        .classes()
-                        .iter()
-                        .zip(votes.probabilities())
-                        .map(|(&label, probability)| ClassProbability { label, probability })
-                        .collect(),
+                    classes: forest.classes(),
+                    probabilities: &self.probabilities,
                     actual_label: meta.label,
-                    source_topic: topic.to_string(),
+                    source_topic: topic,
                     source_partition: partition,
                     source_offset: offset,
                     event_time: meta
@@ -87,9 +91,7 @@ impl Scorer {
                     scored_at: now,
                 };
                 self.encoded.clear();
-                self.codec
-                    .encode(&record, &mut self.encoded)
-                    .expect("a prediction always fits the bundled prediction schema");
+                prediction.encode(&mut self.encoded);
                 self.metrics
                     .scoring_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -167,12 +169,12 @@ impl Pipeline {
         let mut scorer = Scorer {
             model: self.model.clone(),
             decoder: self.decoder,
-            codec: AvroCodec::predictions(),
             metrics: self.metrics.clone(),
             output_topic: config.output_topic.clone(),
             dlq_topic: config.dlq_topic.clone(),
             row: Vec::new(),
             votes: Vec::new(),
+            probabilities: Vec::new(),
             encoded: Vec::new(),
         };
         let mut last_poll_warning: Option<Instant> = None;
