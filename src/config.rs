@@ -101,6 +101,21 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Tuning preset: `throughput` (large batches, linger, lz4) or `latency` (small batches,
+    /// no linger). `--kafka-option` values override either.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_PROFILE",
+        value_enum,
+        default_value = "throughput"
+    )]
+    pub profile: Profile,
+
+    /// Forward input messages unchanged to the output topic, without decoding or scoring.
+    /// Measures the broker-bound ceiling (`driftwood bench`); not for production.
+    #[arg(long, env = "DRIFTWOOD_PASS_THROUGH")]
+    pub pass_through: bool,
+
     /// How often librdkafka reports statistics (consumer lag, broker state).
     #[arg(long, env = "DRIFTWOOD_STATS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
@@ -118,6 +133,53 @@ pub struct RunConfig {
     /// librdkafka property KEY=VAR whose value is read from environment variable VAR.
     #[arg(long = "kafka-option-env", env = "DRIFTWOOD_KAFKA_OPTION_ENVS", hide_env_values = true, value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_option_envs: Vec<(String, String)>,
+}
+
+/// A tuning preset for librdkafka and the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Fewer, larger requests: best records per second.
+    Throughput,
+    /// Send and fetch at once: lowest event-to-output latency.
+    Latency,
+}
+
+impl Profile {
+    /// Most messages scored together in one batch.
+    pub fn max_batch(self) -> usize {
+        match self {
+            Profile::Throughput => 1024,
+            Profile::Latency => 64,
+        }
+    }
+
+    /// librdkafka settings of the preset for one client. Queues are bounded so memory is:
+    /// at most 32 MiB of prefetched input and 64 MiB of unsent output.
+    fn settings(self, role: ClientRole) -> &'static [(&'static str, &'static str)] {
+        match (self, role) {
+            (Profile::Throughput, ClientRole::Consumer) => &[
+                ("fetch.wait.max.ms", "100"),
+                ("queued.max.messages.kbytes", "32768"),
+            ],
+            (Profile::Throughput, ClientRole::Producer) => &[
+                ("linger.ms", "5"),
+                ("batch.num.messages", "10000"),
+                ("batch.size", "1000000"),
+                ("compression.type", "lz4"),
+                ("queue.buffering.max.kbytes", "65536"),
+            ],
+            (Profile::Latency, ClientRole::Consumer) => &[
+                ("fetch.wait.max.ms", "5"),
+                ("queued.max.messages.kbytes", "32768"),
+            ],
+            (Profile::Latency, ClientRole::Producer) => &[
+                ("linger.ms", "0"),
+                ("compression.type", "none"),
+                ("queue.buffering.max.kbytes", "65536"),
+            ],
+            (_, ClientRole::Admin) => &[],
+        }
+    }
 }
 
 /// Parses `KEY=VALUE`.
@@ -294,13 +356,15 @@ impl RunConfig {
                     // Idempotence keeps each output partition in order across retries.
                     .set("enable.idempotence", "true")
                     .set("acks", "all")
-                    .set("linger.ms", "5")
                     .set(
                         "message.max.bytes",
                         (self.max_message_bytes + 65_536).to_string(),
                     );
             }
             ClientRole::Admin => {}
+        }
+        for (key, value) in self.profile.settings(role) {
+            config.set(*key, *value);
         }
         for (key, value) in self.resolved_options()? {
             let (only, bare) = strip_role(&key);
@@ -336,6 +400,8 @@ impl std::fmt::Debug for RunConfig {
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("max_in_flight", &self.max_in_flight)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("profile", &self.profile)
+            .field("pass_through", &self.pass_through)
             .field("kafka_option_keys", &self.option_keys())
             .finish_non_exhaustive()
     }
@@ -422,7 +488,12 @@ mod tests {
         let producer = c.client_config(ClientRole::Producer).unwrap();
         assert_eq!(consumer.get("sasl.password"), Some("hunter2"));
         assert_eq!(consumer.get("linger.ms"), None);
-        assert_eq!(producer.get("linger.ms"), Some("0"));
+        assert_eq!(
+            producer.get("linger.ms"),
+            Some("0"),
+            "options override the profile"
+        );
+        assert_eq!(producer.get("compression.type"), Some("lz4"));
         let shown = format!("{c:?}");
         assert!(
             shown.contains("sasl.password") && !shown.contains("hunter2"),

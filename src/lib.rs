@@ -8,7 +8,9 @@
 //! - [`admin`]: creating missing topics.
 //! - [`source`]: Kafka in: the consumer context (rebalances, statistics, commits).
 //! - [`decode`]: input framing (plain Avro, Confluent wire format) and features by name.
-//! - [`pipeline`]: the consumer loop: decode, score, send, store offsets.
+//! - [`pipeline`]: the consumer loop: poll a batch, hand it on, store offsets.
+//! - [`scorer`]: a batch of messages to outputs: decode, score, encode, send.
+//! - [`avro`]: the hot path's Avro codec (a plan compiled from the writer schema).
 //! - [`encode`]: Avro encoding of predictions (and of feature records for `produce`).
 //! - [`sink`]: Kafka out: predictions and dead letters, acknowledgements, retries.
 //! - [`offsets`]: which input offsets are safe to commit.
@@ -33,6 +35,7 @@ pub mod model;
 pub mod offsets;
 pub mod pipeline;
 pub mod produce;
+pub mod scorer;
 pub mod service;
 pub mod shutdown;
 pub mod sidecar;

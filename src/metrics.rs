@@ -169,6 +169,14 @@ impl Metrics {
         self.records.with_label_values(&["dead_lettered"]).get()
     }
 
+    /// Input records handled so far, whatever the outcome.
+    pub fn processed(&self) -> u64 {
+        ["scored", "dead_lettered", "passed_through"]
+            .iter()
+            .map(|o| self.records.with_label_values(&[o]).get())
+            .sum()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

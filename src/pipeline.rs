@@ -4,21 +4,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{info, warn};
 
 use crate::config::{ClientRole, RunConfig};
 use crate::decode::FeatureDecoder;
-use crate::encode::PredictionFields;
 use crate::error::{Error, Result};
 use crate::health::{Health, LoopGuard};
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::sink::{Outcome, Pending, Sink, dead_letter_headers};
+use crate::scorer::Scorer;
+use crate::sink::Sink;
 use crate::source::SourceContext;
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
@@ -36,107 +35,6 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// Health flags to update.
     pub health: Arc<Health>,
-}
-
-/// Turns one input message into one output.
-struct Scorer {
-    model: Arc<Model>,
-    decoder: FeatureDecoder,
-    metrics: Metrics,
-    output_topic: String,
-    dlq_topic: String,
-    row: Vec<f64>,
-    votes: Vec<u32>,
-    probabilities: Vec<f64>,
-    encoded: Vec<u8>,
-}
-
-impl Scorer {
-    fn handle(&mut self, message: &BorrowedMessage<'_>, sink: &Sink) {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let started = Instant::now();
-        self.row.clear();
-        match self.decoder.decode(message.payload(), &mut self.row) {
-            Ok(meta) => {
-                let forest = &self.model.forest;
-                forest.score_batch(&self.row, &mut self.votes);
-                let votes = forest.votes(&self.votes);
-                let now = now_millis();
-                self.probabilities.clear();
-                self.probabilities.extend(votes.probabilities());
-                let fallback_id;
-                let id = match meta.id {
-                    Some(id) => id,
-                    None => {
-                        fallback_id = format!("{topic}-{partition}-{offset}");
-                        &fallback_id
-                    }
-                };
-                let prediction = PredictionFields {
-                    id,
-                    model_name: &self.model.metadata.name,
-                    model_version: &self.model.metadata.version,
-                    predicted_label: votes.label(),
-                    confidence: votes.confidence(),
-                    classes: forest.classes(),
-                    probabilities: &self.probabilities,
-                    actual_label: meta.label,
-                    source_topic: topic,
-                    source_partition: partition,
-                    source_offset: offset,
-                    event_time: meta
-                        .event_time_ms
-                        .or_else(|| message.timestamp().to_millis())
-                        .unwrap_or(now),
-                    scored_at: now,
-                };
-                self.encoded.clear();
-                prediction.encode(&mut self.encoded);
-                self.metrics
-                    .scoring_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                let outcome = Outcome::Scored {
-                    label: votes.label(),
-                    confidence: votes.confidence(),
-                    correct: meta.label.map(|l| l == votes.label()),
-                };
-                sink.send(
-                    &self.output_topic,
-                    message.key(),
-                    Some(&self.encoded),
-                    None,
-                    Pending {
-                        partition,
-                        offset,
-                        outcome,
-                        attempt: 0,
-                    },
-                );
-            }
-            Err(error) => {
-                let original = message.headers().map(|h| h.detach());
-                let headers = dead_letter_headers(original, &error, topic, partition, offset);
-                sink.send(
-                    &self.dlq_topic,
-                    message.key(),
-                    message.payload(),
-                    Some(headers),
-                    Pending {
-                        partition,
-                        offset,
-                        outcome: Outcome::DeadLettered(error.kind),
-                        attempt: 0,
-                    },
-                );
-            }
-        }
-    }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Pipeline {
@@ -166,17 +64,16 @@ impl Pipeline {
             .map_err(|e| Error::kafka(format!("subscribing to {}", config.input_topic), e))?;
         info!(topic = %config.input_topic, group = %config.group_id, "consumer started");
 
-        let mut scorer = Scorer {
-            model: self.model.clone(),
-            decoder: self.decoder,
-            metrics: self.metrics.clone(),
-            output_topic: config.output_topic.clone(),
-            dlq_topic: config.dlq_topic.clone(),
-            row: Vec::new(),
-            votes: Vec::new(),
-            probabilities: Vec::new(),
-            encoded: Vec::new(),
-        };
+        let mut scorer = Scorer::new(
+            self.model.clone(),
+            self.decoder,
+            self.metrics.clone(),
+            config.output_topic.clone(),
+            config.dlq_topic.clone(),
+            config.pass_through,
+        );
+        let max_batch = config.profile.max_batch();
+        let mut batch = Vec::with_capacity(max_batch);
         let mut last_poll_warning: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             health.heartbeat();
@@ -187,20 +84,31 @@ impl Pipeline {
                 sink.poll(POLL_TIMEOUT);
                 continue;
             }
-            match consumer.poll(POLL_TIMEOUT) {
-                None => {}
-                Some(Ok(message)) => scorer.handle(&message, &sink),
-                Some(Err(e)) => {
-                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
-                        health.set_input_topic_missing(true);
-                    }
-                    // Usually transient (broker restarting, topic not created yet); librdkafka
-                    // keeps retrying, so say so at most every 10 s.
-                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
-                        last_poll_warning = Some(Instant::now());
+            // Wait for the first message, then take whatever else is already fetched.
+            let mut timeout = POLL_TIMEOUT;
+            while batch.len() < max_batch {
+                match consumer.poll(timeout) {
+                    None => break,
+                    Some(Ok(message)) => batch.push(message),
+                    Some(Err(e)) => {
+                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                        {
+                            health.set_input_topic_missing(true);
+                        }
+                        // Usually transient (broker restarting, topic not created yet);
+                        // librdkafka keeps retrying, so say so at most every 10 s.
+                        if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
+                            last_poll_warning = Some(Instant::now());
+                        }
+                        break;
                     }
                 }
+                timeout = Duration::ZERO;
+            }
+            if !batch.is_empty() {
+                scorer.handle_batch(&batch, &sink);
+                batch.clear();
             }
         }
 

@@ -46,6 +46,8 @@ pub enum Outcome {
     },
     /// A dead letter.
     DeadLettered(DecodeErrorKind),
+    /// The input forwarded unchanged (`--pass-through`, for benchmarks).
+    PassedThrough,
 }
 
 /// The input record an output belongs to; travels through librdkafka as the delivery opaque.
@@ -147,6 +149,7 @@ impl SinkContext {
                 m.records.with_label_values(&["dead_lettered"]).inc();
                 m.dead_letters.with_label_values(&[kind.as_str()]).inc();
             }
+            Outcome::PassedThrough => m.records.with_label_values(&["passed_through"]).inc(),
         }
     }
 }

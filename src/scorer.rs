@@ -1,0 +1,192 @@
+//! Turns a batch of input messages into outputs: decode every message, score the good ones
+//! in one forest call, then send each prediction or dead letter in input order.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::message::{BorrowedMessage, Message};
+
+use crate::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::encode::PredictionFields;
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::sink::{Outcome, Pending, Sink, dead_letter_headers};
+
+/// The per-batch work of the consumer loop, with buffers reused across batches.
+pub struct Scorer {
+    model: Arc<Model>,
+    decoder: FeatureDecoder,
+    metrics: Metrics,
+    output_topic: String,
+    dlq_topic: String,
+    pass_through: bool,
+    rows: Vec<f64>,
+    votes: Vec<u32>,
+    probabilities: Vec<f64>,
+    encoded: Vec<u8>,
+}
+
+impl Scorer {
+    /// A scorer writing to `output_topic` and `dlq_topic`. With `pass_through`, messages are
+    /// forwarded unchanged, without decoding or scoring (the benchmark's ceiling).
+    pub fn new(
+        model: Arc<Model>,
+        decoder: FeatureDecoder,
+        metrics: Metrics,
+        output_topic: String,
+        dlq_topic: String,
+        pass_through: bool,
+    ) -> Self {
+        Scorer {
+            model,
+            decoder,
+            metrics,
+            output_topic,
+            dlq_topic,
+            pass_through,
+            rows: Vec::new(),
+            votes: Vec::new(),
+            probabilities: Vec::new(),
+            encoded: Vec::new(),
+        }
+    }
+
+    /// Sends one output per message of `batch`, in order. Messages of partitions revoked
+    /// while the batch was being collected are skipped: their new owner reads them again.
+    pub fn handle_batch(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
+        if self.pass_through {
+            for message in batch {
+                if sink.tracker().is_assigned(message.partition()) {
+                    self.forward(message, sink);
+                }
+            }
+            return;
+        }
+        let started = Instant::now();
+        self.rows.clear();
+        let decoded: Vec<Result<RecordMeta<'_>, DecodeError>> = batch
+            .iter()
+            .map(|m| self.decoder.decode(m.payload(), &mut self.rows))
+            .collect();
+        // Owned for the loop, which needs `self` mutably; returned afterwards.
+        let model = self.model.clone();
+        let mut all_votes = std::mem::take(&mut self.votes);
+        let forest = &model.forest;
+        forest.score_batch(&self.rows, &mut all_votes);
+        let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
+        let now = now_millis();
+        let mut class_votes = all_votes.chunks_exact(forest.classes().len());
+        for (message, result) in batch.iter().zip(decoded) {
+            let votes = result.as_ref().ok().and_then(|_| class_votes.next());
+            if !sink.tracker().is_assigned(message.partition()) {
+                continue;
+            }
+            match (result, votes) {
+                (Ok(meta), Some(votes)) => {
+                    self.metrics.scoring_seconds.observe(per_record);
+                    self.send_prediction(message, meta, forest.votes(votes), now, sink);
+                }
+                (Err(error), _) => self.send_dead_letter(message, &error, sink),
+                (Ok(_), None) => unreachable!("one vote row per decoded record"),
+            }
+        }
+        self.votes = all_votes;
+    }
+
+    fn send_prediction(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        meta: RecordMeta<'_>,
+        votes: crate::model::Votes<'_>,
+        now: i64,
+        sink: &Sink,
+    ) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        self.probabilities.clear();
+        self.probabilities.extend(votes.probabilities());
+        let fallback_id;
+        let id = match meta.id {
+            Some(id) => id,
+            None => {
+                fallback_id = format!("{topic}-{partition}-{offset}");
+                &fallback_id
+            }
+        };
+        let prediction = PredictionFields {
+            id,
+            model_name: &self.model.metadata.name,
+            model_version: &self.model.metadata.version,
+            predicted_label: votes.label(),
+            confidence: votes.confidence(),
+            classes: self.model.forest.classes(),
+            probabilities: &self.probabilities,
+            actual_label: meta.label,
+            source_topic: topic,
+            source_partition: partition,
+            source_offset: offset,
+            event_time: meta
+                .event_time_ms
+                .or_else(|| message.timestamp().to_millis())
+                .unwrap_or(now),
+            scored_at: now,
+        };
+        self.encoded.clear();
+        prediction.encode(&mut self.encoded);
+        let outcome = Outcome::Scored {
+            label: votes.label(),
+            confidence: votes.confidence(),
+            correct: meta.label.map(|l| l == votes.label()),
+        };
+        sink.send(
+            &self.output_topic,
+            message.key(),
+            Some(&self.encoded),
+            None,
+            Pending {
+                partition,
+                offset,
+                outcome,
+                attempt: 0,
+            },
+        );
+    }
+
+    fn send_dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError, sink: &Sink) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let original = message.headers().map(|h| h.detach());
+        let headers = dead_letter_headers(original, error, topic, partition, offset);
+        sink.send(
+            &self.dlq_topic,
+            message.key(),
+            message.payload(),
+            Some(headers),
+            Pending {
+                partition,
+                offset,
+                outcome: Outcome::DeadLettered(error.kind),
+                attempt: 0,
+            },
+        );
+    }
+
+    fn forward(&self, message: &BorrowedMessage<'_>, sink: &Sink) {
+        sink.send(
+            &self.output_topic,
+            message.key(),
+            message.payload(),
+            None,
+            Pending {
+                partition: message.partition(),
+                offset: message.offset(),
+                outcome: Outcome::PassedThrough,
+                attempt: 0,
+            },
+        );
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
