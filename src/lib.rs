@@ -17,12 +17,14 @@
 //! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
 //! - [`shutdown`]: SIGTERM and SIGINT.
 //! - [`service`]: all of the above as one running instance.
-//! - [`produce`], [`demo`]: the load generator and the zero-install demo.
+//! - [`produce`], [`demo`], [`bench`]: the load generator, the zero-install demo and the
+//!   broker benchmark.
 //!
 //! [`error`] holds the library's error type.
 
 pub mod admin;
 pub mod avro;
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod decode;

@@ -49,6 +49,8 @@ enum Command {
     Produce(ProduceConfig),
     /// Train a random forest and write a versioned model artifact.
     Train(TrainArgs),
+    /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
+    Bench(driftwood::bench::BenchConfig),
 }
 
 #[derive(clap::Args)]
@@ -131,6 +133,11 @@ async fn main() -> anyhow::Result<()> {
                 "produced {} records ({} corrupt) in {:.2?}",
                 produced.records, produced.corrupt, produced.elapsed
             );
+        }
+        Command::Bench(config) => {
+            tokio::task::spawn_blocking(move || driftwood::bench::run(&config))
+                .await?
+                .context("bench failed")?;
         }
         Command::Train(args) => {
             let (data, source, target, default_name) = match (&args.dataset, &args.csv) {

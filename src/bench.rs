@@ -1,0 +1,491 @@
+//! `driftwood bench`: measures, in one run against a real broker, the pass-through ceiling
+//! (consume and produce the same bytes), the full pipeline on the same input, event-to-output
+//! latency at a fixed offered rate, and the pipeline's peak memory. Each measurement runs the
+//! real `driftwood run` binary as a child process; throughput is read from its `/metrics`,
+//! memory from its `/proc/<pid>/status` (VmHWM).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::encode::{AvroCodec, PredictionRecord};
+use crate::error::{Error, Result};
+use crate::produce::{ProduceConfig, produce};
+
+/// Settings for `driftwood bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConfig {
+    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Records for the throughput runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Offered rate (records/s) of the latency run.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub latency_rate: f64,
+    /// Duration of the latency run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub latency_duration: Duration,
+    /// Model artifact directory.
+    #[arg(long, default_value = "models/breast-cancer/1")]
+    pub model: PathBuf,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "bench.json")]
+    pub json: PathBuf,
+}
+
+/// One throughput measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Records handled.
+    pub records: u64,
+    /// Seconds from the first handled record to the last.
+    pub seconds: f64,
+    /// Records per second.
+    pub records_per_second: f64,
+    /// Peak resident memory of the `driftwood run` process, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Everything `driftwood bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Records produced for the throughput runs.
+    pub records: usize,
+    /// Partitions of the topics.
+    pub partitions: i32,
+    /// Producing the input, records per second.
+    pub produce_records_per_second: f64,
+    /// Consume and produce the same bytes, no decode or scoring.
+    pub pass_through: Throughput,
+    /// Decode, score, encode, produce.
+    pub pipeline: Throughput,
+    /// `pipeline / pass_through`.
+    pub pipeline_to_ceiling: f64,
+    /// Offered rate of the latency run, records per second.
+    pub latency_offered_rate: f64,
+    /// Predictions whose latency was measured.
+    pub latency_samples: usize,
+    /// Median event-to-output latency, ms.
+    pub latency_p50_ms: f64,
+    /// 99th percentile event-to-output latency, ms.
+    pub latency_p99_ms: f64,
+    /// Median of event time to scored-at (generator, broker, driftwood's consumer), ms.
+    pub latency_input_leg_p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    pub latency_input_leg_p99_ms: f64,
+    /// Peak resident memory of the latency-profile process, bytes.
+    pub latency_peak_rss_bytes: u64,
+    /// CPU model and count, for reading the figures.
+    pub machine: String,
+}
+
+/// Runs the benchmark, prints a table and writes JSON.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    let brokers = config
+        .bootstrap_servers
+        .clone()
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+        .unwrap_or_else(|| "localhost:9092".into());
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let name = |what: &str| format!("bench-{tag}-{what}");
+    let topics = [
+        name("in"),
+        name("pass"),
+        name("out"),
+        name("dlq"),
+        name("lat-in"),
+        name("lat-out"),
+    ];
+    create_topics(&brokers, &topics, config.partitions)?;
+
+    eprintln!("producing {} records…", config.records);
+    let produced = produce(&ProduceConfig::new(&brokers, &topics[0], config.records))?;
+    let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
+
+    eprintln!("pass-through ceiling…");
+    let pass_through = throughput_run(
+        config,
+        &brokers,
+        &topics[0],
+        &topics[1],
+        &topics[3],
+        &name("g-pass"),
+        &["--pass-through"],
+    )?;
+    eprintln!("full pipeline…");
+    let pipeline = throughput_run(
+        config,
+        &brokers,
+        &topics[0],
+        &topics[2],
+        &topics[3],
+        &name("g-full"),
+        &[],
+    )?;
+
+    eprintln!(
+        "latency at {} records/s for {:?}…",
+        config.latency_rate, config.latency_duration
+    );
+    let (latencies, input_legs, latency_rss) = latency_run(
+        config,
+        &brokers,
+        &topics[4],
+        &topics[5],
+        &topics[3],
+        &name("g-lat"),
+    )?;
+    let report = BenchReport {
+        records: config.records,
+        partitions: config.partitions,
+        produce_records_per_second: produce_rate,
+        pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
+        pass_through,
+        pipeline,
+        latency_offered_rate: config.latency_rate,
+        latency_samples: latencies.len(),
+        latency_p50_ms: quantile(&latencies, 0.5),
+        latency_p99_ms: quantile(&latencies, 0.99),
+        latency_input_leg_p50_ms: quantile(&input_legs, 0.5),
+        latency_input_leg_p99_ms: quantile(&input_legs, 0.99),
+        latency_peak_rss_bytes: latency_rss,
+        machine: machine(),
+    };
+    print_table(&report);
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
+    eprintln!("wrote {}", config.json.display());
+    Ok(report)
+}
+
+/// The `q` quantile of `values` (sorted here).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+fn print_table(r: &BenchReport) {
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!();
+    println!(
+        "driftwood bench: {} records, {} partitions ({})",
+        r.records, r.partitions, r.machine
+    );
+    println!(
+        "{:<34} {:>14} {:>12}",
+        "measurement", "records/s", "peak RSS"
+    );
+    println!(
+        "{:<34} {:>14.0} {:>12}",
+        "produce input (generator)", r.produce_records_per_second, ""
+    );
+    println!(
+        "{:<34} {:>14.0} {:>9.1} MB",
+        "pass-through ceiling",
+        r.pass_through.records_per_second,
+        mb(r.pass_through.peak_rss_bytes)
+    );
+    println!(
+        "{:<34} {:>14.0} {:>9.1} MB",
+        "full pipeline",
+        r.pipeline.records_per_second,
+        mb(r.pipeline.peak_rss_bytes)
+    );
+    println!(
+        "{:<34} {:>14.2}",
+        "pipeline / ceiling", r.pipeline_to_ceiling
+    );
+    println!(
+        "latency at {:.0}/s (latency profile): p50 {:.1} ms, p99 {:.1} ms over {} records, peak RSS {:.1} MB",
+        r.latency_offered_rate,
+        r.latency_p50_ms,
+        r.latency_p99_ms,
+        r.latency_samples,
+        mb(r.latency_peak_rss_bytes)
+    );
+}
+
+/// A `driftwood run` child process, stopped with SIGTERM when dropped.
+struct Instance {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl Instance {
+    fn start(
+        config: &BenchConfig,
+        brokers: &str,
+        input: &str,
+        output: &str,
+        dlq: &str,
+        group: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Error::Pipeline(format!("no free port: {e}")))?
+            .port();
+        let http: SocketAddr = ([127, 0, 0, 1], port).into();
+        let exe = std::env::current_exe().map_err(|e| Error::Pipeline(e.to_string()))?;
+        let child = Command::new(exe)
+            .args([
+                "run",
+                "--bootstrap-servers",
+                brokers,
+                "--input-topic",
+                input,
+            ])
+            .args([
+                "--output-topic",
+                output,
+                "--dlq-topic",
+                dlq,
+                "--group-id",
+                group,
+            ])
+            .args(["--http-addr", &http.to_string(), "--stats-interval", "1s"])
+            .arg("--model")
+            .arg(&config.model)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Pipeline(format!("cannot start driftwood run: {e}")))?;
+        Ok(Instance { child, http })
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+    }
+
+    /// Sum of `driftwood_records_total` over outcomes.
+    fn processed(&self) -> Option<u64> {
+        let (_, text) = self.get("/metrics")?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with("driftwood_records_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64,
+        )
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.get("/ready").map(|(s, _)| s) != Some(200) {
+            if Instant::now() > deadline {
+                return Err(Error::Pipeline("driftwood run did not become ready".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// VmHWM: the process's peak resident memory.
+    fn peak_rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn throughput_run(
+    config: &BenchConfig,
+    brokers: &str,
+    input: &str,
+    output: &str,
+    dlq: &str,
+    group: &str,
+    extra: &[&str],
+) -> Result<Throughput> {
+    let instance = Instance::start(config, brokers, input, output, dlq, group, extra)?;
+    instance.wait_ready(Duration::from_secs(60))?;
+    let total = config.records as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let now = Instant::now();
+        let done = instance.processed().unwrap_or(0);
+        if first.is_none() && done > 0 {
+            first = Some((now, done));
+        }
+        if done >= total {
+            let (t0, c0) = first.expect("set when done > 0");
+            let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
+            return Ok(Throughput {
+                records: total,
+                seconds,
+                records_per_second: (total - c0) as f64 / seconds,
+                peak_rss_bytes: instance.peak_rss(),
+            });
+        }
+        if now > deadline {
+            return Err(Error::Pipeline(format!(
+                "only {done} of {total} records in 10 minutes"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn latency_run(
+    config: &BenchConfig,
+    brokers: &str,
+    input: &str,
+    output: &str,
+    dlq: &str,
+    group: &str,
+) -> Result<(Vec<f64>, u64)> {
+    let instance = Instance::start(
+        config,
+        brokers,
+        input,
+        output,
+        dlq,
+        group,
+        &["--profile", "latency"],
+    )?;
+    instance.wait_ready(Duration::from_secs(60))?;
+    let count = (config.latency_rate * config.latency_duration.as_secs_f64()) as usize;
+    let reader = reader_at_end(brokers, output)?;
+    let mut spec = ProduceConfig::new(brokers, input, count);
+    spec.rate = config.latency_rate;
+    // The generator stamps event_time when it encodes; send within a millisecond so the
+    // figure is driftwood's and the broker's, not the generator's batching.
+    spec.kafka_options = vec![("linger.ms".into(), "1".into())];
+    let producer = std::thread::spawn(move || produce(&spec));
+    let codec = AvroCodec::predictions();
+    let mut latencies = Vec::with_capacity(count);
+    let mut input_legs = Vec::with_capacity(count);
+    let deadline = Instant::now() + config.latency_duration + Duration::from_secs(60);
+    while latencies.len() < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
+            let received = now_millis();
+            if let Some(payload) = message.payload()
+                && let Ok(p) = codec.decode::<PredictionRecord>(payload)
+            {
+                latencies.push((received - p.event_time) as f64);
+                input_legs.push((p.scored_at - p.event_time) as f64);
+            }
+        }
+    }
+    producer
+        .join()
+        .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
+    Ok((latencies, input_legs, instance.peak_rss()))
+}
+
+fn reader_at_end(brokers: &str, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("fetch.queue.backoff.ms", "0")
+        .set("fetch.error.backoff.ms", "0")
+        .create()
+        .map_err(|e| Error::kafka("creating the latency reader", e))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| Error::kafka("reading topic metadata", e))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .map_err(|e| Error::kafka("assigning", e))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::kafka("assigning", e))?;
+    Ok(consumer)
+}
+
+fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Pipeline(e.to_string()))?;
+    for result in runtime
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .map_err(|e| Error::kafka("creating topics", e))?
+    {
+        result.map_err(|(t, code)| {
+            Error::kafka(
+                format!("creating {t}"),
+                rdkafka::error::KafkaError::AdminOp(code),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
