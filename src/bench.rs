@@ -372,6 +372,7 @@ fn throughput_run(
     }
 }
 
+/// Event-to-output latencies, event-to-scored latencies (ms) and the instance's peak RSS.
 fn latency_run(
     config: &BenchConfig,
     brokers: &str,
@@ -379,7 +380,7 @@ fn latency_run(
     output: &str,
     dlq: &str,
     group: &str,
-) -> Result<(Vec<f64>, u64)> {
+) -> Result<(Vec<f64>, Vec<f64>, u64)> {
     let instance = Instance::start(
         config,
         brokers,
