@@ -137,7 +137,9 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
             let due = started + Duration::from_secs_f64(seq as f64 / config.rate);
             let now = Instant::now();
             if due > now {
-                producer.poll(due - now);
+                // Not producer.poll(due - now): librdkafka rounds sub-millisecond timeouts
+                // down to zero, which turns pacing into a busy loop.
+                std::thread::sleep(due - now);
             }
         }
         let row = row_of(seq, &data);
