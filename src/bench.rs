@@ -4,8 +4,7 @@
 //! real `driftwood run` binary as a child process; throughput is read from its `/metrics`,
 //! memory from its `/proc/<pid>/status` (VmHWM).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,39 +121,28 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let produced = produce(&ProduceConfig::new(&brokers, &topics[0], config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
 
+    let run_topics = |input: usize, output: usize, group: &str| RunTopics {
+        input: &topics[input],
+        output: &topics[output],
+        dlq: &topics[3],
+        group: name(group),
+    };
     eprintln!("pass-through ceiling…");
     let pass_through = throughput_run(
         config,
         &brokers,
-        &topics[0],
-        &topics[1],
-        &topics[3],
-        &name("g-pass"),
+        &run_topics(0, 1, "g-pass"),
         &["--pass-through"],
     )?;
     eprintln!("full pipeline…");
-    let pipeline = throughput_run(
-        config,
-        &brokers,
-        &topics[0],
-        &topics[2],
-        &topics[3],
-        &name("g-full"),
-        &[],
-    )?;
+    let pipeline = throughput_run(config, &brokers, &run_topics(0, 2, "g-full"), &[])?;
 
     eprintln!(
         "latency at {} records/s for {:?}…",
         config.latency_rate, config.latency_duration
     );
-    let (latencies, input_legs, latency_rss) = latency_run(
-        config,
-        &brokers,
-        &topics[4],
-        &topics[5],
-        &topics[3],
-        &name("g-lat"),
-    )?;
+    let (latencies, input_legs, latency_rss) =
+        latency_run(config, &brokers, &run_topics(4, 5, "g-lat"))?;
     let report = BenchReport {
         records: config.records,
         partitions: config.partitions,
@@ -235,6 +223,14 @@ fn print_table(r: &BenchReport) {
     );
 }
 
+/// Where one measured instance reads and writes.
+struct RunTopics<'a> {
+    input: &'a str,
+    output: &'a str,
+    dlq: &'a str,
+    group: String,
+}
+
 /// A `driftwood run` child process, stopped with SIGTERM when dropped.
 struct Instance {
     child: Child,
@@ -245,10 +241,7 @@ impl Instance {
     fn start(
         config: &BenchConfig,
         brokers: &str,
-        input: &str,
-        output: &str,
-        dlq: &str,
-        group: &str,
+        topics: &RunTopics<'_>,
         extra: &[&str],
     ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -258,21 +251,14 @@ impl Instance {
         let http: SocketAddr = ([127, 0, 0, 1], port).into();
         let exe = std::env::current_exe().map_err(|e| Error::Pipeline(e.to_string()))?;
         let child = Command::new(exe)
+            .args(["run", "--bootstrap-servers", brokers])
             .args([
-                "run",
-                "--bootstrap-servers",
-                brokers,
                 "--input-topic",
-                input,
-            ])
-            .args([
+                topics.input,
                 "--output-topic",
-                output,
-                "--dlq-topic",
-                dlq,
-                "--group-id",
-                group,
+                topics.output,
             ])
+            .args(["--dlq-topic", topics.dlq, "--group-id", &topics.group])
             .args(["--http-addr", &http.to_string(), "--stats-interval", "1s"])
             .arg("--model")
             .arg(&config.model)
@@ -285,17 +271,7 @@ impl Instance {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_secs(1)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+        crate::sidecar::probe(self.http, path).ok()
     }
 
     /// Sum of `driftwood_records_total` over outcomes.
@@ -348,13 +324,10 @@ impl Drop for Instance {
 fn throughput_run(
     config: &BenchConfig,
     brokers: &str,
-    input: &str,
-    output: &str,
-    dlq: &str,
-    group: &str,
+    topics: &RunTopics<'_>,
     extra: &[&str],
 ) -> Result<Throughput> {
-    let instance = Instance::start(config, brokers, input, output, dlq, group, extra)?;
+    let instance = Instance::start(config, brokers, topics, extra)?;
     instance.wait_ready(Duration::from_secs(60))?;
     let total = config.records as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -388,25 +361,14 @@ fn throughput_run(
 fn latency_run(
     config: &BenchConfig,
     brokers: &str,
-    input: &str,
-    output: &str,
-    dlq: &str,
-    group: &str,
+    topics: &RunTopics<'_>,
 ) -> Result<(Vec<f64>, Vec<f64>, u64)> {
-    let instance = Instance::start(
-        config,
-        brokers,
-        input,
-        output,
-        dlq,
-        group,
-        &["--profile", "latency"],
-    )?;
+    let instance = Instance::start(config, brokers, topics, &["--profile", "latency"])?;
     instance.wait_ready(Duration::from_secs(60))?;
     let count = (config.latency_rate
         * (config.latency_warmup + config.latency_duration).as_secs_f64()) as usize;
-    let reader = reader_at_end(brokers, output)?;
-    let mut spec = ProduceConfig::new(brokers, input, count);
+    let reader = reader_at_end(brokers, topics.output)?;
+    let mut spec = ProduceConfig::new(brokers, topics.input, count);
     spec.rate = config.latency_rate;
     // The generator stamps event_time when it encodes; send within a millisecond so the
     // figure is driftwood's and the broker's, not the generator's batching.

@@ -77,3 +77,26 @@ pub async fn bind(
     let server = axum::serve(listener, router(health, metrics)).with_graceful_shutdown(shutdown);
     Ok((local, server.into_future()))
 }
+
+/// A minimal HTTP/1.1 GET for probing a sidecar (the benchmark and tests use it):
+/// `(status, body)`. axum answers these small responses with a Content-Length body.
+pub fn probe(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let (_, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
