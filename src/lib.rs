@@ -14,6 +14,7 @@
 //! - [`encode`]: Avro encoding of predictions (and of feature records for `produce`).
 //! - [`sink`]: Kafka out: predictions and dead letters, acknowledgements, retries.
 //! - [`offsets`]: which input offsets are safe to commit.
+//! - [`drift`]: drift statistics of windows against the training baselines (PSI, KL, JS).
 //! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
 //! - [`shutdown`]: SIGTERM and SIGINT.
 //! - [`service`]: all of the above as one running instance.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod dataset;
 pub mod decode;
 pub mod demo;
+pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod health;

@@ -1,0 +1,11 @@
+//! Drift detection: live windows of records compared with the training baselines stored in
+//! the model artifact ([`crate::model::baseline`]).
+//!
+//! - [`stats`]: PSI, KL divergence and Jensen–Shannon distance between two histograms.
+//! - [`window`]: a window's raw counts, the report computed from them, and merging reports
+//!   of the same window from several replicas.
+
+pub mod stats;
+pub mod window;
+
+pub use window::{DriftReport, DriftThresholds, DriftWindow, Flag};

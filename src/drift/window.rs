@@ -1,0 +1,549 @@
+//! One tumbling window of scored records: raw counts (mergeable across replicas) and the
+//! drift report computed from them against the model's training baselines.
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{Divergence, divergence};
+use crate::error::{Error, Result};
+use crate::model::ModelMetadata;
+use crate::model::baseline::Histogram;
+
+/// PSI levels that raise a flag. The defaults are the conventional ones: below 0.1 no
+/// significant change, 0.1–0.25 moderate, above 0.25 significant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DriftThresholds {
+    /// PSI at or above which a distribution is flagged `warn`.
+    pub warn: f64,
+    /// PSI at or above which a distribution is flagged `alert`.
+    pub alert: f64,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        DriftThresholds {
+            warn: 0.1,
+            alert: 0.25,
+        }
+    }
+}
+
+/// How far a distribution has moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flag {
+    /// Below the warn threshold.
+    Ok,
+    /// At or above warn, below alert.
+    Warn,
+    /// At or above alert.
+    Alert,
+}
+
+impl DriftThresholds {
+    /// The flag for a PSI value.
+    pub fn flag(&self, psi: f64) -> Flag {
+        if psi >= self.alert {
+            Flag::Alert
+        } else if psi >= self.warn {
+            Flag::Warn
+        } else {
+            Flag::Ok
+        }
+    }
+}
+
+/// A window's raw counts. Reports of the same window from several replicas add up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowCounts {
+    /// Records scored.
+    pub records: u64,
+    /// Records that could not be scored (dead-lettered).
+    pub invalid: u64,
+    /// Per feature (model order), records per baseline bin.
+    pub features: Vec<Vec<u64>>,
+    /// Predictions per class (model class order).
+    pub predictions: Vec<u64>,
+    /// Predictions per confidence bin.
+    pub confidence: Vec<u64>,
+    /// Sum of the confidences, for the mean.
+    pub confidence_sum: f64,
+    /// Records that carried a ground-truth label.
+    pub labeled: u64,
+    /// Labeled records predicted correctly.
+    pub correct: u64,
+    /// Labeled records per true class.
+    pub class_support: Vec<u64>,
+    /// Correct predictions per true class.
+    pub class_hits: Vec<u64>,
+}
+
+impl WindowCounts {
+    /// Zero counts shaped like `model`'s baselines.
+    pub fn empty(model: &ModelMetadata) -> Self {
+        let b = &model.baselines;
+        let k = model.classes.len();
+        WindowCounts {
+            records: 0,
+            invalid: 0,
+            features: b
+                .features
+                .iter()
+                .map(|f| vec![0; f.histogram.proportions.len()])
+                .collect(),
+            predictions: vec![0; k],
+            confidence: vec![0; b.confidence.proportions.len()],
+            confidence_sum: 0.0,
+            labeled: 0,
+            correct: 0,
+            class_support: vec![0; k],
+            class_hits: vec![0; k],
+        }
+    }
+
+    /// Adds `other` (same shape) into these counts.
+    pub fn add(&mut self, other: &WindowCounts) -> Result<()> {
+        let shape = |c: &WindowCounts| {
+            (
+                c.features.iter().map(Vec::len).collect::<Vec<_>>(),
+                c.predictions.len(),
+                c.confidence.len(),
+            )
+        };
+        if shape(self) != shape(other) {
+            return Err(Error::Pipeline(
+                "drift counts of different shapes cannot be merged".into(),
+            ));
+        }
+        self.records += other.records;
+        self.invalid += other.invalid;
+        for (mine, theirs) in self.features.iter_mut().zip(&other.features) {
+            add_into(mine, theirs);
+        }
+        add_into(&mut self.predictions, &other.predictions);
+        add_into(&mut self.confidence, &other.confidence);
+        self.confidence_sum += other.confidence_sum;
+        self.labeled += other.labeled;
+        self.correct += other.correct;
+        add_into(&mut self.class_support, &other.class_support);
+        add_into(&mut self.class_hits, &other.class_hits);
+        Ok(())
+    }
+}
+
+fn add_into(mine: &mut [u64], theirs: &[u64]) {
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m += t;
+    }
+}
+
+/// Accumulates one window's records.
+#[derive(Debug, Clone)]
+pub struct DriftWindow {
+    edges: Vec<Vec<f64>>,
+    confidence_edges: Vec<f64>,
+    classes: Vec<i32>,
+    counts: WindowCounts,
+}
+
+impl DriftWindow {
+    /// An empty window for `model`.
+    pub fn new(model: &ModelMetadata) -> Self {
+        DriftWindow {
+            edges: model
+                .baselines
+                .features
+                .iter()
+                .map(|f| f.histogram.edges.clone())
+                .collect(),
+            confidence_edges: model.baselines.confidence.edges.clone(),
+            classes: model.classes.clone(),
+            counts: WindowCounts::empty(model),
+        }
+    }
+
+    /// Counts one scored record: its features (model order), the predicted class index, its
+    /// confidence and its ground truth, if any.
+    pub fn observe(
+        &mut self,
+        row: &[f64],
+        class_index: usize,
+        confidence: f64,
+        actual: Option<i32>,
+    ) {
+        let c = &mut self.counts;
+        c.records += 1;
+        for ((edges, bins), &value) in self.edges.iter().zip(&mut c.features).zip(row) {
+            bins[Histogram::bin(edges, value)] += 1;
+        }
+        c.predictions[class_index] += 1;
+        c.confidence[Histogram::bin(&self.confidence_edges, confidence)] += 1;
+        c.confidence_sum += confidence;
+        if let Some(truth) = actual.and_then(|l| self.classes.iter().position(|&k| k == l)) {
+            c.labeled += 1;
+            c.class_support[truth] += 1;
+            if truth == class_index {
+                c.correct += 1;
+                c.class_hits[truth] += 1;
+            }
+        }
+    }
+
+    /// Counts one record that could not be scored.
+    pub fn observe_invalid(&mut self) {
+        self.counts.invalid += 1;
+    }
+
+    /// Records seen (scored and invalid).
+    pub fn len(&self) -> u64 {
+        self.counts.records + self.counts.invalid
+    }
+
+    /// True before the first record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw counts.
+    pub fn counts(&self) -> &WindowCounts {
+        &self.counts
+    }
+
+    /// Closes the window: returns its counts and starts over.
+    pub fn take(&mut self) -> WindowCounts {
+        let empty = WindowCounts {
+            records: 0,
+            invalid: 0,
+            features: self
+                .counts
+                .features
+                .iter()
+                .map(|f| vec![0; f.len()])
+                .collect(),
+            predictions: vec![0; self.counts.predictions.len()],
+            confidence: vec![0; self.counts.confidence.len()],
+            confidence_sum: 0.0,
+            labeled: 0,
+            correct: 0,
+            class_support: vec![0; self.classes.len()],
+            class_hits: vec![0; self.classes.len()],
+        };
+        std::mem::replace(&mut self.counts, empty)
+    }
+}
+
+/// One feature's drift in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDrift {
+    /// Feature name.
+    pub name: String,
+    /// Its divergence from the training baseline.
+    pub divergence: Divergence,
+    /// Its flag.
+    pub flag: Flag,
+}
+
+/// Recall of one class among labeled records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRecall {
+    /// Class label.
+    pub label: i32,
+    /// Labeled records of this class.
+    pub support: u64,
+    /// Share of them predicted correctly; `None` without support.
+    pub recall: Option<f64>,
+}
+
+/// Where a window came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowOrigin {
+    /// Instance that observed it (`merged` after merging).
+    pub instance_id: String,
+    /// Input partitions assigned while it was open.
+    pub partitions: Vec<i32>,
+    /// Window start, ms since the epoch.
+    pub window_start: i64,
+    /// Window end, ms since the epoch.
+    pub window_end: i64,
+}
+
+/// A window's drift statistics against the training baselines, with the raw counts they
+/// were computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// Model name.
+    pub model_name: String,
+    /// Model version.
+    pub model_version: String,
+    /// Instance, partitions and time span.
+    pub origin: WindowOrigin,
+    /// The raw counts.
+    pub counts: WindowCounts,
+    /// Per feature, in model order.
+    pub features: Vec<FeatureDrift>,
+    /// Drift of the predicted class mix.
+    pub prediction: Divergence,
+    /// Flag of the predicted class mix.
+    pub prediction_flag: Flag,
+    /// Drift of the confidence histogram.
+    pub confidence: Divergence,
+    /// Flag of the confidence histogram.
+    pub confidence_flag: Flag,
+    /// Mean confidence of the window's predictions.
+    pub mean_confidence: Option<f64>,
+    /// Share of the window's records that could not be scored.
+    pub invalid_share: f64,
+    /// Accuracy among labeled records, when there were any.
+    pub accuracy: Option<f64>,
+    /// Per-class recall among labeled records.
+    pub recall: Vec<ClassRecall>,
+    /// The worst flag of the window.
+    pub flag: Flag,
+}
+
+impl DriftReport {
+    /// Computes the statistics of `counts` against `model`'s baselines.
+    pub fn compute(
+        model: &ModelMetadata,
+        thresholds: &DriftThresholds,
+        origin: WindowOrigin,
+        counts: WindowCounts,
+    ) -> Self {
+        let b = &model.baselines;
+        let features: Vec<FeatureDrift> = b
+            .features
+            .iter()
+            .zip(&counts.features)
+            .map(|(baseline, bins)| {
+                let d = divergence(&baseline.histogram.proportions, bins);
+                FeatureDrift {
+                    name: baseline.name.clone(),
+                    divergence: d,
+                    flag: thresholds.flag(d.psi),
+                }
+            })
+            .collect();
+        let class_baseline: Vec<f64> = b.prediction_classes.iter().map(|c| c.proportion).collect();
+        let prediction = divergence(&class_baseline, &counts.predictions);
+        let confidence = divergence(&b.confidence.proportions, &counts.confidence);
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let prediction_flag = thresholds.flag(prediction.psi);
+        let confidence_flag = thresholds.flag(confidence.psi);
+        let flag = features
+            .iter()
+            .map(|f| f.flag)
+            .chain([prediction_flag, confidence_flag])
+            .max()
+            .unwrap_or(Flag::Ok);
+        DriftReport {
+            model_name: model.name.clone(),
+            model_version: model.version.clone(),
+            origin,
+            features,
+            prediction,
+            prediction_flag,
+            confidence,
+            confidence_flag,
+            mean_confidence: (counts.records > 0)
+                .then(|| counts.confidence_sum / counts.records as f64),
+            invalid_share: ratio(counts.invalid, counts.records + counts.invalid).unwrap_or(0.0),
+            accuracy: ratio(counts.correct, counts.labeled),
+            recall: model
+                .classes
+                .iter()
+                .zip(counts.class_support.iter().zip(&counts.class_hits))
+                .map(|(&label, (&support, &hits))| ClassRecall {
+                    label,
+                    support,
+                    recall: ratio(hits, support),
+                })
+                .collect(),
+            flag,
+            counts,
+        }
+    }
+
+    /// Merges reports of the same window from several replicas: adds their raw counts and
+    /// recomputes every statistic, as if one instance had seen all the records.
+    pub fn merge(
+        model: &ModelMetadata,
+        thresholds: &DriftThresholds,
+        reports: &[DriftReport],
+    ) -> Result<DriftReport> {
+        let first = reports
+            .first()
+            .ok_or_else(|| Error::Pipeline("no drift reports to merge".into()))?;
+        let mut counts = WindowCounts::empty(model);
+        let mut partitions = Vec::new();
+        for r in reports {
+            if (r.model_name.as_str(), r.model_version.as_str())
+                != (model.name.as_str(), model.version.as_str())
+            {
+                return Err(Error::Pipeline(format!(
+                    "report of model {} {} cannot be merged into {} {}",
+                    r.model_name, r.model_version, model.name, model.version
+                )));
+            }
+            counts.add(&r.counts)?;
+            partitions.extend(&r.origin.partitions);
+        }
+        partitions.sort_unstable();
+        partitions.dedup();
+        let origin = WindowOrigin {
+            instance_id: "merged".into(),
+            partitions,
+            window_start: reports
+                .iter()
+                .map(|r| r.origin.window_start)
+                .min()
+                .unwrap_or(first.origin.window_start),
+            window_end: reports
+                .iter()
+                .map(|r| r.origin.window_end)
+                .max()
+                .unwrap_or(first.origin.window_end),
+        };
+        Ok(DriftReport::compute(model, thresholds, origin, counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::dataset::Dataset;
+    use crate::model::Model;
+
+    /// Records per window in these tests (and the documented recommended minimum).
+    const WINDOW: usize = 1000;
+
+    fn model() -> Model {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+        Model::load(&dir).unwrap()
+    }
+
+    fn origin() -> WindowOrigin {
+        WindowOrigin {
+            instance_id: "test".into(),
+            partitions: vec![0],
+            window_start: 0,
+            window_end: 1,
+        }
+    }
+
+    /// Scores `rows` and counts them into a window; returns the report.
+    fn window_report(model: &Model, rows: &[(Vec<f64>, i32)]) -> DriftReport {
+        let mut window = DriftWindow::new(&model.metadata);
+        let mut votes = Vec::new();
+        for (row, label) in rows {
+            model.forest.score_batch(row, &mut votes);
+            let v = model.forest.votes(&votes);
+            window.observe(row, v.class_index(), v.confidence(), Some(*label));
+        }
+        DriftReport::compute(
+            &model.metadata,
+            &DriftThresholds::default(),
+            origin(),
+            window.take(),
+        )
+    }
+
+    fn sample(
+        data: &Dataset,
+        rng: &mut impl Rng,
+        n: usize,
+        shift: &[usize],
+    ) -> Vec<(Vec<f64>, i32)> {
+        (0..n)
+            .map(|_| {
+                let i = rng.random_range(0..data.len());
+                let mut row = data.rows[i].clone();
+                for &f in shift {
+                    row[f] *= 1.2;
+                }
+                (row, data.labels[i])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unshifted_windows_rarely_alert() {
+        let model = model();
+        let data = Dataset::breast_cancer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let windows = 120;
+        let alerts = (0..windows)
+            .filter(|_| {
+                window_report(&model, &sample(&data, &mut rng, WINDOW, &[])).flag == Flag::Alert
+            })
+            .count();
+        assert!(
+            alerts * 100 <= windows,
+            "{alerts} of {windows} unshifted windows alerted"
+        );
+    }
+
+    #[test]
+    fn shifted_features_are_flagged_in_the_first_shifted_window_and_others_are_not() {
+        let model = model();
+        let data = Dataset::breast_cancer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let shifted = [0usize, 3, 7, 20, 27]; // mean radius, mean area, mean concave points, worst radius, worst concave points
+        let before = window_report(&model, &sample(&data, &mut rng, WINDOW, &[]));
+        assert!(
+            before.features.iter().all(|f| f.flag == Flag::Ok),
+            "{:?}",
+            before.features
+        );
+        let first_shifted = window_report(&model, &sample(&data, &mut rng, WINDOW, &shifted));
+        for (i, f) in first_shifted.features.iter().enumerate() {
+            if shifted.contains(&i) {
+                assert_ne!(
+                    f.flag,
+                    Flag::Ok,
+                    "shifted {} not flagged: {:?}",
+                    f.name,
+                    f.divergence
+                );
+            } else {
+                assert_eq!(
+                    f.flag,
+                    Flag::Ok,
+                    "unshifted {} flagged: {:?}",
+                    f.name,
+                    f.divergence
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merging_two_half_windows_equals_one_window() {
+        let model = model();
+        let data = Dataset::breast_cancer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let rows = sample(&data, &mut rng, WINDOW, &[1, 2]);
+        let whole = window_report(&model, &rows);
+        let (a, b) = rows.split_at(WINDOW / 2 - 17);
+        let mut ra = window_report(&model, a);
+        let mut rb = window_report(&model, b);
+        ra.origin.partitions = vec![0];
+        rb.origin.partitions = vec![1];
+        let merged =
+            DriftReport::merge(&model.metadata, &DriftThresholds::default(), &[ra, rb]).unwrap();
+        // Integer counts match exactly; the confidence sum up to float summation order.
+        let (mut m, mut w) = (merged.counts.clone(), whole.counts.clone());
+        assert!((m.confidence_sum - w.confidence_sum).abs() < 1e-9);
+        (m.confidence_sum, w.confidence_sum) = (0.0, 0.0);
+        assert_eq!(m, w);
+        assert!((merged.mean_confidence.unwrap() - whole.mean_confidence.unwrap()).abs() < 1e-12);
+        assert_eq!(merged.origin.partitions, vec![0, 1]);
+        for (m, w) in merged.features.iter().zip(&whole.features) {
+            assert!((m.divergence.psi - w.divergence.psi).abs() < 1e-12);
+            assert!((m.divergence.js - w.divergence.js).abs() < 1e-12);
+            assert_eq!(m.flag, w.flag);
+        }
+        assert_eq!(merged.accuracy, whole.accuracy);
+        assert_eq!(merged.flag, whole.flag);
+    }
+}
