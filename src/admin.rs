@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::config::{ClientRole, RunConfig};
 use crate::error::{Error, Result};
 
-/// Creates the input, output and dead-letter topics that do not exist yet, retrying with
+/// Creates the input, output, dead-letter and drift topics that do not exist yet, retrying with
 /// backoff while the broker is unreachable. Gives up only when `stop` is set.
 pub fn create_topics(
     config: &RunConfig,
@@ -23,7 +23,12 @@ pub fn create_topics(
         .client_config(ClientRole::Admin)?
         .create()
         .map_err(|e| Error::kafka("creating the admin client", e))?;
-    let topics = [&config.input_topic, &config.output_topic, &config.dlq_topic];
+    let topics = [
+        &config.input_topic,
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
     let attempt = || -> Result<()> {
         let new: Vec<NewTopic<'_>> = topics
             .iter()

@@ -48,6 +48,30 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_DLQ_TOPIC", default_value = "features.dlq")]
     pub dlq_topic: String,
 
+    /// Topic drift reports (Avro, `schemas/drift_report.avsc`) are written to.
+    #[arg(long, env = "DRIFTWOOD_DRIFT_TOPIC", default_value = "drift")]
+    pub drift_topic: String,
+
+    /// A drift window closes after this many records.
+    #[arg(long, env = "DRIFTWOOD_DRIFT_WINDOW_RECORDS", default_value_t = 1000)]
+    pub drift_window_records: i64,
+
+    /// A drift window with records closes after this long, however few it has.
+    #[arg(long, env = "DRIFTWOOD_DRIFT_WINDOW_SECONDS", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drift_window_seconds: Duration,
+
+    /// PSI at or above which a distribution is flagged `warn`.
+    #[arg(long, env = "DRIFTWOOD_DRIFT_WARN_PSI", default_value_t = 0.1)]
+    pub drift_warn_psi: f64,
+
+    /// PSI at or above which a distribution is flagged `alert`.
+    #[arg(long, env = "DRIFTWOOD_DRIFT_ALERT_PSI", default_value_t = 0.25)]
+    pub drift_alert_psi: f64,
+
+    /// This instance's id in drift reports [default: the host name].
+    #[arg(long, env = "DRIFTWOOD_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Model artifact directory.
     #[arg(
         long,
@@ -251,6 +275,7 @@ impl RunConfig {
             ("--input-topic", &self.input_topic),
             ("--output-topic", &self.output_topic),
             ("--dlq-topic", &self.dlq_topic),
+            ("--drift-topic", &self.drift_topic),
         ] {
             if topic.is_empty()
                 || topic.len() > 249
@@ -263,10 +288,21 @@ impl RunConfig {
                 ));
             }
         }
-        if self.input_topic == self.output_topic || self.input_topic == self.dlq_topic {
+        if [&self.output_topic, &self.dlq_topic, &self.drift_topic].contains(&&self.input_topic) {
             return bad(format!(
-                "--input-topic {:?} must differ from --output-topic and --dlq-topic, or driftwood would read its own output",
+                "--input-topic {:?} must differ from --output-topic, --dlq-topic and --drift-topic, or driftwood would read its own output",
                 self.input_topic
+            ));
+        }
+        if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
+            return bad(
+                "--drift-window-records and --drift-window-seconds must be positive".into(),
+            );
+        }
+        if !(0.0 < self.drift_warn_psi && self.drift_warn_psi <= self.drift_alert_psi) {
+            return bad(format!(
+                "--drift-warn-psi ({}) must be positive and at most --drift-alert-psi ({})",
+                self.drift_warn_psi, self.drift_alert_psi
             ));
         }
         if self.group_id.is_empty() {
@@ -379,6 +415,11 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// This instance's id in drift reports.
+    pub fn instance(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(hostname)
+    }
+
     /// Option keys (never values) for logging.
     pub fn option_keys(&self) -> Vec<String> {
         self.all_option_keys().map(|(k, _)| k.to_string()).collect()
@@ -395,6 +436,9 @@ impl std::fmt::Debug for RunConfig {
             .field("input_topic", &self.input_topic)
             .field("output_topic", &self.output_topic)
             .field("dlq_topic", &self.dlq_topic)
+            .field("drift_topic", &self.drift_topic)
+            .field("drift_window_records", &self.drift_window_records)
+            .field("drift_window_seconds", &self.drift_window_seconds)
             .field("model", &self.model)
             .field("input_schema", &self.input_schema)
             .field("input_format", &self.input_format)

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// The bundled prediction schema.
 pub const PREDICTION_SCHEMA: &str = include_str!("../schemas/prediction.avsc");
 
+/// The bundled drift report schema.
+pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../schemas/drift_report.avsc");
+
 /// One prediction, shaped like `schemas/prediction.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PredictionRecord {
@@ -128,6 +131,13 @@ impl AvroCodec {
     pub fn predictions() -> Self {
         AvroCodec {
             schema: Schema::parse_str(PREDICTION_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// A codec for the bundled drift report schema.
+    pub fn drift_reports() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(DRIFT_REPORT_SCHEMA).expect("bundled schema parses"),
         }
     }
 

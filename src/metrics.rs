@@ -2,8 +2,8 @@
 //! several instances can live in one test process).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::decode::DecodeErrorKind;
@@ -37,6 +37,16 @@ pub struct Metrics {
     pub delivery_retries: IntCounter,
     /// `driftwood_in_flight_records`: records sent but not yet acknowledged.
     pub in_flight: IntGauge,
+    /// `driftwood_feature_psi{feature}`: PSI of each feature in the last closed window.
+    pub feature_psi: GaugeVec,
+    /// `driftwood_prediction_psi`: PSI of the predicted class mix in the last closed window.
+    pub prediction_psi: Gauge,
+    /// `driftwood_window_accuracy`: accuracy among labeled records of the last closed window.
+    pub window_accuracy: Gauge,
+    /// `driftwood_drift_alerts_total{level}`: windows flagged `warn` or `alert`.
+    pub drift_alerts: IntCounterVec,
+    /// `driftwood_drift_reports_total`: drift reports acknowledged by the broker.
+    pub drift_reports: IntCounter,
 }
 
 impl Metrics {
@@ -126,6 +136,45 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("unique metric");
+        let feature_psi = GaugeVec::new(
+            Opts::new(
+                "driftwood_feature_psi",
+                "PSI of each feature against its training baseline, last closed window.",
+            ),
+            &["feature"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feature_psi.clone()))
+            .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let m = Gauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let prediction_psi = gauge(
+            "driftwood_prediction_psi",
+            "PSI of the predicted class mix against training, last closed window.",
+        );
+        let window_accuracy = gauge(
+            "driftwood_window_accuracy",
+            "Accuracy among labeled records, last closed window.",
+        );
+        let drift_alerts = counter_vec(
+            "driftwood_drift_alerts_total",
+            "Drift windows flagged, by level (warn, alert).",
+            &["level"],
+        );
+        let drift_reports = IntCounter::new(
+            "driftwood_drift_reports_total",
+            "Drift reports acknowledged by the broker.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(drift_reports.clone()))
+            .expect("unique metric");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -143,6 +192,9 @@ impl Metrics {
         for kind in ["assign", "revoke"] {
             rebalances.with_label_values(&[kind]);
         }
+        for level in ["warn", "alert"] {
+            drift_alerts.with_label_values(&[level]);
+        }
         Metrics {
             registry,
             records,
@@ -156,6 +208,11 @@ impl Metrics {
             rebalances,
             delivery_retries,
             in_flight,
+            feature_psi,
+            prediction_psi,
+            window_accuracy,
+            drift_alerts,
+            drift_reports,
         }
     }
 

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{ClientRole, RunConfig};
 use crate::decode::FeatureDecoder;
+use crate::drift::{DriftMonitor, DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
 use crate::health::{Health, LoopGuard};
 use crate::metrics::Metrics;
@@ -71,6 +72,20 @@ impl Pipeline {
             config.output_topic.clone(),
             config.dlq_topic.clone(),
             config.pass_through,
+            DriftMonitor::new(
+                self.model.clone(),
+                DriftSettings {
+                    topic: config.drift_topic.clone(),
+                    window_records: config.drift_window_records,
+                    window_age: config.drift_window_seconds,
+                    thresholds: DriftThresholds {
+                        warn: config.drift_warn_psi,
+                        alert: config.drift_alert_psi,
+                    },
+                    instance_id: config.instance(),
+                },
+                self.metrics.clone(),
+            ),
         );
         let max_batch = config.profile.max_batch();
         let mut batch = Vec::with_capacity(max_batch);
@@ -106,7 +121,9 @@ impl Pipeline {
                 }
                 timeout = Duration::ZERO;
             }
-            if !batch.is_empty() {
+            if batch.is_empty() {
+                scorer.tick(&sink);
+            } else {
                 scorer.handle_batch(&batch, &sink);
                 batch.clear();
             }
@@ -114,6 +131,7 @@ impl Pipeline {
 
         let started = Instant::now();
         info!("stopping: finishing in-flight records");
+        scorer.flush_drift(&sink);
         let assigned: Vec<i32> = consumer
             .assignment()
             .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::drift::DriftMonitor;
 use crate::encode::PredictionFields;
 use crate::metrics::Metrics;
 use crate::model::Model;
@@ -20,6 +21,7 @@ pub struct Scorer {
     output_topic: String,
     dlq_topic: String,
     pass_through: bool,
+    drift: DriftMonitor,
     rows: Vec<f64>,
     votes: Vec<u32>,
     probabilities: Vec<f64>,
@@ -36,6 +38,7 @@ impl Scorer {
         output_topic: String,
         dlq_topic: String,
         pass_through: bool,
+        drift: DriftMonitor,
     ) -> Self {
         Scorer {
             model,
@@ -44,6 +47,7 @@ impl Scorer {
             output_topic,
             dlq_topic,
             pass_through,
+            drift,
             rows: Vec::new(),
             votes: Vec::new(),
             probabilities: Vec::new(),
@@ -75,22 +79,58 @@ impl Scorer {
         forest.score_batch(&self.rows, &mut all_votes);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = now_millis();
-        let mut class_votes = all_votes.chunks_exact(forest.classes().len());
+        let n_features = forest.n_features();
+        let rows = std::mem::take(&mut self.rows);
+        let mut scored = all_votes
+            .chunks_exact(forest.classes().len())
+            .zip(rows.chunks_exact(n_features));
+        let mut rows_seen = Vec::new();
         for (message, result) in batch.iter().zip(decoded) {
-            let votes = result.as_ref().ok().and_then(|_| class_votes.next());
+            let scored_row = result.as_ref().ok().and_then(|_| scored.next());
             if !sink.tracker().is_assigned(message.partition()) {
                 continue;
             }
-            match (result, votes) {
-                (Ok(meta), Some(votes)) => {
+            match (result, scored_row) {
+                (Ok(meta), Some((votes, row))) => {
                     self.metrics.scoring_seconds.observe(per_record);
-                    self.send_prediction(message, meta, forest.votes(votes), now, sink);
+                    let votes = forest.votes(votes);
+                    rows_seen.push((
+                        message.partition(),
+                        row,
+                        votes.class_index(),
+                        votes.confidence(),
+                        meta.label,
+                    ));
+                    self.send_prediction(message, meta, votes, now, sink);
                 }
-                (Err(error), _) => self.send_dead_letter(message, &error, sink),
+                (Err(error), _) => {
+                    self.drift.observe_invalid(message.partition());
+                    self.send_dead_letter(message, &error, sink);
+                }
                 (Ok(_), None) => unreachable!("one vote row per decoded record"),
             }
         }
+        for (partition, row, class_index, confidence, label) in rows_seen {
+            self.drift
+                .observe(partition, row, class_index, confidence, label);
+            self.drift.close_if_due(sink);
+        }
+        self.rows = rows;
         self.votes = all_votes;
+    }
+
+    /// Closes the drift window if it is old enough (called when no records arrive).
+    pub fn tick(&mut self, sink: &Sink) {
+        if !self.pass_through {
+            self.drift.close_if_due(sink);
+        }
+    }
+
+    /// Publishes the open drift window (at shutdown).
+    pub fn flush_drift(&mut self, sink: &Sink) {
+        if !self.pass_through {
+            self.drift.close(sink);
+        }
     }
 
     fn send_prediction(

@@ -48,6 +48,15 @@ pub enum Outcome {
     DeadLettered(DecodeErrorKind),
     /// The input forwarded unchanged (`--pass-through`, for benchmarks).
     PassedThrough,
+    /// A drift report: belongs to no input offset, so it does not gate commits.
+    DriftReport,
+}
+
+impl Outcome {
+    /// Whether this output stands for an input offset that waits for it.
+    fn tracks_offset(self) -> bool {
+        !matches!(self, Outcome::DriftReport)
+    }
 }
 
 /// The input record an output belongs to; travels through librdkafka as the delivery opaque.
@@ -92,8 +101,10 @@ impl ProducerContext for SinkContext {
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         match result {
             Ok(_) => {
-                self.lock_tracker()
-                    .acknowledged(pending.partition, pending.offset);
+                if pending.outcome.tracks_offset() {
+                    self.lock_tracker()
+                        .acknowledged(pending.partition, pending.offset);
+                }
                 self.count(pending.outcome);
             }
             Err((err, message)) => {
@@ -150,6 +161,7 @@ impl SinkContext {
                 m.dead_letters.with_label_values(&[kind.as_str()]).inc();
             }
             Outcome::PassedThrough => m.records.with_label_values(&["passed_through"]).inc(),
+            Outcome::DriftReport => m.drift_reports.inc(),
         }
     }
 }
@@ -200,7 +212,9 @@ impl Sink {
         headers: Option<OwnedHeaders>,
         pending: Pending,
     ) {
-        self.tracker().sent(pending.partition, pending.offset);
+        if pending.outcome.tracks_offset() {
+            self.tracker().sent(pending.partition, pending.offset);
+        }
         let mut payload = payload;
         let mut headers = headers;
         loop {
@@ -281,7 +295,9 @@ impl Sink {
         };
         for retry in due {
             // A partition revoked since has a new owner who re-reads the record.
-            if self.tracker().is_assigned(retry.pending.partition) {
+            if !retry.pending.outcome.tracks_offset()
+                || self.tracker().is_assigned(retry.pending.partition)
+            {
                 self.send(
                     &retry.topic,
                     retry.key.as_deref(),

@@ -4,8 +4,11 @@
 //! - [`stats`]: PSI, KL divergence and Jensen–Shannon distance between two histograms.
 //! - [`window`]: a window's raw counts, the report computed from them, and merging reports
 //!   of the same window from several replicas.
+//! - [`monitor`]: the pipeline's tumbling windows, published as Avro `DriftReport`s.
 
+pub mod monitor;
 pub mod stats;
 pub mod window;
 
+pub use monitor::{DriftMonitor, DriftSettings};
 pub use window::{DriftReport, DriftThresholds, DriftWindow, Flag};

@@ -24,8 +24,8 @@ fn smoothed(proportions: impl Iterator<Item = f64>) -> Vec<f64> {
 
 /// Compares `counts` (observed per bin) with `baseline` (proportions per bin). Returns zeros
 /// for an empty window.
-pub fn divergence(baseline: &[f64], counts: &[u64]) -> Divergence {
-    let n: u64 = counts.iter().sum();
+pub fn divergence(baseline: &[f64], counts: &[i64]) -> Divergence {
+    let n: i64 = counts.iter().sum();
     if n == 0 || baseline.len() != counts.len() {
         return Divergence::default();
     }

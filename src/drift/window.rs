@@ -56,25 +56,25 @@ impl DriftThresholds {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowCounts {
     /// Records scored.
-    pub records: u64,
+    pub records: i64,
     /// Records that could not be scored (dead-lettered).
-    pub invalid: u64,
+    pub invalid: i64,
     /// Per feature (model order), records per baseline bin.
-    pub features: Vec<Vec<u64>>,
+    pub features: Vec<Vec<i64>>,
     /// Predictions per class (model class order).
-    pub predictions: Vec<u64>,
+    pub predictions: Vec<i64>,
     /// Predictions per confidence bin.
-    pub confidence: Vec<u64>,
+    pub confidence: Vec<i64>,
     /// Sum of the confidences, for the mean.
     pub confidence_sum: f64,
     /// Records that carried a ground-truth label.
-    pub labeled: u64,
+    pub labeled: i64,
     /// Labeled records predicted correctly.
-    pub correct: u64,
+    pub correct: i64,
     /// Labeled records per true class.
-    pub class_support: Vec<u64>,
+    pub class_support: Vec<i64>,
     /// Correct predictions per true class.
-    pub class_hits: Vec<u64>,
+    pub class_hits: Vec<i64>,
 }
 
 impl WindowCounts {
@@ -130,7 +130,7 @@ impl WindowCounts {
     }
 }
 
-fn add_into(mine: &mut [u64], theirs: &[u64]) {
+fn add_into(mine: &mut [i64], theirs: &[i64]) {
     for (m, t) in mine.iter_mut().zip(theirs) {
         *m += t;
     }
@@ -194,7 +194,7 @@ impl DriftWindow {
     }
 
     /// Records seen (scored and invalid).
-    pub fn len(&self) -> u64 {
+    pub fn len(&self) -> i64 {
         self.counts.records + self.counts.invalid
     }
 
@@ -248,7 +248,7 @@ pub struct ClassRecall {
     /// Class label.
     pub label: i32,
     /// Labeled records of this class.
-    pub support: u64,
+    pub support: i64,
     /// Share of them predicted correctly; `None` without support.
     pub recall: Option<f64>,
 }
@@ -325,7 +325,7 @@ impl DriftReport {
         let class_baseline: Vec<f64> = b.prediction_classes.iter().map(|c| c.proportion).collect();
         let prediction = divergence(&class_baseline, &counts.predictions);
         let confidence = divergence(&b.confidence.proportions, &counts.confidence);
-        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         let prediction_flag = thresholds.flag(prediction.psi);
         let confidence_flag = thresholds.flag(confidence.psi);
         let flag = features
@@ -515,6 +515,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn reports_round_trip_through_the_published_schema() {
+        let model = model();
+        let data = Dataset::breast_cancer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let report = window_report(&model, &sample(&data, &mut rng, 300, &[4]));
+        let codec = crate::encode::AvroCodec::drift_reports();
+        let mut bytes = Vec::new();
+        codec.encode(&report, &mut bytes).unwrap();
+        let back: DriftReport = codec.decode(&bytes).unwrap();
+        assert_eq!(back, report);
     }
 
     #[test]

@@ -197,6 +197,7 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
     config.input_topic = unique("features");
     config.output_topic = unique("predictions");
     config.dlq_topic = unique("dlq");
+    config.drift_topic = unique("drift");
     config.group_id = unique("group");
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
@@ -217,7 +218,12 @@ pub async fn prepared_topics(
     let config = run_config(bootstrap);
     create_topics(
         bootstrap,
-        &[&config.input_topic, &config.output_topic, &config.dlq_topic],
+        &[
+            &config.input_topic,
+            &config.output_topic,
+            &config.dlq_topic,
+            &config.drift_topic,
+        ],
         3,
     )
     .await;

@@ -1,0 +1,60 @@
+//! Drift reports on a real broker: one per window, decodable with the published schema,
+//! flagging a shifted batch.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use driftwood::drift::{DriftReport, Flag};
+use driftwood::encode::AvroCodec;
+use driftwood::produce::{ProduceConfig, produce};
+use driftwood::service::Service;
+use rdkafka::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_are_published_and_a_shift_is_flagged() {
+    let bootstrap = bootstrap();
+    let mut config = prepared_topics(bootstrap, 2000, 0, |_| {}).await;
+    config.drift_window_records = 500;
+    // A batch with every feature 20% larger, after the unshifted records.
+    let mut shifted = ProduceConfig::new(bootstrap, &config.input_topic, 1000);
+    shifted.shift = 0.2;
+    tokio::task::spawn_blocking(move || produce(&shifted))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    wait_until("3,000 records", Duration::from_secs(120), || {
+        metrics.processed() >= 3000
+    })
+    .await;
+    service.stop().await.unwrap();
+
+    let messages = read_topic(bootstrap, &config.drift_topic, 6, Duration::from_secs(30));
+    assert_eq!(messages.len(), 6, "one report per 500-record window");
+    let codec = AvroCodec::drift_reports();
+    let reports: Vec<DriftReport> = messages
+        .iter()
+        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+        .collect();
+    let records: i64 = reports.iter().map(|r| r.counts.records).sum();
+    assert_eq!(records, 3000);
+    for r in &reports {
+        assert_eq!(r.model_name, "breast-cancer");
+        assert_eq!(r.features.len(), 30);
+        assert!(r.origin.window_start <= r.origin.window_end);
+        assert!(r.accuracy.is_some(), "the generator sends labels");
+    }
+    let alerts = reports.iter().filter(|r| r.flag == Flag::Alert).count();
+    assert!(
+        alerts >= 1,
+        "the shifted batch raised no alert: {reports:#?}"
+    );
+    let text = metrics.render();
+    assert!(text.contains("driftwood_feature_psi{feature=\"mean_radius\"}"));
+    assert!(metric(&text, "driftwood_drift_alerts_total{level=\"alert\"}").unwrap() >= 1.0);
+    assert_eq!(metric(&text, "driftwood_drift_reports_total"), Some(6.0));
+}
