@@ -9,6 +9,8 @@ use clap::Args;
 use rdkafka::mocking::MockCluster;
 
 use crate::config::RunConfig;
+use crate::drift::{DriftReport, Flag};
+use crate::encode::AvroCodec;
 use crate::error::{Error, Result};
 use crate::produce::{ProduceConfig, produce};
 use crate::service::Service;
@@ -22,6 +24,9 @@ pub struct DemoConfig {
     /// Of which corrupt.
     #[arg(long, default_value_t = 30)]
     pub corrupt: usize,
+    /// Records produced afterwards with every feature 20% larger, to show a drift alert.
+    #[arg(long, default_value_t = 1000)]
+    pub shifted: usize,
     /// Model artifact directory.
     #[arg(long, default_value = "models/breast-cancer/1")]
     pub model: PathBuf,
@@ -55,33 +60,45 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let mut run = RunConfig::defaults(&brokers);
     run.model = config.model.clone();
     run.http_addr = config.http_addr;
-    for topic in [&run.input_topic, &run.output_topic, &run.dlq_topic] {
+    for topic in [
+        &run.input_topic,
+        &run.output_topic,
+        &run.dlq_topic,
+        &run.drift_topic,
+    ] {
         cluster
             .create_topic(topic, 3, 1)
             .map_err(|e| Error::kafka(format!("creating {topic}"), e))?;
     }
     println!(
-        "mock Kafka cluster at {brokers}; producing {} records ({} corrupt)…",
-        config.count, config.corrupt
+        "mock Kafka cluster at {brokers}; producing {} records ({} corrupt), then {} shifted by 20%…",
+        config.count, config.corrupt, config.shifted
     );
     let mut spec = ProduceConfig::new(&brokers, &run.input_topic, config.count);
     spec.corrupt = config.corrupt;
-    let produce_spec = spec.clone();
-    tokio::task::spawn_blocking(move || produce(&produce_spec))
-        .await
-        .map_err(|e| Error::Pipeline(e.to_string()))??;
+    let mut shifted = ProduceConfig::new(&brokers, &run.input_topic, config.shifted);
+    shifted.shift = 0.2;
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        produce(&spec)?;
+        if shifted.count > 0 {
+            produce(&shifted)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Pipeline(e.to_string()))??;
 
     let service = match Service::start(run.clone()).await {
         Err(Error::Http { .. }) if run.http_addr.port() != 0 => {
             // The demo should run even where 9090 is taken.
             run.http_addr.set_port(0);
-            Service::start(run).await?
+            Service::start(run.clone()).await?
         }
         other => other?,
     };
     let http_addr = service.http_addr();
     println!("scoring; metrics at http://{http_addr}/metrics");
-    let total = config.count as u64;
+    let total = (config.count + config.shifted) as u64;
     let metrics = service.metrics().clone();
     let deadline = Instant::now() + Duration::from_secs(300);
     // Throughput counts from the group join, not from the join's own delay.
@@ -123,6 +140,66 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     } else {
         service.stop().await?;
     }
+    print_drift_reports(
+        &brokers,
+        &run.drift_topic,
+        total.div_ceil(run.drift_window_records as u64) as usize,
+    );
     drop(cluster);
     Ok(summary)
+}
+
+/// Reads the drift topic back and prints a line per window.
+fn print_drift_reports(brokers: &str, topic: &str, expected: usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "driftwood-demo-reader")
+        .create::<BaseConsumer>()
+    else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        let _ = tpl.add_partition_offset(topic, p, Offset::Beginning);
+    }
+    if consumer.assign(&tpl).is_err() {
+        return;
+    }
+    let codec = AvroCodec::drift_reports();
+    let mut reports: Vec<DriftReport> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while reports.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100))
+            && let Some(Ok(r)) = m.payload().map(|p| codec.decode::<DriftReport>(p))
+        {
+            reports.push(r);
+        }
+    }
+    reports.sort_by_key(|r| r.origin.window_start);
+    println!();
+    println!(
+        "drift reports on topic {topic:?} (windows of records against the training baselines):"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        let worst = r
+            .features
+            .iter()
+            .max_by(|a, b| a.divergence.psi.total_cmp(&b.divergence.psi));
+        let flagged = r.features.iter().filter(|f| f.flag != Flag::Ok).count();
+        println!(
+            "  window {}: {:>5} records, {:<5}  {:>2} features flagged, max PSI {:.2} ({}), prediction PSI {:.2}, accuracy {}",
+            i + 1,
+            r.counts.records + r.counts.invalid,
+            format!("{:?}", r.flag).to_lowercase(),
+            flagged,
+            worst.map_or(0.0, |f| f.divergence.psi),
+            worst.map_or("-", |f| f.name.as_str()),
+            r.prediction.psi,
+            r.accuracy
+                .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+        );
+    }
 }
