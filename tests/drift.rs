@@ -58,3 +58,41 @@ async fn windows_are_published_and_a_shift_is_flagged() {
     assert!(metric(&text, "driftwood_drift_alerts_total{level=\"alert\"}").unwrap() >= 1.0);
     assert_eq!(metric(&text, "driftwood_drift_reports_total"), Some(6.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_closes_by_age_when_records_stop() {
+    let bootstrap = bootstrap();
+    let mut config = prepared_topics(bootstrap, 300, 3, |_| {}).await;
+    config.drift_window_records = 1_000_000;
+    config.drift_window_seconds = Duration::from_secs(1);
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    wait_until(
+        "a report from the aged window",
+        Duration::from_secs(60),
+        || metrics.drift_reports.get() >= 1,
+    )
+    .await;
+    service.stop().await.unwrap();
+    let published = metrics.drift_reports.get() as usize;
+    let messages = read_topic(
+        bootstrap,
+        &config.drift_topic,
+        published,
+        Duration::from_secs(30),
+    );
+    assert_eq!(messages.len(), published);
+    let codec = AvroCodec::drift_reports();
+    let reports: Vec<DriftReport> = messages
+        .iter()
+        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+        .collect();
+    let scored: i64 = reports.iter().map(|r| r.counts.records).sum();
+    let invalid: i64 = reports.iter().map(|r| r.counts.invalid).sum();
+    assert_eq!(
+        (scored, invalid),
+        (297, 3),
+        "every record counted, invalid ones apart"
+    );
+    assert!(reports.iter().all(|r| r.invalid_share < 0.02));
+}
