@@ -164,7 +164,9 @@ impl Forest {
         let mut node = self.nodes[root as usize];
         while node.feature != LEAF {
             // A branch, not arithmetic: the CPU speculates down the likely side instead of
-            // waiting for the comparison.
+            // waiting for the comparison. Unchecked indexing cuts instructions by a quarter
+            // (cachegrind) but lets LLVM turn this into a conditional move, measured 50%
+            // slower at batch 64; the bounds checks keep it a branch.
             node = if row[node.feature as usize] <= node.threshold {
                 self.nodes[node.children as usize]
             } else {
