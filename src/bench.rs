@@ -92,6 +92,11 @@ pub struct BenchReport {
     pub latency_input_leg_p50_ms: f64,
     /// 99th percentile of the same, ms.
     pub latency_input_leg_p99_ms: f64,
+    /// Median latency of the input records themselves, generator to a plain reader through
+    /// the broker, without driftwood: what the broker alone costs, ms.
+    pub broker_only_p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    pub broker_only_p99_ms: f64,
     /// Peak resident memory of the latency-profile process, bytes.
     pub latency_peak_rss_bytes: u64,
     /// CPU model and count, for reading the figures.
@@ -114,6 +119,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         name("dlq"),
         name("lat-in"),
         name("lat-out"),
+        name("lat-base"),
     ];
     create_topics(&brokers, &topics, config.partitions)?;
 
@@ -141,8 +147,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         "latency at {} records/s for {:?}…",
         config.latency_rate, config.latency_duration
     );
-    let (latencies, input_legs, latency_rss) =
-        latency_run(config, &brokers, &run_topics(4, 5, "g-lat"))?;
+    let latency = latency_run(config, &brokers, &run_topics(4, 5, "g-lat"))?;
+    eprintln!("the same load through the broker alone…");
+    let broker_only = broker_only_run(config, &brokers, &topics[6])?;
     let report = BenchReport {
         records: config.records,
         partitions: config.partitions,
@@ -151,13 +158,15 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         pass_through,
         pipeline,
         latency_offered_rate: config.latency_rate,
-        latency_samples: latencies.len(),
+        latency_samples: latency.end_to_end.len(),
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
-        latency_p50_ms: quantile(&latencies, 0.5),
-        latency_p99_ms: quantile(&latencies, 0.99),
-        latency_input_leg_p50_ms: quantile(&input_legs, 0.5),
-        latency_input_leg_p99_ms: quantile(&input_legs, 0.99),
-        latency_peak_rss_bytes: latency_rss,
+        latency_p50_ms: quantile(&latency.end_to_end, 0.5),
+        latency_p99_ms: quantile(&latency.end_to_end, 0.99),
+        latency_input_leg_p50_ms: quantile(&latency.input_leg, 0.5),
+        latency_input_leg_p99_ms: quantile(&latency.input_leg, 0.99),
+        broker_only_p50_ms: quantile(&broker_only, 0.5),
+        broker_only_p99_ms: quantile(&broker_only, 0.99),
+        latency_peak_rss_bytes: latency.peak_rss,
         machine: machine(),
     };
     print_table(&report);
@@ -220,6 +229,10 @@ fn print_table(r: &BenchReport) {
     println!(
         "  of which event -> scored (generator, broker, consumer): p50 {:.1} ms, p99 {:.1} ms",
         r.latency_input_leg_p50_ms, r.latency_input_leg_p99_ms
+    );
+    println!(
+        "same load through the broker alone (generator -> broker -> plain reader): p50 {:.1} ms, p99 {:.1} ms",
+        r.broker_only_p50_ms, r.broker_only_p99_ms
     );
 }
 
@@ -357,12 +370,8 @@ fn throughput_run(
     }
 }
 
-/// Event-to-output latencies, event-to-scored latencies (ms) and the instance's peak RSS.
-fn latency_run(
-    config: &BenchConfig,
-    brokers: &str,
-    topics: &RunTopics<'_>,
-) -> Result<(Vec<f64>, Vec<f64>, u64)> {
+/// Event-to-output and event-to-scored latencies through a latency-profile instance.
+fn latency_run(config: &BenchConfig, brokers: &str, topics: &RunTopics<'_>) -> Result<LatencyRun> {
     let instance = Instance::start(config, brokers, topics, &["--profile", "latency"])?;
     instance.wait_ready(Duration::from_secs(60))?;
     let count = (config.latency_rate
@@ -397,7 +406,76 @@ fn latency_run(
     producer
         .join()
         .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
-    Ok((latencies, input_legs, instance.peak_rss()))
+    Ok(LatencyRun {
+        end_to_end: latencies,
+        input_leg: input_legs,
+        peak_rss: instance.peak_rss(),
+    })
+}
+
+/// What the latency run measured, in ms.
+struct LatencyRun {
+    end_to_end: Vec<f64>,
+    input_leg: Vec<f64>,
+    peak_rss: u64,
+}
+
+/// The same offered load through the broker alone: the generator writes `topic`, a plain
+/// reader reads it back, no driftwood in between. The floor for driftwood's figures.
+fn broker_only_run(config: &BenchConfig, brokers: &str, topic: &str) -> Result<Vec<f64>> {
+    let count = (config.latency_rate
+        * (config.latency_warmup + config.latency_duration).as_secs_f64()) as usize;
+    let reader = reader_at_end(brokers, topic)?;
+    let mut spec = ProduceConfig::new(brokers, topic, count);
+    spec.rate = config.latency_rate;
+    spec.kafka_options = vec![("linger.ms".into(), "1".into())];
+    let measure_from = now_millis() + config.latency_warmup.as_millis() as i64;
+    let producer = std::thread::spawn(move || produce(&spec));
+    let deadline =
+        Instant::now() + config.latency_warmup + config.latency_duration + Duration::from_secs(60);
+    let latencies = broker_latencies(&reader, count, measure_from, deadline);
+    producer
+        .join()
+        .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
+    Ok(latencies)
+}
+
+/// Latencies of the input records as a plain reader sees them (no driftwood in between).
+fn broker_latencies(
+    reader: &BaseConsumer,
+    count: usize,
+    measure_from: i64,
+    deadline: Instant,
+) -> Vec<f64> {
+    let schema = crate::decode::FeatureDecoder::parse_schema(
+        crate::decode::BUNDLED_FEATURE_SCHEMA,
+        "bundled features.avsc",
+    )
+    .expect("bundled schema parses");
+    let names = crate::dataset::Dataset::breast_cancer().feature_names;
+    let decoder = crate::decode::FeatureDecoder::new(
+        schema,
+        &names,
+        crate::decode::InputFormat::Avro,
+        1 << 20,
+    )
+    .expect("bundled schema fits the dataset");
+    let mut row = Vec::new();
+    let mut out = Vec::with_capacity(count);
+    let mut seen = 0;
+    while seen < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
+            let received = now_millis();
+            seen += 1;
+            row.clear();
+            if let Ok(meta) = decoder.decode(message.payload(), &mut row)
+                && let Some(t) = meta.event_time_ms.filter(|&t| t >= measure_from)
+            {
+                out.push((received - t) as f64);
+            }
+        }
+    }
+    out
 }
 
 fn reader_at_end(brokers: &str, topic: &str) -> Result<BaseConsumer> {
