@@ -1,6 +1,7 @@
 //! Every Prometheus metric driftwood exports, in one registry per service instance (so
 //! several instances can live in one test process).
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -49,31 +50,34 @@ pub struct Metrics {
     pub drift_reports: IntCounter,
 }
 
+/// Registers a metric and hands it back. Names are fixed in this file, so a failure is a
+/// programming error.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
 impl Metrics {
     /// Creates and registers all metrics, plus process metrics (`process_*`).
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let m = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
+            register(
+                &registry,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)),
+            )
         };
         let records = counter_vec(
             "driftwood_records_total",
@@ -120,40 +124,31 @@ impl Metrics {
             "Consumer group rebalances seen, by kind (assign, revoke).",
             &["kind"],
         );
-        let delivery_retries = IntCounter::new(
-            "driftwood_delivery_retries_total",
-            "Outputs re-sent after the producer gave up on a delivery.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(delivery_retries.clone()))
-            .expect("unique metric");
-        let in_flight = IntGauge::new(
-            "driftwood_in_flight_records",
-            "Records sent to the broker and not yet acknowledged.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(in_flight.clone()))
-            .expect("unique metric");
-        let feature_psi = GaugeVec::new(
-            Opts::new(
-                "driftwood_feature_psi",
-                "PSI of each feature against its training baseline, last closed window.",
+        let delivery_retries = register(
+            &registry,
+            IntCounter::new(
+                "driftwood_delivery_retries_total",
+                "Outputs re-sent after the producer gave up on a delivery.",
             ),
-            &["feature"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(feature_psi.clone()))
-            .expect("unique metric");
-        let gauge = |name: &str, help: &str| {
-            let m = Gauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
-        };
+        );
+        let in_flight = register(
+            &registry,
+            IntGauge::new(
+                "driftwood_in_flight_records",
+                "Records sent to the broker and not yet acknowledged.",
+            ),
+        );
+        let feature_psi = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "driftwood_feature_psi",
+                    "PSI of each feature against its training baseline, last closed window.",
+                ),
+                &["feature"],
+            ),
+        );
+        let gauge = |name: &str, help: &str| register(&registry, Gauge::new(name, help));
         let prediction_psi = gauge(
             "driftwood_prediction_psi",
             "PSI of the predicted class mix against training, last closed window.",
@@ -167,14 +162,13 @@ impl Metrics {
             "Drift windows flagged, by level (warn, alert).",
             &["level"],
         );
-        let drift_reports = IntCounter::new(
-            "driftwood_drift_reports_total",
-            "Drift reports acknowledged by the broker.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(drift_reports.clone()))
-            .expect("unique metric");
+        let drift_reports = register(
+            &registry,
+            IntCounter::new(
+                "driftwood_drift_reports_total",
+                "Drift reports acknowledged by the broker.",
+            ),
+        );
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
