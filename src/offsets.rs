@@ -35,6 +35,11 @@ impl OffsetTracker {
         }
     }
 
+    /// The tracked (assigned) partitions.
+    pub fn assigned(&self) -> impl Iterator<Item = i32> + '_ {
+        self.partitions.keys().copied()
+    }
+
     /// Whether the partition is tracked (assigned).
     pub fn is_assigned(&self, partition: i32) -> bool {
         self.partitions.contains_key(&partition)

@@ -97,6 +97,9 @@ impl DriftMonitor {
             return;
         }
         let now = now_millis();
+        // Assigned now, plus any partition the window counted records from (one revoked
+        // since still contributed).
+        self.partitions.extend(sink.tracker().assigned());
         let origin = WindowOrigin {
             instance_id: self.settings.instance_id.clone(),
             partitions: std::mem::take(&mut self.partitions).into_iter().collect(),

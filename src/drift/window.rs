@@ -258,7 +258,7 @@ pub struct ClassRecall {
 pub struct WindowOrigin {
     /// Instance that observed it (`merged` after merging).
     pub instance_id: String,
-    /// Input partitions whose records it counted.
+    /// Input partitions assigned when it closed, and any it counted records from.
     pub partitions: Vec<i32>,
     /// Window start, ms since the epoch.
     pub window_start: i64,
