@@ -47,7 +47,11 @@ async fn windows_are_published_and_a_shift_is_flagged() {
         assert_eq!(r.features.len(), 30);
         assert!(r.origin.window_start <= r.origin.window_end);
         assert!(r.accuracy.is_some(), "the generator sends labels");
-        assert_eq!(r.origin.partitions, vec![0, 1, 2], "one instance holds every partition");
+        assert_eq!(
+            r.origin.partitions,
+            vec![0, 1, 2],
+            "one instance holds every partition"
+        );
     }
     let alerts = reports.iter().filter(|r| r.flag == Flag::Alert).count();
     assert!(
