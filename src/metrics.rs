@@ -238,6 +238,84 @@ impl Metrics {
     }
 }
 
+/// Counter handles for each output outcome, resolved once so that counting an acknowledged
+/// record hashes no label values and allocates nothing.
+pub struct OutcomeCounters {
+    scored: IntCounter,
+    dead_lettered: IntCounter,
+    passed_through: IntCounter,
+    correct: IntCounter,
+    incorrect: IntCounter,
+    dead_letter_kinds: Vec<IntCounter>,
+    /// Predictions per label, added on first sight of a label (there are few).
+    by_label: std::sync::Mutex<Vec<(i32, IntCounter)>>,
+    metrics: Metrics,
+}
+
+impl OutcomeCounters {
+    /// Resolves the handles of `metrics`.
+    pub fn new(metrics: &Metrics) -> Self {
+        OutcomeCounters {
+            scored: metrics.records.with_label_values(&["scored"]),
+            dead_lettered: metrics.records.with_label_values(&["dead_lettered"]),
+            passed_through: metrics.records.with_label_values(&["passed_through"]),
+            correct: metrics.labeled.with_label_values(&["correct"]),
+            incorrect: metrics.labeled.with_label_values(&["incorrect"]),
+            dead_letter_kinds: DecodeErrorKind::ALL
+                .iter()
+                .map(|k| metrics.dead_letters.with_label_values(&[k.as_str()]))
+                .collect(),
+            by_label: std::sync::Mutex::default(),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// The metrics these handles belong to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A prediction acknowledged.
+    pub fn scored(&self, label: i32, confidence: f64, correct: Option<bool>) {
+        self.scored.inc();
+        {
+            let mut by_label = self.by_label.lock().expect("label counters");
+            match by_label.iter().find(|(l, _)| *l == label) {
+                Some((_, counter)) => counter.inc(),
+                None => {
+                    let counter = self
+                        .metrics
+                        .predictions
+                        .with_label_values(&[&label.to_string()]);
+                    counter.inc();
+                    by_label.push((label, counter));
+                }
+            }
+        }
+        self.metrics.confidence.observe(confidence);
+        match correct {
+            Some(true) => self.correct.inc(),
+            Some(false) => self.incorrect.inc(),
+            None => {}
+        }
+    }
+
+    /// A dead letter acknowledged.
+    pub fn dead_lettered(&self, kind: DecodeErrorKind) {
+        self.dead_lettered.inc();
+        let i = DecodeErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is listed");
+        self.dead_letter_kinds[i].inc();
+    }
+
+    /// A pass-through output acknowledged.
+    pub fn passed_through(&self) {
+        self.passed_through.inc();
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -15,7 +15,7 @@ use tracing::{error, warn};
 
 use crate::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OutcomeCounters};
 use crate::offsets::OffsetTracker;
 
 /// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
@@ -86,7 +86,7 @@ struct Retry {
 pub struct SinkContext {
     tracker: Mutex<OffsetTracker>,
     retries: Mutex<Vec<Retry>>,
-    metrics: Metrics,
+    counters: OutcomeCounters,
 }
 
 impl ClientContext for SinkContext {
@@ -118,7 +118,7 @@ impl ProducerContext for SinkContext {
                     retry_in = ?delay,
                     "delivery failed; will send again"
                 );
-                self.metrics.delivery_retries.inc();
+                self.counters.metrics().delivery_retries.inc();
                 self.retries.lock().expect("retry queue").push(Retry {
                     due: Instant::now() + delay,
                     topic: message.topic().to_string(),
@@ -141,27 +141,16 @@ impl SinkContext {
     }
 
     fn count(&self, outcome: Outcome) {
-        let m = &self.metrics;
+        let c = &self.counters;
         match outcome {
             Outcome::Scored {
                 label,
                 confidence,
                 correct,
-            } => {
-                m.records.with_label_values(&["scored"]).inc();
-                m.predictions.with_label_values(&[&label.to_string()]).inc();
-                m.confidence.observe(confidence);
-                if let Some(correct) = correct {
-                    let outcome = if correct { "correct" } else { "incorrect" };
-                    m.labeled.with_label_values(&[outcome]).inc();
-                }
-            }
-            Outcome::DeadLettered(kind) => {
-                m.records.with_label_values(&["dead_lettered"]).inc();
-                m.dead_letters.with_label_values(&[kind.as_str()]).inc();
-            }
-            Outcome::PassedThrough => m.records.with_label_values(&["passed_through"]).inc(),
-            Outcome::DriftReport => m.drift_reports.inc(),
+            } => c.scored(label, confidence, correct),
+            Outcome::DeadLettered(kind) => c.dead_lettered(kind),
+            Outcome::PassedThrough => c.passed_through(),
+            Outcome::DriftReport => c.metrics().drift_reports.inc(),
         }
     }
 }
@@ -189,7 +178,7 @@ impl Sink {
         let context = SinkContext {
             tracker: Mutex::default(),
             retries: Mutex::default(),
-            metrics,
+            counters: OutcomeCounters::new(&metrics),
         };
         let producer = config
             .create_with_context(context)
@@ -254,7 +243,12 @@ impl Sink {
                 }
                 Err((err, rejected)) => {
                     error!(%err, topic, "could not enqueue output; will send again");
-                    self.producer.context().metrics.delivery_retries.inc();
+                    self.producer
+                        .context()
+                        .counters
+                        .metrics()
+                        .delivery_retries
+                        .inc();
                     self.producer
                         .context()
                         .retries
@@ -308,7 +302,7 @@ impl Sink {
             }
         }
         let in_flight = self.tracker().in_flight();
-        context.metrics.in_flight.set(in_flight as i64);
+        context.counters.metrics().in_flight.set(in_flight as i64);
     }
 
     /// Polls until every output of `partitions` is acknowledged or `timeout` passes; returns
