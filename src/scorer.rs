@@ -58,9 +58,12 @@ impl Scorer {
     /// Sends one output per message of `batch`, in order. Messages of partitions revoked
     /// while the batch was being collected are skipped: their new owner reads them again.
     pub fn handle_batch(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
+        // Rebalances happen only inside the consumer's poll, never while a batch is handled,
+        // so one look at the assignment serves the whole batch.
+        let assigned: Vec<i32> = sink.tracker().assigned().collect();
         if self.pass_through {
             for message in batch {
-                if sink.tracker().is_assigned(message.partition()) {
+                if assigned.contains(&message.partition()) {
                     self.forward(message, sink);
                 }
             }
@@ -87,7 +90,7 @@ impl Scorer {
         let mut rows_seen = Vec::new();
         for (message, result) in batch.iter().zip(decoded) {
             let scored_row = result.as_ref().ok().and_then(|_| scored.next());
-            if !sink.tracker().is_assigned(message.partition()) {
+            if !assigned.contains(&message.partition()) {
                 continue;
             }
             match (result, scored_row) {
