@@ -143,6 +143,8 @@ pub struct DriftWindow {
     confidence_edges: Vec<f64>,
     classes: Vec<i32>,
     counts: WindowCounts,
+    /// Zero counts of the right shape, to start each window from.
+    empty: WindowCounts,
 }
 
 impl DriftWindow {
@@ -158,6 +160,7 @@ impl DriftWindow {
             confidence_edges: model.baselines.confidence.edges.clone(),
             classes: model.classes.clone(),
             counts: WindowCounts::empty(model),
+            empty: WindowCounts::empty(model),
         }
     }
 
@@ -210,24 +213,7 @@ impl DriftWindow {
 
     /// Closes the window: returns its counts and starts over.
     pub fn take(&mut self) -> WindowCounts {
-        let empty = WindowCounts {
-            records: 0,
-            invalid: 0,
-            features: self
-                .counts
-                .features
-                .iter()
-                .map(|f| vec![0; f.len()])
-                .collect(),
-            predictions: vec![0; self.counts.predictions.len()],
-            confidence: vec![0; self.counts.confidence.len()],
-            confidence_sum: 0.0,
-            labeled: 0,
-            correct: 0,
-            class_support: vec![0; self.classes.len()],
-            class_hits: vec![0; self.classes.len()],
-        };
-        std::mem::replace(&mut self.counts, empty)
+        std::mem::replace(&mut self.counts, self.empty.clone())
     }
 }
 
