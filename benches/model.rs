@@ -1,4 +1,5 @@
-//! Model ns/row: the flattened forest (lock-step batches, and the branchy walk) against
+//! Model ns/row: the flattened forest (`compiled`: leaf masks where the CPU has AVX-512,
+//! else lock step; `compiled_lockstep`; the branchy walk) against
 //! smartcore's own predict, at batch sizes 1, 64 and 1024, on the committed 100-tree model.
 //!
 //! Each iteration scores the next batch from a pool of 16,384 rows drawn at random from the
@@ -41,6 +42,14 @@ fn model(c: &mut Criterion) {
             b.iter(|| {
                 next = (next + 1) % flat.len();
                 model.forest.score_batch(black_box(&flat[next]), &mut votes)
+            })
+        });
+        group.bench_function(BenchmarkId::new("compiled_lockstep", batch), |b| {
+            b.iter(|| {
+                next = (next + 1) % flat.len();
+                model
+                    .forest
+                    .score_batch_lockstep(black_box(&flat[next]), &mut votes)
             })
         });
         group.bench_function(BenchmarkId::new("compiled_branchy", batch), |b| {
