@@ -1,6 +1,8 @@
 //! `driftwood bench`: measures, in one run against a real broker, the pass-through ceiling
 //! (consume and produce the same bytes), the full pipeline on the same input, event-to-output
-//! latency at a fixed offered rate, and the pipeline's peak memory. Each measurement runs the
+//! latency at a fixed offered rate (through the pipeline, through the pass-through relay, and
+//! through the broker alone, so the broker's share can be told from driftwood's), and the
+//! pipeline's peak memory. Each measurement runs the
 //! real `driftwood run` binary as a child process; throughput is read from its `/metrics`,
 //! memory from its `/proc/<pid>/status` (VmHWM).
 
@@ -92,6 +94,11 @@ pub struct BenchReport {
     pub latency_input_leg_p50_ms: f64,
     /// 99th percentile of the same, ms.
     pub latency_input_leg_p99_ms: f64,
+    /// Median event-to-output latency of the same load through `--pass-through` (the same two
+    /// broker hops, consumer and producer, without decode or scoring), ms.
+    pub pass_through_p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    pub pass_through_p99_ms: f64,
     /// Median latency of the input records themselves, generator to a plain reader through
     /// the broker, without driftwood: what the broker alone costs, ms.
     pub broker_only_p50_ms: f64,
@@ -120,6 +127,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         name("lat-in"),
         name("lat-out"),
         name("lat-base"),
+        name("lat-pass-in"),
+        name("lat-pass-out"),
     ];
     create_topics(&brokers, &topics, config.partitions)?;
 
@@ -147,9 +156,27 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         "latency at {} records/s for {:?}…",
         config.latency_rate, config.latency_duration
     );
-    let latency = latency_run(config, &brokers, &run_topics(4, 5, "g-lat"))?;
+    let latency = latency_run(
+        config,
+        &brokers,
+        &run_topics(4, 5, "g-lat"),
+        Relay::Pipeline,
+    )?;
+    eprintln!("the same load through --pass-through (the two hops without decode or scoring)…");
+    let relay = latency_run(
+        config,
+        &brokers,
+        &run_topics(7, 8, "g-lat-pass"),
+        Relay::PassThrough,
+    )?;
     eprintln!("the same load through the broker alone…");
-    let broker_only = broker_only_run(config, &brokers, &topics[6])?;
+    let broker_only = latency_run(
+        config,
+        &brokers,
+        &run_topics(6, 6, "unused"),
+        Relay::BrokerOnly,
+    )?
+    .end_to_end;
     let report = BenchReport {
         records: config.records,
         partitions: config.partitions,
@@ -164,6 +191,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         latency_p99_ms: quantile(&latency.end_to_end, 0.99),
         latency_input_leg_p50_ms: quantile(&latency.input_leg, 0.5),
         latency_input_leg_p99_ms: quantile(&latency.input_leg, 0.99),
+        pass_through_p50_ms: quantile(&relay.end_to_end, 0.5),
+        pass_through_p99_ms: quantile(&relay.end_to_end, 0.99),
         broker_only_p50_ms: quantile(&broker_only, 0.5),
         broker_only_p99_ms: quantile(&broker_only, 0.99),
         latency_peak_rss_bytes: latency.peak_rss,
@@ -229,6 +258,10 @@ fn print_table(r: &BenchReport) {
     println!(
         "  of which event -> scored (generator, broker, consumer): p50 {:.1} ms, p99 {:.1} ms",
         r.latency_input_leg_p50_ms, r.latency_input_leg_p99_ms
+    );
+    println!(
+        "same load through --pass-through (same two hops, no decode or scoring): p50 {:.1} ms, p99 {:.1} ms",
+        r.pass_through_p50_ms, r.pass_through_p99_ms
     );
     println!(
         "same load through the broker alone (generator -> broker -> plain reader): p50 {:.1} ms, p99 {:.1} ms",
@@ -370,13 +403,56 @@ fn throughput_run(
     }
 }
 
-/// Event-to-output and event-to-scored latencies through a latency-profile instance.
-fn latency_run(config: &BenchConfig, brokers: &str, topics: &RunTopics<'_>) -> Result<LatencyRun> {
-    let instance = Instance::start(config, brokers, topics, &["--profile", "latency"])?;
-    instance.wait_ready(Duration::from_secs(60))?;
+/// What sits between the generator's topic and the measuring reader in a latency run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Relay {
+    /// `driftwood run --profile latency`: two broker hops plus decode, score and encode.
+    Pipeline,
+    /// `driftwood run --profile latency --pass-through`: the same two hops and the same
+    /// consumer and producer, without decode or scoring. Driftwood's floor on this broker.
+    PassThrough,
+    /// Nothing: a plain reader on the input topic. One hop, the broker's own floor.
+    BrokerOnly,
+}
+
+/// Latencies in ms of one run at the offered rate, measured after the warm-up.
+struct LatencyRun {
+    /// Event time to the reader receiving the output.
+    end_to_end: Vec<f64>,
+    /// Event time to driftwood's `scored_at` (pipeline only).
+    input_leg: Vec<f64>,
+    /// Peak resident memory of the relay process (0 without one).
+    peak_rss: u64,
+}
+
+/// Offers `config.latency_rate` records/s to `topics.input` and measures, at the reader of
+/// the relay's output (or of the input itself for [`Relay::BrokerOnly`]), how long each
+/// record took from its event time.
+fn latency_run(
+    config: &BenchConfig,
+    brokers: &str,
+    topics: &RunTopics<'_>,
+    relay: Relay,
+) -> Result<LatencyRun> {
+    let instance = match relay {
+        Relay::Pipeline => Some(&["--profile", "latency"][..]),
+        Relay::PassThrough => Some(&["--profile", "latency", "--pass-through"][..]),
+        Relay::BrokerOnly => None,
+    }
+    .map(|extra| -> Result<Instance> {
+        let instance = Instance::start(config, brokers, topics, extra)?;
+        instance.wait_ready(Duration::from_secs(60))?;
+        Ok(instance)
+    })
+    .transpose()?;
+    let read_from = if instance.is_some() {
+        topics.output
+    } else {
+        topics.input
+    };
     let count = (config.latency_rate
         * (config.latency_warmup + config.latency_duration).as_secs_f64()) as usize;
-    let reader = reader_at_end(brokers, topics.output)?;
+    let reader = reader_at_end(brokers, read_from)?;
     let mut spec = ProduceConfig::new(brokers, topics.input, count);
     spec.rate = config.latency_rate;
     // The generator stamps event_time when it encodes; send within a millisecond so the
@@ -384,9 +460,12 @@ fn latency_run(config: &BenchConfig, brokers: &str, topics: &RunTopics<'_>) -> R
     spec.kafka_options = vec![("linger.ms".into(), "1".into())];
     let measure_from = now_millis() + config.latency_warmup.as_millis() as i64;
     let producer = std::thread::spawn(move || produce(&spec));
-    let codec = AvroCodec::predictions();
-    let mut latencies = Vec::with_capacity(count);
-    let mut input_legs = Vec::with_capacity(count);
+    let times = EventTimes::new();
+    let mut run = LatencyRun {
+        end_to_end: Vec::with_capacity(count),
+        input_leg: Vec::with_capacity(count),
+        peak_rss: 0,
+    };
     let deadline =
         Instant::now() + config.latency_warmup + config.latency_duration + Duration::from_secs(60);
     let mut received_all = 0;
@@ -394,88 +473,66 @@ fn latency_run(config: &BenchConfig, brokers: &str, topics: &RunTopics<'_>) -> R
         if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
             let received = now_millis();
             received_all += 1;
-            if let Some(payload) = message.payload()
-                && let Ok(p) = codec.decode::<PredictionRecord>(payload)
-                && p.event_time >= measure_from
+            let stamps = match relay {
+                Relay::Pipeline => times.of_prediction(message.payload()),
+                Relay::PassThrough | Relay::BrokerOnly => times.of_features(message.payload()),
+            };
+            if let Some((event_time, scored_at)) = stamps
+                && event_time >= measure_from
             {
-                latencies.push((received - p.event_time) as f64);
-                input_legs.push((p.scored_at - p.event_time) as f64);
+                run.end_to_end.push((received - event_time) as f64);
+                if let Some(scored_at) = scored_at {
+                    run.input_leg.push((scored_at - event_time) as f64);
+                }
             }
         }
     }
     producer
         .join()
         .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
-    Ok(LatencyRun {
-        end_to_end: latencies,
-        input_leg: input_legs,
-        peak_rss: instance.peak_rss(),
-    })
+    run.peak_rss = instance.as_ref().map_or(0, Instance::peak_rss);
+    Ok(run)
 }
 
-/// What the latency run measured, in ms.
-struct LatencyRun {
-    end_to_end: Vec<f64>,
-    input_leg: Vec<f64>,
-    peak_rss: u64,
+/// Reads the time stamps the latency runs measure from.
+struct EventTimes {
+    predictions: AvroCodec,
+    features: crate::decode::FeatureDecoder,
 }
 
-/// The same offered load through the broker alone: the generator writes `topic`, a plain
-/// reader reads it back, no driftwood in between. The floor for driftwood's figures.
-fn broker_only_run(config: &BenchConfig, brokers: &str, topic: &str) -> Result<Vec<f64>> {
-    let count = (config.latency_rate
-        * (config.latency_warmup + config.latency_duration).as_secs_f64()) as usize;
-    let reader = reader_at_end(brokers, topic)?;
-    let mut spec = ProduceConfig::new(brokers, topic, count);
-    spec.rate = config.latency_rate;
-    spec.kafka_options = vec![("linger.ms".into(), "1".into())];
-    let measure_from = now_millis() + config.latency_warmup.as_millis() as i64;
-    let producer = std::thread::spawn(move || produce(&spec));
-    let deadline =
-        Instant::now() + config.latency_warmup + config.latency_duration + Duration::from_secs(60);
-    let latencies = broker_latencies(&reader, count, measure_from, deadline);
-    producer
-        .join()
-        .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
-    Ok(latencies)
-}
-
-/// Latencies of the input records as a plain reader sees them (no driftwood in between).
-fn broker_latencies(
-    reader: &BaseConsumer,
-    count: usize,
-    measure_from: i64,
-    deadline: Instant,
-) -> Vec<f64> {
-    let schema = crate::decode::FeatureDecoder::parse_schema(
-        crate::decode::BUNDLED_FEATURE_SCHEMA,
-        "bundled features.avsc",
-    )
-    .expect("bundled schema parses");
-    let names = crate::dataset::Dataset::breast_cancer().feature_names;
-    let decoder = crate::decode::FeatureDecoder::new(
-        schema,
-        &names,
-        crate::decode::InputFormat::Avro,
-        1 << 20,
-    )
-    .expect("bundled schema fits the dataset");
-    let mut row = Vec::new();
-    let mut out = Vec::with_capacity(count);
-    let mut seen = 0;
-    while seen < count && Instant::now() < deadline {
-        if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
-            let received = now_millis();
-            seen += 1;
-            row.clear();
-            if let Ok(meta) = decoder.decode(message.payload(), &mut row)
-                && let Some(t) = meta.event_time_ms.filter(|&t| t >= measure_from)
-            {
-                out.push((received - t) as f64);
-            }
+impl EventTimes {
+    fn new() -> Self {
+        let schema = crate::decode::FeatureDecoder::parse_schema(
+            crate::decode::BUNDLED_FEATURE_SCHEMA,
+            "bundled features.avsc",
+        )
+        .expect("bundled schema parses");
+        let names = crate::dataset::Dataset::breast_cancer().feature_names;
+        let features = crate::decode::FeatureDecoder::new(
+            schema,
+            &names,
+            crate::decode::InputFormat::Avro,
+            1 << 20,
+        )
+        .expect("bundled schema fits the dataset");
+        EventTimes {
+            predictions: AvroCodec::predictions(),
+            features,
         }
     }
-    out
+
+    /// `(event_time, Some(scored_at))` of a prediction.
+    fn of_prediction(&self, payload: Option<&[u8]>) -> Option<(i64, Option<i64>)> {
+        let p = self.predictions.decode::<PredictionRecord>(payload?).ok()?;
+        Some((p.event_time, Some(p.scored_at)))
+    }
+
+    /// `(event_time, None)` of a feature record.
+    fn of_features(&self, payload: Option<&[u8]>) -> Option<(i64, Option<i64>)> {
+        let mut row = Vec::new();
+        let meta = self.features.decode(payload, &mut row).ok()?;
+        Some((meta.event_time_ms?, None))
+    }
 }
 
 fn reader_at_end(brokers: &str, topic: &str) -> Result<BaseConsumer> {
