@@ -4,7 +4,7 @@
 //!
 //! - [`config`]: command-line and environment configuration, librdkafka settings.
 //! - [`dataset`]: training data (the bundled breast-cancer set, CSV files).
-//! - [`model`]: training, the artifact on disk, the flattened forest that scores.
+//! - [`model`]: training, the artifact on disk, the compiled forest that scores.
 //! - [`admin`]: creating missing topics.
 //! - [`source`]: Kafka in: the consumer context (rebalances, statistics, commits).
 //! - [`decode`]: input framing (plain Avro, Confluent wire format) and features by name.

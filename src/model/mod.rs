@@ -1,5 +1,5 @@
 //! The model: training ([`train`]), the artifact on disk ([`artifact`]), drift baselines
-//! ([`baseline`]) and the flattened forest that scores ([`forest`]).
+//! ([`baseline`]) and the compiled forest that scores ([`forest`]).
 
 pub mod artifact;
 pub mod baseline;
