@@ -3,7 +3,7 @@
 //! smartcore stays the training library and the reference; at load time its trees are
 //! copied into contiguous arrays (trees back to back) so scoring walks plain indices instead
 //! of nested structs. Three walks share them: leaf masks over eight rows with AVX-512
-//! ([`leaf_masks`], the fastest), a portable lock-step walk over eight rows, and a branchy
+//! (module `leaf_masks`, the fastest), a portable lock-step walk over eight rows, and a branchy
 //! walk for single rows. The voting rule is smartcore's: each tree casts one vote, the class
 //! with most votes wins and ties go to the lowest class index.
 
