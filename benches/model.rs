@@ -1,5 +1,5 @@
-//! Model ns/row: the flattened forest (`compiled`: leaf masks where the CPU has AVX-512,
-//! else lock step; `compiled_lockstep`; the branchy walk) against
+//! Model ns/row: the compiled forest (`compiled`: the walk `score_batch` picks; then every
+//! walk this machine can take, `compiled_<walk>`) against
 //! smartcore's own predict, at batch sizes 1, 64 and 1024, on the committed 100-tree model.
 //!
 //! Each iteration scores the next batch from a pool of 16,384 rows drawn at random from the
@@ -13,6 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use driftwood::dataset::Dataset;
 use driftwood::model::Model;
 use driftwood::model::artifact::load_reference;
+use driftwood::model::forest::{Kernel, Walk};
 use rand::{Rng, SeedableRng};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
@@ -44,22 +45,22 @@ fn model(c: &mut Criterion) {
                 model.forest.score_batch(black_box(&flat[next]), &mut votes)
             })
         });
-        group.bench_function(BenchmarkId::new("compiled_lockstep", batch), |b| {
-            b.iter(|| {
-                next = (next + 1) % flat.len();
-                model
-                    .forest
-                    .score_batch_lockstep(black_box(&flat[next]), &mut votes)
-            })
-        });
-        group.bench_function(BenchmarkId::new("compiled_branchy", batch), |b| {
-            b.iter(|| {
-                next = (next + 1) % flat.len();
-                model
-                    .forest
-                    .score_batch_row_major(black_box(&flat[next]), &mut votes)
-            })
-        });
+        for walk in model.forest.walks() {
+            let name = match walk {
+                Walk::LeafMasks(Kernel::Avx512) => "compiled_leaf_masks_avx512",
+                Walk::LeafMasks(Kernel::Avx2) => "compiled_leaf_masks_avx2",
+                Walk::LockStep => "compiled_lockstep",
+                Walk::Branchy => "compiled_branchy",
+            };
+            group.bench_function(BenchmarkId::new(name, batch), |b| {
+                b.iter(|| {
+                    next = (next + 1) % flat.len();
+                    model
+                        .forest
+                        .score_batch_with(walk, black_box(&flat[next]), &mut votes)
+                })
+            });
+        }
         group.bench_function(BenchmarkId::new("smartcore", batch), |b| {
             b.iter(|| {
                 next = (next + 1) % matrices.len();

@@ -32,14 +32,7 @@ fn main() {
     match which.as_str() {
         "compiled" => {
             let model = Model::load(&dir).unwrap();
-            println!(
-                "walk: {}",
-                if model.forest.uses_leaf_masks() {
-                    "leaf masks"
-                } else {
-                    "lock step"
-                }
-            );
+            println!("walk: {:?}", model.forest.walks()[0]);
             let flat: Vec<Vec<f64>> = batches.iter().map(|b| b.concat()).collect();
             let mut votes = Vec::new();
             for _ in 0..rounds {

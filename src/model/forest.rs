@@ -13,6 +13,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use crate::error::{Error, Result};
 
 mod leaf_masks;
+pub use leaf_masks::Kernel;
 use leaf_masks::LeafMasks;
 
 /// smartcore's forest with the types driftwood trains: `f64` features, `i32` labels.
@@ -45,8 +46,22 @@ pub struct Forest {
     tree_roots: Vec<u32>,
     nodes: Vec<Node>,
     lockstep: Lockstep,
-    /// The fastest walk, where the CPU and the trees allow it.
+    /// Present when every tree fits a mask word (the CPU decides whether it is used).
     leaf_masks: Option<LeafMasks>,
+    /// The walk [`Forest::score_batch`] takes for two rows or more.
+    best: Walk,
+}
+
+/// A way of scoring a batch. All give smartcore's votes exactly; they differ in speed and in
+/// what they need (see [`Forest::walks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Leaf masks over eight rows at once, with a vector kernel.
+    LeafMasks(Kernel),
+    /// Eight rows in lock step, branch free; the rest one at a time. Runs anywhere.
+    LockStep,
+    /// One row at a time, every tree in turn, branching at each split. Runs anywhere.
+    Branchy,
 }
 
 /// Rows walked together, branch-free, by [`Forest::score_batch`].
@@ -160,6 +175,7 @@ impl Forest {
             nodes: Vec::with_capacity(total),
             lockstep: Lockstep::default(),
             leaf_masks: None,
+            best: Walk::LockStep,
         };
         for (t, tree) in trees.iter().enumerate() {
             let bad = |n: usize, what: &str| invalid(format!("tree {t} node {n}: {what}"));
@@ -222,6 +238,7 @@ impl Forest {
             n_features,
             forest.classes.len(),
         );
+        forest.best = forest.walks()[0];
         Ok(forest)
     }
 
@@ -261,33 +278,64 @@ impl Forest {
     /// Scores `rows` (row-major, `n_features` values each) and writes each row's vote counts,
     /// one per class, into `votes` (cleared first). Read them with [`Forest::votes`].
     ///
-    /// Uses leaf masks eight rows at a time where the CPU has AVX-512 and every tree has at
-    /// most 64 leaves, otherwise [`Forest::score_batch_lockstep`]. A single row takes the
-    /// branchy walk: padded to eight rows, the masks are slower (1.0 µs against 0.7).
+    /// Takes the fastest of [`Forest::walks`], except that a single row takes the branchy
+    /// walk: padded to a block of eight, leaf masks are slower (1.0 µs against 0.7).
     pub fn score_batch(&self, rows: &[f64], votes: &mut Vec<u32>) {
-        match &self.leaf_masks {
-            Some(masks) if rows.len() > self.n_features => {
-                votes.clear();
-                votes.resize(rows.len() / self.n_features * self.classes.len(), 0);
-                masks.score(rows, votes);
-            }
-            _ => self.score_batch_lockstep(rows, votes),
-        }
+        let walk = if rows.len() > self.n_features {
+            self.best
+        } else {
+            Walk::Branchy
+        };
+        self.score_batch_with(walk, rows, votes);
     }
 
-    /// Whether [`Forest::score_batch`] uses leaf masks on this machine.
-    pub fn uses_leaf_masks(&self) -> bool {
-        self.leaf_masks.is_some()
+    /// The walks this forest can take on this machine, fastest first. Leaf masks need a
+    /// supported CPU ([`Kernel::supported`]), trees of at most 64 leaves and at most 8
+    /// classes.
+    pub fn walks(&self) -> Vec<Walk> {
+        let kernels = Kernel::ALL.into_iter().filter(|k| k.supported());
+        self.leaf_masks
+            .iter()
+            .flat_map(|_| kernels.clone().map(Walk::LeafMasks))
+            .chain([Walk::LockStep, Walk::Branchy])
+            .collect()
     }
 
-    /// The portable walk: blocks of eight rows in lock step, then the remainder one row at a
-    /// time. Trees are the outer loop and rows the inner one, so one tree's nodes stay in
-    /// cache while the batch walks it.
-    pub fn score_batch_lockstep(&self, rows: &[f64], votes: &mut Vec<u32>) {
+    /// [`Forest::score_batch`] with a chosen walk, for tests and benchmarks.
+    ///
+    /// # Panics
+    /// If `walk` is not in [`Forest::walks`].
+    pub fn score_batch_with(&self, walk: Walk, rows: &[f64], votes: &mut Vec<u32>) {
         let n_classes = self.classes.len();
         let n_rows = rows.len() / self.n_features;
         votes.clear();
         votes.resize(n_rows * n_classes, 0);
+        match walk {
+            Walk::LeafMasks(kernel) => self
+                .leaf_masks
+                .as_ref()
+                .expect("leaf masks need trees of at most 64 leaves and at most 8 classes")
+                .score(kernel, rows, votes),
+            Walk::LockStep => self.score_lockstep_batch(rows, votes),
+            Walk::Branchy => {
+                for (row, row_votes) in rows
+                    .chunks_exact(self.n_features)
+                    .zip(votes.chunks_exact_mut(n_classes))
+                {
+                    for &root in &self.tree_roots {
+                        row_votes[self.tree_vote(root, row)] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Blocks of eight rows in lock step, then the remainder one row at a time. Trees are the
+    /// outer loop and rows the inner one, so one tree's nodes stay in cache while the batch
+    /// walks it.
+    fn score_lockstep_batch(&self, rows: &[f64], votes: &mut [u32]) {
+        let n_classes = self.classes.len();
+        let n_rows = rows.len() / self.n_features;
         let whole = n_rows / LOCKSTEP_ROWS * LOCKSTEP_ROWS;
         let (block_rows, rest_rows) = rows.split_at(whole * self.n_features);
         let (block_votes, rest_votes) = votes.split_at_mut(whole * n_classes);
@@ -325,23 +373,6 @@ impl Forest {
             }
             for (k, &i) in at.iter().enumerate() {
                 votes[k * nc + lock.class[i as usize] as usize] += 1;
-            }
-        }
-    }
-
-    /// [`Forest::score_batch`] with rows as the outer loop; kept for the benchmark that
-    /// chose the layout.
-    pub fn score_batch_row_major(&self, rows: &[f64], votes: &mut Vec<u32>) {
-        let n_classes = self.classes.len();
-        let n_rows = rows.len() / self.n_features;
-        votes.clear();
-        votes.resize(n_rows * n_classes, 0);
-        for (row, row_votes) in rows
-            .chunks_exact(self.n_features)
-            .zip(votes.chunks_exact_mut(n_classes))
-        {
-            for &root in &self.tree_roots {
-                row_votes[self.tree_vote(root, row)] += 1;
             }
         }
     }
@@ -401,6 +432,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use smartcore::linalg::basic::matrix::DenseMatrix;
 
+    use super::{Forest, Kernel, Walk};
     use crate::dataset::Dataset;
     use crate::model::Model;
     use crate::model::artifact::load_reference;
@@ -449,44 +481,51 @@ mod tests {
             .predict(&DenseMatrix::from_2d_vec(&rows).unwrap())
             .unwrap();
         let flat = rows.concat();
-        let n_classes = model.forest.classes().len();
-        // Every batch size up to two blocks, so padding and the single-row path are covered.
-        let mut votes = Vec::new();
-        for size in 1..=17 {
-            for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
-                model.forest.score_batch(chunk, &mut votes);
-                let got: Vec<i32> = votes
-                    .chunks_exact(n_classes)
-                    .map(|v| model.forest.votes(v).label())
-                    .collect();
-                assert_eq!(got, want, "batch size {size}");
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
+        let forest = &model.forest;
+        let n_classes = forest.classes().len();
+        let kernels = Kernel::ALL.iter().filter(|k| k.supported()).count();
         assert_eq!(
-            model.forest.uses_leaf_masks(),
-            std::is_x86_feature_detected!("avx512f"),
-            "the bundled trees are small enough for leaf masks wherever AVX-512 exists"
+            forest.walks().len(),
+            kernels + 2,
+            "the bundled trees are small enough for leaf masks wherever a kernel runs"
         );
-        for score in [
-            super::Forest::score_batch,
-            super::Forest::score_batch_lockstep,
-            super::Forest::score_batch_row_major,
-        ] {
-            let mut votes = Vec::new();
-            score(&model.forest, &flat, &mut votes);
-            let got: Vec<i32> = votes
-                .chunks_exact(n_classes)
-                .map(|v| model.forest.votes(v).label())
-                .collect();
-            assert_eq!(got, expected);
+        let mut votes = Vec::new();
+        for walk in forest.walks() {
+            // Every batch size up to two blocks, so padding and remainders are covered.
+            for size in 1..=17 {
+                for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
+                    assert_eq!(
+                        labels(forest, Some(walk), chunk, &mut votes),
+                        want,
+                        "{walk:?}, batch size {size}"
+                    );
+                }
+            }
+            assert_eq!(labels(forest, Some(walk), &flat, &mut votes), expected);
             for v in votes.chunks_exact(n_classes) {
-                let v = model.forest.votes(v);
+                let v = forest.votes(v);
                 let shares: Vec<f64> = v.probabilities().collect();
                 assert_eq!(v.confidence(), shares[v.class_index()]);
                 assert!(shares.iter().all(|&s| s <= v.confidence()));
             }
         }
+        for size in [1, 2, 64] {
+            for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
+                assert_eq!(labels(forest, None, chunk, &mut votes), want);
+            }
+        }
+    }
+
+    /// Labels of `rows` by `walk`, or by the forest's own choice with `None`.
+    fn labels(forest: &Forest, walk: Option<Walk>, rows: &[f64], votes: &mut Vec<u32>) -> Vec<i32> {
+        match walk {
+            Some(walk) => forest.score_batch_with(walk, rows, votes),
+            None => forest.score_batch(rows, votes),
+        }
+        votes
+            .chunks_exact(forest.classes().len())
+            .map(|v| forest.votes(v).label())
+            .collect()
     }
 
     /// Forests trained here: three classes (leaf masks, where the CPU allows) and five classes
@@ -495,7 +534,7 @@ mod tests {
     fn other_class_counts_and_large_trees_score_exactly_like_smartcore() {
         use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters;
 
-        use super::{Forest, SmartcoreForest};
+        use super::SmartcoreForest;
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(99);
         let n = 4;
@@ -504,7 +543,7 @@ mod tests {
             .collect();
         for (n_classes, max_depth, expect_masks) in [(3i32, 6u16, true), (5, 16, false)] {
             // Labels from the first two features plus noise, so deep trees keep splitting.
-            let labels: Vec<i32> = rows
+            let targets: Vec<i32> = rows
                 .iter()
                 .map(|r| {
                     let noise = rng.random_range(-0.3..0.3);
@@ -514,7 +553,7 @@ mod tests {
                 .collect();
             let reference = SmartcoreForest::fit(
                 &DenseMatrix::from_2d_vec(&rows[..2000].to_vec()).unwrap(),
-                &labels[..2000].to_vec(),
+                &targets[..2000].to_vec(),
                 RandomForestClassifierParameters::default()
                     .with_n_trees(20)
                     .with_max_depth(max_depth)
@@ -523,10 +562,10 @@ mod tests {
             .unwrap();
             let forest = Forest::compile(&reference, n).unwrap();
             assert_eq!(forest.classes().len(), n_classes as usize);
-            #[cfg(target_arch = "x86_64")]
+            let kernels = Kernel::ALL.iter().filter(|k| k.supported()).count();
             assert_eq!(
-                forest.uses_leaf_masks(),
-                expect_masks && std::is_x86_feature_detected!("avx512f"),
+                forest.walks().len(),
+                2 + if expect_masks { kernels } else { 0 },
                 "{n_classes} classes, depth {max_depth}"
             );
             let mut test_rows = rows[2000..].to_vec();
@@ -537,12 +576,13 @@ mod tests {
                 .predict(&DenseMatrix::from_2d_vec(&test_rows).unwrap())
                 .unwrap();
             let mut votes = Vec::new();
-            forest.score_batch(&test_rows.concat(), &mut votes);
-            let got: Vec<i32> = votes
-                .chunks_exact(n_classes as usize)
-                .map(|v| forest.votes(v).label())
-                .collect();
-            assert_eq!(got, expected, "{n_classes} classes, depth {max_depth}");
+            for walk in forest.walks() {
+                let got = labels(&forest, Some(walk), &test_rows.concat(), &mut votes);
+                assert_eq!(
+                    got, expected,
+                    "{walk:?}, {n_classes} classes, depth {max_depth}"
+                );
+            }
         }
     }
 }

@@ -12,9 +12,13 @@
 //! Trees of up to 64 leaves fit one mask word. The bundled model's largest has 22; a forest
 //! with a bigger tree, or more than [`MAX_CLASSES`] classes, uses the lock-step walk instead.
 //!
-//! Measured by `benches/model.rs`: 113 ns/row at batch 64 against 412 for the lock-step walk
-//! and 1,521 for smartcore. Each class's vote count stays in a register across trees;
-//! counting in memory chained every tree to the previous tree's store and cost 35% more.
+//! Two kernels, picked at run time by [`Kernel::supported`]: AVX-512 intrinsics (a split is
+//! one compare into a mask register and one masked AND), and plain Rust that LLVM vectorizes
+//! when compiled for AVX2. Measured by `benches/model.rs` at batch 64: 123 and 153 ns/row,
+//! against 445 for the lock-step walk and 1,566 for smartcore. The plain-Rust kernel compiled
+//! for AVX-512 took 181 ns/row and for baseline x86-64 (SSE2) 526, slower than lock step, so
+//! neither is offered. Each class's vote count stays in a register across trees; counting in
+//! memory chained every tree to the previous tree's store and cost 35% more.
 
 use super::{LEAF, Node};
 
@@ -24,17 +28,25 @@ pub(super) const LANES: usize = 8;
 /// Most classes the kernels keep in registers (one per class).
 const MAX_CLASSES: usize = 8;
 
+/// One split: its test and the leaves it rules out. One array of these, rather than one per
+/// field, leaves the kernels a single base pointer to keep in a register.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Split {
+    threshold: f64,
+    /// The leaves that survive when the test fails (`!(x <= threshold)`, NaN included).
+    keep: u64,
+    /// Offset of the split's feature in a transposed block: feature index times LANES.
+    offset: u32,
+}
+
 /// The forest as independent splits, each carrying the mask of the leaves it rules out.
 #[derive(Debug, Clone)]
 pub(super) struct LeafMasks {
     n_features: usize,
     n_classes: usize,
-    /// Split `s` reads feature `offsets[s] / LANES`: the offset of its eight values in a
-    /// transposed block.
-    offsets: Vec<u32>,
-    thresholds: Vec<f64>,
-    /// The leaves that survive when split `s` fails (`!(x <= threshold)`, NaN included).
-    keep: Vec<u64>,
+    /// Every tree's splits, trees back to back.
+    splits: Vec<Split>,
     /// Splits of tree `t` are `tree_starts[t]..tree_starts[t + 1]`.
     tree_starts: Vec<u32>,
     /// Leaves of tree `t` that vote for class `c`: `class_leaves[t * n_classes + c]`.
@@ -42,23 +54,21 @@ pub(super) struct LeafMasks {
 }
 
 impl LeafMasks {
-    /// Builds the masks, or `None` when a tree has more than 64 leaves, there are more than
-    /// [`MAX_CLASSES`] classes, or this CPU lacks AVX-512.
+    /// Builds the masks, or `None` when a tree has more than 64 leaves or there are more than
+    /// [`MAX_CLASSES`] classes.
     pub(super) fn build(
         nodes: &[Node],
         roots: &[u32],
         n_features: usize,
         n_classes: usize,
     ) -> Option<Self> {
-        if !cpu_supported() || n_classes > MAX_CLASSES {
+        if n_classes > MAX_CLASSES {
             return None;
         }
         let mut masks = LeafMasks {
             n_features,
             n_classes,
-            offsets: Vec::new(),
-            thresholds: Vec::new(),
-            keep: Vec::new(),
+            splits: Vec::new(),
             tree_starts: vec![0],
             class_leaves: Vec::with_capacity(roots.len() * n_classes),
         };
@@ -67,7 +77,7 @@ impl LeafMasks {
             let mut next_leaf = 0u32;
             masks.add_subtree(nodes, root, &mut next_leaf, &mut classes)?;
             masks.class_leaves.extend(classes);
-            masks.tree_starts.push(masks.thresholds.len() as u32);
+            masks.tree_starts.push(masks.splits.len() as u32);
         }
         Some(masks)
     }
@@ -91,19 +101,28 @@ impl LeafMasks {
             classes[n.children as usize] |= bit;
             return Some(bit);
         }
-        let split = self.thresholds.len();
-        self.offsets.push(n.feature * LANES as u32);
-        self.thresholds.push(n.threshold);
-        self.keep.push(u64::MAX);
+        let split = self.splits.len();
+        self.splits.push(Split {
+            threshold: n.threshold,
+            keep: u64::MAX,
+            offset: n.feature * LANES as u32,
+        });
         let true_side = self.add_subtree(nodes, n.children, next_leaf, classes)?;
         let false_side = self.add_subtree(nodes, n.children + 1, next_leaf, classes)?;
-        self.keep[split] = !true_side;
+        self.splits[split].keep = !true_side;
         Some(true_side | false_side)
     }
 
-    /// Scores `rows` (row-major) and writes each row's vote counts into `votes`, which holds
-    /// `n_classes` counts per row.
-    pub(super) fn score(&self, rows: &[f64], votes: &mut [u32]) {
+    /// Scores `rows` (row-major) with `kernel` and writes each row's vote counts into `votes`,
+    /// which holds `n_classes` counts per row.
+    ///
+    /// # Panics
+    /// If this CPU cannot run `kernel`.
+    pub(super) fn score(&self, kernel: Kernel, rows: &[f64], votes: &mut [u32]) {
+        assert!(
+            kernel.supported(),
+            "{kernel:?} needs CPU features this machine lacks"
+        );
         let (nf, nc) = (self.n_features, self.n_classes);
         let mut block = vec![0.0; nf * LANES];
         let mut counts = vec![0u64; nc * LANES];
@@ -115,9 +134,8 @@ impl LeafMasks {
                     *x = rows[k.min(n - 1) * nf + f];
                 }
             }
-            counts.fill(0);
-            // SAFETY: `build` returned `Some` only after checking the CPU has AVX-512.
-            unsafe { self.score_block(&block, &mut counts) };
+            // SAFETY: the CPU has the kernel's features (asserted above).
+            unsafe { self.score_block(kernel, &block, &mut counts) };
             for (k, row_votes) in votes.chunks_exact_mut(nc).enumerate() {
                 for (c, v) in row_votes.iter_mut().enumerate() {
                     *v = counts[c * LANES + k] as u32;
@@ -126,58 +144,99 @@ impl LeafMasks {
         }
     }
 
-    /// Adds the votes of every tree for one transposed block to `counts` (class-major:
+    /// Writes the votes of every tree for one transposed block to `counts` (class-major:
     /// `counts[c * LANES + k]` is row `k`'s votes for class `c`).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn score_block(&self, block: &[f64], counts: &mut [u64]) {
+    ///
+    /// # Safety
+    /// The CPU must have `kernel`'s features.
+    unsafe fn score_block(&self, kernel: Kernel, block: &[f64], counts: &mut [u64]) {
+        assert_eq!(block.len(), self.n_features * LANES);
+        assert_eq!(counts.len(), self.n_classes * LANES);
         // One kernel per class count keeps every count in a register.
-        unsafe {
-            match self.n_classes {
-                1 => self.score_block_for::<1>(block, counts),
-                2 => self.score_block_for::<2>(block, counts),
-                3 => self.score_block_for::<3>(block, counts),
-                4 => self.score_block_for::<4>(block, counts),
-                5 => self.score_block_for::<5>(block, counts),
-                6 => self.score_block_for::<6>(block, counts),
-                7 => self.score_block_for::<7>(block, counts),
-                8 => self.score_block_for::<8>(block, counts),
-                n => unreachable!("LeafMasks::build refuses {n} classes"),
+        macro_rules! for_classes {
+            ($($n:literal)*) => {
+                match (kernel, self.n_classes) {
+                    $(
+                        #[cfg(target_arch = "x86_64")]
+                        (Kernel::Avx512, $n) => unsafe { self.avx512::<$n>(block, counts) },
+                        #[cfg(target_arch = "x86_64")]
+                        (Kernel::Avx2, $n) => unsafe { self.avx2::<$n>(block, counts) },
+                    )*
+                    (kernel, n) => unreachable!("no {kernel:?} kernel for {n} classes"),
+                }
+            };
+        }
+        for_classes!(1 2 3 4 5 6 7 8)
+    }
+
+    /// The plain-Rust kernel compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2<const CLASSES: usize>(&self, block: &[f64], counts: &mut [u64]) {
+        self.portable::<CLASSES>(block, counts)
+    }
+
+    /// Eight lanes written out as arrays; fast only where LLVM can turn each lane loop into
+    /// vector instructions (see the module's measurements).
+    #[inline(always)]
+    fn portable<const CLASSES: usize>(&self, block: &[f64], counts: &mut [u64]) {
+        let mut accs = [[0u64; LANES]; CLASSES];
+        for (t, bounds) in self.tree_starts.windows(2).enumerate() {
+            let splits = bounds[0] as usize..bounds[1] as usize;
+            let mut alive = [u64::MAX; LANES];
+            for split in &self.splits[splits] {
+                let at = split.offset as usize;
+                let x: &[f64; LANES] = block[at..at + LANES].try_into().expect("LANES values");
+                for (alive, &x) in alive.iter_mut().zip(x) {
+                    // All ones where the test holds; it fails for NaN too, as in smartcore.
+                    // Bit arithmetic rather than `if`: written as a choice, LLVM compiled it
+                    // to a branch per lane (20 times slower on rows it cannot predict).
+                    let holds = u64::from(x <= split.threshold).wrapping_neg();
+                    *alive &= split.keep | holds;
+                }
             }
+            // The lowest surviving leaf is the one each row reaches. Lanes inner, so each
+            // loop is one vector operation.
+            let reached = alive.map(|a| a & a.wrapping_neg());
+            let classes: &[u64; CLASSES] = self.class_leaves[t * CLASSES..(t + 1) * CLASSES]
+                .try_into()
+                .expect("CLASSES leaf masks per tree");
+            for (acc, &leaves) in accs.iter_mut().zip(classes) {
+                for (count, &reached) in acc.iter_mut().zip(&reached) {
+                    *count += u64::from(reached & leaves != 0);
+                }
+            }
+        }
+        for (acc, lanes) in accs.iter().zip(counts.chunks_exact_mut(LANES)) {
+            lanes.copy_from_slice(acc);
         }
     }
 
+    /// The intrinsics kernel: one compare into a mask register and one masked AND per split.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn score_block_for<const CLASSES: usize>(&self, block: &[f64], counts: &mut [u64]) {
+    unsafe fn avx512<const CLASSES: usize>(&self, block: &[f64], counts: &mut [u64]) {
         use std::arch::x86_64::*;
-        assert_eq!(block.len(), self.n_features * LANES);
-        assert_eq!(counts.len(), CLASSES * LANES);
         let ones = _mm512_set1_epi64(-1);
         let mut accs = [_mm512_setzero_si512(); CLASSES];
         for (t, bounds) in self.tree_starts.windows(2).enumerate() {
             let splits = bounds[0] as usize..bounds[1] as usize;
             let mut alive = ones;
-            for ((&offset, &threshold), &keep) in self.offsets[splits.clone()]
-                .iter()
-                .zip(&self.thresholds[splits.clone()])
-                .zip(&self.keep[splits])
-            {
+            for split in &self.splits[splits] {
                 // SAFETY: `build` made every offset a feature below `n_features` times LANES,
-                // and the block holds LANES values per feature (asserted above).
-                let x = unsafe { _mm512_loadu_pd(block.as_ptr().add(offset as usize)) };
+                // and the block holds LANES values per feature (asserted by `score_block`).
+                let x = unsafe { _mm512_loadu_pd(block.as_ptr().add(split.offset as usize)) };
                 // NLE_UQ is `!(x <= threshold)`: true for NaN, as smartcore sends NaN to the
                 // false side.
-                let failed = _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(x, _mm512_set1_pd(threshold));
-                alive = _mm512_mask_and_epi64(alive, failed, alive, _mm512_set1_epi64(keep as i64));
+                let failed = _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(x, _mm512_set1_pd(split.threshold));
+                let keep = _mm512_set1_epi64(split.keep as i64);
+                alive = _mm512_mask_and_epi64(alive, failed, alive, keep);
             }
             // The lowest surviving leaf is the one each row reaches.
             let reached = _mm512_and_si512(alive, _mm512_sub_epi64(_mm512_setzero_si512(), alive));
             let classes: &[u64; CLASSES] = self.class_leaves[t * CLASSES..(t + 1) * CLASSES]
                 .try_into()
                 .expect("CLASSES leaf masks per tree");
-            // Counted in registers: going through memory would chain every tree's update to
-            // the last one's store.
             for (acc, &leaves) in accs.iter_mut().zip(classes) {
                 let votes_for = _mm512_test_epi64_mask(reached, _mm512_set1_epi64(leaves as i64));
                 *acc = _mm512_mask_sub_epi64(*acc, votes_for, *acc, ones);
@@ -188,20 +247,33 @@ impl LeafMasks {
             unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *acc) };
         }
     }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn score_block(&self, _: &[f64], _: &mut [u64]) {
-        unreachable!("LeafMasks::build returns None off x86_64")
-    }
 }
 
-fn cpu_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// The vector instruction sets a leaf-mask kernel exists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512F intrinsics.
+    Avx512,
+    /// Plain Rust compiled for AVX2.
+    Avx2,
+}
+
+impl Kernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [Kernel; 2] = [Kernel::Avx512, Kernel::Avx2];
+
+    /// Whether this CPU can run the kernel (detected once, then cached by std).
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Kernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
+                Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
     }
 }
