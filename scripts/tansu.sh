@@ -3,14 +3,16 @@
 #
 #   scripts/tansu.sh install            cargo install tansu 0.6.0 unless `tansu` already answers
 #   scripts/tansu.sh start [PORT] [STORAGE]
-#                                       STORAGE: memory (default) or sqlite (file .tansu/tansu.db,
+#                                       STORAGE: memory (default) or sqlite (file $TANSU_STATE_DIR/tansu.db,
 #                                       survives a broker restart); prints the bootstrap address
 #   scripts/tansu.sh stop               stops the broker started by `start`
 #
+# TANSU_STATE_DIR (default .tansu) holds the pid, log and database, so two brokers (yours and
+# the one scripts/test.sh starts) can run side by side.
 # tansu does not auto-create topics: run driftwood with --create-topics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-state_dir=.tansu
+state_dir="${TANSU_STATE_DIR:-.tansu}"
 mkdir -p "$state_dir"
 
 tansu_bin() {

@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   scripts/tansu.sh install
+  # A state directory of its own, so a broker you started with scripts/tansu.sh keeps running.
+  TANSU_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-tansu.XXXXXX")
+  export TANSU_STATE_DIR
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  trap 'scripts/tansu.sh stop' EXIT
+  trap 'scripts/tansu.sh stop; rm -rf "$TANSU_STATE_DIR"' EXIT
   KAFKA_BOOTSTRAP_SERVERS=$(scripts/tansu.sh start "$port" memory)
   export KAFKA_BOOTSTRAP_SERVERS
   echo "tansu broker at $KAFKA_BOOTSTRAP_SERVERS"
