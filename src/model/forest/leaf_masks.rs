@@ -14,8 +14,8 @@
 //!
 //! Two kernels, picked at run time by [`Kernel::supported`]: AVX-512 intrinsics (a split is
 //! one compare into a mask register and one masked AND), and plain Rust that LLVM vectorizes
-//! when compiled for AVX2. Measured by `benches/model.rs` at batch 64: 123 and 153 ns/row,
-//! against 445 for the lock-step walk and 1,566 for smartcore. The plain-Rust kernel compiled
+//! when compiled for AVX2. Measured by `benches/model.rs` at batch 64: 124 and 168 ns/row,
+//! against 453 for the lock-step walk and 1,635 for smartcore. The plain-Rust kernel compiled
 //! for AVX-512 took 181 ns/row and for baseline x86-64 (SSE2) 526, slower than lock step, so
 //! neither is offered. Each class's vote count stays in a register across trees; counting in
 //! memory chained every tree to the previous tree's store and cost 35% more.
