@@ -97,6 +97,11 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: usize,
 
+    /// Check the settings, model, input schema and Kafka client properties, print what would
+    /// run, and exit without connecting to Kafka.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Where the HTTP sidecar listens (/health, /ready, /metrics).
     #[arg(long, env = "DRIFTWOOD_HTTP_ADDR", default_value = "0.0.0.0:9090")]
     pub http_addr: SocketAddr,

@@ -51,6 +51,19 @@ enum Command {
     Train(TrainArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
     Bench(driftwood::bench::BenchConfig),
+    /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
+    /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The instance's sidecar address; an unspecified IP (0.0.0.0) means this host.
+    #[arg(long, env = "DRIFTWOOD_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+    http_addr: std::net::SocketAddr,
+    /// `/ready` (connected to the broker, input topic present) or `/health` (alive).
+    #[arg(long, default_value = "/ready")]
+    path: String,
 }
 
 #[derive(clap::Args)]
@@ -121,9 +134,27 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log)?;
     match cli.command {
+        Command::Run(config) if config.check_config => {
+            println!("{}", driftwood::service::check(&config)?);
+        }
         Command::Run(config) => driftwood::service::run(*config, driftwood::shutdown::signal())
             .await
             .context("driftwood run failed")?,
+        Command::Healthcheck(args) => {
+            let mut addr = args.http_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let (status, body) = driftwood::sidecar::probe(addr, &args.path)
+                .with_context(|| format!("no sidecar answers at {addr}"))?;
+            anyhow::ensure!(
+                status == 200,
+                "{} answered {status}: {}",
+                args.path,
+                body.trim()
+            );
+            println!("{} {status}", args.path);
+        }
         Command::Demo(config) => {
             driftwood::demo::run(config).await.context("demo failed")?;
         }

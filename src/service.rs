@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rdkafka::error::KafkaError;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin;
-use crate::config::RunConfig;
+use crate::config::{ClientRole, RunConfig};
 use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
 use crate::error::{Error, Result};
 use crate::health::Health;
@@ -38,23 +39,7 @@ impl Service {
     /// binds the sidecar, then starts the consumer loop. A broker that cannot be reached does
     /// not fail this: the loop keeps trying and `/ready` says 503 meanwhile.
     pub async fn start(config: RunConfig) -> Result<Self> {
-        config.validate()?;
-        let model = Arc::new(Model::load(&config.model)?);
-        let schema_text = match &config.input_schema {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-            None => BUNDLED_FEATURE_SCHEMA.to_string(),
-        };
-        let schema_name = config
-            .input_schema
-            .as_ref()
-            .map_or("bundled features.avsc".into(), |p| p.display().to_string());
-        let schema = FeatureDecoder::parse_schema(&schema_text, &schema_name)?;
-        let decoder = FeatureDecoder::new(
-            schema,
-            &model.metadata.features,
-            config.input_format,
-            config.max_message_bytes,
-        )?;
+        let Prepared { model, decoder } = prepare(&config)?;
 
         let metrics = Metrics::new();
         metrics
@@ -183,6 +168,84 @@ impl Service {
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;
     }
+}
+
+/// What an instance scores with, loaded and checked before anything connects.
+pub struct Prepared {
+    /// The model artifact.
+    pub model: Arc<Model>,
+    /// The decoder for the input schema and the model's features.
+    pub decoder: FeatureDecoder,
+}
+
+/// Checks everything `driftwood run` can check without a broker: the settings, the model
+/// artifact (checksum included), the input schema against the model's features, and every
+/// Kafka client's properties (librdkafka rejects unknown names and malformed values here).
+/// [`Service::start`] begins with it; `driftwood run --check-config` stops after it.
+pub fn prepare(config: &RunConfig) -> Result<Prepared> {
+    config.validate()?;
+    for role in [
+        ClientRole::Consumer,
+        ClientRole::Producer,
+        ClientRole::Admin,
+    ] {
+        config
+            .client_config(role)?
+            .create_native_config()
+            .map_err(|e| match e {
+                // librdkafka's message carries the value, which may be a secret: leave it out.
+                KafkaError::ClientConfig(_, description, key, _) => {
+                    Error::Config(format!("Kafka setting {key:?}: {description}"))
+                }
+                other => Error::Config(format!("Kafka {role:?} settings: {other}")),
+            })?;
+    }
+    let model = Arc::new(Model::load(&config.model)?);
+    let schema_text = match &config.input_schema {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        None => BUNDLED_FEATURE_SCHEMA.to_string(),
+    };
+    let schema_name = config
+        .input_schema
+        .as_ref()
+        .map_or("bundled features.avsc".into(), |p| p.display().to_string());
+    let schema = FeatureDecoder::parse_schema(&schema_text, &schema_name)?;
+    let decoder = FeatureDecoder::new(
+        schema,
+        &model.metadata.features,
+        config.input_format,
+        config.max_message_bytes,
+    )?;
+    Ok(Prepared { model, decoder })
+}
+
+/// `driftwood run --check-config`: [`prepare`], then a summary of what would run.
+pub fn check(config: &RunConfig) -> Result<String> {
+    let Prepared { model, .. } = prepare(config)?;
+    let m = &model.metadata;
+    Ok(format!(
+        "configuration ok\n\
+         model     {} version {} ({} trees, {} features, scored by {:?})\n\
+         input     {} ({:?}) from {}, group {}\n\
+         outputs   predictions {}, dead letters {}, drift reports {}\n\
+         sidecar   {} (/health, /ready, /metrics)\n\
+         profile   {:?}, shutdown grace {:?}",
+        m.name,
+        m.version,
+        model.forest.n_trees(),
+        model.forest.n_features(),
+        model.forest.walks()[0],
+        config.input_topic,
+        config.input_format,
+        config.brokers(),
+        config.group_id,
+        config.output_topic,
+        config.dlq_topic,
+        config.drift_topic,
+        config.http_addr,
+        config.profile,
+        config.shutdown_grace,
+    ))
 }
 
 /// Runs driftwood until `shutdown` resolves.

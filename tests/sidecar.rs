@@ -30,6 +30,11 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     assert!(body.contains("consumer has not joined its group"), "{body}");
     let (status, _) = http_get(addr, "/health");
     assert_eq!(status, 200, "still alive, still trying");
+    // What Docker's HEALTHCHECK runs: not ready yet (exit 1, saying why), but alive.
+    let (ok, out) = healthcheck(&addr.to_string(), "/ready");
+    assert!(!ok && out.contains("503"), "{out}");
+    let (ok, out) = healthcheck(&addr.to_string(), "/health");
+    assert!(ok, "{out}");
 
     // The broker appears: topics get created, the group is joined, /ready turns 200.
     let broker = Tansu::start(port);
@@ -142,6 +147,8 @@ async fn sigterm_stops_the_process_cleanly() {
         http_get(addr, "/ready").0 == 200
     })
     .await;
+    let (ok, out) = healthcheck(&format!("0.0.0.0:{port}"), "/ready");
+    assert!(ok, "healthcheck maps 0.0.0.0 to this host: {out}");
     let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, 200);
     spec.rate = 0.0;
     tokio::task::spawn_blocking(move || produce(&spec))
@@ -163,6 +170,56 @@ async fn sigterm_stops_the_process_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// Runs `driftwood healthcheck`; returns whether it succeeded and everything it printed.
+fn healthcheck(http_addr: &str, path: &str) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["healthcheck", "--http-addr", http_addr, "--path", path])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let (ok, out) = healthcheck(&format!("127.0.0.1:{}", free_port()), "/health");
+    assert!(!ok);
+    assert!(out.contains("no sidecar answers"), "{out}");
+}
+
+#[test]
+fn check_config_validates_without_a_broker() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/breast-cancer/1");
+    // Nothing listens on this address: the check must not try to connect.
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_driftwood"))
+            .args(["run", "--check-config", "--model", model])
+            .args(["--bootstrap-servers", "nowhere.invalid:9092"])
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let output = check(&["--profile", "latency"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+    assert!(stdout.contains("breast-cancer version 1"), "{stdout}");
+
+    // librdkafka rejects the property; the value, which could be a secret, is not echoed.
+    let output = check(&["--kafka-option", "producer.linger.ms=hunter2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("linger.ms"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let output = check(&["--kafka-option", "no.such.property=1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no.such.property"), "{stderr}");
 }
 
 #[test]
