@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# driftwood in a container: built in the official Rust image, run from Debian slim as an
+# unprivileged user. The forest picks its fastest walk at run time (AVX-512, AVX2 or
+# portable), so one x86-64 image serves every CPU.
+#
+#   docker build -t driftwood .
+#   docker run --rm driftwood run --check-config
+#
+# tests/deploy.rs checks this file against the code (user, port, health check, paths).
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+# librdkafka and OpenSSL are compiled from source by their crates (gcc, make and perl come
+# with the image); zlib is linked from the system.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin driftwood \
+    && cp target/release/driftwood /usr/local/bin/driftwood
+
+FROM debian:bookworm-slim
+# ca-certificates: TLS to brokers (librdkafka reads the system store).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home driftwood
+WORKDIR /app
+COPY --from=build /usr/local/bin/driftwood /usr/local/bin/driftwood
+# Relative to /app, as `--model` and `--input-schema` default to.
+COPY models models
+COPY schemas schemas
+USER 10001
+ENV DRIFTWOOD_HTTP_ADDR=0.0.0.0:9090 \
+    DRIFTWOOD_LOG_FORMAT=json
+EXPOSE 9090
+# `driftwood healthcheck` asks the sidecar's /ready (a slim image has no curl).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["driftwood", "healthcheck"]
+# SIGTERM (Docker's default stop signal) drains in-flight records and commits within
+# DRIFTWOOD_SHUTDOWN_GRACE (20 s); give `docker stop` longer than that (`-t 30`).
+ENTRYPOINT ["driftwood"]
+CMD ["run"]
