@@ -17,7 +17,7 @@
 //! - [`drift`]: drift statistics of windows against the training baselines (PSI, KL, JS).
 //! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
 //! - [`shutdown`]: SIGTERM and SIGINT.
-//! - [`service`]: all of the above as one running instance.
+//! - [`service`]: all of the above as one running instance, and the checks before it starts.
 //! - [`produce`], [`demo`], [`bench`]: the load generator, the zero-install demo and the
 //!   broker benchmark.
 //!
