@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against a real tansu broker: installs tansu when missing, starts it on a
-# free loopback port, runs the tests, stops it. Set KAFKA_BOOTSTRAP_SERVERS to use another
+# free loopback port, runs the tests, stops it; then validates k8s/ against the Kubernetes
+# schemas (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another
 # broker instead (nothing is started then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +21,7 @@ fi
 # The sidecar test starts (and stops) a second tansu of its own, so it needs the binary too.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 cargo test --all-targets "$@"
+
+# The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the
+# code already).
+scripts/validate-k8s.sh
