@@ -508,6 +508,12 @@ mod tests {
                 assert_eq!(v.confidence(), shares[v.class_index()]);
                 assert!(shares.iter().all(|&s| s <= v.confidence()));
             }
+            // A trailing partial row is ignored, as by every walk.
+            let partial = &flat[..11 * n + 3];
+            assert_eq!(
+                labels(forest, Some(walk), partial, &mut votes),
+                expected[..11]
+            );
         }
         for size in [1, 2, 64] {
             for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {

@@ -1,5 +1,5 @@
-//! Eight rows scored at once with AVX-512, by leaf masks (QuickScorer, Lucchese et al.,
-//! SIGIR 2015), so no walk waits on a load.
+//! Eight rows scored at once with vector instructions (AVX-512 or AVX2), by leaf masks
+//! (QuickScorer, Lucchese et al., SIGIR 2015), so no walk waits on a load.
 //!
 //! Number every tree's leaves left to right (the `<=` side first). A split whose test fails
 //! rules out every leaf of its `<=` subtree; the leaf a row reaches is the leftmost one that
@@ -54,8 +54,8 @@ pub(super) struct LeafMasks {
 }
 
 impl LeafMasks {
-    /// Builds the masks, or `None` when a tree has more than 64 leaves or there are more than
-    /// [`MAX_CLASSES`] classes.
+    /// Builds the masks, or `None` when a tree has more than 64 leaves, there are more than
+    /// [`MAX_CLASSES`] classes, or a split reads a feature beyond `n_features`.
     pub(super) fn build(
         nodes: &[Node],
         roots: &[u32],
@@ -101,6 +101,10 @@ impl LeafMasks {
             classes[n.children as usize] |= bit;
             return Some(bit);
         }
+        // The AVX-512 kernel loads at `offset` unchecked: enforce the bound here.
+        if n.feature as usize >= self.n_features {
+            return None;
+        }
         let split = self.splits.len();
         self.splits.push(Split {
             threshold: n.threshold,
@@ -124,6 +128,8 @@ impl LeafMasks {
             "{kernel:?} needs CPU features this machine lacks"
         );
         let (nf, nc) = (self.n_features, self.n_classes);
+        // Whole rows only, as the other walks: a trailing partial row gets no votes.
+        let rows = &rows[..rows.len() / nf * nf];
         let mut block = vec![0.0; nf * LANES];
         let mut counts = vec![0u64; nc * LANES];
         for (rows, votes) in rows.chunks(nf * LANES).zip(votes.chunks_mut(nc * LANES)) {
