@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use clap::ValueEnum;
 use rdkafka::error::KafkaError;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -226,26 +227,33 @@ pub fn check(config: &RunConfig) -> Result<String> {
     Ok(format!(
         "configuration ok\n\
          model     {} version {} ({} trees, {} features, scored by {:?})\n\
-         input     {} ({:?}) from {}, group {}\n\
+         input     {} ({}) from {}, group {}\n\
          outputs   predictions {}, dead letters {}, drift reports {}\n\
          sidecar   {} (/health, /ready, /metrics)\n\
-         profile   {:?}, shutdown grace {:?}",
+         profile   {}, shutdown grace {}",
         m.name,
         m.version,
         model.forest.n_trees(),
         model.forest.n_features(),
         model.forest.walks()[0],
         config.input_topic,
-        config.input_format,
+        flag_value(config.input_format),
         config.brokers(),
         config.group_id,
         config.output_topic,
         config.dlq_topic,
         config.drift_topic,
         config.http_addr,
-        config.profile,
-        config.shutdown_grace,
+        flag_value(config.profile),
+        humantime::format_duration(config.shutdown_grace),
     ))
+}
+
+/// A value as its flag spells it (`latency`, not `Latency`).
+fn flag_value(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// Runs driftwood until `shutdown` resolves.
