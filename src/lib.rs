@@ -18,7 +18,7 @@
 //! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
 //! - [`shutdown`]: SIGTERM and SIGINT.
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.
-//! - [`produce`], [`demo`], [`bench`]: the load generator, the zero-install demo and the
+//! - [`produce`], [`demo`], [`bench`](mod@bench): the load generator, the zero-install demo and the
 //!   broker benchmark.
 //!
 //! [`error`] holds the library's error type.
