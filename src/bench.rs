@@ -460,7 +460,7 @@ fn latency_run(
     spec.kafka_options = vec![("linger.ms".into(), "1".into())];
     let measure_from = now_millis() + config.latency_warmup.as_millis() as i64;
     let producer = std::thread::spawn(move || produce(&spec));
-    let times = EventTimes::new();
+    let mut times = EventTimes::new();
     let mut run = LatencyRun {
         end_to_end: Vec::with_capacity(count),
         input_leg: Vec::with_capacity(count),
@@ -498,6 +498,8 @@ fn latency_run(
 struct EventTimes {
     predictions: AvroCodec,
     features: crate::decode::FeatureDecoder,
+    /// Reused for every feature record read.
+    row: Vec<f64>,
 }
 
 impl EventTimes {
@@ -518,6 +520,7 @@ impl EventTimes {
         EventTimes {
             predictions: AvroCodec::predictions(),
             features,
+            row: Vec::new(),
         }
     }
 
@@ -528,9 +531,9 @@ impl EventTimes {
     }
 
     /// `(event_time, None)` of a feature record.
-    fn of_features(&self, payload: Option<&[u8]>) -> Option<(i64, Option<i64>)> {
-        let mut row = Vec::new();
-        let meta = self.features.decode(payload, &mut row).ok()?;
+    fn of_features(&mut self, payload: Option<&[u8]>) -> Option<(i64, Option<i64>)> {
+        self.row.clear();
+        let meta = self.features.decode(payload, &mut self.row).ok()?;
         Some((meta.event_time_ms?, None))
     }
 }
