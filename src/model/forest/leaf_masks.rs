@@ -175,6 +175,19 @@ impl LeafMasks {
         for_classes!(1 2 3 4 5 6 7 8)
     }
 
+    /// Each tree's splits and its leaf masks per class (`CLASSES` is `n_classes`).
+    fn trees<const CLASSES: usize>(&self) -> impl Iterator<Item = (&[Split], &[u64; CLASSES])> {
+        self.tree_starts
+            .windows(2)
+            .zip(self.class_leaves.chunks_exact(CLASSES))
+            .map(|(bounds, classes)| {
+                (
+                    &self.splits[bounds[0] as usize..bounds[1] as usize],
+                    classes.try_into().expect("CLASSES leaf masks per tree"),
+                )
+            })
+    }
+
     /// The plain-Rust kernel compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
@@ -187,10 +200,9 @@ impl LeafMasks {
     #[inline(always)]
     fn portable<const CLASSES: usize>(&self, block: &[f64], counts: &mut [u64]) {
         let mut accs = [[0u64; LANES]; CLASSES];
-        for (t, bounds) in self.tree_starts.windows(2).enumerate() {
-            let splits = bounds[0] as usize..bounds[1] as usize;
+        for (splits, classes) in self.trees::<CLASSES>() {
             let mut alive = [u64::MAX; LANES];
-            for split in &self.splits[splits] {
+            for split in splits {
                 let at = split.offset as usize;
                 let x: &[f64; LANES] = block[at..at + LANES].try_into().expect("LANES values");
                 for (alive, &x) in alive.iter_mut().zip(x) {
@@ -204,9 +216,6 @@ impl LeafMasks {
             // The lowest surviving leaf is the one each row reaches. Lanes inner, so each
             // loop is one vector operation.
             let reached = alive.map(|a| a & a.wrapping_neg());
-            let classes: &[u64; CLASSES] = self.class_leaves[t * CLASSES..(t + 1) * CLASSES]
-                .try_into()
-                .expect("CLASSES leaf masks per tree");
             for (acc, &leaves) in accs.iter_mut().zip(classes) {
                 for (count, &reached) in acc.iter_mut().zip(&reached) {
                     *count += u64::from(reached & leaves != 0);
@@ -225,10 +234,9 @@ impl LeafMasks {
         use std::arch::x86_64::*;
         let ones = _mm512_set1_epi64(-1);
         let mut accs = [_mm512_setzero_si512(); CLASSES];
-        for (t, bounds) in self.tree_starts.windows(2).enumerate() {
-            let splits = bounds[0] as usize..bounds[1] as usize;
+        for (splits, classes) in self.trees::<CLASSES>() {
             let mut alive = ones;
-            for split in &self.splits[splits] {
+            for split in splits {
                 // SAFETY: `build` made every offset a feature below `n_features` times LANES,
                 // and the block holds LANES values per feature (asserted by `score_block`).
                 let x = unsafe { _mm512_loadu_pd(block.as_ptr().add(split.offset as usize)) };
@@ -240,9 +248,6 @@ impl LeafMasks {
             }
             // The lowest surviving leaf is the one each row reaches.
             let reached = _mm512_and_si512(alive, _mm512_sub_epi64(_mm512_setzero_si512(), alive));
-            let classes: &[u64; CLASSES] = self.class_leaves[t * CLASSES..(t + 1) * CLASSES]
-                .try_into()
-                .expect("CLASSES leaf masks per tree");
             for (acc, &leaves) in accs.iter_mut().zip(classes) {
                 let votes_for = _mm512_test_epi64_mask(reached, _mm512_set1_epi64(leaves as i64));
                 *acc = _mm512_mask_sub_epi64(*acc, votes_for, *acc, ones);
