@@ -37,7 +37,7 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     assert!(ok, "{out}");
 
     // The broker appears: topics get created, the group is joined, /ready turns 200.
-    let broker = Tansu::start(port);
+    let broker = Kafka::start(port);
     wait_until("/ready to say 200", Duration::from_secs(90), || {
         http_get(addr, "/ready").0 == 200
     })

@@ -1,8 +1,9 @@
-//! Shared harness for integration tests: a real Kafka-protocol broker, unique names, and
-//! helpers that read topics back. Every wait has a timeout.
+//! Shared harness for integration tests: Apache Kafka, unique names, and helpers that read
+//! topics back. Every wait has a timeout.
 //!
-//! The broker is `KAFKA_BOOTSTRAP_SERVERS` when set, otherwise a tansu process started on a
-//! free loopback port (killed when the test process exits).
+//! The broker is `KAFKA_BOOTSTRAP_SERVERS` when set (`scripts/test.sh` sets it), otherwise an
+//! Apache Kafka node started here through `scripts/kafka.sh run` and killed when the test
+//! process exits.
 
 #![allow(dead_code)]
 
@@ -10,9 +11,9 @@ pub mod scenarios;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use driftwood::config::RunConfig;
@@ -24,28 +25,9 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// How to get a broker, printed whenever one is missing.
-pub const HOW_TO_GET_A_BROKER: &str = "install tansu with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` \
-     (or run `scripts/test.sh`, which does it), or point KAFKA_BOOTSTRAP_SERVERS at a Kafka broker";
-
-/// The tansu binary: on PATH or in cargo's bin directory.
-pub fn tansu_binary() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tansu"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("CARGO_HOME").map(|h| PathBuf::from(h).join("bin/tansu")))
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("the tansu broker binary was not found: {HOW_TO_GET_A_BROKER}");
-}
+pub const HOW_TO_GET_A_BROKER: &str = "run `scripts/test.sh` (it installs and starts Apache Kafka; \
+     needs Java 17+ and Maven), or start a broker with `scripts/kafka.sh start 9092` and set \
+     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092";
 
 /// A free loopback port (free when checked; good enough for tests).
 pub fn free_port() -> u16 {
@@ -62,54 +44,119 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "nothing listens on 127.0.0.1:{port} after {timeout:?}: {HOW_TO_GET_A_BROKER}"
+            "nothing listens on 127.0.0.1:{port} after {timeout:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn tansu_command(port: u16) -> Command {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut command = Command::new(tansu_binary());
-    command
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
+/// Spawns `command` so that it is killed when this process ends, however it ends.
+///
+/// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so every such child is spawned
+/// by one thread that lives as long as the process.
+fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in rx {
+                #[cfg(target_os = "linux")]
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner.lock().unwrap().send((command, reply)).unwrap();
+    answer.recv().unwrap()
 }
 
-/// A tansu broker owned by one test, stopped when dropped.
-pub struct Tansu {
+/// An Apache Kafka node (broker and controller) owned by this test process: started by
+/// `scripts/kafka.sh run` in a state directory of its own, stopped with SIGTERM when dropped.
+pub struct Kafka {
     child: Child,
+    /// The broker's port on 127.0.0.1.
     pub port: u16,
+    state: PathBuf,
 }
 
-impl Tansu {
-    /// Starts tansu on `port` and waits until it accepts connections.
+impl Kafka {
+    /// Starts a node on `port` and waits until it answers a metadata request.
     pub fn start(port: u16) -> Self {
-        let child = tansu_command(port)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu: {e}: {HOW_TO_GET_A_BROKER}"));
-        wait_for_port(port, Duration::from_secs(20));
-        Tansu { child, port }
+        let state = tempfile::Builder::new()
+            .prefix("kafka-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
+        let mut command = Command::new(script);
+        command
+            .args(["run", &port.to_string()])
+            .env("KAFKA_STATE_DIR", &state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(state.join("run.err")).unwrap());
+        let child = spawn_tied_to_this_process(command)
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
+        let mut kafka = Kafka { child, port, state };
+        kafka.wait_ready(Duration::from_secs(180));
+        kafka
     }
 
+    /// `127.0.0.1:PORT`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Until a metadata request lists a broker; fails with the script's own words if it
+    /// exits first (no Java, no Maven, port taken).
+    fn wait_ready(&mut self, timeout: Duration) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("log_level", "0")
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(self.state.join("run.err")).unwrap_or_default();
+                panic!("scripts/kafka.sh run exited ({status}): {err}\n{HOW_TO_GET_A_BROKER}");
+            }
+            if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(1))
+                && !metadata.brokers().is_empty()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Apache Kafka on port {} not ready after {timeout:?}; logs in {}",
+                self.port,
+                self.state.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
-impl Drop for Tansu {
+impl Drop for Kafka {
     fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
     }
 }
 
@@ -128,39 +175,12 @@ pub fn init_logging() {
 pub fn bootstrap() -> &'static str {
     init_logging();
     static BROKER: OnceLock<String> = OnceLock::new();
+    // A broker started here lives as long as the process (statics are never dropped; the
+    // death signal stops it, and `cargo clean` removes its directory under target/tmp).
+    static OWNED: OnceLock<Kafka> = OnceLock::new();
     BROKER.get_or_init(|| {
-        if let Ok(servers) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-            return servers;
-        }
-        let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The broker is spawned from a thread that never exits, so PR_SET_PDEATHSIG (which
-        // fires when the spawning *thread* ends) kills it exactly when this process ends.
-        std::thread::spawn(move || {
-            let mut command = tansu_command(port);
-            #[cfg(target_os = "linux")]
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child = command.spawn();
-            let started = child.is_ok();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string()))
-                .unwrap();
-            if started {
-                loop {
-                    std::thread::park();
-                }
-            }
-        });
-        if let Err(e) = rx.recv().unwrap() {
-            panic!("cannot start tansu: {e}: {HOW_TO_GET_A_BROKER}");
-        }
-        wait_for_port(port, Duration::from_secs(20));
-        format!("127.0.0.1:{port}")
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+            .unwrap_or_else(|_| OWNED.get_or_init(|| Kafka::start(free_port())).bootstrap())
     })
 }
 

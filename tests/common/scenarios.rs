@@ -1,4 +1,5 @@
-//! Scenarios run against more than one broker (tansu, and Apache Kafka in Docker).
+//! Scenarios run against more than one broker (the one `scripts/kafka.sh` starts, and Apache
+//! Kafka in Docker through testcontainers).
 
 use std::time::Duration;
 
