@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Runs every test against a real tansu broker: installs tansu when missing, starts it on a
-# free loopback port, runs the tests, stops it; then validates k8s/ against the Kubernetes
-# schemas (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another
-# broker instead (nothing is started then).
+# Runs every test against Apache Kafka: installs it when missing (scripts/kafka.sh; Java 17+
+# and Maven), starts one node on a free loopback port in a directory of its own, runs the
+# tests, stops it; then validates k8s/ against the Kubernetes schemas
+# (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
+# (nothing is started then). Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-  scripts/tansu.sh install
-  # A state directory of its own, so a broker you started with scripts/tansu.sh keeps running.
-  TANSU_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-tansu.XXXXXX")
-  export TANSU_STATE_DIR
+  scripts/kafka.sh install
+  # A state directory of its own, so a broker you started with scripts/kafka.sh keeps running.
+  KAFKA_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-kafka.XXXXXX")
+  export KAFKA_STATE_DIR
+  trap 'scripts/kafka.sh stop; rm -rf "$KAFKA_STATE_DIR"' EXIT
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  trap 'scripts/tansu.sh stop; rm -rf "$TANSU_STATE_DIR"' EXIT
-  KAFKA_BOOTSTRAP_SERVERS=$(scripts/tansu.sh start "$port" memory)
+  started=$(date +%s%N)
+  KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka.sh start "$port")
   export KAFKA_BOOTSTRAP_SERVERS
-  echo "tansu broker at $KAFKA_BOOTSTRAP_SERVERS"
+  echo "Apache Kafka $(scripts/kafka.sh version) at $KAFKA_BOOTSTRAP_SERVERS, ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 fi
 
-# The sidecar test starts (and stops) a second tansu of its own, so it needs the binary too.
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+# Both sides of the wire, before anything runs on it.
+scripts/kafka.sh version "$KAFKA_BOOTSTRAP_SERVERS"
+cargo build --quiet --bin driftwood
+echo "client: $(target/debug/driftwood --version)"
+
+# Some tests start brokers of their own (scripts/kafka.sh run), from the same installation.
 cargo test --all-targets "$@"
 
 # The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the

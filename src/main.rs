@@ -13,7 +13,6 @@ use driftwood::produce::{ProduceConfig, produce};
 #[derive(Parser)]
 #[command(
     name = "driftwood",
-    version,
     about = "Score Avro feature streams from Kafka with a random forest"
 )]
 struct Cli {
@@ -129,9 +128,21 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses the command line; `--version` also names the librdkafka linked in, which decides
+/// the Kafka features a deployment can use.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+    let version = format!("{} (librdkafka {librdkafka})", env!("CARGO_PKG_VERSION"));
+    // Once per process: clap keeps the version for the whole run.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     init_logging(cli.log_format, &cli.log)?;
     match cli.command {
         Command::Run(config) if config.check_config => {
