@@ -9,7 +9,7 @@ them, storing offsets only after delivery (at-least-once, as driftwood). Two mod
   batch   micro-batches of up to 1,024 messages through one predict call
 
 Prints one JSON line: records scored and records per second. `--mode create-topics` only
-creates the two topics (3 partitions), as tansu does not create them by itself.
+creates the two topics (3 partitions): brokers here do not create topics on first use.
 """
 
 import argparse
