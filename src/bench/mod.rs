@@ -1,0 +1,257 @@
+//! `driftwood bench`: measures, in one run against a real broker, the pass-through ceiling
+//! (consume and produce the same bytes), the full pipeline on the same input, and
+//! event-to-output latency at several offered rates through the pipeline, through the
+//! pass-through relay and through the broker alone, so the broker's share can be told from
+//! driftwood's. Each measurement runs the real `driftwood run` binary as a child process:
+//! throughput comes from its `/metrics`, peak memory and CPU time from its `/proc/<pid>`.
+
+mod instance;
+mod latency;
+mod table;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::produce::{ProduceConfig, produce};
+use instance::{Instance, RunTopics};
+pub use latency::{Latency, Relay};
+use latency::{LatencySpec, latency_run};
+
+/// Settings for `driftwood bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConfig {
+    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Records for the throughput runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Offered rates (records/s) of the latency runs, comma-separated; `0` runs none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000.0, 10_000.0, 50_000.0])]
+    pub latency_rates: Vec<f64>,
+    /// Duration of each latency run (after the warm-up).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub latency_duration: Duration,
+    /// Records of the first part of each latency run are delivered but not measured, so that
+    /// connection set-up and first fetches do not count.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub latency_warmup: Duration,
+    /// Model artifact directory.
+    #[arg(long, default_value = "models/breast-cancer/1")]
+    pub model: PathBuf,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "bench.json")]
+    pub json: PathBuf,
+}
+
+/// One throughput measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Records handled.
+    pub records: u64,
+    /// Seconds from the first handled record to the last.
+    pub seconds: f64,
+    /// Records per second.
+    pub records_per_second: f64,
+    /// CPU time (user + system) of the `driftwood run` process per record over the same
+    /// span, µs: the cost a platform team budgets by.
+    pub cpu_us_per_record: f64,
+    /// Peak resident memory of the `driftwood run` process, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Everything `driftwood bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Records produced for the throughput runs.
+    pub records: usize,
+    /// Partitions of the topics.
+    pub partitions: i32,
+    /// Producing the input, records per second.
+    pub produce_records_per_second: f64,
+    /// Consume and produce the same bytes, no decode or scoring.
+    pub pass_through: Throughput,
+    /// Decode, score, encode, produce.
+    pub pipeline: Throughput,
+    /// `pipeline / pass_through` records per second.
+    pub pipeline_to_ceiling: f64,
+    /// Warm-up excluded from each latency run, seconds.
+    pub latency_warmup_seconds: f64,
+    /// Every latency run: each offered rate through each relay.
+    pub latency: Vec<Latency>,
+    /// CPU model and count, for reading the figures.
+    pub machine: String,
+}
+
+/// Runs the benchmark, prints a table and writes JSON.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    let brokers = config
+        .bootstrap_servers
+        .clone()
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+        .unwrap_or_else(|| "localhost:9092".into());
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let name = |what: &str| format!("bench-{tag}-{what}");
+    let topics = |output: &str, group: &str| RunTopics {
+        input: name("in"),
+        output: name(output),
+        dlq: name("dlq"),
+        group: name(group),
+    };
+    let (pass, full) = (topics("pass", "g-pass"), topics("out", "g-full"));
+    create_topics(
+        &brokers,
+        &[&pass.input, &pass.output, &full.output, &pass.dlq],
+        config.partitions,
+    )?;
+
+    eprintln!("producing {} records…", config.records);
+    let produced = produce(&ProduceConfig::new(&brokers, &pass.input, config.records))?;
+    let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
+    eprintln!("pass-through ceiling…");
+    let pass_through = throughput_run(config, &brokers, &pass, &["--pass-through"])?;
+    eprintln!("full pipeline…");
+    let pipeline = throughput_run(config, &brokers, &full, &[])?;
+
+    let mut latency = Vec::new();
+    for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
+        for relay in Relay::ALL {
+            eprintln!(
+                "latency at {rate} records/s for {:?} through {relay:?}…",
+                config.latency_duration
+            );
+            // Fresh topics and group per run, so no run reads another's records.
+            let topics = RunTopics {
+                input: name(&format!("lat-{rate}-{relay:?}-in")),
+                output: name(&format!("lat-{rate}-{relay:?}-out")),
+                dlq: name("dlq"),
+                group: name(&format!("g-lat-{rate}-{relay:?}")),
+            };
+            create_topics(
+                &brokers,
+                &[&topics.input, &topics.output],
+                config.partitions,
+            )?;
+            let spec = LatencySpec {
+                brokers: &brokers,
+                model: &config.model,
+                rate,
+                warmup: config.latency_warmup,
+                duration: config.latency_duration,
+            };
+            latency.push(latency_run(&spec, &topics, relay)?);
+        }
+    }
+    let report = BenchReport {
+        records: config.records,
+        partitions: config.partitions,
+        produce_records_per_second: produce_rate,
+        pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
+        pass_through,
+        pipeline,
+        latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
+        latency,
+        machine: machine(),
+    };
+    table::print(&report);
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
+    eprintln!("wrote {}", config.json.display());
+    Ok(report)
+}
+
+/// Runs one instance over the throughput input until it has handled every record.
+fn throughput_run(
+    config: &BenchConfig,
+    brokers: &str,
+    topics: &RunTopics,
+    extra: &[&str],
+) -> Result<Throughput> {
+    let instance = Instance::start(brokers, &config.model, topics, extra)?;
+    let total = config.records as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    // (when, records done, CPU used) at the first sight of progress.
+    let mut first: Option<(Instant, u64, Duration)> = None;
+    loop {
+        let now = Instant::now();
+        let done = instance.processed().unwrap_or(0);
+        if first.is_none() && done > 0 {
+            first = Some((now, done, instance.cpu_time()));
+        }
+        if let Some((t0, done0, cpu0)) = first
+            && done >= total
+        {
+            let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
+            let records = (total - done0).max(1);
+            return Ok(Throughput {
+                records: total,
+                seconds,
+                records_per_second: records as f64 / seconds,
+                cpu_us_per_record: (instance.cpu_time() - cpu0).as_secs_f64() * 1e6
+                    / records as f64,
+                peak_rss_bytes: instance.peak_rss(),
+            });
+        }
+        if now > deadline {
+            return Err(Error::Pipeline(format!(
+                "only {done} of {total} records in 10 minutes"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn create_topics(brokers: &str, topics: &[&String], partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Pipeline(e.to_string()))?;
+    for result in runtime
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .map_err(|e| Error::kafka("creating topics", e))?
+    {
+        match result {
+            // The DLQ is shared by every run of one bench.
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => {
+                return Err(Error::kafka(
+                    format!("creating {t}"),
+                    rdkafka::error::KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}

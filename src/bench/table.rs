@@ -1,0 +1,99 @@
+//! The human-readable summary of a bench run (the JSON holds the same figures).
+
+use super::{BenchReport, Relay};
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Prints the report to stdout.
+pub(super) fn print(r: &BenchReport) {
+    println!();
+    println!(
+        "driftwood bench: {} records, {} partitions ({})",
+        r.records, r.partitions, r.machine
+    );
+    println!(
+        "{:<28} {:>12} {:>15} {:>10}",
+        "throughput", "records/s", "CPU µs/record", "peak RSS"
+    );
+    println!(
+        "{:<28} {:>12.0}",
+        "produce input (generator)", r.produce_records_per_second
+    );
+    for (name, t) in [
+        ("pass-through ceiling", &r.pass_through),
+        ("full pipeline", &r.pipeline),
+    ] {
+        println!(
+            "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB",
+            t.records_per_second,
+            t.cpu_us_per_record,
+            mb(t.peak_rss_bytes)
+        );
+    }
+    println!(
+        "{:<28} {:>12.2}",
+        "pipeline / ceiling", r.pipeline_to_ceiling
+    );
+    if r.latency.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "latency, event time -> output read, ms (after a {:.0} s warm-up)",
+        r.latency_warmup_seconds
+    );
+    println!(
+        "{:>9} {:<13} {:>10} {:>8} {:>6} {:>6} {:>6} {:>6} {:>12} {:>8}",
+        "offered/s",
+        "relay",
+        "achieved/s",
+        "samples",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "CPU µs/rec",
+        "RSS MB"
+    );
+    for l in &r.latency {
+        println!(
+            "{:>9.0} {:<13} {:>10.0} {:>8} {:>6.0} {:>6.0} {:>6.0} {:>6.0} {:>12} {:>8}",
+            l.offered_rate,
+            relay_name(l.relay),
+            l.achieved_rate,
+            l.samples,
+            l.p50_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            l.cpu_us_per_record
+                .map_or("-".into(), |c| format!("{c:.1}")),
+            l.peak_rss_bytes
+                .map_or("-".into(), |b| format!("{:.1}", mb(b))),
+        );
+    }
+    for pipeline in r.latency.iter().filter(|l| l.relay == Relay::Pipeline) {
+        let relay = r
+            .latency
+            .iter()
+            .find(|l| l.relay == Relay::PassThrough && l.offered_rate == pipeline.offered_rate);
+        if let (Some(relay), Some((leg50, leg99))) = (relay, pipeline.input_leg_ms) {
+            println!(
+                "at {:.0}/s driftwood's share (pipeline - relay): p50 {:+.0} ms, p99 {:+.0} ms; event -> scored p50 {leg50:.0}, p99 {leg99:.0} ms",
+                pipeline.offered_rate,
+                pipeline.p50_ms - relay.p50_ms,
+                pipeline.p99_ms - relay.p99_ms,
+            );
+        }
+    }
+}
+
+fn relay_name(relay: Relay) -> &'static str {
+    match relay {
+        Relay::Pipeline => "pipeline",
+        Relay::PassThrough => "relay",
+        Relay::BrokerAlone => "broker alone",
+    }
+}
