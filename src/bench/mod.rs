@@ -1,8 +1,8 @@
-//! `driftwood bench`: measures, in one run against a real broker, the pass-through ceiling
-//! (consume and produce the same bytes), the full pipeline on the same input, and
-//! event-to-output latency at several offered rates through the pipeline, through the
-//! pass-through relay and through the broker alone, so the broker's share can be told from
-//! driftwood's. Each measurement runs the real `driftwood run` binary as a child process:
+//! `driftwood bench`: measures, in one run against a real broker, event-to-output latency at
+//! several offered rates through the pipeline, through the pass-through relay and through
+//! the broker alone (so the broker's share can be told from driftwood's), then the
+//! pass-through ceiling (consume and produce the same bytes) and the full pipeline on the
+//! same input. Each measurement runs the real `driftwood run` binary as a child process:
 //! throughput comes from its `/metrics`, peak memory and CPU time from its `/proc/<pid>`.
 
 mod instance;
@@ -115,6 +115,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         config.partitions,
     )?;
 
+    // Latency first: the throughput runs write about a gigabyte, and the broker and the page
+    // cache are still busy with it for a while (a p99 measured right after was 4 ms worse).
+    let latency = latency_runs(config, &brokers, &name, &pass.dlq)?;
     eprintln!("producing {} records…", config.records);
     let produced = produce(&ProduceConfig::new(&brokers, &pass.input, config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
@@ -123,35 +126,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     eprintln!("full pipeline…");
     let pipeline = throughput_run(config, &brokers, &full, &[])?;
 
-    let mut latency = Vec::new();
-    for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
-        for relay in Relay::ALL {
-            eprintln!(
-                "latency at {rate} records/s for {:?} through {relay:?}…",
-                config.latency_duration
-            );
-            // Fresh topics and group per run, so no run reads another's records.
-            let topics = RunTopics {
-                input: name(&format!("lat-{rate}-{relay:?}-in")),
-                output: name(&format!("lat-{rate}-{relay:?}-out")),
-                dlq: name("dlq"),
-                group: name(&format!("g-lat-{rate}-{relay:?}")),
-            };
-            create_topics(
-                &brokers,
-                &[&topics.input, &topics.output],
-                config.partitions,
-            )?;
-            let spec = LatencySpec {
-                brokers: &brokers,
-                model: &config.model,
-                rate,
-                warmup: config.latency_warmup,
-                duration: config.latency_duration,
-            };
-            latency.push(latency_run(&spec, &topics, relay)?);
-        }
-    }
     let report = BenchReport {
         records: config.records,
         partitions: config.partitions,
@@ -168,6 +142,41 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
     eprintln!("wrote {}", config.json.display());
     Ok(report)
+}
+
+/// Every latency run: each offered rate through each relay, on fresh topics and group each.
+fn latency_runs(
+    config: &BenchConfig,
+    brokers: &str,
+    name: &dyn Fn(&str) -> String,
+    dlq: &str,
+) -> Result<Vec<Latency>> {
+    let mut latency = Vec::new();
+    for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
+        for relay in Relay::ALL {
+            eprintln!(
+                "latency at {rate} records/s for {:?} through {relay:?}…",
+                config.latency_duration
+            );
+            let run = |what: &str| name(&format!("lat-{rate}-{relay:?}-{what}"));
+            let topics = RunTopics {
+                input: run("in"),
+                output: run("out"),
+                dlq: dlq.to_string(),
+                group: run("group"),
+            };
+            create_topics(brokers, &[&topics.input, &topics.output], config.partitions)?;
+            let spec = LatencySpec {
+                brokers,
+                model: &config.model,
+                rate,
+                warmup: config.latency_warmup,
+                duration: config.latency_duration,
+            };
+            latency.push(latency_run(&spec, &topics, relay)?);
+        }
+    }
+    Ok(latency)
 }
 
 /// Runs one instance over the throughput input until it has handled every record.
