@@ -7,13 +7,16 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod scenarios;
+
+#[allow(unused_imports)] // each test binary uses what it needs
+pub use kafka::{Kafka, KafkaCluster};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use driftwood::config::RunConfig;
@@ -50,116 +53,6 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     }
 }
 
-/// Spawns `command` so that it is killed when this process ends, however it ends.
-///
-/// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so every such child is spawned
-/// by one thread that lives as long as the process.
-fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
-    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::spawn(move || {
-            for (mut command, reply) in rx {
-                #[cfg(target_os = "linux")]
-                unsafe {
-                    use std::os::unix::process::CommandExt;
-                    command.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let _ = reply.send(command.spawn());
-            }
-        });
-        Mutex::new(tx)
-    });
-    let (reply, answer) = mpsc::channel();
-    spawner.lock().unwrap().send((command, reply)).unwrap();
-    answer.recv().unwrap()
-}
-
-/// An Apache Kafka node (broker and controller) owned by this test process: started by
-/// `scripts/kafka.sh run` in a state directory of its own, stopped with SIGTERM when dropped.
-pub struct Kafka {
-    child: Child,
-    /// The broker's port on 127.0.0.1.
-    pub port: u16,
-    state: PathBuf,
-}
-
-impl Kafka {
-    /// Starts a node on `port` and waits until it answers a metadata request.
-    pub fn start(port: u16) -> Self {
-        let state = tempfile::Builder::new()
-            .prefix("kafka-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
-        let mut command = Command::new(script);
-        command
-            .args(["run", &port.to_string()])
-            .env("KAFKA_STATE_DIR", &state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(state.join("run.err")).unwrap());
-        let child = spawn_tied_to_this_process(command)
-            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
-        let mut kafka = Kafka { child, port, state };
-        kafka.wait_ready(Duration::from_secs(180));
-        kafka
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Until a metadata request lists a broker; fails with the script's own words if it
-    /// exits first (no Java, no Maven, port taken).
-    fn wait_ready(&mut self, timeout: Duration) {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("log_level", "0")
-            .create()
-            .unwrap();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let err = std::fs::read_to_string(self.state.join("run.err")).unwrap_or_default();
-                panic!("scripts/kafka.sh run exited ({status}): {err}\n{HOW_TO_GET_A_BROKER}");
-            }
-            if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(1))
-                && !metadata.brokers().is_empty()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Apache Kafka on port {} not ready after {timeout:?}; logs in {}",
-                self.port,
-                self.state.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Kafka {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
-}
-
 /// Sends driftwood's logs to the test output (shown for failing tests).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
@@ -189,15 +82,25 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
 
-/// Creates topics with `partitions` partitions each.
+/// Creates topics with `partitions` partitions each, not replicated.
 pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    create_replicated_topics(bootstrap, topics, partitions, 1).await;
+}
+
+/// Creates topics with `partitions` partitions of `replication` replicas each.
+pub async fn create_replicated_topics(
+    bootstrap: &str,
+    topics: &[&str],
+    partitions: i32,
+    replication: i32,
+) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
         .collect();
     let results = tokio::time::timeout(
         Duration::from_secs(30),

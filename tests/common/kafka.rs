@@ -1,0 +1,192 @@
+//! Apache Kafka for the tests, through `scripts/kafka.sh`: a single node owned by one test
+//! (foreground, tied to the test process) and a cluster of several nodes whose brokers can be
+//! killed and restarted by node id.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::HOW_TO_GET_A_BROKER;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh")
+}
+
+/// A fresh directory under the tests' scratch space (target/tmp) for one broker's state.
+fn state_dir(prefix: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
+}
+
+/// Spawns `command` so that it is killed when this process ends, however it ends.
+///
+/// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so every such child is spawned
+/// by one thread that lives as long as the process.
+fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in rx {
+                #[cfg(target_os = "linux")]
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner.lock().unwrap().send((command, reply)).unwrap();
+    answer.recv().unwrap()
+}
+
+/// An Apache Kafka node (broker and controller) owned by this test process: started by
+/// `scripts/kafka.sh run` in a state directory of its own, stopped with SIGTERM when dropped.
+pub struct Kafka {
+    child: Child,
+    /// The broker's port on 127.0.0.1.
+    pub port: u16,
+    state: PathBuf,
+}
+
+impl Kafka {
+    /// Starts a node on `port` and waits until it answers a metadata request.
+    pub fn start(port: u16) -> Self {
+        let state = state_dir("kafka-");
+        let mut command = Command::new(script());
+        command
+            .args(["run", &port.to_string()])
+            .env("KAFKA_STATE_DIR", &state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(state.join("run.err")).unwrap());
+        let child = spawn_tied_to_this_process(command)
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
+        let mut kafka = Kafka { child, port, state };
+        kafka.wait_ready(Duration::from_secs(180));
+        kafka
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Until a metadata request lists a broker; fails with the script's own words if it
+    /// exits first (no Java, no Maven, port taken).
+    fn wait_ready(&mut self, timeout: Duration) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("log_level", "0")
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(self.state.join("run.err")).unwrap_or_default();
+                panic!("scripts/kafka.sh run exited ({status}): {err}\n{HOW_TO_GET_A_BROKER}");
+            }
+            if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(1))
+                && !metadata.brokers().is_empty()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Apache Kafka on port {} not ready after {timeout:?}; logs in {}",
+                self.port,
+                self.state.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// A cluster of KRaft nodes (each broker and controller) from `scripts/kafka.sh
+/// cluster-start`, in a state directory of its own; stopped and removed when dropped.
+pub struct KafkaCluster {
+    state: PathBuf,
+    bootstrap: String,
+}
+
+impl KafkaCluster {
+    /// Starts `nodes` nodes and waits until a metadata request lists every broker.
+    pub fn start(nodes: usize) -> Self {
+        let state = state_dir("kafka-cluster-");
+        // Built first, so that a start that fails half-way is stopped and removed too.
+        let mut cluster = KafkaCluster {
+            bootstrap: String::new(),
+            state,
+        };
+        cluster.bootstrap = cluster.script(&["cluster-start", &nodes.to_string()]);
+        cluster
+    }
+
+    /// Every broker's address, comma-separated.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// SIGKILL to node `id` (1-based), as a crash would.
+    pub fn kill(&self, id: i32) {
+        self.script(&["node-kill", &id.to_string()]);
+    }
+
+    /// Starts node `id` again on its data and waits until it serves metadata.
+    pub fn restart(&self, id: i32) {
+        self.script(&["node-start", &id.to_string()]);
+    }
+
+    /// Runs `scripts/kafka.sh ARGS` on this cluster's directory; its standard output.
+    fn script(&self, args: &[&str]) -> String {
+        let output = Command::new(script())
+            .args(args)
+            .env("KAFKA_STATE_DIR", &self.state)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
+        assert!(
+            output.status.success(),
+            "scripts/kafka.sh {args:?} failed: {}\n{HOW_TO_GET_A_BROKER}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("cluster-stop")
+            .env("KAFKA_STATE_DIR", &self.state)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
