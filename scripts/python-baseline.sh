@@ -6,8 +6,9 @@
 #
 # Produces RECORDS feature records with `driftwood produce`. Python scores SINGLE_RECORDS
 # (5000) of them one message at a time, then all of them in micro-batches. Then
-# `driftwood bench --records RECORDS` runs driftwood's pipeline. Installs the pinned Python
-# packages into .venv-baseline on first use.
+# `driftwood bench --records RECORDS` runs driftwood's pipeline. Prints records/s and CPU time
+# per record (user + system, all threads) of each. Installs the pinned Python packages into
+# .venv-baseline on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bootstrap=${1:?usage: scripts/python-baseline.sh HOST:PORT [RECORDS]}
@@ -33,17 +34,19 @@ echo "python, micro-batches of up to 1024 ($records records)…"
 batch_json=$(py --count "$records" --mode batch)
 echo "driftwood bench ($records records)…"
 "$driftwood" bench --bootstrap-servers "$bootstrap" --records "$records" \
-  --latency-duration 1s --latency-warmup 1s --json bench-baseline.json >/dev/null
+  --latency-rates 0 --json bench-baseline.json >/dev/null
 "$venv/bin/python" - "$single_json" "$batch_json" bench-baseline.json <<'PY'
 import json, sys
 single, batch = (json.loads(a) for a in sys.argv[1:3])
 bench = json.load(open(sys.argv[3]))
-ours = bench["pipeline"]["records_per_second"]
-print(f"{'':40}{'records/s':>12}{'driftwood is':>14}")
-for name, rate in [
-    ("python, one message at a time", single["records_per_second"]),
-    ("python, micro-batches of up to 1024", batch["records_per_second"]),
+ours = bench["pipeline"]
+print(f"{'':38}{'records/s':>11}{'× driftwood':>13}{'CPU µs/record':>15}{'× driftwood':>13}")
+for name, run in [
+    ("python, one message at a time", single),
+    ("python, micro-batches of up to 1024", batch),
     ("driftwood run (full pipeline)", ours),
 ]:
-    print(f"{name:40}{rate:>12,.0f}{ours / rate:>13.1f}×")
+    rate, cpu = run["records_per_second"], run["cpu_us_per_record"]
+    print(f"{name:38}{rate:>11,.0f}{ours['records_per_second'] / rate:>12.1f}×"
+          f"{cpu:>15.2f}{cpu / ours['cpu_us_per_record']:>12.1f}×")
 PY

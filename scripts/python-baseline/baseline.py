@@ -15,6 +15,7 @@ creates the two topics (3 partitions): brokers here do not create topics on firs
 import argparse
 import io
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -26,6 +27,13 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread (librdkafka's too), as driftwood
+    bench reads it from /proc/<pid>/stat."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -119,7 +127,8 @@ def main() -> None:
         ]
         if not messages:
             continue
-        started = started or time.monotonic()
+        if started is None:
+            started, cpu_started = time.monotonic(), cpu_seconds()
         if args.mode == "single":
             for m in messages:
                 score([m])
@@ -128,6 +137,7 @@ def main() -> None:
         scored += len(messages)
     producer.flush(30)
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds() - cpu_started
     consumer.close()
     print(
         json.dumps(
@@ -136,6 +146,7 @@ def main() -> None:
                 "records": scored,
                 "seconds": round(elapsed, 3),
                 "records_per_second": round(scored / elapsed, 1),
+                "cpu_us_per_record": round(cpu * 1e6 / scored, 2),
             }
         )
     )
