@@ -190,8 +190,11 @@ pub fn prepare(config: &RunConfig) -> Result<Prepared> {
         ClientRole::Producer,
         ClientRole::Admin,
     ] {
-        config
-            .client_config(role)?
+        let client = config.client_config(role)?;
+        if role == ClientRole::Consumer {
+            check_group_protocol(&client)?;
+        }
+        client
             .create_native_config()
             .map_err(|e| match e {
                 // librdkafka's message carries the value, which may be a secret: leave it out.
@@ -218,6 +221,31 @@ pub fn prepare(config: &RunConfig) -> Result<Prepared> {
         config.max_message_bytes,
     )?;
     Ok(Prepared { model, decoder })
+}
+
+/// Consumer settings that KIP-848's protocol moves to the broker. librdkafka refuses them
+/// only when the client is created (which connects), so they are checked here as well.
+const BROKER_SIDE_WITH_CONSUMER_PROTOCOL: [(&str, &str); 4] = [
+    ("session.timeout.ms", "the broker sets it (group.consumer.session.timeout.ms)"),
+    ("heartbeat.interval.ms", "the broker sets it (group.consumer.heartbeat.interval.ms)"),
+    ("partition.assignment.strategy", "use group.remote.assignor instead"),
+    ("group.protocol.type", "it belongs to the classic protocol"),
+];
+
+/// Refuses classic-protocol settings next to `group.protocol=consumer`.
+fn check_group_protocol(consumer: &rdkafka::ClientConfig) -> Result<()> {
+    if consumer.get("group.protocol") != Some("consumer") {
+        return Ok(());
+    }
+    match BROKER_SIDE_WITH_CONSUMER_PROTOCOL
+        .iter()
+        .find(|(key, _)| consumer.get(key).is_some())
+    {
+        Some((key, why)) => Err(Error::Config(format!(
+            "Kafka setting {key:?} is not supported with group.protocol=consumer: {why}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `driftwood run --check-config`: [`prepare`], then a summary of what would run.

@@ -220,6 +220,21 @@ fn check_config_validates_without_a_broker() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("no.such.property"), "{stderr}");
+
+    // Settings librdkafka refuses only when it creates the client: KIP-848 moves them to
+    // the broker.
+    let output = check(&[
+        "--kafka-option",
+        "consumer.group.protocol=consumer",
+        "--kafka-option",
+        "session.timeout.ms=10000",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("\"session.timeout.ms\" is not supported with group.protocol=consumer"),
+        "{stderr}"
+    );
 }
 
 #[test]
