@@ -49,7 +49,7 @@ install() {
     mkdir -p "$cache/build"
     write_pom >"$cache/build/pom.xml"
     rm -rf "$cache/lib.part"
-    (cd "$cache/build" && mvn -B -q dependency:copy-dependencies \
+    (cd "$cache/build" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
       -DoutputDirectory="$cache/lib.part" -DincludeScope=runtime) >&2 \
       || die "Maven could not fetch the broker's jars (see above)"
     rm -rf "$cache/lib" && mv "$cache/lib.part" "$cache/lib"
