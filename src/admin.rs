@@ -4,23 +4,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{BlockingRetryable, ExponentialBuilder};
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{info, warn};
 
-use crate::config::{ClientRole, RunConfig};
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
 
 /// Creates the input, output, dead-letter and drift topics that do not exist yet, retrying with
 /// backoff while the broker is unreachable. Gives up only when `stop` is set.
 pub fn create_topics(
     config: &RunConfig,
+    client: &ClientConfig,
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .client_config(ClientRole::Admin)?
+    let admin: AdminClient<DefaultClientContext> = client
         .create()
         .map_err(|e| Error::kafka("creating the admin client", e))?;
     let topics = [

@@ -57,7 +57,7 @@ pub struct DemoSummary {
 pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let cluster = MockCluster::new(1).map_err(|e| Error::kafka("starting the mock cluster", e))?;
     let brokers = cluster.bootstrap_servers();
-    let mut run = RunConfig::defaults(&brokers);
+    let mut run = RunConfig::defaults(&brokers)?;
     run.model = config.model.clone();
     run.http_addr = config.http_addr;
     for topic in [

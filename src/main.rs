@@ -140,9 +140,24 @@ fn parse_cli() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command; an error prints its chain of causes, and its backtrace only when the log
+/// filter asks for debug output (some machines set RUST_BACKTRACE=1 for every program).
+fn main() -> std::process::ExitCode {
     let cli = parse_cli();
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                eprintln!("\n{}", error.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format, &cli.log)?;
     match cli.command {
         Command::Run(config) if config.check_config => {

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use tracing::{info, warn};
 
-use crate::config::{ClientRole, RunConfig};
+use crate::config::{KafkaClients, RunConfig};
 use crate::decode::FeatureDecoder;
 use crate::drift::{DriftMonitor, DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
@@ -28,6 +28,8 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 pub struct Pipeline {
     /// Settings.
     pub config: RunConfig,
+    /// The Kafka clients' configurations.
+    pub clients: KafkaClients,
     /// The model.
     pub model: Arc<Model>,
     /// The input decoder, matched to the model.
@@ -45,10 +47,7 @@ impl Pipeline {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
         let config = &self.config;
-        let sink = Arc::new(Sink::new(
-            &config.client_config(ClientRole::Producer)?,
-            self.metrics.clone(),
-        )?);
+        let sink = Arc::new(Sink::new(&self.clients.producer, self.metrics.clone())?);
         let context = SourceContext {
             sink: sink.clone(),
             health: self.health.clone(),
@@ -56,8 +55,9 @@ impl Pipeline {
             topic: config.input_topic.clone(),
             revoke_drain: grace,
         };
-        let consumer: BaseConsumer<SourceContext> = config
-            .client_config(ClientRole::Consumer)?
+        let consumer: BaseConsumer<SourceContext> = self
+            .clients
+            .consumer
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
         consumer

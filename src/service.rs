@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::ValueEnum;
-use rdkafka::error::KafkaError;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin;
-use crate::config::{ClientRole, RunConfig};
+use crate::config::{KafkaClients, RunConfig};
 use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
 use crate::error::{Error, Result};
 use crate::health::Health;
@@ -40,7 +39,11 @@ impl Service {
     /// binds the sidecar, then starts the consumer loop. A broker that cannot be reached does
     /// not fail this: the loop keeps trying and `/ready` says 503 meanwhile.
     pub async fn start(config: RunConfig) -> Result<Self> {
-        let Prepared { model, decoder } = prepare(&config)?;
+        let Prepared {
+            model,
+            decoder,
+            clients,
+        } = prepare(&config)?;
 
         let metrics = Metrics::new();
         metrics
@@ -70,6 +73,7 @@ impl Service {
         let (done_tx, pipeline_done) = oneshot::channel();
         let pipeline = Pipeline {
             config: config.clone(),
+            clients: clients.clone(),
             model,
             decoder,
             metrics: metrics.clone(),
@@ -82,7 +86,8 @@ impl Service {
             .spawn(move || {
                 let result = (|| {
                     if config.create_topics
-                        && let Err(e) = admin::create_topics(&config, &runtime, &thread_stop)
+                        && let Err(e) =
+                            admin::create_topics(&config, &clients.admin, &runtime, &thread_stop)
                     {
                         // Shutting down while the broker was still unreachable is not a failure.
                         return if thread_stop.load(Ordering::Relaxed) {
@@ -177,6 +182,8 @@ pub struct Prepared {
     pub model: Arc<Model>,
     /// The decoder for the input schema and the model's features.
     pub decoder: FeatureDecoder,
+    /// Every Kafka client's configuration, checked.
+    pub clients: KafkaClients,
 }
 
 /// Checks everything `driftwood run` can check without a broker: the settings, the model
@@ -185,25 +192,7 @@ pub struct Prepared {
 /// [`Service::start`] begins with it; `driftwood run --check-config` stops after it.
 pub fn prepare(config: &RunConfig) -> Result<Prepared> {
     config.validate()?;
-    for role in [
-        ClientRole::Consumer,
-        ClientRole::Producer,
-        ClientRole::Admin,
-    ] {
-        let client = config.client_config(role)?;
-        if role == ClientRole::Consumer {
-            check_group_protocol(&client)?;
-        }
-        client
-            .create_native_config()
-            .map_err(|e| match e {
-                // librdkafka's message carries the value, which may be a secret: leave it out.
-                KafkaError::ClientConfig(_, description, key, _) => {
-                    Error::Config(format!("Kafka setting {key:?}: {description}"))
-                }
-                other => Error::Config(format!("Kafka {role:?} settings: {other}")),
-            })?;
-    }
+    let clients = config.kafka_clients()?;
     let model = Arc::new(Model::load(&config.model)?);
     let schema_text = match &config.input_schema {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
@@ -220,32 +209,11 @@ pub fn prepare(config: &RunConfig) -> Result<Prepared> {
         config.input_format,
         config.max_message_bytes,
     )?;
-    Ok(Prepared { model, decoder })
-}
-
-/// Consumer settings that KIP-848's protocol moves to the broker. librdkafka refuses them
-/// only when the client is created (which connects), so they are checked here as well.
-const BROKER_SIDE_WITH_CONSUMER_PROTOCOL: [(&str, &str); 4] = [
-    ("session.timeout.ms", "the broker sets it (group.consumer.session.timeout.ms)"),
-    ("heartbeat.interval.ms", "the broker sets it (group.consumer.heartbeat.interval.ms)"),
-    ("partition.assignment.strategy", "use group.remote.assignor instead"),
-    ("group.protocol.type", "it belongs to the classic protocol"),
-];
-
-/// Refuses classic-protocol settings next to `group.protocol=consumer`.
-fn check_group_protocol(consumer: &rdkafka::ClientConfig) -> Result<()> {
-    if consumer.get("group.protocol") != Some("consumer") {
-        return Ok(());
-    }
-    match BROKER_SIDE_WITH_CONSUMER_PROTOCOL
-        .iter()
-        .find(|(key, _)| consumer.get(key).is_some())
-    {
-        Some((key, why)) => Err(Error::Config(format!(
-            "Kafka setting {key:?} is not supported with group.protocol=consumer: {why}"
-        ))),
-        None => Ok(()),
-    }
+    Ok(Prepared {
+        model,
+        decoder,
+        clients,
+    })
 }
 
 /// `driftwood run --check-config`: [`prepare`], then a summary of what would run.

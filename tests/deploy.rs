@@ -160,7 +160,7 @@ fn dockerfile_matches_the_code() {
 
     // Models and schemas sit where the defaults look, relative to WORKDIR.
     assert_eq!(instruction(&file, "WORKDIR").last().unwrap(), "/app");
-    let defaults = RunConfig::defaults("unused");
+    let defaults = RunConfig::defaults("unused").unwrap();
     for copied in ["models models", "schemas schemas"] {
         assert!(
             instruction(&file, "COPY").iter().any(|c| c == copied),
@@ -362,6 +362,9 @@ fn compose_file_matches_the_code() {
     .unwrap_or_else(|e| panic!("producer command: {e}"))
     .config;
     assert_eq!(produce.bootstrap_servers.as_ref(), Some(broker));
-    assert_eq!(produce.topic, RunConfig::defaults(broker).input_topic);
+    assert_eq!(
+        produce.topic,
+        RunConfig::defaults(broker).unwrap().input_topic
+    );
     assert!(producer["depends_on"]["driftwood"]["condition"] == "service_healthy");
 }

@@ -221,6 +221,12 @@ fn check_config_validates_without_a_broker() {
     assert!(!output.status.success());
     assert!(stderr.contains("no.such.property"), "{stderr}");
 
+    // Accepted by librdkafka, refused by driftwood: at-least-once depends on it.
+    let output = check(&["--kafka-option", "acks=0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("\"acks\" is refused"), "{stderr}");
+
     // Settings librdkafka refuses only when it creates the client: KIP-848 moves them to
     // the broker.
     let output = check(&[

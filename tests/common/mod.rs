@@ -116,7 +116,7 @@ pub async fn create_replicated_topics(
 
 /// A run configuration on fresh topics and group, sidecar on a free port.
 pub fn run_config(bootstrap: &str) -> RunConfig {
-    let mut config = RunConfig::defaults(bootstrap);
+    let mut config = RunConfig::defaults(bootstrap).unwrap();
     config.input_topic = unique("features");
     config.output_topic = unique("predictions");
     config.dlq_topic = unique("dlq");

@@ -11,18 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use rdkafka::ClientConfig;
 
 use crate::decode::InputFormat;
 use crate::error::{Error, Result};
 
-/// Properties driftwood sets itself because at-least-once delivery depends on them.
-const MANAGED_KEYS: &[&str] = &[
-    "enable.auto.offset.store",
-    "group.id",
-    "bootstrap.servers",
-    "enable.partition.eof",
-];
+mod kafka;
+
+pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
 
 /// Settings for `driftwood run` (and the pipeline inside `demo`).
 #[derive(Clone, Args)]
@@ -149,6 +144,11 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_STATS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
 
+    /// Let the producer run without idempotence when the cluster cannot grant idempotent
+    /// writes: a retried output may then be duplicated or reordered.
+    #[arg(long, env = "DRIFTWOOD_ALLOW_NON_IDEMPOTENT_PRODUCER")]
+    pub allow_non_idempotent_producer: bool,
+
     /// librdkafka property KEY=VALUE for both clients (repeatable); prefix the key with
     /// `consumer.` or `producer.` for one client only. In the environment, separate entries
     /// with `;`.
@@ -164,105 +164,22 @@ pub struct RunConfig {
     pub kafka_option_envs: Vec<(String, String)>,
 }
 
-/// A tuning preset for librdkafka and the batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
-    /// Fewer, larger requests: best records per second.
-    Throughput,
-    /// Send and fetch at once: lowest event-to-output latency.
-    Latency,
-}
-
-impl Profile {
-    /// Most messages scored together in one batch.
-    pub fn max_batch(self) -> usize {
-        match self {
-            Profile::Throughput => 1024,
-            Profile::Latency => 64,
-        }
-    }
-
-    /// librdkafka settings of the preset for one client. Queues are bounded so memory is:
-    /// at most 32 MiB of prefetched input and 64 MiB of unsent output.
-    fn settings(self, role: ClientRole) -> &'static [(&'static str, &'static str)] {
-        match (self, role) {
-            (Profile::Throughput, ClientRole::Consumer) => &[
-                ("fetch.wait.max.ms", "100"),
-                ("queued.max.messages.kbytes", "32768"),
-            ],
-            (Profile::Throughput, ClientRole::Producer) => &[
-                ("linger.ms", "5"),
-                ("batch.num.messages", "10000"),
-                ("batch.size", "1000000"),
-                ("compression.type", "lz4"),
-                ("queue.buffering.max.kbytes", "65536"),
-            ],
-            (Profile::Latency, ClientRole::Consumer) => &[
-                // Apache Kafka answers a fetch as soon as a byte is there, so a long wait
-                // costs no latency; a short one only multiplies empty fetches while idle
-                // (5 ms: 45 ms of broker CPU a second per idle instance, 100 ms: 19).
-                ("fetch.wait.max.ms", "100"),
-                ("fetch.queue.backoff.ms", "0"),
-                ("fetch.error.backoff.ms", "0"),
-                ("queued.max.messages.kbytes", "32768"),
-            ],
-            (Profile::Latency, ClientRole::Producer) => &[
-                // 1 ms batches a few records per request: at 10k records/s, linger 0 means
-                // 10k requests/s, which costs the broker more than the millisecond saves.
-                ("linger.ms", "1"),
-                ("compression.type", "none"),
-                ("queue.buffering.max.kbytes", "65536"),
-            ],
-            (_, ClientRole::Admin) => &[],
-        }
-    }
-}
-
-/// Parses `KEY=VALUE`.
-pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got {:?}", redact_after_key(s)))?;
-    let key = key.trim();
-    if key.is_empty() {
-        return Err("empty key in KEY=VALUE".into());
-    }
-    Ok((key.to_string(), value.to_string()))
-}
-
-/// Shows at most the start of a malformed option, so a secret pasted without `=` is not echoed.
-fn redact_after_key(s: &str) -> String {
-    let shown: String = s.chars().take(24).collect();
-    if shown.len() < s.len() {
-        format!("{shown}…")
-    } else {
-        shown
-    }
-}
-
-/// Which client a librdkafka property is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientRole {
-    /// The input consumer.
-    Consumer,
-    /// The output producer.
-    Producer,
-    /// The admin client that creates topics.
-    Admin,
-}
-
 impl RunConfig {
-    /// A configuration with every default, pointed at `bootstrap_servers`.
-    pub fn defaults(bootstrap_servers: &str) -> Self {
+    /// A configuration with every default (after `DRIFTWOOD_*` environment values, as the
+    /// command line reads them), pointed at `bootstrap_servers`. A malformed environment
+    /// value is an error naming the flag, never an exit.
+    pub fn defaults(bootstrap_servers: &str) -> Result<Self> {
         use clap::Parser;
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
             run: RunConfig,
         }
-        let mut run = Wrapper::parse_from(["driftwood"]).run;
+        let mut run = Wrapper::try_parse_from(["driftwood"])
+            .map_err(|e| Error::Config(e.to_string().trim_end().to_string()))?
+            .run;
         run.bootstrap_servers = Some(bootstrap_servers.to_string());
-        run
+        Ok(run)
     }
 
     /// The bootstrap servers after fallbacks.
@@ -331,106 +248,12 @@ impl RunConfig {
         if self.shutdown_grace.is_zero() {
             return bad("--shutdown-grace must be more than 0s".into());
         }
-        for (key, _) in self.all_option_keys() {
-            let bare = strip_role(key).1;
-            if MANAGED_KEYS.contains(&bare) {
-                return bad(format!(
-                    "--kafka-option {key}: driftwood sets {bare} itself (use the dedicated flag)"
-                ));
-            }
-        }
-        self.resolved_options()?;
-        Ok(())
-    }
-
-    fn all_option_keys(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.kafka_options
-            .iter()
-            .chain(&self.kafka_option_files)
-            .chain(&self.kafka_option_envs)
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Pass-through options with file and environment references read.
-    fn resolved_options(&self) -> Result<Vec<(String, String)>> {
-        let mut out = self.kafka_options.clone();
-        for (key, path) in &self.kafka_option_files {
-            let value = std::fs::read_to_string(path).map_err(|e| {
-                Error::Config(format!(
-                    "--kafka-option-file {key}: cannot read {path}: {e}"
-                ))
-            })?;
-            out.push((
-                key.clone(),
-                value.trim_end_matches(['\n', '\r']).to_string(),
-            ));
-        }
-        for (key, var) in &self.kafka_option_envs {
-            let value = std::env::var(var).map_err(|_| {
-                Error::Config(format!(
-                    "--kafka-option-env {key}: environment variable {var} is not set"
-                ))
-            })?;
-            out.push((key.clone(), value));
-        }
-        Ok(out)
-    }
-
-    /// The librdkafka configuration for one client.
-    pub fn client_config(&self, role: ClientRole) -> Result<ClientConfig> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", self.brokers())
-            .set("client.id", format!("driftwood-{}", hostname()));
-        match role {
-            ClientRole::Consumer => {
-                config
-                    // Statistics feed the lag gauge and broker reachability.
-                    .set(
-                        "statistics.interval.ms",
-                        self.stats_interval.as_millis().to_string(),
-                    )
-                    .set("group.id", &self.group_id)
-                    // Offsets are stored by driftwood once the output is acknowledged,
-                    // then committed by librdkafka in the background.
-                    .set("enable.auto.offset.store", "false")
-                    .set("enable.auto.commit", "true")
-                    .set("auto.commit.interval.ms", "1000")
-                    .set("auto.offset.reset", &self.auto_offset_reset)
-                    .set("enable.partition.eof", "false");
-            }
-            ClientRole::Producer => {
-                config
-                    // Idempotence keeps each output partition in order across retries.
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set(
-                        "message.max.bytes",
-                        (self.max_message_bytes + 65_536).to_string(),
-                    );
-            }
-            ClientRole::Admin => {}
-        }
-        for (key, value) in self.profile.settings(role) {
-            config.set(*key, *value);
-        }
-        for (key, value) in self.resolved_options()? {
-            let (only, bare) = strip_role(&key);
-            if only.is_none_or(|r| r == role) {
-                config.set(bare, value);
-            }
-        }
-        Ok(config)
+        self.check_option_keys()
     }
 
     /// This instance's id in drift reports.
     pub fn instance(&self) -> String {
         self.instance_id.clone().unwrap_or_else(hostname)
-    }
-
-    /// Option keys (never values) for logging.
-    pub fn option_keys(&self) -> Vec<String> {
-        self.all_option_keys().map(|(k, _)| k.to_string()).collect()
     }
 }
 
@@ -463,16 +286,6 @@ impl std::fmt::Debug for RunConfig {
     }
 }
 
-fn strip_role(key: &str) -> (Option<ClientRole>, &str) {
-    if let Some(rest) = key.strip_prefix("consumer.") {
-        (Some(ClientRole::Consumer), rest)
-    } else if let Some(rest) = key.strip_prefix("producer.") {
-        (Some(ClientRole::Producer), rest)
-    } else {
-        (None, key)
-    }
-}
-
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -488,17 +301,20 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        let c = RunConfig::defaults("127.0.0.1:9092");
+        let c = RunConfig::defaults("127.0.0.1:9092").unwrap();
         c.validate().unwrap();
         assert_eq!(c.input_topic, "features");
         assert_eq!(c.shutdown_grace, Duration::from_secs(20));
-        let consumer = c.client_config(ClientRole::Consumer).unwrap();
-        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        let clients = c.kafka_clients().unwrap();
+        assert_eq!(
+            clients.consumer.get("enable.auto.offset.store"),
+            Some("false")
+        );
     }
 
     #[test]
     fn invalid_settings_name_the_flag() {
-        let mut c = RunConfig::defaults("b:9092");
+        let mut c = RunConfig::defaults("b:9092").unwrap();
         c.output_topic = c.input_topic.clone();
         assert!(
             c.validate()
@@ -507,7 +323,7 @@ mod tests {
                 .contains("--input-topic")
         );
 
-        let mut c = RunConfig::defaults("b:9092");
+        let mut c = RunConfig::defaults("b:9092").unwrap();
         c.kafka_options = vec![("enable.auto.offset.store".into(), "true".into())];
         assert!(
             c.validate()
@@ -516,7 +332,7 @@ mod tests {
                 .contains("sets enable.auto.offset.store itself")
         );
 
-        let mut c = RunConfig::defaults("b:9092");
+        let mut c = RunConfig::defaults("b:9092").unwrap();
         c.dlq_topic = "bad topic!".into();
         assert!(
             c.validate()
@@ -530,34 +346,5 @@ mod tests {
                 .unwrap_err()
                 .contains("KEY=VALUE")
         );
-    }
-
-    #[test]
-    fn secrets_come_from_files_and_env_and_are_routed_by_role() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("pw");
-        std::fs::write(&secret, "hunter2\n").unwrap();
-        let mut c = RunConfig::defaults("b:9092");
-        c.kafka_option_files = vec![("sasl.password".into(), secret.display().to_string())];
-        c.kafka_options = vec![("producer.linger.ms".into(), "0".into())];
-        let consumer = c.client_config(ClientRole::Consumer).unwrap();
-        let producer = c.client_config(ClientRole::Producer).unwrap();
-        assert_eq!(consumer.get("sasl.password"), Some("hunter2"));
-        assert_eq!(consumer.get("linger.ms"), None);
-        assert_eq!(
-            producer.get("linger.ms"),
-            Some("0"),
-            "options override the profile"
-        );
-        assert_eq!(producer.get("compression.type"), Some("lz4"));
-        let shown = format!("{c:?}");
-        assert!(
-            shown.contains("sasl.password") && !shown.contains("hunter2"),
-            "{shown}"
-        );
-
-        c.kafka_option_envs = vec![("sasl.username".into(), "DRIFTWOOD_TEST_UNSET_VAR".into())];
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("DRIFTWOOD_TEST_UNSET_VAR is not set"), "{err}");
     }
 }

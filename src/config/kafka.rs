@@ -1,0 +1,408 @@
+//! The librdkafka side of the configuration: tuning profiles, pass-through options routed to
+//! one client or all, secrets read from files or the environment, and the checks that keep
+//! at-least-once delivery intact whatever is passed through.
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+
+use super::RunConfig;
+use crate::error::{Error, Result};
+
+/// Properties driftwood sets itself because at-least-once delivery depends on them.
+const MANAGED_KEYS: &[&str] = &[
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "enable.partition.eof",
+];
+
+/// Consumer settings that KIP-848's protocol moves to the broker. librdkafka refuses them
+/// only when the client is created (which connects), so they are checked here as well.
+const BROKER_SIDE_WITH_CONSUMER_PROTOCOL: [(&str, &str); 4] = [
+    (
+        "session.timeout.ms",
+        "the broker sets it (group.consumer.session.timeout.ms)",
+    ),
+    (
+        "heartbeat.interval.ms",
+        "the broker sets it (group.consumer.heartbeat.interval.ms)",
+    ),
+    (
+        "partition.assignment.strategy",
+        "use group.remote.assignor instead",
+    ),
+    ("group.protocol.type", "it belongs to the classic protocol"),
+];
+
+/// A tuning preset for librdkafka and the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Fewer, larger requests: best records per second.
+    Throughput,
+    /// Send and fetch at once: lowest event-to-output latency.
+    Latency,
+}
+
+impl Profile {
+    /// Most messages scored together in one batch.
+    pub fn max_batch(self) -> usize {
+        match self {
+            Profile::Throughput => 1024,
+            Profile::Latency => 64,
+        }
+    }
+
+    /// librdkafka settings of the preset for one client. Queues are bounded so memory is:
+    /// at most 32 MiB of prefetched input and 64 MiB of unsent output.
+    fn settings(self, role: ClientRole) -> &'static [(&'static str, &'static str)] {
+        match (self, role) {
+            (Profile::Throughput, ClientRole::Consumer) => &[
+                ("fetch.wait.max.ms", "100"),
+                ("queued.max.messages.kbytes", "32768"),
+            ],
+            (Profile::Throughput, ClientRole::Producer) => &[
+                ("linger.ms", "5"),
+                ("batch.num.messages", "10000"),
+                ("batch.size", "1000000"),
+                ("compression.type", "lz4"),
+                ("queue.buffering.max.kbytes", "65536"),
+            ],
+            (Profile::Latency, ClientRole::Consumer) => &[
+                // Apache Kafka answers a fetch as soon as a byte is there, so a long wait
+                // costs no latency; a short one only multiplies empty fetches while idle
+                // (5 ms: 45 ms of broker CPU a second per idle instance, 100 ms: 19).
+                ("fetch.wait.max.ms", "100"),
+                ("fetch.queue.backoff.ms", "0"),
+                ("fetch.error.backoff.ms", "0"),
+                ("queued.max.messages.kbytes", "32768"),
+            ],
+            (Profile::Latency, ClientRole::Producer) => &[
+                // 1 ms batches a few records per request: at 10k records/s, linger 0 means
+                // 10k requests/s, which costs the broker more than the millisecond saves.
+                ("linger.ms", "1"),
+                ("compression.type", "none"),
+                ("queue.buffering.max.kbytes", "65536"),
+            ],
+            (_, ClientRole::Admin) => &[],
+        }
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {:?}", redact_after_key(s)))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("empty key in KEY=VALUE".into());
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Shows at most the start of a malformed option, so a secret pasted without `=` is not echoed.
+fn redact_after_key(s: &str) -> String {
+    let shown: String = s.chars().take(24).collect();
+    if shown.len() < s.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
+/// Which client a librdkafka property is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    /// The input consumer.
+    Consumer,
+    /// The output producer.
+    Producer,
+    /// The admin client that creates topics.
+    Admin,
+}
+
+/// The librdkafka configuration of each client, built once from the settings (secret files
+/// and variables read once) and checked.
+#[derive(Clone)]
+pub struct KafkaClients {
+    /// The input consumer.
+    pub consumer: ClientConfig,
+    /// The output producer.
+    pub producer: ClientConfig,
+    /// The admin client that creates topics.
+    pub admin: ClientConfig,
+}
+
+impl RunConfig {
+    /// Builds and checks every client's configuration without connecting: librdkafka
+    /// rejects unknown names and malformed values, and settings that would break
+    /// at-least-once delivery are refused with the reason.
+    pub fn kafka_clients(&self) -> Result<KafkaClients> {
+        let options = self.resolved_options()?;
+        let clients = KafkaClients {
+            consumer: self.client_config(ClientRole::Consumer, &options),
+            producer: self.client_config(ClientRole::Producer, &options),
+            admin: self.client_config(ClientRole::Admin, &options),
+        };
+        self.check_delivery_guarantees(&clients)?;
+        check_group_protocol(&clients.consumer)?;
+        for (role, config) in [
+            (ClientRole::Consumer, &clients.consumer),
+            (ClientRole::Producer, &clients.producer),
+            (ClientRole::Admin, &clients.admin),
+        ] {
+            config.create_native_config().map_err(|e| match e {
+                // librdkafka's message carries the value, which may be a secret: leave it out.
+                KafkaError::ClientConfig(_, description, key, _) => {
+                    Error::Config(format!("Kafka setting {key:?}: {description}"))
+                }
+                other => Error::Config(format!("Kafka {role:?} settings: {other}")),
+            })?;
+        }
+        Ok(clients)
+    }
+
+    /// Refuses pass-through values that would let an input offset be committed before its
+    /// output is safe.
+    fn check_delivery_guarantees(&self, clients: &KafkaClients) -> Result<()> {
+        let refuse = |key: &str, why: &str| {
+            Err(Error::Config(format!(
+                "Kafka setting {key:?} is refused: {why}"
+            )))
+        };
+        if !matches!(clients.producer.get("acks"), Some("all" | "-1")) {
+            return refuse(
+                "acks",
+                "it must be all (or -1): an input offset is committed once its output is \
+                 acknowledged, and only acks=all keeps that output when a broker fails",
+            );
+        }
+        if clients.producer.get("enable.idempotence") != Some("true")
+            && !self.allow_non_idempotent_producer
+        {
+            return refuse(
+                "enable.idempotence",
+                "without it a retried output can be duplicated or reordered; pass \
+                 --allow-non-idempotent-producer if the cluster cannot grant idempotent writes",
+            );
+        }
+        if clients.consumer.get("enable.auto.commit") != Some("true") {
+            return refuse(
+                "enable.auto.commit",
+                "driftwood commits through librdkafka's auto-commit of the offsets it stores \
+                 once outputs are acknowledged; without it nothing is committed",
+            );
+        }
+        Ok(())
+    }
+
+    /// Refuses pass-through keys for properties driftwood sets itself.
+    pub(super) fn check_option_keys(&self) -> Result<()> {
+        for (key, _) in self.all_option_keys() {
+            let bare = strip_role(key).1;
+            if MANAGED_KEYS.contains(&bare) {
+                return Err(Error::Config(format!(
+                    "--kafka-option {key}: driftwood sets {bare} itself (use the dedicated flag)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn all_option_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.kafka_options
+            .iter()
+            .chain(&self.kafka_option_files)
+            .chain(&self.kafka_option_envs)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Pass-through options with file and environment references read.
+    fn resolved_options(&self) -> Result<Vec<(String, String)>> {
+        let mut out = self.kafka_options.clone();
+        for (key, path) in &self.kafka_option_files {
+            let value = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!(
+                    "--kafka-option-file {key}: cannot read {path}: {e}"
+                ))
+            })?;
+            out.push((
+                key.clone(),
+                value.trim_end_matches(['\n', '\r']).to_string(),
+            ));
+        }
+        for (key, var) in &self.kafka_option_envs {
+            let value = std::env::var(var).map_err(|_| {
+                Error::Config(format!(
+                    "--kafka-option-env {key}: environment variable {var} is not set"
+                ))
+            })?;
+            out.push((key.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// The librdkafka configuration of one client, from options already resolved.
+    fn client_config(&self, role: ClientRole, options: &[(String, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.brokers())
+            .set("client.id", format!("driftwood-{}", super::hostname()));
+        match role {
+            ClientRole::Consumer => {
+                config
+                    // Statistics feed the lag gauge and broker reachability.
+                    .set(
+                        "statistics.interval.ms",
+                        self.stats_interval.as_millis().to_string(),
+                    )
+                    .set("group.id", &self.group_id)
+                    // Offsets are stored by driftwood once the output is acknowledged,
+                    // then committed by librdkafka in the background.
+                    .set("enable.auto.offset.store", "false")
+                    .set("enable.auto.commit", "true")
+                    .set("auto.commit.interval.ms", "1000")
+                    .set("auto.offset.reset", &self.auto_offset_reset)
+                    .set("enable.partition.eof", "false");
+            }
+            ClientRole::Producer => {
+                config
+                    // Idempotence keeps each output partition in order across retries.
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set(
+                        "message.max.bytes",
+                        (self.max_message_bytes + 65_536).to_string(),
+                    );
+            }
+            ClientRole::Admin => {}
+        }
+        for (key, value) in self.profile.settings(role) {
+            config.set(*key, *value);
+        }
+        for (key, value) in options {
+            let (only, bare) = strip_role(key);
+            if only.is_none_or(|r| r == role) {
+                config.set(bare, value);
+            }
+        }
+        config
+    }
+
+    /// Option keys (never values) for logging.
+    pub fn option_keys(&self) -> Vec<String> {
+        self.all_option_keys().map(|(k, _)| k.to_string()).collect()
+    }
+}
+
+/// Refuses classic-protocol settings next to `group.protocol=consumer`.
+fn check_group_protocol(consumer: &ClientConfig) -> Result<()> {
+    if consumer.get("group.protocol") != Some("consumer") {
+        return Ok(());
+    }
+    match BROKER_SIDE_WITH_CONSUMER_PROTOCOL
+        .iter()
+        .find(|(key, _)| consumer.get(key).is_some())
+    {
+        Some((key, why)) => Err(Error::Config(format!(
+            "Kafka setting {key:?} is not supported with group.protocol=consumer: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn strip_role(key: &str) -> (Option<ClientRole>, &str) {
+    if let Some(rest) = key.strip_prefix("consumer.") {
+        (Some(ClientRole::Consumer), rest)
+    } else if let Some(rest) = key.strip_prefix("producer.") {
+        (Some(ClientRole::Producer), rest)
+    } else {
+        (None, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_files_and_env_and_are_routed_by_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        let mut c = RunConfig::defaults("b:9092").unwrap();
+        c.kafka_option_files = vec![("sasl.password".into(), secret.display().to_string())];
+        c.kafka_options = vec![("producer.linger.ms".into(), "0".into())];
+        let KafkaClients {
+            consumer, producer, ..
+        } = c.kafka_clients().unwrap();
+        assert_eq!(consumer.get("sasl.password"), Some("hunter2"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(
+            producer.get("linger.ms"),
+            Some("0"),
+            "options override the profile"
+        );
+        assert_eq!(producer.get("compression.type"), Some("lz4"));
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("sasl.password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+
+        c.kafka_option_envs = vec![("sasl.username".into(), "DRIFTWOOD_TEST_UNSET_VAR".into())];
+        let err = c.kafka_clients().err().unwrap().to_string();
+        assert!(err.contains("DRIFTWOOD_TEST_UNSET_VAR is not set"), "{err}");
+    }
+
+    /// `--kafka-option` values that would break at-least-once delivery, bare or prefixed.
+    #[test]
+    fn settings_that_break_at_least_once_are_refused_with_the_reason() {
+        let refused = |options: &[(&str, &str)], allow_non_idempotent: bool| {
+            let mut c = RunConfig::defaults("b:9092").unwrap();
+            c.kafka_options = options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            c.allow_non_idempotent_producer = allow_non_idempotent;
+            c.validate()
+                .and_then(|()| c.kafka_clients().map(|_| ()))
+                .err()
+                .map(|e| e.to_string())
+        };
+        for acks in [("acks", "0"), ("producer.acks", "1")] {
+            let err = refused(&[acks], false).unwrap();
+            assert!(
+                err.contains("\"acks\" is refused") && err.contains("acks=all"),
+                "{err}"
+            );
+        }
+        assert_eq!(refused(&[("acks", "-1")], false), None);
+
+        let err = refused(&[("producer.enable.idempotence", "false")], false).unwrap();
+        assert!(
+            err.contains("\"enable.idempotence\"")
+                && err.contains("--allow-non-idempotent-producer"),
+            "{err}"
+        );
+        assert_eq!(
+            refused(&[("producer.enable.idempotence", "false")], true),
+            None,
+            "the explicit opt-out"
+        );
+
+        let err = refused(&[("consumer.enable.auto.commit", "false")], false).unwrap();
+        assert!(err.contains("\"enable.auto.commit\""), "{err}");
+
+        for key in [
+            "enable.auto.offset.store",
+            "consumer.enable.auto.offset.store",
+        ] {
+            let err = refused(&[(key, "true")], false).unwrap();
+            assert!(
+                err.contains("sets enable.auto.offset.store itself"),
+                "{err}"
+            );
+        }
+    }
+}
