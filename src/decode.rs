@@ -115,7 +115,7 @@ enum Slot {
 }
 
 /// Decodes input messages into feature vectors in the model's feature order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FeatureDecoder {
     format: InputFormat,
     max_message_bytes: usize,

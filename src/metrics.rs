@@ -38,6 +38,10 @@ pub struct Metrics {
     pub delivery_retries: IntCounter,
     /// `driftwood_in_flight_records`: records sent but not yet acknowledged.
     pub in_flight: IntGauge,
+    /// `driftwood_fetch_paused`: 1 while fetching is paused for back-pressure.
+    pub fetch_paused: IntGauge,
+    /// `driftwood_fetch_pauses_total`: times fetching paused for back-pressure.
+    pub fetch_pauses: IntCounter,
     /// `driftwood_feature_psi{feature}`: PSI of each feature in the last closed window.
     pub feature_psi: GaugeVec,
     /// `driftwood_prediction_psi`: PSI of the predicted class mix in the last closed window.
@@ -138,6 +142,20 @@ impl Metrics {
                 "Records sent to the broker and not yet acknowledged.",
             ),
         );
+        let fetch_paused = register(
+            &registry,
+            IntGauge::new(
+                "driftwood_fetch_paused",
+                "1 while fetching is paused because too many outputs wait for acknowledgement.",
+            ),
+        );
+        let fetch_pauses = register(
+            &registry,
+            IntCounter::new(
+                "driftwood_fetch_pauses_total",
+                "Times fetching paused because too many outputs waited for acknowledgement.",
+            ),
+        );
         let feature_psi = register(
             &registry,
             GaugeVec::new(
@@ -202,6 +220,8 @@ impl Metrics {
             rebalances,
             delivery_retries,
             in_flight,
+            fetch_paused,
+            fetch_pauses,
             feature_psi,
             prediction_psi,
             window_accuracy,

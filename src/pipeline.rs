@@ -1,14 +1,20 @@
-//! The consumer loop: poll a record, decode, score, send the prediction or dead letter, and
+//! The consumer loop: poll a batch, decode, score, send each prediction or dead letter, and
 //! store offsets as outputs are acknowledged. Runs on its own thread; rebalance and delivery
 //! callbacks run inside its polls, so all bookkeeping is single-threaded.
+//!
+//! The loop never stops polling the consumer: when too many outputs wait for acknowledgement
+//! it pauses the assigned partitions instead, so the member stays in its group however long
+//! the output is unwritable.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
-use tracing::{info, warn};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use tracing::{debug, info, warn};
 
 use crate::config::{KafkaClients, RunConfig};
 use crate::decode::FeatureDecoder;
@@ -41,18 +47,26 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Runs until `stop` is set, then stops fetching, waits up to `deadline` for in-flight
+    /// Runs until `stop` is set, then stops fetching, waits up to `grace` for in-flight
     /// outputs, commits and leaves the group.
     pub fn run(self, stop: &AtomicBool, grace: Duration) -> Result<()> {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
-        let config = &self.config;
+        let (consumer, sink) = self.connect(grace)?;
+        let mut scorer = self.scorer();
+        let looped = self.consume(&consumer, &sink, &mut scorer, stop);
+        self.finish(consumer, &sink, &mut scorer, grace);
+        looped
+    }
+
+    /// Creates the producer and the consumer and subscribes.
+    fn connect(&self, grace: Duration) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
         let sink = Arc::new(Sink::new(&self.clients.producer, self.metrics.clone())?);
         let context = SourceContext {
             sink: sink.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
-            topic: config.input_topic.clone(),
+            topic: self.config.input_topic.clone(),
             revoke_drain: grace,
         };
         let consumer: BaseConsumer<SourceContext> = self
@@ -60,14 +74,19 @@ impl Pipeline {
             .consumer
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
+        let topic = &self.config.input_topic;
         consumer
-            .subscribe(&[&config.input_topic])
-            .map_err(|e| Error::kafka(format!("subscribing to {}", config.input_topic), e))?;
-        info!(topic = %config.input_topic, group = %config.group_id, "consumer started");
+            .subscribe(&[topic])
+            .map_err(|e| Error::kafka(format!("subscribing to {topic}"), e))?;
+        info!(%topic, group = %self.config.group_id, "consumer started");
+        Ok((consumer, sink))
+    }
 
-        let mut scorer = Scorer::new(
+    fn scorer(&self) -> Scorer {
+        let config = &self.config;
+        Scorer::new(
             self.model.clone(),
-            self.decoder,
+            self.decoder.clone(),
             self.metrics.clone(),
             config.output_topic.clone(),
             config.dlq_topic.clone(),
@@ -86,52 +105,57 @@ impl Pipeline {
                 },
                 self.metrics.clone(),
             ),
-        );
-        let max_batch = config.profile.max_batch();
+        )
+    }
+
+    /// The loop proper, until `stop` is set or the consumer fails for good.
+    fn consume(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        sink: &Sink,
+        scorer: &mut Scorer,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let max_batch = self.config.profile.max_batch();
         let mut batch = Vec::with_capacity(max_batch);
-        let mut last_poll_warning: Option<Instant> = None;
+        let mut backpressure = Backpressure::new(self.config.max_in_flight, self.metrics.clone());
+        let mut poll_errors = PollErrors::default();
         while !stop.load(Ordering::Relaxed) {
-            health.heartbeat();
+            self.health.heartbeat();
             sink.poll(Duration::ZERO);
-            consumer.context().store_offsets(&consumer);
-            if sink.tracker().in_flight() >= config.max_in_flight {
-                // Back-pressure: let the broker catch up before fetching more.
+            consumer.context().store_offsets(consumer);
+            let timeout = if backpressure.apply(consumer, sink.tracker().in_flight()) {
+                // Paused: wait on acknowledgements instead, but keep polling the consumer
+                // so that it stays in its group.
                 sink.poll(POLL_TIMEOUT);
-                continue;
-            }
-            // Wait for the first message, then take whatever else is already fetched.
-            let mut timeout = POLL_TIMEOUT;
-            while batch.len() < max_batch {
-                match consumer.poll(timeout) {
-                    None => break,
-                    Some(Ok(message)) => batch.push(message),
-                    Some(Err(e)) => {
-                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-                        {
-                            health.set_input_topic_missing(true);
-                        }
-                        // Usually transient (broker restarting, topic not created yet);
-                        // librdkafka keeps retrying, so say so at most every 10 s.
-                        if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                            warn!(error = %e, "consumer poll error; librdkafka keeps retrying");
-                            last_poll_warning = Some(Instant::now());
-                        }
-                        break;
-                    }
-                }
-                timeout = Duration::ZERO;
+                Duration::ZERO
+            } else {
+                POLL_TIMEOUT
+            };
+            if let Err(e) = poll_batch(consumer, &mut batch, max_batch, timeout) {
+                poll_errors.handle(consumer, &self.health, e)?;
             }
             if batch.is_empty() {
-                scorer.tick(&sink);
+                scorer.tick(sink);
             } else {
-                scorer.handle_batch(&batch, &sink);
+                scorer.handle_batch(&batch, sink);
                 batch.clear();
             }
         }
+        Ok(())
+    }
 
+    /// Finishes in-flight records within `grace`, commits and leaves the group.
+    fn finish(
+        &self,
+        consumer: BaseConsumer<SourceContext>,
+        sink: &Sink,
+        scorer: &mut Scorer,
+        grace: Duration,
+    ) {
         let started = Instant::now();
         info!("stopping: finishing in-flight records");
-        scorer.flush_drift(&sink);
+        scorer.flush_drift(sink);
         let assigned: Vec<i32> = consumer
             .assignment()
             .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
@@ -149,6 +173,122 @@ impl Pipeline {
         // Dropping the consumer leaves the group (its revoke callback commits once more).
         drop(consumer);
         info!(elapsed = ?started.elapsed(), "consumer stopped");
+    }
+}
+
+/// Waits up to `timeout` for the first message, then takes whatever else is already
+/// fetched, up to `max` messages.
+fn poll_batch<'c>(
+    consumer: &'c BaseConsumer<SourceContext>,
+    batch: &mut Vec<BorrowedMessage<'c>>,
+    max: usize,
+    mut timeout: Duration,
+) -> std::result::Result<(), KafkaError> {
+    while batch.len() < max {
+        match consumer.poll(timeout) {
+            None => break,
+            Some(Ok(message)) => batch.push(message),
+            Some(Err(e)) => return Err(e),
+        }
+        timeout = Duration::ZERO;
+    }
+    Ok(())
+}
+
+/// Pauses fetching while too many outputs wait for acknowledgement, and resumes it once
+/// half of them are through (so that fetching does not flap at the bound: each pause drops
+/// what librdkafka had prefetched, to be fetched again on resume).
+struct Backpressure {
+    bound: usize,
+    paused: bool,
+    metrics: Metrics,
+}
+
+impl Backpressure {
+    fn new(bound: usize, metrics: Metrics) -> Self {
+        Backpressure {
+            bound,
+            paused: false,
+            metrics,
+        }
+    }
+
+    /// Pauses or resumes the assigned partitions for `in_flight` unacknowledged outputs;
+    /// returns whether fetching is paused.
+    fn apply(&mut self, consumer: &BaseConsumer<SourceContext>, in_flight: usize) -> bool {
+        let pause = in_flight >= self.bound || (self.paused && in_flight > self.bound / 2);
+        // Paused again on every pass: a partition assigned meanwhile must not fetch either.
+        if pause || self.paused {
+            let assignment = consumer
+                .assignment()
+                .unwrap_or_else(|_| TopicPartitionList::new());
+            let result = if pause {
+                consumer.pause(&assignment)
+            } else {
+                consumer.resume(&assignment)
+            };
+            if let Err(e) = result {
+                warn!(error = %e, "could not pause or resume fetching");
+            }
+            if pause != self.paused {
+                // Counted rather than logged at info: under a slow output it can happen
+                // several times a second.
+                self.metrics.fetch_paused.set(i64::from(pause));
+                if pause {
+                    self.metrics.fetch_pauses.inc();
+                }
+                debug!(
+                    in_flight,
+                    bound = self.bound,
+                    paused = pause,
+                    "back-pressure"
+                );
+            }
+        }
+        self.paused = pause;
+        pause
+    }
+}
+
+/// What the loop makes of a consumer error.
+#[derive(Default)]
+struct PollErrors {
+    last_warning: Option<Instant>,
+}
+
+impl PollErrors {
+    /// Records what the error means for readiness; fails for a fatal error, after which the
+    /// consumer can do nothing. Anything else librdkafka keeps retrying by itself.
+    fn handle(
+        &mut self,
+        consumer: &BaseConsumer<SourceContext>,
+        health: &Health,
+        error: KafkaError,
+    ) -> Result<()> {
+        if let Some((code, reason)) = consumer.client().fatal_error() {
+            return Err(Error::Pipeline(format!(
+                "the consumer failed for good ({code:?}): {reason}"
+            )));
+        }
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) => health.set_input_topic_missing(true),
+            Some(RDKafkaErrorCode::PollExceeded) => {
+                // librdkafka left the group; the next poll joins again.
+                health.set_joined(false);
+                warn!(error = %error, "the consumer left its group; rejoining");
+                return Ok(());
+            }
+            _ => {}
+        }
+        // Usually transient (broker restarting, topic not created yet); say so at most
+        // every 10 s.
+        if self
+            .last_warning
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            warn!(%error, "consumer poll error; librdkafka keeps retrying");
+            self.last_warning = Some(Instant::now());
+        }
         Ok(())
     }
 }

@@ -2,14 +2,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use driftwood::encode::{AvroCodec, PredictionRecord};
 use driftwood::service::Service;
-use driftwood::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
-use rdkafka::Message;
 
 const RECORDS: usize = 20_000;
 const CORRUPT: usize = 20;
@@ -69,41 +65,9 @@ async fn graceful_restart_loses_no_record() {
     second.stop().await.unwrap();
 
     let outputs = done_first + metrics2.scored() + metrics2.dead_lettered();
-    let predictions = read_available(
-        bootstrap,
-        &config.output_topic,
-        RECORDS - CORRUPT,
-        Duration::from_secs(15),
-    );
-    let dead = read_available(
-        bootstrap,
-        &config.dlq_topic,
-        CORRUPT,
-        Duration::from_secs(10),
-    );
-
-    let codec = AvroCodec::predictions();
-    let mut seen: HashMap<(i32, i64), usize> = HashMap::new();
-    for m in &predictions {
-        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
-        *seen
-            .entry((p.source_partition, p.source_offset))
-            .or_default() += 1;
-    }
-    for m in &dead {
-        let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
-        let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
-        *seen.entry((partition, offset)).or_default() += 1;
-    }
-    let inputs = read_topic(
-        bootstrap,
-        &config.input_topic,
-        RECORDS,
-        Duration::from_secs(60),
-    );
-    let missing: Vec<_> = inputs
-        .iter()
-        .map(|m| (m.partition(), m.offset()))
+    let seen = outputs_by_input(bootstrap, &config, RECORDS, Duration::from_secs(15));
+    let missing: Vec<_> = input_positions(bootstrap, &config.input_topic, RECORDS)
+        .into_iter()
         .filter(|k| !seen.contains_key(k))
         .collect();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();

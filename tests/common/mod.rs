@@ -217,6 +217,44 @@ pub fn read_available(
     out
 }
 
+/// How many outputs (predictions and dead letters) name each input `(partition, offset)` as
+/// their source, read from `config`'s output and dead-letter topics: whatever arrives within
+/// `timeout` after `expected` outputs.
+pub fn outputs_by_input(
+    bootstrap: &str,
+    config: &RunConfig,
+    expected: usize,
+    timeout: Duration,
+) -> HashMap<(i32, i64), usize> {
+    use driftwood::encode::{AvroCodec, PredictionRecord};
+    use driftwood::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+    let codec = AvroCodec::predictions();
+    let mut seen = HashMap::new();
+    for m in read_available(bootstrap, &config.output_topic, expected, timeout) {
+        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
+        *seen
+            .entry((p.source_partition, p.source_offset))
+            .or_default() += 1;
+    }
+    for m in read_available(bootstrap, &config.dlq_topic, 0, timeout) {
+        let partition = header(&m, HEADER_SOURCE_PARTITION)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let offset = header(&m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
+        *seen.entry((partition, offset)).or_default() += 1;
+    }
+    seen
+}
+
+/// Every `(partition, offset)` of `topic`, read from the start (`expected` of them).
+pub fn input_positions(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, i64)> {
+    read_topic(bootstrap, topic, expected, Duration::from_secs(60))
+        .iter()
+        .map(|m| (m.partition(), m.offset()))
+        .collect()
+}
+
 /// A header's value as text.
 pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
     use rdkafka::message::Headers;

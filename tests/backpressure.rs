@@ -1,0 +1,84 @@
+//! Back-pressure keeps the consumer in its group: when outputs cannot be written for longer
+//! than `max.poll.interval.ms`, driftwood pauses its partitions and keeps polling instead of
+//! going silent, memory stays bounded, and nothing is lost once the output recovers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use driftwood::produce::{ProduceConfig, produce};
+use driftwood::service::Service;
+
+const RECORDS: usize = 3_000;
+const MAX_IN_FLIGHT: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
+    let bootstrap = bootstrap();
+    // No output topic yet (and no auto-creation): every prediction waits and fails as an
+    // unknown topic, while the input is read as usual.
+    let mut config = run_config(bootstrap);
+    let others = [&config.input_topic, &config.dlq_topic, &config.drift_topic];
+    create_topics(bootstrap, &others.map(String::as_str), 3).await;
+    let spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    config.max_in_flight = MAX_IN_FLIGHT;
+    config.kafka_options = vec![
+        ("consumer.max.poll.interval.ms".into(), "10000".into()),
+        ("consumer.session.timeout.ms".into(), "6000".into()),
+    ];
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    wait_until(
+        "in-flight outputs to reach the bound",
+        Duration::from_secs(60),
+        || metrics.in_flight.get() >= MAX_IN_FLIGHT as i64,
+    )
+    .await;
+
+    // Longer than max.poll.interval.ms: a consumer that stopped polling is evicted by now.
+    let mut most_in_flight = 0;
+    for _ in 0..150 {
+        most_in_flight = most_in_flight.max(metrics.in_flight.get());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        most_in_flight <= (MAX_IN_FLIGHT + 1024) as i64,
+        "in flight {most_in_flight}: bounded by --max-in-flight plus one batch"
+    );
+    assert_eq!(
+        metrics.scored(),
+        0,
+        "nothing acknowledged while the output is unwritable"
+    );
+    assert_eq!(metrics.fetch_paused.get(), 1, "fetching is paused");
+
+    create_topics(bootstrap, &[&config.output_topic], 3).await;
+    wait_until(
+        "every record once the output recovers",
+        Duration::from_secs(120),
+        || metrics.scored() >= RECORDS as u64,
+    )
+    .await;
+    let text = metrics.render();
+    service.stop().await.unwrap();
+    assert_eq!(
+        metric(&text, "driftwood_rebalances_total{kind=\"revoke\"}").unwrap_or(0.0),
+        0.0,
+        "the member was never evicted: {text}"
+    );
+    assert_eq!(
+        metric(&text, "driftwood_rebalances_total{kind=\"assign\"}"),
+        Some(1.0)
+    );
+    let seen = outputs_by_input(bootstrap, &config, RECORDS, Duration::from_secs(15));
+    let missing = input_positions(bootstrap, &config.input_topic, RECORDS)
+        .into_iter()
+        .filter(|k| !seen.contains_key(k))
+        .count();
+    assert_eq!(missing, 0, "every input offset has an output");
+}
