@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use driftwood::dataset::Dataset;
-use driftwood::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
-use driftwood::encode::{FeatureEncoder, FeatureRow};
+use driftwood::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
+use driftwood::codec::encode::{FeatureEncoder, FeatureRow};
+use driftwood::model::dataset::Dataset;
 
 fn decode(c: &mut Criterion) {
     let data = Dataset::breast_cancer();

@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use driftwood::dataset::Dataset;
 use driftwood::model::Model;
 use driftwood::model::artifact::load_reference;
+use driftwood::model::dataset::Dataset;
 use driftwood::model::forest::{Kernel, Walk};
 use rand::{Rng, SeedableRng};
 use smartcore::linalg::basic::matrix::DenseMatrix;

@@ -12,9 +12,9 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use driftwood::dataset::Dataset;
 use driftwood::model::Model;
 use driftwood::model::artifact::load_reference;
+use driftwood::model::dataset::Dataset;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 const BATCH: usize = 64;

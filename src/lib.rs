@@ -1,49 +1,35 @@
 //! driftwood scores Avro feature streams from Kafka with an in-memory random forest.
 //!
-//! Modules follow the data path:
+//! The folders follow the data path, Kafka in → decode → model → Kafka out → drift → sidecar:
 //!
-//! - [`config`]: command-line and environment configuration, librdkafka settings.
-//! - [`dataset`]: training data (the bundled breast-cancer set, CSV files).
-//! - [`model`]: training, the artifact on disk, the compiled forest that scores.
-//! - [`admin`]: creating missing topics.
-//! - [`source`]: Kafka in: the consumer context (rebalances, statistics, commits).
-//! - [`decode`]: input framing (plain Avro, Confluent wire format) and features by name.
-//! - [`pipeline`]: the consumer loop: poll a batch, hand it on, store offsets.
-//! - [`scorer`]: a batch of messages to outputs: decode, score, encode, send.
-//! - [`avro`]: the hot path's Avro codec (a plan compiled from the writer schema).
-//! - [`encode`]: Avro encoding of predictions (and of feature records for `produce`).
-//! - [`sink`]: Kafka out: predictions and dead letters, acknowledgements, retries.
-//! - [`offsets`]: which input offsets are safe to commit.
-//! - [`drift`]: drift statistics of windows against the training baselines (PSI, KL, JS).
-//! - [`metrics`], [`health`], [`sidecar`]: Prometheus metrics, probes, the HTTP server.
-//! - [`shutdown`]: SIGTERM and SIGINT.
+//! - [`config`]: command-line and environment settings, and the librdkafka configuration of
+//!   each client, checked before anything connects.
+//! - [`kafka`]: Kafka in and out: [`kafka::source`] (the consumer's rebalances, statistics
+//!   and commits), [`kafka::sink`] (one producer for every output, acknowledgements,
+//!   retries), [`kafka::offsets`] (which input offsets are safe to commit) and
+//!   [`kafka::admin`] (creating missing topics).
+//! - [`codec`]: [`codec::decode`] (input framing, features by name) over [`codec::avro`]
+//!   (the plan compiled from the writer schema), and [`codec::encode`] (predictions and
+//!   feature records).
+//! - [`model`]: training data, training, the artifact on disk, the compiled forest.
+//! - [`pipeline`]: the consumer loop (poll a batch, hand it on, store offsets, pause under
+//!   back-pressure) and [`pipeline::scorer`] (a batch to outputs).
+//! - [`drift`]: windows of records against the training baselines (PSI, KL, JS).
+//! - [`ops`]: metrics, health, the HTTP sidecar and shutdown signals.
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.
-//! - [`produce`], [`demo`], [`bench`](mod@bench): the load generator, the zero-install demo and the
-//!   broker benchmark.
+//! - [`tools`]: beside the data path: the load generator, the demo and the benchmark.
 //!
 //! [`error`] holds the library's error type.
 
-pub mod admin;
-pub mod avro;
-pub mod bench;
+pub mod codec;
 pub mod config;
-pub mod dataset;
-pub mod decode;
-pub mod demo;
 pub mod drift;
-pub mod encode;
 pub mod error;
-pub mod health;
-pub mod metrics;
+pub mod kafka;
 pub mod model;
-pub mod offsets;
+pub mod ops;
 pub mod pipeline;
-pub mod produce;
-pub mod scorer;
 pub mod service;
-pub mod shutdown;
-pub mod sidecar;
-pub mod sink;
-pub mod source;
+pub mod tools;
 
 pub use error::{Error, Result};

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwood::config::RunConfig;
-use driftwood::dataset::Dataset;
-use driftwood::demo::DemoConfig;
+use driftwood::model::dataset::Dataset;
 use driftwood::model::train::{TrainSpec, train};
-use driftwood::produce::{ProduceConfig, produce};
+use driftwood::tools::demo::DemoConfig;
+use driftwood::tools::produce::{ProduceConfig, produce};
 
 #[derive(Parser)]
 #[command(
@@ -49,7 +49,7 @@ enum Command {
     /// Train a random forest and write a versioned model artifact.
     Train(TrainArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
-    Bench(driftwood::bench::BenchConfig),
+    Bench(driftwood::tools::bench::BenchConfig),
     /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
     /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
     Healthcheck(HealthcheckArgs),
@@ -163,15 +163,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(config) if config.check_config => {
             println!("{}", driftwood::service::check(&config)?);
         }
-        Command::Run(config) => driftwood::service::run(*config, driftwood::shutdown::signal())
-            .await
-            .context("driftwood run failed")?,
+        Command::Run(config) => {
+            driftwood::service::run(*config, driftwood::ops::shutdown::signal())
+                .await
+                .context("driftwood run failed")?
+        }
         Command::Healthcheck(args) => {
             let mut addr = args.http_addr;
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            let (status, body) = driftwood::sidecar::probe(addr, &args.path)
+            let (status, body) = driftwood::ops::sidecar::probe(addr, &args.path)
                 .with_context(|| format!("no sidecar answers at {addr}"))?;
             anyhow::ensure!(
                 status == 200,
@@ -182,7 +184,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{} {status}", args.path);
         }
         Command::Demo(config) => {
-            driftwood::demo::run(config).await.context("demo failed")?;
+            driftwood::tools::demo::run(config)
+                .await
+                .context("demo failed")?;
         }
         Command::Produce(config) => {
             let produced = tokio::task::spawn_blocking(move || produce(&config)).await??;
@@ -192,7 +196,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Bench(config) => {
-            tokio::task::spawn_blocking(move || driftwood::bench::run(&config))
+            tokio::task::spawn_blocking(move || driftwood::tools::bench::run(&config))
                 .await?
                 .context("bench failed")?;
         }

@@ -12,15 +12,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::admin;
+use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
 use crate::config::{KafkaClients, RunConfig};
-use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
 use crate::error::{Error, Result};
-use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::kafka::admin;
 use crate::model::Model;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::ops::sidecar;
 use crate::pipeline::Pipeline;
-use crate::sidecar;
 
 /// A running driftwood instance.
 pub struct Service {

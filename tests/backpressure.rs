@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use driftwood::produce::{ProduceConfig, produce};
 use driftwood::service::Service;
+use driftwood::tools::produce::{ProduceConfig, produce};
 
 const RECORDS: usize = 3_000;
 const MAX_IN_FLIGHT: usize = 100;

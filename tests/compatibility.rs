@@ -149,8 +149,8 @@ async fn kip848_members_share_partitions_and_stay_ready() {
         health.readiness()
     );
 
-    let spec = driftwood::produce::ProduceConfig::new(bootstrap, &config.input_topic, 600);
-    tokio::task::spawn_blocking(move || driftwood::produce::produce(&spec))
+    let spec = driftwood::tools::produce::ProduceConfig::new(bootstrap, &config.input_topic, 600);
+    tokio::task::spawn_blocking(move || driftwood::tools::produce::produce(&spec))
         .await
         .unwrap()
         .unwrap();

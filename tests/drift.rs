@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use driftwood::codec::encode::AvroCodec;
 use driftwood::drift::{DriftReport, Flag};
-use driftwood::encode::AvroCodec;
-use driftwood::produce::{ProduceConfig, produce};
 use driftwood::service::Service;
+use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use driftwood::decode::InputFormat;
-use driftwood::produce::{ProduceConfig, produce};
+use driftwood::codec::decode::InputFormat;
 use driftwood::service::Service;
+use driftwood::tools::produce::{ProduceConfig, produce};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_waits_for_the_broker_and_metrics_count_records() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::decode::InputFormat;
+use crate::codec::decode::InputFormat;
 use crate::error::{Error, Result};
 
 mod kafka;

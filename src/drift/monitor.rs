@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use super::window::{DriftReport, DriftThresholds, DriftWindow, Flag, WindowOrigin};
-use crate::encode::AvroCodec;
-use crate::metrics::Metrics;
+use crate::codec::encode::AvroCodec;
+use crate::kafka::sink::{Outcome, Pending, Sink};
 use crate::model::Model;
-use crate::sink::{Outcome, Pending, Sink};
+use crate::ops::metrics::Metrics;
 
 /// When windows close and where their reports go.
 #[derive(Debug, Clone)]

@@ -397,8 +397,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::dataset::Dataset;
     use crate::model::Model;
+    use crate::model::dataset::Dataset;
 
     /// Records per window in these tests (and the documented recommended minimum).
     const WINDOW: usize = 1000;
@@ -510,7 +510,7 @@ mod tests {
         let data = Dataset::breast_cancer();
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let report = window_report(&model, &sample(&data, &mut rng, 300, &[4]));
-        let codec = crate::encode::AvroCodec::drift_reports();
+        let codec = crate::codec::encode::AvroCodec::drift_reports();
         let mut bytes = Vec::new();
         codec.encode(&report, &mut bytes).unwrap();
         let back: DriftReport = codec.decode(&bytes).unwrap();

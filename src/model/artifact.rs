@@ -173,7 +173,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::Dataset;
+    use crate::model::dataset::Dataset;
     use smartcore::linalg::basic::matrix::DenseMatrix;
 
     #[test]

@@ -433,9 +433,9 @@ mod tests {
     use smartcore::linalg::basic::matrix::DenseMatrix;
 
     use super::{Forest, Kernel, Walk};
-    use crate::dataset::Dataset;
     use crate::model::Model;
     use crate::model::artifact::load_reference;
+    use crate::model::dataset::Dataset;
 
     /// Random rows around and beyond the data's range, exact split thresholds (where `<=`
     /// matters) and NaNs give the same label as smartcore, in every walk and batch size.

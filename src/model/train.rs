@@ -13,8 +13,8 @@ use super::baseline::{
     Baselines, CONFIDENCE_EDGES, ClassShare, FEATURE_BINS, FeatureBaseline, Histogram,
 };
 use super::forest::{Forest, SmartcoreForest};
-use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::model::dataset::Dataset;
 
 /// What to train and where to write it.
 #[derive(Debug, Clone)]

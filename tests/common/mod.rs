@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use driftwood::config::RunConfig;
-use driftwood::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -226,8 +226,8 @@ pub fn outputs_by_input(
     expected: usize,
     timeout: Duration,
 ) -> HashMap<(i32, i64), usize> {
-    use driftwood::encode::{AvroCodec, PredictionRecord};
-    use driftwood::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+    use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+    use driftwood::kafka::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
     let codec = AvroCodec::predictions();
     let mut seen = HashMap::new();
     for m in read_available(bootstrap, &config.output_topic, expected, timeout) {
@@ -275,7 +275,8 @@ pub fn by_position(messages: &[OwnedMessage]) -> HashMap<(i32, i64), &OwnedMessa
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    driftwood::sidecar::probe(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+    driftwood::ops::sidecar::probe(addr, path)
+        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
 }
 
 /// A sample's value in Prometheus text, e.g. `metric(text, "driftwood_records_total{outcome=\"scored\"}")`.

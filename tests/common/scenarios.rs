@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use driftwood::dataset::Dataset;
-use driftwood::encode::{AvroCodec, PredictionRecord};
-use driftwood::model::artifact::load_reference;
-use driftwood::produce::{is_corrupt, row_of};
-use driftwood::service::Service;
-use driftwood::sink::{
+use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+use driftwood::kafka::sink::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };
+use driftwood::model::artifact::load_reference;
+use driftwood::model::dataset::Dataset;
+use driftwood::service::Service;
+use driftwood::tools::produce::{is_corrupt, row_of};
 use rdkafka::Message;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 

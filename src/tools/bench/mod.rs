@@ -19,7 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::produce::{ProduceConfig, produce};
+use crate::tools::produce::{ProduceConfig, produce};
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
 use latency::{LatencySpec, latency_run};

@@ -11,10 +11,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::instance::{Instance, RunTopics};
-use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
-use crate::encode::{AvroCodec, PredictionRecord};
+use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
+use crate::codec::encode::{AvroCodec, PredictionRecord};
 use crate::error::{Error, Result};
-use crate::produce::{ProduceConfig, produce};
+use crate::tools::produce::{ProduceConfig, produce};
 
 /// What sits between the generator's topic and the measuring reader in a latency run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -179,7 +179,7 @@ impl EventTimes {
     fn new() -> Self {
         let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc")
             .expect("bundled schema parses");
-        let names = crate::dataset::Dataset::breast_cancer().feature_names;
+        let names = crate::model::dataset::Dataset::breast_cancer().feature_names;
         let features = FeatureDecoder::new(schema, &names, InputFormat::Avro, 1 << 20)
             .expect("bundled schema fits the dataset");
         EventTimes {

@@ -12,8 +12,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
 
 #[derive(Clone)]
 struct AppState {

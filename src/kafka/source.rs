@@ -11,9 +11,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::sink::Sink;
+use crate::kafka::sink::Sink;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
 
 /// The consumer's callbacks.
 pub struct SourceContext {

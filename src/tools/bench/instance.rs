@@ -55,7 +55,7 @@ impl Instance {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        crate::sidecar::probe(self.http, path).ok()
+        crate::ops::sidecar::probe(self.http, path).ok()
     }
 
     /// Sum of `driftwood_records_total` over outcomes.

@@ -13,10 +13,10 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::{error, warn};
 
-use crate::decode::DecodeErrorKind;
+use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, OutcomeCounters};
-use crate::offsets::OffsetTracker;
+use crate::kafka::offsets::OffsetTracker;
+use crate::ops::metrics::{Metrics, OutcomeCounters};
 
 /// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
 pub const HEADER_ERROR_KIND: &str = "driftwood.error.kind";
@@ -332,7 +332,7 @@ impl Sink {
 /// Dead-letter headers: the input's own headers, then the error and where the input came from.
 pub fn dead_letter_headers(
     original: Option<OwnedHeaders>,
-    error: &crate::decode::DecodeError,
+    error: &crate::codec::decode::DecodeError,
     topic: &str,
     partition: i32,
     offset: i64,

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 
-use crate::avro::{AvroError, CompiledSchema, Cursor, Plan, Scalar};
+use crate::codec::avro::{AvroError, CompiledSchema, Cursor, Plan, Scalar};
 
 use crate::error::{Error, Result};
 
 /// The bundled writer schema for the breast-cancer features.
-pub const BUNDLED_FEATURE_SCHEMA: &str = include_str!("../schemas/features.avsc");
+pub const BUNDLED_FEATURE_SCHEMA: &str = include_str!("../../schemas/features.avsc");
 
 /// Field that carries the record id.
 pub const ID_FIELD: &str = "id";
@@ -358,8 +358,8 @@ fn is_numeric(schema: &Schema) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::Dataset;
-    use crate::encode::{FeatureEncoder, FeatureRow};
+    use crate::codec::encode::{FeatureEncoder, FeatureRow};
+    use crate::model::dataset::Dataset;
     use apache_avro::types::Value;
     use apache_avro::writer::datum::GenericDatumWriter;
 

@@ -11,11 +11,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
+use crate::codec::encode::{FeatureEncoder, FeatureRow};
 use crate::config::parse_key_value;
-use crate::dataset::Dataset;
-use crate::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
-use crate::encode::{FeatureEncoder, FeatureRow};
 use crate::error::{Error, Result};
+use crate::model::dataset::Dataset;
 
 /// Settings for `driftwood produce`.
 #[derive(Debug, Clone, Args)]

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rdkafka::mocking::MockCluster;
 
+use crate::codec::encode::AvroCodec;
 use crate::config::RunConfig;
 use crate::drift::{DriftReport, Flag};
-use crate::encode::AvroCodec;
 use crate::error::{Error, Result};
-use crate::produce::{ProduceConfig, produce};
 use crate::service::Service;
+use crate::tools::produce::{ProduceConfig, produce};
 
 /// Settings for `driftwood demo`.
 #[derive(Debug, Clone, Args)]
@@ -136,7 +136,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     println!("metrics               http://{http_addr}/metrics");
     if config.keep_running {
         println!("serving until Ctrl-C…");
-        service.run_until(crate::shutdown::signal()).await?;
+        service.run_until(crate::ops::shutdown::signal()).await?;
     } else {
         service.stop().await?;
     }

@@ -6,6 +6,8 @@
 //! it pauses the assigned partitions instead, so the member stays in its group however long
 //! the output is unwritable.
 
+pub mod scorer;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,16 +18,16 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use tracing::{debug, info, warn};
 
+use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
-use crate::decode::FeatureDecoder;
 use crate::drift::{DriftMonitor, DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
-use crate::health::{Health, LoopGuard};
-use crate::metrics::Metrics;
+use crate::kafka::sink::Sink;
+use crate::kafka::source::SourceContext;
 use crate::model::Model;
-use crate::scorer::Scorer;
-use crate::sink::Sink;
-use crate::source::SourceContext;
+use crate::ops::health::{Health, LoopGuard};
+use crate::ops::metrics::Metrics;
+use scorer::Scorer;
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);

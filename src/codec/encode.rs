@@ -7,15 +7,15 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 
-use crate::avro::Writer;
-use crate::decode::{EVENT_TIME_FIELD, ID_FIELD, InputFormat, LABEL_FIELD};
+use crate::codec::avro::Writer;
+use crate::codec::decode::{EVENT_TIME_FIELD, ID_FIELD, InputFormat, LABEL_FIELD};
 use crate::error::{Error, Result};
 
 /// The bundled prediction schema.
-pub const PREDICTION_SCHEMA: &str = include_str!("../schemas/prediction.avsc");
+pub const PREDICTION_SCHEMA: &str = include_str!("../../schemas/prediction.avsc");
 
 /// The bundled drift report schema.
-pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../schemas/drift_report.avsc");
+pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../../schemas/drift_report.avsc");
 
 /// One prediction, shaped like `schemas/prediction.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

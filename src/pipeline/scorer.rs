@@ -6,12 +6,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::codec::encode::PredictionFields;
 use crate::drift::DriftMonitor;
-use crate::encode::PredictionFields;
-use crate::metrics::Metrics;
+use crate::kafka::sink::{Outcome, Pending, Sink, dead_letter_headers};
 use crate::model::Model;
-use crate::sink::{Outcome, Pending, Sink, dead_letter_headers};
+use crate::ops::metrics::Metrics;
 
 /// The per-batch work of the consumer loop, with buffers reused across batches.
 pub struct Scorer {

@@ -7,7 +7,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::decode::DecodeErrorKind;
+use crate::codec::decode::DecodeErrorKind;
 
 /// The service's metrics. Cheap to clone handles; all share one registry.
 #[derive(Clone)]

@@ -1,0 +1,7 @@
+//! What operators see and do: Prometheus metrics, liveness and readiness, the HTTP sidecar
+//! that serves them, and the signals that stop an instance.
+
+pub mod health;
+pub mod metrics;
+pub mod shutdown;
+pub mod sidecar;
