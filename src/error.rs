@@ -61,6 +61,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Outputs cannot be written: the broker refuses them for good (authorization, a record
+    /// it will never take, a fatal producer error).
+    #[error("cannot write to {topic}: {cause}")]
+    Output {
+        /// The topic written to.
+        topic: String,
+        /// Why, as the broker or librdkafka said it.
+        cause: String,
+    },
+
     /// The consumer loop stopped unexpectedly.
     #[error("pipeline failed: {0}")]
     Pipeline(String),

@@ -30,6 +30,8 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
     config.kafka_options = vec![
         ("consumer.max.poll.interval.ms".into(), "10000".into()),
         ("consumer.session.timeout.ms".into(), "6000".into()),
+        // Deliveries fail (and are sent again) within the stall.
+        ("producer.message.timeout.ms".into(), "3000".into()),
     ];
     let service = Service::start(config.clone()).await.unwrap();
     let metrics = service.metrics().clone();
@@ -56,6 +58,20 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         "nothing acknowledged while the output is unwritable"
     );
     assert_eq!(metrics.fetch_paused.get(), 1, "fetching is paused");
+    let readiness = service.health().readiness();
+    assert!(
+        !readiness.ready
+            && readiness
+                .missing
+                .iter()
+                .any(|m| m.starts_with("outputs are failing")),
+        "{readiness:?}"
+    );
+    let errors = metric(
+        &metrics.render(),
+        "driftwood_delivery_errors_total{error=\"MessageTimedOut\"}",
+    );
+    assert!(errors.is_some_and(|n| n >= 1.0), "{}", metrics.render());
 
     create_topics(bootstrap, &[&config.output_topic], 3).await;
     wait_until(
@@ -63,6 +79,11 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         Duration::from_secs(120),
         || metrics.scored() >= RECORDS as u64,
     )
+    .await;
+    let health = service.health().clone();
+    wait_until("/ready again", Duration::from_secs(10), || {
+        health.readiness().ready
+    })
     .await;
     let text = metrics.render();
     service.stop().await.unwrap();

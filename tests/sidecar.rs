@@ -116,31 +116,15 @@ async fn sigterm_stops_the_process_cleanly() {
     let bootstrap = bootstrap();
     let config = run_config(bootstrap);
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwood"))
-        .args(["run", "--create-topics", "--bootstrap-servers", bootstrap])
-        .args([
-            "--input-topic",
-            &config.input_topic,
-            "--output-topic",
-            &config.output_topic,
-        ])
-        .args([
-            "--dlq-topic",
-            &config.dlq_topic,
-            "--group-id",
-            &config.group_id,
-        ])
-        .args(["--model", config.model.to_str().unwrap()])
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-            "--shutdown-grace",
-            "5s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = driftwood_run(
+        &config,
+        port,
+        &["--create-topics", "--shutdown-grace", "5s"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for_port(port, Duration::from_secs(20));
     wait_until("/ready to say 200", Duration::from_secs(60), || {

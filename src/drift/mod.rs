@@ -4,7 +4,8 @@
 //! - [`stats`]: PSI, KL divergence and Jensen–Shannon distance between two histograms.
 //! - [`window`]: a window's raw counts, the report computed from them, and merging reports
 //!   of the same window from several replicas.
-//! - [`monitor`]: the pipeline's tumbling windows, published as Avro `DriftReport`s.
+//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes as
+//!   Avro `DriftReport`s.
 
 pub mod monitor;
 pub mod stats;

@@ -1,23 +1,20 @@
 //! The pipeline's side of drift detection: counts every record into a tumbling window,
-//! closes it by record count or age, publishes the report and updates the drift metrics.
+//! closes it by record count or age, and hands back the report (the scorer publishes it)
+//! after updating the drift metrics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::window::{DriftReport, DriftThresholds, DriftWindow, Flag, WindowOrigin};
-use crate::codec::encode::AvroCodec;
-use crate::kafka::sink::{Outcome, Pending, Sink};
 use crate::model::Model;
 use crate::ops::metrics::Metrics;
 
-/// When windows close and where their reports go.
+/// When windows close.
 #[derive(Debug, Clone)]
 pub struct DriftSettings {
-    /// Topic the Avro reports are written to, keyed by instance id.
-    pub topic: String,
     /// A window closes after this many records (scored and invalid).
     pub window_records: i64,
     /// A window with records closes after this long, however few it has.
@@ -28,7 +25,7 @@ pub struct DriftSettings {
     pub instance_id: String,
 }
 
-/// Counts records into windows and publishes a report per window.
+/// Counts records into windows and computes a report per window.
 pub struct DriftMonitor {
     model: Arc<Model>,
     settings: DriftSettings,
@@ -36,8 +33,6 @@ pub struct DriftMonitor {
     partitions: BTreeSet<i32>,
     opened: Instant,
     opened_at_ms: i64,
-    codec: AvroCodec,
-    encoded: Vec<u8>,
     metrics: Metrics,
 }
 
@@ -57,8 +52,6 @@ impl DriftMonitor {
             partitions: BTreeSet::new(),
             opened: Instant::now(),
             opened_at_ms: now_millis(),
-            codec: AvroCodec::drift_reports(),
-            encoded: Vec::new(),
             metrics,
         }
     }
@@ -82,24 +75,27 @@ impl DriftMonitor {
         self.window.observe_invalid();
     }
 
-    /// Closes and publishes the window if it is full or old enough.
-    pub fn close_if_due(&mut self, sink: &Sink) {
+    /// Closes the window if it is full or old enough; `assigned` are the partitions the
+    /// instance owns now.
+    pub fn close_if_due(&mut self, assigned: &[i32]) -> Option<DriftReport> {
         let full = self.window.len() >= self.settings.window_records;
         let old = !self.window.is_empty() && self.opened.elapsed() >= self.settings.window_age;
         if full || old {
-            self.close(sink);
+            self.close(assigned)
+        } else {
+            None
         }
     }
 
-    /// Closes and publishes the window now (at shutdown), unless it is empty.
-    pub fn close(&mut self, sink: &Sink) {
+    /// Closes the window now (at shutdown), unless it is empty.
+    pub fn close(&mut self, assigned: &[i32]) -> Option<DriftReport> {
         if self.window.is_empty() {
-            return;
+            return None;
         }
         let now = now_millis();
         // Assigned now, plus any partition the window counted records from (one revoked
         // since still contributed).
-        self.partitions.extend(sink.tracker().assigned());
+        self.partitions.extend(assigned);
         let origin = WindowOrigin {
             instance_id: self.settings.instance_id.clone(),
             partitions: std::mem::take(&mut self.partitions).into_iter().collect(),
@@ -115,23 +111,7 @@ impl DriftMonitor {
         self.opened = Instant::now();
         self.opened_at_ms = now;
         self.record_metrics(&report);
-        self.encoded.clear();
-        if let Err(e) = self.codec.encode(&report, &mut self.encoded) {
-            warn!(error = %e, "cannot encode a drift report; dropping it");
-            return;
-        }
-        sink.send(
-            &self.settings.topic,
-            Some(self.settings.instance_id.as_bytes()),
-            Some(&self.encoded),
-            None,
-            Pending {
-                partition: -1,
-                offset: -1,
-                outcome: Outcome::DriftReport,
-                attempt: 0,
-            },
-        );
+        Some(report)
     }
 
     fn record_metrics(&self, report: &DriftReport) {

@@ -7,6 +7,7 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{info, warn};
 
@@ -14,7 +15,9 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 
 /// Creates the input, output, dead-letter and drift topics that do not exist yet, retrying with
-/// backoff while the broker is unreachable. Gives up only when `stop` is set.
+/// backoff while the broker is unreachable. Gives up when `stop` is set, or at once on an error
+/// no retry can cure (not authorized, a replication factor or configuration the cluster
+/// refuses).
 pub fn create_topics(
     config: &RunConfig,
     client: &ClientConfig,
@@ -54,7 +57,7 @@ pub fn create_topics(
                 Err((topic, code)) => {
                     return Err(Error::kafka(
                         format!("creating topic {topic}"),
-                        rdkafka::error::KafkaError::AdminOp(code),
+                        KafkaError::AdminOp(code),
                     ));
                 }
             }
@@ -68,7 +71,33 @@ pub fn create_topics(
                 .with_max_delay(Duration::from_secs(10))
                 .without_max_times(),
         )
-        .when(|_| !stop.load(Ordering::Relaxed))
+        .when(|e| !stop.load(Ordering::Relaxed) && !is_permanent(e))
         .notify(|e, delay| warn!(error = %e, retry_in = ?delay, "topic creation failed; retrying"))
         .call()
+}
+
+/// Whether creating topics failed for a reason that retrying cannot change.
+fn is_permanent(error: &Error) -> bool {
+    use RDKafkaErrorCode as C;
+    let Error::Kafka { source, .. } = error else {
+        return true;
+    };
+    // An admin operation's code is not among rdkafka_error_code()'s.
+    let code = match source {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    matches!(
+        code,
+        Some(
+            C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::InvalidReplicationFactor
+                | C::InvalidPartitions
+                | C::InvalidReplicaAssignment
+                | C::InvalidConfig
+                | C::PolicyViolation
+                | C::InvalidTopic
+        )
+    )
 }

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod offsets;
+pub mod retry;
 pub mod sink;
 pub mod source;

@@ -3,6 +3,20 @@
 //! input partition may be acknowledged out of order (they go to several output partitions).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Partition progress, created by the pipeline and handed to the two places that move it: the
+/// consumer's callbacks (assign, revoke, commit) and the producer's (acknowledgements). Both
+/// run inside the pipeline thread's polls, so the lock is never contended.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<OffsetTracker>>);
+
+impl Progress {
+    /// The tracker; hold the guard briefly, never across a Kafka poll.
+    pub fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
+        self.0.lock().expect("offset tracker")
+    }
+}
 
 /// Per-partition bookkeeping of records sent but not yet acknowledged.
 #[derive(Debug, Default)]

@@ -1,21 +1,25 @@
-//! Kafka out: predictions and dead letters go through one producer. A record's input offset
-//! counts as done only when the broker acknowledges its output; failed deliveries are re-sent
-//! with backoff, never dropped.
+//! Kafka out: predictions, dead letters and drift reports go through one producer. A
+//! record's input offset counts as done only when the broker acknowledges its output.
+//! A failed delivery is sent again with backoff when another try can cure it. When it
+//! cannot (authorization, a record the broker will never take, a fatal producer error),
+//! the sink records the failure and the pipeline stops; that output stays unacknowledged,
+//! so no commit passes it.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use tracing::{error, warn};
+use tracing::warn;
 
+use super::offsets::Progress;
+use super::retry::{self, Retry, RetryQueue};
 use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
-use crate::kafka::offsets::OffsetTracker;
+use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, OutcomeCounters};
 
 /// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
@@ -32,7 +36,7 @@ pub const HEADER_SOURCE_OFFSET: &str = "driftwood.source.offset";
 /// value is the original length.
 pub const HEADER_TRUNCATED_FROM: &str = "driftwood.payload.truncated_from";
 
-/// What an output stands for, counted in metrics once it is acknowledged.
+/// What an output of an input record stands for, counted in metrics once acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     /// A prediction.
@@ -48,137 +52,184 @@ pub enum Outcome {
     DeadLettered(DecodeErrorKind),
     /// The input forwarded unchanged (`--pass-through`, for benchmarks).
     PassedThrough,
-    /// A drift report: belongs to no input offset, so it does not gate commits.
+}
+
+/// What an output stands for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Output {
+    /// The output of one input record, whose offset waits for its acknowledgement.
+    Record {
+        /// Input partition.
+        partition: i32,
+        /// Input offset.
+        offset: i64,
+        /// What the output is.
+        outcome: Outcome,
+    },
+    /// A drift report: it belongs to no input offset, so it holds back no commit.
     DriftReport,
 }
 
-impl Outcome {
-    /// Whether this output stands for an input offset that waits for it.
-    fn tracks_offset(self) -> bool {
-        !matches!(self, Outcome::DriftReport)
-    }
-}
-
-/// The input record an output belongs to; travels through librdkafka as the delivery opaque.
+/// An output and the delivery attempt it is on; travels through librdkafka as the delivery
+/// opaque.
 #[derive(Debug, Clone, Copy)]
-pub struct Pending {
-    /// Input partition.
-    pub partition: i32,
-    /// Input offset.
-    pub offset: i64,
-    /// What the output is.
-    pub outcome: Outcome,
-    /// Deliveries tried so far.
+pub struct Tag {
+    /// What the output stands for.
+    pub output: Output,
+    /// Deliveries tried before this one.
     pub attempt: u32,
 }
 
-/// An output whose delivery failed, waiting to be sent again.
-struct Retry {
-    due: Instant,
-    topic: String,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: Option<OwnedHeaders>,
-    pending: Pending,
-}
+/// A dead letter this size or smaller is not truncated further.
+const SMALLEST_TRUNCATION: usize = 1024;
 
-/// Producer callbacks: acknowledgements advance the offset tracker, failures queue a retry.
+/// Producer callbacks: acknowledgements advance partition progress, failures queue a retry or,
+/// when no retry can succeed, record why the output cannot go on.
 pub struct SinkContext {
-    tracker: Mutex<OffsetTracker>,
-    retries: Mutex<Vec<Retry>>,
+    progress: Progress,
+    retries: Mutex<RetryQueue>,
+    failure: Mutex<Option<(String, String)>>,
     counters: OutcomeCounters,
+    health: Arc<Health>,
 }
 
 impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            self.fail("every topic", format!("fatal producer error: {reason}"));
+        }
         warn!(%error, reason, "producer error");
     }
 }
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<Pending>;
+    type DeliveryOpaque = Box<Tag>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         match result {
-            Ok(_) => {
-                if pending.outcome.tracks_offset() {
-                    self.lock_tracker()
-                        .acknowledged(pending.partition, pending.offset);
-                }
-                self.count(pending.outcome);
-            }
-            Err((err, message)) => {
-                let delay = retry_delay(pending.attempt);
-                warn!(
-                    error = %err,
-                    topic = message.topic(),
-                    input_partition = pending.partition,
-                    input_offset = pending.offset,
-                    attempt = pending.attempt,
-                    retry_in = ?delay,
-                    "delivery failed; will send again"
-                );
-                self.counters.metrics().delivery_retries.inc();
-                self.retries.lock().expect("retry queue").push(Retry {
-                    due: Instant::now() + delay,
-                    topic: message.topic().to_string(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                    headers: message.headers().map(|h| h.detach()),
-                    pending: Pending {
-                        attempt: pending.attempt + 1,
-                        ..*pending
-                    },
-                });
-            }
+            Ok(_) => self.acknowledged(tag.output),
+            Err((err, message)) => self.failed(err, message, *tag),
         }
     }
 }
 
 impl SinkContext {
-    fn lock_tracker(&self) -> MutexGuard<'_, OffsetTracker> {
-        self.tracker.lock().expect("offset tracker")
+    fn acknowledged(&self, output: Output) {
+        let c = &self.counters;
+        match output {
+            Output::Record {
+                partition,
+                offset,
+                outcome,
+            } => {
+                self.progress.lock().acknowledged(partition, offset);
+                match outcome {
+                    Outcome::Scored {
+                        label,
+                        confidence,
+                        correct,
+                    } => c.scored(label, confidence, correct),
+                    Outcome::DeadLettered(kind) => c.dead_lettered(kind),
+                    Outcome::PassedThrough => c.passed_through(),
+                }
+            }
+            Output::DriftReport => c.metrics().drift_reports.inc(),
+        }
+        self.health.set_output_error(None);
     }
 
-    fn count(&self, outcome: Outcome) {
-        let c = &self.counters;
-        match outcome {
-            Outcome::Scored {
-                label,
-                confidence,
-                correct,
-            } => c.scored(label, confidence, correct),
-            Outcome::DeadLettered(kind) => c.dead_lettered(kind),
-            Outcome::PassedThrough => c.passed_through(),
-            Outcome::DriftReport => c.metrics().drift_reports.inc(),
+    /// A delivery failed: queue it again (truncated, for a dead letter too large for the
+    /// broker), or record that the output cannot go on.
+    fn failed(&self, err: &KafkaError, message: &rdkafka::message::BorrowedMessage<'_>, tag: Tag) {
+        let code = err.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        let topic = message.topic();
+        self.counters
+            .metrics()
+            .delivery_errors
+            .with_label_values(&[&format!("{code:?}")])
+            .inc();
+        self.health
+            .set_output_error(Some(format!("delivery to {topic} failed: {err}")));
+        let mut payload = message.payload().map(<[u8]>::to_vec);
+        let mut headers = message.headers().map(|h| h.detach());
+        if retry::is_permanent(code) {
+            if !(code == RDKafkaErrorCode::MessageSizeTooLarge
+                && truncatable(tag, payload.as_deref()))
+            {
+                self.fail(topic, format!("{err} (for {:?})", tag.output));
+                return;
+            }
+            let (cut, h) = truncated(payload.as_deref().unwrap_or_default(), headers);
+            (payload, headers) = (Some(cut), Some(h));
+        }
+        let delay = retry::delay(tag.attempt);
+        warn!(error = %err, topic, output = ?tag.output, attempt = tag.attempt, retry_in = ?delay, "delivery failed; will send again");
+        self.counters.metrics().delivery_retries.inc();
+        self.retries.lock().expect("retry queue").push(Retry {
+            due: Instant::now() + delay,
+            topic: topic.to_string(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload,
+            headers,
+            tag: Tag {
+                attempt: tag.attempt + 1,
+                ..tag
+            },
+        });
+    }
+
+    /// Records the first permanent failure; the pipeline stops on it.
+    fn fail(&self, topic: &str, cause: String) {
+        let mut failure = self.failure.lock().expect("failure");
+        if failure.is_none() {
+            tracing::error!(topic, %cause, "outputs cannot be written; stopping");
+            *failure = Some((topic.to_string(), cause));
         }
     }
 }
 
-/// Backoff before the `attempt`-th re-send: exponential from 100 ms, capped at 30 s, jittered.
-fn retry_delay(attempt: u32) -> Duration {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .nth(attempt as usize)
-        .unwrap_or(Duration::from_secs(30))
+/// Whether `payload` is a dead letter that may still be cut to fit the broker.
+fn truncatable(tag: Tag, payload: Option<&[u8]>) -> bool {
+    matches!(
+        tag.output,
+        Output::Record {
+            outcome: Outcome::DeadLettered(_),
+            ..
+        }
+    ) && payload.is_some_and(|p| p.len() > SMALLEST_TRUNCATION)
 }
 
-/// The output side: one producer for predictions and dead letters.
+/// The first half of a dead letter's payload, with a header saying how long it was.
+fn truncated(payload: &[u8], headers: Option<OwnedHeaders>) -> (Vec<u8>, OwnedHeaders) {
+    let original = payload.len();
+    warn!(original, "dead letter too large for the broker; truncating");
+    let headers = headers.unwrap_or_default().insert(Header {
+        key: HEADER_TRUNCATED_FROM,
+        value: Some(original.to_string().as_bytes()),
+    });
+    (payload[..original / 2].to_vec(), headers)
+}
+
+/// The output side: one producer for every output.
 pub struct Sink {
     producer: BaseProducer<SinkContext>,
 }
 
 impl Sink {
-    /// Creates the producer (no broker contact yet).
-    pub fn new(config: &ClientConfig, metrics: Metrics) -> Result<Self> {
+    /// Creates the producer (no broker contact yet). Acknowledgements advance `progress`;
+    /// failing deliveries show in `health` until one succeeds.
+    pub fn new(
+        config: &ClientConfig,
+        progress: Progress,
+        metrics: Metrics,
+        health: Arc<Health>,
+    ) -> Result<Self> {
         let context = SinkContext {
-            tracker: Mutex::default(),
+            progress,
             retries: Mutex::default(),
+            failure: Mutex::default(),
             counters: OutcomeCounters::new(&metrics),
+            health,
         };
         let producer = config
             .create_with_context(context)
@@ -186,85 +237,80 @@ impl Sink {
         Ok(Sink { producer })
     }
 
-    /// The offset tracker (do not hold the guard across [`Sink::poll`] or [`Sink::send`]).
-    pub fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
-        self.producer.context().lock_tracker()
-    }
-
-    /// Sends one output for the input record in `pending`. Never drops it: a full queue is
-    /// waited out, and any other error queues a retry.
+    /// Sends one output. Never drops it: a full queue is waited out, a dead letter too large
+    /// for the producer is truncated, and any other error queues a retry.
     pub fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
-        pending: Pending,
+        output: Output,
     ) {
-        if pending.outcome.tracks_offset() {
-            self.tracker().sent(pending.partition, pending.offset);
+        if let Output::Record {
+            partition, offset, ..
+        } = output
+        {
+            self.producer
+                .context()
+                .progress
+                .lock()
+                .sent(partition, offset);
         }
-        let mut payload = payload;
-        let mut headers = headers;
+        self.enqueue(topic, key, payload, headers, Tag { output, attempt: 0 });
+    }
+
+    fn enqueue(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        mut headers: Option<OwnedHeaders>,
+        tag: Tag,
+    ) {
+        // The payload once truncated to fit.
+        let mut cut: Option<Vec<u8>> = None;
         loop {
-            let mut record = BaseRecord::with_opaque_to(topic, Box::new(pending));
-            if let Some(payload) = payload {
-                record = record.payload(payload);
-            }
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            if let Some(h) = headers.take() {
-                record = record.headers(h);
-            }
-            match self.producer.send(record) {
+            let current = cut.as_deref().or(payload);
+            let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, Box::new(tag));
+            record.payload = current;
+            record.key = key;
+            record.headers = headers.take();
+            let (err, rejected_headers) = match self.producer.send(record) {
                 Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rejected)) => {
-                    headers = rejected.headers;
+                Err((err, rejected)) => (err, rejected.headers),
+            };
+            match err.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::QueueFull) => {
+                    headers = rejected_headers;
                     self.poll(Duration::from_millis(100));
                 }
-                Err((
-                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
-                    rejected,
-                )) if matches!(pending.outcome, Outcome::DeadLettered(_))
-                    && payload.is_some_and(|p| p.len() > 1024) =>
-                {
-                    // A dead letter must land even when the original is too large for the
-                    // broker: keep the first part and say how long it was.
-                    let full = payload.unwrap_or_default();
-                    let original = full.len();
-                    payload = Some(&full[..original / 2]);
-                    let h = rejected.headers.unwrap_or_default().insert(Header {
-                        key: HEADER_TRUNCATED_FROM,
-                        value: Some(original.to_string().as_bytes()),
-                    });
+                Some(RDKafkaErrorCode::MessageSizeTooLarge) if truncatable(tag, current) => {
+                    // A dead letter must land even when the original is too large: keep the
+                    // first part and say how long it was.
+                    let (shorter, h) = truncated(current.unwrap_or_default(), rejected_headers);
+                    cut = Some(shorter);
                     headers = Some(h);
-                    warn!(original, "dead letter too large for the broker; truncating");
                 }
-                Err((err, rejected)) => {
-                    error!(%err, topic, "could not enqueue output; will send again");
-                    self.producer
-                        .context()
-                        .counters
-                        .metrics()
-                        .delivery_retries
-                        .inc();
-                    self.producer
-                        .context()
-                        .retries
-                        .lock()
-                        .expect("retry queue")
-                        .push(Retry {
-                            due: Instant::now() + retry_delay(pending.attempt),
-                            topic: topic.to_string(),
-                            key: key.map(<[u8]>::to_vec),
-                            payload: payload.map(<[u8]>::to_vec),
-                            headers: rejected.headers,
-                            pending: Pending {
-                                attempt: pending.attempt + 1,
-                                ..pending
-                            },
-                        });
+                code => {
+                    let context = self.producer.context();
+                    if code.is_some_and(retry::is_permanent) {
+                        context.fail(topic, format!("{err} (for {:?})", tag.output));
+                        return;
+                    }
+                    warn!(%err, topic, "could not enqueue output; will send again");
+                    context.counters.metrics().delivery_retries.inc();
+                    context.retries.lock().expect("retry queue").push(Retry {
+                        due: Instant::now() + retry::delay(tag.attempt),
+                        topic: topic.to_string(),
+                        key: key.map(<[u8]>::to_vec),
+                        payload: current.map(<[u8]>::to_vec),
+                        headers: rejected_headers,
+                        tag: Tag {
+                            attempt: tag.attempt + 1,
+                            ..tag
+                        },
+                    });
                     return;
                 }
             }
@@ -276,45 +322,61 @@ impl Sink {
     pub fn poll(&self, timeout: Duration) {
         self.producer.poll(timeout);
         let context = self.producer.context();
-        let due: Vec<Retry> = {
-            let mut retries = context.retries.lock().expect("retry queue");
-            if retries.is_empty() {
-                Vec::new()
-            } else {
-                let now = Instant::now();
-                let (due, later) = retries.drain(..).partition(|r| r.due <= now);
-                *retries = later;
-                due
-            }
-        };
+        let due = context
+            .retries
+            .lock()
+            .expect("retry queue")
+            .take_due(Instant::now());
         for retry in due {
             // A partition revoked since has a new owner who re-reads the record.
-            if !retry.pending.outcome.tracks_offset()
-                || self.tracker().is_assigned(retry.pending.partition)
-            {
-                self.send(
+            let owned = match retry.tag.output {
+                Output::Record { partition, .. } => context.progress.lock().is_assigned(partition),
+                Output::DriftReport => true,
+            };
+            if owned {
+                self.enqueue(
                     &retry.topic,
                     retry.key.as_deref(),
                     retry.payload.as_deref(),
                     retry.headers,
-                    retry.pending,
+                    retry.tag,
                 );
             }
         }
-        let in_flight = self.tracker().in_flight();
+        let in_flight = context.progress.lock().in_flight();
         context.counters.metrics().in_flight.set(in_flight as i64);
+    }
+
+    /// Bytes held by outputs waiting to be sent again.
+    pub fn retry_bytes(&self) -> usize {
+        self.producer
+            .context()
+            .retries
+            .lock()
+            .expect("retry queue")
+            .bytes()
+    }
+
+    /// The permanent failure that stops the outputs, if one happened.
+    pub fn failure(&self) -> Option<Error> {
+        let failure = self.producer.context().failure.lock().expect("failure");
+        failure.as_ref().map(|(topic, cause)| Error::Output {
+            topic: topic.clone(),
+            cause: cause.clone(),
+        })
     }
 
     /// Polls until every output of `partitions` is acknowledged or `timeout` passes; returns
     /// whether everything was acknowledged.
     pub fn drain(&self, partitions: &[i32], timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let progress = &self.producer.context().progress;
         loop {
-            if self.tracker().in_flight_in(partitions) == 0 {
+            if progress.lock().in_flight_in(partitions) == 0 {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || self.failure().is_some() {
                 return false;
             }
             self.poll(left.min(Duration::from_millis(50)));

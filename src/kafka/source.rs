@@ -11,13 +11,16 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::kafka::sink::Sink;
+use super::offsets::Progress;
+use super::sink::Sink;
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 
 /// The consumer's callbacks.
 pub struct SourceContext {
-    /// The sink whose in-flight outputs gate commits.
+    /// Partition progress: what is assigned, and what may be committed.
+    pub progress: Progress,
+    /// The sink, drained of a revoked partition's outputs before it moves.
     pub sink: Arc<Sink>,
     /// Health flags to update.
     pub health: Arc<Health>,
@@ -39,7 +42,7 @@ impl SourceContext {
 
     /// Hands acknowledged positions to librdkafka, which commits them in the background.
     pub fn store_offsets(&self, consumer: &BaseConsumer<SourceContext>) {
-        let positions = self.sink.tracker().take_committable();
+        let positions = self.progress.lock().take_committable();
         if positions.is_empty() {
             return;
         }
@@ -52,7 +55,7 @@ impl SourceContext {
 
     /// Commits the acknowledged positions of `partitions` synchronously.
     pub fn commit(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
-        let positions = self.sink.tracker().committable(partitions);
+        let positions = self.progress.lock().committable(partitions);
         if positions.is_empty() {
             return;
         }
@@ -80,7 +83,7 @@ impl ClientContext for SourceContext {
         let reachable = stats.brokers.values().any(|b| b.state == "UP");
         self.health.set_broker_reachable(reachable);
         if let Some(topic) = stats.topics.get(&self.topic) {
-            let tracker = self.sink.tracker();
+            let tracker = self.progress.lock();
             for (partition, p) in &topic.partitions {
                 if *partition >= 0 && tracker.is_assigned(*partition) && p.consumer_lag >= 0 {
                     self.metrics
@@ -113,7 +116,7 @@ impl ConsumerContext for SourceContext {
                 );
             }
             self.commit(consumer, &partitions);
-            self.sink.tracker().revoke(partitions.iter().copied());
+            self.progress.lock().revoke(partitions.iter().copied());
             for p in &partitions {
                 let _ = self
                     .metrics
@@ -133,7 +136,7 @@ impl ConsumerContext for SourceContext {
                 if !partitions.is_empty() {
                     self.health.set_input_topic_missing(false);
                 }
-                self.sink.tracker().assign(partitions);
+                self.progress.lock().assign(partitions);
                 // Joining the group took a coordinator round trip: the broker is reachable.
                 self.health.set_broker_reachable(true);
                 self.health.set_joined(true);

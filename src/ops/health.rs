@@ -1,5 +1,6 @@
 //! Liveness and readiness state, written by the pipeline and read by the sidecar.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,10 @@ pub struct Health {
     loop_started: AtomicBool,
     loop_exited: AtomicBool,
     heartbeat_secs: AtomicU64,
+    /// Set while outputs fail to be delivered: checked on every acknowledgement, so the
+    /// message below is locked only when it changes.
+    output_failing: AtomicBool,
+    output_error: Mutex<Option<String>>,
 }
 
 /// The readiness verdict, served as JSON by `/ready`.
@@ -34,7 +39,7 @@ pub struct Readiness {
     /// The broker says the input topic does not exist.
     pub input_topic_missing: bool,
     /// The checks that fail, in words.
-    pub missing: Vec<&'static str>,
+    pub missing: Vec<String>,
 }
 
 fn now_secs() -> u64 {
@@ -60,6 +65,16 @@ impl Health {
     }
 
     /// Records whether the broker reported the input topic as unknown.
+    /// Records the last failed delivery (`None` once one succeeds again).
+    pub fn set_output_error(&self, error: Option<String>) {
+        if error.is_none() && !self.output_failing.load(Ordering::Relaxed) {
+            return;
+        }
+        self.output_failing
+            .store(error.is_some(), Ordering::Relaxed);
+        *self.output_error.lock().expect("output error") = error;
+    }
+
     pub fn set_input_topic_missing(&self, v: bool) {
         self.input_topic_missing.store(v, Ordering::Relaxed);
     }
@@ -93,18 +108,21 @@ impl Health {
         let broker_reachable = self.broker_reachable.load(Ordering::Relaxed);
         let joined_group = self.joined.load(Ordering::Relaxed);
         let input_topic_missing = self.input_topic_missing.load(Ordering::Relaxed);
-        let mut missing = Vec::new();
-        if !model_loaded {
-            missing.push("model not loaded");
-        }
-        if !broker_reachable {
-            missing.push("no broker reachable");
-        }
-        if !joined_group {
-            missing.push("consumer has not joined its group");
-        }
-        if input_topic_missing {
-            missing.push("the input topic does not exist (create it, or run with --create-topics)");
+        let mut missing: Vec<String> = [
+            (!model_loaded, "model not loaded"),
+            (!broker_reachable, "no broker reachable"),
+            (!joined_group, "consumer has not joined its group"),
+            (
+                input_topic_missing,
+                "the input topic does not exist (create it, or run with --create-topics)",
+            ),
+        ]
+        .into_iter()
+        .filter(|(missing, _)| *missing)
+        .map(|(_, why)| why.to_string())
+        .collect();
+        if let Some(error) = self.output_error.lock().expect("output error").clone() {
+            missing.push(format!("outputs are failing ({error}); retrying"));
         }
         Readiness {
             ready: missing.is_empty() && self.is_alive(),
@@ -145,6 +163,18 @@ mod tests {
         health.set_input_topic_missing(true);
         assert!(!health.readiness().ready);
         health.set_input_topic_missing(false);
+        health.set_output_error(Some("delivery to predictions failed: timed out".into()));
+        let r = health.readiness();
+        assert!(!r.ready);
+        assert_eq!(
+            r.missing,
+            ["outputs are failing (delivery to predictions failed: timed out); retrying"]
+        );
+        health.set_output_error(None);
+        assert!(
+            health.readiness().ready,
+            "ready again once a delivery succeeds"
+        );
         {
             let _guard = LoopGuard(&health);
         }

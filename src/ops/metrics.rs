@@ -36,6 +36,8 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// `driftwood_delivery_retries_total`: outputs re-sent after a failed delivery.
     pub delivery_retries: IntCounter,
+    /// `driftwood_delivery_errors_total{error}`: failed deliveries by librdkafka error code.
+    pub delivery_errors: IntCounterVec,
     /// `driftwood_in_flight_records`: records sent but not yet acknowledged.
     pub in_flight: IntGauge,
     /// `driftwood_fetch_paused`: 1 while fetching is paused for back-pressure.
@@ -135,6 +137,11 @@ impl Metrics {
                 "Outputs re-sent after the producer gave up on a delivery.",
             ),
         );
+        let delivery_errors = counter_vec(
+            "driftwood_delivery_errors_total",
+            "Failed output deliveries, by librdkafka error code.",
+            &["error"],
+        );
         let in_flight = register(
             &registry,
             IntGauge::new(
@@ -219,6 +226,7 @@ impl Metrics {
             consumer_lag,
             rebalances,
             delivery_retries,
+            delivery_errors,
             in_flight,
             fetch_paused,
             fetch_pauses,

@@ -20,14 +20,16 @@ use tracing::{debug, info, warn};
 
 use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
-use crate::drift::{DriftMonitor, DriftSettings, DriftThresholds};
+use crate::drift::{DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
+use crate::kafka::offsets::Progress;
+use crate::kafka::retry::RETRY_QUEUE_BYTES;
 use crate::kafka::sink::Sink;
 use crate::kafka::source::SourceContext;
 use crate::model::Model;
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
-use scorer::Scorer;
+use scorer::{OutputTopics, Scorer, ScorerSettings};
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -54,17 +56,28 @@ impl Pipeline {
     pub fn run(self, stop: &AtomicBool, grace: Duration) -> Result<()> {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
-        let (consumer, sink) = self.connect(grace)?;
-        let mut scorer = self.scorer();
+        let progress = Progress::default();
+        let (consumer, sink) = self.connect(&progress, grace)?;
+        let mut scorer = self.scorer(progress);
         let looped = self.consume(&consumer, &sink, &mut scorer, stop);
         self.finish(consumer, &sink, &mut scorer, grace);
         looped
     }
 
-    /// Creates the producer and the consumer and subscribes.
-    fn connect(&self, grace: Duration) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
-        let sink = Arc::new(Sink::new(&self.clients.producer, self.metrics.clone())?);
+    /// Creates the producer and the consumer, both moving `progress`, and subscribes.
+    fn connect(
+        &self,
+        progress: &Progress,
+        grace: Duration,
+    ) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
+        let sink = Arc::new(Sink::new(
+            &self.clients.producer,
+            progress.clone(),
+            self.metrics.clone(),
+            self.health.clone(),
+        )?);
         let context = SourceContext {
+            progress: progress.clone(),
             sink: sink.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
@@ -84,29 +97,32 @@ impl Pipeline {
         Ok((consumer, sink))
     }
 
-    fn scorer(&self) -> Scorer {
+    fn scorer(&self, progress: Progress) -> Scorer {
         let config = &self.config;
+        let settings = ScorerSettings {
+            topics: OutputTopics {
+                predictions: config.output_topic.clone(),
+                dead_letters: config.dlq_topic.clone(),
+                drift_reports: config.drift_topic.clone(),
+            },
+            pass_through: config.pass_through,
+            drift: DriftSettings {
+                window_records: config.drift_window_records,
+                window_age: config.drift_window_seconds,
+                thresholds: DriftThresholds {
+                    warn: config.drift_warn_psi,
+                    alert: config.drift_alert_psi,
+                },
+                instance_id: config.instance(),
+            },
+        };
+        let decoder = self.decoder.clone();
         Scorer::new(
             self.model.clone(),
-            self.decoder.clone(),
+            decoder,
             self.metrics.clone(),
-            config.output_topic.clone(),
-            config.dlq_topic.clone(),
-            config.pass_through,
-            DriftMonitor::new(
-                self.model.clone(),
-                DriftSettings {
-                    topic: config.drift_topic.clone(),
-                    window_records: config.drift_window_records,
-                    window_age: config.drift_window_seconds,
-                    thresholds: DriftThresholds {
-                        warn: config.drift_warn_psi,
-                        alert: config.drift_alert_psi,
-                    },
-                    instance_id: config.instance(),
-                },
-                self.metrics.clone(),
-            ),
+            progress,
+            settings,
         )
     }
 
@@ -125,8 +141,12 @@ impl Pipeline {
         while !stop.load(Ordering::Relaxed) {
             self.health.heartbeat();
             sink.poll(Duration::ZERO);
+            if let Some(failure) = sink.failure() {
+                return Err(failure);
+            }
             consumer.context().store_offsets(consumer);
-            let timeout = if backpressure.apply(consumer, sink.tracker().in_flight()) {
+            let in_flight = consumer.context().progress.lock().in_flight();
+            let timeout = if backpressure.apply(consumer, in_flight, sink.retry_bytes()) {
                 // Paused: wait on acknowledgements instead, but keep polling the consumer
                 // so that it stays in its group.
                 sink.poll(POLL_TIMEOUT);
@@ -197,9 +217,10 @@ fn poll_batch<'c>(
     Ok(())
 }
 
-/// Pauses fetching while too many outputs wait for acknowledgement, and resumes it once
-/// half of them are through (so that fetching does not flap at the bound: each pause drops
-/// what librdkafka had prefetched, to be fetched again on resume).
+/// Pauses fetching while too many outputs wait for acknowledgement (or the retry queue holds
+/// too many bytes), and resumes it once half of them are through (so that fetching does not
+/// flap at the bound: each pause drops what librdkafka had prefetched, to be fetched again
+/// on resume).
 struct Backpressure {
     bound: usize,
     paused: bool,
@@ -215,10 +236,18 @@ impl Backpressure {
         }
     }
 
-    /// Pauses or resumes the assigned partitions for `in_flight` unacknowledged outputs;
-    /// returns whether fetching is paused.
-    fn apply(&mut self, consumer: &BaseConsumer<SourceContext>, in_flight: usize) -> bool {
-        let pause = in_flight >= self.bound || (self.paused && in_flight > self.bound / 2);
+    /// Pauses or resumes the assigned partitions for `in_flight` unacknowledged outputs and
+    /// `retry_bytes` queued for another try; returns whether fetching is paused.
+    fn apply(
+        &mut self,
+        consumer: &BaseConsumer<SourceContext>,
+        in_flight: usize,
+        retry_bytes: usize,
+    ) -> bool {
+        let over =
+            |records: usize, bytes: usize| records >= self.bound || bytes >= RETRY_QUEUE_BYTES;
+        let pause =
+            over(in_flight, retry_bytes) || (self.paused && over(in_flight * 2, retry_bytes * 2));
         // Paused again on every pass: a partition assigned meanwhile must not fetch either.
         if pause || self.paused {
             let assignment = consumer

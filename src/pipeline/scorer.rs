@@ -7,21 +7,46 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
-use crate::codec::encode::PredictionFields;
-use crate::drift::DriftMonitor;
-use crate::kafka::sink::{Outcome, Pending, Sink, dead_letter_headers};
+use tracing::warn;
+
+use crate::codec::encode::{AvroCodec, PredictionFields};
+use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
+use crate::kafka::offsets::Progress;
+use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::model::Model;
 use crate::ops::metrics::Metrics;
+
+/// Where a scorer's outputs go.
+#[derive(Debug, Clone)]
+pub struct OutputTopics {
+    /// Predictions (and, with pass-through, the forwarded input).
+    pub predictions: String,
+    /// Dead letters.
+    pub dead_letters: String,
+    /// Drift reports, keyed by instance id.
+    pub drift_reports: String,
+}
+
+/// How a scorer works, besides the model and decoder it scores with.
+#[derive(Debug, Clone)]
+pub struct ScorerSettings {
+    /// Where outputs go.
+    pub topics: OutputTopics,
+    /// Forward messages unchanged, without decoding or scoring (the benchmark's ceiling).
+    pub pass_through: bool,
+    /// Drift windows.
+    pub drift: DriftSettings,
+}
 
 /// The per-batch work of the consumer loop, with buffers reused across batches.
 pub struct Scorer {
     model: Arc<Model>,
     decoder: FeatureDecoder,
     metrics: Metrics,
-    output_topic: String,
-    dlq_topic: String,
-    pass_through: bool,
+    progress: Progress,
+    settings: ScorerSettings,
     drift: DriftMonitor,
+    reports: AvroCodec,
     rows: Vec<f64>,
     votes: Vec<u32>,
     probabilities: Vec<f64>,
@@ -29,25 +54,23 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    /// A scorer writing to `output_topic` and `dlq_topic`. With `pass_through`, messages are
-    /// forwarded unchanged, without decoding or scoring (the benchmark's ceiling).
+    /// A scorer for `model`, reading the assignment from `progress` (records of a partition
+    /// revoked meanwhile are skipped).
     pub fn new(
         model: Arc<Model>,
         decoder: FeatureDecoder,
         metrics: Metrics,
-        output_topic: String,
-        dlq_topic: String,
-        pass_through: bool,
-        drift: DriftMonitor,
+        progress: Progress,
+        settings: ScorerSettings,
     ) -> Self {
         Scorer {
+            drift: DriftMonitor::new(model.clone(), settings.drift.clone(), metrics.clone()),
             model,
             decoder,
             metrics,
-            output_topic,
-            dlq_topic,
-            pass_through,
-            drift,
+            progress,
+            settings,
+            reports: AvroCodec::drift_reports(),
             rows: Vec::new(),
             votes: Vec::new(),
             probabilities: Vec::new(),
@@ -60,8 +83,8 @@ impl Scorer {
     pub fn handle_batch(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
         // Rebalances happen only inside the consumer's poll, never while a batch is handled,
         // so one look at the assignment serves the whole batch.
-        let assigned: Vec<i32> = sink.tracker().assigned().collect();
-        if self.pass_through {
+        let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+        if self.settings.pass_through {
             for message in batch {
                 if assigned.contains(&message.partition()) {
                     self.forward(message, sink);
@@ -116,24 +139,49 @@ impl Scorer {
         for (partition, row, class_index, confidence, label) in rows_seen {
             self.drift
                 .observe(partition, row, class_index, confidence, label);
-            self.drift.close_if_due(sink);
+            if let Some(report) = self.drift.close_if_due(&assigned) {
+                self.publish(&report, sink);
+            }
         }
         self.rows = rows;
         self.votes = all_votes;
     }
 
     /// Closes the drift window if it is old enough (called when no records arrive).
+    /// Closes the drift window if it is old enough.
     pub fn tick(&mut self, sink: &Sink) {
-        if !self.pass_through {
-            self.drift.close_if_due(sink);
+        if !self.settings.pass_through {
+            let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+            if let Some(report) = self.drift.close_if_due(&assigned) {
+                self.publish(&report, sink);
+            }
         }
     }
 
-    /// Publishes the open drift window (at shutdown).
+    /// Closes and publishes the drift window at shutdown.
     pub fn flush_drift(&mut self, sink: &Sink) {
-        if !self.pass_through {
-            self.drift.close(sink);
+        if !self.settings.pass_through {
+            let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+            if let Some(report) = self.drift.close(&assigned) {
+                self.publish(&report, sink);
+            }
         }
+    }
+
+    /// Sends a drift report, keyed by this instance's id.
+    fn publish(&mut self, report: &DriftReport, sink: &Sink) {
+        self.encoded.clear();
+        if let Err(e) = self.reports.encode(report, &mut self.encoded) {
+            warn!(error = %e, "cannot encode a drift report; dropping it");
+            return;
+        }
+        sink.send(
+            &self.settings.topics.drift_reports,
+            Some(self.settings.drift.instance_id.as_bytes()),
+            Some(&self.encoded),
+            None,
+            Output::DriftReport,
+        );
     }
 
     fn send_prediction(
@@ -181,15 +229,14 @@ impl Scorer {
             correct: meta.label.map(|l| l == votes.label()),
         };
         sink.send(
-            &self.output_topic,
+            &self.settings.topics.predictions,
             message.key(),
             Some(&self.encoded),
             None,
-            Pending {
+            Output::Record {
                 partition,
                 offset,
                 outcome,
-                attempt: 0,
             },
         );
     }
@@ -199,30 +246,28 @@ impl Scorer {
         let original = message.headers().map(|h| h.detach());
         let headers = dead_letter_headers(original, error, topic, partition, offset);
         sink.send(
-            &self.dlq_topic,
+            &self.settings.topics.dead_letters,
             message.key(),
             message.payload(),
             Some(headers),
-            Pending {
+            Output::Record {
                 partition,
                 offset,
                 outcome: Outcome::DeadLettered(error.kind),
-                attempt: 0,
             },
         );
     }
 
     fn forward(&self, message: &BorrowedMessage<'_>, sink: &Sink) {
         sink.send(
-            &self.output_topic,
+            &self.settings.topics.predictions,
             message.key(),
             message.payload(),
             None,
-            Pending {
+            Output::Record {
                 partition: message.partition(),
                 offset: message.offset(),
                 outcome: Outcome::PassedThrough,
-                attempt: 0,
             },
         );
     }

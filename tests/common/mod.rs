@@ -129,6 +129,25 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
     config
 }
 
+/// `driftwood run`, the real binary, on `config`'s broker, topics, group and model, with its
+/// sidecar on 127.0.0.1:`port`, plus `extra` flags.
+pub fn driftwood_run(config: &RunConfig, port: u16, extra: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_driftwood"));
+    command
+        .args(["run", "--bootstrap-servers", &config.brokers()])
+        .args(["--input-topic", &config.input_topic])
+        .args(["--output-topic", &config.output_topic])
+        .args(["--dlq-topic", &config.dlq_topic])
+        .args(["--drift-topic", &config.drift_topic])
+        .args(["--group-id", &config.group_id])
+        .arg("--model")
+        .arg(&config.model)
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("RUST_BACKTRACE", "0");
+    command
+}
+
 /// A run configuration on fresh 3-partition topics, with `records` feature records
 /// (`corrupt` of them corrupt) already produced to the input; `adjust` may change the
 /// generator's settings first.
