@@ -71,6 +71,18 @@ pub enum Error {
         cause: String,
     },
 
+    /// Shutdown ran out of its grace period with outputs unacknowledged: their input records
+    /// were not committed and will be read again.
+    #[error(
+        "stopped with {unacknowledged} outputs unacknowledged after the {grace:?} grace period; their records were not committed and will be read again"
+    )]
+    Unfinished {
+        /// Outputs the broker had not acknowledged.
+        unacknowledged: usize,
+        /// The grace period that ran out.
+        grace: std::time::Duration,
+    },
+
     /// The consumer loop stopped unexpectedly.
     #[error("pipeline failed: {0}")]
     Pipeline(String),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
 use crate::config::{KafkaClients, RunConfig};
@@ -150,7 +150,8 @@ impl Service {
     }
 
     /// Stops fetching, finishes in-flight records, commits and leaves the group, waiting at
-    /// most the grace period; then stops the sidecar.
+    /// most the grace period; then stops the sidecar. Fails when the grace ran out before
+    /// every output was acknowledged (their records will be read again).
     pub async fn stop(self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         // The loop bounds its own draining by the grace period; the margin covers leaving the
@@ -160,10 +161,10 @@ impl Service {
         let result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Pipeline("the consumer loop panicked".into())),
-            Err(_) => {
-                warn!(grace = ?self.grace, "the consumer did not stop within the grace period; uncommitted records will be re-read");
-                Ok(())
-            }
+            Err(_) => Err(Error::Pipeline(format!(
+                "the consumer did not stop within the {:?} grace period; uncommitted records will be read again",
+                self.grace
+            ))),
         };
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;

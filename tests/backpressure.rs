@@ -27,6 +27,8 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         .unwrap()
         .unwrap();
     config.max_in_flight = MAX_IN_FLIGHT;
+    // Within the short session timeout below.
+    config.revoke_drain = Duration::from_secs(5);
     config.kafka_options = vec![
         ("consumer.max.poll.interval.ms".into(), "10000".into()),
         ("consumer.session.timeout.ms".into(), "6000".into()),

@@ -146,6 +146,7 @@ impl RunConfig {
         };
         self.check_delivery_guarantees(&clients)?;
         check_group_protocol(&clients.consumer)?;
+        self.check_revoke_drain(&clients.consumer)?;
         for (role, config) in [
             (ClientRole::Consumer, &clients.consumer),
             (ClientRole::Producer, &clients.producer),
@@ -192,6 +193,35 @@ impl RunConfig {
                 "driftwood commits through librdkafka's auto-commit of the offsets it stores \
                  once outputs are acknowledged; without it nothing is committed",
             );
+        }
+        Ok(())
+    }
+
+    /// Refuses a revoke drain that outlasts the consumer's timeouts: a member still draining
+    /// when one runs out is evicted from its group mid-rebalance.
+    fn check_revoke_drain(&self, consumer: &ClientConfig) -> Result<()> {
+        let ms = |key: &str, default: u128| {
+            consumer
+                .get(key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let mut limits = vec![("max.poll.interval.ms", ms("max.poll.interval.ms", 300_000))];
+        // With KIP-848's protocol the session timeout is the broker's to set.
+        if consumer
+            .get("group.protocol")
+            .is_none_or(|p| p == "classic")
+        {
+            limits.push(("session.timeout.ms", ms("session.timeout.ms", 45_000)));
+        }
+        for (key, limit) in limits {
+            if self.revoke_drain.as_millis() >= limit {
+                return Err(Error::Config(format!(
+                    "--revoke-drain ({}) must be shorter than the consumer's {key} ({limit} ms): \
+                     a member still draining when it runs out is evicted from its group",
+                    humantime::format_duration(self.revoke_drain)
+                )));
+            }
         }
         Ok(())
     }
@@ -404,5 +434,24 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_revoke_drain_must_end_before_the_consumer_is_evicted() {
+        let mut c = RunConfig::defaults("b:9092").unwrap();
+        c.kafka_clients().unwrap();
+        c.revoke_drain = std::time::Duration::from_secs(45);
+        let err = c.kafka_clients().err().unwrap().to_string();
+        assert!(
+            err.contains("--revoke-drain (45s)") && err.contains("session.timeout.ms (45000 ms)"),
+            "{err}"
+        );
+        c.revoke_drain = std::time::Duration::from_secs(10);
+        c.kafka_options = vec![
+            ("consumer.max.poll.interval.ms".into(), "8000".into()),
+            ("consumer.session.timeout.ms".into(), "6000".into()),
+        ];
+        let err = c.kafka_clients().err().unwrap().to_string();
+        assert!(err.contains("max.poll.interval.ms (8000 ms)"), "{err}");
     }
 }

@@ -125,6 +125,12 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How long a rebalance waits for a revoked partition's outputs before letting the
+    /// partition go (the next owner reads what was not acknowledged again). Shorter than the
+    /// consumer's session.timeout.ms and max.poll.interval.ms.
+    #[arg(long, env = "DRIFTWOOD_REVOKE_DRAIN", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub revoke_drain: Duration,
+
     /// Tuning preset: `throughput` (large batches, linger, lz4) or `latency` (small batches,
     /// no linger). `--kafka-option` values override either.
     #[arg(
@@ -279,6 +285,7 @@ impl std::fmt::Debug for RunConfig {
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("max_in_flight", &self.max_in_flight)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("revoke_drain", &self.revoke_drain)
             .field("profile", &self.profile)
             .field("pass_through", &self.pass_through)
             .field("kafka_option_keys", &self.option_keys())

@@ -57,19 +57,15 @@ impl Pipeline {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
         let progress = Progress::default();
-        let (consumer, sink) = self.connect(&progress, grace)?;
+        let (consumer, sink) = self.connect(&progress)?;
         let mut scorer = self.scorer(progress);
         let looped = self.consume(&consumer, &sink, &mut scorer, stop);
-        self.finish(consumer, &sink, &mut scorer, grace);
-        looped
+        let finished = self.finish(consumer, &sink, &mut scorer, grace);
+        looped.and(finished)
     }
 
     /// Creates the producer and the consumer, both moving `progress`, and subscribes.
-    fn connect(
-        &self,
-        progress: &Progress,
-        grace: Duration,
-    ) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
+    fn connect(&self, progress: &Progress) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
         let sink = Arc::new(Sink::new(
             &self.clients.producer,
             progress.clone(),
@@ -82,7 +78,7 @@ impl Pipeline {
             health: self.health.clone(),
             metrics: self.metrics.clone(),
             topic: self.config.input_topic.clone(),
-            revoke_drain: grace,
+            revoke_drain: self.config.revoke_drain,
         };
         let consumer: BaseConsumer<SourceContext> = self
             .clients
@@ -167,34 +163,49 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Finishes in-flight records within `grace`, commits and leaves the group.
+    /// Finishes in-flight records within `grace`, commits what was acknowledged and leaves
+    /// the group; fails when outputs were still unacknowledged at the deadline.
     fn finish(
         &self,
         consumer: BaseConsumer<SourceContext>,
         sink: &Sink,
         scorer: &mut Scorer,
         grace: Duration,
-    ) {
-        let started = Instant::now();
+    ) -> Result<()> {
+        let deadline = Instant::now() + grace;
         info!("stopping: finishing in-flight records");
         scorer.flush_drift(sink);
-        let assigned: Vec<i32> = consumer
-            .assignment()
-            .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        if !sink.drain(&assigned, grace.saturating_sub(started.elapsed())) {
-            warn!("grace period over with outputs unacknowledged; they will be re-read on restart");
-        }
-        consumer.context().store_offsets(&consumer);
-        consumer.context().commit(&consumer, &assigned);
+        let context = consumer.context();
+        let assigned: Vec<i32> = context.progress.lock().assigned().collect();
+        sink.drain(
+            &assigned,
+            deadline.saturating_duration_since(Instant::now()),
+        );
+        context.store_offsets(&consumer);
+        context.commit(&consumer, &assigned);
+        let unacknowledged = {
+            let mut progress = context.progress.lock();
+            let left = progress.in_flight();
+            // Done with: the revoke callback that runs as the consumer leaves finds nothing
+            // to drain or commit, so shutdown waits for one grace period, not two.
+            progress.revoke(assigned);
+            left
+        };
         sink.flush(
-            grace
-                .saturating_sub(started.elapsed())
+            deadline
+                .saturating_duration_since(Instant::now())
                 .min(Duration::from_secs(1)),
         );
-        // Dropping the consumer leaves the group (its revoke callback commits once more).
         drop(consumer);
-        info!(elapsed = ?started.elapsed(), "consumer stopped");
+        info!(unacknowledged, "consumer stopped");
+        if unacknowledged == 0 {
+            Ok(())
+        } else {
+            Err(Error::Unfinished {
+                unacknowledged,
+                grace,
+            })
+        }
     }
 }
 
