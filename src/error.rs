@@ -83,9 +83,44 @@ pub enum Error {
         grace: std::time::Duration,
     },
 
-    /// The consumer loop stopped unexpectedly.
-    #[error("pipeline failed: {0}")]
-    Pipeline(String),
+    /// A Kafka client failed for good (a fatal librdkafka error); it can do nothing more.
+    #[error("the Kafka {client} failed for good: {reason}")]
+    Fatal {
+        /// `consumer` or `producer`.
+        client: &'static str,
+        /// librdkafka's reason.
+        reason: String,
+    },
+
+    /// The consumer loop did not stop within the grace period (plus a margin to leave the
+    /// group).
+    #[error(
+        "the consumer did not stop within the {0:?} grace period; uncommitted records will be read again"
+    )]
+    StopTimedOut(std::time::Duration),
+
+    /// The consumer loop ended without being asked to.
+    #[error("the consumer loop {0}")]
+    LoopEnded(&'static str),
+
+    /// A thread, runtime or child process driftwood needs could not be started.
+    #[error("cannot start {what}: {source}")]
+    Start {
+        /// What it tried to start.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A tool beside the data path (produce, demo, bench) could not finish its job.
+    #[error("{tool}: {message}")]
+    Tool {
+        /// `produce`, `demo` or `bench`.
+        tool: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -95,6 +130,19 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Shorthand for an [`Error::Tool`].
+    pub fn tool(tool: &'static str, message: impl Into<String>) -> Self {
+        Error::Tool {
+            tool,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for an [`Error::Start`].
+    pub fn start(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Error::Start { what, source }
     }
 
     /// Shorthand for an [`Error::Kafka`] with context.

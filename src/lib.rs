@@ -4,16 +4,17 @@
 //!
 //! - [`config`]: command-line and environment settings, and the librdkafka configuration of
 //!   each client, checked before anything connects.
-//! - [`kafka`]: Kafka in and out: [`kafka::source`] (the consumer's rebalances, statistics
-//!   and commits), [`kafka::sink`] (one producer for every output, acknowledgements,
-//!   retries), [`kafka::offsets`] (which input offsets are safe to commit) and
-//!   [`kafka::admin`] (creating missing topics).
-//! - [`codec`]: [`codec::decode`] (input framing, features by name) over [`codec::avro`]
-//!   (the plan compiled from the writer schema), and [`codec::encode`] (predictions and
-//!   feature records).
+//! - [`kafka`]: Kafka in and out: `kafka::source` (the consumer's rebalances, statistics
+//!   and commits), `kafka::sink` (one producer for every output, acknowledgements),
+//!   `kafka::retry` (which failures to retry, and how), `kafka::offsets` (which input
+//!   offsets are safe to commit) and `kafka::admin` (creating missing topics). Internal, but
+//!   for the dead-letter headers.
+//! - [`codec`]: [`codec::decode`] (input framing, features by name) over `codec::avro` (the
+//!   plan compiled from the writer schema), and [`codec::encode`] (predictions and feature
+//!   records).
 //! - [`model`]: training data, training, the artifact on disk, the compiled forest.
-//! - [`pipeline`]: the consumer loop (poll a batch, hand it on, store offsets, pause under
-//!   back-pressure) and [`pipeline::scorer`] (a batch to outputs).
+//! - `pipeline` (internal): the consumer loop (poll a batch, hand it on, store offsets,
+//!   pause under back-pressure) and `pipeline::scorer` (a batch to outputs).
 //! - [`drift`]: windows of records against the training baselines (PSI, KL, JS).
 //! - [`ops`]: metrics, health, the HTTP sidecar and shutdown signals.
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.
@@ -28,7 +29,7 @@ pub mod error;
 pub mod kafka;
 pub mod model;
 pub mod ops;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod service;
 pub mod tools;
 

@@ -1,12 +1,9 @@
 //! The `driftwood` command line; all logic lives in the library.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwood::config::RunConfig;
-use driftwood::model::dataset::Dataset;
-use driftwood::model::train::{TrainSpec, train};
+use driftwood::model::train::{self, TrainArgs};
 use driftwood::tools::demo::DemoConfig;
 use driftwood::tools::produce::{ProduceConfig, produce};
 
@@ -63,56 +60,6 @@ struct HealthcheckArgs {
     /// `/ready` (connected to the broker, input topic present) or `/health` (alive).
     #[arg(long, default_value = "/ready")]
     path: String,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Bundled dataset to train on.
-    #[arg(
-        long,
-        value_enum,
-        conflicts_with = "csv",
-        required_unless_present = "csv"
-    )]
-    dataset: Option<BundledDataset>,
-    /// CSV file with a header row to train on.
-    #[arg(long, requires = "target")]
-    csv: Option<PathBuf>,
-    /// Label column of the CSV file (integer class labels).
-    #[arg(long)]
-    target: Option<String>,
-    /// Model name [default: the dataset name, or the CSV file stem].
-    #[arg(long)]
-    name: Option<String>,
-    /// Model version.
-    #[arg(long, default_value = "1")]
-    version: String,
-    /// Root directory of the model store.
-    #[arg(long, default_value = "models")]
-    output: PathBuf,
-    /// Number of trees.
-    #[arg(long, default_value_t = 100)]
-    trees: u16,
-    /// Maximum tree depth.
-    #[arg(long, default_value_t = 10)]
-    max_depth: u16,
-    /// Minimum rows per leaf.
-    #[arg(long, default_value_t = 1)]
-    min_samples_leaf: usize,
-    /// Minimum rows to split a node.
-    #[arg(long, default_value_t = 2)]
-    min_samples_split: usize,
-    /// Seed for the holdout split and the forest.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Share of rows held out for accuracy and baselines.
-    #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum BundledDataset {
-    BreastCancer,
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -201,48 +148,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .context("bench failed")?;
         }
         Command::Train(args) => {
-            let (data, source, target, default_name) = match (&args.dataset, &args.csv) {
-                (Some(BundledDataset::BreastCancer), _) => (
-                    Dataset::breast_cancer(),
-                    "dataset:breast-cancer".to_string(),
-                    "target".to_string(),
-                    "breast-cancer".to_string(),
-                ),
-                (None, Some(path)) => {
-                    let target = args.target.clone().expect("clap requires --target");
-                    let name = path
-                        .file_stem()
-                        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-                    (
-                        Dataset::from_csv(path, &target)?,
-                        format!("csv:{}", path.display()),
-                        target,
-                        name,
-                    )
-                }
-                (None, None) => unreachable!("clap requires --dataset or --csv"),
-            };
-            let spec = TrainSpec {
-                name: args.name.unwrap_or(default_name),
-                version: args.version,
-                output_root: args.output,
-                source,
-                target,
-                n_trees: args.trees,
-                max_depth: args.max_depth,
-                min_samples_leaf: args.min_samples_leaf,
-                min_samples_split: args.min_samples_split,
-                seed: args.seed,
-                test_fraction: args.test_fraction,
-            };
-            let outcome = train(&data, &spec)?;
+            let outcome = train::run(args)?;
+            let m = &outcome.metadata;
             println!(
                 "wrote {} ({} trees, holdout accuracy {:.4} on {} rows, sha256 {})",
                 outcome.dir.display(),
-                spec.n_trees,
-                outcome.metadata.holdout_accuracy,
-                outcome.metadata.training.test_rows,
-                outcome.metadata.model_sha256
+                m.training.hyperparameters.n_trees,
+                m.holdout_accuracy,
+                m.training.test_rows,
+                m.model_sha256
             );
         }
     }

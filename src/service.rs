@@ -103,7 +103,7 @@ impl Service {
                 })();
                 let _ = done_tx.send(result);
             })
-            .map_err(|e| Error::Pipeline(format!("cannot start the consumer thread: {e}")))?;
+            .map_err(Error::start("the consumer thread"))?;
 
         Ok(Service {
             http_addr,
@@ -138,9 +138,9 @@ impl Service {
             () = shutdown => self.stop().await,
             result = &mut self.pipeline_done => {
                 let error = match result {
-                    Ok(Ok(())) => Error::Pipeline("the consumer loop ended unexpectedly".into()),
+                    Ok(Ok(())) => Error::LoopEnded("ended unexpectedly"),
                     Ok(Err(e)) => e,
-                    Err(_) => Error::Pipeline("the consumer loop panicked".into()),
+                    Err(_) => Error::LoopEnded("panicked"),
                 };
                 error!(%error, "consumer loop failed");
                 self.stop_http().await;
@@ -160,11 +160,8 @@ impl Service {
             tokio::time::timeout(self.grace + Duration::from_secs(2), self.pipeline_done).await;
         let result = match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Pipeline("the consumer loop panicked".into())),
-            Err(_) => Err(Error::Pipeline(format!(
-                "the consumer did not stop within the {:?} grace period; uncommitted records will be read again",
-                self.grace
-            ))),
+            Ok(Err(_)) => Err(Error::LoopEnded("panicked")),
+            Err(_) => Err(Error::StopTimedOut(self.grace)),
         };
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;
@@ -178,7 +175,7 @@ impl Service {
 }
 
 /// What an instance scores with, loaded and checked before anything connects.
-pub struct Prepared {
+struct Prepared {
     /// The model artifact.
     pub model: Arc<Model>,
     /// The decoder for the input schema and the model's features.
@@ -191,7 +188,7 @@ pub struct Prepared {
 /// artifact (checksum included), the input schema against the model's features, and every
 /// Kafka client's properties (librdkafka rejects unknown names and malformed values here).
 /// [`Service::start`] begins with it; `driftwood run --check-config` stops after it.
-pub fn prepare(config: &RunConfig) -> Result<Prepared> {
+fn prepare(config: &RunConfig) -> Result<Prepared> {
     config.validate()?;
     let clients = config.kafka_clients()?;
     let model = Arc::new(Model::load(&config.model)?);
@@ -217,7 +214,8 @@ pub fn prepare(config: &RunConfig) -> Result<Prepared> {
     })
 }
 
-/// `driftwood run --check-config`: [`prepare`], then a summary of what would run.
+/// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
+/// then a summary of what would run.
 pub fn check(config: &RunConfig) -> Result<String> {
     let Prepared { model, .. } = prepare(config)?;
     let m = &model.metadata;

@@ -381,6 +381,15 @@ mod tests {
         out
     }
 
+    /// A record schema named `name` with the given JSON field definitions.
+    fn record_schema(name: &str, fields: &[String]) -> Schema {
+        let text = format!(
+            r#"{{"type":"record","name":"{name}","fields":[{}]}}"#,
+            fields.join(",")
+        );
+        FeatureDecoder::parse_schema(&text, name).unwrap()
+    }
+
     fn decoder(schema: Schema, format: InputFormat) -> FeatureDecoder {
         let names = Dataset::breast_cancer().feature_names;
         FeatureDecoder::new(schema, &names, format, 1 << 20).unwrap()
@@ -417,14 +426,7 @@ mod tests {
             r#"{"name":"clinic","type":"string","default":"x"}"#.into(),
         );
         fields.push(r#"{"name":"id","type":"string"}"#.into());
-        let schema = FeatureDecoder::parse_schema(
-            &format!(
-                r#"{{"type":"record","name":"R","fields":[{}]}}"#,
-                fields.join(",")
-            ),
-            "test",
-        )
-        .unwrap();
+        let schema = record_schema("R", &fields);
         let Schema::Record(record) = &schema else {
             unreachable!()
         };
@@ -597,14 +599,7 @@ mod tests {
         }
         fields.push(r#"{"name":"id","type":["null","string"]}"#.into());
         fields.push(r#"{"name":"label","type":"long"}"#.into());
-        let schema = FeatureDecoder::parse_schema(
-            &format!(
-                r#"{{"type":"record","name":"Evolved","fields":[{}]}}"#,
-                fields.join(",")
-            ),
-            "evolved",
-        )
-        .unwrap();
+        let schema = record_schema("Evolved", &fields);
         let Schema::Record(record) = &schema else {
             unreachable!()
         };

@@ -1,6 +1,13 @@
 //! Bytes to features and back: input framing and decoding by field name, the hot path's
 //! Avro plan, and the encoding of predictions and drift reports.
 
-pub mod avro;
+pub(crate) mod avro;
 pub mod decode;
 pub mod encode;
+
+/// Now, as records carry time: milliseconds since the Unix epoch.
+pub fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

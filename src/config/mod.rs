@@ -19,6 +19,14 @@ mod kafka;
 
 pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
 
+/// The bootstrap servers every command uses: the flag (or its `DRIFTWOOD_*` variable), else
+/// `KAFKA_BOOTSTRAP_SERVERS`, else `localhost:9092`.
+pub fn bootstrap_servers(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
+        .unwrap_or_else(|| "localhost:9092".to_string())
+}
+
 /// Settings for `driftwood run` (and the pipeline inside `demo`).
 #[derive(Clone, Args)]
 pub struct RunConfig {
@@ -190,10 +198,7 @@ impl RunConfig {
 
     /// The bootstrap servers after fallbacks.
     pub fn brokers(&self) -> String {
-        self.bootstrap_servers
-            .clone()
-            .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
-            .unwrap_or_else(|| "localhost:9092".to_string())
+        bootstrap_servers(self.bootstrap_servers.as_deref())
     }
 
     /// Checks everything that can be checked without a broker; the error names the setting.

@@ -2,8 +2,7 @@
 //! the model artifact ([`crate::model::baseline`]).
 //!
 //! - [`stats`]: PSI, KL divergence and Jensen–Shannon distance between two histograms.
-//! - [`window`]: a window's raw counts, the report computed from them, and merging reports
-//!   of the same window from several replicas.
+//! - [`window`]: a window's raw counts and the report computed from them.
 //! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes as
 //!   Avro `DriftReport`s.
 

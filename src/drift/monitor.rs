@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::window::{DriftReport, DriftThresholds, DriftWindow, Flag, WindowOrigin};
+use crate::codec::epoch_millis;
 use crate::model::Model;
 use crate::ops::metrics::Metrics;
 
@@ -36,12 +37,6 @@ pub struct DriftMonitor {
     metrics: Metrics,
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl DriftMonitor {
     /// A monitor with an empty window.
     pub fn new(model: Arc<Model>, settings: DriftSettings, metrics: Metrics) -> Self {
@@ -51,7 +46,7 @@ impl DriftMonitor {
             settings,
             partitions: BTreeSet::new(),
             opened: Instant::now(),
-            opened_at_ms: now_millis(),
+            opened_at_ms: epoch_millis(),
             metrics,
         }
     }
@@ -92,7 +87,7 @@ impl DriftMonitor {
         if self.window.is_empty() {
             return None;
         }
-        let now = now_millis();
+        let now = epoch_millis();
         // Assigned now, plus any partition the window counted records from (one revoked
         // since still contributed).
         self.partitions.extend(assigned);

@@ -1,10 +1,10 @@
-//! One tumbling window of scored records: raw counts (mergeable across replicas) and the
-//! drift report computed from them against the model's training baselines.
+//! One tumbling window of scored records: its raw counts, and the drift report computed from
+//! them against the model's training baselines. Reports carry the raw counts too, so a
+//! reader can add up the windows of several replicas.
 
 use serde::{Deserialize, Serialize};
 
 use super::stats::{Divergence, divergence};
-use crate::error::{Error, Result};
 use crate::model::ModelMetadata;
 use crate::model::baseline::Histogram;
 
@@ -98,41 +98,6 @@ impl WindowCounts {
             class_support: vec![0; k],
             class_hits: vec![0; k],
         }
-    }
-
-    /// Adds `other` (same shape) into these counts.
-    pub fn add(&mut self, other: &WindowCounts) -> Result<()> {
-        let shape = |c: &WindowCounts| {
-            (
-                c.features.iter().map(Vec::len).collect::<Vec<_>>(),
-                c.predictions.len(),
-                c.confidence.len(),
-            )
-        };
-        if shape(self) != shape(other) {
-            return Err(Error::Pipeline(
-                "drift counts of different shapes cannot be merged".into(),
-            ));
-        }
-        self.records += other.records;
-        self.invalid += other.invalid;
-        for (mine, theirs) in self.features.iter_mut().zip(&other.features) {
-            add_into(mine, theirs);
-        }
-        add_into(&mut self.predictions, &other.predictions);
-        add_into(&mut self.confidence, &other.confidence);
-        self.confidence_sum += other.confidence_sum;
-        self.labeled += other.labeled;
-        self.correct += other.correct;
-        add_into(&mut self.class_support, &other.class_support);
-        add_into(&mut self.class_hits, &other.class_hits);
-        Ok(())
-    }
-}
-
-fn add_into(mine: &mut [i64], theirs: &[i64]) {
-    for (m, t) in mine.iter_mut().zip(theirs) {
-        *m += t;
     }
 }
 
@@ -242,7 +207,7 @@ pub struct ClassRecall {
 /// Where a window came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowOrigin {
-    /// Instance that observed it (`merged` after merging).
+    /// Instance that observed it.
     pub instance_id: String,
     /// Input partitions assigned when it closed, and any it counted records from.
     pub partitions: Vec<i32>,
@@ -346,49 +311,6 @@ impl DriftReport {
             flag,
             counts,
         }
-    }
-
-    /// Merges reports of the same window from several replicas: adds their raw counts and
-    /// recomputes every statistic, as if one instance had seen all the records.
-    pub fn merge(
-        model: &ModelMetadata,
-        thresholds: &DriftThresholds,
-        reports: &[DriftReport],
-    ) -> Result<DriftReport> {
-        let first = reports
-            .first()
-            .ok_or_else(|| Error::Pipeline("no drift reports to merge".into()))?;
-        let mut counts = WindowCounts::empty(model);
-        let mut partitions = Vec::new();
-        for r in reports {
-            if (r.model_name.as_str(), r.model_version.as_str())
-                != (model.name.as_str(), model.version.as_str())
-            {
-                return Err(Error::Pipeline(format!(
-                    "report of model {} {} cannot be merged into {} {}",
-                    r.model_name, r.model_version, model.name, model.version
-                )));
-            }
-            counts.add(&r.counts)?;
-            partitions.extend(&r.origin.partitions);
-        }
-        partitions.sort_unstable();
-        partitions.dedup();
-        let origin = WindowOrigin {
-            instance_id: "merged".into(),
-            partitions,
-            window_start: reports
-                .iter()
-                .map(|r| r.origin.window_start)
-                .min()
-                .unwrap_or(first.origin.window_start),
-            window_end: reports
-                .iter()
-                .map(|r| r.origin.window_end)
-                .max()
-                .unwrap_or(first.origin.window_end),
-        };
-        Ok(DriftReport::compute(model, thresholds, origin, counts))
     }
 }
 
@@ -515,35 +437,5 @@ mod tests {
         codec.encode(&report, &mut bytes).unwrap();
         let back: DriftReport = codec.decode(&bytes).unwrap();
         assert_eq!(back, report);
-    }
-
-    #[test]
-    fn merging_two_half_windows_equals_one_window() {
-        let model = model();
-        let data = Dataset::breast_cancer();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let rows = sample(&data, &mut rng, WINDOW, &[1, 2]);
-        let whole = window_report(&model, &rows);
-        let (a, b) = rows.split_at(WINDOW / 2 - 17);
-        let mut ra = window_report(&model, a);
-        let mut rb = window_report(&model, b);
-        ra.origin.partitions = vec![0];
-        rb.origin.partitions = vec![1];
-        let merged =
-            DriftReport::merge(&model.metadata, &DriftThresholds::default(), &[ra, rb]).unwrap();
-        // Integer counts match exactly; the confidence sum up to float summation order.
-        let (mut m, mut w) = (merged.counts.clone(), whole.counts.clone());
-        assert!((m.confidence_sum - w.confidence_sum).abs() < 1e-9);
-        (m.confidence_sum, w.confidence_sum) = (0.0, 0.0);
-        assert_eq!(m, w);
-        assert!((merged.mean_confidence.unwrap() - whole.mean_confidence.unwrap()).abs() < 1e-12);
-        assert_eq!(merged.origin.partitions, vec![0, 1]);
-        for (m, w) in merged.features.iter().zip(&whole.features) {
-            assert!((m.divergence.psi - w.divergence.psi).abs() < 1e-12);
-            assert!((m.divergence.js - w.divergence.js).abs() < 1e-12);
-            assert_eq!(m.flag, w.flag);
-        }
-        assert_eq!(merged.accuracy, whole.accuracy);
-        assert_eq!(merged.flag, whole.flag);
     }
 }

@@ -24,45 +24,19 @@ pub fn create_topics(
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client
-        .create()
-        .map_err(|e| Error::kafka("creating the admin client", e))?;
     let topics = [
-        &config.input_topic,
+        config.input_topic.as_str(),
         &config.output_topic,
         &config.dlq_topic,
         &config.drift_topic,
     ];
-    let attempt = || -> Result<()> {
-        let new: Vec<NewTopic<'_>> = topics
-            .iter()
-            .map(|t| {
-                NewTopic::new(
-                    t,
-                    config.topic_partitions,
-                    TopicReplication::Fixed(config.topic_replication),
-                )
-            })
-            .collect();
-        let options = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(10)))
-            .request_timeout(Some(Duration::from_secs(10)));
-        let results = runtime
-            .block_on(admin.create_topics(&new, &options))
-            .map_err(|e| Error::kafka("creating topics", e))?;
-        for result in results {
-            match result {
-                Ok(topic) => info!(%topic, "created topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(Error::kafka(
-                        format!("creating topic {topic}"),
-                        KafkaError::AdminOp(code),
-                    ));
-                }
-            }
-        }
-        Ok(())
+    let attempt = || {
+        runtime.block_on(create_missing(
+            client,
+            &topics,
+            config.topic_partitions,
+            config.topic_replication,
+        ))
     };
     attempt
         .retry(
@@ -74,6 +48,43 @@ pub fn create_topics(
         .when(|e| !stop.load(Ordering::Relaxed) && !is_permanent(e))
         .notify(|e, delay| warn!(error = %e, retry_in = ?delay, "topic creation failed; retrying"))
         .call()
+}
+
+/// Creates those of `topics` that do not exist yet, once, with `partitions` partitions of
+/// `replication` replicas each.
+pub async fn create_missing(
+    client: &ClientConfig,
+    topics: &[&str],
+    partitions: i32,
+    replication: i32,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client
+        .create()
+        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .map_err(|e| Error::kafka("creating topics", e))?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(%topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::kafka(
+                    format!("creating topic {topic}"),
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether creating topics failed for a reason that retrying cannot change.

@@ -1,8 +1,14 @@
 //! Kafka in and out: the consumer's context, the producer that writes every output, which
-//! input offsets are safe to commit, and topic creation.
+//! input offsets are safe to commit, and topic creation. Internal to driftwood but for the
+//! headers it puts on dead letters, which are part of its output.
 
-pub mod admin;
-pub mod offsets;
-pub mod retry;
-pub mod sink;
-pub mod source;
+pub(crate) mod admin;
+pub(crate) mod offsets;
+pub(crate) mod retry;
+pub(crate) mod sink;
+pub(crate) mod source;
+
+pub use sink::{
+    HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC, HEADER_TRUNCATED_FROM,
+};

@@ -47,26 +47,40 @@ pub struct ModelMetadata {
     pub baselines: Baselines,
 }
 
-/// Training inputs, recorded so a model can be reproduced.
+/// How the forest is grown: `driftwood train`'s flags, recorded in the artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+pub struct Hyperparameters {
+    /// Number of trees.
+    #[arg(long = "trees", default_value_t = 100)]
+    pub n_trees: u16,
+    /// Maximum tree depth.
+    #[arg(long, default_value_t = 10)]
+    pub max_depth: u16,
+    /// Minimum rows in a leaf.
+    #[arg(long, default_value_t = 1)]
+    pub min_samples_leaf: usize,
+    /// Minimum rows to split a node.
+    #[arg(long, default_value_t = 2)]
+    pub min_samples_split: usize,
+    /// Seed for the holdout split and the forest.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of rows held out for the accuracy figure and baselines, in (0, 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+}
+
+/// Training inputs, recorded so a model can be reproduced. (Not `deny_unknown_fields`:
+/// serde cannot combine it with `flatten`; the metadata around it still denies them.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrainingParameters {
     /// `dataset:breast-cancer` or `csv:<path>`.
     pub source: String,
     /// Label column (CSV) or `target` for the bundled dataset.
     pub target: String,
-    /// Number of trees.
-    pub n_trees: u16,
-    /// Maximum tree depth.
-    pub max_depth: u16,
-    /// Minimum rows in a leaf.
-    pub min_samples_leaf: usize,
-    /// Minimum rows to split a node.
-    pub min_samples_split: usize,
-    /// Seed for the split and for the forest.
-    pub seed: u64,
-    /// Share of rows held out for the accuracy figure and baselines.
-    pub test_fraction: f64,
+    /// How the forest was grown.
+    #[serde(flatten)]
+    pub hyperparameters: Hyperparameters,
     /// Rows used for training.
     pub train_rows: usize,
     /// Rows held out.
@@ -163,7 +177,7 @@ pub fn save(dir: &Path, forest: &SmartcoreForest, metadata: &mut ModelMetadata) 
 }
 
 /// Hex-encoded SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -181,8 +195,8 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
         let model = Model::load(&dir).unwrap();
         let (metadata, reference) = load_reference(&dir).unwrap();
-        assert_eq!(metadata.training.n_trees, 100);
-        assert_eq!(metadata.training.max_depth, 10);
+        assert_eq!(metadata.training.hyperparameters.n_trees, 100);
+        assert_eq!(metadata.training.hyperparameters.max_depth, 10);
         assert_eq!(model.forest.n_trees(), 100);
         let data = Dataset::breast_cancer();
         assert_eq!(metadata.features, data.feature_names);

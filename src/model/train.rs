@@ -8,13 +8,87 @@ use rand::seq::SliceRandom;
 use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParameters;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use super::artifact::{self, FORMAT_VERSION, Model, ModelMetadata, TrainingParameters};
+use super::artifact::{
+    self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, TrainingParameters,
+};
 use super::baseline::{
     Baselines, CONFIDENCE_EDGES, ClassShare, FEATURE_BINS, FeatureBaseline, Histogram,
 };
 use super::forest::{Forest, SmartcoreForest};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
+
+/// `driftwood train`'s command line: the data, the artifact's name and place, and the
+/// hyperparameters.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Bundled dataset to train on.
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with = "csv",
+        required_unless_present = "csv"
+    )]
+    pub dataset: Option<BundledDataset>,
+    /// CSV file with a header row to train on.
+    #[arg(long, requires = "target")]
+    pub csv: Option<PathBuf>,
+    /// Label column of the CSV file (integer class labels).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Model name [default: the dataset name, or the CSV file stem].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Model version.
+    #[arg(long, default_value = "1")]
+    pub version: String,
+    /// Root directory of the model store.
+    #[arg(long, default_value = "models")]
+    pub output: PathBuf,
+    /// How the forest is grown.
+    #[command(flatten)]
+    pub hyperparameters: Hyperparameters,
+}
+
+/// Datasets that come with driftwood.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BundledDataset {
+    /// Wisconsin breast cancer (569 rows, 30 features, 2 classes).
+    BreastCancer,
+}
+
+/// `driftwood train`: reads the data the arguments name and trains on it.
+pub fn run(args: TrainArgs) -> Result<TrainOutcome> {
+    let (data, source, target, default_name) = match (args.dataset, &args.csv, args.target) {
+        (Some(BundledDataset::BreastCancer), _, _) => (
+            Dataset::breast_cancer(),
+            "dataset:breast-cancer".to_string(),
+            "target".to_string(),
+            "breast-cancer".to_string(),
+        ),
+        (None, Some(path), Some(target)) => {
+            let name = path
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+            let data = Dataset::from_csv(path, &target)?;
+            (data, format!("csv:{}", path.display()), target, name)
+        }
+        _ => {
+            return Err(Error::Config(
+                "give --dataset, or --csv with --target".into(),
+            ));
+        }
+    };
+    let spec = TrainSpec {
+        name: args.name.unwrap_or(default_name),
+        version: args.version,
+        output_root: args.output,
+        source,
+        target,
+        hyperparameters: args.hyperparameters,
+    };
+    train(&data, &spec)
+}
 
 /// What to train and where to write it.
 #[derive(Debug, Clone)]
@@ -29,18 +103,8 @@ pub struct TrainSpec {
     pub source: String,
     /// Label column name, recorded in the metadata.
     pub target: String,
-    /// Number of trees.
-    pub n_trees: u16,
-    /// Maximum depth of each tree.
-    pub max_depth: u16,
-    /// Minimum rows per leaf.
-    pub min_samples_leaf: usize,
-    /// Minimum rows to split.
-    pub min_samples_split: usize,
-    /// Seed for the split and the forest.
-    pub seed: u64,
-    /// Share of rows held out, in (0, 1).
-    pub test_fraction: f64,
+    /// How the forest is grown.
+    pub hyperparameters: Hyperparameters,
 }
 
 /// What training produced.
@@ -54,18 +118,19 @@ pub struct TrainOutcome {
 
 /// Trains on `data` as `spec` says and writes the artifact.
 pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
-    if !(spec.test_fraction > 0.0 && spec.test_fraction < 1.0) {
+    let h = &spec.hyperparameters;
+    if !(h.test_fraction > 0.0 && h.test_fraction < 1.0) {
         return Err(Error::Config(format!(
             "--test-fraction must be between 0 and 1, got {}",
-            spec.test_fraction
+            h.test_fraction
         )));
     }
-    let (train_idx, test_idx) = split(data.len(), spec.test_fraction, spec.seed);
+    let (train_idx, test_idx) = split(data.len(), h.test_fraction, h.seed);
     if train_idx.is_empty() || test_idx.is_empty() {
         return Err(Error::Training(format!(
             "{} rows are too few for a {} holdout split",
             data.len(),
-            spec.test_fraction
+            h.test_fraction
         )));
     }
     let pick_rows = |idx: &[usize]| {
@@ -77,11 +142,11 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     let train_labels: Vec<i32> = train_idx.iter().map(|&i| data.labels[i]).collect();
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
     let params = RandomForestClassifierParameters::default()
-        .with_n_trees(spec.n_trees)
-        .with_max_depth(spec.max_depth)
-        .with_min_samples_leaf(spec.min_samples_leaf)
-        .with_min_samples_split(spec.min_samples_split)
-        .with_seed(spec.seed);
+        .with_n_trees(h.n_trees)
+        .with_max_depth(h.max_depth)
+        .with_min_samples_leaf(h.min_samples_leaf)
+        .with_min_samples_split(h.min_samples_split)
+        .with_seed(h.seed);
     let reference = SmartcoreForest::fit(&x, &train_labels, params)
         .map_err(|e| Error::Training(e.to_string()))?;
 
@@ -141,12 +206,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         training: TrainingParameters {
             source: spec.source.clone(),
             target: spec.target.clone(),
-            n_trees: spec.n_trees,
-            max_depth: spec.max_depth,
-            min_samples_leaf: spec.min_samples_leaf,
-            min_samples_split: spec.min_samples_split,
-            seed: spec.seed,
-            test_fraction: spec.test_fraction,
+            hyperparameters: h.clone(),
             train_rows: train_idx.len(),
             test_rows: test_idx.len(),
         },
@@ -183,12 +243,14 @@ mod tests {
             output_root: root.to_path_buf(),
             source: "dataset:breast-cancer".into(),
             target: "target".into(),
-            n_trees,
-            max_depth: 6,
-            min_samples_leaf: 1,
-            min_samples_split: 2,
-            seed: 7,
-            test_fraction: 0.2,
+            hyperparameters: Hyperparameters {
+                n_trees,
+                max_depth: 6,
+                min_samples_leaf: 1,
+                min_samples_split: 2,
+                seed: 7,
+                test_fraction: 0.2,
+            },
         }
     }
 

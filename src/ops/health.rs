@@ -86,7 +86,7 @@ impl Health {
     }
 
     /// Called when the consumer loop ends, for whatever reason.
-    pub fn loop_exited(&self) {
+    fn loop_exited(&self) {
         self.loop_exited.store(true, Ordering::Relaxed);
         self.joined.store(false, Ordering::Relaxed);
     }
@@ -135,7 +135,7 @@ impl Health {
     }
 }
 
-/// Sets [`Health::loop_exited`] when dropped, so a panicking loop is reported too.
+/// Marks the loop as exited when dropped, so a panicking loop is reported too.
 pub struct LoopGuard<'a>(pub &'a Health);
 
 impl Drop for LoopGuard<'_> {

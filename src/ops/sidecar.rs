@@ -22,7 +22,7 @@ struct AppState {
 }
 
 /// The router, separate from serving so it can be embedded.
-pub fn router(health: Arc<Health>, metrics: Metrics) -> Router {
+fn router(health: Arc<Health>, metrics: Metrics) -> Router {
     Router::new()
         .route("/health", get(health_handler))
         .route("/ready", get(ready_handler))

@@ -308,9 +308,10 @@ impl PollErrors {
         error: KafkaError,
     ) -> Result<()> {
         if let Some((code, reason)) = consumer.client().fatal_error() {
-            return Err(Error::Pipeline(format!(
-                "the consumer failed for good ({code:?}): {reason}"
-            )));
+            return Err(Error::Fatal {
+                client: "consumer",
+                reason: format!("{code:?}: {reason}"),
+            });
         }
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition) => health.set_input_topic_missing(true),

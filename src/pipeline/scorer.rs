@@ -2,11 +2,12 @@
 //! in one forest call, then send each prediction or dead letter in input order.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::codec::epoch_millis;
 use tracing::warn;
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
@@ -104,7 +105,7 @@ impl Scorer {
         let forest = &model.forest;
         forest.score_batch(&self.rows, &mut all_votes);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
-        let now = now_millis();
+        let now = epoch_millis();
         let n_features = forest.n_features();
         let rows = std::mem::take(&mut self.rows);
         let mut scored = all_votes
@@ -271,10 +272,4 @@ impl Scorer {
             },
         );
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -86,7 +86,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
         Ok(())
     })
     .await
-    .map_err(|e| Error::Pipeline(e.to_string()))??;
+    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))??;
 
     let service = match Service::start(run.clone()).await {
         Err(Error::Http { .. }) if run.http_addr.port() != 0 => {
@@ -109,9 +109,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     while metrics.scored() + metrics.dead_lettered() < total {
         if Instant::now() > deadline {
             let _ = service.stop().await;
-            return Err(Error::Pipeline(
-                "the demo did not finish within 5 minutes".into(),
-            ));
+            return Err(Error::tool("demo", "did not finish within 5 minutes"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

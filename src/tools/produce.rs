@@ -108,11 +108,7 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let data = Dataset::breast_cancer();
     let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc")?;
     let encoder = FeatureEncoder::new(schema, config.format)?;
-    let brokers = config
-        .bootstrap_servers
-        .clone()
-        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
-        .unwrap_or_else(|| "localhost:9092".into());
+    let brokers = crate::config::bootstrap_servers(config.bootstrap_servers.as_deref());
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", brokers)
@@ -186,10 +182,10 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
         .map_err(|e| Error::kafka("flushing", e))?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
-        return Err(Error::Pipeline(format!(
-            "{failed} of {} records were not acknowledged",
-            config.count
-        )));
+        return Err(Error::tool(
+            "produce",
+            format!("{failed} of {} records were not acknowledged", config.count),
+        ));
     }
     Ok(Produced {
         records: config.count,

@@ -246,7 +246,7 @@ pub fn outputs_by_input(
     timeout: Duration,
 ) -> HashMap<(i32, i64), usize> {
     use driftwood::codec::encode::{AvroCodec, PredictionRecord};
-    use driftwood::kafka::sink::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+    use driftwood::kafka::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
     let codec = AvroCodec::predictions();
     let mut seen = HashMap::new();
     for m in read_available(bootstrap, &config.output_topic, expected, timeout) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
-use driftwood::kafka::sink::{
+use driftwood::kafka::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };

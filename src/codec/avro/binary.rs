@@ -15,8 +15,6 @@ pub enum AvroError {
     BadEnumIndex(i64),
     /// A boolean byte other than 0 or 1.
     BadBoolean(u8),
-    /// An int outside the 32-bit range.
-    IntOutOfRange(i64),
     /// A string that is not UTF-8.
     InvalidUtf8,
     /// Nested deeper than the plan allows.
@@ -32,7 +30,6 @@ impl std::fmt::Display for AvroError {
             AvroError::BadUnionIndex(i) => write!(f, "union branch {i} does not exist"),
             AvroError::BadEnumIndex(i) => write!(f, "enum symbol {i} does not exist"),
             AvroError::BadBoolean(b) => write!(f, "boolean byte {b} is neither 0 nor 1"),
-            AvroError::IntOutOfRange(v) => write!(f, "int value {v} is outside 32 bits"),
             AvroError::InvalidUtf8 => write!(f, "a string is not valid UTF-8"),
             AvroError::TooDeep => write!(f, "values nest too deeply"),
         }
@@ -70,13 +67,6 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(AvroError::VarintTooLong)
-    }
-
-    /// A zig-zag varint `int`.
-    #[inline]
-    pub fn int(&mut self) -> Result<i32, AvroError> {
-        let v = self.long()?;
-        i32::try_from(v).map_err(|_| AvroError::IntOutOfRange(v))
     }
 
     /// `n` raw bytes.

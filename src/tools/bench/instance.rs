@@ -28,10 +28,10 @@ impl Instance {
     pub fn start(brokers: &str, model: &Path, topics: &RunTopics, extra: &[&str]) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| Error::Pipeline(format!("no free port: {e}")))?
+            .map_err(Error::start("a sidecar port for driftwood run"))?
             .port();
         let http: SocketAddr = ([127, 0, 0, 1], port).into();
-        let exe = std::env::current_exe().map_err(|e| Error::Pipeline(e.to_string()))?;
+        let exe = std::env::current_exe().map_err(Error::start("driftwood run"))?;
         let child = Command::new(exe)
             .args(["run", "--bootstrap-servers", brokers])
             .args([
@@ -48,7 +48,7 @@ impl Instance {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| Error::Pipeline(format!("cannot start driftwood run: {e}")))?;
+            .map_err(Error::start("driftwood run"))?;
         let instance = Instance { child, http };
         instance.wait_ready(Duration::from_secs(60))?;
         Ok(instance)
@@ -73,9 +73,10 @@ impl Instance {
         let deadline = Instant::now() + timeout;
         while self.get("/ready").map(|(s, _)| s) != Some(200) {
             if Instant::now() > deadline {
-                return Err(Error::Pipeline(format!(
-                    "driftwood run did not become ready within {timeout:?}"
-                )));
+                return Err(Error::tool(
+                    "bench",
+                    format!("driftwood run did not become ready within {timeout:?}"),
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

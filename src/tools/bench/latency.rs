@@ -4,7 +4,7 @@
 //! scoring) and through the broker alone, so driftwood's share can be told from the broker's.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::instance::{Instance, RunTopics};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{AvroCodec, PredictionRecord};
+use crate::codec::epoch_millis;
 use crate::error::{Error, Result};
 use crate::tools::produce::{ProduceConfig, produce};
 
@@ -103,7 +104,7 @@ pub(super) fn latency_run(
     // The generator stamps event_time when it encodes; send within a millisecond so the
     // figure is driftwood's and the broker's, not the generator's batching.
     generator.kafka_options = vec![("linger.ms".into(), "1".into())];
-    let measure_from = now_millis() + spec.warmup.as_millis() as i64;
+    let measure_from = epoch_millis() + spec.warmup.as_millis() as i64;
     let cpu_before = instance.as_ref().map(Instance::cpu_time);
     let producer = std::thread::spawn(move || produce(&generator));
 
@@ -115,7 +116,7 @@ pub(super) fn latency_run(
         let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) else {
             continue;
         };
-        let arrived = now_millis();
+        let arrived = epoch_millis();
         received += 1;
         let stamps = match relay {
             Relay::Pipeline => times.of_prediction(message.payload()),
@@ -130,12 +131,15 @@ pub(super) fn latency_run(
     }
     let produced = producer
         .join()
-        .map_err(|_| Error::Pipeline("the generator panicked".into()))??;
+        .map_err(|_| Error::tool("bench", "the generator panicked"))??;
     if received < count {
-        return Err(Error::Pipeline(format!(
-            "{relay:?} at {}/s: only {received} of {count} records arrived",
-            spec.rate
-        )));
+        return Err(Error::tool(
+            "bench",
+            format!(
+                "{relay:?} at {}/s: only {received} of {count} records arrived",
+                spec.rate
+            ),
+        ));
     }
     let cpu = instance
         .as_ref()
@@ -226,10 +230,4 @@ fn reader_at_start(brokers: &str, topic: &str) -> Result<BaseConsumer> {
         .assign(&tpl)
         .map_err(|e| Error::kafka("assigning", e))?;
     Ok(consumer)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use serde::Serialize;
 
+use crate::config::bootstrap_servers;
 use crate::error::{Error, Result};
 use crate::tools::produce::{ProduceConfig, produce};
 use instance::{Instance, RunTopics};
@@ -95,11 +94,7 @@ pub struct BenchReport {
 
 /// Runs the benchmark, prints a table and writes JSON.
 pub fn run(config: &BenchConfig) -> Result<BenchReport> {
-    let brokers = config
-        .bootstrap_servers
-        .clone()
-        .or_else(|| std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok())
-        .unwrap_or_else(|| "localhost:9092".into());
+    let brokers = bootstrap_servers(config.bootstrap_servers.as_deref());
     let tag = format!("{:08x}", rand::random::<u32>());
     let name = |what: &str| format!("bench-{tag}-{what}");
     let topics = |output: &str, group: &str| RunTopics {
@@ -212,43 +207,26 @@ fn throughput_run(
             });
         }
         if now > deadline {
-            return Err(Error::Pipeline(format!(
-                "only {done} of {total} records in 10 minutes"
-            )));
+            return Err(Error::tool(
+                "bench",
+                format!("only {done} of {total} records in 10 minutes"),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn create_topics(brokers: &str, topics: &[&String], partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| Error::kafka("creating the admin client", e))?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Pipeline(e.to_string()))?;
-    for result in runtime
-        .block_on(admin.create_topics(&new, &AdminOptions::new()))
-        .map_err(|e| Error::kafka("creating topics", e))?
-    {
-        match result {
-            // The DLQ is shared by every run of one bench.
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(Error::kafka(
-                    format!("creating {t}"),
-                    rdkafka::error::KafkaError::AdminOp(code),
-                ));
-            }
-        }
-    }
-    Ok(())
+        .map_err(Error::start("a tokio runtime"))?
+        .block_on(crate::kafka::admin::create_missing(
+            &client, &topics, partitions, 1,
+        ))
 }
 
 fn machine() -> String {
