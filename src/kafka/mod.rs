@@ -7,6 +7,8 @@ pub(crate) mod offsets;
 pub(crate) mod retry;
 pub(crate) mod sink;
 pub(crate) mod source;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use sink::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,

@@ -107,3 +107,73 @@ impl RetryQueue {
         self.bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::sink::Output;
+    use RDKafkaErrorCode as C;
+
+    #[test]
+    fn failures_no_retry_can_cure_are_told_from_the_others() {
+        for code in [
+            C::TopicAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::MessageSizeTooLarge,
+            C::Fatal,
+            C::ProducerFenced,
+        ] {
+            assert!(is_permanent(code), "{code:?}");
+        }
+        for code in [
+            C::MessageTimedOut,
+            C::NotEnoughReplicas,
+            C::LeaderNotAvailable,
+            C::NotLeaderForPartition,
+            C::UnknownTopicOrPartition,
+            C::UnknownTopic,
+            C::AllBrokersDown,
+            C::RequestTimedOut,
+        ] {
+            assert!(!is_permanent(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_from_a_tenth_of_a_second_and_levels_off() {
+        assert!(delay(0) >= Duration::from_millis(100) && delay(0) < Duration::from_millis(250));
+        assert!(delay(4) >= Duration::from_millis(1600), "{:?}", delay(4));
+        for attempt in [12, 40, 1000] {
+            let d = delay(attempt);
+            assert!(
+                d >= Duration::from_secs(30) && d <= Duration::from_secs(60),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_queue_counts_its_bytes_and_hands_out_what_is_due() {
+        let now = Instant::now();
+        let retry = |due, payload: usize| Retry {
+            due,
+            topic: "out".into(),
+            key: Some(b"key".to_vec()),
+            payload: Some(vec![0; payload]),
+            headers: None,
+            tag: Tag {
+                output: Output::DriftReport,
+                attempt: 1,
+            },
+        };
+        let mut queue = RetryQueue::default();
+        queue.push(retry(now, 100));
+        queue.push(retry(now + Duration::from_secs(60), 1000));
+        assert_eq!(queue.bytes(), (3 + 3 + 100) + (3 + 3 + 1000));
+        let due = queue.take_due(now);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].payload.as_ref().map(Vec::len), Some(100));
+        assert_eq!(queue.bytes(), 3 + 3 + 1000);
+        assert!(queue.take_due(now).is_empty());
+    }
+}

@@ -414,3 +414,50 @@ pub fn dead_letter_headers(
     }
     headers
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::Headers;
+
+    use super::*;
+
+    fn dead_letter() -> Tag {
+        Tag {
+            output: Output::Record {
+                partition: 0,
+                offset: 7,
+                outcome: Outcome::DeadLettered(DecodeErrorKind::Undecodable),
+            },
+            attempt: 0,
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_too_large_is_cut_in_half_and_says_how_long_it_was() {
+        let (cut, headers) = truncated(&[7; 5000], None);
+        assert_eq!(cut, vec![7; 2500]);
+        let header = headers.get(0);
+        assert_eq!(header.key, HEADER_TRUNCATED_FROM);
+        assert_eq!(header.value, Some(&b"5000"[..]));
+    }
+
+    #[test]
+    fn only_dead_letters_above_a_kilobyte_are_cut() {
+        assert!(truncatable(dead_letter(), Some(&[0; 1025])));
+        assert!(!truncatable(dead_letter(), Some(&[0; 1024])));
+        let prediction = Tag {
+            output: Output::Record {
+                partition: 0,
+                offset: 7,
+                outcome: Outcome::PassedThrough,
+            },
+            attempt: 0,
+        };
+        assert!(!truncatable(prediction, Some(&[0; 5000])));
+        let report = Tag {
+            output: Output::DriftReport,
+            attempt: 0,
+        };
+        assert!(!truncatable(report, Some(&[0; 5000])));
+    }
+}

@@ -146,3 +146,83 @@ impl ConsumerContext for SourceContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+
+    use super::*;
+    use crate::kafka::sink::{Outcome, Output};
+    use crate::kafka::testing::{cluster, eventually, producer_config};
+
+    #[test]
+    fn a_revoke_waits_for_the_revoked_outputs_then_commits_past_them() {
+        let cluster = cluster(&["in", "out"], 1);
+        let bootstrap = cluster.bootstrap_servers();
+        let progress = Progress::default();
+        let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        let sink = Arc::new(
+            Sink::new(
+                &producer_config(&bootstrap),
+                progress.clone(),
+                metrics.clone(),
+                health.clone(),
+            )
+            .unwrap(),
+        );
+        let context = SourceContext {
+            progress: progress.clone(),
+            sink: sink.clone(),
+            health,
+            metrics,
+            topic: "in".into(),
+            revoke_drain: Duration::from_secs(10),
+        };
+        let consumer: BaseConsumer<SourceContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "g")
+            .set("enable.auto.offset.store", "false")
+            .create_with_context(context)
+            .unwrap();
+        consumer.subscribe(&["in"]).unwrap();
+        let assigned = eventually(Duration::from_secs(30), || {
+            consumer.poll(Duration::from_millis(100));
+            progress.lock().is_assigned(0)
+        });
+        assert!(assigned, "partition 0 assigned");
+
+        // Three outputs of partition 0 sent, not yet acknowledged (nothing polled the producer).
+        for offset in 0..3 {
+            let output = Output::Record {
+                partition: 0,
+                offset,
+                outcome: Outcome::PassedThrough,
+            };
+            sink.send("out", None, Some(b"x"), None, output);
+        }
+        assert_eq!(progress.lock().in_flight(), 3);
+
+        consumer.unsubscribe();
+        let revoked = eventually(Duration::from_secs(30), || {
+            consumer.poll(Duration::from_millis(100));
+            !progress.lock().is_assigned(0)
+        });
+        assert!(revoked, "partition 0 revoked");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            committed.find_partition("in", 0).unwrap().offset(),
+            Offset::Offset(3),
+            "the revoke waited for the three outputs and committed past them"
+        );
+        assert_eq!(
+            progress.lock().in_flight(),
+            0,
+            "nothing tracked after the revoke"
+        );
+    }
+}

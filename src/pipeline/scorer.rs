@@ -273,3 +273,92 @@ impl Scorer {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    use super::*;
+    use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, InputFormat};
+    use crate::drift::DriftThresholds;
+    use crate::kafka::testing::{cluster, eventually, produce_records, producer_config};
+    use crate::ops::health::Health;
+
+    #[test]
+    fn records_of_a_partition_revoked_meanwhile_are_not_sent() {
+        let cluster = cluster(&["in", "out", "dlq", "drift"], 2);
+        let bootstrap = cluster.bootstrap_servers();
+        produce_records(&bootstrap, "in", &[0, 1, 0, 1]);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "reader")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in [0, 1] {
+            tpl.add_partition_offset("in", p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut batch = Vec::new();
+        let collected = eventually(Duration::from_secs(30), || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                batch.push(m);
+            }
+            batch.len() == 4
+        });
+        assert!(collected, "read {} of 4 records", batch.len());
+
+        // Partition 1 was revoked while the batch was collected.
+        let progress = Progress::default();
+        progress.lock().assign([0]);
+        let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        let sink = Sink::new(
+            &producer_config(&bootstrap),
+            progress.clone(),
+            metrics.clone(),
+            health,
+        )
+        .unwrap();
+        let model_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+        let model = Arc::new(Model::load(&model_dir).unwrap());
+        let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled").unwrap();
+        let decoder =
+            FeatureDecoder::new(schema, &model.metadata.features, InputFormat::Avro, 1 << 20)
+                .unwrap();
+        let settings = ScorerSettings {
+            topics: OutputTopics {
+                predictions: "out".into(),
+                dead_letters: "dlq".into(),
+                drift_reports: "drift".into(),
+            },
+            pass_through: false,
+            drift: DriftSettings {
+                window_records: 1000,
+                window_age: Duration::from_secs(60),
+                thresholds: DriftThresholds::default(),
+                instance_id: "test".into(),
+            },
+        };
+        let mut scorer = Scorer::new(model, decoder, metrics.clone(), progress.clone(), settings);
+        scorer.handle_batch(&batch, &sink);
+
+        assert_eq!(
+            progress.lock().in_flight_in(&[0]),
+            2,
+            "partition 0's records are sent"
+        );
+        assert_eq!(
+            progress.lock().in_flight_in(&[1]),
+            0,
+            "partition 1's are left to their new owner"
+        );
+        assert!(sink.drain(&[0], Duration::from_secs(10)));
+        assert_eq!(metrics.scored(), 2);
+    }
+}

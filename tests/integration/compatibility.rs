@@ -1,11 +1,9 @@
 //! Client and broker compatibility: driftwood joins, consumes and commits with both consumer
 //! group protocols, the classic one (its default) and KIP-848's `consumer` protocol.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use driftwood::service::Service;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};

@@ -1,12 +1,10 @@
 //! Failures no retry can cure stop driftwood loudly, with a non-zero exit naming the cause,
 //! instead of retrying forever in silence; and nothing is committed past them.
 
-mod common;
-
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

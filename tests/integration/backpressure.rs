@@ -2,11 +2,9 @@
 //! than `max.poll.interval.ms`, driftwood pauses its partitions and keeps polling instead of
 //! going silent, memory stays bounded, and nothing is lost once the output recovers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use driftwood::service::Service;
 use driftwood::tools::produce::{ProduceConfig, produce};
 

@@ -1,12 +1,10 @@
 //! Shutdown is bounded by one grace period, and says whether everything was committed: a
 //! stop with outputs still unacknowledged is an error (and a non-zero exit), not a quiet Ok.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use driftwood::config::RunConfig;
 use driftwood::service::Service;
 use driftwood::tools::produce::{ProduceConfig, produce};

@@ -1,5 +1,5 @@
-//! Scenarios run against more than one broker (the one `scripts/kafka.sh` starts, and Apache
-//! Kafka in Docker through testcontainers).
+//! End to end on a real broker: every record is scored exactly as smartcore would score it,
+//! or dead-lettered with its original bytes and key.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use driftwood::tools::produce::{is_corrupt, row_of};
 use rdkafka::Message;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use super::*;
+use crate::common::*;
 
 const RECORDS: usize = 10_000;
 const CORRUPT: usize = 50;
@@ -23,7 +23,14 @@ const CORRUPT: usize = 50;
 /// 10,000 records, 50 of them corrupt, through one instance: exactly 9,950 predictions, each
 /// equal to smartcore's offline prediction, and 50 dead letters with the original bytes, key
 /// and error headers.
-pub async fn scores_every_record_and_dead_letters_the_corrupt_ones(bootstrap: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_every_record_and_dead_letters_the_corrupt_ones() {
+    scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap()).await;
+}
+
+/// The test above on the broker at `bootstrap` (also run on Apache Kafka in Docker by
+/// `kafka_container`).
+pub async fn scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap: &str) {
     let config = prepared_topics(bootstrap, RECORDS, CORRUPT, |_| {}).await;
 
     let service = Service::start(config.clone()).await.unwrap();

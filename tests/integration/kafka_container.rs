@@ -1,16 +1,12 @@
 //! The end-to-end scenario against Apache Kafka in Docker, through testcontainers. Needs a
-//! Docker engine: `cargo test --features testcontainers --test kafka_container`.
-
-#![cfg(feature = "testcontainers")]
-
-mod common;
+//! Docker engine: `cargo test --features testcontainers --test integration kafka_container`.
 
 use testcontainers_modules::kafka::apache;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scores_every_record_and_dead_letters_the_corrupt_ones_on_apache_kafka() {
-    common::init_logging();
+    crate::common::init_logging();
     let kafka = apache::Kafka::default()
         .start()
         .await
@@ -20,5 +16,5 @@ async fn scores_every_record_and_dead_letters_the_corrupt_ones_on_apache_kafka()
         .await
         .expect("Kafka port");
     let bootstrap = format!("127.0.0.1:{port}");
-    common::scenarios::scores_every_record_and_dead_letters_the_corrupt_ones(&bootstrap).await;
+    crate::end_to_end::scores_every_record_and_dead_letters_the_corrupt_ones_on(&bootstrap).await;
 }

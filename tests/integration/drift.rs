@@ -1,11 +1,9 @@
 //! Drift reports on a real broker: one per window, decodable with the published schema,
 //! flagging a shifted batch.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use driftwood::codec::encode::AvroCodec;
 use driftwood::drift::{DriftReport, Flag};
 use driftwood::service::Service;

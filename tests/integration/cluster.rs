@@ -2,11 +2,9 @@
 //! cluster-start 3`): replicated topics default to `min.insync.replicas=2`, and a partition
 //! leader killed by node id hands over without losing an acknowledged record, then rejoins.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;

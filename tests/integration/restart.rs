@@ -1,10 +1,8 @@
 //! Stopping mid-stream and starting again in the same group loses nothing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use driftwood::service::Service;
 
 const RECORDS: usize = 20_000;

@@ -1,11 +1,9 @@
 //! The HTTP sidecar on a real broker: probes, metrics, and the process's signal handling.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use driftwood::codec::decode::InputFormat;
 use driftwood::service::Service;
 use driftwood::tools::produce::{ProduceConfig, produce};

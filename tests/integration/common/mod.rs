@@ -5,12 +5,8 @@
 //! Apache Kafka node started here through `scripts/kafka.sh run` and killed when the test
 //! process exits.
 
-#![allow(dead_code)]
-
 pub mod kafka;
-pub mod scenarios;
 
-#[allow(unused_imports)] // each test binary uses what it needs
 pub use kafka::{Kafka, KafkaCluster};
 
 use std::collections::HashMap;

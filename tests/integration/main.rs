@@ -1,0 +1,20 @@
+//! driftwood against a real Apache Kafka: one test binary, one module per concern, sharing
+//! the harness in `common` (the broker, unique names, reading topics back).
+//!
+//! The broker is `KAFKA_BOOTSTRAP_SERVERS` when set (`scripts/test.sh` sets it), otherwise
+//! one started here through `scripts/kafka.sh`. Run one concern with e.g.
+//! `cargo test --test integration restart`.
+
+mod common;
+
+mod backpressure;
+mod cluster;
+mod compatibility;
+mod drift;
+mod end_to_end;
+mod failures;
+#[cfg(feature = "testcontainers")]
+mod kafka_container;
+mod restart;
+mod shutdown;
+mod sidecar;
