@@ -26,9 +26,8 @@ RUN apt-get update \
     && useradd --system --uid 10001 --no-create-home driftwood
 WORKDIR /app
 COPY --from=build /usr/local/bin/driftwood /usr/local/bin/driftwood
-# Relative to /app, as `--model` and `--input-schema` default to.
-COPY models models
-COPY schemas schemas
+# The bundled model and schemas are built into the binary; mount your own model and pass
+# --model (DRIFTWOOD_MODEL) to serve another.
 USER 10001
 ENV DRIFTWOOD_HTTP_ADDR=0.0.0.0:9090 \
     DRIFTWOOD_LOG_FORMAT=json

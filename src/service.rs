@@ -191,7 +191,13 @@ struct Prepared {
 fn prepare(config: &RunConfig) -> Result<Prepared> {
     config.validate()?;
     let clients = config.kafka_clients()?;
-    let model = Arc::new(Model::load(&config.model)?);
+    let model = Arc::new(Model::open(config.model.as_deref()).map_err(|e| match e {
+        // A model the operator named: say which flag named it.
+        Error::Model { path, message } if config.model.is_some() => {
+            Error::Config(format!("--model {}: {message}", path.display()))
+        }
+        other => other,
+    })?);
     let schema_text = match &config.input_schema {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
         None => BUNDLED_FEATURE_SCHEMA.to_string(),
@@ -223,7 +229,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
         "configuration ok\n\
          model     {} version {} ({} trees, {} features, scored by {:?})\n\
          input     {} ({}) from {}, group {}\n\
-         outputs   predictions {}, dead letters {}, drift reports {}\n\
+         outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
          sidecar   {} (/health, /ready, /metrics)\n\
          profile   {}, shutdown grace {}",
         m.name,

@@ -158,17 +158,27 @@ fn dockerfile_matches_the_code() {
         "--locked needs Cargo.lock"
     );
 
-    // Models and schemas sit where the defaults look, relative to WORKDIR.
+    // The image copies only the binary: the defaults need no model or schema file. Checked
+    // from an empty directory, as in the image.
     assert_eq!(instruction(&file, "WORKDIR").last().unwrap(), "/app");
+    let copies = instruction(&file, "COPY");
+    assert_eq!(
+        copies.last().unwrap(),
+        "--from=build /usr/local/bin/driftwood /usr/local/bin/driftwood"
+    );
+    assert!(
+        !copies.iter().any(|c| c.contains("models") || c.contains("schemas")),
+        "{copies:?}"
+    );
     let defaults = RunConfig::defaults("unused").unwrap();
-    for copied in ["models models", "schemas schemas"] {
-        assert!(
-            instruction(&file, "COPY").iter().any(|c| c == copied),
-            "COPY {copied}"
-        );
-    }
-    assert!(defaults.model.starts_with("models"), "{:?}", defaults.model);
-    assert!(repo().join(&defaults.model).join("metadata.json").exists());
+    assert_eq!((&defaults.model, &defaults.input_schema), (&None, &None));
+    let empty = tempfile::tempdir().unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["run", "--check-config"])
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
 
     // The sidecar port is the one exposed; the health check is a real subcommand.
     let env = image_env(&file);

@@ -75,13 +75,10 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// Model artifact directory.
-    #[arg(
-        long,
-        env = "DRIFTWOOD_MODEL",
-        default_value = "models/breast-cancer/1"
-    )]
-    pub model: PathBuf,
+    /// Model artifact directory [default: the bundled breast-cancer model, built into the
+    /// binary].
+    #[arg(long, env = "DRIFTWOOD_MODEL")]
+    pub model: Option<PathBuf>,
 
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]

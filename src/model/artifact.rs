@@ -1,7 +1,7 @@
 //! The on-disk model artifact: `models/<name>/<version>/` holding `model.postcard`
 //! (smartcore's forest, serialized with postcard) and `metadata.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -87,6 +87,13 @@ pub struct TrainingParameters {
     pub test_rows: usize,
 }
 
+/// How the bundled model is named in messages.
+pub const BUNDLED: &str = "the bundled breast-cancer model";
+/// The model that comes with driftwood (`models/breast-cancer/1`), built into the binary so
+/// that an installed `driftwood` needs no files.
+const BUNDLED_METADATA: &str = include_str!("../../models/breast-cancer/1/metadata.json");
+const BUNDLED_FOREST: &[u8] = include_bytes!("../../models/breast-cancer/1/model.postcard");
+
 /// A loaded, verified model ready to score.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -97,24 +104,37 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads and verifies the artifact in `dir`: the checksum must match, and the forest
-    /// must agree with the metadata about features and classes.
+    /// Loads and verifies the artifact in `dir`, or the bundled model when `dir` is `None`:
+    /// the checksum must match, and the forest must agree with the metadata about features
+    /// and classes.
+    pub fn open(dir: Option<&Path>) -> Result<Self> {
+        match dir {
+            Some(dir) => Self::load(dir),
+            None => Self::compile(bundled_reference()?, Path::new(BUNDLED)),
+        }
+    }
+
+    /// Loads and verifies the artifact in `dir` (see [`Model::open`]).
     pub fn load(dir: &Path) -> Result<Self> {
-        let (metadata, reference) = load_reference(dir)?;
-        let forest =
-            Forest::compile(&reference, metadata.features.len()).map_err(|e| Error::Model {
-                path: dir.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        Self::compile(load_reference(dir)?, dir)
+    }
+
+    fn compile(
+        (metadata, reference): (ModelMetadata, SmartcoreForest),
+        origin: &Path,
+    ) -> Result<Self> {
+        let model_error = |message: String| Error::Model {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let forest = Forest::compile(&reference, metadata.features.len())
+            .map_err(|e| model_error(e.to_string()))?;
         if forest.classes() != metadata.classes {
-            return Err(Error::Model {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "metadata lists classes {:?} but the forest has {:?}",
-                    metadata.classes,
-                    forest.classes()
-                ),
-            });
+            return Err(model_error(format!(
+                "metadata lists classes {:?} but the forest has {:?}",
+                metadata.classes,
+                forest.classes()
+            )));
         }
         Ok(Model { metadata, forest })
     }
@@ -123,40 +143,56 @@ impl Model {
 /// Loads the artifact's metadata and smartcore's own forest (the reference implementation,
 /// used in tests and benchmarks), verifying the checksum.
 pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
-    let model_error = |path: PathBuf, message: String| Error::Model { path, message };
     let metadata_path = dir.join(METADATA_FILE);
-    let text = std::fs::read_to_string(&metadata_path).map_err(|e| {
-        model_error(
-            dir.to_path_buf(),
-            format!("cannot read {METADATA_FILE}: {e} (train one with `driftwood train`)"),
-        )
+    let text = std::fs::read_to_string(&metadata_path).map_err(|e| Error::Model {
+        path: dir.to_path_buf(),
+        message: format!("cannot read {METADATA_FILE}: {e}"),
     })?;
-    let metadata: ModelMetadata = serde_json::from_str(&text)
-        .map_err(|e| model_error(metadata_path.clone(), e.to_string()))?;
-    if metadata.format_version != FORMAT_VERSION {
-        return Err(model_error(
-            metadata_path,
-            format!(
-                "format_version {} is not supported (this build reads {FORMAT_VERSION})",
-                metadata.format_version
-            ),
-        ));
-    }
+    let metadata = parse_metadata(&text, &metadata_path)?;
     let model_path = dir.join(&metadata.model_file);
     let bytes = std::fs::read(&model_path).map_err(|e| Error::io(&model_path, e))?;
-    let actual = sha256_hex(&bytes);
-    if actual != metadata.model_sha256 {
-        return Err(model_error(
-            model_path,
-            format!(
-                "checksum mismatch: metadata says {}, file is {actual}",
-                metadata.model_sha256
-            ),
-        ));
-    }
-    let forest: SmartcoreForest =
-        postcard::from_bytes(&bytes).map_err(|e| model_error(model_path, e.to_string()))?;
+    let forest = verified_forest(&metadata, &bytes, &model_path)?;
     Ok((metadata, forest))
+}
+
+/// The bundled model's metadata and smartcore forest, verified like an artifact on disk.
+pub fn bundled_reference() -> Result<(ModelMetadata, SmartcoreForest)> {
+    let origin = Path::new(BUNDLED);
+    let metadata = parse_metadata(BUNDLED_METADATA, origin)?;
+    let forest = verified_forest(&metadata, BUNDLED_FOREST, origin)?;
+    Ok((metadata, forest))
+}
+
+fn parse_metadata(text: &str, path: &Path) -> Result<ModelMetadata> {
+    let model_error = |message: String| Error::Model {
+        path: path.to_path_buf(),
+        message,
+    };
+    let metadata: ModelMetadata =
+        serde_json::from_str(text).map_err(|e| model_error(e.to_string()))?;
+    if metadata.format_version != FORMAT_VERSION {
+        return Err(model_error(format!(
+            "format_version {} is not supported (this build reads {FORMAT_VERSION})",
+            metadata.format_version
+        )));
+    }
+    Ok(metadata)
+}
+
+/// Checks `bytes` against the metadata's checksum and deserializes the forest.
+fn verified_forest(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Result<SmartcoreForest> {
+    let model_error = |message: String| Error::Model {
+        path: path.to_path_buf(),
+        message,
+    };
+    let actual = sha256_hex(bytes);
+    if actual != metadata.model_sha256 {
+        return Err(model_error(format!(
+            "checksum mismatch: metadata says {}, file is {actual}",
+            metadata.model_sha256
+        )));
+    }
+    postcard::from_bytes(bytes).map_err(|e| model_error(e.to_string()))
 }
 
 /// Writes `forest` and `metadata` into `dir` (created if missing); fills in the model file

@@ -27,9 +27,9 @@ pub struct DemoConfig {
     /// Records produced afterwards with every feature 20% larger, to show a drift alert.
     #[arg(long, default_value_t = 1000)]
     pub shifted: usize,
-    /// Model artifact directory.
-    #[arg(long, default_value = "models/breast-cancer/1")]
-    pub model: PathBuf,
+    /// Model artifact directory [default: the bundled breast-cancer model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Where the sidecar listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub http_addr: SocketAddr,

@@ -8,7 +8,7 @@ use driftwood::kafka::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };
-use driftwood::model::artifact::load_reference;
+use driftwood::model::artifact::bundled_reference;
 use driftwood::model::dataset::Dataset;
 use driftwood::service::Service;
 use driftwood::tools::produce::{is_corrupt, row_of};
@@ -77,7 +77,7 @@ pub async fn scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap:
 
     // The offline reference: smartcore's own predict over the whole dataset.
     let data = Dataset::breast_cancer();
-    let (metadata, reference) = load_reference(&config.model).unwrap();
+    let (metadata, reference) = bundled_reference().unwrap();
     let expected = reference
         .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
         .unwrap();

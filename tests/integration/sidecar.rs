@@ -249,9 +249,10 @@ fn invalid_configuration_fails_fast_naming_the_problem() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("/nonexistent/model") && stderr.contains("driftwood train"),
-        "{stderr}"
+        stderr.contains("--model /nonexistent/model: cannot read metadata.json"),
+        "names the flag: {stderr}"
     );
+    assert!(!stderr.contains("driftwood train"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

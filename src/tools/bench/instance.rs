@@ -25,14 +25,24 @@ pub(super) struct Instance {
 impl Instance {
     /// Starts `driftwood run` (this executable) on `topics` with `extra` flags and waits until
     /// its `/ready` says 200.
-    pub fn start(brokers: &str, model: &Path, topics: &RunTopics, extra: &[&str]) -> Result<Self> {
+    /// `model` is `None` for the bundled one.
+    pub fn start(
+        brokers: &str,
+        model: Option<&Path>,
+        topics: &RunTopics,
+        extra: &[&str],
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(Error::start("a sidecar port for driftwood run"))?
             .port();
         let http: SocketAddr = ([127, 0, 0, 1], port).into();
         let exe = std::env::current_exe().map_err(Error::start("driftwood run"))?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(model) = model {
+            command.arg("--model").arg(model);
+        }
+        let child = command
             .args(["run", "--bootstrap-servers", brokers])
             .args([
                 "--input-topic",
@@ -42,8 +52,6 @@ impl Instance {
             ])
             .args(["--dlq-topic", &topics.dlq, "--group-id", &topics.group])
             .args(["--http-addr", &http.to_string(), "--stats-interval", "1s"])
-            .arg("--model")
-            .arg(model)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -47,7 +47,7 @@ impl Relay {
 /// How the run was set up.
 pub(super) struct LatencySpec<'a> {
     pub brokers: &'a str,
-    pub model: &'a Path,
+    pub model: Option<&'a Path>,
     pub rate: f64,
     pub warmup: Duration,
     pub duration: Duration,

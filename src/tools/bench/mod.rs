@@ -45,9 +45,9 @@ pub struct BenchConfig {
     /// connection set-up and first fetches do not count.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub latency_warmup: Duration,
-    /// Model artifact directory.
-    #[arg(long, default_value = "models/breast-cancer/1")]
-    pub model: PathBuf,
+    /// Model artifact directory [default: the bundled breast-cancer model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
@@ -163,7 +163,7 @@ fn latency_runs(
             create_topics(brokers, &[&topics.input, &topics.output], config.partitions)?;
             let spec = LatencySpec {
                 brokers,
-                model: &config.model,
+                model: config.model.as_deref(),
                 rate,
                 warmup: config.latency_warmup,
                 duration: config.latency_duration,
@@ -181,7 +181,7 @@ fn throughput_run(
     topics: &RunTopics,
     extra: &[&str],
 ) -> Result<Throughput> {
-    let instance = Instance::start(brokers, &config.model, topics, extra)?;
+    let instance = Instance::start(brokers, config.model.as_deref(), topics, extra)?;
     let total = config.records as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     // (when, records done, CPU used) at the first sight of progress.

@@ -11,7 +11,6 @@ pub use kafka::{Kafka, KafkaCluster};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -119,7 +118,6 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
     config.drift_topic = unique("drift");
     config.group_id = unique("group");
     config.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     config.shutdown_grace = Duration::from_secs(10);
     config.stats_interval = Duration::from_secs(1);
     config
@@ -129,15 +127,17 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
 /// sidecar on 127.0.0.1:`port`, plus `extra` flags.
 pub fn driftwood_run(config: &RunConfig, port: u16, extra: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_driftwood"));
+    command.arg("run");
+    if let Some(model) = &config.model {
+        command.arg("--model").arg(model);
+    }
     command
-        .args(["run", "--bootstrap-servers", &config.brokers()])
+        .args(["--bootstrap-servers", &config.brokers()])
         .args(["--input-topic", &config.input_topic])
         .args(["--output-topic", &config.output_topic])
         .args(["--dlq-topic", &config.dlq_topic])
         .args(["--drift-topic", &config.drift_topic])
         .args(["--group-id", &config.group_id])
-        .arg("--model")
-        .arg(&config.model)
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .args(extra)
         .env("RUST_BACKTRACE", "0");
