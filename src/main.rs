@@ -22,9 +22,10 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwood=debug`).
-    #[arg(long, global = true, env = "DRIFTWOOD_LOG", default_value = "info")]
-    log: String,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwood=debug`) [default: info;
+    /// warn for the demo, whose summary is its output].
+    #[arg(long, global = true, env = "DRIFTWOOD_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,7 +106,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    init_logging(cli.log_format, &cli.log)?;
+    let quiet = matches!(cli.command, Command::Demo(_));
+    let filter = cli
+        .log
+        .as_deref()
+        .unwrap_or(if quiet { "warn" } else { "info" });
+    init_logging(cli.log_format, filter)?;
     match cli.command {
         Command::Run(config) if config.check_config => {
             println!("{}", driftwood::service::check(&config)?);

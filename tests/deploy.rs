@@ -167,7 +167,9 @@ fn dockerfile_matches_the_code() {
         "--from=build /usr/local/bin/driftwood /usr/local/bin/driftwood"
     );
     assert!(
-        !copies.iter().any(|c| c.contains("models") || c.contains("schemas")),
+        !copies
+            .iter()
+            .any(|c| c.contains("models") || c.contains("schemas")),
         "{copies:?}"
     );
     let defaults = RunConfig::defaults("unused").unwrap();

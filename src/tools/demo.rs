@@ -60,14 +60,16 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let mut run = RunConfig::defaults(&brokers)?;
     run.model = config.model.clone();
     run.http_addr = config.http_addr;
-    for topic in [
-        &run.input_topic,
-        &run.output_topic,
-        &run.dlq_topic,
-        &run.drift_topic,
+    // One input partition: records are read in the order they were written, so every
+    // window holds the same records, and the demo prints the same figures, on every run.
+    for (topic, partitions) in [
+        (&run.input_topic, 1),
+        (&run.output_topic, 3),
+        (&run.dlq_topic, 3),
+        (&run.drift_topic, 3),
     ] {
         cluster
-            .create_topic(topic, 3, 1)
+            .create_topic(topic, partitions, 1)
             .map_err(|e| Error::kafka(format!("creating {topic}"), e))?;
     }
     println!(
@@ -97,7 +99,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
         other => other?,
     };
     let http_addr = service.http_addr();
-    println!("scoring; metrics at http://{http_addr}/metrics");
+    println!("scoring…");
     let total = (config.count + config.shifted) as u64;
     let metrics = service.metrics().clone();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -131,18 +133,17 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
         "throughput            {:.0} records/s (the mock cluster consumes slowly; see README for a real broker)",
         summary.throughput
     );
-    println!("metrics               http://{http_addr}/metrics");
-    if config.keep_running {
-        println!("serving until Ctrl-C…");
-        service.run_until(crate::ops::shutdown::signal()).await?;
-    } else {
-        service.stop().await?;
-    }
     print_drift_reports(
         &brokers,
         &run.drift_topic,
         total.div_ceil(run.drift_window_records as u64) as usize,
     );
+    if config.keep_running {
+        println!("\nserving http://{http_addr}/metrics until Ctrl-C…");
+        service.run_until(crate::ops::shutdown::signal()).await?;
+    } else {
+        service.stop().await?;
+    }
     drop(cluster);
     Ok(summary)
 }
