@@ -6,29 +6,29 @@
 //! it pauses the assigned partitions instead, so the member stays in its group however long
 //! the output is unwritable.
 
+mod backpressure;
 pub mod scorer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
 use crate::drift::{DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
 use crate::kafka::offsets::Progress;
-use crate::kafka::retry::RETRY_QUEUE_BYTES;
 use crate::kafka::sink::Sink;
 use crate::kafka::source::SourceContext;
 use crate::model::Model;
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
+use backpressure::{Backpressure, Mode};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
@@ -142,13 +142,18 @@ impl Pipeline {
             }
             consumer.context().store_offsets(consumer);
             let in_flight = consumer.context().progress.lock().in_flight();
-            let timeout = if backpressure.apply(consumer, in_flight, sink.retry_bytes()) {
-                // Paused: wait on acknowledgements instead, but keep polling the consumer
-                // so that it stays in its group.
-                sink.poll(POLL_TIMEOUT);
-                Duration::ZERO
-            } else {
-                POLL_TIMEOUT
+            let timeout = match backpressure.apply(consumer, in_flight, sink.retry_bytes()) {
+                Mode::Fetch => POLL_TIMEOUT,
+                Mode::Wait => {
+                    sink.poll(Duration::from_millis(10));
+                    continue;
+                }
+                // Wait on acknowledgements, and poll the consumer too so that it stays in
+                // its group.
+                Mode::Paused => {
+                    sink.poll(POLL_TIMEOUT);
+                    Duration::ZERO
+                }
             };
             if let Err(e) = poll_batch(consumer, &mut batch, max_batch, timeout) {
                 poll_errors.handle(consumer, &self.health, e)?;
@@ -226,70 +231,6 @@ fn poll_batch<'c>(
         timeout = Duration::ZERO;
     }
     Ok(())
-}
-
-/// Pauses fetching while too many outputs wait for acknowledgement (or the retry queue holds
-/// too many bytes), and resumes it once half of them are through (so that fetching does not
-/// flap at the bound: each pause drops what librdkafka had prefetched, to be fetched again
-/// on resume).
-struct Backpressure {
-    bound: usize,
-    paused: bool,
-    metrics: Metrics,
-}
-
-impl Backpressure {
-    fn new(bound: usize, metrics: Metrics) -> Self {
-        Backpressure {
-            bound,
-            paused: false,
-            metrics,
-        }
-    }
-
-    /// Pauses or resumes the assigned partitions for `in_flight` unacknowledged outputs and
-    /// `retry_bytes` queued for another try; returns whether fetching is paused.
-    fn apply(
-        &mut self,
-        consumer: &BaseConsumer<SourceContext>,
-        in_flight: usize,
-        retry_bytes: usize,
-    ) -> bool {
-        let over =
-            |records: usize, bytes: usize| records >= self.bound || bytes >= RETRY_QUEUE_BYTES;
-        let pause =
-            over(in_flight, retry_bytes) || (self.paused && over(in_flight * 2, retry_bytes * 2));
-        // Paused again on every pass: a partition assigned meanwhile must not fetch either.
-        if pause || self.paused {
-            let assignment = consumer
-                .assignment()
-                .unwrap_or_else(|_| TopicPartitionList::new());
-            let result = if pause {
-                consumer.pause(&assignment)
-            } else {
-                consumer.resume(&assignment)
-            };
-            if let Err(e) = result {
-                warn!(error = %e, "could not pause or resume fetching");
-            }
-            if pause != self.paused {
-                // Counted rather than logged at info: under a slow output it can happen
-                // several times a second.
-                self.metrics.fetch_paused.set(i64::from(pause));
-                if pause {
-                    self.metrics.fetch_pauses.inc();
-                }
-                debug!(
-                    in_flight,
-                    bound = self.bound,
-                    paused = pause,
-                    "back-pressure"
-                );
-            }
-        }
-        self.paused = pause;
-        pause
-    }
 }
 
 /// What the loop makes of a consumer error.
