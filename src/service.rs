@@ -70,41 +70,15 @@ impl Service {
 
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
-        let (done_tx, pipeline_done) = oneshot::channel();
         let pipeline = Pipeline {
-            config: config.clone(),
-            clients: clients.clone(),
+            config,
+            clients,
             model,
             decoder,
             metrics: metrics.clone(),
             health: health.clone(),
         };
-        let runtime = tokio::runtime::Handle::current();
-        let thread_stop = stop.clone();
-        std::thread::Builder::new()
-            .name("driftwood-pipeline".into())
-            .spawn(move || {
-                let result = (|| {
-                    if config.create_topics
-                        && let Err(e) =
-                            admin::create_topics(&config, &clients.admin, &runtime, &thread_stop)
-                    {
-                        // Shutting down while the broker was still unreachable is not a failure.
-                        return if thread_stop.load(Ordering::Relaxed) {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        };
-                    }
-                    if thread_stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    pipeline.run(&thread_stop, grace)
-                })();
-                let _ = done_tx.send(result);
-            })
-            .map_err(Error::start("the consumer thread"))?;
-
+        let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
             http_addr,
             metrics,
@@ -172,6 +146,47 @@ impl Service {
         let _ = self.http_stop.send(());
         let _ = self.http_task.await;
     }
+}
+
+/// Runs the consumer loop on a thread of its own (it blocks in librdkafka's polls); the
+/// receiver gets its result.
+fn spawn_consumer(
+    pipeline: Pipeline,
+    stop: Arc<AtomicBool>,
+) -> Result<oneshot::Receiver<Result<()>>> {
+    let (done_tx, done) = oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("driftwood-pipeline".into())
+        .spawn(move || {
+            let _ = done_tx.send(consumer_thread(pipeline, &stop, &runtime));
+        })
+        .map_err(Error::start("the consumer thread"))?;
+    Ok(done)
+}
+
+/// Creates the topics if asked to, then runs the loop until `stop` is set.
+fn consumer_thread(
+    pipeline: Pipeline,
+    stop: &AtomicBool,
+    runtime: &tokio::runtime::Handle,
+) -> Result<()> {
+    let config = &pipeline.config;
+    if config.create_topics
+        && let Err(e) = admin::create_topics(config, &pipeline.clients.admin, runtime, stop)
+    {
+        // Shutting down while the broker was still unreachable is not a failure.
+        return if stop.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let grace = config.shutdown_grace;
+    pipeline.run(stop, grace)
 }
 
 /// What an instance scores with, loaded and checked before anything connects.

@@ -114,6 +114,57 @@ enum Slot {
     Ignored,
 }
 
+/// What each writer field means to driftwood, and the event time's divisor to milliseconds;
+/// fails naming a feature that is missing or not numeric.
+fn slots(
+    fields: &[apache_avro::schema::RecordField],
+    features: &[String],
+) -> std::result::Result<(Vec<Slot>, i64), String> {
+    let wanted: HashMap<&str, usize> = features
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let mut found = vec![false; features.len()];
+    let mut event_time_divisor = 1;
+    let mut slots = Vec::with_capacity(fields.len());
+    for field in fields {
+        let slot = match (wanted.get(field.name.as_str()), field.name.as_str()) {
+            (Some(_), _) if !is_numeric(&field.schema) => {
+                return Err(format!(
+                    "feature field {:?} must be double, float, int or long (optionally nullable), not {:?}",
+                    field.name, field.schema
+                ));
+            }
+            (Some(&i), _) => {
+                found[i] = true;
+                Slot::Feature(i)
+            }
+            (None, ID_FIELD) => Slot::Id,
+            (None, EVENT_TIME_FIELD) => {
+                event_time_divisor = time_divisor(&field.schema);
+                Slot::EventTime
+            }
+            (None, LABEL_FIELD) => Slot::Label,
+            (None, _) => Slot::Ignored,
+        };
+        slots.push(slot);
+    }
+    let missing: Vec<&str> = features
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| !**f)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the writer schema lacks model features: {}",
+            missing.join(", ")
+        ));
+    }
+    Ok((slots, event_time_divisor))
+}
+
 /// Decodes input messages into feature vectors in the model's feature order.
 #[derive(Debug, Clone)]
 pub struct FeatureDecoder {
@@ -144,49 +195,7 @@ impl FeatureDecoder {
         let Schema::Record(RecordSchema { fields, .. }) = &writer_schema else {
             return Err(schema_error("the writer schema must be a record".into()));
         };
-        let wanted: HashMap<&str, usize> = features
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let mut found = vec![false; features.len()];
-        let mut slots = Vec::with_capacity(fields.len());
-        let mut event_time_divisor = 1;
-        for field in fields {
-            let slot = if let Some(&i) = wanted.get(field.name.as_str()) {
-                if !is_numeric(&field.schema) {
-                    return Err(schema_error(format!(
-                        "feature field {:?} must be double, float, int or long (optionally nullable), not {:?}",
-                        field.name, field.schema
-                    )));
-                }
-                found[i] = true;
-                Slot::Feature(i)
-            } else {
-                match field.name.as_str() {
-                    ID_FIELD => Slot::Id,
-                    EVENT_TIME_FIELD => {
-                        event_time_divisor = time_divisor(&field.schema);
-                        Slot::EventTime
-                    }
-                    LABEL_FIELD => Slot::Label,
-                    _ => Slot::Ignored,
-                }
-            };
-            slots.push(slot);
-        }
-        let missing: Vec<&str> = features
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| !**f)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(schema_error(format!(
-                "the writer schema lacks model features: {}",
-                missing.join(", ")
-            )));
-        }
+        let (slots, event_time_divisor) = slots(fields, features).map_err(schema_error)?;
         let schema = CompiledSchema::compile(&writer_schema).map_err(schema_error)?;
         let Plan::Record(plans) = schema.resolve(&schema.root).clone() else {
             unreachable!("a record schema compiles to a record plan")

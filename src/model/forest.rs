@@ -178,58 +178,9 @@ impl Forest {
             best: Walk::LockStep,
         };
         for (t, tree) in trees.iter().enumerate() {
-            let bad = |n: usize, what: &str| invalid(format!("tree {t} node {n}: {what}"));
-            // Lay the tree out breadth first so each split's two children are adjacent.
-            let root = forest.nodes.len();
-            forest.tree_roots.push(root as u32);
-            forest.nodes.push(Node {
-                threshold: f64::NAN,
-                feature: LEAF,
-                children: 0,
-            });
-            let mut queue = std::collections::VecDeque::from([(0usize, root)]);
-            while let Some((source, slot)) = queue.pop_front() {
-                let node = tree
-                    .nodes
-                    .get(source)
-                    .ok_or_else(|| bad(source, "missing"))?;
-                forest.nodes[slot] = match (node.true_child, node.false_child) {
-                    (Some(yes), Some(no)) => {
-                        if node.split_feature >= n_features {
-                            return Err(bad(source, "split on a feature the model does not have"));
-                        }
-                        if forest.nodes.len() > total {
-                            return Err(bad(source, "the tree has a cycle"));
-                        }
-                        let children = forest.nodes.len();
-                        let placeholder = Node {
-                            threshold: f64::NAN,
-                            feature: LEAF,
-                            children: 0,
-                        };
-                        forest.nodes.extend([placeholder, placeholder]);
-                        queue.push_back((yes, children));
-                        queue.push_back((no, children + 1));
-                        Node {
-                            // smartcore compares against NaN when a split has no value: never
-                            // true.
-                            threshold: node.split_value.unwrap_or(f64::NAN),
-                            feature: node.split_feature as u32,
-                            children: children as u32,
-                        }
-                    }
-                    _ => {
-                        if node.output >= forest.classes.len() {
-                            return Err(bad(source, "leaf class out of range"));
-                        }
-                        Node {
-                            threshold: f64::NAN,
-                            feature: LEAF,
-                            children: node.output as u32,
-                        }
-                    }
-                };
-            }
+            forest
+                .lay_out(tree, total)
+                .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
         forest.lockstep = Lockstep::build(&forest.nodes, &forest.tree_roots, forest.classes.len());
         forest.leaf_masks = LeafMasks::build(
@@ -240,6 +191,57 @@ impl Forest {
         );
         forest.best = forest.walks()[0];
         Ok(forest)
+    }
+
+    /// Appends `tree` breadth first, so that each split's two children are adjacent.
+    /// `total` bounds the nodes of all trees (a longer layout means a cycle). Fails with the
+    /// source node and what is wrong with it.
+    fn lay_out(
+        &mut self,
+        tree: &SerializedTree,
+        total: usize,
+    ) -> std::result::Result<(), (usize, &'static str)> {
+        const PLACEHOLDER: Node = Node {
+            threshold: f64::NAN,
+            feature: LEAF,
+            children: 0,
+        };
+        let root = self.nodes.len();
+        self.tree_roots.push(root as u32);
+        self.nodes.push(PLACEHOLDER);
+        let mut queue = std::collections::VecDeque::from([(0usize, root)]);
+        while let Some((source, slot)) = queue.pop_front() {
+            let node = tree.nodes.get(source).ok_or((source, "missing"))?;
+            self.nodes[slot] = match (node.true_child, node.false_child) {
+                (Some(yes), Some(no)) => {
+                    if node.split_feature >= self.n_features {
+                        return Err((source, "split on a feature the model does not have"));
+                    }
+                    if self.nodes.len() > total {
+                        return Err((source, "the tree has a cycle"));
+                    }
+                    let children = self.nodes.len();
+                    self.nodes.extend([PLACEHOLDER, PLACEHOLDER]);
+                    queue.push_back((yes, children));
+                    queue.push_back((no, children + 1));
+                    Node {
+                        // smartcore compares against NaN when a split has no value: never true.
+                        threshold: node.split_value.unwrap_or(f64::NAN),
+                        feature: node.split_feature as u32,
+                        children: children as u32,
+                    }
+                }
+                _ if node.output >= self.classes.len() => {
+                    return Err((source, "leaf class out of range"));
+                }
+                _ => Node {
+                    threshold: f64::NAN,
+                    feature: LEAF,
+                    children: node.output as u32,
+                },
+            };
+        }
+        Ok(())
     }
 
     /// Number of features a row must have.

@@ -133,49 +133,92 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
             h.test_fraction
         )));
     }
-    let pick_rows = |idx: &[usize]| {
-        idx.iter()
-            .map(|&i| data.rows[i].clone())
-            .collect::<Vec<_>>()
-    };
-    let train_rows = pick_rows(&train_idx);
-    let train_labels: Vec<i32> = train_idx.iter().map(|&i| data.labels[i]).collect();
+    let train_rows: Vec<Vec<f64>> = train_idx.iter().map(|&i| data.rows[i].clone()).collect();
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
+    let reference = fit(&x, data, &train_idx, h)?;
+    let forest = Forest::compile(&reference, data.feature_names.len())?;
+    let predictions = holdout_predictions(&forest, data, &test_idx);
+    let correct = predictions
+        .iter()
+        .zip(&test_idx)
+        .filter(|((label, _), i)| *label == data.labels[**i])
+        .count();
+    let mut metadata = ModelMetadata {
+        format_version: FORMAT_VERSION,
+        name: spec.name.clone(),
+        version: spec.version.clone(),
+        algorithm: "smartcore 0.7 RandomForestClassifier".into(),
+        features: data.feature_names.clone(),
+        classes: forest.classes().to_vec(),
+        training: TrainingParameters {
+            source: spec.source.clone(),
+            target: spec.target.clone(),
+            hyperparameters: h.clone(),
+            train_rows: train_idx.len(),
+            test_rows: test_idx.len(),
+        },
+        holdout_accuracy: correct as f64 / test_idx.len() as f64,
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        model_file: String::new(),
+        model_sha256: String::new(),
+        baselines: baselines(data, &train_rows, &forest, &predictions),
+    };
+    let dir = spec.output_root.join(&spec.name).join(&spec.version);
+    artifact::save(&dir, &reference, &mut metadata)?;
+    // Read it back so a broken artifact fails here, not in production.
+    Model::load(&dir)?;
+    Ok(TrainOutcome { dir, metadata })
+}
+
+/// smartcore's forest, fit on the training rows `x` (rows `train_idx` of `data`).
+fn fit(
+    x: &DenseMatrix<f64>,
+    data: &Dataset,
+    train_idx: &[usize],
+    h: &Hyperparameters,
+) -> Result<SmartcoreForest> {
+    let labels: Vec<i32> = train_idx.iter().map(|&i| data.labels[i]).collect();
     let params = RandomForestClassifierParameters::default()
         .with_n_trees(h.n_trees)
         .with_max_depth(h.max_depth)
         .with_min_samples_leaf(h.min_samples_leaf)
         .with_min_samples_split(h.min_samples_split)
         .with_seed(h.seed);
-    let reference = SmartcoreForest::fit(&x, &train_labels, params)
-        .map_err(|e| Error::Training(e.to_string()))?;
+    SmartcoreForest::fit(x, &labels, params).map_err(|e| Error::Training(e.to_string()))
+}
 
-    let n_features = data.feature_names.len();
-    let forest = Forest::compile(&reference, n_features)?;
-    let mut votes = Vec::new();
-    let test_rows: Vec<f64> = test_idx
+/// `(label, confidence)` of each held-out row.
+fn holdout_predictions(forest: &Forest, data: &Dataset, test_idx: &[usize]) -> Vec<(i32, f64)> {
+    let rows: Vec<f64> = test_idx
         .iter()
         .flat_map(|&i| data.rows[i].clone())
         .collect();
-    forest.score_batch(&test_rows, &mut votes);
-    let n_classes = forest.classes().len();
-    let predictions: Vec<(i32, f64)> = votes
-        .chunks_exact(n_classes)
+    let mut votes = Vec::new();
+    forest.score_batch(&rows, &mut votes);
+    votes
+        .chunks_exact(forest.classes().len())
         .map(|v| {
             let v = forest.votes(v);
             (v.label(), v.confidence())
         })
-        .collect();
-    let correct = predictions
-        .iter()
-        .zip(&test_idx)
-        .filter(|((label, _), i)| *label == data.labels[**i])
-        .count();
+        .collect()
+}
 
-    let baselines = Baselines {
-        features: (0..n_features)
-            .map(|f| FeatureBaseline {
-                name: data.feature_names[f].clone(),
+/// What drift is measured against: feature distributions of the training rows, and the class
+/// mix and confidence of the holdout predictions.
+fn baselines(
+    data: &Dataset,
+    train_rows: &[Vec<f64>],
+    forest: &Forest,
+    predictions: &[(i32, f64)],
+) -> Baselines {
+    Baselines {
+        features: data
+            .feature_names
+            .iter()
+            .enumerate()
+            .map(|(f, name)| FeatureBaseline {
+                name: name.clone(),
                 histogram: Histogram::quantiles(
                     &train_rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
                     FEATURE_BINS,
@@ -195,32 +238,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
             CONFIDENCE_EDGES.to_vec(),
             predictions.iter().map(|(_, c)| *c),
         ),
-    };
-    let mut metadata = ModelMetadata {
-        format_version: FORMAT_VERSION,
-        name: spec.name.clone(),
-        version: spec.version.clone(),
-        algorithm: "smartcore 0.7 RandomForestClassifier".into(),
-        features: data.feature_names.clone(),
-        classes: forest.classes().to_vec(),
-        training: TrainingParameters {
-            source: spec.source.clone(),
-            target: spec.target.clone(),
-            hyperparameters: h.clone(),
-            train_rows: train_idx.len(),
-            test_rows: test_idx.len(),
-        },
-        holdout_accuracy: correct as f64 / test_idx.len() as f64,
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        model_file: String::new(),
-        model_sha256: String::new(),
-        baselines,
-    };
-    let dir = spec.output_root.join(&spec.name).join(&spec.version);
-    artifact::save(&dir, &reference, &mut metadata)?;
-    // Read it back so a broken artifact fails here, not in production.
-    Model::load(&dir)?;
-    Ok(TrainOutcome { dir, metadata })
+    }
 }
 
 /// Seeded shuffle split into (train, test) row indices.

@@ -86,12 +86,7 @@ impl Scorer {
         // so one look at the assignment serves the whole batch.
         let assigned: Vec<i32> = self.progress.lock().assigned().collect();
         if self.settings.pass_through {
-            for message in batch {
-                if assigned.contains(&message.partition()) {
-                    self.forward(message, sink);
-                }
-            }
-            return;
+            return self.forward_batch(batch, &assigned, sink);
         }
         let started = Instant::now();
         self.rows.clear();
@@ -101,51 +96,53 @@ impl Scorer {
             .collect();
         // Owned for the loop, which needs `self` mutably; returned afterwards.
         let model = self.model.clone();
-        let mut all_votes = std::mem::take(&mut self.votes);
+        let (rows, mut all_votes) = (
+            std::mem::take(&mut self.rows),
+            std::mem::take(&mut self.votes),
+        );
         let forest = &model.forest;
-        forest.score_batch(&self.rows, &mut all_votes);
+        forest.score_batch(&rows, &mut all_votes);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
-        let n_features = forest.n_features();
-        let rows = std::mem::take(&mut self.rows);
         let mut scored = all_votes
             .chunks_exact(forest.classes().len())
-            .zip(rows.chunks_exact(n_features));
-        let mut rows_seen = Vec::new();
+            .zip(rows.chunks_exact(forest.n_features()));
         for (message, result) in batch.iter().zip(decoded) {
             let scored_row = result.as_ref().ok().and_then(|_| scored.next());
-            if !assigned.contains(&message.partition()) {
+            let partition = message.partition();
+            if !assigned.contains(&partition) {
                 continue;
             }
             match (result, scored_row) {
                 (Ok(meta), Some((votes, row))) => {
                     self.metrics.scoring_seconds.observe(per_record);
                     let votes = forest.votes(votes);
-                    rows_seen.push((
-                        message.partition(),
-                        row,
-                        votes.class_index(),
-                        votes.confidence(),
-                        meta.label,
-                    ));
+                    let (class, confidence) = (votes.class_index(), votes.confidence());
+                    self.drift
+                        .observe(partition, row, class, confidence, meta.label);
                     self.send_prediction(message, meta, votes, now, sink);
                 }
                 (Err(error), _) => {
-                    self.drift.observe_invalid(message.partition());
+                    self.drift.observe_invalid(partition);
                     self.send_dead_letter(message, &error, sink);
                 }
                 (Ok(_), None) => unreachable!("one vote row per decoded record"),
             }
-        }
-        for (partition, row, class_index, confidence, label) in rows_seen {
-            self.drift
-                .observe(partition, row, class_index, confidence, label);
             if let Some(report) = self.drift.close_if_due(&assigned) {
                 self.publish(&report, sink);
             }
         }
         self.rows = rows;
         self.votes = all_votes;
+    }
+
+    /// `--pass-through`: forwards each message of an assigned partition unchanged.
+    fn forward_batch(&mut self, batch: &[BorrowedMessage<'_>], assigned: &[i32], sink: &Sink) {
+        for message in batch {
+            if assigned.contains(&message.partition()) {
+                self.forward(message, sink);
+            }
+        }
     }
 
     /// Closes the drift window if it is old enough (called when no records arrive).
