@@ -103,6 +103,10 @@ pub enum Error {
     #[error("the consumer loop {0}")]
     LoopEnded(&'static str),
 
+    /// `driftwood healthcheck`: the sidecar did not answer 200.
+    #[error("{0}")]
+    Unhealthy(String),
+
     /// A thread, runtime or child process driftwood needs could not be started.
     #[error("cannot start {what}: {source}")]
     Start {

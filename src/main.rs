@@ -122,19 +122,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .context("driftwood run failed")?
         }
         Command::Healthcheck(args) => {
-            let mut addr = args.http_addr;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            let (status, body) = driftwood::ops::sidecar::probe(addr, &args.path)
-                .with_context(|| format!("no sidecar answers at {addr}"))?;
-            anyhow::ensure!(
-                status == 200,
-                "{} answered {status}: {}",
-                args.path,
-                body.trim()
-            );
-            println!("{} {status}", args.path);
+            let (path, status) = driftwood::ops::sidecar::healthcheck(args.http_addr, &args.path)?;
+            println!("{path} {status}");
         }
         Command::Demo(config) => {
             driftwood::tools::demo::run(config)

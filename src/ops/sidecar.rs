@@ -78,6 +78,24 @@ pub async fn bind(
     Ok((local, server.into_future()))
 }
 
+/// `driftwood healthcheck`: asks the sidecar at `addr` (an unspecified IP such as 0.0.0.0
+/// meaning this host) for `path`; `(path, status)` if it answered 200, else an error saying
+/// what it answered or that nothing did.
+pub fn healthcheck(mut addr: SocketAddr, path: &str) -> Result<(String, u16)> {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let (status, body) = probe(addr, path)
+        .map_err(|e| Error::Unhealthy(format!("no sidecar answers at {addr}: {e}")))?;
+    if status != 200 {
+        return Err(Error::Unhealthy(format!(
+            "{path} answered {status}: {}",
+            body.trim()
+        )));
+    }
+    Ok((path.to_string(), status))
+}
+
 /// A minimal HTTP/1.1 GET for probing a sidecar (the benchmark and tests use it):
 /// `(status, body)`. axum answers these small responses with a Content-Length body.
 pub fn probe(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {

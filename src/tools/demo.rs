@@ -60,6 +60,54 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let mut run = RunConfig::defaults(&brokers)?;
     run.model = config.model.clone();
     run.http_addr = config.http_addr;
+    fill(&cluster, &run, &config).await?;
+    let service = match Service::start(run.clone()).await {
+        Err(Error::Http { .. }) if run.http_addr.port() != 0 => {
+            // The demo should run even where 9090 is taken.
+            run.http_addr.set_port(0);
+            Service::start(run.clone()).await?
+        }
+        other => other?,
+    };
+    println!("scoring…");
+    let total = (config.count + config.shifted) as u64;
+    let summary = match until_scored(&service, total).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = service.stop().await;
+            return Err(e);
+        }
+    };
+    println!();
+    println!("records scored        {}", summary.scored);
+    println!("records dead-lettered {}", summary.dead_lettered);
+    println!("accuracy vs labels    {:.2}%", summary.accuracy * 100.0);
+    println!(
+        "throughput            {:.0} records/s (the mock cluster consumes slowly; see README for a real broker)",
+        summary.throughput
+    );
+    let windows = total.div_ceil(run.drift_window_records as u64) as usize;
+    print_drift_reports(&brokers, &run.drift_topic, windows);
+    if config.keep_running {
+        println!(
+            "\nserving http://{}/metrics until Ctrl-C…",
+            summary.http_addr
+        );
+        service.run_until(crate::ops::shutdown::signal()).await?;
+    } else {
+        service.stop().await?;
+    }
+    drop(cluster);
+    Ok(summary)
+}
+
+/// Creates the demo's topics on `cluster` and produces its records: `config.count` (some
+/// corrupt), then `config.shifted` with every feature 20% larger.
+async fn fill(
+    cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    run: &RunConfig,
+    config: &DemoConfig,
+) -> Result<()> {
     // One input partition: records are read in the order they were written, so every
     // window holds the same records, and the demo prints the same figures, on every run.
     for (topic, partitions) in [
@@ -72,6 +120,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
             .create_topic(topic, partitions, 1)
             .map_err(|e| Error::kafka(format!("creating {topic}"), e))?;
     }
+    let brokers = cluster.bootstrap_servers();
     println!(
         "mock Kafka cluster at {brokers}; producing {} records ({} corrupt), then {} shifted by 20%…",
         config.count, config.corrupt, config.shifted
@@ -88,20 +137,12 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
         Ok(())
     })
     .await
-    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))??;
+    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))?
+}
 
-    let service = match Service::start(run.clone()).await {
-        Err(Error::Http { .. }) if run.http_addr.port() != 0 => {
-            // The demo should run even where 9090 is taken.
-            run.http_addr.set_port(0);
-            Service::start(run.clone()).await?
-        }
-        other => other?,
-    };
-    let http_addr = service.http_addr();
-    println!("scoring…");
-    let total = (config.count + config.shifted) as u64;
-    let metrics = service.metrics().clone();
+/// Waits until `total` records are scored or dead-lettered (at most 5 minutes) and sums up.
+async fn until_scored(service: &Service, total: u64) -> Result<DemoSummary> {
+    let metrics = service.metrics();
     let deadline = Instant::now() + Duration::from_secs(300);
     // Throughput counts from the group join, not from the join's own delay.
     while !service.health().readiness().joined_group && Instant::now() < deadline {
@@ -110,42 +151,19 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let started = Instant::now();
     while metrics.scored() + metrics.dead_lettered() < total {
         if Instant::now() > deadline {
-            let _ = service.stop().await;
             return Err(Error::tool("demo", "did not finish within 5 minutes"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let elapsed = started.elapsed();
     let correct = metrics.labeled.with_label_values(&["correct"]).get();
     let incorrect = metrics.labeled.with_label_values(&["incorrect"]).get();
-    let summary = DemoSummary {
+    Ok(DemoSummary {
         scored: metrics.scored(),
         dead_lettered: metrics.dead_lettered(),
         accuracy: correct as f64 / (correct + incorrect).max(1) as f64,
-        throughput: total as f64 / elapsed.as_secs_f64(),
-        http_addr,
-    };
-    println!();
-    println!("records scored        {}", summary.scored);
-    println!("records dead-lettered {}", summary.dead_lettered);
-    println!("accuracy vs labels    {:.2}%", summary.accuracy * 100.0);
-    println!(
-        "throughput            {:.0} records/s (the mock cluster consumes slowly; see README for a real broker)",
-        summary.throughput
-    );
-    print_drift_reports(
-        &brokers,
-        &run.drift_topic,
-        total.div_ceil(run.drift_window_records as u64) as usize,
-    );
-    if config.keep_running {
-        println!("\nserving http://{http_addr}/metrics until Ctrl-C…");
-        service.run_until(crate::ops::shutdown::signal()).await?;
-    } else {
-        service.stop().await?;
-    }
-    drop(cluster);
-    Ok(summary)
+        throughput: total as f64 / started.elapsed().as_secs_f64(),
+        http_addr: service.http_addr(),
+    })
 }
 
 /// Reads the drift topic back and prints a line per window.

@@ -2,7 +2,7 @@
 //! their labels) as feature records, optionally shifted (to simulate drift) and with corrupt
 //! records interleaved.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use rdkafka::ClientConfig;
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{FeatureEncoder, FeatureRow};
+use crate::codec::epoch_millis;
+use crate::config::bootstrap_servers;
 use crate::config::parse_key_value;
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
@@ -108,21 +110,7 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let data = Dataset::breast_cancer();
     let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc")?;
     let encoder = FeatureEncoder::new(schema, config.format)?;
-    let brokers = crate::config::bootstrap_servers(config.bootstrap_servers.as_deref());
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("acks", "all");
-    for (k, v) in &config.kafka_options {
-        client.set(k, v);
-    }
-    let producer: BaseProducer<CountingContext> = client
-        .create_with_context(CountingContext {
-            failed: AtomicU64::new(0),
-        })
-        .map_err(|e| Error::kafka("creating the producer", e))?;
-
+    let producer = counting_producer(config)?;
     let started = Instant::now();
     let scale = 1.0 + config.shift;
     let mut values = vec![0.0; data.feature_names.len()];
@@ -130,13 +118,7 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let mut corrupt = 0;
     for seq in 0..config.count {
         if config.rate > 0.0 {
-            let due = started + Duration::from_secs_f64(seq as f64 / config.rate);
-            let now = Instant::now();
-            if due > now {
-                // Not producer.poll(due - now): librdkafka rounds sub-millisecond timeouts
-                // down to zero, which turns pacing into a busy loop.
-                std::thread::sleep(due - now);
-            }
+            pace(started + Duration::from_secs_f64(seq as f64 / config.rate));
         }
         let row = row_of(seq, &data);
         for (v, x) in values.iter_mut().zip(&data.rows[row]) {
@@ -144,38 +126,25 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
         }
         let id = seq.to_string();
         bytes.clear();
-        encoder.encode(
-            FeatureRow {
-                id: &id,
-                event_time_ms: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64),
-                names: &data.feature_names,
-                values: &values,
-                label: Some(data.labels[row]),
-            },
-            &mut bytes,
-        )?;
+        let record = FeatureRow {
+            id: &id,
+            event_time_ms: epoch_millis(),
+            names: &data.feature_names,
+            values: &values,
+            label: Some(data.labels[row]),
+        };
+        encoder.encode(record, &mut bytes)?;
         if is_corrupt(seq, config.count, config.corrupt) {
             corrupt_in_place(&mut bytes, corrupt, config.format);
             corrupt += 1;
         }
-        let mut record = BaseRecord::to(&config.topic)
-            .key(id.as_bytes())
-            .payload(&bytes);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(50));
-                }
-                Err((e, _)) => {
-                    return Err(Error::kafka(format!("producing to {}", config.topic), e));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(
+            &producer,
+            BaseRecord::to(&config.topic)
+                .key(id.as_bytes())
+                .payload(&bytes),
+        )
+        .map_err(|e| Error::kafka(format!("producing to {}", config.topic), e))?;
     }
     producer
         .flush(Duration::from_secs(60))
@@ -192,6 +161,54 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
         corrupt,
         elapsed: started.elapsed(),
     })
+}
+
+/// A producer that counts failed deliveries, with `config`'s options.
+fn counting_producer(config: &ProduceConfig) -> Result<BaseProducer<CountingContext>> {
+    let mut client = ClientConfig::new();
+    client
+        .set(
+            "bootstrap.servers",
+            bootstrap_servers(config.bootstrap_servers.as_deref()),
+        )
+        .set("linger.ms", "5")
+        .set("acks", "all");
+    for (k, v) in &config.kafka_options {
+        client.set(k, v);
+    }
+    client
+        .create_with_context(CountingContext {
+            failed: AtomicU64::new(0),
+        })
+        .map_err(|e| Error::kafka("creating the producer", e))
+}
+
+/// Sleeps until `due`. (Not `producer.poll(due - now)`: librdkafka rounds sub-millisecond
+/// timeouts down to zero, which turns pacing into a busy loop.)
+fn pace(due: Instant) {
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
+/// Sends `record`, waiting out a full queue.
+fn send(
+    producer: &BaseProducer<CountingContext>,
+    mut record: BaseRecord<'_, [u8], Vec<u8>>,
+) -> std::result::Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+    producer.poll(Duration::ZERO);
+    Ok(())
 }
 
 /// Damages an encoded record so that it cannot be decoded, in one of three ways.

@@ -108,27 +108,9 @@ pub(super) fn latency_run(
     let cpu_before = instance.as_ref().map(Instance::cpu_time);
     let producer = std::thread::spawn(move || produce(&generator));
 
-    let mut times = EventTimes::new();
-    let (mut end_to_end, mut input_leg) = (Vec::with_capacity(count), Vec::new());
     let deadline = Instant::now() + spec.warmup + spec.duration + Duration::from_secs(60);
-    let mut received = 0;
-    while received < count && Instant::now() < deadline {
-        let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let arrived = epoch_millis();
-        received += 1;
-        let stamps = match relay {
-            Relay::Pipeline => times.of_prediction(message.payload()),
-            Relay::PassThrough | Relay::BrokerAlone => times.of_features(message.payload()),
-        };
-        if let Some((event_time, scored_at)) = stamps
-            && event_time >= measure_from
-        {
-            end_to_end.push((arrived - event_time) as f64);
-            input_leg.extend(scored_at.map(|s| (s - event_time) as f64));
-        }
-    }
+    let (received, mut end_to_end, mut input_leg) =
+        receive(&reader, relay, count, measure_from, deadline);
     let produced = producer
         .join()
         .map_err(|_| Error::tool("bench", "the generator panicked"))??;
@@ -161,6 +143,39 @@ pub(super) fn latency_run(
         cpu_us_per_record: cpu.map(|c| c.as_secs_f64() * 1e6 / count as f64),
         peak_rss_bytes: instance.as_ref().map(Instance::peak_rss),
     })
+}
+
+/// Reads up to `count` records (until `deadline`) and notes, for those stamped from
+/// `measure_from` on, event time to arrival and (pipeline) event time to scored. Returns how
+/// many arrived and the two lists of latencies in ms.
+fn receive(
+    reader: &BaseConsumer,
+    relay: Relay,
+    count: usize,
+    measure_from: i64,
+    deadline: Instant,
+) -> (usize, Vec<f64>, Vec<f64>) {
+    let mut times = EventTimes::new();
+    let (mut end_to_end, mut input_leg) = (Vec::with_capacity(count), Vec::new());
+    let mut received = 0;
+    while received < count && Instant::now() < deadline {
+        let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let arrived = epoch_millis();
+        received += 1;
+        let stamps = match relay {
+            Relay::Pipeline => times.of_prediction(message.payload()),
+            Relay::PassThrough | Relay::BrokerAlone => times.of_features(message.payload()),
+        };
+        if let Some((event_time, scored_at)) = stamps
+            && event_time >= measure_from
+        {
+            end_to_end.push((arrived - event_time) as f64);
+            input_leg.extend(scored_at.map(|s| (s - event_time) as f64));
+        }
+    }
+    (received, end_to_end, input_leg)
 }
 
 /// The `q` quantile of `sorted` (nearest rank).

@@ -36,9 +36,13 @@ pub(super) fn print(r: &BenchReport) {
         "{:<28} {:>12.2}",
         "pipeline / ceiling", r.pipeline_to_ceiling
     );
-    if r.latency.is_empty() {
-        return;
+    if !r.latency.is_empty() {
+        print_latency(r);
     }
+}
+
+/// The latency runs, and driftwood's share of each rate's latency.
+fn print_latency(r: &BenchReport) {
     println!();
     println!(
         "latency, event time -> output read, ms (after a {:.0} s warm-up)",
