@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::*;
 use driftwood::service::Service;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset};
 
 const RECORDS: usize = 3_000;
 const CORRUPT: usize = 3;
@@ -34,7 +34,7 @@ fn classic_view(bootstrap: &str, group: &str) -> (String, String, String) {
 /// and the group's committed offsets next to the partitions' ends.
 async fn scores_and_commits_with(
     protocol: &str,
-) -> ((String, String, String), Vec<(i32, i64, i64)>) {
+) -> ((String, String, String), Vec<(i32, Offset, i64)>) {
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, RECORDS, CORRUPT, |_| {}).await;
     config
@@ -53,32 +53,16 @@ async fn scores_and_commits_with(
     assert_eq!(metrics.scored(), (RECORDS - CORRUPT) as u64);
     assert_eq!(metrics.dead_lettered(), CORRUPT as u64);
 
-    // Read back what the group committed, as any other client would.
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", &config.group_id)
         .create()
         .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&config.input_topic, p);
-    }
-    let committed = reader
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    let offsets = (0..3)
-        .map(|p| {
+    let offsets = committed(bootstrap, &config)
+        .into_iter()
+        .map(|(p, at)| {
             let (_, end) = reader
                 .fetch_watermarks(&config.input_topic, p, Duration::from_secs(10))
                 .unwrap();
-            let at = match committed
-                .find_partition(&config.input_topic, p)
-                .unwrap()
-                .offset()
-            {
-                Offset::Offset(o) => o,
-                other => panic!("partition {p} has no committed offset: {other:?}"),
-            };
             (p, at, end)
         })
         .collect();
@@ -91,7 +75,11 @@ async fn classic_group_protocol_joins_consumes_and_commits() {
     // A stable classic group with librdkafka's default (eager) assignor.
     assert_eq!(view, ("Stable".into(), "consumer".into(), "range".into()));
     for (p, committed, end) in offsets {
-        assert_eq!(committed, end, "partition {p}: committed up to its end");
+        assert_eq!(
+            committed,
+            Offset::Offset(end),
+            "partition {p}: committed up to its end"
+        );
     }
 }
 
@@ -102,7 +90,11 @@ async fn kip848_consumer_group_protocol_joins_consumes_and_commits() {
     // although its member was consuming a moment ago. The broker ran the new protocol.
     assert_eq!(view, ("Dead".into(), String::new(), String::new()));
     for (p, committed, end) in offsets {
-        assert_eq!(committed, end, "partition {p}: committed up to its end");
+        assert_eq!(
+            committed,
+            Offset::Offset(end),
+            "partition {p}: committed up to its end"
+        );
     }
 }
 

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::ClientConfig;
+use rdkafka::Offset;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 /// Waits for `child` to exit (at most `timeout`) and returns what it printed.
 fn exited_within(mut child: std::process::Child, timeout: Duration) -> Output {
@@ -73,24 +72,10 @@ async fn an_output_the_broker_will_never_take_stops_the_service() {
     );
 
     // No prediction was acknowledged, so the group committed nothing.
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &config.group_id)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&config.input_topic, p);
-    }
-    let committed = reader
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    for e in committed.elements() {
+    for (partition, offset) in committed(bootstrap, &config) {
         assert!(
-            matches!(e.offset(), Offset::Invalid | Offset::Offset(0)),
-            "partition {} committed {:?} past the failure",
-            e.partition(),
-            e.offset()
+            matches!(offset, Offset::Invalid | Offset::Offset(0)),
+            "partition {partition} committed {offset:?} past the failure"
         );
     }
 }

@@ -270,6 +270,28 @@ pub fn input_positions(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i3
         .collect()
 }
 
+/// What `config`'s group has committed for each of the input topic's 3 partitions, read as
+/// any other client would.
+pub fn committed(bootstrap: &str, config: &RunConfig) -> Vec<(i32, Offset)> {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", &config.group_id)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(&config.input_topic, p);
+    }
+    let committed = reader
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset()))
+        .collect()
+}
+
 /// A header's value as text.
 pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
     use rdkafka::message::Headers;
