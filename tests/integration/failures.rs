@@ -101,3 +101,40 @@ fn topic_creation_gives_up_on_a_permanent_error() {
         "{stderr}"
     );
 }
+
+/// A member fenced by another with the same static id (`group.instance.id`, e.g. a pod
+/// started twice) has left its group for good: it turns unready and stops, naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_member_stops_and_says_why() {
+    let bootstrap = bootstrap();
+    let mut config = prepared_topics(bootstrap, 100, 0, |_| {}).await;
+    config
+        .kafka_options
+        .push(("consumer.group.instance.id".into(), unique("pod")));
+    let first = driftwood::service::Service::start(config.clone())
+        .await
+        .unwrap();
+    let health = first.health().clone();
+    wait_until(
+        "the first member to be ready",
+        Duration::from_secs(30),
+        || health.readiness().ready,
+    )
+    .await;
+
+    let mut twin = config.clone();
+    twin.http_addr = "127.0.0.1:0".parse().unwrap();
+    let second = driftwood::service::Service::start(twin).await.unwrap();
+    wait_until(
+        "the first member to be fenced",
+        Duration::from_secs(60),
+        || !health.readiness().ready,
+    )
+    .await;
+    let err = first.stop().await.unwrap_err().to_string();
+    assert!(
+        err.contains("failed for good") && err.to_lowercase().contains("fenced"),
+        "{err}"
+    );
+    second.stop().await.unwrap();
+}
