@@ -47,23 +47,23 @@ fn now_secs() -> u64 {
 
 impl Health {
     /// Marks the model as loaded.
-    pub fn set_model_loaded(&self, v: bool) {
+    pub(crate) fn set_model_loaded(&self, v: bool) {
         self.model_loaded.store(v, Ordering::Relaxed);
     }
 
     /// Records whether any broker is reachable.
-    pub fn set_broker_reachable(&self, v: bool) {
+    pub(crate) fn set_broker_reachable(&self, v: bool) {
         self.broker_reachable.store(v, Ordering::Relaxed);
     }
 
     /// Records whether the consumer holds a group assignment.
-    pub fn set_joined(&self, v: bool) {
+    pub(crate) fn set_joined(&self, v: bool) {
         self.joined.store(v, Ordering::Relaxed);
     }
 
     /// Records whether the broker reported the input topic as unknown.
     /// Records the last failed delivery (`None` once one succeeds again).
-    pub fn set_output_error(&self, error: Option<String>) {
+    pub(crate) fn set_output_error(&self, error: Option<String>) {
         if error.is_none() && !self.output_failing.load(Ordering::Relaxed) {
             return;
         }
@@ -72,12 +72,12 @@ impl Health {
         *self.output_error.lock().expect("output error") = error;
     }
 
-    pub fn set_input_topic_missing(&self, v: bool) {
+    pub(crate) fn set_input_topic_missing(&self, v: bool) {
         self.input_topic_missing.store(v, Ordering::Relaxed);
     }
 
     /// Called by the consumer loop on every iteration.
-    pub fn heartbeat(&self) {
+    pub(crate) fn heartbeat(&self) {
         self.loop_started.store(true, Ordering::Relaxed);
         self.heartbeat_secs.store(now_secs(), Ordering::Relaxed);
     }
@@ -133,7 +133,7 @@ impl Health {
 }
 
 /// Marks the loop as exited when dropped, so a panicking loop is reported too.
-pub struct LoopGuard<'a>(pub &'a Health);
+pub(crate) struct LoopGuard<'a>(pub &'a Health);
 
 impl Drop for LoopGuard<'_> {
     fn drop(&mut self) {
