@@ -292,5 +292,5 @@ case "${1:-}" in
     if [ -n "${2:-}" ]; then install; echo "Apache Kafka at $2: $(probe version "$2")";
     else echo "$KAFKA_VERSION"; fi ;;
   *)
-    sed -n '2,23p' "$0" >&2; exit 2 ;;
+    sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac
