@@ -107,18 +107,9 @@ async fn kip848_members_share_partitions_and_stay_ready() {
     config
         .kafka_options
         .push(("consumer.group.protocol".into(), "consumer".into()));
-    let first = Service::start(config.clone()).await.unwrap();
+    let first = ready_member(&config).await;
     let health = first.health().clone();
-    wait_until(
-        "the first member to be ready",
-        Duration::from_secs(30),
-        || health.readiness().ready,
-    )
-    .await;
-
-    let mut second_config = config.clone();
-    second_config.http_addr = "127.0.0.1:0".parse().unwrap();
-    let second = Service::start(second_config).await.unwrap();
+    let second = Service::start(another_member(&config)).await.unwrap();
     let (second_health, first_metrics) = (second.health().clone(), first.metrics().clone());
     wait_until(
         "the second member to take partitions from the first",

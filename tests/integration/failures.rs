@@ -111,20 +111,11 @@ async fn a_fenced_member_stops_and_says_why() {
     config
         .kafka_options
         .push(("consumer.group.instance.id".into(), unique("pod")));
-    let first = driftwood::service::Service::start(config.clone())
+    let first = ready_member(&config).await;
+    let health = first.health().clone();
+    let second = driftwood::service::Service::start(another_member(&config))
         .await
         .unwrap();
-    let health = first.health().clone();
-    wait_until(
-        "the first member to be ready",
-        Duration::from_secs(30),
-        || health.readiness().ready,
-    )
-    .await;
-
-    let mut twin = config.clone();
-    twin.http_addr = "127.0.0.1:0".parse().unwrap();
-    let second = driftwood::service::Service::start(twin).await.unwrap();
     wait_until(
         "the first member to be fenced",
         Duration::from_secs(60),

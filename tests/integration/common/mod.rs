@@ -123,6 +123,27 @@ pub fn run_config(bootstrap: &str) -> RunConfig {
     config
 }
 
+/// `config` with a sidecar of its own (a free port), for another member of the same group.
+pub fn another_member(config: &RunConfig) -> RunConfig {
+    let mut config = config.clone();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+/// Starts an instance on `config` (its sidecar on a free port) and waits until it is ready:
+/// a group member to add others to.
+pub async fn ready_member(config: &RunConfig) -> driftwood::service::Service {
+    let member = driftwood::service::Service::start(another_member(config))
+        .await
+        .unwrap();
+    let health = member.health().clone();
+    wait_until("a member to be ready", Duration::from_secs(30), || {
+        health.readiness().ready
+    })
+    .await;
+    member
+}
+
 /// `driftwood run`, the real binary, on `config`'s broker, topics, group and model, with its
 /// sidecar on 127.0.0.1:`port`, plus `extra` flags.
 pub fn driftwood_run(config: &RunConfig, port: u16, extra: &[&str]) -> std::process::Command {
