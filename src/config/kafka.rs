@@ -14,6 +14,7 @@ const MANAGED_KEYS: &[&str] = &[
     "group.id",
     "bootstrap.servers",
     "enable.partition.eof",
+    "group.instance.id",
 ];
 
 /// Consumer settings that KIP-848's protocol moves to the broker. librdkafka refuses them
@@ -294,6 +295,9 @@ impl RunConfig {
                     .set("auto.commit.interval.ms", "1000")
                     .set("auto.offset.reset", &self.auto_offset_reset)
                     .set("enable.partition.eof", "false");
+                if let Some(id) = self.static_member_id() {
+                    config.set("group.instance.id", id);
+                }
             }
             ClientRole::Producer => {
                 config

@@ -71,7 +71,10 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_DRIFT_ALERT_PSI", default_value_t = 0.25)]
     pub drift_alert_psi: f64,
 
-    /// This instance's id in drift reports [default: the host name].
+    /// This instance's stable id (e.g. a StatefulSet pod name). When given, it is also the
+    /// consumer's `group.instance.id` (static membership): a restarted instance takes its
+    /// partitions back at once instead of after `session.timeout.ms`. Two live instances
+    /// must never share it. [default: the host name, in drift reports only]
     #[arg(long, env = "DRIFTWOOD_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
@@ -241,6 +244,13 @@ impl RunConfig {
         if self.group_id.is_empty() {
             return bad("--group-id is empty".into());
         }
+        if self
+            .instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return bad("--instance-id is empty (leave it out for dynamic membership)".into());
+        }
         if !matches!(self.auto_offset_reset.as_str(), "earliest" | "latest") {
             return bad(format!(
                 "--auto-offset-reset must be earliest or latest, got {:?}",
@@ -257,6 +267,11 @@ impl RunConfig {
             return bad("--shutdown-grace must be more than 0s".into());
         }
         self.check_option_keys()
+    }
+
+    /// The static group membership id, when `--instance-id` was given.
+    pub fn static_member_id(&self) -> Option<&str> {
+        self.instance_id.as_deref()
     }
 
     /// This instance's id in drift reports.
@@ -318,6 +333,30 @@ mod tests {
         assert_eq!(
             clients.consumer.get("enable.auto.offset.store"),
             Some("false")
+        );
+    }
+
+    #[test]
+    fn an_instance_id_makes_the_consumer_a_static_member() {
+        let mut c = RunConfig::defaults("b:9092").unwrap();
+        c.instance_id = None;
+        let dynamic = c.kafka_clients().unwrap();
+        assert_eq!(dynamic.consumer.get("group.instance.id"), None);
+
+        c.instance_id = Some("driftwood-0".into());
+        let clients = c.kafka_clients().unwrap();
+        assert_eq!(
+            clients.consumer.get("group.instance.id"),
+            Some("driftwood-0")
+        );
+        assert_eq!(clients.producer.get("group.instance.id"), None);
+        assert_eq!(c.instance(), "driftwood-0");
+
+        c.kafka_options = vec![("group.instance.id".into(), "x".into())];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("driftwood sets group.instance.id itself"),
+            "{err}"
         );
     }
 

@@ -68,6 +68,15 @@ impl SourceContext {
         }
     }
 
+    /// Changes the assigned partitions and shows their count in `/metrics`.
+    fn track(&self, change: impl FnOnce(&mut super::offsets::OffsetTracker)) {
+        let mut progress = self.progress.lock();
+        change(&mut progress);
+        self.metrics
+            .assigned_partitions
+            .set(progress.assigned().count() as i64);
+    }
+
     fn position_list(&self, positions: &[(i32, i64)]) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for &(p, offset) in positions {
@@ -116,7 +125,7 @@ impl ConsumerContext for SourceContext {
                 );
             }
             self.commit(consumer, &partitions);
-            self.progress.lock().revoke(partitions.iter().copied());
+            self.track(|progress| progress.revoke(partitions.iter().copied()));
             for p in &partitions {
                 let _ = self
                     .metrics
@@ -136,7 +145,7 @@ impl ConsumerContext for SourceContext {
                 if !partitions.is_empty() {
                     self.health.set_input_topic_missing(false);
                 }
-                self.progress.lock().assign(partitions);
+                self.track(|progress| progress.assign(partitions));
                 // Joining the group took a coordinator round trip: the broker is reachable.
                 self.health.set_broker_reachable(true);
                 self.health.set_joined(true);

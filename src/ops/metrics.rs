@@ -34,6 +34,8 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// `driftwood_rebalances_total{kind}`: partition assignments and revocations.
     pub rebalances: IntCounterVec,
+    /// `driftwood_assigned_partitions`: input partitions this instance holds.
+    pub assigned_partitions: IntGauge,
     /// `driftwood_delivery_retries_total`: outputs re-sent after a failed delivery.
     pub delivery_retries: IntCounter,
     /// `driftwood_delivery_errors_total{error}`: failed deliveries by librdkafka error code.
@@ -130,6 +132,13 @@ impl Metrics {
             "Consumer group rebalances seen, by kind (assign, revoke).",
             &["kind"],
         );
+        let assigned_partitions = register(
+            &registry,
+            IntGauge::new(
+                "driftwood_assigned_partitions",
+                "Input partitions this instance holds.",
+            ),
+        );
         let delivery_retries = register(
             &registry,
             IntCounter::new(
@@ -225,6 +234,7 @@ impl Metrics {
             model_info,
             consumer_lag,
             rebalances,
+            assigned_partitions,
             delivery_retries,
             delivery_errors,
             in_flight,

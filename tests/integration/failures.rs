@@ -102,15 +102,13 @@ fn topic_creation_gives_up_on_a_permanent_error() {
     );
 }
 
-/// A member fenced by another with the same static id (`group.instance.id`, e.g. a pod
-/// started twice) has left its group for good: it turns unready and stops, naming why.
+/// A member fenced by another with the same `--instance-id` (static membership's
+/// `group.instance.id`, e.g. a pod started twice) has left its group for good: it turns unready and stops, naming why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_member_stops_and_says_why() {
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, 100, 0, |_| {}).await;
-    config
-        .kafka_options
-        .push(("consumer.group.instance.id".into(), unique("pod")));
+    config.instance_id = Some(unique("pod"));
     let first = ready_member(&config).await;
     let health = first.health().clone();
     let second = driftwood::service::Service::start(another_member(&config))

@@ -10,6 +10,7 @@ mod common;
 mod backpressure;
 mod cluster;
 mod compatibility;
+mod crashes;
 mod drift;
 mod end_to_end;
 mod failures;

@@ -5,9 +5,13 @@
 //! Apache Kafka node started here through `scripts/kafka.sh run` and killed when the test
 //! process exits.
 
+pub mod conservation;
 pub mod kafka;
+pub mod process;
 
+pub use conservation::{Conservation, conservation, wait_caught_up};
 pub use kafka::{Kafka, KafkaCluster};
+pub use process::Member;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -262,22 +266,29 @@ pub fn outputs_by_input(
     expected: usize,
     timeout: Duration,
 ) -> HashMap<(i32, i64), usize> {
+    let predictions = read_available(bootstrap, &config.output_topic, expected, timeout);
+    let dead_letters = read_available(bootstrap, &config.dlq_topic, 0, timeout);
+    count_sources(&predictions, &dead_letters)
+}
+
+/// How many of these outputs name each input `(partition, offset)` as their source.
+pub fn count_sources(
+    predictions: &[OwnedMessage],
+    dead_letters: &[OwnedMessage],
+) -> HashMap<(i32, i64), usize> {
     use driftwood::codec::encode::{AvroCodec, PredictionRecord};
     use driftwood::kafka::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
     let codec = AvroCodec::predictions();
     let mut seen = HashMap::new();
-    for m in read_available(bootstrap, &config.output_topic, expected, timeout) {
+    for m in predictions {
         let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
         *seen
             .entry((p.source_partition, p.source_offset))
             .or_default() += 1;
     }
-    for m in read_available(bootstrap, &config.dlq_topic, 0, timeout) {
-        let partition = header(&m, HEADER_SOURCE_PARTITION)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let offset = header(&m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
+    for m in dead_letters {
+        let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
+        let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
         *seen.entry((partition, offset)).or_default() += 1;
     }
     seen
