@@ -1,9 +1,11 @@
-//! Stopping mid-stream and starting again in the same group loses nothing.
+//! Stopping mid-stream and starting again loses nothing: driftwood itself (gracefully), or
+//! the broker under it.
 
 use std::time::Duration;
 
 use crate::common::*;
 use driftwood::service::Service;
+use driftwood::tools::produce::{ProduceConfig, produce};
 
 const RECORDS: usize = 20_000;
 const CORRUPT: usize = 20;
@@ -80,4 +82,63 @@ async fn graceful_restart_loses_no_record() {
         duplicates, 0,
         "{outputs} outputs acknowledged by the two instances"
     );
+}
+
+/// The broker (a single node of its own) stops mid-stream and starts again on its data:
+/// driftwood turns unready while it is away and ready after, without being restarted, and
+/// nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_needs_no_driftwood_restart() {
+    init_logging();
+    let mut kafka = Kafka::start(free_port());
+    let bootstrap = kafka.bootstrap();
+    let config = run_config(&bootstrap);
+    let topics = [
+        &config.input_topic,
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
+    create_topics(&bootstrap, &topics.map(String::as_str), 3).await;
+    let records = 60_000;
+    let mut spec = ProduceConfig::new(&bootstrap, &config.input_topic, records);
+    spec.rate = 3_000.0;
+    spec.corrupt = 60;
+    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
+    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("broker-restart.log"));
+    let mut member = Member::start(&config, &["--stats-interval", "1s"], &log);
+    member.wait_scored(3_000.0, Duration::from_secs(60));
+    assert_eq!(member.ready_status(), Some(200));
+
+    kafka.stop();
+    wait_until("/ready to say 503", Duration::from_secs(30), || {
+        member.ready_status() == Some(503)
+    })
+    .await;
+    let scored_while_down = member.scored();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.resume();
+    wait_until("/ready to say 200 again", Duration::from_secs(90), || {
+        member.ready_status() == Some(200)
+    })
+    .await;
+    member.wait_scored(scored_while_down + 1_000.0, Duration::from_secs(60));
+
+    let produced = producer
+        .await
+        .unwrap()
+        .expect("producing across the restart");
+    assert_eq!(produced.records, records);
+    wait_caught_up(&bootstrap, &config, Duration::from_secs(120));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "the same process, never restarted, exits 0; logs in {}",
+        log.display()
+    );
+    let c = conservation(&bootstrap, &config);
+    eprintln!("broker restart: {c:?}");
+    assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
+    assert_eq!(c.strays, 0);
 }

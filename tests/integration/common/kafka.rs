@@ -67,17 +67,40 @@ impl Kafka {
     /// Starts a node on `port` and waits until it answers a metadata request.
     pub fn start(port: u16) -> Self {
         let state = state_dir("kafka-");
-        let mut command = Command::new(script());
-        command
-            .args(["run", &port.to_string()])
-            .env("KAFKA_STATE_DIR", &state)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(state.join("run.err")).unwrap());
-        let child = spawn_tied_to_this_process(command)
-            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
+        let child = Self::spawn(&state, port);
         let mut kafka = Kafka { child, port, state };
         kafka.wait_ready(Duration::from_secs(180));
         kafka
+    }
+
+    fn spawn(state: &Path, port: u16) -> Child {
+        let mut command = Command::new(script());
+        command
+            .args(["run", &port.to_string()])
+            .env("KAFKA_STATE_DIR", state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(state.join("run.err")).unwrap());
+        spawn_tied_to_this_process(command)
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"))
+    }
+
+    /// Stops the node as an orderly broker shutdown would (SIGTERM), keeping its data.
+    pub fn stop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped node again on its data, same port, and waits until it is ready.
+    pub fn resume(&mut self) {
+        self.child = Self::spawn(&self.state, self.port);
+        self.wait_ready(Duration::from_secs(180));
     }
 
     /// `127.0.0.1:PORT`.
@@ -117,15 +140,7 @@ impl Kafka {
 
 impl Drop for Kafka {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
