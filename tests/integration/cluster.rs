@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -104,4 +105,63 @@ async fn replicated_topics_survive_a_killed_leader() {
         .fetch_watermarks(&topic, 0, Duration::from_secs(10))
         .unwrap();
     assert_eq!(end, 2_000, "every acknowledged record is in the log");
+}
+
+/// driftwood scores a stream on topics replicated 3 times while the leader of an input
+/// partition, then of an output partition, is killed and brought back: nothing is lost and
+/// the process is never restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leaders_of_input_and_output_lose_nothing() {
+    init_logging();
+    let cluster = KafkaCluster::start(3);
+    let bootstrap = cluster.bootstrap();
+    let config = run_config(bootstrap);
+    let topics = [
+        &config.input_topic,
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
+    create_replicated_topics(bootstrap, &topics.map(String::as_str), 3, 3).await;
+    // 60 s of input: the stream still flows after both kills and restarts.
+    let records = 120_000;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
+    spec.rate = 2_000.0;
+    spec.corrupt = 120;
+    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
+    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("leaders.log"));
+    let mut member = Member::start(&config, &[], &log);
+    member.wait_scored(2_000.0, Duration::from_secs(60));
+    for topic in [&config.input_topic, &config.output_topic] {
+        let (leader, _) = partition_0(bootstrap, topic);
+        let started = std::time::Instant::now();
+        cluster.kill(leader);
+        let scored = member.scored() + 1_000.0;
+        member.wait_scored(scored, Duration::from_secs(60));
+        cluster.restart(leader);
+        let scored = member.scored() + 1_000.0;
+        member.wait_scored(scored, Duration::from_secs(60));
+        eprintln!(
+            "leader {leader} of {topic}/0 killed and back in {:?}",
+            started.elapsed()
+        );
+    }
+
+    let produced = producer
+        .await
+        .unwrap()
+        .expect("producing through the kills");
+    assert_eq!(produced.records, records);
+    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "the same process, never restarted, exits 0; logs in {}",
+        log.display()
+    );
+    let c = conservation(bootstrap, &config);
+    eprintln!("killed leaders: {c:?}");
+    assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
+    assert_eq!(c.strays, 0);
 }
