@@ -17,5 +17,6 @@ mod failures;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
 mod restart;
+mod scaling;
 mod shutdown;
 mod sidecar;
