@@ -18,14 +18,23 @@ impl Progress {
     }
 }
 
+/// One assignment of a partition to this consumer. An output sent under an earlier
+/// assignment of the same partition (revoked and assigned again since) must not count for
+/// the later one: its record is read again, and acknowledging the old copy would let a
+/// commit pass the new one while it is still unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease(u64);
+
 /// Per-partition bookkeeping of records sent but not yet acknowledged.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     partitions: HashMap<i32, PartitionState>,
+    leases_granted: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PartitionState {
+    lease: Lease,
     /// Offsets sent and not yet acknowledged.
     in_flight: BTreeSet<i64>,
     /// One past the highest offset sent.
@@ -38,7 +47,14 @@ impl OffsetTracker {
     /// Starts tracking freshly assigned partitions (forgetting any earlier state for them).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = i32>) {
         for p in partitions {
-            self.partitions.insert(p, PartitionState::default());
+            self.leases_granted += 1;
+            let state = PartitionState {
+                lease: Lease(self.leases_granted),
+                in_flight: BTreeSet::new(),
+                next: None,
+                stored: None,
+            };
+            self.partitions.insert(p, state);
         }
     }
 
@@ -59,17 +75,28 @@ impl OffsetTracker {
         self.partitions.contains_key(&partition)
     }
 
-    /// Records that the output for `offset` was sent.
-    pub fn sent(&mut self, partition: i32, offset: i64) {
-        let state = self.partitions.entry(partition).or_default();
-        state.in_flight.insert(offset);
-        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    /// Whether `lease` is the partition's current assignment.
+    pub fn holds(&self, partition: i32, lease: Lease) -> bool {
+        self.partitions
+            .get(&partition)
+            .is_some_and(|s| s.lease == lease)
     }
 
-    /// Records that the output for `offset` was acknowledged. Unknown offsets (from a partition
-    /// revoked since) are ignored.
-    pub fn acknowledged(&mut self, partition: i32, offset: i64) {
-        if let Some(state) = self.partitions.get_mut(&partition) {
+    /// Records that the output for `offset` is being sent, under the partition's current
+    /// lease; `None` when the partition is not assigned (its next owner reads it again).
+    pub fn sent(&mut self, partition: i32, offset: i64) -> Option<Lease> {
+        let state = self.partitions.get_mut(&partition)?;
+        state.in_flight.insert(offset);
+        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        Some(state.lease)
+    }
+
+    /// Records that the output for `offset`, sent under `lease`, was acknowledged. Outputs of
+    /// another assignment (a partition revoked since) are ignored.
+    pub fn acknowledged(&mut self, partition: i32, lease: Lease, offset: i64) {
+        if let Some(state) = self.partitions.get_mut(&partition)
+            && state.lease == lease
+        {
             state.in_flight.remove(&offset);
         }
     }
@@ -124,17 +151,19 @@ mod tests {
     fn commits_only_the_acknowledged_prefix() {
         let mut t = OffsetTracker::default();
         t.assign([0, 1]);
+        let mut lease = None;
         for o in 10..15 {
-            t.sent(0, o);
+            lease = t.sent(0, o);
         }
+        let lease = lease.unwrap();
         assert_eq!(t.take_committable(), vec![(0, 10)]);
-        t.acknowledged(0, 12);
-        t.acknowledged(0, 11);
+        t.acknowledged(0, lease, 12);
+        t.acknowledged(0, lease, 11);
         assert!(t.take_committable().is_empty(), "10 is still in flight");
-        t.acknowledged(0, 10);
+        t.acknowledged(0, lease, 10);
         assert_eq!(t.take_committable(), vec![(0, 13)]);
-        t.acknowledged(0, 13);
-        t.acknowledged(0, 14);
+        t.acknowledged(0, lease, 13);
+        t.acknowledged(0, lease, 14);
         assert_eq!(t.take_committable(), vec![(0, 15)]);
         assert_eq!(t.in_flight(), 0);
     }
@@ -143,10 +172,37 @@ mod tests {
     fn revoked_partitions_ignore_late_acknowledgements() {
         let mut t = OffsetTracker::default();
         t.assign([3]);
-        t.sent(3, 7);
+        let lease = t.sent(3, 7).unwrap();
         t.revoke([3]);
-        t.acknowledged(3, 7);
+        t.acknowledged(3, lease, 7);
         assert!(t.take_committable().is_empty());
         assert!(!t.is_assigned(3));
+        assert_eq!(
+            t.sent(3, 8),
+            None,
+            "nothing is sent for a partition not assigned"
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_from_an_earlier_assignment_does_not_count() {
+        let mut t = OffsetTracker::default();
+        t.assign([0]);
+        let old = t.sent(0, 5).unwrap();
+        // Revoked and assigned again: offset 5 is read and sent again.
+        t.revoke([0]);
+        t.assign([0]);
+        let new = t.sent(0, 5).unwrap();
+        assert_ne!(old, new);
+        t.acknowledged(0, old, 5);
+        assert_eq!(
+            t.in_flight(),
+            1,
+            "the old copy's acknowledgement is ignored"
+        );
+        assert_eq!(t.take_committable(), vec![(0, 5)]);
+        assert!(!t.holds(0, old) && t.holds(0, new));
+        t.acknowledged(0, new, 5);
+        assert_eq!(t.take_committable(), vec![(0, 6)]);
     }
 }

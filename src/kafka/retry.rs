@@ -164,6 +164,7 @@ mod tests {
             tag: Tag {
                 output: Output::DriftReport,
                 attempt: 1,
+                lease: None,
             },
         };
         let mut queue = RetryQueue::default();

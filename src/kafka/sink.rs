@@ -15,7 +15,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::warn;
 
-use super::offsets::Progress;
+use super::offsets::{Lease, Progress};
 use super::retry::{self, Retry, RetryQueue};
 use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
@@ -78,6 +78,8 @@ pub struct Tag {
     pub output: Output,
     /// Deliveries tried before this one.
     pub attempt: u32,
+    /// The assignment of the input partition the record was read under (records only).
+    pub lease: Option<Lease>,
 }
 
 /// A dead letter this size or smaller is not truncated further.
@@ -107,22 +109,24 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         match result {
-            Ok(_) => self.acknowledged(tag.output),
+            Ok(_) => self.acknowledged(*tag),
             Err((err, message)) => self.failed(err, message, *tag),
         }
     }
 }
 
 impl SinkContext {
-    fn acknowledged(&self, output: Output) {
+    fn acknowledged(&self, tag: Tag) {
         let c = &self.counters;
-        match output {
+        match tag.output {
             Output::Record {
                 partition,
                 offset,
                 outcome,
             } => {
-                self.progress.lock().acknowledged(partition, offset);
+                if let Some(lease) = tag.lease {
+                    self.progress.lock().acknowledged(partition, lease, offset);
+                }
                 match outcome {
                     Outcome::Scored {
                         label,
@@ -247,17 +251,30 @@ impl Sink {
         headers: Option<OwnedHeaders>,
         output: Output,
     ) {
-        if let Output::Record {
-            partition, offset, ..
-        } = output
-        {
-            self.producer
-                .context()
-                .progress
-                .lock()
-                .sent(partition, offset);
-        }
-        self.enqueue(topic, key, payload, headers, Tag { output, attempt: 0 });
+        let lease = match output {
+            Output::Record {
+                partition, offset, ..
+            } => {
+                let lease = self
+                    .producer
+                    .context()
+                    .progress
+                    .lock()
+                    .sent(partition, offset);
+                if lease.is_none() {
+                    // Revoked since it was read: its next owner reads it again.
+                    return;
+                }
+                lease
+            }
+            Output::DriftReport => None,
+        };
+        let tag = Tag {
+            output,
+            attempt: 0,
+            lease,
+        };
+        self.enqueue(topic, key, payload, headers, tag);
     }
 
     fn enqueue(
@@ -328,10 +345,13 @@ impl Sink {
             .expect("retry queue")
             .take_due(Instant::now());
         for retry in due {
-            // A partition revoked since has a new owner who re-reads the record.
-            let owned = match retry.tag.output {
-                Output::Record { partition, .. } => context.progress.lock().is_assigned(partition),
-                Output::DriftReport => true,
+            // A partition revoked since (even if assigned again) re-reads the record.
+            let owned = match (retry.tag.output, retry.tag.lease) {
+                (Output::Record { partition, .. }, Some(lease)) => {
+                    context.progress.lock().holds(partition, lease)
+                }
+                (Output::Record { .. }, None) => false,
+                (Output::DriftReport, _) => true,
             };
             if owned {
                 self.enqueue(
@@ -429,6 +449,7 @@ mod tests {
                 outcome: Outcome::DeadLettered(DecodeErrorKind::Undecodable),
             },
             attempt: 0,
+            lease: None,
         }
     }
 
@@ -452,11 +473,13 @@ mod tests {
                 outcome: Outcome::PassedThrough,
             },
             attempt: 0,
+            lease: None,
         };
         assert!(!truncatable(prediction, Some(&[0; 5000])));
         let report = Tag {
             output: Output::DriftReport,
             attempt: 0,
+            lease: None,
         };
         assert!(!truncatable(report, Some(&[0; 5000])));
     }

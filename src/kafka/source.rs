@@ -136,11 +136,17 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let partitions = self.partitions(tpl);
                 info!(?partitions, "partitions assigned");
+                // librdkafka keeps a partition's paused flag through a revoke and a new
+                // assignment: a partition paused for back-pressure before a rebalance would
+                // never fetch again. Back-pressure pauses it again on its next pass if it must.
+                if let Err(e) = consumer.resume(tpl) {
+                    warn!(error = %e, ?partitions, "could not resume newly assigned partitions");
+                }
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
                 if !partitions.is_empty() {
                     self.health.set_input_topic_missing(false);

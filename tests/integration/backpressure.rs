@@ -103,3 +103,48 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         .count();
     assert_eq!(missing, 0, "every input offset has an output");
 }
+
+/// librdkafka keeps a partition paused through a revoke and a new assignment: a member
+/// paused for back-pressure when its group rebalances must still fetch afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_paused_before_a_rebalance_fetch_again_after_it() {
+    let bootstrap = bootstrap();
+    let mut config = run_config(bootstrap);
+    let others = [&config.input_topic, &config.dlq_topic, &config.drift_topic];
+    create_topics(bootstrap, &others.map(String::as_str), 3).await;
+    let spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    config.max_in_flight = MAX_IN_FLIGHT;
+    config.kafka_options = vec![("producer.message.timeout.ms".into(), "3000".into())];
+    let first = Service::start(config.clone()).await.unwrap();
+    let metrics = first.metrics().clone();
+    wait_until("the first member to pause", Duration::from_secs(60), || {
+        metrics.fetch_paused.get() == 1
+    })
+    .await;
+
+    // A second member joins and leaves: two rebalances while the first is paused.
+    let second = ready_member(&config).await;
+    second
+        .stop()
+        .await
+        .unwrap_or_else(|e| eprintln!("second member: {e}"));
+    wait_until(
+        "the first member to hold every partition again",
+        Duration::from_secs(60),
+        || metrics.assigned_partitions.get() == 3,
+    )
+    .await;
+
+    create_topics(bootstrap, &[&config.output_topic], 3).await;
+    wait_until(
+        "every record once the output exists",
+        Duration::from_secs(120),
+        || metrics.scored() >= RECORDS as u64,
+    )
+    .await;
+    first.stop().await.unwrap();
+}

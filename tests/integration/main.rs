@@ -16,6 +16,7 @@ mod end_to_end;
 mod failures;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
+mod output_down;
 mod restart;
 mod scaling;
 mod shutdown;

@@ -276,22 +276,31 @@ pub fn count_sources(
     predictions: &[OwnedMessage],
     dead_letters: &[OwnedMessage],
 ) -> HashMap<(i32, i64), usize> {
-    use driftwood::codec::encode::{AvroCodec, PredictionRecord};
-    use driftwood::kafka::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
-    let codec = AvroCodec::predictions();
     let mut seen = HashMap::new();
     for m in predictions {
-        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
-        *seen
-            .entry((p.source_partition, p.source_offset))
-            .or_default() += 1;
+        *seen.entry(source_of_prediction(m)).or_default() += 1;
     }
     for m in dead_letters {
-        let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
-        let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
-        *seen.entry((partition, offset)).or_default() += 1;
+        *seen.entry(source_of_dead_letter(m)).or_default() += 1;
     }
     seen
+}
+
+/// The input `(partition, offset)` a prediction names.
+pub fn source_of_prediction(m: &OwnedMessage) -> (i32, i64) {
+    use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+    static CODEC: OnceLock<AvroCodec> = OnceLock::new();
+    let codec = CODEC.get_or_init(AvroCodec::predictions);
+    let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
+    (p.source_partition, p.source_offset)
+}
+
+/// The input `(partition, offset)` a dead letter names in its headers.
+pub fn source_of_dead_letter(m: &OwnedMessage) -> (i32, i64) {
+    use driftwood::kafka::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+    let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
+    let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
+    (partition, offset)
 }
 
 /// Every `(partition, offset)` of `topic`, read from the start (`expected` of them).
