@@ -5,7 +5,7 @@
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 
-use super::RunConfig;
+use super::{ProcessingGuarantee, RunConfig};
 use crate::error::{Error, Result};
 
 /// Properties driftwood sets itself because at-least-once delivery depends on them.
@@ -15,6 +15,7 @@ const MANAGED_KEYS: &[&str] = &[
     "bootstrap.servers",
     "enable.partition.eof",
     "group.instance.id",
+    "transactional.id",
 ];
 
 /// Consumer settings that KIP-848's protocol moves to the broker. librdkafka refuses them
@@ -188,7 +189,21 @@ impl RunConfig {
                  --allow-non-idempotent-producer if the cluster cannot grant idempotent writes",
             );
         }
-        if clients.consumer.get("enable.auto.commit") != Some("true") {
+        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            if clients.consumer.get("enable.auto.commit") != Some("false") {
+                return refuse(
+                    "enable.auto.commit",
+                    "with exactly-once, input offsets are committed inside each transaction; \
+                     an automatic commit would commit them outside it",
+                );
+            }
+            if clients.consumer.get("isolation.level") != Some("read_committed") {
+                return refuse(
+                    "isolation.level",
+                    "with exactly-once, inputs written in transactions must be read committed",
+                );
+            }
+        } else if clients.consumer.get("enable.auto.commit") != Some("true") {
             return refuse(
                 "enable.auto.commit",
                 "driftwood commits through librdkafka's auto-commit of the offsets it stores \
@@ -298,6 +313,11 @@ impl RunConfig {
                 if let Some(id) = self.static_member_id() {
                     config.set("group.instance.id", id);
                 }
+                if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                    config
+                        .set("enable.auto.commit", "false")
+                        .set("isolation.level", "read_committed");
+                }
             }
             ClientRole::Producer => {
                 config
@@ -308,6 +328,9 @@ impl RunConfig {
                         "message.max.bytes",
                         (self.max_message_bytes + 65_536).to_string(),
                     );
+                if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                    config.set("transactional.id", self.transactional_id());
+                }
             }
             ClientRole::Admin => {}
         }

@@ -27,6 +27,15 @@ pub fn bootstrap_servers(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "localhost:9092".to_string())
 }
 
+/// What a crash may do to the outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcessingGuarantee {
+    /// Every input has an output; after a crash some may have two.
+    AtLeastOnce,
+    /// Every input has exactly one committed output (Kafka transactions).
+    ExactlyOnce,
+}
+
 /// Settings for `driftwood run` (and the pipeline inside `demo`).
 #[derive(Clone, Args)]
 pub struct RunConfig {
@@ -158,6 +167,22 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_STATS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
 
+    /// at-least-once: an input offset is committed once its output is acknowledged (a crash
+    /// may output a record twice). exactly-once: outputs and input offsets are committed
+    /// together in Kafka transactions; `read_committed` readers see each output once.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_PROCESSING_GUARANTEE",
+        value_enum,
+        default_value = "at-least-once"
+    )]
+    pub processing_guarantee: ProcessingGuarantee,
+
+    /// With exactly-once: how long a transaction collects outputs before it commits (0s:
+    /// one transaction per batch). Longer means fewer commits and more latency.
+    #[arg(long, env = "DRIFTWOOD_TRANSACTION_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub transaction_interval: Duration,
+
     /// Let the producer run without idempotence when the cluster cannot grant idempotent
     /// writes: a retried output may then be duplicated or reordered.
     #[arg(long, env = "DRIFTWOOD_ALLOW_NON_IDEMPOTENT_PRODUCER")]
@@ -266,12 +291,27 @@ impl RunConfig {
         if self.shutdown_grace.is_zero() {
             return bad("--shutdown-grace must be more than 0s".into());
         }
+        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            if self.allow_non_idempotent_producer {
+                return bad("--allow-non-idempotent-producer cannot go with exactly-once: transactions need idempotence".into());
+            }
+            if self.pass_through {
+                return bad("--pass-through is a benchmark of at-least-once delivery".into());
+            }
+        }
         self.check_option_keys()
     }
 
     /// The static group membership id, when `--instance-id` was given.
     pub fn static_member_id(&self) -> Option<&str> {
         self.instance_id.as_deref()
+    }
+
+    /// The producer's `transactional.id` in exactly-once mode: stable across restarts of
+    /// this instance, so that a restarted instance fences its previous life and aborts what
+    /// it left open, and distinct between instances.
+    pub fn transactional_id(&self) -> String {
+        format!("driftwood-{}-{}", self.group_id, self.instance())
     }
 
     /// This instance's id in drift reports.
@@ -305,6 +345,8 @@ impl std::fmt::Debug for RunConfig {
             .field("revoke_drain", &self.revoke_drain)
             .field("profile", &self.profile)
             .field("pass_through", &self.pass_through)
+            .field("processing_guarantee", &self.processing_guarantee)
+            .field("transaction_interval", &self.transaction_interval)
             .field("kafka_option_keys", &self.option_keys())
             .finish_non_exhaustive()
     }

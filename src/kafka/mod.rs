@@ -1,5 +1,5 @@
 //! Kafka in and out: the consumer's context, the producer that writes every output, which
-//! input offsets are safe to commit, and topic creation. Internal to driftwood but for the
+//! input offsets are safe to commit, exactly-once transactions, and topic creation. Internal to driftwood but for the
 //! headers it puts on dead letters, which are part of its output.
 
 pub(crate) mod admin;
@@ -9,6 +9,7 @@ pub(crate) mod sink;
 pub(crate) mod source;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod transaction;
 
 pub use sink::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,

@@ -41,6 +41,9 @@ struct PartitionState {
     next: Option<i64>,
     /// The last offset handed to the consumer for committing.
     stored: Option<i64>,
+    /// Exactly-once: where reading starts again if the open transaction aborts (the position
+    /// its last transaction committed, else the first offset sent under this lease).
+    rewind_to: Option<i64>,
 }
 
 impl OffsetTracker {
@@ -53,6 +56,7 @@ impl OffsetTracker {
                 in_flight: BTreeSet::new(),
                 next: None,
                 stored: None,
+                rewind_to: None,
             };
             self.partitions.insert(p, state);
         }
@@ -86,6 +90,7 @@ impl OffsetTracker {
     /// lease; `None` when the partition is not assigned (its next owner reads it again).
     pub fn sent(&mut self, partition: i32, offset: i64) -> Option<Lease> {
         let state = self.partitions.get_mut(&partition)?;
+        state.rewind_to.get_or_insert(offset);
         state.in_flight.insert(offset);
         state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
         Some(state.lease)
@@ -125,6 +130,49 @@ impl OffsetTracker {
                 && state.stored != Some(position)
             {
                 state.stored = Some(position);
+                out.push((p, position));
+            }
+        }
+        out
+    }
+
+    /// Exactly-once: one past the highest offset sent, for every partition that sent anything
+    /// since its last committed transaction. A transaction commits its outputs all or none,
+    /// so acknowledgements do not matter here.
+    pub fn transaction_positions(&self) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|(&p, s)| s.next.filter(|n| s.rewind_to != Some(*n)).map(|n| (p, n)))
+            .collect()
+    }
+
+    /// Exactly-once: a transaction committed these positions.
+    pub fn transaction_committed(&mut self, positions: &[(i32, i64)]) {
+        for (p, position) in positions {
+            if let Some(state) = self.partitions.get_mut(p) {
+                state.rewind_to = Some(*position);
+            }
+        }
+    }
+
+    /// Exactly-once: the open transaction aborted. Every partition that sent anything under
+    /// it starts a new lease (so the aborted outputs' reports are ignored) and is read again
+    /// from the returned position.
+    pub fn rewind(&mut self) -> Vec<(i32, i64)> {
+        let mut out = Vec::new();
+        for (&p, state) in &mut self.partitions {
+            let Some(position) = state.rewind_to else {
+                continue;
+            };
+            if state.next.is_some_and(|n| n > position) {
+                self.leases_granted += 1;
+                *state = PartitionState {
+                    lease: Lease(self.leases_granted),
+                    in_flight: BTreeSet::new(),
+                    next: Some(position),
+                    stored: state.stored,
+                    rewind_to: Some(position),
+                };
                 out.push((p, position));
             }
         }
@@ -182,6 +230,38 @@ mod tests {
             None,
             "nothing is sent for a partition not assigned"
         );
+    }
+
+    #[test]
+    fn a_transaction_commits_what_was_sent_and_an_abort_rewinds_to_the_last_commit() {
+        let mut t = OffsetTracker::default();
+        t.assign([0, 1]);
+        for o in 10..13 {
+            t.sent(0, o);
+        }
+        assert_eq!(
+            t.transaction_positions(),
+            vec![(0, 13)],
+            "acknowledged or not"
+        );
+        t.transaction_committed(&[(0, 13)]);
+        assert!(t.transaction_positions().is_empty());
+
+        let old = t.sent(0, 13).unwrap();
+        t.sent(0, 14);
+        let mut rewound = t.rewind();
+        rewound.sort();
+        assert_eq!(rewound, vec![(0, 13)], "partition 1 sent nothing");
+        assert_eq!(t.in_flight(), 0);
+        assert!(
+            !t.holds(0, old),
+            "outputs of the aborted transaction do not count"
+        );
+        assert!(t.transaction_positions().is_empty());
+
+        // Never committed: back to the first offset sent.
+        t.sent(1, 40);
+        assert_eq!(t.rewind(), vec![(1, 40)]);
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct SinkContext {
     failure: Mutex<Option<(String, String)>>,
     counters: OutcomeCounters,
     health: Arc<Health>,
+    /// Exactly-once: a failed delivery is not sent again; the transaction aborts instead and
+    /// its records are read again.
+    transactional: bool,
 }
 
 impl ClientContext for SinkContext {
@@ -154,6 +157,12 @@ impl SinkContext {
             .inc();
         self.health
             .set_output_error(Some(format!("delivery to {topic} failed: {err}")));
+        if self.transactional {
+            if retry::is_permanent(code) {
+                self.fail(topic, format!("{err} (for {:?})", tag.output));
+            }
+            return;
+        }
         let mut payload = message.payload().map(<[u8]>::to_vec);
         let mut headers = message.headers().map(|h| h.detach());
         if retry::is_permanent(code) {
@@ -221,7 +230,8 @@ pub struct Sink {
 
 impl Sink {
     /// Creates the producer (no broker contact yet). Acknowledgements advance `progress`;
-    /// failing deliveries show in `health` until one succeeds.
+    /// failing deliveries show in `health` until one succeeds. A producer with a
+    /// `transactional.id` never sends a failed output again: its transaction aborts instead.
     pub fn new(
         config: &ClientConfig,
         progress: Progress,
@@ -234,6 +244,7 @@ impl Sink {
             failure: Mutex::default(),
             counters: OutcomeCounters::new(&metrics),
             health,
+            transactional: config.get("transactional.id").is_some(),
         };
         let producer = config
             .create_with_context(context)
@@ -311,7 +322,7 @@ impl Sink {
                 }
                 code => {
                     let context = self.producer.context();
-                    if code.is_some_and(retry::is_permanent) {
+                    if code.is_some_and(retry::is_permanent) || context.transactional {
                         context.fail(topic, format!("{err} (for {:?})", tag.output));
                         return;
                     }
@@ -401,6 +412,11 @@ impl Sink {
             }
             self.poll(left.min(Duration::from_millis(50)));
         }
+    }
+
+    /// The producer, for the transaction calls.
+    pub(crate) fn producer(&self) -> &BaseProducer<SinkContext> {
+        &self.producer
     }
 
     /// Flushes librdkafka's queue (used at shutdown after draining).

@@ -1,7 +1,8 @@
 //! Kafka in: the consumer's context. Rebalances drain and commit revoked partitions before
 //! they move; librdkafka statistics feed the lag gauge and broker reachability.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -13,11 +14,28 @@ use tracing::{info, warn};
 
 use super::offsets::Progress;
 use super::sink::Sink;
+use super::transaction::{Ended, Transaction};
+use crate::error::{Error, Result};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 
+/// How input offsets are committed.
+pub enum Guarantee {
+    /// Stored as their outputs are acknowledged; librdkafka commits them in the background.
+    AtLeastOnce,
+    /// In each transaction, with their outputs.
+    ExactlyOnce(Box<Mutex<Transaction>>),
+}
+
 /// The consumer's callbacks.
 pub struct SourceContext {
+    /// How input offsets are committed.
+    pub guarantee: Guarantee,
+    /// A failure inside a rebalance callback, for the loop to stop on.
+    failure: Mutex<Option<Error>>,
+    /// Set when an aborted transaction rewound partitions: records already polled past the
+    /// rewind point must not be handled, as they are read again.
+    rewound: AtomicBool,
     /// Partition progress: what is assigned, and what may be committed.
     pub progress: Progress,
     /// The sink, drained of a revoked partition's outputs before it moves.
@@ -33,6 +51,29 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
+    /// The callbacks of a consumer of `topic`.
+    pub fn new(
+        progress: Progress,
+        sink: Arc<Sink>,
+        health: Arc<Health>,
+        metrics: Metrics,
+        topic: String,
+        revoke_drain: Duration,
+        guarantee: Guarantee,
+    ) -> Self {
+        SourceContext {
+            guarantee,
+            failure: Mutex::default(),
+            rewound: AtomicBool::new(false),
+            progress,
+            sink,
+            health,
+            metrics,
+            topic,
+            revoke_drain,
+        }
+    }
+
     fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
         tpl.elements_for_topic(&self.topic)
             .iter()
@@ -40,8 +81,83 @@ impl SourceContext {
             .collect()
     }
 
-    /// Hands acknowledged positions to librdkafka, which commits them in the background.
-    pub fn store_offsets(&self, consumer: &BaseConsumer<SourceContext>) {
+    /// Called on every pass of the loop: at-least-once hands acknowledged positions to
+    /// librdkafka, which commits them in the background; exactly-once commits the
+    /// transaction once its interval has passed.
+    pub fn checkpoint(&self, consumer: &BaseConsumer<SourceContext>) -> Result<()> {
+        match &self.guarantee {
+            Guarantee::AtLeastOnce => {
+                self.store_offsets(consumer);
+                Ok(())
+            }
+            Guarantee::ExactlyOnce(transaction) => {
+                let due = transaction.lock().expect("transaction").due();
+                if due {
+                    self.end_transaction(consumer, transaction)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Before outputs are sent: exactly-once opens a transaction for them.
+    pub fn before_send(&self) -> Result<()> {
+        match &self.guarantee {
+            Guarantee::AtLeastOnce => Ok(()),
+            Guarantee::ExactlyOnce(transaction) => transaction
+                .lock()
+                .expect("transaction")
+                .ensure_open(&self.sink),
+        }
+    }
+
+    /// Whether an aborted transaction rewound partitions since the last call.
+    pub fn take_rewound(&self) -> bool {
+        self.rewound.swap(false, Ordering::Relaxed)
+    }
+
+    /// The failure a rebalance callback met, if any.
+    pub fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().expect("failure").take()
+    }
+
+    /// Commits the open transaction; when it aborts, seeks its partitions back so their
+    /// records are read and scored again.
+    fn end_transaction(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        transaction: &Mutex<Transaction>,
+    ) -> Result<()> {
+        let ended = transaction.lock().expect("transaction").commit(
+            &self.sink,
+            &self.progress,
+            &self.topic,
+            consumer.group_metadata(),
+        )?;
+        if let Ended::Aborted(positions) = ended {
+            self.rewound.store(true, Ordering::Relaxed);
+            for (p, position) in positions {
+                consumer
+                    .seek(
+                        &self.topic,
+                        p,
+                        Offset::Offset(position),
+                        Duration::from_secs(10),
+                    )
+                    .map_err(|e| Error::Fatal {
+                        client: "consumer",
+                        reason: format!(
+                            "cannot read partition {p} again from {position} after an aborted \
+                             transaction: {e}"
+                        ),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn store_offsets(&self, consumer: &BaseConsumer<SourceContext>) {
         let positions = self.progress.lock().take_committable();
         if positions.is_empty() {
             return;
@@ -53,8 +169,16 @@ impl SourceContext {
         }
     }
 
-    /// Commits the acknowledged positions of `partitions` synchronously.
+    /// Commits now, before `partitions` move or the consumer stops: at-least-once commits
+    /// their acknowledged positions synchronously, exactly-once the open transaction (a
+    /// failure is kept for the loop).
     pub fn commit(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+        if let Guarantee::ExactlyOnce(transaction) = &self.guarantee {
+            if let Err(e) = self.end_transaction(consumer, transaction) {
+                *self.failure.lock().expect("failure") = Some(e);
+            }
+            return;
+        }
         let positions = self.progress.lock().committable(partitions);
         if positions.is_empty() {
             return;
@@ -118,7 +242,9 @@ impl ConsumerContext for SourceContext {
             let partitions = self.partitions(tpl);
             info!(?partitions, "partitions revoked; draining and committing");
             self.metrics.rebalances.with_label_values(&["revoke"]).inc();
-            if !self.sink.drain(&partitions, self.revoke_drain) {
+            // A transaction's commit waits for its outputs itself.
+            let at_least_once = matches!(self.guarantee, Guarantee::AtLeastOnce);
+            if at_least_once && !self.sink.drain(&partitions, self.revoke_drain) {
                 warn!(
                     ?partitions,
                     "some outputs were not acknowledged in time; their records will be re-read by the next owner"
@@ -186,14 +312,15 @@ mod tests {
             )
             .unwrap(),
         );
-        let context = SourceContext {
-            progress: progress.clone(),
-            sink: sink.clone(),
+        let context = SourceContext::new(
+            progress.clone(),
+            sink.clone(),
             health,
             metrics,
-            topic: "in".into(),
-            revoke_drain: Duration::from_secs(10),
-        };
+            "in".into(),
+            Duration::from_secs(10),
+            Guarantee::AtLeastOnce,
+        );
         let consumer: BaseConsumer<SourceContext> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", "g")

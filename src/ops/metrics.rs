@@ -34,6 +34,9 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// `driftwood_rebalances_total{kind}`: partition assignments and revocations.
     pub rebalances: IntCounterVec,
+    /// `driftwood_transactions_total{outcome}`: exactly-once transactions `committed` or
+    /// `aborted`.
+    pub transactions: IntCounterVec,
     /// `driftwood_assigned_partitions`: input partitions this instance holds.
     pub assigned_partitions: IntGauge,
     /// `driftwood_delivery_retries_total`: outputs re-sent after a failed delivery.
@@ -132,6 +135,11 @@ impl Metrics {
             "Consumer group rebalances seen, by kind (assign, revoke).",
             &["kind"],
         );
+        let transactions = counter_vec(
+            "driftwood_transactions_total",
+            "Exactly-once transactions, by outcome (committed, aborted).",
+            &["outcome"],
+        );
         let assigned_partitions = register(
             &registry,
             IntGauge::new(
@@ -220,6 +228,9 @@ impl Metrics {
         for kind in ["assign", "revoke"] {
             rebalances.with_label_values(&[kind]);
         }
+        for outcome in ["committed", "aborted"] {
+            transactions.with_label_values(&[outcome]);
+        }
         for level in ["warn", "alert"] {
             drift_alerts.with_label_values(&[level]);
         }
@@ -234,6 +245,7 @@ impl Metrics {
             model_info,
             consumer_lag,
             rebalances,
+            transactions,
             assigned_partitions,
             delivery_retries,
             delivery_errors,

@@ -9,8 +9,8 @@
 mod backpressure;
 pub mod scorer;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,12 +19,13 @@ use rdkafka::message::BorrowedMessage;
 use tracing::{info, warn};
 
 use crate::codec::decode::FeatureDecoder;
-use crate::config::{KafkaClients, RunConfig};
+use crate::config::{KafkaClients, ProcessingGuarantee, RunConfig};
 use crate::drift::{DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::Sink;
-use crate::kafka::source::SourceContext;
+use crate::kafka::source::{Guarantee, SourceContext};
+use crate::kafka::transaction::Transaction;
 use crate::model::Model;
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
@@ -72,14 +73,25 @@ impl Pipeline {
             self.metrics.clone(),
             self.health.clone(),
         )?);
-        let context = SourceContext {
-            progress: progress.clone(),
-            sink: sink.clone(),
-            health: self.health.clone(),
-            metrics: self.metrics.clone(),
-            topic: self.config.input_topic.clone(),
-            revoke_drain: self.config.revoke_drain,
+        let guarantee = match self.config.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => Guarantee::AtLeastOnce,
+            ProcessingGuarantee::ExactlyOnce => {
+                Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(
+                    &sink,
+                    self.config.transaction_interval,
+                    self.metrics.clone(),
+                )?)))
+            }
         };
+        let context = SourceContext::new(
+            progress.clone(),
+            sink.clone(),
+            self.health.clone(),
+            self.metrics.clone(),
+            self.config.input_topic.clone(),
+            self.config.revoke_drain,
+            guarantee,
+        );
         let consumer: BaseConsumer<SourceContext> = self
             .clients
             .consumer
@@ -137,10 +149,10 @@ impl Pipeline {
         while !stop.load(Ordering::Relaxed) {
             self.health.heartbeat();
             sink.poll(Duration::ZERO);
-            if let Some(failure) = sink.failure() {
+            if let Some(failure) = sink.failure().or_else(|| consumer.context().take_failure()) {
                 return Err(failure);
             }
-            consumer.context().store_offsets(consumer);
+            consumer.context().checkpoint(consumer)?;
             let in_flight = consumer.context().progress.lock().in_flight();
             let timeout = match backpressure.apply(consumer, in_flight, sink.retry_bytes()) {
                 Mode::Fetch => POLL_TIMEOUT,
@@ -158,6 +170,7 @@ impl Pipeline {
             if let Err(e) = poll_batch(consumer, &mut batch, max_batch, timeout) {
                 poll_errors.handle(consumer, &self.health, e)?;
             }
+            consumer.context().before_send()?;
             if batch.is_empty() {
                 scorer.tick(sink);
             } else {
@@ -179,15 +192,16 @@ impl Pipeline {
     ) -> Result<()> {
         let deadline = Instant::now() + grace;
         info!("stopping: finishing in-flight records");
-        scorer.flush_drift(sink);
         let context = consumer.context();
+        context.before_send()?;
+        scorer.flush_drift(sink);
         let assigned: Vec<i32> = context.progress.lock().assigned().collect();
         sink.drain(
             &assigned,
             deadline.saturating_duration_since(Instant::now()),
         );
-        context.store_offsets(&consumer);
         context.commit(&consumer, &assigned);
+        let failed = context.take_failure();
         let unacknowledged = {
             let mut progress = context.progress.lock();
             let left = progress.in_flight();
@@ -203,6 +217,9 @@ impl Pipeline {
         );
         drop(consumer);
         info!(unacknowledged, "consumer stopped");
+        if let Some(failure) = failed {
+            return Err(failure);
+        }
         if unacknowledged == 0 {
             Ok(())
         } else {
@@ -223,7 +240,12 @@ fn poll_batch<'c>(
     mut timeout: Duration,
 ) -> std::result::Result<(), KafkaError> {
     while batch.len() < max {
-        match consumer.poll(timeout) {
+        let polled = consumer.poll(timeout);
+        if consumer.context().take_rewound() {
+            // A transaction aborted inside this poll: what was collected is read again.
+            batch.clear();
+        }
+        match polled {
             None => break,
             Some(Ok(message)) => batch.push(message),
             Some(Err(e)) => return Err(e),

@@ -124,3 +124,26 @@ async fn kill_9_with_dynamic_membership_loses_nothing_after_the_session_times_ou
         "the restart resumed after {stall:?}, before the dead member's session expired"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_exactly_once_mode_outputs_each_input_once() {
+    let pod = unique("pod");
+    let flags = [
+        "--processing-guarantee",
+        "exactly-once",
+        "--instance-id",
+        &pod,
+        // Long transactions, so that most kills land between produce and commit.
+        "--transaction-interval",
+        "1s",
+    ];
+    let crashes = kill_repeatedly(kills_from_env(5), &flags).await;
+    report("exactly-once", &crashes);
+    let c = &crashes.conservation;
+    assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
+    assert_eq!(c.strays, 0, "outputs naming no input");
+    assert_eq!(
+        c.duplicates, 0,
+        "read_committed sees each input's output once"
+    );
+}

@@ -1,0 +1,220 @@
+//! Exactly-once: outputs and the input offsets they stand for are committed together in one
+//! Kafka transaction, so a `read_committed` reader sees each input's output once whatever
+//! fails. The transaction is opened before the first output after a commit and committed
+//! when `--transaction-interval` has passed, at a revoke and at shutdown.
+//!
+//! Offsets go in with the consumer's group metadata (KIP-447): a member that lost its
+//! partitions in a rebalance cannot commit them, and a restarted instance (same
+//! `transactional.id`) fences its previous life and aborts what it left open.
+
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::offsets::Progress;
+use super::sink::Sink;
+use crate::error::{Error, Result};
+use crate::ops::metrics::Metrics;
+
+/// How long one transaction call may block.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a commit that failed with a retriable error is tried again before the
+/// transaction is aborted instead.
+const COMMIT_TRIES: usize = 5;
+
+/// What a failed transaction call calls for.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// Try the same call again.
+    Retriable,
+    /// Abort the transaction and read its records again.
+    Abortable,
+    /// The producer can do nothing more (fenced by a newer instance, or broken).
+    Fatal,
+}
+
+fn classify(error: &KafkaError) -> Failure {
+    match error {
+        KafkaError::Transaction(e) if e.is_fatal() => Failure::Fatal,
+        KafkaError::Transaction(e) if e.txn_requires_abort() => Failure::Abortable,
+        KafkaError::Transaction(e) if e.is_retriable() => Failure::Retriable,
+        // A flush that timed out, or anything else: the transaction cannot be trusted.
+        _ => Failure::Abortable,
+    }
+}
+
+fn fatal(what: &str, error: &KafkaError) -> Error {
+    Error::Fatal {
+        client: "producer",
+        reason: format!("{what}: {error}"),
+    }
+}
+
+/// How a commit ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Nothing was open.
+    Idle,
+    /// Outputs and offsets are committed.
+    Committed,
+    /// Aborted: read these `(partition, position)` again.
+    Aborted(Vec<(i32, i64)>),
+}
+
+/// The open transaction of one instance.
+pub struct Transaction {
+    interval: Duration,
+    opened: Option<Instant>,
+    metrics: Metrics,
+}
+
+impl Transaction {
+    /// Registers the `transactional.id` with the broker (fencing an earlier producer with the
+    /// same id and aborting what it left open). Fails, saying so, when the cluster cannot
+    /// run transactions.
+    pub fn start(sink: &Sink, interval: Duration, metrics: Metrics) -> Result<Self> {
+        sink.producer()
+            .init_transactions(CALL_TIMEOUT)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "--processing-guarantee exactly-once needs Kafka transactions, and the \
+                     cluster did not grant them: {e} (brokers 0.11+ with the transaction state \
+                     log writable: transaction.state.log.replication.factor and min.isr must \
+                     fit the cluster)"
+                ))
+            })?;
+        info!(?interval, "transactions ready");
+        Ok(Transaction {
+            interval,
+            opened: None,
+            metrics,
+        })
+    }
+
+    /// Opens a transaction unless one is open.
+    pub fn ensure_open(&mut self, sink: &Sink) -> Result<()> {
+        if self.opened.is_none() {
+            sink.producer()
+                .begin_transaction()
+                .map_err(|e| fatal("beginning a transaction", &e))?;
+            self.opened = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Whether the open transaction has collected outputs for its interval.
+    pub fn due(&self) -> bool {
+        self.opened.is_some_and(|t| t.elapsed() >= self.interval)
+    }
+
+    /// Commits the open transaction with the positions `progress` has sent for `topic`;
+    /// aborts it when it cannot commit, and rewinds `progress`.
+    pub fn commit(
+        &mut self,
+        sink: &Sink,
+        progress: &Progress,
+        topic: &str,
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<Ended> {
+        if self.opened.take().is_none() {
+            return Ok(Ended::Idle);
+        }
+        let positions = progress.lock().transaction_positions();
+        let mut offsets = TopicPartitionList::new();
+        for &(p, position) in &positions {
+            offsets
+                .add_partition_offset(topic, p, Offset::Offset(position))
+                .expect("valid offset");
+        }
+        let committed = match group {
+            Some(group) => try_commit(sink, &offsets, &group),
+            None => Err(Failure::Abortable),
+        };
+        match committed {
+            Ok(()) => {
+                progress.lock().transaction_committed(&positions);
+                self.metrics
+                    .transactions
+                    .with_label_values(&["committed"])
+                    .inc();
+                Ok(Ended::Committed)
+            }
+            Err(Failure::Fatal) => Err(Error::Fatal {
+                client: "producer",
+                reason: "a transaction failed for good (fenced by a newer instance with the same \
+                         transactional.id, or the producer broke); see the log above"
+                    .into(),
+            }),
+            Err(_) => self.abort(sink, progress),
+        }
+    }
+
+    fn abort(&mut self, sink: &Sink, progress: &Progress) -> Result<Ended> {
+        sink.producer()
+            .abort_transaction(CALL_TIMEOUT)
+            .map_err(|e| fatal("aborting a transaction", &e))?;
+        self.metrics
+            .transactions
+            .with_label_values(&["aborted"])
+            .inc();
+        let rewound = progress.lock().rewind();
+        warn!(?rewound, "transaction aborted; its records are read again");
+        Ok(Ended::Aborted(rewound))
+    }
+}
+
+/// Sends the offsets and commits, trying a retriable failure again a few times.
+fn try_commit(
+    sink: &Sink,
+    offsets: &TopicPartitionList,
+    group: &ConsumerGroupMetadata,
+) -> std::result::Result<(), Failure> {
+    let producer = sink.producer();
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_times(COMMIT_TRIES)
+        .build();
+    let mut call = |what: &str, result: std::result::Result<(), KafkaError>| match result {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let failure = classify(&e);
+            warn!(error = %e, ?failure, "{what} failed");
+            match (failure, backoff.next()) {
+                (Failure::Retriable, Some(delay)) => {
+                    std::thread::sleep(delay);
+                    Ok(false)
+                }
+                (Failure::Retriable, None) => Err(Failure::Abortable),
+                (failure, _) => Err(failure),
+            }
+        }
+    };
+    if offsets.count() > 0 {
+        while !call(
+            "sending offsets to the transaction",
+            producer.send_offsets_to_transaction(offsets, group, CALL_TIMEOUT),
+        )? {}
+    }
+    while !call(
+        "committing the transaction",
+        producer.commit_transaction(CALL_TIMEOUT),
+    )? {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_that_timed_out_aborts() {
+        let e = KafkaError::Flush(rdkafka::error::RDKafkaErrorCode::MessageTimedOut);
+        assert_eq!(classify(&e), Failure::Abortable);
+    }
+}
