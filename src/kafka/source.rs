@@ -91,7 +91,10 @@ impl SourceContext {
                 Ok(())
             }
             Guarantee::ExactlyOnce(transaction) => {
-                let due = transaction.lock().expect("transaction").due();
+                // Not while the brokers are away: a commit started then can hang in
+                // librdkafka; the transaction waits (its outputs are held by back-pressure).
+                let due = transaction.lock().expect("transaction").due()
+                    && self.health.broker_reachable();
                 if due {
                     self.end_transaction(consumer, transaction)
                 } else {

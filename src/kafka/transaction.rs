@@ -7,6 +7,7 @@
 //! partitions in a rebalance cannot commit them, and a restarted instance (same
 //! `transactional.id`) fences its previous life and aborts what it left open.
 
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -22,11 +23,17 @@ use crate::error::{Error, Result};
 use crate::ops::metrics::Metrics;
 
 /// How long one transaction call may block.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a commit that failed with a retriable error is tried again before the
 /// transaction is aborted instead.
-const COMMIT_TRIES: usize = 5;
+const COMMIT_TRIES: usize = 3;
+
+/// How long a commit may take in all before driftwood stops. librdkafka's
+/// `send_offsets_to_transaction` can wait forever for a group coordinator that went away
+/// (confluentinc/librdkafka#5456, #5511) whatever its timeout; stopping lets a restart resume
+/// from the last committed transaction instead of hanging.
+const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a failed transaction call calls for.
 #[derive(Debug, PartialEq, Eq)]
@@ -117,7 +124,7 @@ impl Transaction {
     /// aborts it when it cannot commit, and rewinds `progress`.
     pub fn commit(
         &mut self,
-        sink: &Sink,
+        sink: &Arc<Sink>,
         progress: &Progress,
         topic: &str,
         group: Option<ConsumerGroupMetadata>,
@@ -133,7 +140,7 @@ impl Transaction {
                 .expect("valid offset");
         }
         let committed = match group {
-            Some(group) => try_commit(sink, &offsets, &group),
+            Some(group) => commit_within_deadline(sink, offsets, group)?,
             None => Err(Failure::Abortable),
         };
         match committed {
@@ -167,6 +174,32 @@ impl Transaction {
         warn!(?rewound, "transaction aborted; its records are read again");
         Ok(Ended::Aborted(rewound))
     }
+}
+
+/// Runs [`try_commit`] on a thread of its own and waits at most [`COMMIT_DEADLINE`] for it.
+fn commit_within_deadline(
+    sink: &Arc<Sink>,
+    offsets: TopicPartitionList,
+    group: ConsumerGroupMetadata,
+) -> Result<std::result::Result<(), Failure>> {
+    let (done, outcome) = mpsc::channel();
+    let sink = sink.clone();
+    std::thread::Builder::new()
+        .name("driftwood-txn".into())
+        .spawn(move || {
+            let _ = done.send(try_commit(&sink, &offsets, &group));
+        })
+        .map_err(Error::start("the transaction commit thread"))?;
+    outcome
+        .recv_timeout(COMMIT_DEADLINE)
+        .map_err(|_| Error::Fatal {
+            client: "producer",
+            reason: format!(
+                "a transaction commit did not finish within {COMMIT_DEADLINE:?} (librdkafka can \
+             wait forever for a group coordinator that went away); stopping so that a restart \
+             resumes from the last committed transaction"
+            ),
+        })
 }
 
 /// Sends the offsets and commits, trying a retriable failure again a few times.

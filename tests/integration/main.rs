@@ -13,6 +13,7 @@ mod compatibility;
 mod crashes;
 mod drift;
 mod end_to_end;
+mod exactly_once;
 mod failures;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;

@@ -74,6 +74,21 @@ impl Member {
         start.elapsed()
     }
 
+    /// Waits for it to exit by itself; whether it exited with status 0.
+    pub fn wait_exit(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "driftwood still runs after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no drain, no commit, no leaving the group.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

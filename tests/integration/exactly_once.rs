@@ -1,0 +1,128 @@
+//! `--processing-guarantee exactly-once` on Apache Kafka: whatever fails, a `read_committed`
+//! reader sees exactly one output per input. (Crashes between produce and commit are in
+//! `crashes`.)
+
+use std::time::Duration;
+
+use crate::common::*;
+use driftwood::service::Service;
+use driftwood::tools::produce::{ProduceConfig, produce};
+
+const EXACTLY_ONCE: [&str; 2] = ["--processing-guarantee", "exactly-once"];
+
+/// Fresh topics with a stream of `records` produced at `rate` in the background.
+async fn streaming(
+    bootstrap: &str,
+    records: usize,
+    rate: f64,
+) -> (driftwood::config::RunConfig, tokio::task::JoinHandle<()>) {
+    let config = run_config(bootstrap);
+    let topics = [
+        &config.input_topic,
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
+    create_topics(bootstrap, &topics.map(String::as_str), 3).await;
+    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
+    spec.rate = rate;
+    spec.corrupt = records / 1000;
+    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
+    let producer = tokio::task::spawn_blocking(move || {
+        let produced = produce(&spec).expect("producing the input");
+        assert_eq!(produced.records, records);
+    });
+    (config, producer)
+}
+
+fn assert_exactly_once(c: &Conservation) {
+    assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
+    assert_eq!(c.strays, 0, "outputs naming no input");
+    assert_eq!(
+        c.duplicates, 0,
+        "read_committed sees each input's output once: {c:?}"
+    );
+}
+
+/// A second process with the same `--instance-id` (a pod started twice) fences the first:
+/// the first stops, saying why, and no output is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_instance_is_fenced_and_outputs_stay_exact() {
+    let bootstrap = bootstrap();
+    let (config, producer) = streaming(bootstrap, 40_000, 4_000.0).await;
+    let pod = unique("pod");
+    let flags = [EXACTLY_ONCE[0], EXACTLY_ONCE[1], "--instance-id", &pod];
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("zombie.log"));
+    let mut zombie = Member::start(&config, &flags, &log);
+    zombie.wait_scored(2_000.0, Duration::from_secs(60));
+    let mut successor = Member::start(&config, &flags, &log);
+    assert!(
+        !zombie.wait_exit(Duration::from_secs(60)),
+        "the fenced instance exits non-zero"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("failed for good") && logged.to_lowercase().contains("fenced"),
+        "{logged}"
+    );
+    successor.wait_scored(1.0, Duration::from_secs(60));
+    producer.await.unwrap();
+    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
+    assert!(successor.terminate(Duration::from_secs(30)));
+    assert_exactly_once(&conservation(bootstrap, &config));
+}
+
+/// Outputs that cannot be written (the output topic does not exist yet) make transactions
+/// abort; their records are read and scored again, and once the topic exists each input has
+/// one committed output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_transactions_are_read_again_and_output_once() {
+    let bootstrap = bootstrap();
+    let mut config = run_config(bootstrap);
+    let others = [&config.input_topic, &config.dlq_topic, &config.drift_topic];
+    create_topics(bootstrap, &others.map(String::as_str), 3).await;
+    let spec = ProduceConfig::new(bootstrap, &config.input_topic, 5_000);
+    tokio::task::spawn_blocking(move || produce(&spec))
+        .await
+        .unwrap()
+        .unwrap();
+    config.processing_guarantee = driftwood::config::ProcessingGuarantee::ExactlyOnce;
+    config.kafka_options = vec![("producer.message.timeout.ms".into(), "2000".into())];
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    let aborted = "driftwood_transactions_total{outcome=\"aborted\"}";
+    wait_until("a transaction to abort", Duration::from_secs(60), || {
+        metric(&metrics.render(), aborted).is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    create_topics(bootstrap, &[&config.output_topic], 3).await;
+    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
+    service.stop().await.unwrap();
+    assert_exactly_once(&conservation(bootstrap, &config));
+}
+
+/// The broker restarts under an exactly-once instance: it carries on by itself, and nothing
+/// is lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_in_exactly_once_mode_duplicates_nothing() {
+    init_logging();
+    let mut kafka = Kafka::start(free_port());
+    let bootstrap = kafka.bootstrap();
+    let (config, producer) = streaming(&bootstrap, 40_000, 2_000.0).await;
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("eos-restart.log"));
+    let mut member = Member::start(&config, &EXACTLY_ONCE, &log);
+    member.wait_scored(2_000.0, Duration::from_secs(60));
+    kafka.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.resume();
+    let scored = member.scored();
+    member.wait_scored(scored + 1_000.0, Duration::from_secs(120));
+    producer.await.unwrap();
+    wait_caught_up(&bootstrap, &config, Duration::from_secs(120));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "the same process carried on and exits 0; logs in {}",
+        log.display()
+    );
+    assert_exactly_once(&conservation(&bootstrap, &config));
+}
