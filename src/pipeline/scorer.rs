@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
-use tracing::warn;
+use tracing::{debug, debug_span, warn};
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
 use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
+use crate::kafka::trace;
 use crate::model::Model;
 use crate::ops::metrics::Metrics;
 
@@ -221,6 +222,7 @@ impl Scorer {
         };
         self.encoded.clear();
         prediction.encode(&mut self.encoded);
+        let headers = traced_headers(message, &prediction);
         let outcome = Outcome::Scored {
             label: votes.label(),
             confidence: votes.confidence(),
@@ -230,7 +232,7 @@ impl Scorer {
             &self.settings.topics.predictions,
             message.key(),
             Some(&self.encoded),
-            None,
+            headers,
             Output::Record {
                 partition,
                 offset,
@@ -269,6 +271,34 @@ impl Scorer {
             },
         );
     }
+}
+
+/// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by
+/// the scoring step's own span, which is logged as the producer span's child.
+fn traced_headers(
+    message: &BorrowedMessage<'_>,
+    prediction: &PredictionFields<'_>,
+) -> Option<OwnedHeaders> {
+    let input = message.headers();
+    let parent = trace::trace_parent(input);
+    let child = parent.map(|p| p.child());
+    if let (Some(parent), Some(child)) = (parent, child) {
+        let span = debug_span!(
+            "score",
+            trace_id = %parent.trace_id_hex(),
+            parent_span_id = %parent.span_id_hex(),
+            span_id = %child.span_id_hex(),
+        );
+        span.in_scope(|| {
+            debug!(
+                id = prediction.id,
+                label = prediction.predicted_label,
+                confidence = prediction.confidence,
+                "scored"
+            )
+        });
+    }
+    trace::forwarded(input, child.as_ref())
 }
 
 #[cfg(test)]

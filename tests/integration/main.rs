@@ -15,6 +15,7 @@ mod drift;
 mod end_to_end;
 mod exactly_once;
 mod failures;
+mod headers;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
 mod output_down;
