@@ -523,6 +523,30 @@ mod tests {
         .to_string();
         assert!(err.contains("lacks model features: mean_area"), "{err}");
 
+        // A feature of the wrong type, or a union with a branch that is neither null nor a
+        // number, is refused
+        // at start-up too, naming the field.
+        for wrong in ["\"string\"", "[\"string\", \"double\"]"] {
+            let text = BUNDLED_FEATURE_SCHEMA.replacen(
+                "\"name\": \"mean_area\",\n      \"type\": \"double\"",
+                &format!("\"name\": \"mean_area\",\n      \"type\": {wrong}"),
+                1,
+            );
+            assert_ne!(text, BUNDLED_FEATURE_SCHEMA);
+            let err = FeatureDecoder::new(
+                FeatureDecoder::parse_schema(&text, "t").unwrap(),
+                &names,
+                InputFormat::Avro,
+                1 << 20,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("feature field \"mean_area\" must be double"),
+                "{wrong}: {err}"
+            );
+        }
+
         // A nullable feature that is null fails per record.
         let text = BUNDLED_FEATURE_SCHEMA.replacen(
             "\"name\": \"mean_area\",\n      \"type\": \"double\"",

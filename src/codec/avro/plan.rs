@@ -210,8 +210,11 @@ impl CompiledSchema {
                     return Err(AvroError::BadEnumIndex(i));
                 }
             }
-            Plan::Array(items) => skip_blocks(c, |c| self.skip_at(items, c, deeper))?,
-            Plan::Map(values) => skip_blocks(c, |c| {
+            Plan::Array(items) => {
+                let zero_size = self.is_zero_size(items, deeper);
+                skip_blocks(c, zero_size, |c| self.skip_at(items, c, deeper))?
+            }
+            Plan::Map(values) => skip_blocks(c, false, |c| {
                 c.bytes()?;
                 self.skip_at(values, c, deeper)
             })?,
@@ -224,6 +227,20 @@ impl CompiledSchema {
             Plan::Named(i) => self.skip_at(&self.named[*i], c, deeper)?,
         }
         Ok(())
+    }
+
+    /// Whether every value of `plan` is encoded in zero bytes (null, an empty fixed, a record
+    /// of such): an array of them may declare any count without any bytes to back it.
+    fn is_zero_size(&self, plan: &Plan, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        match plan {
+            Plan::Null | Plan::Fixed(0) => true,
+            Plan::Record(fields) => fields.iter().all(|f| self.is_zero_size(f, depth + 1)),
+            Plan::Named(i) => self.is_zero_size(&self.named[*i], depth + 1),
+            _ => false,
+        }
     }
 
     /// Reads one value for its content.
@@ -254,9 +271,12 @@ fn branch<'p>(branches: &'p [Plan], c: &mut Cursor<'_>) -> Result<&'p Plan, Avro
 }
 
 /// Array and map blocks: a count (negative: followed by the block's byte size), items, and a
-/// zero count at the end.
+/// zero count at the end. The work is bounded by the bytes, whatever the counts say: items of
+/// zero size are not visited at all, and any other item takes at least one byte, so a count
+/// beyond the bytes left is refused before the loop.
 fn skip_blocks(
     c: &mut Cursor<'_>,
+    zero_size: bool,
     mut item: impl FnMut(&mut Cursor<'_>) -> Result<(), AvroError>,
 ) -> Result<(), AvroError> {
     loop {
@@ -269,9 +289,10 @@ fn skip_blocks(
             c.take(size)?;
             continue;
         }
-        // Only zero-size items (nulls) can outnumber the bytes left; refuse absurd counts so
-        // garbage cannot keep this loop spinning.
-        if count > 1 << 24 && count as u64 > c.remaining() as u64 {
+        if zero_size {
+            continue;
+        }
+        if count as u64 > c.remaining() as u64 {
             return Err(AvroError::BadLength(count));
         }
         for _ in 0..count {
