@@ -14,6 +14,12 @@
 #   scripts/kafka.sh cluster-stop         stop every node of the cluster
 #   scripts/kafka.sh node-stop ID | node-kill ID | node-start ID
 #                                         one cluster node: SIGTERM, SIGKILL, or start it again on its data
+#   scripts/kafka.sh secure-start [PORT]  one node whose client listener on PORT takes SASL_SSL only
+#                                         (SCRAM-SHA-512 user `driftwood`; certificates made here with
+#                                         openssl: $KAFKA_STATE_DIR/tls/ca.pem, password in
+#                                         tls/scram-password); a PLAINTEXT listener on another loopback
+#                                         port serves the other brokers' traffic and test set-up, and
+#                                         is printed second
 #   scripts/kafka.sh bootstrap            the bootstrap address of what runs in $KAFKA_STATE_DIR
 #   scripts/kafka.sh version [BOOTSTRAP]  the pinned version; with BOOTSTRAP, what that cluster runs
 #
@@ -219,6 +225,57 @@ halt() {
 
 node_dirs() { ls -d "$state"/node-* 2>/dev/null || true; }
 
+# certificates DIR KEYSTORE_PASSWORD: a CA, and a broker certificate for 127.0.0.1/localhost
+# signed by it, in a PKCS12 keystore.
+certificates() {
+  local dir=$1 pass=$2
+  command -v openssl >/dev/null || die "openssl not found: the secure broker needs it for certificates"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 7 \
+      -subj "/CN=driftwood test CA"
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem \
+      -days 7 -extfile san.ext
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -out broker.p12 \
+      -passout "pass:$pass"
+  ) >"$dir/openssl.log" 2>&1 || die "making certificates failed: $(tail -3 "$dir/openssl.log")"
+}
+
+# secure_start PORT: see the usage above.
+secure_start() {
+  local port=$1 dir iport cport pass password
+  mkdir -p "$state/logs" "$state/tls"
+  dir=$(cd "$state" && pwd)
+  [ -f "$dir/server.properties" ] && die "$dir already holds a broker: stop it and remove $dir, or use another KAFKA_STATE_DIR"
+  iport=$(free_port); cport=$(free_port)
+  pass=$(openssl rand -hex 12); password=$(openssl rand -hex 16)
+  certificates "$dir/tls" "$pass"
+  (umask 077 && printf '%s' "$password" >"$dir/tls/scram-password")
+  node_config "$dir" 1 "$iport" "$cport" "" 1 | sed \
+    -e "s#^listeners=.*#listeners=SASL_SSL://127.0.0.1:$port,PLAINTEXT://127.0.0.1:$iport,CONTROLLER://127.0.0.1:$cport#" \
+    -e "s#^advertised.listeners=.*#advertised.listeners=PLAINTEXT://127.0.0.1:$iport,SASL_SSL://127.0.0.1:$port#" \
+    -e "s#^listener.security.protocol.map=.*#listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL#" \
+    >"$dir/server.properties"
+  {
+    echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+    echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    echo "ssl.keystore.type=PKCS12"
+    echo "ssl.keystore.location=$dir/tls/broker.p12"
+    echo "ssl.keystore.password=$pass"
+    echo "ssl.key.password=$pass"
+    echo "# mTLS adds ssl.client.auth=required, ssl.truststore.type=PEM and ssl.truststore.location."
+  } >>"$dir/server.properties"
+  log_config >"$dir/log4j2.properties"
+  format "$dir" "$(probe_uuid)" --standalone \
+    --add-scram "SCRAM-SHA-512=[name=driftwood,password=$password]"
+  launch "$dir"
+  await "127.0.0.1:$iport" 1 "$dir"
+  echo "127.0.0.1:$port"
+  echo "127.0.0.1:$iport"
+}
+
 cluster_start() {
   local n=$1 base=${2:-} voters="" dirs=() cluster_id
   [ "$n" -ge 1 ] 2>/dev/null || die "cluster-start needs a node count"
@@ -267,6 +324,9 @@ case "${1:-}" in
     bootstrap_of "$dir" ;;
   stop)
     halt "$state" TERM ;;
+  secure-start)
+    install
+    secure_start "${2:-9093}" ;;
   cluster-start)
     install
     cluster_start "${2:-3}" "${3:-}" ;;
@@ -292,5 +352,5 @@ case "${1:-}" in
     if [ -n "${2:-}" ]; then install; echo "Apache Kafka at $2: $(probe version "$2")";
     else echo "$KAFKA_VERSION"; fi ;;
   *)
-    sed -n '2,22p' "$0" >&2; exit 2 ;;
+    sed -n '2,28p' "$0" >&2; exit 2 ;;
 esac

@@ -21,5 +21,6 @@ mod kafka_container;
 mod output_down;
 mod restart;
 mod scaling;
+mod security;
 mod shutdown;
 mod sidecar;

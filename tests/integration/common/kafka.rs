@@ -205,3 +205,62 @@ impl Drop for KafkaCluster {
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
+
+/// A node whose client listener takes SASL_SSL only (SCRAM-SHA-512, certificates made by
+/// `scripts/kafka.sh secure-start` with openssl), plus a PLAINTEXT listener for test set-up;
+/// stopped and removed when dropped.
+pub struct SecureKafka {
+    state: PathBuf,
+    /// The SASL_SSL listener.
+    pub sasl_ssl: String,
+    /// The PLAINTEXT listener (set-up and checks only).
+    pub plaintext: String,
+}
+
+impl SecureKafka {
+    /// Starts the node and waits until it serves metadata.
+    pub fn start(port: u16) -> Self {
+        let state = state_dir("kafka-secure-");
+        let output = Command::new(script())
+            .args(["secure-start", &port.to_string()])
+            .env("KAFKA_STATE_DIR", &state)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}: {HOW_TO_GET_A_BROKER}"));
+        // Built first, so that a start that fails half-way is stopped and removed too.
+        let mut kafka = SecureKafka {
+            state,
+            sasl_ssl: String::new(),
+            plaintext: String::new(),
+        };
+        assert!(
+            output.status.success(),
+            "scripts/kafka.sh secure-start failed: {}\n{HOW_TO_GET_A_BROKER}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mut lines = stdout.lines();
+        kafka.sasl_ssl = lines.next().unwrap().to_string();
+        kafka.plaintext = lines.next().unwrap().to_string();
+        kafka
+    }
+
+    /// The CA certificate clients verify the broker with.
+    pub fn ca(&self) -> PathBuf {
+        self.state.join("tls/ca.pem")
+    }
+
+    /// The file holding user `driftwood`'s SCRAM password.
+    pub fn password_file(&self) -> PathBuf {
+        self.state.join("tls/scram-password")
+    }
+}
+
+impl Drop for SecureKafka {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .env("KAFKA_STATE_DIR", &self.state)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}

@@ -10,7 +10,7 @@ pub mod kafka;
 pub mod process;
 
 pub use conservation::{Conservation, conservation, wait_caught_up};
-pub use kafka::{Kafka, KafkaCluster};
+pub use kafka::{Kafka, KafkaCluster, SecureKafka};
 pub use process::Member;
 
 use std::collections::HashMap;
