@@ -7,7 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
-use driftwood::tools::produce::{ProduceConfig, produce};
 
 const SECRET_VAR: &str = "DRIFTWOOD_TEST_SCRAM_PASSWORD";
 
