@@ -118,3 +118,58 @@ pub fn probe(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let (_, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
     Ok((status, body.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Sends `request` raw and returns the status line.
+    fn status_line(addr: SocketAddr, request: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn only_reads_are_served_and_no_body_is_read() {
+        let health = Arc::new(Health::default());
+        let (addr, server) = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            health,
+            Metrics::new(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert!(addr.ip().is_loopback(), "bound where told: {addr}");
+        tokio::spawn(server);
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut answers = Vec::new();
+            for method in ["POST", "PUT", "DELETE", "PATCH"] {
+                for path in ["/health", "/ready", "/metrics"] {
+                    // A body announced as a gigabyte and never sent: refused without waiting.
+                    let request = format!(
+                        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\nConnection: close\r\n\r\n"
+                    );
+                    answers.push((method, path, status_line(addr, &request)));
+                }
+            }
+            answers.push(("GET", "/admin", status_line(addr, "GET /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+            answers
+        })
+        .await
+        .unwrap();
+        for (method, path, status) in answers {
+            let expected = if path == "/admin" { "404" } else { "405" };
+            assert!(status.contains(expected), "{method} {path}: {status:?}");
+        }
+    }
+}
