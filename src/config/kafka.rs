@@ -310,7 +310,7 @@ impl RunConfig {
                     .set("auto.commit.interval.ms", "1000")
                     .set("auto.offset.reset", &self.auto_offset_reset)
                     .set("enable.partition.eof", "false");
-                if let Some(id) = self.static_member_id() {
+                if let Some(id) = &self.static_member_id() {
                     config.set("group.instance.id", id);
                 }
                 if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {

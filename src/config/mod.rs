@@ -80,12 +80,18 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_DRIFT_ALERT_PSI", default_value_t = 0.25)]
     pub drift_alert_psi: f64,
 
-    /// This instance's stable id (e.g. a StatefulSet pod name). When given, it is also the
-    /// consumer's `group.instance.id` (static membership): a restarted instance takes its
-    /// partitions back at once instead of after `session.timeout.ms`. Two live instances
-    /// must never share it. [default: the host name, in drift reports only]
+    /// This instance's id: in drift reports, in the exactly-once `transactional.id`, and with
+    /// --static-membership as the consumer's `group.instance.id`. Two live instances must
+    /// never share it. [default: the host name]
     #[arg(long, env = "DRIFTWOOD_INSTANCE_ID")]
     pub instance_id: Option<String>,
+
+    /// Static group membership: the instance id becomes `group.instance.id`, so a restarted
+    /// instance (same id, e.g. a StatefulSet pod) takes its partitions back at once instead
+    /// of after `session.timeout.ms`. A static member that goes away for good does not leave
+    /// the group: its partitions wait `session.timeout.ms` before they move.
+    #[arg(long, env = "DRIFTWOOD_STATIC_MEMBERSHIP")]
+    pub static_membership: bool,
 
     /// Model artifact directory [default: the bundled breast-cancer model, built into the
     /// binary].
@@ -302,9 +308,9 @@ impl RunConfig {
         self.check_option_keys()
     }
 
-    /// The static group membership id, when `--instance-id` was given.
-    pub fn static_member_id(&self) -> Option<&str> {
-        self.instance_id.as_deref()
+    /// The static group membership id, with `--static-membership`.
+    pub fn static_member_id(&self) -> Option<String> {
+        self.static_membership.then(|| self.instance())
     }
 
     /// The producer's `transactional.id` in exactly-once mode: stable across restarts of
@@ -345,6 +351,8 @@ impl std::fmt::Debug for RunConfig {
             .field("revoke_drain", &self.revoke_drain)
             .field("profile", &self.profile)
             .field("pass_through", &self.pass_through)
+            .field("instance_id", &self.instance())
+            .field("static_membership", &self.static_membership)
             .field("processing_guarantee", &self.processing_guarantee)
             .field("transaction_interval", &self.transaction_interval)
             .field("kafka_option_keys", &self.option_keys())
@@ -379,13 +387,22 @@ mod tests {
     }
 
     #[test]
-    fn an_instance_id_makes_the_consumer_a_static_member() {
+    fn static_membership_makes_the_instance_id_the_group_instance_id() {
         let mut c = RunConfig::defaults("b:9092").unwrap();
         c.instance_id = None;
+        c.static_membership = false;
         let dynamic = c.kafka_clients().unwrap();
         assert_eq!(dynamic.consumer.get("group.instance.id"), None);
 
         c.instance_id = Some("driftwood-0".into());
+        let named = c.kafka_clients().unwrap();
+        assert_eq!(
+            named.consumer.get("group.instance.id"),
+            None,
+            "named, still dynamic"
+        );
+
+        c.static_membership = true;
         let clients = c.kafka_clients().unwrap();
         assert_eq!(
             clients.consumer.get("group.instance.id"),

@@ -388,9 +388,18 @@ impl Sink {
             .bytes()
     }
 
-    /// The permanent failure that stops the outputs, if one happened.
+    /// The permanent failure that stops the outputs, if one happened. A fatal producer error
+    /// (fenced by a newer instance, say) is named as librdkafka names it, rather than by the
+    /// generic error the deliveries it failed report.
     pub fn failure(&self) -> Option<Error> {
         let failure = self.producer.context().failure.lock().expect("failure");
+        failure.as_ref()?;
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            return Some(Error::Fatal {
+                client: "producer",
+                reason: format!("{code:?}: {reason}"),
+            });
+        }
         failure.as_ref().map(|(topic, cause)| Error::Output {
             topic: topic.clone(),
             cause: cause.clone(),

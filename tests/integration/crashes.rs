@@ -1,6 +1,6 @@
 //! `kill -9` of the driftwood process at random moments mid-stream, restarted each time:
 //! every input offset still has an output, and the stall after each crash is measured with
-//! and without static membership (`--instance-id`).
+//! and without static membership (`--static-membership`).
 //!
 //! `DRIFTWOOD_KILLS=50 cargo test --test integration crashes -- --nocapture` is the long run
 //! whose figures the README gives; CI kills 5 times.
@@ -96,7 +96,8 @@ fn report(what: &str, crashes: &Crashes) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_static_membership_loses_nothing_and_resumes_at_once() {
     let pod = unique("pod");
-    let crashes = kill_repeatedly(kills_from_env(5), &["--instance-id", &pod]).await;
+    let flags = ["--instance-id", &pod, "--static-membership"];
+    let crashes = kill_repeatedly(kills_from_env(5), &flags).await;
     report("static membership", &crashes);
     let c = &crashes.conservation;
     assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
@@ -133,6 +134,7 @@ async fn kill_9_in_exactly_once_mode_outputs_each_input_once() {
         "exactly-once",
         "--instance-id",
         &pod,
+        "--static-membership",
         // Long transactions, so that most kills land between produce and commit.
         "--transaction-interval",
         "1s",

@@ -51,7 +51,13 @@ async fn a_zombie_instance_is_fenced_and_outputs_stay_exact() {
     let bootstrap = bootstrap();
     let (config, producer) = streaming(bootstrap, 40_000, 4_000.0).await;
     let pod = unique("pod");
-    let flags = [EXACTLY_ONCE[0], EXACTLY_ONCE[1], "--instance-id", &pod];
+    let flags = [
+        EXACTLY_ONCE[0],
+        EXACTLY_ONCE[1],
+        "--instance-id",
+        &pod,
+        "--static-membership",
+    ];
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("zombie.log"));
     let mut zombie = Member::start(&config, &flags, &log);
     zombie.wait_scored(2_000.0, Duration::from_secs(60));

@@ -109,6 +109,7 @@ async fn a_fenced_member_stops_and_says_why() {
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, 100, 0, |_| {}).await;
     config.instance_id = Some(unique("pod"));
+    config.static_membership = true;
     let first = ready_member(&config).await;
     let health = first.health().clone();
     let second = driftwood::service::Service::start(another_member(&config))

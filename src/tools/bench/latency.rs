@@ -23,6 +23,9 @@ use crate::tools::produce::{ProduceConfig, produce};
 pub enum Relay {
     /// `driftwood run --profile latency`: two broker hops plus decode, score and encode.
     Pipeline,
+    /// The same with `--processing-guarantee exactly-once`: an output is read (committed)
+    /// once its transaction commits, every `--transaction-interval` (100 ms).
+    PipelineExactlyOnce,
     /// `driftwood run --profile latency --pass-through`: the same two hops and the same
     /// consumer and producer, without decode or scoring. Driftwood's floor on this broker.
     PassThrough,
@@ -32,12 +35,23 @@ pub enum Relay {
 
 impl Relay {
     /// Every relay, in the order the bench runs them.
-    pub const ALL: [Relay; 3] = [Relay::Pipeline, Relay::PassThrough, Relay::BrokerAlone];
+    pub const ALL: [Relay; 4] = [
+        Relay::Pipeline,
+        Relay::PipelineExactlyOnce,
+        Relay::PassThrough,
+        Relay::BrokerAlone,
+    ];
 
     /// The `driftwood run` flags of this relay; `None` when no instance runs.
     fn flags(self) -> Option<&'static [&'static str]> {
         match self {
             Relay::Pipeline => Some(&["--profile", "latency"]),
+            Relay::PipelineExactlyOnce => Some(&[
+                "--profile",
+                "latency",
+                "--processing-guarantee",
+                "exactly-once",
+            ]),
             Relay::PassThrough => Some(&["--profile", "latency", "--pass-through"]),
             Relay::BrokerAlone => None,
         }
@@ -165,7 +179,7 @@ fn receive(
         let arrived = epoch_millis();
         received += 1;
         let stamps = match relay {
-            Relay::Pipeline => times.of_prediction(message.payload()),
+            Relay::Pipeline | Relay::PipelineExactlyOnce => times.of_prediction(message.payload()),
             Relay::PassThrough | Relay::BrokerAlone => times.of_features(message.payload()),
         };
         if let Some((event_time, scored_at)) = stamps

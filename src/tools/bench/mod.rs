@@ -84,6 +84,10 @@ pub struct BenchReport {
     pub pipeline: Throughput,
     /// `pipeline / pass_through` records per second.
     pub pipeline_to_ceiling: f64,
+    /// The pipeline with `--processing-guarantee exactly-once`.
+    pub exactly_once: Throughput,
+    /// `exactly_once / pipeline` records per second.
+    pub exactly_once_to_pipeline: f64,
     /// Warm-up excluded from each latency run, seconds.
     pub latency_warmup_seconds: f64,
     /// Every latency run: each offered rate through each relay.
@@ -104,9 +108,16 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         group: name(group),
     };
     let (pass, full) = (topics("pass", "g-pass"), topics("out", "g-full"));
+    let exact = topics("out-eos", "g-eos");
     create_topics(
         &brokers,
-        &[&pass.input, &pass.output, &full.output, &pass.dlq],
+        &[
+            &pass.input,
+            &pass.output,
+            &full.output,
+            &exact.output,
+            &pass.dlq,
+        ],
         config.partitions,
     )?;
 
@@ -120,14 +131,23 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let pass_through = throughput_run(config, &brokers, &pass, &["--pass-through"])?;
     eprintln!("full pipeline…");
     let pipeline = throughput_run(config, &brokers, &full, &[])?;
+    eprintln!("exactly-once pipeline…");
+    let exactly_once = throughput_run(
+        config,
+        &brokers,
+        &exact,
+        &["--processing-guarantee", "exactly-once"],
+    )?;
 
     let report = BenchReport {
         records: config.records,
         partitions: config.partitions,
         produce_records_per_second: produce_rate,
         pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
+        exactly_once_to_pipeline: exactly_once.records_per_second / pipeline.records_per_second,
         pass_through,
         pipeline,
+        exactly_once,
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
         latency,
         machine: machine(),

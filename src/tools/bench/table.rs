@@ -24,6 +24,7 @@ pub(super) fn print(r: &BenchReport) {
     for (name, t) in [
         ("pass-through ceiling", &r.pass_through),
         ("full pipeline", &r.pipeline),
+        ("exactly-once pipeline", &r.exactly_once),
     ] {
         println!(
             "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB",
@@ -35,6 +36,10 @@ pub(super) fn print(r: &BenchReport) {
     println!(
         "{:<28} {:>12.2}",
         "pipeline / ceiling", r.pipeline_to_ceiling
+    );
+    println!(
+        "{:<28} {:>12.2}",
+        "exactly-once / pipeline", r.exactly_once_to_pipeline
     );
     if !r.latency.is_empty() {
         print_latency(r);
@@ -97,6 +102,7 @@ fn print_latency(r: &BenchReport) {
 fn relay_name(relay: Relay) -> &'static str {
     match relay {
         Relay::Pipeline => "pipeline",
+        Relay::PipelineExactlyOnce => "exactly-once",
         Relay::PassThrough => "relay",
         Relay::BrokerAlone => "broker alone",
     }
