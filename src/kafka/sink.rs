@@ -96,6 +96,27 @@ pub struct SinkContext {
     /// Exactly-once: a failed delivery is not sent again; the transaction aborts instead and
     /// its records are read again.
     transactional: bool,
+    failure_log: RateLimit,
+}
+
+/// At most one log line a second, counting what it held back.
+#[derive(Default)]
+struct RateLimit {
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    /// `Some(lines held back since the last one)` when a line may be written now.
+    fn due(&self) -> Option<u64> {
+        let mut state = self.state.lock().expect("rate limit");
+        let (last, held) = &mut *state;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(std::mem::take(held))
+    }
 }
 
 impl ClientContext for SinkContext {
@@ -176,7 +197,10 @@ impl SinkContext {
             (payload, headers) = (Some(cut), Some(h));
         }
         let delay = retry::delay(tag.attempt);
-        warn!(error = %err, topic, output = ?tag.output, attempt = tag.attempt, retry_in = ?delay, "delivery failed; will send again");
+        if let Some(suppressed) = self.failure_log.due() {
+            // Once a second at most: an outage fails every queued output at once.
+            warn!(error = %err, topic, output = ?tag.output, attempt = tag.attempt, retry_in = ?delay, suppressed, "delivery failed; will send again (suppressed: similar failures since the last warning)");
+        }
         self.counters.metrics().delivery_retries.inc();
         self.retries.lock().expect("retry queue").push(Retry {
             due: Instant::now() + delay,
@@ -245,6 +269,7 @@ impl Sink {
             counters: OutcomeCounters::new(&metrics),
             health,
             transactional: config.get("transactional.id").is_some(),
+            failure_log: RateLimit::default(),
         };
         let producer = config
             .create_with_context(context)
@@ -476,6 +501,16 @@ mod tests {
             attempt: 0,
             lease: None,
         }
+    }
+
+    #[test]
+    fn the_rate_limit_lets_one_line_a_second_through_and_counts_the_rest() {
+        let limit = RateLimit::default();
+        assert_eq!(limit.due(), Some(0));
+        assert_eq!(limit.due(), None);
+        assert_eq!(limit.due(), None);
+        *limit.state.lock().unwrap() = (Some(Instant::now() - Duration::from_secs(2)), 2);
+        assert_eq!(limit.due(), Some(2));
     }
 
     #[test]
