@@ -511,21 +511,23 @@ mod tests {
     #[test]
     fn missing_features_are_refused() {
         let names = Dataset::breast_cancer().feature_names;
+        let refusal = |text: &str| {
+            FeatureDecoder::new(
+                FeatureDecoder::parse_schema(text, "t").unwrap(),
+                &names,
+                InputFormat::Avro,
+                1 << 20,
+            )
+            .unwrap_err()
+            .to_string()
+        };
         // A schema without a feature field fails at start-up, naming it.
         let text = BUNDLED_FEATURE_SCHEMA.replace("\"mean_area\"", "\"mean_area_renamed\"");
-        let err = FeatureDecoder::new(
-            FeatureDecoder::parse_schema(&text, "t").unwrap(),
-            &names,
-            InputFormat::Avro,
-            1 << 20,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&text);
         assert!(err.contains("lacks model features: mean_area"), "{err}");
 
         // A feature of the wrong type, or a union with a branch that is neither null nor a
-        // number, is refused
-        // at start-up too, naming the field.
+        // number, is refused at start-up too, naming the field.
         for wrong in ["\"string\"", "[\"string\", \"double\"]"] {
             let text = BUNDLED_FEATURE_SCHEMA.replacen(
                 "\"name\": \"mean_area\",\n      \"type\": \"double\"",
@@ -533,14 +535,7 @@ mod tests {
                 1,
             );
             assert_ne!(text, BUNDLED_FEATURE_SCHEMA);
-            let err = FeatureDecoder::new(
-                FeatureDecoder::parse_schema(&text, "t").unwrap(),
-                &names,
-                InputFormat::Avro,
-                1 << 20,
-            )
-            .unwrap_err()
-            .to_string();
+            let err = refusal(&text);
             assert!(
                 err.contains("feature field \"mean_area\" must be double"),
                 "{wrong}: {err}"

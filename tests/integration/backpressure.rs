@@ -11,11 +11,9 @@ use driftwood::tools::produce::{ProduceConfig, produce};
 const RECORDS: usize = 3_000;
 const MAX_IN_FLIGHT: usize = 100;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
-    let bootstrap = bootstrap();
-    // No output topic yet (and no auto-creation): every prediction waits and fails as an
-    // unknown topic, while the input is read as usual.
+/// [`RECORDS`] input records, and no output topic yet (nor auto-creation): every prediction
+/// waits and fails as an unknown topic, while the input is read as usual.
+async fn without_output_topic(bootstrap: &str) -> driftwood::config::RunConfig {
     let mut config = run_config(bootstrap);
     let others = [&config.input_topic, &config.dlq_topic, &config.drift_topic];
     create_topics(bootstrap, &others.map(String::as_str), 3).await;
@@ -25,6 +23,13 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         .unwrap()
         .unwrap();
     config.max_in_flight = MAX_IN_FLIGHT;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
+    let bootstrap = bootstrap();
+    let mut config = without_output_topic(bootstrap).await;
     // Within the short session timeout below.
     config.revoke_drain = Duration::from_secs(5);
     config.kafka_options = vec![
@@ -109,15 +114,7 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_paused_before_a_rebalance_fetch_again_after_it() {
     let bootstrap = bootstrap();
-    let mut config = run_config(bootstrap);
-    let others = [&config.input_topic, &config.dlq_topic, &config.drift_topic];
-    create_topics(bootstrap, &others.map(String::as_str), 3).await;
-    let spec = ProduceConfig::new(bootstrap, &config.input_topic, RECORDS);
-    tokio::task::spawn_blocking(move || produce(&spec))
-        .await
-        .unwrap()
-        .unwrap();
-    config.max_in_flight = MAX_IN_FLIGHT;
+    let mut config = without_output_topic(bootstrap).await;
     config.kafka_options = vec![("producer.message.timeout.ms".into(), "3000".into())];
     let first = Service::start(config.clone()).await.unwrap();
     let metrics = first.metrics().clone();

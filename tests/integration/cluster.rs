@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -115,21 +114,9 @@ async fn killed_leaders_of_input_and_output_lose_nothing() {
     init_logging();
     let cluster = KafkaCluster::start(3);
     let bootstrap = cluster.bootstrap();
-    let config = run_config(bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_replicated_topics(bootstrap, &topics.map(String::as_str), 3, 3).await;
+    let config = fresh_topics(bootstrap, 3, 3).await;
     // 60 s of input: the stream still flows after both kills and restarts.
-    let records = 120_000;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
-    spec.rate = 2_000.0;
-    spec.corrupt = 120;
-    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
-    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+    let input = stream(bootstrap, &config, 120_000, 2_000.0);
 
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("leaders.log"));
     let mut member = Member::start(&config, &[], &log);
@@ -149,18 +136,12 @@ async fn killed_leaders_of_input_and_output_lose_nothing() {
         );
     }
 
-    let produced = producer
-        .await
-        .unwrap()
-        .expect("producing through the kills");
-    assert_eq!(produced.records, records);
-    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
     assert!(
-        member.terminate(Duration::from_secs(30)),
+        exited_zero,
         "the same process, never restarted, exits 0; logs in {}",
         log.display()
     );
-    let c = conservation(bootstrap, &config);
     eprintln!("killed leaders: {c:?}");
     assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
     assert_eq!(c.strays, 0);

@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use driftwood::tools::produce::{ProduceConfig, produce};
 use rand::Rng;
 
 /// Input records per second while the processes are killed.
@@ -26,20 +25,10 @@ struct Crashes {
 /// stops it with SIGTERM and reads what came out.
 async fn kill_repeatedly(kills: usize, extra: &[&str]) -> Crashes {
     let bootstrap = bootstrap();
-    let config = run_config(bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 3).await;
+    let config = fresh_topics(bootstrap, 3, 1).await;
     // Long enough to outlast the kills (each up to 2.5 s apart, plus a restart).
     let records = (RATE * (5.0 + 4.0 * kills as f64)) as usize;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
-    spec.rate = RATE;
-    spec.corrupt = records / 1000;
-    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+    let input = stream(bootstrap, &config, records, RATE);
 
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("crashes.log"));
     let mut member = Member::start(&config, extra, &log);
@@ -54,17 +43,15 @@ async fn kill_repeatedly(kills: usize, extra: &[&str]) -> Crashes {
         member.wait_scored(1.0, Duration::from_secs(120));
         stalls.push(killed.elapsed());
     }
-    let produced = producer.await.unwrap().expect("producing the input");
-    assert_eq!(produced.records, records);
-    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
+    let (exited_zero, conservation) = settle(bootstrap, &config, input, [member]).await;
     assert!(
-        member.terminate(Duration::from_secs(30)),
+        exited_zero,
         "the last process exits 0 on SIGTERM; logs in {}",
         log.display()
     );
     Crashes {
         stalls,
-        conservation: conservation(bootstrap, &config),
+        conservation,
     }
 }
 

@@ -10,31 +10,6 @@ use driftwood::tools::produce::{ProduceConfig, produce};
 
 const EXACTLY_ONCE: [&str; 2] = ["--processing-guarantee", "exactly-once"];
 
-/// Fresh topics with a stream of `records` produced at `rate` in the background.
-async fn streaming(
-    bootstrap: &str,
-    records: usize,
-    rate: f64,
-) -> (driftwood::config::RunConfig, tokio::task::JoinHandle<()>) {
-    let config = run_config(bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 3).await;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
-    spec.rate = rate;
-    spec.corrupt = records / 1000;
-    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
-    let producer = tokio::task::spawn_blocking(move || {
-        let produced = produce(&spec).expect("producing the input");
-        assert_eq!(produced.records, records);
-    });
-    (config, producer)
-}
-
 fn assert_exactly_once(c: &Conservation) {
     assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
     assert_eq!(c.strays, 0, "outputs naming no input");
@@ -49,7 +24,8 @@ fn assert_exactly_once(c: &Conservation) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_instance_is_fenced_and_outputs_stay_exact() {
     let bootstrap = bootstrap();
-    let (config, producer) = streaming(bootstrap, 40_000, 4_000.0).await;
+    let config = fresh_topics(bootstrap, 3, 1).await;
+    let input = stream(bootstrap, &config, 40_000, 4_000.0);
     let pod = unique("pod");
     let flags = [
         EXACTLY_ONCE[0],
@@ -72,10 +48,13 @@ async fn a_zombie_instance_is_fenced_and_outputs_stay_exact() {
         "{logged}"
     );
     successor.wait_scored(1.0, Duration::from_secs(60));
-    producer.await.unwrap();
-    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
-    assert!(successor.terminate(Duration::from_secs(30)));
-    assert_exactly_once(&conservation(bootstrap, &config));
+    let (exited_zero, c) = settle(bootstrap, &config, input, [successor]).await;
+    assert!(
+        exited_zero,
+        "the successor exits 0; logs in {}",
+        log.display()
+    );
+    assert_exactly_once(&c);
 }
 
 /// Outputs that cannot be written (the output topic does not exist yet) make transactions
@@ -114,7 +93,8 @@ async fn a_broker_restart_in_exactly_once_mode_duplicates_nothing() {
     init_logging();
     let mut kafka = Kafka::start(free_port());
     let bootstrap = kafka.bootstrap();
-    let (config, producer) = streaming(&bootstrap, 40_000, 2_000.0).await;
+    let config = fresh_topics(&bootstrap, 3, 1).await;
+    let input = stream(&bootstrap, &config, 40_000, 2_000.0);
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("eos-restart.log"));
     let mut member = Member::start(&config, &EXACTLY_ONCE, &log);
     member.wait_scored(2_000.0, Duration::from_secs(60));
@@ -123,12 +103,11 @@ async fn a_broker_restart_in_exactly_once_mode_duplicates_nothing() {
     kafka.resume();
     let scored = member.scored();
     member.wait_scored(scored + 1_000.0, Duration::from_secs(120));
-    producer.await.unwrap();
-    wait_caught_up(&bootstrap, &config, Duration::from_secs(120));
+    let (exited_zero, c) = settle(&bootstrap, &config, input, [member]).await;
     assert!(
-        member.terminate(Duration::from_secs(30)),
+        exited_zero,
         "the same process carried on and exits 0; logs in {}",
         log.display()
     );
-    assert_exactly_once(&conservation(&bootstrap, &config));
+    assert_exactly_once(&c);
 }

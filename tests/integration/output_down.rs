@@ -124,15 +124,7 @@ async fn an_output_broker_down_past_max_poll_interval_commits_nothing_past_it() 
     cluster.kill(node);
     // (committed offsets, when read) while the output is unwritable, past max.poll.interval.ms.
     let mut commits = Vec::new();
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &config.group_id)
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for p in 0..3 {
-        partitions.add_partition(&config.input_topic, p);
-    }
+    let committed = Committed::reader(bootstrap, &config, 0..3);
     let mut most_in_flight = 0;
     for _ in 0..20 {
         for _ in 0..10 {
@@ -140,12 +132,7 @@ async fn an_output_broker_down_past_max_poll_interval_commits_nothing_past_it() 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // A query that fails (the cluster is rearranging itself) is only a missed sample.
-        if let Ok(offsets) = reader.committed_offsets(partitions.clone(), Duration::from_secs(5)) {
-            let offsets: Vec<(i32, Offset)> = offsets
-                .elements()
-                .iter()
-                .map(|e| (e.partition(), e.offset()))
-                .collect();
+        if let Ok(offsets) = committed.read() {
             commits.push((offsets, driftwood::codec::epoch_millis()));
         }
     }

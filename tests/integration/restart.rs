@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::common::*;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
 
 const RECORDS: usize = 20_000;
 const CORRUPT: usize = 20;
@@ -92,20 +91,8 @@ async fn a_broker_restart_mid_stream_needs_no_driftwood_restart() {
     init_logging();
     let mut kafka = Kafka::start(free_port());
     let bootstrap = kafka.bootstrap();
-    let config = run_config(&bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_topics(&bootstrap, &topics.map(String::as_str), 3).await;
-    let records = 60_000;
-    let mut spec = ProduceConfig::new(&bootstrap, &config.input_topic, records);
-    spec.rate = 3_000.0;
-    spec.corrupt = 60;
-    spec.kafka_options = vec![("enable.idempotence".into(), "true".into())];
-    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+    let config = fresh_topics(&bootstrap, 3, 1).await;
+    let input = stream(&bootstrap, &config, 60_000, 3_000.0);
 
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("broker-restart.log"));
     let mut member = Member::start(&config, &["--stats-interval", "1s"], &log);
@@ -126,18 +113,12 @@ async fn a_broker_restart_mid_stream_needs_no_driftwood_restart() {
     .await;
     member.wait_scored(scored_while_down + 1_000.0, Duration::from_secs(60));
 
-    let produced = producer
-        .await
-        .unwrap()
-        .expect("producing across the restart");
-    assert_eq!(produced.records, records);
-    wait_caught_up(&bootstrap, &config, Duration::from_secs(120));
+    let (exited_zero, c) = settle(&bootstrap, &config, input, [member]).await;
     assert!(
-        member.terminate(Duration::from_secs(30)),
+        exited_zero,
         "the same process, never restarted, exits 0; logs in {}",
         log.display()
     );
-    let c = conservation(&bootstrap, &config);
     eprintln!("broker restart: {c:?}");
     assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
     assert_eq!(c.strays, 0);

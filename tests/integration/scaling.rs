@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use driftwood::tools::produce::{ProduceConfig, produce};
 
 const ASSIGNED: &str = "driftwood_assigned_partitions";
 const ASSIGNS: &str = "driftwood_rebalances_total{kind=\"assign\"}";
@@ -52,19 +51,8 @@ fn watch(members: &[&Member], timeout: Duration, mut done: impl FnMut() -> bool)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_come_and_go_on_twelve_partitions_and_nothing_is_lost() {
     let bootstrap = bootstrap();
-    let config = run_config(bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 12).await;
-    let records = 150_000;
-    let mut spec = ProduceConfig::new(bootstrap, &config.input_topic, records);
-    spec.rate = 3_000.0;
-    spec.corrupt = 150;
-    let producer = tokio::task::spawn_blocking(move || produce(&spec));
+    let config = fresh_topics(bootstrap, 12, 1).await;
+    let input = stream(bootstrap, &config, 150_000, 3_000.0);
 
     // A killed member's partitions move once its session expires: 10 s here.
     let flags = [
@@ -106,17 +94,12 @@ async fn members_come_and_go_on_twelve_partitions_and_nothing_is_lost() {
         "the survivors were assigned partitions again after the kill"
     );
 
-    let produced = producer.await.unwrap().expect("producing the input");
-    assert_eq!(produced.records, records);
-    wait_caught_up(bootstrap, &config, Duration::from_secs(120));
-    for m in [b, c, d] {
-        assert!(
-            m.terminate(Duration::from_secs(30)),
-            "logs in {}",
-            log.display()
-        );
-    }
-    let c = conservation(bootstrap, &config);
+    let (exited_zero, c) = settle(bootstrap, &config, input, [b, c, d]).await;
+    assert!(
+        exited_zero,
+        "every member exits 0 on SIGTERM; logs in {}",
+        log.display()
+    );
     eprintln!("members come and go: {c:?}");
     assert_eq!(c.missing_count, 0, "inputs without output: {:?}", c.missing);
     assert_eq!(c.strays, 0);

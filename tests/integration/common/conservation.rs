@@ -118,28 +118,62 @@ pub fn conservation(bootstrap: &str, config: &RunConfig) -> Conservation {
     }
 }
 
+/// Reads what `config`'s group has committed for some input partitions, as any other
+/// client would.
+pub struct Committed {
+    reader: BaseConsumer,
+    partitions: TopicPartitionList,
+    topic: String,
+}
+
+impl Committed {
+    /// A reader of the group's commits for `partitions` of the input topic.
+    pub fn reader(
+        bootstrap: &str,
+        config: &RunConfig,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Self {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", &config.group_id)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&config.input_topic, p);
+        }
+        Committed {
+            reader,
+            partitions: tpl,
+            topic: config.input_topic.clone(),
+        }
+    }
+
+    /// `(partition, committed offset)`, or the error of a broker that did not answer.
+    pub fn read(&self) -> rdkafka::error::KafkaResult<Vec<(i32, Offset)>> {
+        let committed = self
+            .reader
+            .committed_offsets(self.partitions.clone(), Duration::from_secs(10))?;
+        Ok(committed
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect())
+    }
+}
+
 /// Waits until `config`'s group has committed every input partition to its end.
 pub fn wait_caught_up(bootstrap: &str, config: &RunConfig, timeout: Duration) {
     let ends = end_offsets(bootstrap, &config.input_topic);
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &config.group_id)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, _) in &ends {
-        tpl.add_partition(&config.input_topic, *p);
-    }
+    let committed = Committed::reader(bootstrap, config, ends.iter().map(|(p, _)| *p));
     let deadline = Instant::now() + timeout;
     loop {
-        let committed = reader
-            .committed_offsets(tpl.clone(), Duration::from_secs(10))
-            .unwrap();
+        let now = committed.read().unwrap();
         let behind: Vec<_> = ends
             .iter()
             .filter(|(p, end)| {
-                !matches!(committed.find_partition(&config.input_topic, *p).map(|e| e.offset()),
-                    Some(Offset::Offset(o)) if o >= *end)
+                !now.iter()
+                    .any(|(q, o)| q == p && matches!(o, Offset::Offset(o) if o >= end))
             })
             .collect();
         if behind.is_empty() {
@@ -147,12 +181,7 @@ pub fn wait_caught_up(bootstrap: &str, config: &RunConfig, timeout: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "the group did not commit to the ends {behind:?} within {timeout:?}: {:?}",
-            committed
-                .elements()
-                .iter()
-                .map(|e| (e.partition(), e.offset()))
-                .collect::<Vec<_>>()
+            "the group did not commit to the ends {behind:?} within {timeout:?}: {now:?}"
         );
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -8,10 +8,12 @@
 pub mod conservation;
 pub mod kafka;
 pub mod process;
+pub mod stream;
 
-pub use conservation::{Conservation, conservation, wait_caught_up};
+pub use conservation::{Committed, Conservation, conservation, wait_caught_up};
 pub use kafka::{Kafka, KafkaCluster, SecureKafka};
 pub use process::Member;
+pub use stream::{fresh_topics, settle, stream};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -314,23 +316,7 @@ pub fn input_positions(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i3
 /// What `config`'s group has committed for each of the input topic's 3 partitions, read as
 /// any other client would.
 pub fn committed(bootstrap: &str, config: &RunConfig) -> Vec<(i32, Offset)> {
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &config.group_id)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&config.input_topic, p);
-    }
-    let committed = reader
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| (e.partition(), e.offset()))
-        .collect()
+    Committed::reader(bootstrap, config, 0..3).read().unwrap()
 }
 
 /// A header's value as text.

@@ -96,21 +96,11 @@ impl Member {
     }
 
     /// SIGTERM, then waits for the exit; whether it exited with status 0.
-    pub fn terminate(mut self, timeout: Duration) -> bool {
+    pub fn terminate(self, timeout: Duration) -> bool {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "driftwood did not exit within {timeout:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_exit(timeout)
     }
 }
 
