@@ -88,6 +88,8 @@ pub struct BenchReport {
     pub exactly_once: Throughput,
     /// `exactly_once / pipeline` records per second.
     pub exactly_once_to_pipeline: f64,
+    /// Exactly-once with a transaction per batch (`--transaction-interval 0s`).
+    pub exactly_once_per_batch: Throughput,
     /// Warm-up excluded from each latency run, seconds.
     pub latency_warmup_seconds: f64,
     /// Every latency run: each offered rate through each relay.
@@ -109,6 +111,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     };
     let (pass, full) = (topics("pass", "g-pass"), topics("out", "g-full"));
     let exact = topics("out-eos", "g-eos");
+    let per_batch = topics("out-eos-batch", "g-eos-batch");
     create_topics(
         &brokers,
         &[
@@ -116,6 +119,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             &pass.output,
             &full.output,
             &exact.output,
+            &per_batch.output,
             &pass.dlq,
         ],
         config.partitions,
@@ -138,6 +142,18 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         &exact,
         &["--processing-guarantee", "exactly-once"],
     )?;
+    eprintln!("exactly-once pipeline, a transaction per batch…");
+    let exactly_once_per_batch = throughput_run(
+        config,
+        &brokers,
+        &per_batch,
+        &[
+            "--processing-guarantee",
+            "exactly-once",
+            "--transaction-interval",
+            "0s",
+        ],
+    )?;
 
     let report = BenchReport {
         records: config.records,
@@ -148,6 +164,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         pass_through,
         pipeline,
         exactly_once,
+        exactly_once_per_batch,
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
         latency,
         machine: machine(),

@@ -24,7 +24,8 @@ pub(super) fn print(r: &BenchReport) {
     for (name, t) in [
         ("pass-through ceiling", &r.pass_through),
         ("full pipeline", &r.pipeline),
-        ("exactly-once pipeline", &r.exactly_once),
+        ("exactly-once, 100 ms txns", &r.exactly_once),
+        ("exactly-once, txn per batch", &r.exactly_once_per_batch),
     ] {
         println!(
             "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB",
