@@ -5,6 +5,7 @@
 //! the sink records the failure and the pipeline stops; that output stays unacknowledged,
 //! so no commit passes it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,8 @@ pub struct SinkContext {
     /// Exactly-once: a failed delivery is not sent again; the transaction aborts instead and
     /// its records are read again.
     transactional: bool,
+    /// Exactly-once: an output could not even be queued, so the open transaction lacks it.
+    abort_needed: AtomicBool,
     failure_log: RateLimit,
 }
 
@@ -269,6 +272,7 @@ impl Sink {
             counters: OutcomeCounters::new(&metrics),
             health,
             transactional: config.get("transactional.id").is_some(),
+            abort_needed: AtomicBool::new(false),
             failure_log: RateLimit::default(),
         };
         let producer = config
@@ -347,8 +351,16 @@ impl Sink {
                 }
                 code => {
                     let context = self.producer.context();
-                    if code.is_some_and(retry::is_permanent) || context.transactional {
+                    if code.is_some_and(retry::is_permanent) {
                         context.fail(topic, format!("{err} (for {:?})", tag.output));
+                        return;
+                    }
+                    if context.transactional {
+                        // Not in the transaction: it must not commit without this output.
+                        context.abort_needed.store(true, Ordering::Relaxed);
+                        context
+                            .health
+                            .set_output_error(Some(format!("cannot send to {topic}: {err}")));
                         return;
                     }
                     warn!(%err, topic, "could not enqueue output; will send again");
@@ -446,6 +458,15 @@ impl Sink {
             }
             self.poll(left.min(Duration::from_millis(50)));
         }
+    }
+
+    /// Exactly-once: whether an output of the open transaction could not be queued (the
+    /// transaction must abort); clears the flag.
+    pub(crate) fn take_abort_needed(&self) -> bool {
+        self.producer
+            .context()
+            .abort_needed
+            .swap(false, Ordering::Relaxed)
     }
 
     /// The producer, for the transaction calls.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::Producer;
+use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -140,6 +140,7 @@ impl Transaction {
                 .expect("valid offset");
         }
         let committed = match group {
+            _ if sink.take_abort_needed() => Err(Failure::Abortable),
             Some(group) => commit_within_deadline(sink, offsets, group)?,
             None => Err(Failure::Abortable),
         };
@@ -163,7 +164,15 @@ impl Transaction {
     }
 
     fn abort(&mut self, sink: &Sink, progress: &Progress) -> Result<Ended> {
-        sink.producer()
+        // The aborted outputs are dropped, not delivered: purge them, and serve their
+        // delivery reports here, as abort_transaction waits for them without serving them.
+        let producer = sink.producer();
+        producer.purge(PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        while producer.in_flight_count() > 0 && Instant::now() < deadline {
+            producer.poll(Duration::from_millis(10));
+        }
+        producer
             .abort_transaction(CALL_TIMEOUT)
             .map_err(|e| fatal("aborting a transaction", &e))?;
         self.metrics

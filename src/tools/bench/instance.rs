@@ -13,6 +13,9 @@ pub(super) struct RunTopics {
     pub input: String,
     pub output: String,
     pub dlq: String,
+    /// Drift reports: a topic that exists, as an exactly-once transaction cannot commit
+    /// while an output waits for a missing one.
+    pub drift: String,
     pub group: String,
 }
 
@@ -51,6 +54,7 @@ impl Instance {
                 &topics.output,
             ])
             .args(["--dlq-topic", &topics.dlq, "--group-id", &topics.group])
+            .args(["--drift-topic", &topics.drift])
             .args(["--http-addr", &http.to_string(), "--stats-interval", "1s"])
             .args(extra)
             .stdout(Stdio::null())
@@ -75,6 +79,19 @@ impl Instance {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>() as u64,
         )
+    }
+
+    /// Fails, with its exit status, if the process has ended.
+    pub fn check_running(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(Error::tool(
+                "bench",
+                format!(
+                    "driftwood run exited ({status}); run it by hand with the same flags to see why"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {

@@ -107,6 +107,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         input: name("in"),
         output: name(output),
         dlq: name("dlq"),
+        drift: name("drift"),
         group: name(group),
     };
     let (pass, full) = (topics("pass", "g-pass"), topics("out", "g-full"));
@@ -121,13 +122,14 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             &exact.output,
             &per_batch.output,
             &pass.dlq,
+            &pass.drift,
         ],
         config.partitions,
     )?;
 
     // Latency first: the throughput runs write about a gigabyte, and the broker and the page
     // cache are still busy with it for a while (a p99 measured right after was 4 ms worse).
-    let latency = latency_runs(config, &brokers, &name, &pass.dlq)?;
+    let latency = latency_runs(config, &brokers, &name, &pass)?;
     eprintln!("producing {} records…", config.records);
     let produced = produce(&ProduceConfig::new(&brokers, &pass.input, config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
@@ -181,7 +183,7 @@ fn latency_runs(
     config: &BenchConfig,
     brokers: &str,
     name: &dyn Fn(&str) -> String,
-    dlq: &str,
+    shared: &RunTopics,
 ) -> Result<Vec<Latency>> {
     let mut latency = Vec::new();
     for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
@@ -194,7 +196,8 @@ fn latency_runs(
             let topics = RunTopics {
                 input: run("in"),
                 output: run("out"),
-                dlq: dlq.to_string(),
+                dlq: shared.dlq.clone(),
+                drift: shared.drift.clone(),
                 group: run("group"),
             };
             create_topics(brokers, &[&topics.input, &topics.output], config.partitions)?;
@@ -218,7 +221,7 @@ fn throughput_run(
     topics: &RunTopics,
     extra: &[&str],
 ) -> Result<Throughput> {
-    let instance = Instance::start(brokers, config.model.as_deref(), topics, extra)?;
+    let mut instance = Instance::start(brokers, config.model.as_deref(), topics, extra)?;
     let total = config.records as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     // (when, records done, CPU used) at the first sight of progress.
@@ -243,6 +246,7 @@ fn throughput_run(
                 peak_rss_bytes: instance.peak_rss(),
             });
         }
+        instance.check_running()?;
         if now > deadline {
             return Err(Error::tool(
                 "bench",
