@@ -182,6 +182,9 @@ impl SourceContext {
             }
             return;
         }
+        // Stored first: librdkafka commits the stored offsets again as the consumer closes,
+        // and an older stored offset would then move the commit back.
+        self.store_offsets(consumer);
         let positions = self.progress.lock().committable(partitions);
         if positions.is_empty() {
             return;
