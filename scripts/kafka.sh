@@ -25,7 +25,9 @@
 #
 # KAFKA_STATE_DIR (default .kafka) holds configuration, data, logs and pids, so brokers in
 # different directories run side by side. KAFKA_CACHE_DIR (default ~/.cache/driftwood) holds
-# the jars. KAFKA_HEAP_OPTS overrides the heap (-Xms128m -Xmx512m).
+# the jars. KAFKA_HEAP_OPTS overrides the heap (-Xms128m -Xmx512m). KAFKA_EXTRA_CONFIG (lines
+# of key=value) is appended to a new single node's server.properties, e.g. to break it on
+# purpose in a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -171,6 +173,7 @@ prepare_single() {
     [ "$had" = "$port" ] || die "$dir holds a broker on port $had, not $port: stop it and remove $dir, or use another KAFKA_STATE_DIR"
   else
     node_config "$dir" 1 "$port" "$(free_port)" "" 1 >"$dir/server.properties"
+    [ -z "${KAFKA_EXTRA_CONFIG:-}" ] || printf '%s\n' "$KAFKA_EXTRA_CONFIG" >>"$dir/server.properties"
     log_config >"$dir/log4j2.properties"
   fi
   format "$dir" "$(probe_uuid)" --standalone

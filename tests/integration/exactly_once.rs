@@ -111,3 +111,24 @@ async fn a_broker_restart_in_exactly_once_mode_duplicates_nothing() {
     );
     assert_exactly_once(&c);
 }
+
+/// A cluster that cannot run transactions (here: a transaction log that wants three
+/// replicas on one broker) makes an exactly-once instance fail at start, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_transactions_is_refused_at_start() {
+    init_logging();
+    let kafka = Kafka::start_with(free_port(), "transaction.state.log.replication.factor=3");
+    let bootstrap = kafka.bootstrap();
+    let config = fresh_topics(&bootstrap, 1, 1).await;
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("no-txn.log"));
+    let member = Member::start(&config, &EXACTLY_ONCE, &log);
+    assert!(
+        !member.wait_exit(Duration::from_secs(90)),
+        "driftwood exits non-zero"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("exactly-once needs Kafka transactions"),
+        "{logged}"
+    );
+}

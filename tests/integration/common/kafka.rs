@@ -66,18 +66,24 @@ pub struct Kafka {
 impl Kafka {
     /// Starts a node on `port` and waits until it answers a metadata request.
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, "")
+    }
+
+    /// Starts a node on `port` with `extra` lines in its server.properties.
+    pub fn start_with(port: u16, extra: &str) -> Self {
         let state = state_dir("kafka-");
-        let child = Self::spawn(&state, port);
+        let child = Self::spawn(&state, port, extra);
         let mut kafka = Kafka { child, port, state };
         kafka.wait_ready(Duration::from_secs(180));
         kafka
     }
 
-    fn spawn(state: &Path, port: u16) -> Child {
+    fn spawn(state: &Path, port: u16, extra: &str) -> Child {
         let mut command = Command::new(script());
         command
             .args(["run", &port.to_string()])
             .env("KAFKA_STATE_DIR", state)
+            .env("KAFKA_EXTRA_CONFIG", extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(state.join("run.err")).unwrap());
         spawn_tied_to_this_process(command)
@@ -99,7 +105,8 @@ impl Kafka {
 
     /// Starts the stopped node again on its data, same port, and waits until it is ready.
     pub fn resume(&mut self) {
-        self.child = Self::spawn(&self.state, self.port);
+        // The configuration written at the first start is kept.
+        self.child = Self::spawn(&self.state, self.port, "");
         self.wait_ready(Duration::from_secs(180));
     }
 
