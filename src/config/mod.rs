@@ -297,15 +297,26 @@ impl RunConfig {
         if self.shutdown_grace.is_zero() {
             return bad("--shutdown-grace must be more than 0s".into());
         }
-        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
-            if self.allow_non_idempotent_producer {
-                return bad("--allow-non-idempotent-producer cannot go with exactly-once: transactions need idempotence".into());
-            }
-            if self.pass_through {
-                return bad("--pass-through is a benchmark of at-least-once delivery".into());
-            }
-        }
+        self.check_guarantee()?;
         self.check_option_keys()
+    }
+
+    /// Refuses flags that exactly-once cannot go with.
+    fn check_guarantee(&self) -> Result<()> {
+        if self.processing_guarantee != ProcessingGuarantee::ExactlyOnce {
+            return Ok(());
+        }
+        if self.allow_non_idempotent_producer {
+            return Err(Error::Config(
+                "--allow-non-idempotent-producer cannot go with exactly-once: transactions need idempotence".into(),
+            ));
+        }
+        if self.pass_through {
+            return Err(Error::Config(
+                "--pass-through is a benchmark of at-least-once delivery".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The static group membership id, with `--static-membership`.

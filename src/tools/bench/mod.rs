@@ -133,29 +133,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     eprintln!("producing {} records…", config.records);
     let produced = produce(&ProduceConfig::new(&brokers, &pass.input, config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
-    eprintln!("pass-through ceiling…");
-    let pass_through = throughput_run(config, &brokers, &pass, &["--pass-through"])?;
-    eprintln!("full pipeline…");
-    let pipeline = throughput_run(config, &brokers, &full, &[])?;
-    eprintln!("exactly-once pipeline…");
-    let exactly_once = throughput_run(
-        config,
-        &brokers,
-        &exact,
-        &["--processing-guarantee", "exactly-once"],
-    )?;
-    eprintln!("exactly-once pipeline, a transaction per batch…");
-    let exactly_once_per_batch = throughput_run(
-        config,
-        &brokers,
-        &per_batch,
-        &[
-            "--processing-guarantee",
-            "exactly-once",
-            "--transaction-interval",
-            "0s",
-        ],
-    )?;
+    let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
+        throughput_runs(config, &brokers, [&pass, &full, &exact, &per_batch])?;
 
     let report = BenchReport {
         records: config.records,
@@ -176,6 +155,36 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
     eprintln!("wrote {}", config.json.display());
     Ok(report)
+}
+
+/// The throughput runs over the same input: pass-through, the pipeline, and exactly-once
+/// with 100 ms transactions and with one per batch, each on its own output and group.
+fn throughput_runs(
+    config: &BenchConfig,
+    brokers: &str,
+    topics: [&RunTopics; 4],
+) -> Result<[Throughput; 4]> {
+    const EXACTLY_ONCE: &[&str] = &["--processing-guarantee", "exactly-once"];
+    let runs: [(&str, &[&str]); 4] = [
+        ("pass-through ceiling", &["--pass-through"]),
+        ("full pipeline", &[]),
+        ("exactly-once pipeline", EXACTLY_ONCE),
+        (
+            "exactly-once pipeline, a transaction per batch",
+            &[
+                "--processing-guarantee",
+                "exactly-once",
+                "--transaction-interval",
+                "0s",
+            ],
+        ),
+    ];
+    let mut out = Vec::with_capacity(4);
+    for ((what, flags), topics) in runs.into_iter().zip(topics) {
+        eprintln!("{what}…");
+        out.push(throughput_run(config, brokers, topics, flags)?);
+    }
+    Ok(out.try_into().unwrap_or_else(|_| unreachable!("four runs")))
 }
 
 /// Every latency run: each offered rate through each relay, on fresh topics and group each.
