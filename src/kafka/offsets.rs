@@ -46,20 +46,31 @@ struct PartitionState {
     rewind_to: Option<i64>,
 }
 
+impl PartitionState {
+    /// Nothing sent yet under `lease`; an abort reads again from `start`, when known.
+    fn new(lease: Lease, start: Option<i64>) -> Self {
+        PartitionState {
+            lease,
+            in_flight: BTreeSet::new(),
+            next: start,
+            stored: None,
+            rewind_to: start,
+        }
+    }
+}
+
 impl OffsetTracker {
     /// Starts tracking freshly assigned partitions (forgetting any earlier state for them).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = i32>) {
         for p in partitions {
-            self.leases_granted += 1;
-            let state = PartitionState {
-                lease: Lease(self.leases_granted),
-                in_flight: BTreeSet::new(),
-                next: None,
-                stored: None,
-                rewind_to: None,
-            };
+            let state = PartitionState::new(self.grant_lease(), None);
             self.partitions.insert(p, state);
         }
+    }
+
+    fn grant_lease(&mut self) -> Lease {
+        self.leases_granted += 1;
+        Lease(self.leases_granted)
     }
 
     /// Stops tracking revoked partitions.
@@ -159,24 +170,22 @@ impl OffsetTracker {
     /// it starts a new lease (so the aborted outputs' reports are ignored) and is read again
     /// from the returned position.
     pub fn rewind(&mut self) -> Vec<(i32, i64)> {
-        let mut out = Vec::new();
-        for (&p, state) in &mut self.partitions {
-            let Some(position) = state.rewind_to else {
-                continue;
-            };
-            if state.next.is_some_and(|n| n > position) {
-                self.leases_granted += 1;
-                *state = PartitionState {
-                    lease: Lease(self.leases_granted),
-                    in_flight: BTreeSet::new(),
-                    next: Some(position),
-                    stored: state.stored,
-                    rewind_to: Some(position),
-                };
-                out.push((p, position));
-            }
+        let rewound: Vec<(i32, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(&p, s)| {
+                let position = s.rewind_to?;
+                s.next
+                    .is_some_and(|n| n > position)
+                    .then_some((p, position))
+            })
+            .collect();
+        for &(p, position) in &rewound {
+            let mut fresh = PartitionState::new(self.grant_lease(), Some(position));
+            fresh.stored = self.partitions[&p].stored;
+            self.partitions.insert(p, fresh);
         }
-        out
+        rewound
     }
 
     /// The committable position of every tracked partition, changed or not.

@@ -22,6 +22,7 @@ use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
 use crate::ops::health::Health;
 use crate::ops::metrics::{Metrics, OutcomeCounters};
+use crate::ops::rate_limit::RateLimit;
 
 /// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
 pub const HEADER_ERROR_KIND: &str = "driftwood.error.kind";
@@ -100,26 +101,6 @@ pub struct SinkContext {
     /// Exactly-once: an output could not even be queued, so the open transaction lacks it.
     abort_needed: AtomicBool,
     failure_log: RateLimit,
-}
-
-/// At most one log line a second, counting what it held back.
-#[derive(Default)]
-struct RateLimit {
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RateLimit {
-    /// `Some(lines held back since the last one)` when a line may be written now.
-    fn due(&self) -> Option<u64> {
-        let mut state = self.state.lock().expect("rate limit");
-        let (last, held) = &mut *state;
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            *held += 1;
-            return None;
-        }
-        *last = Some(Instant::now());
-        Some(std::mem::take(held))
-    }
 }
 
 impl ClientContext for SinkContext {
@@ -273,7 +254,7 @@ impl Sink {
             health,
             transactional: config.get("transactional.id").is_some(),
             abort_needed: AtomicBool::new(false),
-            failure_log: RateLimit::default(),
+            failure_log: RateLimit::every(Duration::from_secs(1)),
         };
         let producer = config
             .create_with_context(context)
@@ -522,16 +503,6 @@ mod tests {
             attempt: 0,
             lease: None,
         }
-    }
-
-    #[test]
-    fn the_rate_limit_lets_one_line_a_second_through_and_counts_the_rest() {
-        let limit = RateLimit::default();
-        assert_eq!(limit.due(), Some(0));
-        assert_eq!(limit.due(), None);
-        assert_eq!(limit.due(), None);
-        *limit.state.lock().unwrap() = (Some(Instant::now() - Duration::from_secs(2)), 2);
-        assert_eq!(limit.due(), Some(2));
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 pub mod health;
 pub mod metrics;
+pub(crate) mod rate_limit;
 pub mod shutdown;
 pub mod sidecar;

@@ -29,6 +29,7 @@ use crate::kafka::transaction::Transaction;
 use crate::model::Model;
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
+use crate::ops::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 
@@ -256,9 +257,16 @@ fn poll_batch<'c>(
 }
 
 /// What the loop makes of a consumer error.
-#[derive(Default)]
 struct PollErrors {
-    last_warning: Option<Instant>,
+    warnings: RateLimit,
+}
+
+impl Default for PollErrors {
+    fn default() -> Self {
+        PollErrors {
+            warnings: RateLimit::every(Duration::from_secs(10)),
+        }
+    }
 }
 
 impl PollErrors {
@@ -288,12 +296,8 @@ impl PollErrors {
         }
         // Usually transient (broker restarting, topic not created yet); say so at most
         // every 10 s.
-        if self
-            .last_warning
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-        {
-            warn!(%error, "consumer poll error; librdkafka keeps retrying");
-            self.last_warning = Some(Instant::now());
+        if let Some(suppressed) = self.warnings.due() {
+            warn!(%error, suppressed, "consumer poll error; librdkafka keeps retrying");
         }
         Ok(())
     }
