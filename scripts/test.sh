@@ -3,17 +3,39 @@
 # and Maven), starts one node on a free loopback port in a directory of its own, runs the
 # tests, stops it; then validates k8s/ against the Kubernetes schemas
 # (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
-# (nothing is started then). Arguments go to `cargo test`.
+# (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
+# built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
+# DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. Arguments go to
+# `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+
+if [ -z "${DRIFTWOOD_OTLP_ENDPOINT:-}" ]; then
+  scripts/jaeger.sh install
+  JAEGER_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-jaeger.XXXXXX")
+  export JAEGER_STATE_DIR
+  cleanup+=('scripts/jaeger.sh stop; rm -rf "$JAEGER_STATE_DIR"')
+  # Four ports from the first: OTLP, query, query gRPC, health. A free one and the next three
+  # are free almost always; a clash fails the start loudly.
+  DRIFTWOOD_OTLP_ENDPOINT=$(scripts/jaeger.sh start "$(free_port)")
+  DRIFTWOOD_TRACE_QUERY_URL=$(scripts/jaeger.sh query-url)
+  export DRIFTWOOD_OTLP_ENDPOINT DRIFTWOOD_TRACE_QUERY_URL
+  echo "OpenTelemetry collector (Jaeger) at $DRIFTWOOD_OTLP_ENDPOINT, traces at $DRIFTWOOD_TRACE_QUERY_URL"
+fi
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   scripts/kafka.sh install
   # A state directory of its own, so a broker you started with scripts/kafka.sh keeps running.
   KAFKA_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-kafka.XXXXXX")
   export KAFKA_STATE_DIR
-  trap 'scripts/kafka.sh stop; rm -rf "$KAFKA_STATE_DIR"' EXIT
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cleanup+=('scripts/kafka.sh stop; rm -rf "$KAFKA_STATE_DIR"')
+  port=$(free_port)
   started=$(date +%s%N)
   KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka.sh start "$port")
   export KAFKA_BOOTSTRAP_SERVERS

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwood::config::RunConfig;
 use driftwood::model::train::{self, TrainArgs};
+use driftwood::ops::telemetry::OtlpExport;
 use driftwood::tools::demo::DemoConfig;
 use driftwood::tools::produce::{ProduceConfig, produce};
 
@@ -26,6 +27,11 @@ struct Cli {
     /// warn for the demo, whose summary is its output].
     #[arg(long, global = true, env = "DRIFTWOOD_LOG")]
     log: Option<String>,
+    /// Export spans to this OpenTelemetry collector's OTLP/HTTP receiver (e.g.
+    /// http://localhost:4318); off when unset. Records that carry a W3C `traceparent` make a
+    /// `score` span each, a child of the producer's.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,20 +69,43 @@ struct HealthcheckArgs {
     path: String,
 }
 
-fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+/// Logs to stderr through `filter`; spans to a collector as well when `export` is given
+/// (its own filter: driftwood's spans, whatever the log level).
+fn init_logging(
+    format: LogFormat,
+    filter: &str,
+    export: Option<&OtlpExport>,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("invalid log filter {filter:?}"))?;
-    use std::io::IsTerminal;
     // Colours for a person at a terminal, plain text for files and log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(export.map(OtlpExport::layer))
+        .init();
     Ok(())
+}
+
+/// The span exporter, when `--otlp-endpoint` asks for one; set up before the tokio runtime
+/// because its HTTP client is a blocking one that must not be built or dropped inside it.
+fn otlp_export(cli: &Cli) -> anyhow::Result<Option<OtlpExport>> {
+    let Some(endpoint) = cli.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    let instance = match &cli.command {
+        Command::Run(config) => Some(config.instance()),
+        _ => None,
+    };
+    Ok(Some(OtlpExport::new(endpoint, instance.as_deref())?))
 }
 
 /// Parses the command line; `--version` also names the librdkafka linked in, which decides
@@ -95,8 +124,7 @@ fn parse_cli() -> Cli {
 /// filter asks for debug output (some machines set RUST_BACKTRACE=1 for every program).
 fn main() -> std::process::ExitCode {
     let cli = parse_cli();
-    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
-    match runtime.block_on(dispatch(cli)) {
+    match start_and_dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -108,13 +136,27 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+fn start_and_dispatch(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(cli.command, Command::Demo(_));
     let filter = cli
         .log
         .as_deref()
-        .unwrap_or(if quiet { "warn" } else { "info" });
-    init_logging(cli.log_format, filter)?;
+        .unwrap_or(if quiet { "warn" } else { "info" })
+        .to_owned();
+    let export = otlp_export(&cli)?;
+    init_logging(cli.log_format, &filter, export.as_ref())?;
+    if let Some(export) = &export {
+        tracing::info!(endpoint = export.endpoint(), "exporting spans over OTLP");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("the tokio runtime did not start")?;
+    let outcome = runtime.block_on(dispatch(cli));
+    // The runtime goes first: the exporter's flush must not run inside it.
+    drop(runtime);
+    drop(export);
+    outcome
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(config) if config.check_config => {
             println!("{}", driftwood::service::check(&config)?);

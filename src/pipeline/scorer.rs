@@ -17,6 +17,7 @@ use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
 use crate::model::Model;
 use crate::ops::metrics::Metrics;
+use crate::ops::telemetry;
 
 /// Where a scorer's outputs go.
 #[derive(Debug, Clone)]
@@ -274,31 +275,38 @@ impl Scorer {
 }
 
 /// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by
-/// the scoring step's own span, which is logged as the producer span's child.
+/// the scoring step's own span, a child of the producer's: logged at debug, and exported
+/// when OTLP export is on (`ops::telemetry`).
 fn traced_headers(
     message: &BorrowedMessage<'_>,
     prediction: &PredictionFields<'_>,
 ) -> Option<OwnedHeaders> {
     let input = message.headers();
-    let parent = trace::trace_parent(input);
-    let child = parent.map(|p| p.child());
-    if let (Some(parent), Some(child)) = (parent, child) {
-        let span = debug_span!(
-            "score",
-            trace_id = %parent.trace_id_hex(),
-            parent_span_id = %parent.span_id_hex(),
-            span_id = %child.span_id_hex(),
-        );
-        span.in_scope(|| {
-            debug!(
-                id = prediction.id,
-                label = prediction.predicted_label,
-                confidence = prediction.confidence,
-                "scored"
-            )
-        });
-    }
-    trace::forwarded(input, child.as_ref())
+    let Some(parent) = trace::trace_parent(input) else {
+        return trace::forwarded(input, None);
+    };
+    let span = debug_span!(
+        "score",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = message.topic(),
+        messaging.destination.partition.id = message.partition(),
+        messaging.kafka.offset = message.offset(),
+        trace_id = %parent.trace_id_hex(),
+        parent_span_id = %parent.span_id_hex(),
+        span_id = tracing::field::Empty,
+    );
+    let child = telemetry::child_of(&span, &parent);
+    span.record("span_id", tracing::field::display(child.span_id_hex()));
+    span.in_scope(|| {
+        debug!(
+            id = prediction.id,
+            label = prediction.predicted_label,
+            confidence = prediction.confidence,
+            "scored"
+        )
+    });
+    trace::forwarded(input, Some(&child))
 }
 
 #[cfg(test)]

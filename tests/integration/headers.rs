@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::common::*;
+use driftwood::config::RunConfig;
 use driftwood::kafka::{TRACEPARENT, TraceParent};
 use driftwood::tools::produce::{ProduceConfig, produce};
 use rdkafka::ClientConfig;
@@ -13,9 +14,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn input_headers_and_trace_context_reach_the_prediction() {
-    let bootstrap = bootstrap();
+/// A run configuration whose input holds `traceparents.len()` feature records, each sent as
+/// an instrumented producer sends them: with its `traceparent`, CloudEvents attributes and a
+/// binary header of the producer's own.
+async fn traced_input(bootstrap: &str, traceparents: &[String]) -> RunConfig {
     let config = run_config(bootstrap);
     let staging = unique("staging");
     let topics = [
@@ -26,21 +28,22 @@ async fn input_headers_and_trace_context_reach_the_prediction() {
         &staging,
     ];
     create_topics(bootstrap, &topics.map(String::as_str), 1).await;
-    let spec = ProduceConfig::new(bootstrap, &staging, 3);
+    let n = traceparents.len();
+    let spec = ProduceConfig::new(bootstrap, &staging, n);
     tokio::task::spawn_blocking(move || produce(&spec))
         .await
         .unwrap()
         .unwrap();
-    // The same records again, now with headers, as an instrumented producer sends them.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
-    for m in read_topic(bootstrap, &staging, 3, Duration::from_secs(30)) {
+    let staged = read_topic(bootstrap, &staging, n, Duration::from_secs(30));
+    for (m, traceparent) in staged.iter().zip(traceparents) {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: TRACEPARENT,
-                value: Some(PARENT),
+                value: Some(traceparent),
             })
             .insert(Header {
                 key: "ce_id",
@@ -60,6 +63,13 @@ async fn input_headers_and_trace_context_reach_the_prediction() {
         producer.send(record).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_headers_and_trace_context_reach_the_prediction() {
+    let bootstrap = bootstrap();
+    let config = traced_input(bootstrap, &vec![PARENT.to_owned(); 3]).await;
 
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("headers.log"));
     let port = free_port();
@@ -91,11 +101,80 @@ async fn input_headers_and_trace_context_reach_the_prediction() {
         assert_eq!(child.trace_id, parent.trace_id, "the same trace");
         assert_ne!(child.span_id, parent.span_id, "a span of its own");
         let span = format!(
-            "score{{trace_id={} parent_span_id={} span_id={}}}",
+            "trace_id={} parent_span_id={} span_id={}}}",
             parent.trace_id_hex(),
             parent.span_id_hex(),
             child.span_id_hex()
         );
         assert!(logged.contains(&span), "{span} not in the log:\n{logged}");
+    }
+}
+
+/// With `--otlp-endpoint`, each scoring span reaches a real OpenTelemetry collector (Jaeger 2,
+/// started by scripts/test.sh) as the child of the producer's span, and the id it has there
+/// is the span id the prediction's `traceparent` carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_spans_reach_an_opentelemetry_collector_with_the_predictions_span_ids() {
+    let collector = otlp_collector();
+    let bootstrap = bootstrap();
+    let parents: Vec<TraceParent> = (0..5)
+        .map(|_| TraceParent {
+            trace_id: rand::random(),
+            span_id: rand::random(),
+            flags: 1,
+        })
+        .collect();
+    let headers: Vec<String> = parents.iter().map(TraceParent::header_value).collect();
+    let config = traced_input(bootstrap, &headers).await;
+    let instance = unique("traced");
+    let mut child = driftwood_run(
+        &config,
+        free_port(),
+        &[
+            "--otlp-endpoint",
+            &collector.otlp,
+            "--instance-id",
+            &instance,
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let predictions = read_topic(bootstrap, &config.output_topic, 5, Duration::from_secs(60));
+    // Spans leave in batches; SIGTERM makes driftwood flush what is queued before it exits.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+
+    let children: Vec<TraceParent> = predictions
+        .iter()
+        .map(|p| TraceParent::parse(header(p, TRACEPARENT).unwrap().as_bytes()).unwrap())
+        .collect();
+    // The query client is a blocking one: it may not run on the runtime's threads.
+    let traces = tokio::task::spawn_blocking(move || {
+        let ids = children.iter().map(|c| c.trace_id_hex());
+        ids.map(|id| collector.trace(&id)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (p, trace) in predictions.iter().zip(&traces) {
+        let child = TraceParent::parse(header(p, TRACEPARENT).unwrap().as_bytes()).unwrap();
+        let parent = parents
+            .iter()
+            .find(|t| t.trace_id == child.trace_id)
+            .expect("the prediction continues one of the input traces");
+        let spans = trace["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 1, "one scoring span per record: {trace}");
+        let span = &spans[0];
+        assert_eq!(span["operationName"], "score");
+        assert_eq!(span["spanID"], child.span_id_hex(), "the header's span id");
+        assert_eq!(span["references"][0]["refType"], "CHILD_OF");
+        assert_eq!(span["references"][0]["spanID"], parent.span_id_hex());
+        let process = &trace["processes"][span["processID"].as_str().unwrap()];
+        assert_eq!(process["serviceName"], "driftwood");
+        let tags = process["tags"].as_array().unwrap();
+        assert!(
+            tags.iter()
+                .any(|t| t["key"] == "service.instance.id" && t["value"] == instance.as_str()),
+            "the instance id is a resource attribute: {process}"
+        );
     }
 }

@@ -5,11 +5,13 @@
 //! Apache Kafka node started here through `scripts/kafka.sh run` and killed when the test
 //! process exits.
 
+pub mod collector;
 pub mod conservation;
 pub mod kafka;
 pub mod process;
 pub mod stream;
 
+pub use collector::otlp_collector;
 pub use conservation::{Committed, Conservation, conservation, wait_caught_up};
 pub use kafka::{Kafka, KafkaCluster, SecureKafka};
 pub use process::Member;
