@@ -87,6 +87,9 @@ pub struct Tag {
 /// A dead letter this size or smaller is not truncated further.
 const SMALLEST_TRUNCATION: usize = 1024;
 
+/// The longest a wait for acknowledgements sleeps without looking whether one came.
+const SERVE_SLICE: Duration = Duration::from_millis(1);
+
 /// Producer callbacks: acknowledgements advance partition progress, failures queue a retry or,
 /// when no retry can succeed, record why the output cannot go on.
 pub struct SinkContext {
@@ -363,10 +366,10 @@ impl Sink {
         }
     }
 
-    /// Serves delivery callbacks for up to `timeout`, re-sends retries that are due, and
-    /// updates the in-flight gauge.
+    /// Serves delivery callbacks until one acknowledgement arrived or `timeout` passed,
+    /// re-sends retries that are due, and updates the in-flight gauge.
     pub fn poll(&self, timeout: Duration) {
-        self.producer.poll(timeout);
+        self.serve(timeout);
         let context = self.producer.context();
         let due = context
             .retries
@@ -394,6 +397,40 @@ impl Sink {
         }
         let in_flight = context.progress.lock().in_flight();
         context.counters.metrics().in_flight.set(in_flight as i64);
+    }
+
+    /// rust-rdkafka's `BaseProducer::poll` serves events until its whole timeout has
+    /// passed, never returning early; a caller waiting for an acknowledgement would wait
+    /// out the timeout even when it came at once. So: short slices, until the count of
+    /// unacknowledged outputs drops.
+    fn serve(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let before = self.producer.in_flight_count();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.producer.poll(left.min(SERVE_SLICE));
+            if left <= SERVE_SLICE || self.producer.in_flight_count() < before {
+                return;
+            }
+        }
+    }
+
+    /// Sends everything queued at once (no linger) and serves delivery reports until none is
+    /// outstanding; false if `timeout` passed first. Exactly-once calls it before
+    /// `commit_transaction`, whose own flush would serve them in 100 ms polls; shutdown calls
+    /// it after draining.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // With no time to wait, librdkafka's flush only wakes the queued messages up.
+            if self.producer.flush(Duration::ZERO).is_ok() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.serve(deadline.saturating_duration_since(Instant::now()));
+        }
     }
 
     /// Bytes held by outputs waiting to be sent again.
@@ -453,13 +490,6 @@ impl Sink {
     /// The producer, for the transaction calls.
     pub(crate) fn producer(&self) -> &BaseProducer<SinkContext> {
         &self.producer
-    }
-
-    /// Flushes librdkafka's queue (used at shutdown after draining).
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            warn!(error = %e, "producer flush did not finish");
-        }
     }
 }
 

@@ -211,11 +211,12 @@ impl Pipeline {
             progress.revoke(assigned);
             left
         };
-        sink.flush(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_secs(1)),
-        );
+        let flush = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(1));
+        if !sink.flush(flush) {
+            warn!(timeout = ?flush, "outputs still queued in the producer at shutdown");
+        }
         drop(consumer);
         info!(unacknowledged, "consumer stopped");
         if let Some(failure) = failed {
