@@ -5,8 +5,10 @@
 # (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
 # (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
-# DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. Arguments go to
-# `cargo test`.
+# DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. The ONNX parity
+# test needs scikit-learn, XGBoost, LightGBM and onnxruntime: scripts/parity-env.sh makes a
+# venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). Arguments
+# go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,12 @@ if [ -z "${DRIFTWOOD_OTLP_ENDPOINT:-}" ]; then
   DRIFTWOOD_TRACE_QUERY_URL=$(scripts/jaeger.sh query-url)
   export DRIFTWOOD_OTLP_ENDPOINT DRIFTWOOD_TRACE_QUERY_URL
   echo "OpenTelemetry collector (Jaeger) at $DRIFTWOOD_OTLP_ENDPOINT, traces at $DRIFTWOOD_TRACE_QUERY_URL"
+fi
+
+# The parity test's exporters and onnxruntime (tests/parity/requirements.txt).
+if [ -z "${DRIFTWOOD_PARITY_PYTHON:-}" ]; then
+  DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)
+  export DRIFTWOOD_PARITY_PYTHON
 fi
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

@@ -1,11 +1,14 @@
 //! The model: training data ([`dataset`]), training ([`train`]), the artifact on disk
 //! ([`artifact`]), drift baselines ([`baseline`]) and the compiled forest that scores
-//! ([`forest`]).
+//! ([`forest`]); the general tree engine ([`ensemble`]) and the ONNX models it imports
+//! ([`onnx`]).
 
 pub mod artifact;
 pub mod baseline;
 pub mod dataset;
+pub mod ensemble;
 pub mod forest;
+pub mod onnx;
 pub mod train;
 
 pub use artifact::{Model, ModelMetadata};

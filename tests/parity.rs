@@ -1,0 +1,106 @@
+//! Parity with onnxruntime: models trained by scikit-learn, XGBoost and LightGBM on data
+//! sets scikit-learn ships, exported to ONNX by their exporters, score the same in driftwood
+//! as in onnxruntime, row for row on held-out data (rows with missing values included).
+//!
+//! `tests/parity/export_models.py` trains, exports and scores with onnxruntime; it runs in
+//! the Python that `DRIFTWOOD_PARITY_PYTHON` names (`scripts/parity-env.sh` makes one from
+//! `tests/parity/requirements.txt`; `scripts/test.sh` does so and sets it).
+
+use std::path::{Path, PathBuf};
+
+use driftwood::model::ensemble::Head;
+use driftwood::model::onnx;
+
+/// Largest difference allowed between a driftwood and an onnxruntime score.
+const TOLERANCE: f32 = 1e-6;
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    name: String,
+    estimator: String,
+    rows: usize,
+    features: usize,
+    columns: usize,
+    rows_with_nan: usize,
+    labels: Option<Vec<String>>,
+}
+
+fn python() -> String {
+    std::env::var("DRIFTWOOD_PARITY_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "DRIFTWOOD_PARITY_PYTHON is not set: this test needs scikit-learn, XGBoost, LightGBM, \
+             their ONNX exporters and onnxruntime. scripts/test.sh sets it up; by hand: \
+             `export DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)`"
+        )
+    })
+}
+
+fn exported_models() -> (PathBuf, Vec<Entry>) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("parity-{:016x}", rand::random::<u64>()));
+    let status = std::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/export_models.py"))
+        .arg(&dir)
+        .status()
+        .expect("the parity Python starts");
+    assert!(status.success(), "export_models.py failed: {status}");
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    (dir, serde_json::from_slice(&manifest).unwrap())
+}
+
+fn read_f64(path: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn exported_models_score_as_onnxruntime_scores_them() {
+    let (dir, models) = exported_models();
+    assert_eq!(models.len(), 8, "every model of export_models.py");
+    println!(
+        "model                      estimator                         rows  NaN rows  largest |driftwood - onnxruntime|"
+    );
+    for entry in &models {
+        let model = onnx::load(&dir.join(format!("{}.onnx", entry.name))).unwrap();
+        let ensemble = &model.ensemble;
+        assert_eq!(ensemble.n_features(), entry.features, "{}", entry.name);
+        let rows = read_f64(&dir.join(format!("{}.rows", entry.name)));
+        let expected = read_f32(&dir.join(format!("{}.ort", entry.name)));
+        let (mut scores, mut classes) = (Vec::new(), Vec::new());
+        ensemble.predict(&rows, &mut scores, &mut classes);
+
+        assert_eq!(ensemble.n_columns(), entry.columns, "{}", entry.name);
+        assert_eq!(scores.len(), expected.len(), "{}", entry.name);
+        let largest = scores
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{:26} {:33} {:5} {:9} {largest:.3e}",
+            entry.name, entry.estimator, entry.rows, entry.rows_with_nan
+        );
+        assert!(
+            largest <= TOLERANCE,
+            "{}: a score differs from onnxruntime's by {largest:e}",
+            entry.name
+        );
+        if let (Some(labels), Head::Classifier { labels: names, .. }) =
+            (&entry.labels, ensemble.head())
+        {
+            let ours: Vec<String> = classes.iter().map(|&c| names.name(c)).collect();
+            assert_eq!(&ours, labels, "{}: predicted labels", entry.name);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+"""Trains the models of driftwood's parity test on data sets scikit-learn ships, exports
+each to ONNX, scores held-out rows with onnxruntime (one thread), and writes what
+tests/parity.rs compares against: <out>/manifest.json, and per model <name>.onnx,
+<name>.rows (float64 little-endian, row-major), <name>.ort (float32 scores, row-major).
+
+Usage: python export_models.py OUT_DIR
+"""
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from lightgbm import LGBMClassifier
+from onnxmltools import convert_lightgbm, convert_xgboost
+from onnxmltools.convert.common.data_types import FloatTensorType
+from skl2onnx import to_onnx
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.model_selection import train_test_split
+from xgboost import XGBClassifier
+
+warnings.filterwarnings("ignore")
+SEED = 7
+
+
+def with_missing(x, share, seed):
+    """A copy of x with `share` of its entries NaN (for models with missing-value tracks)."""
+    x = x.copy()
+    rng = np.random.default_rng(seed)
+    x[rng.random(x.shape) < share] = np.nan
+    return x
+
+
+def data(loader, missing):
+    x, y = loader(return_X_y=True)
+    if missing:
+        x = with_missing(x, 0.03, SEED)
+    return train_test_split(x, y, test_size=0.3, random_state=SEED)
+
+
+def skl(model, x):
+    return to_onnx(model, x[:1].astype(np.float32), options={id(model): {"zipmap": False}}
+                   if hasattr(model, "predict_proba") else None)
+
+
+def onnxml(convert, model, x, **kw):
+    types = [("input", FloatTensorType([None, x.shape[1]]))]
+    return convert(model, initial_types=types, target_opset=15, **kw)
+
+
+MODELS = [
+    # name, model, data loader, missing values, export
+    ("random_forest", lambda: RandomForestClassifier(n_estimators=100, random_state=SEED),
+     load_breast_cancer, False, skl),
+    ("extra_trees_multiclass", lambda: ExtraTreesClassifier(n_estimators=100, random_state=SEED),
+     load_wine, False, skl),
+    ("random_forest_regressor", lambda: RandomForestRegressor(n_estimators=100, random_state=SEED),
+     load_diabetes, False, skl),
+    ("gradient_boosting", lambda: GradientBoostingClassifier(n_estimators=100, random_state=SEED),
+     load_breast_cancer, False, skl),
+    ("hist_gradient_boosting", lambda: HistGradientBoostingClassifier(max_iter=100, random_state=SEED),
+     load_breast_cancer, True, skl),
+    ("xgboost", lambda: XGBClassifier(n_estimators=100, max_depth=6, random_state=SEED),
+     load_breast_cancer, True, lambda m, x: onnxml(convert_xgboost, m, x)),
+    ("lightgbm", lambda: LGBMClassifier(n_estimators=100, random_state=SEED, verbose=-1),
+     load_breast_cancer, True, lambda m, x: onnxml(convert_lightgbm, m, x, zipmap=False)),
+    ("lightgbm_multiclass", lambda: LGBMClassifier(n_estimators=100, random_state=SEED, verbose=-1),
+     load_digits, True, lambda m, x: onnxml(convert_lightgbm, m, x, zipmap=False)),
+]
+
+
+def main(out):
+    out.mkdir(parents=True, exist_ok=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    manifest = []
+    for name, make, loader, missing, export in MODELS:
+        x_train, x_test, y_train, _ = data(loader, missing)
+        model = make().fit(x_train, y_train)
+        onnx_model = export(model, x_train)
+        (out / f"{name}.onnx").write_bytes(onnx_model.SerializeToString())
+        session = ort.InferenceSession(str(out / f"{name}.onnx"), options)
+        feeds = {session.get_inputs()[0].name: x_test.astype(np.float32)}
+        results = session.run(None, feeds)
+        classifier = len(results) == 2
+        scores = np.asarray(results[1] if classifier else results[0], dtype=np.float32)
+        scores = scores.reshape(len(x_test), -1)
+        x_test.astype("<f8").tofile(out / f"{name}.rows")
+        scores.astype("<f4").tofile(out / f"{name}.ort")
+        manifest.append({
+            "name": name,
+            "library": type(model).__module__.split(".")[0],
+            "estimator": type(model).__name__,
+            "rows": len(x_test),
+            "features": x_test.shape[1],
+            "columns": scores.shape[1],
+            "rows_with_nan": int(np.isnan(x_test).any(axis=1).sum()),
+            "labels": [str(v) for v in np.asarray(results[0]).ravel()] if classifier else None,
+        })
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
