@@ -42,10 +42,14 @@ fn model(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("compiled", batch), |b| {
             b.iter(|| {
                 next = (next + 1) % flat.len();
-                model.forest.score_batch(black_box(&flat[next]), &mut votes)
+                model
+                    .engine
+                    .forest()
+                    .expect("a trained forest")
+                    .score_batch(black_box(&flat[next]), &mut votes)
             })
         });
-        for walk in model.forest.walks() {
+        for walk in model.engine.forest().expect("a trained forest").walks() {
             let name = match walk {
                 Walk::LeafMasks(Kernel::Avx512) => "compiled_leaf_masks_avx512",
                 Walk::LeafMasks(Kernel::Avx2) => "compiled_leaf_masks_avx2",
@@ -56,7 +60,9 @@ fn model(c: &mut Criterion) {
                 b.iter(|| {
                     next = (next + 1) % flat.len();
                     model
-                        .forest
+                        .engine
+                        .forest()
+                        .expect("a trained forest")
                         .score_batch_with(walk, black_box(&flat[next]), &mut votes)
                 })
             });

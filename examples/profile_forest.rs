@@ -32,12 +32,19 @@ fn main() {
     match which.as_str() {
         "compiled" => {
             let model = Model::load(&dir).unwrap();
-            println!("walk: {:?}", model.forest.walks()[0]);
+            println!(
+                "walk: {:?}",
+                model.engine.forest().expect("a trained forest").walks()[0]
+            );
             let flat: Vec<Vec<f64>> = batches.iter().map(|b| b.concat()).collect();
             let mut votes = Vec::new();
             for _ in 0..rounds {
                 for (batch, rows_in) in flat.iter().zip(&batches) {
-                    model.forest.score_batch(black_box(batch), &mut votes);
+                    model
+                        .engine
+                        .forest()
+                        .expect("a trained forest")
+                        .score_batch(black_box(batch), &mut votes);
                     rows += rows_in.len();
                 }
             }

@@ -190,12 +190,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => {
             let outcome = train::run(args)?;
             let m = &outcome.metadata;
+            let training = m
+                .training
+                .as_ref()
+                .expect("a trained model records its training");
             println!(
                 "wrote {} ({} trees, holdout accuracy {:.4} on {} rows, sha256 {})",
                 outcome.dir.display(),
-                m.training.hyperparameters.n_trees,
+                training.hyperparameters.n_trees,
                 m.holdout_accuracy,
-                m.training.test_rows,
+                training.test_rows,
                 m.model_sha256
             );
         }

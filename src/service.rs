@@ -242,16 +242,16 @@ pub fn check(config: &RunConfig) -> Result<String> {
     let m = &model.metadata;
     Ok(format!(
         "configuration ok\n\
-         model     {} version {} ({} trees, {} features, scored by {:?})\n\
+         model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
          sidecar   {} (/health, /ready, /metrics)\n\
          profile   {}, shutdown grace {}",
         m.name,
         m.version,
-        model.forest.n_trees(),
-        model.forest.n_features(),
-        model.forest.walks()[0],
+        model.engine.n_trees(),
+        model.engine.n_features(),
+        model.engine.walk(),
         config.input_topic,
         flag_value(config.input_format),
         config.brokers(),

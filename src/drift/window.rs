@@ -344,8 +344,16 @@ mod tests {
         let mut window = DriftWindow::new(&model.metadata);
         let mut votes = Vec::new();
         for (row, label) in rows {
-            model.forest.score_batch(row, &mut votes);
-            let v = model.forest.votes(&votes);
+            model
+                .engine
+                .forest()
+                .expect("a trained forest")
+                .score_batch(row, &mut votes);
+            let v = model
+                .engine
+                .forest()
+                .expect("a trained forest")
+                .votes(&votes);
             window.observe(row, v.class_index(), v.confidence(), Some(*label));
         }
         DriftReport::compute(

@@ -1,5 +1,6 @@
-//! The on-disk model artifact: `models/<name>/<version>/` holding `model.postcard`
-//! (smartcore's forest, serialized with postcard) and `metadata.json`.
+//! The on-disk model artifact: `models/<name>/<version>/` holding `metadata.json` and the
+//! model file: `model.postcard` (smartcore's forest, serialized with postcard) for a model
+//! driftwood trained, `model.onnx` for one imported from ONNX (format version 2).
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::baseline::Baselines;
+use super::engine::Engine;
 use super::forest::{Forest, SmartcoreForest};
 use crate::error::{Error, Result};
 
@@ -14,8 +16,13 @@ use crate::error::{Error, Result};
 pub const MODEL_FILE: &str = "model.postcard";
 /// Name of the metadata file inside an artifact directory.
 pub const METADATA_FILE: &str = "metadata.json";
-/// Version of the artifact layout, bumped on incompatible changes.
+/// Name of an imported ONNX model inside an artifact directory.
+pub const ONNX_FILE: &str = "model.onnx";
+/// Version of the artifact layout of a trained model.
 pub const FORMAT_VERSION: u32 = 1;
+/// Version of the layout of an imported model: version 1 plus `imported`, and `training`
+/// absent.
+pub const IMPORTED_FORMAT_VERSION: u32 = 2;
 
 /// Everything known about a trained model, stored as `metadata.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,9 +40,13 @@ pub struct ModelMetadata {
     pub features: Vec<String>,
     /// Class labels in the model's order.
     pub classes: Vec<i32>,
-    /// How the model was trained.
-    pub training: TrainingParameters,
-    /// Accuracy on the held-out rows.
+    /// How the model was trained (absent for an imported model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingParameters>,
+    /// Where an imported model came from (absent for a trained one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+    /// Accuracy on the held-out rows (for an imported model: on the reference rows).
     pub holdout_accuracy: f64,
     /// When the artifact was written (RFC 3339, UTC).
     pub created_at: String,
@@ -45,6 +56,22 @@ pub struct ModelMetadata {
     pub model_sha256: String,
     /// Distributions for drift detection.
     pub baselines: Baselines,
+}
+
+/// Where an imported model came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imported {
+    /// The file imported, as given.
+    pub source: String,
+    /// The ONNX operator, e.g. `TreeEnsembleClassifier`.
+    pub operator: String,
+    /// The exporter that wrote it, e.g. `skl2onnx 1.20.0`.
+    pub producer: String,
+    /// The reference data the baselines come from.
+    pub reference: String,
+    /// Rows of reference data.
+    pub reference_rows: usize,
 }
 
 /// How the forest is grown: `driftwood train`'s flags, recorded in the artifact.
@@ -99,50 +126,81 @@ const BUNDLED_FOREST: &[u8] = include_bytes!("../../models/breast-cancer/1/model
 pub struct Model {
     /// Its metadata.
     pub metadata: ModelMetadata,
-    /// The flattened forest.
-    pub forest: Forest,
+    /// What scores it.
+    pub engine: Engine,
 }
 
 impl Model {
     /// Loads and verifies the artifact in `dir`, or the bundled model when `dir` is `None`:
-    /// the checksum must match, and the forest must agree with the metadata about features
+    /// the checksum must match, and the model must agree with the metadata about features
     /// and classes.
     pub fn open(dir: Option<&Path>) -> Result<Self> {
         match dir {
             Some(dir) => Self::load(dir),
-            None => Self::compile(bundled_reference()?, Path::new(BUNDLED)),
+            None => {
+                let (metadata, reference) = bundled_reference()?;
+                let origin = Path::new(BUNDLED);
+                let engine = forest_engine(&reference, metadata.features.len(), origin)?;
+                Self::verified(metadata, engine, origin)
+            }
         }
     }
 
     /// Loads and verifies the artifact in `dir` (see [`Model::open`]).
     pub fn load(dir: &Path) -> Result<Self> {
-        Self::compile(load_reference(dir)?, dir)
+        let (metadata, bytes, path) = read_artifact(dir)?;
+        let engine = if metadata.imported.is_some() {
+            let model = super::onnx::decode(&bytes, &path)?;
+            Engine::Trees(model.ensemble)
+        } else {
+            let reference: SmartcoreForest =
+                postcard::from_bytes(&bytes).map_err(|e| model_error(&path, e.to_string()))?;
+            forest_engine(&reference, metadata.features.len(), dir)?
+        };
+        Self::verified(metadata, engine, dir)
     }
 
-    fn compile(
-        (metadata, reference): (ModelMetadata, SmartcoreForest),
-        origin: &Path,
-    ) -> Result<Self> {
-        let model_error = |message: String| Error::Model {
-            path: origin.to_path_buf(),
-            message,
-        };
-        let forest = Forest::compile(&reference, metadata.features.len())
-            .map_err(|e| model_error(e.to_string()))?;
-        if forest.classes() != metadata.classes {
-            return Err(model_error(format!(
-                "metadata lists classes {:?} but the forest has {:?}",
-                metadata.classes,
-                forest.classes()
-            )));
+    fn verified(metadata: ModelMetadata, engine: Engine, origin: &Path) -> Result<Self> {
+        if engine.n_features() != metadata.features.len() {
+            return Err(model_error(
+                origin,
+                format!(
+                    "metadata lists {} features but the model reads {}",
+                    metadata.features.len(),
+                    engine.n_features()
+                ),
+            ));
         }
-        Ok(Model { metadata, forest })
+        let classes: Vec<i64> = metadata.classes.iter().map(|&c| i64::from(c)).collect();
+        if engine.classes() != classes {
+            return Err(model_error(
+                origin,
+                format!(
+                    "metadata lists classes {:?} but the model has {:?}",
+                    metadata.classes,
+                    engine.classes()
+                ),
+            ));
+        }
+        Ok(Model { metadata, engine })
     }
 }
 
-/// Loads the artifact's metadata and smartcore's own forest (the reference implementation,
-/// used in tests and benchmarks), verifying the checksum.
-pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
+fn forest_engine(reference: &SmartcoreForest, n_features: usize, origin: &Path) -> Result<Engine> {
+    Forest::compile(reference, n_features)
+        .map(Engine::Forest)
+        .map_err(|e| model_error(origin, e.to_string()))
+}
+
+fn model_error(path: &Path, message: String) -> Error {
+    Error::Model {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The metadata and the verified bytes of the model file in `dir`, with the file's path.
+fn read_artifact(dir: &Path) -> Result<(ModelMetadata, Vec<u8>, std::path::PathBuf)> {
     let metadata_path = dir.join(METADATA_FILE);
     let text = std::fs::read_to_string(&metadata_path).map_err(|e| Error::Model {
         path: dir.to_path_buf(),
@@ -151,7 +209,15 @@ pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
     let metadata = parse_metadata(&text, &metadata_path)?;
     let model_path = dir.join(&metadata.model_file);
     let bytes = std::fs::read(&model_path).map_err(|e| Error::io(&model_path, e))?;
-    let forest = verified_forest(&metadata, &bytes, &model_path)?;
+    verify_checksum(&metadata, &bytes, &model_path)?;
+    Ok((metadata, bytes, model_path))
+}
+
+/// Loads the artifact's metadata and smartcore's own forest (the reference implementation,
+/// used in tests and benchmarks), verifying the checksum.
+pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
+    let (metadata, bytes, path) = read_artifact(dir)?;
+    let forest = postcard::from_bytes(&bytes).map_err(|e| model_error(&path, e.to_string()))?;
     Ok((metadata, forest))
 }
 
@@ -159,54 +225,66 @@ pub fn load_reference(dir: &Path) -> Result<(ModelMetadata, SmartcoreForest)> {
 pub fn bundled_reference() -> Result<(ModelMetadata, SmartcoreForest)> {
     let origin = Path::new(BUNDLED);
     let metadata = parse_metadata(BUNDLED_METADATA, origin)?;
-    let forest = verified_forest(&metadata, BUNDLED_FOREST, origin)?;
+    verify_checksum(&metadata, BUNDLED_FOREST, origin)?;
+    let forest =
+        postcard::from_bytes(BUNDLED_FOREST).map_err(|e| model_error(origin, e.to_string()))?;
     Ok((metadata, forest))
 }
 
 fn parse_metadata(text: &str, path: &Path) -> Result<ModelMetadata> {
-    let model_error = |message: String| Error::Model {
-        path: path.to_path_buf(),
-        message,
-    };
     let metadata: ModelMetadata =
-        serde_json::from_str(text).map_err(|e| model_error(e.to_string()))?;
-    if metadata.format_version != FORMAT_VERSION {
-        return Err(model_error(format!(
-            "format_version {} is not supported (this build reads {FORMAT_VERSION})",
-            metadata.format_version
-        )));
+        serde_json::from_str(text).map_err(|e| model_error(path, e.to_string()))?;
+    let expected = match metadata.imported {
+        Some(_) => IMPORTED_FORMAT_VERSION,
+        None => FORMAT_VERSION,
+    };
+    if metadata.format_version != expected {
+        return Err(model_error(
+            path,
+            format!(
+                "format_version {} is not supported for a{} model (this build reads {expected})",
+                metadata.format_version,
+                if metadata.imported.is_some() {
+                    "n imported"
+                } else {
+                    " trained"
+                }
+            ),
+        ));
     }
     Ok(metadata)
 }
 
-/// Checks `bytes` against the metadata's checksum and deserializes the forest.
-fn verified_forest(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Result<SmartcoreForest> {
-    let model_error = |message: String| Error::Model {
-        path: path.to_path_buf(),
-        message,
-    };
+/// Checks `bytes` against the metadata's checksum.
+fn verify_checksum(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Result<()> {
     let actual = sha256_hex(bytes);
     if actual != metadata.model_sha256 {
-        return Err(model_error(format!(
-            "checksum mismatch: metadata says {}, file is {actual}",
-            metadata.model_sha256
-        )));
+        return Err(model_error(
+            path,
+            format!(
+                "checksum mismatch: metadata says {}, file is {actual}",
+                metadata.model_sha256
+            ),
+        ));
     }
-    postcard::from_bytes(bytes).map_err(|e| model_error(e.to_string()))
+    Ok(())
 }
 
 /// Writes `forest` and `metadata` into `dir` (created if missing); fills in the model file
 /// name and checksum.
 pub fn save(dir: &Path, forest: &SmartcoreForest, metadata: &mut ModelMetadata) -> Result<()> {
+    let bytes = postcard::to_stdvec(forest).map_err(|e| model_error(dir, e.to_string()))?;
+    save_file(dir, MODEL_FILE, &bytes, metadata)
+}
+
+/// Writes the model file `bytes` as `file` and `metadata` into `dir` (created if missing);
+/// fills in the model file name and checksum.
+pub fn save_file(dir: &Path, file: &str, bytes: &[u8], metadata: &mut ModelMetadata) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let bytes = postcard::to_stdvec(forest).map_err(|e| Error::Model {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    metadata.model_file = MODEL_FILE.to_string();
-    metadata.model_sha256 = sha256_hex(&bytes);
-    let model_path = dir.join(MODEL_FILE);
-    std::fs::write(&model_path, &bytes).map_err(|e| Error::io(&model_path, e))?;
+    metadata.model_file = file.to_string();
+    metadata.model_sha256 = sha256_hex(bytes);
+    let model_path = dir.join(file);
+    std::fs::write(&model_path, bytes).map_err(|e| Error::io(&model_path, e))?;
     let json = serde_json::to_string_pretty(metadata).expect("metadata serializes");
     let metadata_path = dir.join(METADATA_FILE);
     std::fs::write(&metadata_path, json + "\n").map_err(|e| Error::io(&metadata_path, e))
@@ -231,20 +309,22 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
         let model = Model::load(&dir).unwrap();
         let (metadata, reference) = load_reference(&dir).unwrap();
-        assert_eq!(metadata.training.hyperparameters.n_trees, 100);
-        assert_eq!(metadata.training.hyperparameters.max_depth, 10);
-        assert_eq!(model.forest.n_trees(), 100);
+        let training = metadata.training.as_ref().unwrap();
+        assert_eq!(training.hyperparameters.n_trees, 100);
+        assert_eq!(training.hyperparameters.max_depth, 10);
+        assert_eq!(model.engine.n_trees(), 100);
         let data = Dataset::breast_cancer();
         assert_eq!(metadata.features, data.feature_names);
         let expected = reference
             .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
             .unwrap();
         let flat: Vec<f64> = data.rows.concat();
-        let mut votes = Vec::new();
-        model.forest.score_batch(&flat, &mut votes);
-        let got: Vec<i32> = votes
-            .chunks_exact(model.forest.classes().len())
-            .map(|v| model.forest.votes(v).label())
+        let mut scored = Default::default();
+        model.engine.score(&flat, &mut scored);
+        let got: Vec<i32> = scored
+            .classes
+            .iter()
+            .map(|&c| metadata.classes[c])
             .collect();
         assert_eq!(got, expected);
     }

@@ -458,7 +458,9 @@ mod tests {
             })
             .unzip();
         let thresholds: Vec<f64> = model
-            .forest
+            .engine
+            .forest()
+            .expect("a trained forest")
             .nodes
             .iter()
             .map(|n| n.threshold)
@@ -483,7 +485,7 @@ mod tests {
             .predict(&DenseMatrix::from_2d_vec(&rows).unwrap())
             .unwrap();
         let flat = rows.concat();
-        let forest = &model.forest;
+        let forest = &model.engine.forest().expect("a trained forest");
         let n_classes = forest.classes().len();
         let kernels = Kernel::ALL.iter().filter(|k| k.supported()).count();
         assert_eq!(

@@ -6,10 +6,12 @@
 pub mod artifact;
 pub mod baseline;
 pub mod dataset;
+pub mod engine;
 pub mod ensemble;
 pub mod forest;
 pub mod onnx;
 pub mod train;
 
 pub use artifact::{Model, ModelMetadata};
+pub use engine::{Engine, Scored};
 pub use forest::{Forest, Votes};

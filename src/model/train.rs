@@ -150,13 +150,14 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         algorithm: "smartcore 0.7 RandomForestClassifier".into(),
         features: data.feature_names.clone(),
         classes: forest.classes().to_vec(),
-        training: TrainingParameters {
+        training: Some(TrainingParameters {
             source: spec.source.clone(),
             target: spec.target.clone(),
             hyperparameters: h.clone(),
             train_rows: train_idx.len(),
             test_rows: test_idx.len(),
-        },
+        }),
+        imported: None,
         holdout_accuracy: correct as f64 / test_idx.len() as f64,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         model_file: String::new(),
@@ -293,8 +294,16 @@ mod tests {
             .unwrap();
         let mut votes = Vec::new();
         for (row, want) in data.rows.iter().zip(expected) {
-            model.forest.score_batch(row, &mut votes);
-            let got = model.forest.votes(&votes);
+            model
+                .engine
+                .forest()
+                .expect("a trained forest")
+                .score_batch(row, &mut votes);
+            let got = model
+                .engine
+                .forest()
+                .expect("a trained forest")
+                .votes(&votes);
             assert_eq!(got.label(), want);
             let shares: f64 = got.probabilities().sum();
             assert!((shares - 1.0).abs() < 1e-9);

@@ -15,7 +15,7 @@ use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
-use crate::model::Model;
+use crate::model::{Model, Scored};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
 
@@ -51,8 +51,7 @@ pub struct Scorer {
     drift: DriftMonitor,
     reports: AvroCodec,
     rows: Vec<f64>,
-    votes: Vec<u32>,
-    probabilities: Vec<f64>,
+    scored: Scored,
     encoded: Vec<u8>,
 }
 
@@ -75,8 +74,7 @@ impl Scorer {
             settings,
             reports: AvroCodec::drift_reports(),
             rows: Vec::new(),
-            votes: Vec::new(),
-            probabilities: Vec::new(),
+            scored: Scored::default(),
             encoded: Vec::new(),
         }
     }
@@ -98,44 +96,43 @@ impl Scorer {
             .collect();
         // Owned for the loop, which needs `self` mutably; returned afterwards.
         let model = self.model.clone();
-        let (rows, mut all_votes) = (
+        let (rows, mut scored) = (
             std::mem::take(&mut self.rows),
-            std::mem::take(&mut self.votes),
+            std::mem::take(&mut self.scored),
         );
-        let forest = &model.forest;
-        forest.score_batch(&rows, &mut all_votes);
+        model.engine.score(&rows, &mut scored);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
-        let mut scored = all_votes
-            .chunks_exact(forest.classes().len())
-            .zip(rows.chunks_exact(forest.n_features()));
+        let n_classes = model.metadata.classes.len();
+        let mut next = 0..scored.classes.len();
         for (message, result) in batch.iter().zip(decoded) {
-            let scored_row = result.as_ref().ok().and_then(|_| scored.next());
+            let scored_row = result.as_ref().ok().and_then(|_| next.next());
             let partition = message.partition();
             if !assigned.contains(&partition) {
                 continue;
             }
             match (result, scored_row) {
-                (Ok(meta), Some((votes, row))) => {
+                (Ok(meta), Some(i)) => {
                     self.metrics.scoring_seconds.observe(per_record);
-                    let votes = forest.votes(votes);
-                    let (class, confidence) = (votes.class_index(), votes.confidence());
+                    let class = scored.classes[i];
+                    let probabilities = scored.row(i, n_classes);
+                    let row = &rows[i * model.engine.n_features()..][..model.engine.n_features()];
                     self.drift
-                        .observe(partition, row, class, confidence, meta.label);
-                    self.send_prediction(message, meta, votes, now, sink);
+                        .observe(partition, row, class, probabilities[class], meta.label);
+                    self.send_prediction(message, meta, (class, probabilities), now, sink);
                 }
                 (Err(error), _) => {
                     self.drift.observe_invalid(partition);
                     self.send_dead_letter(message, &error, sink);
                 }
-                (Ok(_), None) => unreachable!("one vote row per decoded record"),
+                (Ok(_), None) => unreachable!("one scored row per decoded record"),
             }
             if let Some(report) = self.drift.close_if_due(&assigned) {
                 self.publish(&report, sink);
             }
         }
         self.rows = rows;
-        self.votes = all_votes;
+        self.scored = scored;
     }
 
     /// `--pass-through`: forwards each message of an assigned partition unchanged.
@@ -188,13 +185,13 @@ impl Scorer {
         &mut self,
         message: &BorrowedMessage<'_>,
         meta: RecordMeta<'_>,
-        votes: crate::model::Votes<'_>,
+        (class, probabilities): (usize, &[f64]),
         now: i64,
         sink: &Sink,
     ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        self.probabilities.clear();
-        self.probabilities.extend(votes.probabilities());
+        let label = self.model.metadata.classes[class];
+        let confidence = probabilities[class];
         let fallback_id;
         let id = match meta.id {
             Some(id) => id,
@@ -207,10 +204,10 @@ impl Scorer {
             id,
             model_name: &self.model.metadata.name,
             model_version: &self.model.metadata.version,
-            predicted_label: votes.label(),
-            confidence: votes.confidence(),
-            classes: self.model.forest.classes(),
-            probabilities: &self.probabilities,
+            predicted_label: label,
+            confidence,
+            classes: &self.model.metadata.classes,
+            probabilities,
             actual_label: meta.label,
             source_topic: topic,
             source_partition: partition,
@@ -225,9 +222,9 @@ impl Scorer {
         prediction.encode(&mut self.encoded);
         let headers = traced_headers(message, &prediction);
         let outcome = Outcome::Scored {
-            label: votes.label(),
-            confidence: votes.confidence(),
-            correct: meta.label.map(|l| l == votes.label()),
+            label,
+            confidence,
+            correct: meta.label.map(|l| l == label),
         };
         sink.send(
             &self.settings.topics.predictions,

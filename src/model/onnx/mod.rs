@@ -44,12 +44,17 @@ pub struct OnnxModel {
 /// Reads and compiles the tree model in the ONNX file at `path`.
 pub fn load(path: &Path) -> Result<OnnxModel> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(&bytes, path)
+}
+
+/// Compiles the tree model in `bytes`, an ONNX file read from `path` (named in errors).
+pub fn decode(bytes: &[u8], path: &Path) -> Result<OnnxModel> {
     let refuse = |message: String| Error::Model {
         path: path.into(),
         message,
     };
-    let model = proto::ModelProto::decode(bytes.as_slice())
-        .map_err(|e| refuse(format!("not an ONNX model: {e}")))?;
+    let model =
+        proto::ModelProto::decode(bytes).map_err(|e| refuse(format!("not an ONNX model: {e}")))?;
     convert(&model).map_err(refuse)
 }
 
