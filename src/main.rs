@@ -52,6 +52,8 @@ enum Command {
     Produce(ProduceConfig),
     /// Train a random forest and write a versioned model artifact.
     Train(TrainArgs),
+    /// Import a tree model from ONNX (scikit-learn, XGBoost, LightGBM) as a model artifact.
+    Import(driftwood::model::import::ImportArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
     Bench(driftwood::tools::bench::BenchConfig),
     /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
@@ -127,13 +129,30 @@ fn main() -> std::process::ExitCode {
     match start_and_dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report(&error));
             if tracing::enabled!(tracing::Level::DEBUG) {
                 eprintln!("\n{}", error.backtrace());
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line. The library's errors name their cause in their own
+/// message as well, for logs that show one level; a cause already said is not said twice.
+fn report(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn start_and_dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -186,6 +205,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || driftwood::tools::bench::run(&config))
                 .await?
                 .context("bench failed")?;
+        }
+        Command::Import(args) => {
+            let outcome = driftwood::model::import::run(&args)?;
+            let m = &outcome.metadata;
+            println!(
+                "wrote {} ({}, {} features, classes {:?}, accuracy {:.4} on the {} reference rows, sha256 {})",
+                outcome.dir.display(),
+                m.algorithm,
+                m.features.len(),
+                m.classes,
+                m.holdout_accuracy,
+                m.imported.as_ref().map_or(0, |i| i.reference_rows),
+                m.model_sha256
+            );
         }
         Command::Train(args) => {
             let outcome = train::run(args)?;

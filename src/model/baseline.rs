@@ -74,6 +74,44 @@ pub struct Baselines {
     pub confidence: Histogram,
 }
 
+impl Baselines {
+    /// What drift is measured against: the distribution of each feature over `rows` (the
+    /// training rows, or an imported model's reference rows), and the class mix and
+    /// confidence of `predictions` (`(label, confidence)` on held-out or reference rows).
+    pub fn measure(
+        feature_names: &[String],
+        rows: &[Vec<f64>],
+        classes: &[i32],
+        predictions: &[(i32, f64)],
+    ) -> Self {
+        Baselines {
+            features: feature_names
+                .iter()
+                .enumerate()
+                .map(|(f, name)| FeatureBaseline {
+                    name: name.clone(),
+                    histogram: Histogram::quantiles(
+                        &rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
+                        FEATURE_BINS,
+                    ),
+                })
+                .collect(),
+            prediction_classes: classes
+                .iter()
+                .map(|&label| ClassShare {
+                    label,
+                    proportion: predictions.iter().filter(|(l, _)| *l == label).count() as f64
+                        / predictions.len() as f64,
+                })
+                .collect(),
+            confidence: Histogram::over(
+                CONFIDENCE_EDGES.to_vec(),
+                predictions.iter().map(|(_, c)| *c),
+            ),
+        }
+    }
+}
+
 /// One feature's training distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureBaseline {

@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod engine;
 pub mod ensemble;
 pub mod forest;
+pub mod import;
 pub mod onnx;
 pub mod train;
 

@@ -11,9 +11,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use super::artifact::{
     self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, TrainingParameters,
 };
-use super::baseline::{
-    Baselines, CONFIDENCE_EDGES, ClassShare, FEATURE_BINS, FeatureBaseline, Histogram,
-};
+use super::baseline::Baselines;
 use super::forest::{Forest, SmartcoreForest};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
@@ -162,7 +160,12 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         model_file: String::new(),
         model_sha256: String::new(),
-        baselines: baselines(data, &train_rows, &forest, &predictions),
+        baselines: Baselines::measure(
+            &data.feature_names,
+            &train_rows,
+            forest.classes(),
+            &predictions,
+        ),
     };
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
     artifact::save(&dir, &reference, &mut metadata)?;
@@ -203,43 +206,6 @@ fn holdout_predictions(forest: &Forest, data: &Dataset, test_idx: &[usize]) -> V
             (v.label(), v.confidence())
         })
         .collect()
-}
-
-/// What drift is measured against: feature distributions of the training rows, and the class
-/// mix and confidence of the holdout predictions.
-fn baselines(
-    data: &Dataset,
-    train_rows: &[Vec<f64>],
-    forest: &Forest,
-    predictions: &[(i32, f64)],
-) -> Baselines {
-    Baselines {
-        features: data
-            .feature_names
-            .iter()
-            .enumerate()
-            .map(|(f, name)| FeatureBaseline {
-                name: name.clone(),
-                histogram: Histogram::quantiles(
-                    &train_rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
-                    FEATURE_BINS,
-                ),
-            })
-            .collect(),
-        prediction_classes: forest
-            .classes()
-            .iter()
-            .map(|&label| ClassShare {
-                label,
-                proportion: predictions.iter().filter(|(l, _)| *l == label).count() as f64
-                    / predictions.len() as f64,
-            })
-            .collect(),
-        confidence: Histogram::over(
-            CONFIDENCE_EDGES.to_vec(),
-            predictions.iter().map(|(_, c)| *c),
-        ),
-    }
 }
 
 /// Seeded shuffle split into (train, test) row indices.

@@ -16,6 +16,7 @@ mod end_to_end;
 mod exactly_once;
 mod failures;
 mod headers;
+mod imported;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
 mod output_down;

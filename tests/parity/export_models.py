@@ -3,11 +3,15 @@ each to ONNX, scores held-out rows with onnxruntime (one thread), and writes wha
 tests/parity.rs compares against: <out>/manifest.json, and per model <name>.onnx,
 <name>.rows (float64 little-endian, row-major), <name>.ort (float32 scores, row-major).
 
-Usage: python export_models.py OUT_DIR
+Usage: python export_models.py OUT_DIR [--only NAME]
+       python export_models.py --score MODEL.onnx ROWS FEATURES OUT
+The second form scores ROWS (float64, row-major, FEATURES wide) with onnxruntime and writes
+the probabilities (or values) to OUT as float32.
 """
 
+import argparse
+
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -47,6 +51,17 @@ def data(loader, missing):
     return train_test_split(x, y, test_size=0.3, random_state=SEED)
 
 
+def write_reference(path, loader, x, y):
+    """Held-out rows without missing values as `driftwood import --reference` reads them: a
+    header of the features' names in snake_case (as the input schema names them) and `target`."""
+    names = ["_".join(n.split()) for n in loader().feature_names]
+    keep = ~np.isnan(x).any(axis=1)
+    with open(path, "w") as f:
+        f.write(",".join(names + ["target"]) + "\n")
+        for row, label in zip(x[keep], y[keep]):
+            f.write(",".join(repr(float(v)) for v in row) + f",{int(label)}\n")
+
+
 def skl(model, x):
     return to_onnx(model, x[:1].astype(np.float32), options={id(model): {"zipmap": False}}
                    if hasattr(model, "predict_proba") else None)
@@ -78,23 +93,39 @@ MODELS = [
 ]
 
 
-def main(out):
-    out.mkdir(parents=True, exist_ok=True)
+def session(path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options)
+
+
+def ort_scores(sess, x):
+    """onnxruntime's probabilities (classifiers) or values (regressors) for x, as float32."""
+    results = sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})
+    scores = results[1] if len(results) == 2 else results[0]
+    return results, np.asarray(scores, dtype=np.float32).reshape(len(x), -1)
+
+
+def score(model, rows, features, out):
+    x = np.fromfile(rows, dtype="<f8").reshape(-1, features)
+    _, scores = ort_scores(session(model), x)
+    scores.astype("<f4").tofile(out)
+
+
+def main(out, only):
+    out.mkdir(parents=True, exist_ok=True)
     manifest = []
     for name, make, loader, missing, export in MODELS:
-        x_train, x_test, y_train, _ = data(loader, missing)
+        if only and name != only:
+            continue
+        x_train, x_test, y_train, y_test = data(loader, missing)
         model = make().fit(x_train, y_train)
         onnx_model = export(model, x_train)
         (out / f"{name}.onnx").write_bytes(onnx_model.SerializeToString())
-        session = ort.InferenceSession(str(out / f"{name}.onnx"), options)
-        feeds = {session.get_inputs()[0].name: x_test.astype(np.float32)}
-        results = session.run(None, feeds)
+        results, scores = ort_scores(session(out / f"{name}.onnx"), x_test)
         classifier = len(results) == 2
-        scores = np.asarray(results[1] if classifier else results[0], dtype=np.float32)
-        scores = scores.reshape(len(x_test), -1)
         x_test.astype("<f8").tofile(out / f"{name}.rows")
+        write_reference(out / f"{name}.reference.csv", loader, x_test, y_test)
         scores.astype("<f4").tofile(out / f"{name}.ort")
         manifest.append({
             "name": name,
@@ -110,4 +141,13 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", nargs="?", type=Path)
+    parser.add_argument("--only")
+    parser.add_argument("--score", nargs=4, metavar=("MODEL", "ROWS", "FEATURES", "OUT"))
+    args = parser.parse_args()
+    if args.score:
+        model, rows, features, out = args.score
+        score(model, rows, int(features), out)
+    else:
+        main(args.out, args.only)
