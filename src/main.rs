@@ -54,11 +54,25 @@ enum Command {
     Train(TrainArgs),
     /// Import a tree model from ONNX (scikit-learn, XGBoost, LightGBM) as a model artifact.
     Import(driftwood::model::import::ImportArgs),
+    /// Write a forest driftwood trained as ONNX, for other runtimes.
+    Export(ExportArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
     Bench(driftwood::tools::bench::BenchConfig),
+    /// Measure how fast a model scores (ns/row at batch sizes, one thread, no Kafka).
+    BenchModel(driftwood::tools::bench_model::BenchModelArgs),
     /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
     /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The model artifact directory [default: the bundled model].
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    output: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -206,6 +220,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .context("bench failed")?;
         }
+        Command::Export(args) => {
+            let model = driftwood::model::Model::open(args.model.as_deref())?;
+            let forest = model
+                .engine
+                .forest()
+                .context("only forests driftwood trained can be exported (an imported model is ONNX already)")?;
+            let bytes = driftwood::model::onnx::export::forest(forest);
+            std::fs::write(&args.output, &bytes)
+                .with_context(|| format!("writing {}", args.output.display()))?;
+            println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
+        }
         Command::Import(args) => {
             let outcome = driftwood::model::import::run(&args)?;
             let m = &outcome.metadata;
@@ -219,6 +244,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 m.imported.as_ref().map_or(0, |i| i.reference_rows),
                 m.model_sha256
             );
+        }
+        Command::BenchModel(args) => {
+            let (description, results) = driftwood::tools::bench_model::run(&args)?;
+            println!("{description}");
+            for r in &results {
+                println!("batch {:5}: {:10.1} ns/row", r.batch, r.ns_per_row);
+            }
+            eprintln!("{}", serde_json::to_string(&results)?);
         }
         Command::Train(args) => {
             let outcome = train::run(args)?;

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use driftwood::model::ensemble::Head;
+use driftwood::model::ensemble::{EnsembleWalk, Head};
 use driftwood::model::onnx;
 
 /// Largest difference allowed between a driftwood and an onnxruntime score.
@@ -77,8 +77,23 @@ fn exported_models_score_as_onnxruntime_scores_them() {
         assert_eq!(ensemble.n_features(), entry.features, "{}", entry.name);
         let rows = read_f64(&dir.join(format!("{}.rows", entry.name)));
         let expected = read_f32(&dir.join(format!("{}.ort", entry.name)));
+        // Every walk the model offers gives the same scores (the lock-step walk is checked
+        // here, the branchy one below).
         let (mut scores, mut classes) = (Vec::new(), Vec::new());
-        ensemble.predict(&rows, &mut scores, &mut classes);
+        if ensemble.walk() == EnsembleWalk::LockStep {
+            ensemble.predict_with(EnsembleWalk::LockStep, &rows, &mut scores, &mut classes);
+            let (mut branchy, mut branchy_classes) = (Vec::new(), Vec::new());
+            ensemble.predict_with(
+                EnsembleWalk::Branchy,
+                &rows,
+                &mut branchy,
+                &mut branchy_classes,
+            );
+            assert_eq!(scores, branchy, "{}: the walks agree", entry.name);
+            assert_eq!(classes, branchy_classes, "{}: the walks agree", entry.name);
+        } else {
+            ensemble.predict(&rows, &mut scores, &mut classes);
+        }
 
         assert_eq!(ensemble.n_columns(), entry.columns, "{}", entry.name);
         assert_eq!(scores.len(), expected.len(), "{}", entry.name);

@@ -2,7 +2,7 @@
 //! vote, with its leaf-mask kernels) or the general tree engine an ONNX import compiles to.
 //! Both give, per row, a class, its confidence and a probability per class.
 
-use super::ensemble::{Ensemble, Head, Labels};
+use super::ensemble::{Ensemble, EnsembleWalk, Head, Labels};
 use super::forest::{Forest, Walk};
 
 /// What scores a model's rows.
@@ -100,7 +100,10 @@ impl Engine {
                 Walk::LeafMasks(kernel) => format!("leaf masks ({kernel:?})"),
                 walk => format!("{walk:?}"),
             },
-            Engine::Trees(_) => "branchy (general tree engine)".into(),
+            Engine::Trees(e) => match e.walk() {
+                EnsembleWalk::LockStep => "lock step, 16 rows (general tree engine)".into(),
+                EnsembleWalk::Branchy => "branchy (general tree engine)".into(),
+            },
         }
     }
 }

@@ -244,6 +244,36 @@ impl Forest {
         Ok(())
     }
 
+    /// The trees in the general engine's terms, for export: splits `x <= t` with NaN to the
+    /// false side, leaves that cast one vote (value 1) for their class.
+    pub fn tree_nodes(&self) -> Vec<Vec<crate::model::ensemble::TreeNode>> {
+        use crate::model::ensemble::{Comparison, TreeNode};
+        let ends = self.tree_roots[1..]
+            .iter()
+            .copied()
+            .chain([self.nodes.len() as u32]);
+        self.tree_roots
+            .iter()
+            .zip(ends)
+            .map(|(&root, end)| {
+                self.nodes[root as usize..end as usize]
+                    .iter()
+                    .map(|n| match n.feature {
+                        LEAF => TreeNode::Leaf(vec![(n.children as usize, 1.0)]),
+                        feature => TreeNode::Split {
+                            feature: feature as usize,
+                            comparison: Comparison::Leq,
+                            threshold: n.threshold,
+                            true_child: (n.children - root) as usize,
+                            false_child: (n.children - root) as usize + 1,
+                            missing_true: false,
+                        },
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Number of features a row must have.
     pub fn n_features(&self) -> usize {
         self.n_features

@@ -17,6 +17,7 @@
 //! compares the negated feature.
 
 mod finalize;
+mod lockstep;
 
 pub use finalize::{Head, Labels, PostTransform};
 
@@ -105,6 +106,17 @@ pub struct Ensemble {
     leaf_values: Vec<f32>,
     aggregate: Aggregate,
     head: Head,
+    /// The compact lock-step layout, when the model fits it (see [`Ensemble::walk`]).
+    lockstep: Option<lockstep::Lockstep>,
+}
+
+/// How [`Ensemble::predict`] walks batches of more than one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnsembleWalk {
+    /// Blocks of 16 rows in lock step over 8-byte nodes (float models).
+    LockStep,
+    /// One row and one tree at a time (double models, and single rows).
+    Branchy,
 }
 
 impl Ensemble {
@@ -129,6 +141,7 @@ impl Ensemble {
             leaf_values: Vec::new(),
             aggregate,
             head,
+            lockstep: None,
         };
         if trees.is_empty() {
             return Err(invalid("the ensemble has no trees".into()));
@@ -138,7 +151,16 @@ impl Ensemble {
                 .lay_out(tree)
                 .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
+        ensemble.lockstep = lockstep::Lockstep::build(&ensemble);
         Ok(ensemble)
+    }
+
+    /// The walk batches take.
+    pub fn walk(&self) -> EnsembleWalk {
+        match self.lockstep {
+            Some(_) => EnsembleWalk::LockStep,
+            None => EnsembleWalk::Branchy,
+        }
     }
 
     /// Appends `tree` breadth first (a split's two children side by side), normalizing each
@@ -283,29 +305,84 @@ impl Ensemble {
 
     /// Scores `rows` (row-major, [`Ensemble::n_features`] values each): writes
     /// [`Ensemble::n_columns`] values per row to `scores` and, for a classifier, the index of
-    /// each row's predicted class to `classes` (both cleared first).
+    /// each row's predicted class to `classes` (both cleared first). A single row takes the
+    /// branchy walk, more take [`Ensemble::walk`].
     pub fn predict(&self, rows: &[f64], scores: &mut Vec<f32>, classes: &mut Vec<usize>) {
+        let walk = match rows.len() > self.n_features {
+            true => self.walk(),
+            false => EnsembleWalk::Branchy,
+        };
+        self.predict_with(walk, rows, scores, classes);
+    }
+
+    /// [`Ensemble::predict`] with a chosen walk, for tests and benchmarks.
+    ///
+    /// # Panics
+    /// If `walk` is [`EnsembleWalk::LockStep`] and the model has no lock-step layout.
+    pub fn predict_with(
+        &self,
+        walk: EnsembleWalk,
+        rows: &[f64],
+        scores: &mut Vec<f32>,
+        classes: &mut Vec<usize>,
+    ) {
         scores.clear();
         classes.clear();
-        let mut prepared = Vec::with_capacity(self.n_features * 2);
-        let mut sums = vec![0f32; self.n_outputs];
-        for row in rows.chunks_exact(self.n_features) {
-            self.prepare(row, &mut prepared);
-            sums.fill(0.0);
-            for &root in &self.roots {
-                let leaf = self.leaf(root, &prepared);
-                let values = &self.leaf_values[leaf * self.n_outputs..][..self.n_outputs];
-                for (sum, &v) in sums.iter_mut().zip(values) {
-                    *sum += v;
+        let n_out = self.n_outputs;
+        let mut sums = vec![0f32; n_out * lockstep::ROWS];
+        match walk {
+            EnsembleWalk::LockStep => {
+                let fast = self.lockstep.as_ref().expect("a lock-step layout");
+                let mut block = Vec::with_capacity(fast.width() * lockstep::ROWS);
+                for chunk in rows.chunks(self.n_features * lockstep::ROWS) {
+                    let n = chunk.len() / self.n_features;
+                    block.clear();
+                    for row in chunk.chunks_exact(self.n_features) {
+                        self.prepare_f32(row, &mut block);
+                    }
+                    sums[..n * n_out].fill(0.0);
+                    fast.score_block(self, &block, &mut sums[..n * n_out]);
+                    for row_sums in sums[..n * n_out].chunks_exact_mut(n_out) {
+                        self.finish(row_sums, scores, classes);
+                    }
                 }
             }
-            if self.aggregate == Aggregate::Average {
-                let n = self.roots.len() as f32;
-                sums.iter_mut().for_each(|s| *s /= n);
+            EnsembleWalk::Branchy => {
+                let mut prepared = Vec::with_capacity(self.n_features * 2);
+                let row_sums = &mut sums[..n_out];
+                for row in rows.chunks_exact(self.n_features) {
+                    self.prepare(row, &mut prepared);
+                    row_sums.fill(0.0);
+                    for &root in &self.roots {
+                        let leaf = self.leaf(root, &prepared);
+                        let values = &self.leaf_values[leaf * n_out..][..n_out];
+                        for (sum, &v) in row_sums.iter_mut().zip(values) {
+                            *sum += v;
+                        }
+                    }
+                    self.finish(row_sums, scores, classes);
+                }
             }
-            let class = self.head.finalize(&sums, scores);
-            classes.extend(class);
         }
+    }
+
+    /// Averages one row's sums if the model averages, then finalizes them.
+    fn finish(&self, sums: &mut [f32], scores: &mut Vec<f32>, classes: &mut Vec<usize>) {
+        if self.aggregate == Aggregate::Average {
+            let n = self.roots.len() as f32;
+            sums.iter_mut().for_each(|s| *s /= n);
+        }
+        classes.extend(self.head.finalize(sums, scores));
+    }
+
+    /// The row as the lock-step walk reads it: float32 features, their negations if some
+    /// split compares one, then −∞ (the slot leaves compare).
+    fn prepare_f32(&self, row: &[f64], out: &mut Vec<f32>) {
+        out.extend(row.iter().map(|&x| x as f32));
+        if self.negated {
+            out.extend(row.iter().map(|&x| -(x as f32)));
+        }
+        out.push(f32::NEG_INFINITY);
     }
 
     /// The row as the walks read it: rounded to the model's precision, then negated if some

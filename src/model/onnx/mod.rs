@@ -8,6 +8,7 @@
 //! refused with a message naming it, rather than scored differently from onnxruntime.
 
 mod attributes;
+pub mod export;
 
 use std::path::Path;
 

@@ -1,0 +1,132 @@
+//! `driftwood bench-model`: how fast a model scores, in ns per row at given batch sizes, on
+//! one thread, with nothing else on the path (no Kafka, no decoding). `bench/compare_models.py`
+//! runs it beside onnxruntime, tl2cgen and the libraries' own `predict` on the same rows.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::model::{Engine, Model, Scored};
+
+/// `driftwood bench-model`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchModelArgs {
+    /// An ONNX file, or a model artifact directory [default: the bundled model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Rows to score: float64 little-endian, row-major, the model's width [default: the
+    /// bundled data set, for the bundled model].
+    #[arg(long)]
+    pub rows: Option<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    pub batches: Vec<usize>,
+    /// Time spent measuring each batch size (after a warm-up of a tenth of it).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+}
+
+/// One batch size's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchResult {
+    /// Rows per call.
+    pub batch: usize,
+    /// Nanoseconds per row, the median of the timed rounds.
+    pub ns_per_row: f64,
+    /// Rows scored while timing.
+    pub rows: usize,
+}
+
+/// Loads the model and rows, and times `Engine::score` at each batch size.
+pub fn run(args: &BenchModelArgs) -> Result<(String, Vec<BatchResult>)> {
+    let engine = load(args)?;
+    let rows = rows(args, engine.n_features())?;
+    let description = format!(
+        "{} trees, {} features, walk: {}",
+        engine.n_trees(),
+        engine.n_features(),
+        engine.walk()
+    );
+    let results = args
+        .batches
+        .iter()
+        .map(|&batch| time_batches(&engine, &rows, batch.max(1), args.duration))
+        .collect();
+    Ok((description, results))
+}
+
+fn load(args: &BenchModelArgs) -> Result<Engine> {
+    match &args.model {
+        Some(path) if path.extension().is_some_and(|e| e == "onnx") => {
+            Ok(Engine::Trees(crate::model::onnx::load(path)?.ensemble))
+        }
+        Some(dir) => Ok(Model::load(dir)?.engine),
+        None => Ok(Model::open(None)?.engine),
+    }
+}
+
+fn rows(args: &BenchModelArgs, width: usize) -> Result<Vec<f64>> {
+    let Some(path) = &args.rows else {
+        return Ok(crate::model::dataset::Dataset::breast_cancer()
+            .rows
+            .concat());
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.is_empty() || bytes.len() % (8 * width) != 0 {
+        return Err(Error::tool(
+            "bench-model",
+            format!(
+                "{}: {} bytes is not a whole number of {width}-feature float64 rows",
+                path.display(),
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect())
+}
+
+/// Scores consecutive batches of `batch` rows (wrapping around) in rounds of about 10 ms for
+/// `duration`; the median round gives ns/row.
+fn time_batches(engine: &Engine, rows: &[f64], batch: usize, duration: Duration) -> BatchResult {
+    let width = engine.n_features();
+    let n_rows = rows.len() / width;
+    // Whole batches cycling over the rows; a batch larger than the data repeats rows.
+    let data: Vec<f64> = (0..n_rows.max(batch))
+        .flat_map(|r| rows[(r % n_rows) * width..][..width].iter().copied())
+        .collect();
+    let batches: Vec<&[f64]> = data.chunks_exact(batch * width).collect();
+    let mut scored = Scored::default();
+    let mut next = 0;
+    let mut round = |calls: usize| {
+        let started = Instant::now();
+        for _ in 0..calls {
+            engine.score(black_box(batches[next % batches.len()]), &mut scored);
+            black_box(&scored);
+            next += 1;
+        }
+        started.elapsed()
+    };
+    // Calls per round so that a round takes about 10 ms.
+    let probe = round(1).max(Duration::from_nanos(100));
+    let calls = (Duration::from_millis(10).as_nanos() / probe.as_nanos()).max(1) as usize;
+    let warm_until = Instant::now() + duration / 10;
+    while Instant::now() < warm_until {
+        round(calls);
+    }
+    let mut per_row = Vec::new();
+    let until = Instant::now() + duration;
+    while Instant::now() < until || per_row.len() < 5 {
+        let elapsed = round(calls);
+        per_row.push(elapsed.as_nanos() as f64 / (calls * batch) as f64);
+    }
+    per_row.sort_by(f64::total_cmp);
+    BatchResult {
+        batch,
+        ns_per_row: per_row[per_row.len() / 2],
+        rows: per_row.len() * calls * batch,
+    }
+}
