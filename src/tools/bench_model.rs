@@ -25,6 +25,9 @@ pub struct BenchModelArgs {
     /// Time spent measuring each batch size (after a warm-up of a tenth of it).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Time smartcore's own `predict` instead (a forest driftwood trained), for comparison.
+    #[arg(long)]
+    pub smartcore: bool,
 }
 
 /// One batch size's result.
@@ -48,11 +51,47 @@ pub fn run(args: &BenchModelArgs) -> Result<(String, Vec<BatchResult>)> {
         engine.n_features(),
         engine.walk()
     );
-    let results = args
-        .batches
-        .iter()
-        .map(|&batch| time_batches(&engine, &rows, batch.max(1), args.duration))
-        .collect();
+    let results = if args.smartcore {
+        let forest = match &args.model {
+            Some(dir) => crate::model::artifact::load_reference(dir)?.1,
+            None => crate::model::artifact::bundled_reference()?.1,
+        };
+        args.batches
+            .iter()
+            .map(|&batch| {
+                let matrices: Vec<_> = batches(&rows, engine.n_features(), batch.max(1))
+                    .iter()
+                    .map(|b| {
+                        let rows: Vec<Vec<f64>> = b
+                            .chunks_exact(engine.n_features())
+                            .map(<[f64]>::to_vec)
+                            .collect();
+                        smartcore::linalg::basic::matrix::DenseMatrix::from_2d_vec(&rows)
+                            .expect("rows of one width")
+                    })
+                    .collect();
+                time_calls(matrices.len(), batch.max(1), args.duration, |i| {
+                    black_box(
+                        forest
+                            .predict(black_box(&matrices[i]))
+                            .expect("smartcore predicts"),
+                    );
+                })
+            })
+            .collect()
+    } else {
+        let mut scored = Scored::default();
+        args.batches
+            .iter()
+            .map(|&batch| {
+                let data = batches(&rows, engine.n_features(), batch.max(1));
+                time_calls(data.len(), batch.max(1), args.duration, |i| {
+                    engine.score(black_box(&data[i]), &mut scored);
+                    black_box(&scored);
+                })
+            })
+            .collect()
+    };
     Ok((description, results))
 }
 
@@ -89,23 +128,31 @@ fn rows(args: &BenchModelArgs, width: usize) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Scores consecutive batches of `batch` rows (wrapping around) in rounds of about 10 ms for
-/// `duration`; the median round gives ns/row.
-fn time_batches(engine: &Engine, rows: &[f64], batch: usize, duration: Duration) -> BatchResult {
-    let width = engine.n_features();
+/// `rows` cut into whole batches of `batch` rows, cycling over the rows when a batch is larger
+/// than the data.
+fn batches(rows: &[f64], width: usize, batch: usize) -> Vec<Vec<f64>> {
     let n_rows = rows.len() / width;
-    // Whole batches cycling over the rows; a batch larger than the data repeats rows.
     let data: Vec<f64> = (0..n_rows.max(batch))
         .flat_map(|r| rows[(r % n_rows) * width..][..width].iter().copied())
         .collect();
-    let batches: Vec<&[f64]> = data.chunks_exact(batch * width).collect();
-    let mut scored = Scored::default();
+    data.chunks_exact(batch * width)
+        .map(<[f64]>::to_vec)
+        .collect()
+}
+
+/// Calls `call` on consecutive batch indices (wrapping at `n_batches`) in rounds of about
+/// 10 ms for `duration`; the median round gives ns/row.
+fn time_calls(
+    n_batches: usize,
+    batch: usize,
+    duration: Duration,
+    mut call: impl FnMut(usize),
+) -> BatchResult {
     let mut next = 0;
     let mut round = |calls: usize| {
         let started = Instant::now();
         for _ in 0..calls {
-            engine.score(black_box(batches[next % batches.len()]), &mut scored);
-            black_box(&scored);
+            call(next % n_batches);
             next += 1;
         }
         started.elapsed()

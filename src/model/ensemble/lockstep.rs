@@ -213,6 +213,9 @@ unsafe fn walk<const R: usize>(
 ) {
     debug_assert_eq!(block.len(), R * width);
     for _ in 0..depth {
+        // A step that moves no row means every row sits on its leaf: deep, unbalanced trees
+        // (scikit-learn's default) stop long before their deepest leaf.
+        let mut moved = false;
         for (r, i) in at.iter_mut().enumerate() {
             // SAFETY: see the function's contract.
             let node = unsafe { *nodes.get_unchecked(*i as usize) };
@@ -221,7 +224,12 @@ unsafe fn walk<const R: usize>(
             // Not `x > t`: NaN must take the false side.
             #[allow(clippy::neg_cmp_op_on_partial_ord)]
             let right = !(x <= node.threshold);
-            *i = (node.packed & CHILD_MASK) + u32::from(right);
+            let next = (node.packed & CHILD_MASK) + u32::from(right);
+            moved |= next != *i;
+            *i = next;
+        }
+        if !moved {
+            break;
         }
     }
 }
