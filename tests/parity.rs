@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use driftwood::model::ensemble::{EnsembleWalk, Head};
+use driftwood::model::ensemble::Head;
 use driftwood::model::onnx;
 
 /// Largest difference allowed between a driftwood and an onnxruntime score.
@@ -77,24 +77,15 @@ fn exported_models_score_as_onnxruntime_scores_them() {
         assert_eq!(ensemble.n_features(), entry.features, "{}", entry.name);
         let rows = read_f64(&dir.join(format!("{}.rows", entry.name)));
         let expected = read_f32(&dir.join(format!("{}.ort", entry.name)));
-        // Every walk the model offers gives the same scores (the lock-step walk is checked
-        // here, the branchy one below).
+        // Every walk the model offers gives the same scores.
         let (mut scores, mut classes) = (Vec::new(), Vec::new());
-        if ensemble.walk() == EnsembleWalk::LockStep {
-            ensemble.predict_with(EnsembleWalk::LockStep, &rows, &mut scores, &mut classes);
-            let (mut branchy, mut branchy_classes) = (Vec::new(), Vec::new());
-            ensemble.predict_with(
-                EnsembleWalk::Branchy,
-                &rows,
-                &mut branchy,
-                &mut branchy_classes,
-            );
-            assert_eq!(scores, branchy, "{}: the walks agree", entry.name);
-            assert_eq!(classes, branchy_classes, "{}: the walks agree", entry.name);
-        } else {
-            ensemble.predict(&rows, &mut scores, &mut classes);
+        ensemble.predict(&rows, &mut scores, &mut classes);
+        for &walk in ensemble.walks() {
+            let (mut other, mut other_classes) = (Vec::new(), Vec::new());
+            ensemble.predict_with(walk, &rows, &mut other, &mut other_classes);
+            assert_eq!(scores, other, "{}: {walk:?} agrees", entry.name);
+            assert_eq!(classes, other_classes, "{}: {walk:?} agrees", entry.name);
         }
-
         assert_eq!(ensemble.n_columns(), entry.columns, "{}", entry.name);
         assert_eq!(scores.len(), expected.len(), "{}", entry.name);
         let largest = scores

@@ -18,6 +18,7 @@
 
 mod finalize;
 mod lockstep;
+mod pick;
 
 pub use finalize::{Head, Labels, PostTransform};
 
@@ -108,6 +109,8 @@ pub struct Ensemble {
     head: Head,
     /// The compact lock-step layout, when the model fits it (see [`Ensemble::walk`]).
     lockstep: Option<lockstep::Lockstep>,
+    /// The walks it can take, fastest first (measured at load).
+    walks: Vec<EnsembleWalk>,
 }
 
 /// How [`Ensemble::predict`] walks batches of more than one row.
@@ -142,6 +145,7 @@ impl Ensemble {
             aggregate,
             head,
             lockstep: None,
+            walks: vec![EnsembleWalk::Branchy],
         };
         if trees.is_empty() {
             return Err(invalid("the ensemble has no trees".into()));
@@ -152,15 +156,20 @@ impl Ensemble {
                 .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
         ensemble.lockstep = lockstep::Lockstep::build(&ensemble);
+        ensemble.walks = ensemble.rank_walks();
         Ok(ensemble)
     }
 
-    /// The walk batches take.
+    /// The walk batches take: the fastest of [`Ensemble::walks`].
     pub fn walk(&self) -> EnsembleWalk {
-        match self.lockstep {
-            Some(_) => EnsembleWalk::LockStep,
-            None => EnsembleWalk::Branchy,
-        }
+        self.walks[0]
+    }
+
+    /// The walks this model can take, fastest first, as timed when it was loaded. The
+    /// lock-step walk needs a float model of at most 1,022 prepared features and trees of at
+    /// most 4 million nodes.
+    pub fn walks(&self) -> &[EnsembleWalk] {
+        &self.walks
     }
 
     /// Appends `tree` breadth first (a split's two children side by side), normalizing each
@@ -318,7 +327,7 @@ impl Ensemble {
     /// [`Ensemble::predict`] with a chosen walk, for tests and benchmarks.
     ///
     /// # Panics
-    /// If `walk` is [`EnsembleWalk::LockStep`] and the model has no lock-step layout.
+    /// If `walk` is not in [`Ensemble::walks`].
     pub fn predict_with(
         &self,
         walk: EnsembleWalk,

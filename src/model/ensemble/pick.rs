@@ -1,0 +1,73 @@
+//! Choosing the walk at load: each walk the model can take scores the same 64 rows, drawn
+//! from the model's own thresholds so that they take its real paths, and the fastest serves
+//! batches. Which is faster depends on the trees (deep or shallow, one output or many) and
+//! on the CPU, so it is measured rather than guessed; every walk gives the same scores
+//! (`tests/parity.rs` checks it).
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use super::{Ensemble, EnsembleWalk, LEAF};
+
+/// Rows each walk scores while being timed.
+const ROWS: usize = 64;
+/// Timed runs per walk; the fastest counts.
+const RUNS: usize = 3;
+
+impl Ensemble {
+    /// The walks this model can take, fastest first.
+    pub(super) fn rank_walks(&self) -> Vec<EnsembleWalk> {
+        let mut walks = vec![EnsembleWalk::Branchy];
+        if self.lockstep.is_some() {
+            walks.push(EnsembleWalk::LockStep);
+        }
+        if walks.len() > 1 {
+            let rows = self.sample_rows();
+            walks.sort_by_key(|&w| self.time(w, &rows));
+        }
+        walks
+    }
+
+    fn time(&self, walk: EnsembleWalk, rows: &[f64]) -> Duration {
+        let (mut scores, mut classes) = (Vec::new(), Vec::new());
+        (0..RUNS)
+            .map(|_| {
+                let started = Instant::now();
+                self.predict_with(walk, rows, &mut scores, &mut classes);
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    /// [`ROWS`] rows whose every feature is a threshold the model splits that feature at, or
+    /// the next value above it, so that rows go both ways at the splits they meet.
+    fn sample_rows(&self) -> Vec<f64> {
+        let nf = self.n_features;
+        let mut thresholds = vec![Vec::new(); nf];
+        for node in self.nodes.iter().filter(|n| n.feature != LEAF) {
+            let f = node.feature as usize;
+            // Negated features compare negated thresholds.
+            let (f, t) = if f >= nf {
+                (f - nf, -node.threshold)
+            } else {
+                (f, node.threshold)
+            };
+            thresholds[f].push(t);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let mut rows = Vec::with_capacity(ROWS * nf);
+        for _ in 0..ROWS {
+            for ts in &thresholds {
+                let t = if ts.is_empty() {
+                    0.0
+                } else {
+                    ts[rng.random_range(0..ts.len())]
+                };
+                rows.push(if rng.random() { t } else { t.next_up() });
+            }
+        }
+        rows
+    }
+}
