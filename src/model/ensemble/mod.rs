@@ -111,6 +111,8 @@ pub struct Ensemble {
     lockstep: Option<lockstep::Lockstep>,
     /// The walks it can take, fastest first (measured at load).
     walks: Vec<EnsembleWalk>,
+    /// The fastest walk for a single row (measured at load).
+    single: EnsembleWalk,
 }
 
 /// How [`Ensemble::predict`] walks batches of more than one row.
@@ -146,6 +148,7 @@ impl Ensemble {
             head,
             lockstep: None,
             walks: vec![EnsembleWalk::Branchy],
+            single: EnsembleWalk::Branchy,
         };
         if trees.is_empty() {
             return Err(invalid("the ensemble has no trees".into()));
@@ -156,7 +159,7 @@ impl Ensemble {
                 .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
         ensemble.lockstep = lockstep::Lockstep::build(&ensemble);
-        ensemble.walks = ensemble.rank_walks();
+        (ensemble.walks, ensemble.single) = ensemble.rank_walks();
         Ok(ensemble)
     }
 
@@ -314,12 +317,12 @@ impl Ensemble {
 
     /// Scores `rows` (row-major, [`Ensemble::n_features`] values each): writes
     /// [`Ensemble::n_columns`] values per row to `scores` and, for a classifier, the index of
-    /// each row's predicted class to `classes` (both cleared first). A single row takes the
-    /// branchy walk, more take [`Ensemble::walk`].
+    /// each row's predicted class to `classes` (both cleared first). Batches take
+    /// [`Ensemble::walk`], a single row the walk timed fastest for single rows.
     pub fn predict(&self, rows: &[f64], scores: &mut Vec<f32>, classes: &mut Vec<usize>) {
         let walk = match rows.len() > self.n_features {
             true => self.walk(),
-            false => EnsembleWalk::Branchy,
+            false => self.single,
         };
         self.predict_with(walk, rows, scores, classes);
     }

@@ -16,25 +16,34 @@ const ROWS: usize = 64;
 const RUNS: usize = 3;
 
 impl Ensemble {
-    /// The walks this model can take, fastest first.
-    pub(super) fn rank_walks(&self) -> Vec<EnsembleWalk> {
+    /// The walks this model can take, fastest first for batches, and the fastest for a
+    /// single row (timed one row at a time: a lone row has no neighbours to overlap with).
+    pub(super) fn rank_walks(&self) -> (Vec<EnsembleWalk>, EnsembleWalk) {
         let mut walks = vec![EnsembleWalk::Branchy];
         if self.lockstep.is_some() {
             walks.push(EnsembleWalk::LockStep);
         }
-        if walks.len() > 1 {
-            let rows = self.sample_rows();
-            walks.sort_by_key(|&w| self.time(w, &rows));
+        if walks.len() == 1 {
+            return (walks, EnsembleWalk::Branchy);
         }
-        walks
+        let rows = self.sample_rows();
+        let single = *walks
+            .iter()
+            .min_by_key(|&&w| self.time(w, &rows, self.n_features))
+            .expect("a walk");
+        walks.sort_by_key(|&w| self.time(w, &rows, rows.len()));
+        (walks, single)
     }
 
-    fn time(&self, walk: EnsembleWalk, rows: &[f64]) -> Duration {
+    /// The fastest of [`RUNS`] runs scoring `rows` in calls of `per_call` values.
+    fn time(&self, walk: EnsembleWalk, rows: &[f64], per_call: usize) -> Duration {
         let (mut scores, mut classes) = (Vec::new(), Vec::new());
         (0..RUNS)
             .map(|_| {
                 let started = Instant::now();
-                self.predict_with(walk, rows, &mut scores, &mut classes);
+                for call in rows.chunks(per_call) {
+                    self.predict_with(walk, call, &mut scores, &mut classes);
+                }
                 started.elapsed()
             })
             .min()
