@@ -342,19 +342,13 @@ mod tests {
     /// Scores `rows` and counts them into a window; returns the report.
     fn window_report(model: &Model, rows: &[(Vec<f64>, i32)]) -> DriftReport {
         let mut window = DriftWindow::new(&model.metadata);
-        let mut votes = Vec::new();
+        let mut scored = crate::model::Scored::default();
+        let n_classes = model.metadata.classes.len();
         for (row, label) in rows {
-            model
-                .engine
-                .forest()
-                .expect("a trained forest")
-                .score_batch(row, &mut votes);
-            let v = model
-                .engine
-                .forest()
-                .expect("a trained forest")
-                .votes(&votes);
-            window.observe(row, v.class_index(), v.confidence(), Some(*label));
+            model.engine.score(row, &mut scored);
+            let class = scored.classes[0];
+            let confidence = scored.row(0, n_classes)[class];
+            window.observe(row, class, confidence, Some(*label));
         }
         DriftReport::compute(
             &model.metadata,

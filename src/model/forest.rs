@@ -24,19 +24,7 @@ pub type SmartcoreForest = smartcore::ensemble::random_forest_classifier::Random
     Vec<i32>,
 >;
 
-/// Marks a leaf in [`Node::feature`]; the leaf's class index is kept in `children`.
-const LEAF: u32 = u32::MAX;
-
-/// One node in 16 bytes, so a visit touches one cache line. A split sends the row to
-/// `children` when `row[feature] <= threshold`, else to `children + 1`: siblings are stored
-/// side by side.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-struct Node {
-    threshold: f64,
-    feature: u32,
-    children: u32,
-}
+pub(crate) use super::ensemble::{LEAF, Node};
 
 /// The flattened forest: every tree's nodes, breadth first, trees back to back.
 #[derive(Debug, Clone)]
@@ -292,19 +280,7 @@ impl Forest {
     /// The class index one tree votes for.
     #[inline]
     fn tree_vote(&self, root: u32, row: &[f64]) -> usize {
-        let mut node = self.nodes[root as usize];
-        while node.feature != LEAF {
-            // A branch, not arithmetic: the CPU speculates down the likely side instead of
-            // waiting for the comparison. Unchecked indexing cuts instructions by a quarter
-            // (cachegrind) but lets LLVM turn this into a conditional move, measured 50%
-            // slower at batch 64; the bounds checks keep it a branch.
-            node = if row[node.feature as usize] <= node.threshold {
-                self.nodes[node.children as usize]
-            } else {
-                self.nodes[node.children as usize + 1]
-            };
-        }
-        node.children as usize
+        super::ensemble::branchy_leaf(&self.nodes, root, row)
     }
 
     /// Scores `rows` (row-major, `n_features` values each) and writes each row's vote counts,

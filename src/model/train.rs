@@ -258,22 +258,16 @@ mod tests {
         let expected = reference
             .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
             .unwrap();
-        let mut votes = Vec::new();
+        let mut scored = crate::model::Scored::default();
+        let classes = &model.metadata.classes;
         for (row, want) in data.rows.iter().zip(expected) {
-            model
-                .engine
-                .forest()
-                .expect("a trained forest")
-                .score_batch(row, &mut votes);
-            let got = model
-                .engine
-                .forest()
-                .expect("a trained forest")
-                .votes(&votes);
-            assert_eq!(got.label(), want);
-            let shares: f64 = got.probabilities().sum();
+            model.engine.score(row, &mut scored);
+            let class = scored.classes[0];
+            let probabilities = scored.row(0, classes.len());
+            assert_eq!(classes[class], want);
+            let shares: f64 = probabilities.iter().sum();
             assert!((shares - 1.0).abs() < 1e-9);
-            assert!(got.confidence() >= 0.5);
+            assert!(probabilities[class] >= 0.5);
         }
     }
 

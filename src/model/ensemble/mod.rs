@@ -6,7 +6,7 @@
 //!
 //! Scores must equal onnxruntime's, so the arithmetic is its arithmetic: a model with float
 //! inputs compares float32 features against float32 thresholds and accumulates float32
-//! scores tree by tree, in tree order; [`finalize`] applies base values, the post transform
+//! scores tree by tree, in tree order; `finalize` applies base values, the post transform
 //! and onnxruntime's rules for two classes.
 //!
 //! Every split is normalized at build time to one form, "true side when `x <= t`, NaN to the
@@ -24,17 +24,39 @@ pub use finalize::{Head, Labels, PostTransform};
 
 use crate::error::{Error, Result};
 
-/// Marks a leaf in [`Node::feature`]; the leaf's index is kept in `children`.
-const LEAF: u32 = u32::MAX;
+/// Marks a leaf in [`Node::feature`]; the leaf's index (for a forest driftwood trained,
+/// its class) is kept in `children`.
+pub(crate) const LEAF: u32 = u32::MAX;
 
-/// One node: a split sends a prepared row to `children` when `row[feature] <= threshold`
-/// (NaN never), else to `children + 1`.
+/// One node in 16 bytes, so a visit touches one cache line. A split sends a (prepared) row
+/// to `children` when `row[feature] <= threshold` (NaN never), else to `children + 1`:
+/// siblings are stored side by side. The trained forest (`model::forest`) lays its trees
+/// out the same way.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
-struct Node {
-    threshold: f64,
-    feature: u32,
-    children: u32,
+pub(crate) struct Node {
+    pub(crate) threshold: f64,
+    pub(crate) feature: u32,
+    pub(crate) children: u32,
+}
+
+/// The `children` value of the leaf `row` reaches from `root`: one row, branching at each
+/// split.
+#[inline]
+pub(crate) fn branchy_leaf(nodes: &[Node], root: u32, row: &[f64]) -> usize {
+    let mut node = nodes[root as usize];
+    while node.feature != LEAF {
+        // A branch, not arithmetic: the CPU speculates down the likely side instead of
+        // waiting for the comparison. Unchecked indexing cuts instructions by a quarter
+        // (cachegrind) but lets LLVM turn this into a conditional move, measured 50% slower
+        // at batch 64 on the bundled forest; the bounds checks keep it a branch.
+        node = if row[node.feature as usize] <= node.threshold {
+            nodes[node.children as usize]
+        } else {
+            nodes[node.children as usize + 1]
+        };
+    }
+    node.children as usize
 }
 
 /// The precision the model's input tensor has, and so its comparisons and sums.
@@ -366,7 +388,7 @@ impl Ensemble {
                     self.prepare(row, &mut prepared);
                     row_sums.fill(0.0);
                     for &root in &self.roots {
-                        let leaf = self.leaf(root, &prepared);
+                        let leaf = branchy_leaf(&self.nodes, root, &prepared);
                         let values = &self.leaf_values[leaf * n_out..][..n_out];
                         for (sum, &v) in row_sums.iter_mut().zip(values) {
                             *sum += v;
@@ -405,20 +427,6 @@ impl Ensemble {
         if self.negated {
             out.extend(row.iter().map(|&x| -self.round(x)));
         }
-    }
-
-    /// The index of the leaf a prepared row reaches in the tree at `root`.
-    #[inline]
-    fn leaf(&self, root: u32, row: &[f64]) -> usize {
-        let mut node = self.nodes[root as usize];
-        while node.feature != LEAF {
-            node = if row[node.feature as usize] <= node.threshold {
-                self.nodes[node.children as usize]
-            } else {
-                self.nodes[node.children as usize + 1]
-            };
-        }
-        node.children as usize
     }
 }
 
