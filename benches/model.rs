@@ -51,6 +51,7 @@ fn model(c: &mut Criterion) {
         });
         for walk in model.engine.forest().expect("a trained forest").walks() {
             let name = match walk {
+                Walk::LeafMasks(Kernel::Avx512Narrow) => "compiled_leaf_masks_avx512_16_rows",
                 Walk::LeafMasks(Kernel::Avx512) => "compiled_leaf_masks_avx512",
                 Walk::LeafMasks(Kernel::Avx2) => "compiled_leaf_masks_avx2",
                 Walk::LockStep => "compiled_lockstep",

@@ -298,13 +298,18 @@ impl Forest {
     }
 
     /// The walks this forest can take on this machine, fastest first. Leaf masks need a
-    /// supported CPU ([`Kernel::supported`]), trees of at most 64 leaves and at most 8
-    /// classes.
+    /// supported CPU ([`Kernel::supported`]), trees of at most 64 leaves (32 for
+    /// [`Kernel::Avx512Narrow`]) and at most 8 classes.
     pub fn walks(&self) -> Vec<Walk> {
         let kernels = Kernel::ALL.into_iter().filter(|k| k.supported());
         self.leaf_masks
             .iter()
-            .flat_map(|_| kernels.clone().map(Walk::LeafMasks))
+            .flat_map(|masks| {
+                kernels
+                    .clone()
+                    .filter(|&k| masks.fits(k))
+                    .map(Walk::LeafMasks)
+            })
             .chain([Walk::LockStep, Walk::Branchy])
             .collect()
     }
@@ -533,6 +538,45 @@ mod tests {
     }
 
     /// Labels of `rows` by `walk`, or by the forest's own choice with `None`.
+    /// Rows at the thresholds of their own features, and a float64 step either side, or the
+    /// threshold rounded to float32: values the 16-row kernel sees as ties in float32 and must
+    /// settle in float64. Every walk gives smartcore's label.
+    #[test]
+    fn values_a_float32_step_from_a_threshold_score_exactly_like_smartcore() {
+        let model = Model::open(None).unwrap();
+        let (_, reference) = crate::model::artifact::bundled_reference().unwrap();
+        let forest = model.engine.forest().expect("a trained forest");
+        let n = forest.n_features();
+        let mut at = vec![Vec::new(); n];
+        for node in forest.nodes.iter().filter(|n| n.feature != super::LEAF) {
+            at[node.feature as usize].push(node.threshold);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(77);
+        let rows: Vec<Vec<f64>> = (0..2000)
+            .map(|_| {
+                at.iter()
+                    .map(|ts| {
+                        let t = ts[rng.random_range(0..ts.len())];
+                        match rng.random_range(0..4) {
+                            0 => t,
+                            1 => t.next_up(),
+                            2 => t.next_down(),
+                            _ => f64::from(t as f32),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let expected = reference
+            .predict(&DenseMatrix::from_2d_vec(&rows).unwrap())
+            .unwrap();
+        let mut votes = Vec::new();
+        for walk in forest.walks() {
+            let got = labels(forest, Some(walk), &rows.concat(), &mut votes);
+            assert_eq!(got, expected, "{walk:?}");
+        }
+    }
+
     fn labels(forest: &Forest, walk: Option<Walk>, rows: &[f64], votes: &mut Vec<u32>) -> Vec<i32> {
         match walk {
             Some(walk) => forest.score_batch_with(walk, rows, votes),

@@ -9,7 +9,8 @@
 //! split is one vector compare of a feature's eight values against a broadcast threshold and
 //! one masked AND: no gathers, no branches, no chain of dependent loads.
 //!
-//! Trees of up to 64 leaves fit one mask word. The bundled model's largest has 22; a forest
+//! Trees of up to 64 leaves fit one mask word; trees of up to 32 also take the 16-row kernel
+//! of module `narrow`. The bundled model's largest has 22; a forest
 //! with a bigger tree, or more than [`MAX_CLASSES`] classes, uses the lock-step walk instead.
 //!
 //! Two kernels, picked at run time by [`Kernel::supported`]: AVX-512 intrinsics (a split is
@@ -21,6 +22,8 @@
 //! memory chained every tree to the previous tree's store and cost 35% more.
 
 use super::{LEAF, Node};
+
+mod narrow;
 
 /// Rows per block: eight `f64` fill one 512-bit register.
 pub(super) const LANES: usize = 8;
@@ -51,6 +54,8 @@ pub(super) struct LeafMasks {
     tree_starts: Vec<u32>,
     /// Leaves of tree `t` that vote for class `c`: `class_leaves[t * n_classes + c]`.
     class_leaves: Vec<u64>,
+    /// The 32-bit form for [`Kernel::Avx512Narrow`], when every tree fits it.
+    narrow: Option<narrow::NarrowMasks>,
 }
 
 impl LeafMasks {
@@ -71,6 +76,7 @@ impl LeafMasks {
             splits: Vec::new(),
             tree_starts: vec![0],
             class_leaves: Vec::with_capacity(roots.len() * n_classes),
+            narrow: None,
         };
         for &root in roots {
             let mut classes = vec![0u64; n_classes];
@@ -79,7 +85,13 @@ impl LeafMasks {
             masks.class_leaves.extend(classes);
             masks.tree_starts.push(masks.splits.len() as u32);
         }
+        masks.narrow = narrow::NarrowMasks::build(&masks);
         Some(masks)
+    }
+
+    /// Whether `kernel` can score this forest (the CPU aside).
+    pub(super) fn fits(&self, kernel: Kernel) -> bool {
+        kernel != Kernel::Avx512Narrow || self.narrow.is_some()
     }
 
     /// Adds the splits under `node` and numbers its leaves from `next_leaf`; returns the mask
@@ -127,6 +139,9 @@ impl LeafMasks {
             kernel.supported(),
             "{kernel:?} needs CPU features this machine lacks"
         );
+        if kernel == Kernel::Avx512Narrow {
+            return self.score_narrow(rows, votes);
+        }
         let (nf, nc) = (self.n_features, self.n_classes);
         // Whole rows only, as the other walks: a trailing partial row gets no votes.
         let rows = &rows[..rows.len() / nf * nf];
@@ -168,7 +183,7 @@ impl LeafMasks {
                         #[cfg(target_arch = "x86_64")]
                         (Kernel::Avx2, $n) => unsafe { self.avx2::<$n>(block, counts) },
                     )*
-                    (kernel, n) => unreachable!("no {kernel:?} kernel for {n} classes"),
+                    (kernel, n) => unreachable!("no 8-row {kernel:?} kernel for {n} classes"),
                 }
             };
         }
@@ -263,6 +278,9 @@ impl LeafMasks {
 /// The vector instruction sets a leaf-mask kernel exists for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    /// AVX-512F intrinsics over sixteen rows: 32-bit leaf masks, features compared as
+    /// float32 with ties settled in float64 (trees of at most 32 leaves; module `narrow`).
+    Avx512Narrow,
     /// AVX-512F intrinsics.
     Avx512,
     /// Plain Rust compiled for AVX2.
@@ -271,14 +289,14 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, fastest first.
-    pub const ALL: [Kernel; 2] = [Kernel::Avx512, Kernel::Avx2];
+    pub const ALL: [Kernel; 3] = [Kernel::Avx512Narrow, Kernel::Avx512, Kernel::Avx2];
 
     /// Whether this CPU can run the kernel (detected once, then cached by std).
     pub fn supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
-                Kernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
+                Kernel::Avx512 | Kernel::Avx512Narrow => std::is_x86_feature_detected!("avx512f"),
                 Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
             }
         }
