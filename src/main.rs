@@ -11,7 +11,7 @@ use driftwood::tools::produce::{ProduceConfig, produce};
 #[derive(Parser)]
 #[command(
     name = "driftwood",
-    about = "Score Avro feature streams from Kafka with a random forest"
+    about = "Score Avro feature streams from Kafka with tree models (forests, boosted trees)"
 )]
 struct Cli {
     /// Log format.
