@@ -25,6 +25,7 @@ pub type SmartcoreForest = smartcore::ensemble::random_forest_classifier::Random
 >;
 
 pub(crate) use super::ensemble::{LEAF, Node};
+use super::ensemble::{Laid, lay_out_tree};
 
 /// The flattened forest: every tree's nodes, breadth first, trees back to back.
 #[derive(Debug, Clone)]
@@ -167,7 +168,7 @@ impl Forest {
         };
         for (t, tree) in trees.iter().enumerate() {
             forest
-                .lay_out(tree, total)
+                .lay_out(tree)
                 .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
         forest.lockstep = Lockstep::build(&forest.nodes, &forest.tree_roots, forest.classes.len());
@@ -181,54 +182,32 @@ impl Forest {
         Ok(forest)
     }
 
-    /// Appends `tree` breadth first, so that each split's two children are adjacent.
-    /// `total` bounds the nodes of all trees (a longer layout means a cycle). Fails with the
-    /// source node and what is wrong with it.
-    fn lay_out(
-        &mut self,
-        tree: &SerializedTree,
-        total: usize,
-    ) -> std::result::Result<(), (usize, &'static str)> {
-        const PLACEHOLDER: Node = Node {
-            threshold: f64::NAN,
-            feature: LEAF,
-            children: 0,
-        };
-        let root = self.nodes.len();
-        self.tree_roots.push(root as u32);
-        self.nodes.push(PLACEHOLDER);
-        let mut queue = std::collections::VecDeque::from([(0usize, root)]);
-        while let Some((source, slot)) = queue.pop_front() {
-            let node = tree.nodes.get(source).ok_or((source, "missing"))?;
-            self.nodes[slot] = match (node.true_child, node.false_child) {
-                (Some(yes), Some(no)) => {
-                    if node.split_feature >= self.n_features {
-                        return Err((source, "split on a feature the model does not have"));
-                    }
-                    if self.nodes.len() > total {
-                        return Err((source, "the tree has a cycle"));
-                    }
-                    let children = self.nodes.len();
-                    self.nodes.extend([PLACEHOLDER, PLACEHOLDER]);
-                    queue.push_back((yes, children));
-                    queue.push_back((no, children + 1));
-                    Node {
-                        // smartcore compares against NaN when a split has no value: never true.
-                        threshold: node.split_value.unwrap_or(f64::NAN),
-                        feature: node.split_feature as u32,
-                        children: children as u32,
-                    }
+    /// Appends `tree` (see [`lay_out_tree`]). Fails with the source node and what is wrong
+    /// with it.
+    fn lay_out(&mut self, tree: &SerializedTree) -> std::result::Result<(), (usize, String)> {
+        let (n_features, n_classes) = (self.n_features, self.classes.len());
+        let root = lay_out_tree(&mut self.nodes, tree.nodes.len(), |source| {
+            let node = &tree.nodes[source];
+            match (node.true_child, node.false_child) {
+                (Some(_), Some(_)) if node.split_feature >= n_features => {
+                    Err("split on a feature the model does not have".into())
                 }
-                _ if node.output >= self.classes.len() => {
-                    return Err((source, "leaf class out of range"));
-                }
-                _ => Node {
+                (Some(yes), Some(no)) => Ok(Laid::Split {
+                    // smartcore compares against NaN when a split has no value: never true.
+                    threshold: node.split_value.unwrap_or(f64::NAN),
+                    feature: node.split_feature as u32,
+                    yes,
+                    no,
+                }),
+                _ if node.output >= n_classes => Err("leaf class out of range".into()),
+                _ => Ok(Laid::Leaf(Node {
                     threshold: f64::NAN,
                     feature: LEAF,
                     children: node.output as u32,
-                },
-            };
-        }
+                })),
+            }
+        })?;
+        self.tree_roots.push(root);
         Ok(())
     }
 

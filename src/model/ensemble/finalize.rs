@@ -82,11 +82,6 @@ impl Head {
         }
     }
 
-    /// Values per row in a prediction.
-    pub(super) fn n_columns(&self) -> usize {
-        self.n_outputs()
-    }
-
     /// Appends one row's final scores to `out`; returns its class for a classifier.
     pub(super) fn finalize(&self, sums: &[f32], out: &mut Vec<f32>) -> Option<usize> {
         match self {

@@ -34,7 +34,8 @@ struct Node32 {
 enum Values {
     /// Every leaf writes column `column` (at most): its value is in its threshold slot.
     Inline { column: u32 },
-    /// Leaves write several columns: `leaf_of[node]` is the leaf's row in the value table.
+    /// Leaves write several columns: the ensemble's node of the same index names the leaf's
+    /// row in the value table (the layouts number nodes alike).
     Table,
 }
 
@@ -51,8 +52,6 @@ struct Tree {
 pub(super) struct Lockstep {
     nodes: Vec<Node32>,
     trees: Vec<Tree>,
-    /// For [`Values::Table`] trees: each leaf node's row in the ensemble's value table.
-    leaf_of: Vec<u32>,
     /// Prepared row width: the row's features (and negations), then the −∞ slot.
     width: usize,
 }
@@ -72,7 +71,6 @@ impl Lockstep {
         let mut out = Lockstep {
             nodes: Vec::with_capacity(ensemble.nodes.len()),
             trees: Vec::with_capacity(ensemble.roots.len()),
-            leaf_of: vec![0; ensemble.nodes.len()],
             width: features + 1,
         };
         let ends = ensemble.roots[1..]
@@ -114,10 +112,11 @@ impl Lockstep {
             _ => Values::Table,
         };
         let start = self.nodes.len() as u32;
+        // Node indices match the ensemble's, which `score_block` relies on for leaf rows.
+        debug_assert_eq!(start, root);
         for (i, node) in tree.iter().enumerate() {
             self.nodes.push(if node.feature == LEAF {
                 let leaf = node.children as usize;
-                self.leaf_of[start as usize + i] = leaf as u32;
                 let value = match values {
                     Values::Inline { column } => {
                         ensemble.leaf_values[leaf * n_out + column as usize]
@@ -178,7 +177,8 @@ impl Lockstep {
                         row_sums[column as usize] += nodes[i as usize].threshold;
                     }
                     Values::Table => {
-                        let leaf = self.leaf_of[tree.start as usize + i as usize] as usize;
+                        let node = ensemble.nodes[tree.start as usize + i as usize];
+                        let leaf = node.children as usize;
                         let values = &ensemble.leaf_values[leaf * n_out..][..n_out];
                         for (s, &v) in row_sums.iter_mut().zip(values) {
                             *s += v;

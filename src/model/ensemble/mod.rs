@@ -59,6 +59,68 @@ pub(crate) fn branchy_leaf(nodes: &[Node], root: u32, row: &[f64]) -> usize {
     node.children as usize
 }
 
+/// What one source node becomes in the breadth-first layout of [`lay_out_tree`].
+pub(crate) enum Laid {
+    /// A leaf, as stored.
+    Leaf(Node),
+    /// A split `row[feature] <= threshold`, whose children are source nodes `yes` and `no`.
+    Split {
+        threshold: f64,
+        feature: u32,
+        yes: usize,
+        no: usize,
+    },
+}
+
+/// Appends a tree of `len` source nodes (its root is node 0) to `nodes` breadth first, so
+/// that a split's two children sit side by side; `visit` says what each source node becomes.
+/// Returns the root's index. Fails with the source node and what is wrong: a child that does
+/// not exist, a cycle, or `visit`'s own refusal. Both the trained forest and the general
+/// engine lay their trees out with it.
+pub(crate) fn lay_out_tree(
+    nodes: &mut Vec<Node>,
+    len: usize,
+    mut visit: impl FnMut(usize) -> std::result::Result<Laid, String>,
+) -> std::result::Result<u32, (usize, String)> {
+    const PLACEHOLDER: Node = Node {
+        threshold: f64::NAN,
+        feature: LEAF,
+        children: 0,
+    };
+    let root = nodes.len();
+    nodes.push(PLACEHOLDER);
+    let mut queue = std::collections::VecDeque::from([(0usize, root)]);
+    while let Some((source, slot)) = queue.pop_front() {
+        if source >= len {
+            return Err((source, "missing".into()));
+        }
+        // A tree of `len` nodes lays out `len` slots; more means a node was reached twice.
+        if nodes.len() > root + 2 * len {
+            return Err((source, "the tree has a cycle".into()));
+        }
+        nodes[slot] = match visit(source).map_err(|e| (source, e))? {
+            Laid::Leaf(node) => node,
+            Laid::Split {
+                threshold,
+                feature,
+                yes,
+                no,
+            } => {
+                let children = nodes.len();
+                nodes.extend([PLACEHOLDER, PLACEHOLDER]);
+                queue.push_back((yes, children));
+                queue.push_back((no, children + 1));
+                Node {
+                    threshold,
+                    feature,
+                    children: children as u32,
+                }
+            }
+        };
+    }
+    Ok(root as u32)
+}
+
 /// The precision the model's input tensor has, and so its comparisons and sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -197,62 +259,45 @@ impl Ensemble {
         &self.walks
     }
 
-    /// Appends `tree` breadth first (a split's two children side by side), normalizing each
-    /// split (see the module documentation).
+    /// Appends `tree` (see [`lay_out_tree`]), normalizing each split (see the module
+    /// documentation).
     fn lay_out(&mut self, tree: &[TreeNode]) -> std::result::Result<(), (usize, String)> {
-        const PLACEHOLDER: Node = Node {
-            threshold: f64::NAN,
-            feature: LEAF,
-            children: 0,
-        };
-        let root = self.nodes.len();
-        self.roots.push(root as u32);
-        self.nodes.push(PLACEHOLDER);
-        let mut queue = std::collections::VecDeque::from([(0usize, root)]);
-        while let Some((source, slot)) = queue.pop_front() {
-            let node = tree.get(source).ok_or((source, "missing".to_string()))?;
-            if self.nodes.len() > root + 2 * tree.len() {
-                return Err((source, "the tree has a cycle".into()));
-            }
-            self.nodes[slot] = match node {
-                TreeNode::Leaf(values) => self.add_leaf(values).map_err(|e| (source, e))?,
-                TreeNode::Split {
-                    feature,
-                    comparison,
-                    threshold,
-                    true_child,
-                    false_child,
-                    missing_true,
-                } => {
-                    if *feature >= self.n_features {
-                        return Err((
-                            source,
-                            format!("split on feature {feature}, beyond the input"),
-                        ));
-                    }
-                    if threshold.is_nan() {
-                        return Err((source, "a NaN threshold".into()));
-                    }
-                    let (offset, threshold, swap) =
-                        self.normalize(*comparison, *threshold, *missing_true);
-                    let (yes, no) = if swap {
-                        (*false_child, *true_child)
-                    } else {
-                        (*true_child, *false_child)
-                    };
-                    let children = self.nodes.len();
-                    self.nodes.extend([PLACEHOLDER, PLACEHOLDER]);
-                    queue.push_back((yes, children));
-                    queue.push_back((no, children + 1));
-                    self.negated |= offset > 0;
-                    Node {
-                        threshold,
-                        feature: (offset + feature) as u32,
-                        children: children as u32,
-                    }
+        // Taken out for the layout, so that visiting may add leaf values to `self`.
+        let mut nodes = std::mem::take(&mut self.nodes);
+        let laid = lay_out_tree(&mut nodes, tree.len(), |source| match &tree[source] {
+            TreeNode::Leaf(values) => self.add_leaf(values).map(Laid::Leaf),
+            TreeNode::Split {
+                feature,
+                comparison,
+                threshold,
+                true_child,
+                false_child,
+                missing_true,
+            } => {
+                if *feature >= self.n_features {
+                    return Err(format!("split on feature {feature}, beyond the input"));
                 }
-            };
-        }
+                if threshold.is_nan() {
+                    return Err("a NaN threshold".into());
+                }
+                let (offset, threshold, swap) =
+                    self.normalize(*comparison, *threshold, *missing_true);
+                let (yes, no) = if swap {
+                    (*false_child, *true_child)
+                } else {
+                    (*true_child, *false_child)
+                };
+                self.negated |= offset > 0;
+                Ok(Laid::Split {
+                    threshold,
+                    feature: (offset + feature) as u32,
+                    yes,
+                    no,
+                })
+            }
+        });
+        self.nodes = nodes;
+        self.roots.push(laid?);
         Ok(())
     }
 
@@ -334,7 +379,7 @@ impl Ensemble {
     /// Values per row that [`Ensemble::predict`] writes: one probability (or score) per
     /// class, or one value per target.
     pub fn n_columns(&self) -> usize {
-        self.head.n_columns()
+        self.head.n_outputs()
     }
 
     /// Scores `rows` (row-major, [`Ensemble::n_features`] values each): writes
