@@ -55,6 +55,19 @@ impl Engine {
         }
     }
 
+    /// `(label, confidence)` of each of `rows`, with `labels` the class labels in class order
+    /// (the metadata's): what training and import measure baselines and accuracy on.
+    pub fn label_confidence(&self, rows: &[f64], labels: &[i32]) -> Vec<(i32, f64)> {
+        let mut scored = Scored::default();
+        self.score(rows, &mut scored);
+        scored
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (labels[c], scored.row(i, labels.len())[c]))
+            .collect()
+    }
+
     /// The forest, when a trained forest scores (for its own tests and benchmarks).
     pub fn forest(&self) -> Option<&Forest> {
         match self {

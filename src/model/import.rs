@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::artifact::{self, IMPORTED_FORMAT_VERSION, Imported, Model, ModelMetadata, ONNX_FILE};
 use super::baseline::Baselines;
 use super::dataset::Dataset;
-use super::engine::{Engine, Scored};
+use super::engine::Engine;
 use super::ensemble::{Head, Labels};
 use super::onnx;
 use crate::error::{Error, Result};
@@ -67,7 +67,7 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         )));
     }
     let engine = Engine::Trees(imported.ensemble);
-    let predictions = reference_predictions(&engine, &data, &classes);
+    let predictions = engine.label_confidence(&data.rows.concat(), &classes);
     let correct = predictions
         .iter()
         .zip(&data.labels)
@@ -128,17 +128,4 @@ fn int_classes(head: &Head) -> std::result::Result<Vec<i32>, String> {
                 .into(),
         ),
     }
-}
-
-/// `(label, confidence)` of every reference row.
-fn reference_predictions(engine: &Engine, data: &Dataset, classes: &[i32]) -> Vec<(i32, f64)> {
-    let rows: Vec<f64> = data.rows.concat();
-    let mut scored = Scored::default();
-    engine.score(&rows, &mut scored);
-    scored
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (classes[c], scored.row(i, classes.len())[c]))
-        .collect()
 }

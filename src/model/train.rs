@@ -12,6 +12,7 @@ use super::artifact::{
     self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, TrainingParameters,
 };
 use super::baseline::Baselines;
+use super::engine::Engine;
 use super::forest::{Forest, SmartcoreForest};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
@@ -135,7 +136,12 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
     let reference = fit(&x, data, &train_idx, h)?;
     let forest = Forest::compile(&reference, data.feature_names.len())?;
-    let predictions = holdout_predictions(&forest, data, &test_idx);
+    let classes = forest.classes().to_vec();
+    let held_out: Vec<f64> = test_idx
+        .iter()
+        .flat_map(|&i| data.rows[i].clone())
+        .collect();
+    let predictions = Engine::Forest(forest).label_confidence(&held_out, &classes);
     let correct = predictions
         .iter()
         .zip(&test_idx)
@@ -147,7 +153,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         version: spec.version.clone(),
         algorithm: "smartcore 0.7 RandomForestClassifier".into(),
         features: data.feature_names.clone(),
-        classes: forest.classes().to_vec(),
+        classes: classes.clone(),
         training: Some(TrainingParameters {
             source: spec.source.clone(),
             target: spec.target.clone(),
@@ -160,12 +166,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         model_file: String::new(),
         model_sha256: String::new(),
-        baselines: Baselines::measure(
-            &data.feature_names,
-            &train_rows,
-            forest.classes(),
-            &predictions,
-        ),
+        baselines: Baselines::measure(&data.feature_names, &train_rows, &classes, &predictions),
     };
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
     artifact::save(&dir, &reference, &mut metadata)?;
@@ -189,23 +190,6 @@ fn fit(
         .with_min_samples_split(h.min_samples_split)
         .with_seed(h.seed);
     SmartcoreForest::fit(x, &labels, params).map_err(|e| Error::Training(e.to_string()))
-}
-
-/// `(label, confidence)` of each held-out row.
-fn holdout_predictions(forest: &Forest, data: &Dataset, test_idx: &[usize]) -> Vec<(i32, f64)> {
-    let rows: Vec<f64> = test_idx
-        .iter()
-        .flat_map(|&i| data.rows[i].clone())
-        .collect();
-    let mut votes = Vec::new();
-    forest.score_batch(&rows, &mut votes);
-    votes
-        .chunks_exact(forest.classes().len())
-        .map(|v| {
-            let v = forest.votes(v);
-            (v.label(), v.confidence())
-        })
-        .collect()
 }
 
 /// Seeded shuffle split into (train, test) row indices.
