@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use driftwood::model::ensemble::Head;
 use driftwood::model::onnx;
 
+#[path = "integration/common/parity.rs"]
+mod parity_python;
+use parity_python::{export_models, read_le};
+
 /// Largest difference allowed between a driftwood and an onnxruntime score.
 const TOLERANCE: f32 = 1e-6;
 
@@ -25,43 +29,12 @@ struct Entry {
     labels: Option<Vec<String>>,
 }
 
-fn python() -> String {
-    std::env::var("DRIFTWOOD_PARITY_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "DRIFTWOOD_PARITY_PYTHON is not set: this test needs scikit-learn, XGBoost, LightGBM, \
-             their ONNX exporters and onnxruntime. scripts/test.sh sets it up; by hand: \
-             `export DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)`"
-        )
-    })
-}
-
 fn exported_models() -> (PathBuf, Vec<Entry>) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("parity-{:016x}", rand::random::<u64>()));
-    let status = std::process::Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/export_models.py"))
-        .arg(&dir)
-        .status()
-        .expect("the parity Python starts");
-    assert!(status.success(), "export_models.py failed: {status}");
+    export_models(&[dir.as_os_str()]);
     let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
     (dir, serde_json::from_slice(&manifest).unwrap())
-}
-
-fn read_f64(path: &Path) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
 }
 
 #[test]
@@ -75,8 +48,11 @@ fn exported_models_score_as_onnxruntime_scores_them() {
         let model = onnx::load(&dir.join(format!("{}.onnx", entry.name))).unwrap();
         let ensemble = &model.ensemble;
         assert_eq!(ensemble.n_features(), entry.features, "{}", entry.name);
-        let rows = read_f64(&dir.join(format!("{}.rows", entry.name)));
-        let expected = read_f32(&dir.join(format!("{}.ort", entry.name)));
+        let rows = read_le(
+            &dir.join(format!("{}.rows", entry.name)),
+            f64::from_le_bytes,
+        );
+        let expected = read_le(&dir.join(format!("{}.ort", entry.name)), f32::from_le_bytes);
         // Every walk the model offers gives the same scores.
         let (mut scores, mut classes) = (Vec::new(), Vec::new());
         ensemble.predict(&rows, &mut scores, &mut classes);

@@ -11,34 +11,11 @@ use driftwood::model::dataset::Dataset;
 use driftwood::tools::produce::{is_corrupt, row_of};
 use rdkafka::Message;
 
+use crate::common::parity::{export_models, read_le};
 use crate::common::*;
 
 const RECORDS: usize = 2_000;
 const CORRUPT: usize = 20;
-
-fn python() -> String {
-    std::env::var("DRIFTWOOD_PARITY_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "DRIFTWOOD_PARITY_PYTHON is not set: this test needs scikit-learn, skl2onnx and \
-             onnxruntime. scripts/test.sh sets it up; by hand: \
-             `export DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)`"
-        )
-    })
-}
-
-/// Runs tests/parity/export_models.py with `args`.
-fn export_models(args: &[&std::ffi::OsStr]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/export_models.py");
-    let status = std::process::Command::new(python())
-        .arg(script)
-        .args(args)
-        .status()
-        .expect("the parity Python starts");
-    assert!(
-        status.success(),
-        "export_models.py {args:?} failed: {status}"
-    );
-}
 
 /// onnxruntime's probabilities for every row of the data set the load generator sends.
 fn onnxruntime_probabilities(dir: &Path, model: &Path, data: &Dataset) -> Vec<f32> {
@@ -57,11 +34,7 @@ fn onnxruntime_probabilities(dir: &Path, model: &Path, data: &Dataset) -> Vec<f3
         features.as_ref(),
         dir.join("bundled.ort").as_os_str(),
     ]);
-    std::fs::read(dir.join("bundled.ort"))
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    read_le(&dir.join("bundled.ort"), f32::from_le_bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

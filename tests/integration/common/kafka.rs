@@ -205,12 +205,18 @@ impl KafkaCluster {
 
 impl Drop for KafkaCluster {
     fn drop(&mut self) {
-        let _ = Command::new(script())
-            .arg("cluster-stop")
-            .env("KAFKA_STATE_DIR", &self.state)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.state);
+        stop_and_remove("cluster-stop", &self.state);
     }
+}
+
+/// `scripts/kafka.sh <verb>` on the brokers in `state`, then the directory removed (for the
+/// `Drop` of what a test started).
+fn stop_and_remove(verb: &str, state: &std::path::Path) {
+    let _ = Command::new(script())
+        .arg(verb)
+        .env("KAFKA_STATE_DIR", state)
+        .status();
+    let _ = std::fs::remove_dir_all(state);
 }
 
 /// A node whose client listener takes SASL_SSL only (SCRAM-SHA-512, certificates made by
@@ -264,10 +270,6 @@ impl SecureKafka {
 
 impl Drop for SecureKafka {
     fn drop(&mut self) {
-        let _ = Command::new(script())
-            .arg("stop")
-            .env("KAFKA_STATE_DIR", &self.state)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.state);
+        stop_and_remove("stop", &self.state);
     }
 }

@@ -8,6 +8,7 @@
 pub mod collector;
 pub mod conservation;
 pub mod kafka;
+pub mod parity;
 pub mod process;
 pub mod stream;
 
