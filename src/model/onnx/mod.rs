@@ -34,8 +34,6 @@ const DOUBLE: i32 = 11;
 pub struct OnnxModel {
     /// The compiled trees.
     pub ensemble: Ensemble,
-    /// The graph input's name.
-    pub input_name: String,
     /// The operator it came from, e.g. `TreeEnsembleClassifier`.
     pub operator: String,
     /// `producer_name` and `producer_version` of the file, e.g. `skl2onnx 1.20.0`.
@@ -102,7 +100,6 @@ pub fn convert(model: &proto::ModelProto) -> std::result::Result<OnnxModel, Stri
     attrs.refuse_unread()?;
     Ok(OnnxModel {
         ensemble,
-        input_name: input.name().to_string(),
         operator,
         producer: format!("{} {}", model.producer_name(), model.producer_version()),
     })
