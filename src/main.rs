@@ -235,12 +235,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let outcome = driftwood::model::import::run(&args)?;
             let m = &outcome.metadata;
             println!(
-                "wrote {} ({}, {} features, classes {:?}, accuracy {:.4} on the {} reference rows, sha256 {})",
+                "wrote {} ({}, {} features, {} on the {} reference rows, sha256 {})",
                 outcome.dir.display(),
                 m.algorithm,
                 m.features.len(),
-                m.classes,
-                m.holdout_accuracy,
+                m.outputs_and_fit(),
                 m.imported.as_ref().map_or(0, |i| i.reference_rows),
                 m.model_sha256
             );
@@ -261,10 +260,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .as_ref()
                 .expect("a trained model records its training");
             println!(
-                "wrote {} ({} trees, holdout accuracy {:.4} on {} rows, sha256 {})",
+                "wrote {} ({} trees, {} on {} held-out rows, sha256 {})",
                 outcome.dir.display(),
                 training.hyperparameters.n_trees,
-                m.holdout_accuracy,
+                m.outputs_and_fit(),
                 training.test_rows,
                 m.model_sha256
             );

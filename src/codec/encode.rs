@@ -26,11 +26,16 @@ pub struct PredictionRecord {
     pub model_name: String,
     /// Model version.
     pub model_version: String,
-    /// Predicted class label.
-    pub predicted_label: i32,
-    /// Vote share of the predicted class.
-    pub confidence: f64,
-    /// Vote share of each class.
+    /// Predicted class label (a class's index, for a model whose classes are names); `None`
+    /// for a regressor.
+    pub predicted_label: Option<i32>,
+    /// The predicted class's name, for a model whose classes are names.
+    pub predicted_class: Option<String>,
+    /// Probability of the predicted class; `None` for a regressor.
+    pub confidence: Option<f64>,
+    /// A regressor's value.
+    pub value: Option<f64>,
+    /// Probability of each class.
     pub probabilities: Vec<ClassProbability>,
     /// Ground truth from the input, if any.
     pub actual_label: Option<i32>,
@@ -56,13 +61,20 @@ pub struct PredictionFields<'a> {
     pub model_name: &'a str,
     /// Model version.
     pub model_version: &'a str,
-    /// Predicted class label.
-    pub predicted_label: i32,
-    /// Vote share of the predicted class.
-    pub confidence: f64,
-    /// Class labels, in the model's order.
+    /// Predicted class label (a class's index, for a model whose classes are names); `None`
+    /// for a regressor.
+    pub predicted_label: Option<i32>,
+    /// The predicted class's name, for a model whose classes are names.
+    pub predicted_class: Option<&'a str>,
+    /// Probability of the predicted class; `None` for a regressor.
+    pub confidence: Option<f64>,
+    /// A regressor's value.
+    pub value: Option<f64>,
+    /// Class labels, in the model's order (none for a regressor).
     pub classes: &'a [i32],
-    /// Vote share of each class, matching `classes`.
+    /// The classes' names, for a model whose classes are names.
+    pub class_names: Option<&'a [String]>,
+    /// Probability of each class, matching `classes`.
     pub probabilities: &'a [f64],
     /// Ground truth from the input, if any.
     pub actual_label: Option<i32>,
@@ -85,24 +97,21 @@ impl PredictionFields<'_> {
         w.string(self.id);
         w.string(self.model_name);
         w.string(self.model_version);
-        w.long(i64::from(self.predicted_label));
-        w.double(self.confidence);
+        w.optional(self.predicted_label, |w, l| w.long(i64::from(l)));
+        w.optional(self.predicted_class, Writer::string);
+        w.optional(self.confidence, Writer::double);
+        w.optional(self.value, Writer::double);
         // One block holding every class, then the end-of-array marker.
         if !self.classes.is_empty() {
             w.long(self.classes.len() as i64);
-            for (&label, &p) in self.classes.iter().zip(self.probabilities) {
+            for (i, (&label, &p)) in self.classes.iter().zip(self.probabilities).enumerate() {
                 w.long(i64::from(label));
+                w.optional(self.class_names.map(|n| n[i].as_str()), Writer::string);
                 w.double(p);
             }
         }
         w.long(0);
-        match self.actual_label {
-            None => w.long(0),
-            Some(l) => {
-                w.long(1);
-                w.long(i64::from(l));
-            }
-        }
+        w.optional(self.actual_label, |w, l| w.long(i64::from(l)));
         w.string(self.source_topic);
         w.long(i64::from(self.source_partition));
         w.long(self.source_offset);
@@ -114,9 +123,11 @@ impl PredictionFields<'_> {
 /// One class's vote share.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ClassProbability {
-    /// Class label.
+    /// Class label (its index, for a model whose classes are names).
     pub label: i32,
-    /// Vote share.
+    /// The class's name, for a model whose classes are names.
+    pub name: Option<String>,
+    /// Probability (vote share, for a forest driftwood trained).
     pub probability: f64,
 }
 
@@ -260,15 +271,18 @@ impl FeatureEncoder {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hand_encoded_prediction_matches_the_schema() {
-        let fields = PredictionFields {
+    /// A classifier's prediction with integer labels.
+    fn classifier() -> PredictionFields<'static> {
+        PredictionFields {
             id: "rec-7",
             model_name: "breast-cancer",
             model_version: "1",
-            predicted_label: 1,
-            confidence: 0.93,
+            predicted_label: Some(1),
+            predicted_class: None,
+            confidence: Some(0.93),
+            value: None,
             classes: &[0, 1],
+            class_names: None,
             probabilities: &[0.07, 0.93],
             actual_label: Some(0),
             source_topic: "features",
@@ -276,24 +290,40 @@ mod tests {
             source_offset: 123_456_789_012,
             event_time: 1_700_000_000_123,
             scored_at: 1_700_000_000_456,
-        };
+        }
+    }
+
+    /// `fields` encoded by hand, decoded with apache-avro, and that re-encoded by apache-avro.
+    fn hand_and_reference(fields: &PredictionFields<'_>) -> (Vec<u8>, PredictionRecord, Vec<u8>) {
         let codec = AvroCodec::predictions();
         let mut hand = Vec::new();
         fields.encode(&mut hand);
         let decoded: PredictionRecord = codec.decode(&hand).unwrap();
+        let mut reference = Vec::new();
+        codec.encode(&decoded, &mut reference).unwrap();
+        (hand, decoded, reference)
+    }
+
+    #[test]
+    fn hand_encoded_prediction_matches_the_schema() {
+        let (hand, decoded, reference) = hand_and_reference(&classifier());
         let expected = PredictionRecord {
             id: "rec-7".into(),
             model_name: "breast-cancer".into(),
             model_version: "1".into(),
-            predicted_label: 1,
-            confidence: 0.93,
+            predicted_label: Some(1),
+            predicted_class: None,
+            confidence: Some(0.93),
+            value: None,
             probabilities: vec![
                 ClassProbability {
                     label: 0,
+                    name: None,
                     probability: 0.07,
                 },
                 ClassProbability {
                     label: 1,
+                    name: None,
                     probability: 0.93,
                 },
             ],
@@ -305,17 +335,96 @@ mod tests {
             scored_at: 1_700_000_000_456,
         };
         assert_eq!(decoded, expected);
-        let mut reference = Vec::new();
-        codec.encode(&expected, &mut reference).unwrap();
         assert_eq!(hand, reference, "byte for byte what apache-avro writes");
 
-        let mut no_label = Vec::new();
-        PredictionFields {
+        let (_, decoded, _) = hand_and_reference(&PredictionFields {
             actual_label: None,
-            ..fields
-        }
-        .encode(&mut no_label);
-        let decoded: PredictionRecord = codec.decode(&no_label).unwrap();
+            ..classifier()
+        });
         assert_eq!(decoded.actual_label, None);
+    }
+
+    #[test]
+    fn named_classes_and_regressor_values_encode_as_the_schema_says() {
+        let names = ["benign".to_string(), "malignant".to_string()];
+        let named = PredictionFields {
+            predicted_class: Some("malignant"),
+            class_names: Some(&names),
+            ..classifier()
+        };
+        let (hand, decoded, reference) = hand_and_reference(&named);
+        assert_eq!(hand, reference);
+        assert_eq!(decoded.predicted_class.as_deref(), Some("malignant"));
+        let decoded_names: Vec<_> = decoded
+            .probabilities
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(
+            decoded_names,
+            [Some(names[0].clone()), Some(names[1].clone())]
+        );
+
+        let regressor = PredictionFields {
+            predicted_label: None,
+            confidence: None,
+            value: Some(151.25),
+            classes: &[],
+            probabilities: &[],
+            actual_label: None,
+            ..classifier()
+        };
+        let (hand, decoded, reference) = hand_and_reference(&regressor);
+        assert_eq!(hand, reference);
+        assert_eq!(
+            (decoded.predicted_label, decoded.confidence, decoded.value),
+            (None, None, Some(151.25))
+        );
+        assert!(decoded.probabilities.is_empty());
+    }
+
+    #[test]
+    fn the_schemas_read_what_their_first_versions_wrote_and_old_readers_read_classifications() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let parse = |s: &str| Schema::parse_str(s).unwrap();
+        for (first, now) in [
+            (
+                include_str!("../../schemas/history/prediction-1.avsc"),
+                PREDICTION_SCHEMA,
+            ),
+            (
+                include_str!("../../schemas/history/drift_report-1.avsc"),
+                DRIFT_REPORT_SCHEMA,
+            ),
+        ] {
+            let (first, now) = (parse(first), parse(now));
+            assert!(
+                SchemaCompatibility::can_read(&first, &now).is_ok(),
+                "{:?} cannot read its first version's records",
+                now.name()
+            );
+        }
+        // A consumer still on the first prediction schema reads a classifier's predictions.
+        let first = parse(include_str!("../../schemas/history/prediction-1.avsc"));
+        let mut bytes = Vec::new();
+        classifier().encode(&mut bytes);
+        let current = AvroCodec::predictions();
+        let old = apache_avro::reader::datum::GenericDatumReader::builder(current.schema())
+            .reader_schema(&first)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
+        let apache_avro::types::Value::Record(fields) = old else {
+            panic!("{old:?}")
+        };
+        assert_eq!(
+            fields[3],
+            ("predicted_label".into(), apache_avro::types::Value::Int(1))
+        );
+        assert_eq!(
+            fields[4],
+            ("confidence".into(), apache_avro::types::Value::Double(0.93))
+        );
     }
 }

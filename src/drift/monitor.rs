@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::window::{DriftReport, DriftThresholds, DriftWindow, Flag, WindowOrigin};
 use crate::codec::epoch_millis;
-use crate::model::Model;
+use crate::model::{Model, Predicted};
 use crate::ops::metrics::Metrics;
 
 /// When windows close.
@@ -56,12 +56,11 @@ impl DriftMonitor {
         &mut self,
         partition: i32,
         row: &[f64],
-        class_index: usize,
-        confidence: f64,
+        predicted: Predicted,
         actual: Option<i32>,
     ) {
         self.partitions.insert(partition);
-        self.window.observe(row, class_index, confidence, actual);
+        self.window.observe(row, predicted, actual);
     }
 
     /// Counts a record that could not be scored.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{Divergence, divergence};
 use crate::model::ModelMetadata;
 use crate::model::baseline::Histogram;
+use crate::model::engine::Predicted;
 
 /// PSI levels that raise a flag. The defaults are the conventional ones: below 0.1 no
 /// significant change, 0.1–0.25 moderate, above 0.25 significant.
@@ -61,12 +62,16 @@ pub struct WindowCounts {
     pub invalid: i64,
     /// Per feature (model order), records per baseline bin.
     pub features: Vec<Vec<i64>>,
-    /// Predictions per class (model class order).
+    /// A classifier's predictions per class (model class order); a regressor's per baseline
+    /// bin of predicted values.
     pub predictions: Vec<i64>,
-    /// Predictions per confidence bin.
+    /// A classifier's predictions per confidence bin (empty for a regressor).
     pub confidence: Vec<i64>,
     /// Sum of the confidences, for the mean.
     pub confidence_sum: f64,
+    /// Sum of a regressor's predicted values, for the mean.
+    #[serde(default)]
+    pub value_sum: f64,
     /// Records that carried a ground-truth label.
     pub labeled: i64,
     /// Labeled records predicted correctly.
@@ -82,6 +87,7 @@ impl WindowCounts {
     pub fn empty(model: &ModelMetadata) -> Self {
         let b = &model.baselines;
         let k = model.classes.len();
+        let bins = |h: Option<&Histogram>| vec![0; h.map_or(0, |h| h.proportions.len())];
         WindowCounts {
             records: 0,
             invalid: 0,
@@ -90,9 +96,13 @@ impl WindowCounts {
                 .iter()
                 .map(|f| vec![0; f.histogram.proportions.len()])
                 .collect(),
-            predictions: vec![0; k],
-            confidence: vec![0; b.confidence.proportions.len()],
+            predictions: match &b.prediction_values {
+                Some(values) => bins(Some(values)),
+                None => vec![0; k],
+            },
+            confidence: bins(b.confidence.as_ref()),
             confidence_sum: 0.0,
+            value_sum: 0.0,
             labeled: 0,
             correct: 0,
             class_support: vec![0; k],
@@ -101,11 +111,18 @@ impl WindowCounts {
     }
 }
 
+/// A histogram's edges, or none without one.
+fn edges(histogram: Option<&Histogram>) -> Vec<f64> {
+    histogram.map_or_else(Vec::new, |h| h.edges.clone())
+}
+
 /// Accumulates one window's records.
 #[derive(Debug, Clone)]
 pub struct DriftWindow {
     edges: Vec<Vec<f64>>,
     confidence_edges: Vec<f64>,
+    /// A regressor's value bins (empty for a classifier).
+    value_edges: Vec<f64>,
     classes: Vec<i32>,
     counts: WindowCounts,
     /// Zero counts of the right shape, to start each window from.
@@ -122,30 +139,35 @@ impl DriftWindow {
                 .iter()
                 .map(|f| f.histogram.edges.clone())
                 .collect(),
-            confidence_edges: model.baselines.confidence.edges.clone(),
+            confidence_edges: edges(model.baselines.confidence.as_ref()),
+            value_edges: edges(model.baselines.prediction_values.as_ref()),
             classes: model.classes.clone(),
             counts: WindowCounts::empty(model),
             empty: WindowCounts::empty(model),
         }
     }
 
-    /// Counts one scored record: its features (model order), the predicted class index, its
-    /// confidence and its ground truth, if any.
-    pub fn observe(
-        &mut self,
-        row: &[f64],
-        class_index: usize,
-        confidence: f64,
-        actual: Option<i32>,
-    ) {
+    /// Counts one scored record: its features (model order), what the model predicted, and
+    /// its ground truth (a class label), if any.
+    pub fn observe(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
         c.records += 1;
         for ((edges, bins), &value) in self.edges.iter().zip(&mut c.features).zip(row) {
             bins[Histogram::bin(edges, value)] += 1;
         }
-        c.predictions[class_index] += 1;
-        c.confidence[Histogram::bin(&self.confidence_edges, confidence)] += 1;
-        c.confidence_sum += confidence;
+        let class_index = match predicted {
+            Predicted::Class { index, confidence } => {
+                c.predictions[index] += 1;
+                c.confidence[Histogram::bin(&self.confidence_edges, confidence)] += 1;
+                c.confidence_sum += confidence;
+                index
+            }
+            Predicted::Value(value) => {
+                c.predictions[Histogram::bin(&self.value_edges, value)] += 1;
+                c.value_sum += value;
+                return;
+            }
+        };
         if let Some(truth) = actual.and_then(|l| self.classes.iter().position(|&k| k == l)) {
             c.labeled += 1;
             c.class_support[truth] += 1;
@@ -196,8 +218,10 @@ pub struct FeatureDrift {
 /// Recall of one class among labeled records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassRecall {
-    /// Class label.
+    /// Class label (for a model whose classes are names, the class's index).
     pub label: i32,
+    /// The class's name, for a model whose classes are names.
+    pub name: Option<String>,
     /// Labeled records of this class.
     pub support: i64,
     /// Share of them predicted correctly; `None` without support.
@@ -231,16 +255,18 @@ pub struct DriftReport {
     pub counts: WindowCounts,
     /// Per feature, in model order.
     pub features: Vec<FeatureDrift>,
-    /// Drift of the predicted class mix.
+    /// Drift of the predicted class mix (a regressor's: of the predicted values' bins).
     pub prediction: Divergence,
-    /// Flag of the predicted class mix.
+    /// Flag of the predictions' drift.
     pub prediction_flag: Flag,
-    /// Drift of the confidence histogram.
-    pub confidence: Divergence,
+    /// Drift of a classifier's confidence histogram.
+    pub confidence: Option<Divergence>,
     /// Flag of the confidence histogram.
-    pub confidence_flag: Flag,
-    /// Mean confidence of the window's predictions.
+    pub confidence_flag: Option<Flag>,
+    /// Mean confidence of a classifier's predictions in the window.
     pub mean_confidence: Option<f64>,
+    /// Mean of a regressor's predicted values in the window.
+    pub mean_value: Option<f64>,
     /// Share of the window's records that could not be scored.
     pub invalid_share: f64,
     /// Accuracy among labeled records, when there were any.
@@ -273,18 +299,24 @@ impl DriftReport {
                 }
             })
             .collect();
-        let class_baseline: Vec<f64> = b.prediction_classes.iter().map(|c| c.proportion).collect();
-        let prediction = divergence(&class_baseline, &counts.predictions);
-        let confidence = divergence(&b.confidence.proportions, &counts.confidence);
+        let prediction_baseline: Vec<f64> = match &b.prediction_values {
+            Some(values) => values.proportions.clone(),
+            None => b.prediction_classes.iter().map(|c| c.proportion).collect(),
+        };
+        let prediction = divergence(&prediction_baseline, &counts.predictions);
+        let confidence = (b.confidence.as_ref())
+            .map(|baseline| divergence(&baseline.proportions, &counts.confidence));
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         let prediction_flag = thresholds.flag(prediction.psi);
-        let confidence_flag = thresholds.flag(confidence.psi);
+        let confidence_flag = confidence.map(|c| thresholds.flag(c.psi));
         let flag = features
             .iter()
             .map(|f| f.flag)
-            .chain([prediction_flag, confidence_flag])
+            .chain([prediction_flag])
+            .chain(confidence_flag)
             .max()
             .unwrap_or(Flag::Ok);
+        let regressor = b.prediction_values.is_some();
         DriftReport {
             model_name: model.name.clone(),
             model_version: model.version.clone(),
@@ -294,16 +326,20 @@ impl DriftReport {
             prediction_flag,
             confidence,
             confidence_flag,
-            mean_confidence: (counts.records > 0)
+            mean_confidence: (counts.records > 0 && !regressor)
                 .then(|| counts.confidence_sum / counts.records as f64),
+            mean_value: (counts.records > 0 && regressor)
+                .then(|| counts.value_sum / counts.records as f64),
             invalid_share: ratio(counts.invalid, counts.records + counts.invalid).unwrap_or(0.0),
             accuracy: ratio(counts.correct, counts.labeled),
             recall: model
                 .classes
                 .iter()
                 .zip(counts.class_support.iter().zip(&counts.class_hits))
-                .map(|(&label, (&support, &hits))| ClassRecall {
+                .enumerate()
+                .map(|(i, (&label, (&support, &hits)))| ClassRecall {
                     label,
+                    name: model.class_names.as_ref().map(|names| names[i].clone()),
                     support,
                     recall: ratio(hits, support),
                 })
@@ -343,12 +379,9 @@ mod tests {
     fn window_report(model: &Model, rows: &[(Vec<f64>, i32)]) -> DriftReport {
         let mut window = DriftWindow::new(&model.metadata);
         let mut scored = crate::model::Scored::default();
-        let n_classes = model.metadata.classes.len();
         for (row, label) in rows {
             model.engine.score(row, &mut scored);
-            let class = scored.classes[0];
-            let confidence = scored.row(0, n_classes)[class];
-            window.observe(row, class, confidence, Some(*label));
+            window.observe(row, scored.predicted(0), Some(*label));
         }
         DriftReport::compute(
             &model.metadata,

@@ -41,15 +41,17 @@ pub const HEADER_TRUNCATED_FROM: &str = "driftwood.payload.truncated_from";
 /// What an output of an input record stands for, counted in metrics once acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    /// A prediction.
-    Scored {
+    /// A classifier's prediction.
+    Classified {
         /// Predicted label.
         label: i32,
-        /// Its vote share.
+        /// Its probability.
         confidence: f64,
         /// Whether it matched the record's ground truth, when it had one.
         correct: Option<bool>,
     },
+    /// A regressor's prediction.
+    Valued,
     /// A dead letter.
     DeadLettered(DecodeErrorKind),
     /// The input forwarded unchanged (`--pass-through`, for benchmarks).
@@ -139,11 +141,12 @@ impl SinkContext {
                     self.progress.lock().acknowledged(partition, lease, offset);
                 }
                 match outcome {
-                    Outcome::Scored {
+                    Outcome::Classified {
                         label,
                         confidence,
                         correct,
-                    } => c.scored(label, confidence, correct),
+                    } => c.classified(label, confidence, correct),
+                    Outcome::Valued => c.valued(),
                     Outcome::DeadLettered(kind) => c.dead_lettered(kind),
                     Outcome::PassedThrough => c.passed_through(),
                 }

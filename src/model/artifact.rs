@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::baseline::Baselines;
 use super::engine::Engine;
+use super::ensemble::Labels;
 use super::forest::{Forest, SmartcoreForest};
 use crate::error::{Error, Result};
 
@@ -38,16 +39,28 @@ pub struct ModelMetadata {
     pub algorithm: String,
     /// Feature names in the order the model expects them.
     pub features: Vec<String>,
-    /// Class labels in the model's order.
+    /// Class labels in the model's order. For a model whose classes are names, their
+    /// indices (0, 1, …), with the names in `class_names`; empty for a regressor.
     pub classes: Vec<i32>,
+    /// The classes' names, for a model whose classes are strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
+    /// What the model predicts.
+    #[serde(default, skip_serializing_if = "Task::is_classification")]
+    pub task: Task,
     /// How the model was trained (absent for an imported model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingParameters>,
     /// Where an imported model came from (absent for a trained one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
-    /// Accuracy on the held-out rows (for an imported model: on the reference rows).
-    pub holdout_accuracy: f64,
+    /// A classifier's accuracy on the held-out rows (for an imported model: on the reference
+    /// rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_accuracy: Option<f64>,
+    /// A regressor's coefficient of determination (R²) on the reference rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_r2: Option<f64>,
     /// When the artifact was written (RFC 3339, UTC).
     pub created_at: String,
     /// File name of the serialized forest.
@@ -56,6 +69,56 @@ pub struct ModelMetadata {
     pub model_sha256: String,
     /// Distributions for drift detection.
     pub baselines: Baselines,
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A class per record (every trained model, and imported classifiers).
+    #[default]
+    Classification,
+    /// A value per record (imported single-target regressors).
+    Regression,
+}
+
+impl Task {
+    /// Whether it is [`Task::Classification`] (the default, left out of `metadata.json`).
+    pub fn is_classification(&self) -> bool {
+        *self == Task::Classification
+    }
+}
+
+impl ModelMetadata {
+    /// The classes as the model file names them: `class_names`, or else `classes`.
+    pub fn labels(&self) -> Labels {
+        match &self.class_names {
+            Some(names) => Labels::Text(names.clone()),
+            None => Labels::Int(self.classes.iter().map(|&c| i64::from(c)).collect()),
+        }
+    }
+
+    /// What the model predicts and how well it did on the held-out (or reference) rows, for
+    /// messages: `classes [0, 1], accuracy 0.9561` or `a value, R² 0.4312`.
+    pub fn outputs_and_fit(&self) -> String {
+        let figure = |name: &str, value: Option<f64>| match value {
+            Some(v) => format!("{name} {v:.4}"),
+            None => format!("no {name}"),
+        };
+        match (self.task, &self.class_names) {
+            (Task::Regression, _) => format!("a value, {}", figure("R²", self.holdout_r2)),
+            (Task::Classification, Some(names)) => format!(
+                "classes {}, {}",
+                names.join(", "),
+                figure("accuracy", self.holdout_accuracy)
+            ),
+            (Task::Classification, None) => format!(
+                "classes {:?}, {}",
+                self.classes,
+                figure("accuracy", self.holdout_accuracy)
+            ),
+        }
+    }
 }
 
 /// Where an imported model came from.
@@ -171,14 +234,42 @@ impl Model {
                 ),
             ));
         }
-        let classes: Vec<i64> = metadata.classes.iter().map(|&c| i64::from(c)).collect();
-        if engine.classes() != classes {
+        let named_indices = metadata.class_names.is_none()
+            || metadata
+                .classes
+                .iter()
+                .copied()
+                .eq(0..metadata.classes.len() as i32);
+        if engine.labels() != metadata.labels() || !named_indices {
             return Err(model_error(
                 origin,
                 format!(
-                    "metadata lists classes {:?} but the model has {:?}",
+                    "metadata lists classes {:?} (names {:?}) but the model has {:?}",
                     metadata.classes,
-                    engine.classes()
+                    metadata.class_names,
+                    engine.labels()
+                ),
+            ));
+        }
+        let regressor = engine.n_classes() == 0;
+        if regressor != (metadata.task == Task::Regression) {
+            return Err(model_error(
+                origin,
+                format!(
+                    "metadata says the task is {:?} but the model is a {}",
+                    metadata.task,
+                    if regressor { "regressor" } else { "classifier" }
+                ),
+            ));
+        }
+        if let Engine::Trees(e) = &engine
+            && e.n_columns() != 1.max(engine.n_classes())
+        {
+            return Err(model_error(
+                origin,
+                format!(
+                    "a regressor of {} targets cannot be served: a prediction carries one value",
+                    e.n_columns()
                 ),
             ));
         }

@@ -1,7 +1,10 @@
 //! Training baselines stored with a model, against which drift is measured later:
-//! quantile bins per feature, the class mix of predictions and a confidence histogram.
+//! quantile bins per feature, and the class mix of predictions and a confidence histogram
+//! (a classifier's) or quantile bins of the predicted values (a regressor's).
 
 use serde::{Deserialize, Serialize};
+
+use super::engine::Predicted;
 
 /// How many quantile bins each feature gets.
 pub const FEATURE_BINS: usize = 10;
@@ -68,46 +71,65 @@ pub struct ClassShare {
 pub struct Baselines {
     /// Per feature, in model feature order: quantile bins over the training rows.
     pub features: Vec<FeatureBaseline>,
-    /// Class mix of the model's predictions on the holdout rows.
+    /// A classifier's class mix of predictions on the holdout rows (empty for a regressor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prediction_classes: Vec<ClassShare>,
-    /// Confidence of the model's predictions on the holdout rows.
-    pub confidence: Histogram,
+    /// A classifier's confidence of predictions on the holdout rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Histogram>,
+    /// A regressor's predicted values on the reference rows, in quantile bins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_values: Option<Histogram>,
 }
 
 impl Baselines {
     /// What drift is measured against: the distribution of each feature over `rows` (the
-    /// training rows, or an imported model's reference rows), and the class mix and
-    /// confidence of `predictions` (`(label, confidence)` on held-out or reference rows).
+    /// training rows, or an imported model's reference rows), and the distribution of the
+    /// model's `predictions` on held-out or reference rows: for a classifier (`classes` its
+    /// labels) the class mix and confidence, for a regressor (no classes) the values.
     pub fn measure(
         feature_names: &[String],
         rows: &[Vec<f64>],
         classes: &[i32],
-        predictions: &[(i32, f64)],
+        predictions: &[Predicted],
     ) -> Self {
+        let features = feature_names
+            .iter()
+            .enumerate()
+            .map(|(f, name)| FeatureBaseline {
+                name: name.clone(),
+                histogram: Histogram::quantiles(
+                    &rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
+                    FEATURE_BINS,
+                ),
+            })
+            .collect();
+        let (mut indices, mut confidences, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        for p in predictions {
+            match *p {
+                Predicted::Class { index, confidence } => {
+                    indices.push(index);
+                    confidences.push(confidence);
+                }
+                Predicted::Value(v) => values.push(v),
+            }
+        }
+        let share = |class: usize| {
+            indices.iter().filter(|&&i| i == class).count() as f64 / predictions.len() as f64
+        };
         Baselines {
-            features: feature_names
-                .iter()
-                .enumerate()
-                .map(|(f, name)| FeatureBaseline {
-                    name: name.clone(),
-                    histogram: Histogram::quantiles(
-                        &rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
-                        FEATURE_BINS,
-                    ),
-                })
-                .collect(),
-            prediction_classes: classes
-                .iter()
-                .map(|&label| ClassShare {
+            features,
+            prediction_classes: (classes.iter().enumerate())
+                .map(|(class, &label)| ClassShare {
                     label,
-                    proportion: predictions.iter().filter(|(l, _)| *l == label).count() as f64
-                        / predictions.len() as f64,
+                    proportion: share(class),
                 })
                 .collect(),
-            confidence: Histogram::over(
-                CONFIDENCE_EDGES.to_vec(),
-                predictions.iter().map(|(_, c)| *c),
-            ),
+            confidence: (!classes.is_empty())
+                .then(|| Histogram::over(CONFIDENCE_EDGES.to_vec(), confidences)),
+            prediction_values: classes
+                .is_empty()
+                .then(|| Histogram::quantiles(&values, FEATURE_BINS)),
         }
     }
 }

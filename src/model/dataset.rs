@@ -4,15 +4,16 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Rows of numeric features with integer class labels.
+/// Rows of numeric features with a target each: integer class labels by default, or what
+/// [`Dataset::from_csv_with`] parses (a regressor's values, the index of a class name).
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub struct Dataset<T = i32> {
     /// Feature names in column order (snake_case for the bundled set).
     pub feature_names: Vec<String>,
     /// One feature vector per row.
     pub rows: Vec<Vec<f64>>,
-    /// The class label of each row.
-    pub labels: Vec<i32>,
+    /// The target of each row.
+    pub labels: Vec<T>,
 }
 
 impl Dataset {
@@ -37,6 +38,21 @@ impl Dataset {
     /// Reads a CSV file with a header row. `target` names the integer label column; every
     /// other column must be numeric and becomes a feature.
     pub fn from_csv(path: &Path, target: &str) -> Result<Self> {
+        Self::from_csv_with(path, target, "an integer class label", |cell| {
+            cell.parse().ok()
+        })
+    }
+}
+
+impl<T> Dataset<T> {
+    /// [`Dataset::from_csv`] with the target column read by `parse` (`None`: the cell is not
+    /// `expected`, which the error then names).
+    pub fn from_csv_with(
+        path: &Path,
+        target: &str,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Self> {
         let mut reader = csv::Reader::from_path(path)
             .map_err(|e| Error::Training(format!("{}: {e}", path.display())))?;
         let headers = reader
@@ -65,9 +81,9 @@ impl Dataset {
             for (i, cell) in record.iter().enumerate() {
                 let cell = cell.trim();
                 if i == target_index {
-                    let label = cell.parse::<i32>().map_err(|_| {
+                    let label = parse(cell).ok_or_else(|| {
                         Error::Training(format!(
-                            "{} row {row_number}: target {cell:?} is not an integer class label",
+                            "{} row {row_number}: target {cell:?} is not {expected}",
                             path.display()
                         ))
                     })?;

@@ -1,6 +1,7 @@
 //! The model in service, whichever engine scores it: the compiled smartcore forest (majority
 //! vote, with its leaf-mask kernels) or the general tree engine an ONNX import compiles to.
-//! Both give, per row, a class, its confidence and a probability per class.
+//! A classifier gives, per row, a class, its confidence and a probability per class; a
+//! regressor (imported only) gives a value.
 
 use super::ensemble::{Ensemble, EnsembleWalk, Head, Labels};
 use super::forest::{Forest, Walk};
@@ -10,25 +11,79 @@ use super::forest::{Forest, Walk};
 pub enum Engine {
     /// A forest driftwood trained (smartcore's vote).
     Forest(Forest),
-    /// A tree ensemble imported from ONNX (a classifier with integer labels).
+    /// A tree ensemble imported from ONNX: a classifier, or a regressor of one target.
     Trees(Ensemble),
+}
+
+/// What a model said about one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Predicted {
+    /// A classifier's class.
+    Class {
+        /// Its index in the model's class order.
+        index: usize,
+        /// Its probability (vote share for a trained forest).
+        confidence: f64,
+    },
+    /// A regressor's value.
+    Value(f64),
+}
+
+impl Predicted {
+    /// The class index of a classifier's prediction.
+    pub fn class(&self) -> Option<usize> {
+        match *self {
+            Predicted::Class { index, .. } => Some(index),
+            Predicted::Value(_) => None,
+        }
+    }
 }
 
 /// One batch's results, row by row.
 #[derive(Debug, Clone, Default)]
 pub struct Scored {
-    /// Index of each row's predicted class.
+    /// Index of each row's predicted class (a classifier's).
     pub classes: Vec<usize>,
-    /// Each row's probability per class (vote shares for a forest), row-major.
+    /// Each row's probability per class (vote shares for a forest), row-major; a regressor's
+    /// value per row.
     pub probabilities: Vec<f64>,
+    /// Classes per row; 0 for a regressor.
+    n_classes: usize,
     votes: Vec<u32>,
     scores: Vec<f32>,
 }
 
 impl Scored {
-    /// Row `row`'s probabilities, one per class.
-    pub fn row(&self, row: usize, n_classes: usize) -> &[f64] {
-        &self.probabilities[row * n_classes..][..n_classes]
+    /// Rows scored.
+    pub fn len(&self) -> usize {
+        match self.n_classes {
+            0 => self.probabilities.len(),
+            _ => self.classes.len(),
+        }
+    }
+
+    /// Whether no rows were scored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `row`'s probabilities, one per class (none for a regressor).
+    pub fn row(&self, row: usize) -> &[f64] {
+        &self.probabilities[row * self.n_classes..][..self.n_classes]
+    }
+
+    /// What the model said about row `row`.
+    pub fn predicted(&self, row: usize) -> Predicted {
+        match self.n_classes {
+            0 => Predicted::Value(self.probabilities[row]),
+            _ => {
+                let index = self.classes[row];
+                Predicted::Class {
+                    index,
+                    confidence: self.row(row)[index],
+                }
+            }
+        }
     }
 }
 
@@ -37,6 +92,7 @@ impl Engine {
     pub fn score(&self, rows: &[f64], out: &mut Scored) {
         out.classes.clear();
         out.probabilities.clear();
+        out.n_classes = self.n_classes();
         match self {
             Engine::Forest(forest) => {
                 forest.score_batch(rows, &mut out.votes);
@@ -55,17 +111,12 @@ impl Engine {
         }
     }
 
-    /// `(label, confidence)` of each of `rows`, with `labels` the class labels in class order
-    /// (the metadata's): what training and import measure baselines and accuracy on.
-    pub fn label_confidence(&self, rows: &[f64], labels: &[i32]) -> Vec<(i32, f64)> {
+    /// What the model says about each of `rows`: what training and import measure baselines
+    /// and accuracy on.
+    pub fn predict_all(&self, rows: &[f64]) -> Vec<Predicted> {
         let mut scored = Scored::default();
         self.score(rows, &mut scored);
-        scored
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (labels[c], scored.row(i, labels.len())[c]))
-            .collect()
+        (0..scored.len()).map(|i| scored.predicted(i)).collect()
     }
 
     /// The forest, when a trained forest scores (for its own tests and benchmarks).
@@ -92,16 +143,24 @@ impl Engine {
         }
     }
 
-    /// The class labels, in class-index order.
-    pub fn classes(&self) -> Vec<i64> {
+    /// Classes per row; 0 for a regressor.
+    pub fn n_classes(&self) -> usize {
         match self {
-            Engine::Forest(f) => f.classes().iter().map(|&c| i64::from(c)).collect(),
+            Engine::Forest(f) => f.classes().len(),
             Engine::Trees(e) => match e.head() {
-                Head::Classifier {
-                    labels: Labels::Int(labels),
-                    ..
-                } => labels.clone(),
-                _ => Vec::new(),
+                Head::Classifier { labels, .. } => labels.len(),
+                Head::Regressor { .. } => 0,
+            },
+        }
+    }
+
+    /// The class labels, in class-index order (none for a regressor).
+    pub fn labels(&self) -> Labels {
+        match self {
+            Engine::Forest(f) => Labels::Int(f.classes().iter().map(|&c| i64::from(c)).collect()),
+            Engine::Trees(e) => match e.head() {
+                Head::Classifier { labels, .. } => labels.clone(),
+                Head::Regressor { .. } => Labels::Int(Vec::new()),
             },
         }
     }

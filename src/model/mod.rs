@@ -14,5 +14,5 @@ pub mod onnx;
 pub mod train;
 
 pub use artifact::{Model, ModelMetadata};
-pub use engine::{Engine, Scored};
+pub use engine::{Engine, Predicted, Scored};
 pub use forest::{Forest, Votes};

@@ -9,7 +9,7 @@ use smartcore::ensemble::random_forest_classifier::RandomForestClassifierParamet
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use super::artifact::{
-    self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, TrainingParameters,
+    self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, Task, TrainingParameters,
 };
 use super::baseline::Baselines;
 use super::engine::Engine;
@@ -141,11 +141,11 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         .iter()
         .flat_map(|&i| data.rows[i].clone())
         .collect();
-    let predictions = Engine::Forest(forest).label_confidence(&held_out, &classes);
+    let predictions = Engine::Forest(forest).predict_all(&held_out);
     let correct = predictions
         .iter()
         .zip(&test_idx)
-        .filter(|((label, _), i)| *label == data.labels[**i])
+        .filter(|(p, i)| p.class().map(|c| classes[c]) == Some(data.labels[**i]))
         .count();
     let mut metadata = ModelMetadata {
         format_version: FORMAT_VERSION,
@@ -154,6 +154,8 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         algorithm: "smartcore 0.7 RandomForestClassifier".into(),
         features: data.feature_names.clone(),
         classes: classes.clone(),
+        class_names: None,
+        task: Task::Classification,
         training: Some(TrainingParameters {
             source: spec.source.clone(),
             target: spec.target.clone(),
@@ -162,7 +164,8 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
             test_rows: test_idx.len(),
         }),
         imported: None,
-        holdout_accuracy: correct as f64 / test_idx.len() as f64,
+        holdout_accuracy: Some(correct as f64 / test_idx.len() as f64),
+        holdout_r2: None,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         model_file: String::new(),
         model_sha256: String::new(),
@@ -232,7 +235,7 @@ mod tests {
         let second = train(&data, &spec(again.path(), 15)).unwrap();
         assert_eq!(first.metadata.model_sha256, second.metadata.model_sha256);
         assert!(
-            first.metadata.holdout_accuracy > 0.85,
+            first.metadata.holdout_accuracy.unwrap() > 0.85,
             "{:?}",
             first.metadata
         );
@@ -247,7 +250,7 @@ mod tests {
         for (row, want) in data.rows.iter().zip(expected) {
             model.engine.score(row, &mut scored);
             let class = scored.classes[0];
-            let probabilities = scored.row(0, classes.len());
+            let probabilities = scored.row(0);
             assert_eq!(classes[class], want);
             let shares: f64 = probabilities.iter().sum();
             assert!((shares - 1.0).abs() < 1e-9);
@@ -271,7 +274,7 @@ mod tests {
         s.source = format!("csv:{}", csv.display());
         let out = train(&data, &s).unwrap();
         assert_eq!(out.metadata.classes, vec![0, 1]);
-        assert!(out.metadata.holdout_accuracy > 0.9);
+        assert!(out.metadata.holdout_accuracy.unwrap() > 0.9);
         assert_eq!(out.metadata.baselines.features.len(), 2);
     }
 

@@ -325,8 +325,13 @@ impl OutcomeCounters {
         &self.metrics
     }
 
-    /// A prediction acknowledged.
-    pub fn scored(&self, label: i32, confidence: f64, correct: Option<bool>) {
+    /// A regressor's prediction acknowledged.
+    pub fn valued(&self) {
+        self.scored.inc();
+    }
+
+    /// A classifier's prediction acknowledged.
+    pub fn classified(&self, label: i32, confidence: f64, correct: Option<bool>) {
         self.scored.inc();
         {
             let mut by_label = self.by_label.lock().expect("label counters");

@@ -15,7 +15,7 @@ use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
-use crate::model::{Model, Scored};
+use crate::model::{Model, Predicted, Scored};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
 
@@ -103,8 +103,7 @@ impl Scorer {
         model.engine.score(&rows, &mut scored);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
-        let n_classes = model.metadata.classes.len();
-        let mut next = 0..scored.classes.len();
+        let mut next = 0..scored.len();
         for (message, result) in batch.iter().zip(decoded) {
             let scored_row = result.as_ref().ok().and_then(|_| next.next());
             let partition = message.partition();
@@ -114,12 +113,10 @@ impl Scorer {
             match (result, scored_row) {
                 (Ok(meta), Some(i)) => {
                     self.metrics.scoring_seconds.observe(per_record);
-                    let class = scored.classes[i];
-                    let probabilities = scored.row(i, n_classes);
+                    let predicted = scored.predicted(i);
                     let row = &rows[i * model.engine.n_features()..][..model.engine.n_features()];
-                    self.drift
-                        .observe(partition, row, class, probabilities[class], meta.label);
-                    self.send_prediction(message, meta, (class, probabilities), now, sink);
+                    self.drift.observe(partition, row, predicted, meta.label);
+                    self.send_prediction(message, meta, (predicted, scored.row(i)), now, sink);
                 }
                 (Err(error), _) => {
                     self.drift.observe_invalid(partition);
@@ -185,13 +182,21 @@ impl Scorer {
         &mut self,
         message: &BorrowedMessage<'_>,
         meta: RecordMeta<'_>,
-        (class, probabilities): (usize, &[f64]),
+        (predicted, probabilities): (Predicted, &[f64]),
         now: i64,
         sink: &Sink,
     ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let label = self.model.metadata.classes[class];
-        let confidence = probabilities[class];
+        let metadata = &self.model.metadata;
+        let (label, class_name, confidence, value) = match predicted {
+            Predicted::Class { index, confidence } => (
+                Some(metadata.classes[index]),
+                metadata.class_names.as_ref().map(|n| n[index].as_str()),
+                Some(confidence),
+                None,
+            ),
+            Predicted::Value(value) => (None, None, None, Some(value)),
+        };
         let fallback_id;
         let id = match meta.id {
             Some(id) => id,
@@ -202,11 +207,14 @@ impl Scorer {
         };
         let prediction = PredictionFields {
             id,
-            model_name: &self.model.metadata.name,
-            model_version: &self.model.metadata.version,
+            model_name: &metadata.name,
+            model_version: &metadata.version,
             predicted_label: label,
+            predicted_class: class_name,
             confidence,
-            classes: &self.model.metadata.classes,
+            value,
+            classes: &metadata.classes,
+            class_names: metadata.class_names.as_deref(),
             probabilities,
             actual_label: meta.label,
             source_topic: topic,
@@ -221,10 +229,13 @@ impl Scorer {
         self.encoded.clear();
         prediction.encode(&mut self.encoded);
         let headers = traced_headers(message, &prediction);
-        let outcome = Outcome::Scored {
-            label,
-            confidence,
-            correct: meta.label.map(|l| l == label),
+        let outcome = match (label, confidence) {
+            (Some(label), Some(confidence)) => Outcome::Classified {
+                label,
+                confidence,
+                correct: meta.label.map(|l| l == label),
+            },
+            _ => Outcome::Valued,
         };
         sink.send(
             &self.settings.topics.predictions,

@@ -94,8 +94,8 @@ async fn an_imported_scikit_learn_forest_serves_onnxruntimes_probabilities() {
         }
         // onnxruntime's rule for these two-class forests: class 1 above one half.
         let label = i32::from(theirs[1] > 0.5);
-        assert_eq!(p.predicted_label, label, "record {seq} (row {row})");
-        assert_eq!(p.confidence, ours[label as usize]);
+        assert_eq!(p.predicted_label, Some(label), "record {seq} (row {row})");
+        assert_eq!(p.confidence, Some(ours[label as usize]));
     }
     println!(
         "largest |driftwood - onnxruntime| over {} predictions: {largest:e}",

@@ -151,6 +151,18 @@ impl Writer<'_> {
         self.long(s.len() as i64);
         self.0.extend_from_slice(s.as_bytes());
     }
+
+    /// A `["null", T]` union: branch 0 for `None`, else branch 1 and `write` of the value.
+    #[inline]
+    pub fn optional<T>(&mut self, value: Option<T>, write: impl FnOnce(&mut Self, T)) {
+        match value {
+            None => self.long(0),
+            Some(v) => {
+                self.long(1);
+                write(self, v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
