@@ -40,7 +40,7 @@ fn exported_models() -> (PathBuf, Vec<Entry>) {
 #[test]
 fn exported_models_score_as_onnxruntime_scores_them() {
     let (dir, models) = exported_models();
-    assert_eq!(models.len(), 8, "every model of export_models.py");
+    assert_eq!(models.len(), 10, "every model of export_models.py");
     println!(
         "model                      estimator                         rows  NaN rows  largest |driftwood - onnxruntime|"
     );

@@ -26,6 +26,7 @@ from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
+    GradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -51,6 +52,36 @@ def data(loader, missing):
     return train_test_split(x, y, test_size=0.3, random_state=SEED)
 
 
+def named_classes(loader):
+    """The loader with its classes as names (`malignant`, `benign`): models trained on it
+    have string class labels."""
+    def load(return_X_y=False):
+        if not return_X_y:
+            return loader()
+        x, y = loader(return_X_y=True)
+        return x, loader().target_names[y]
+    return load
+
+
+def as_values(loader):
+    """The loader with its targets as floats, for a regressor on a classification set."""
+    def load(return_X_y=False):
+        if not return_X_y:
+            return loader()
+        x, y = loader(return_X_y=True)
+        return x, y.astype(np.float64)
+    return load
+
+
+def target_text(value):
+    """A target as the reference CSV holds it: a class name, an integer label, or a value."""
+    if isinstance(value, str):
+        return value
+    if float(value).is_integer() and np.issubdtype(type(value), np.integer):
+        return str(int(value))
+    return repr(float(value))
+
+
 def write_reference(path, loader, x, y):
     """Held-out rows without missing values as `driftwood import --reference` reads them: a
     header of the features' names in snake_case (as the input schema names them) and `target`."""
@@ -59,7 +90,7 @@ def write_reference(path, loader, x, y):
     with open(path, "w") as f:
         f.write(",".join(names + ["target"]) + "\n")
         for row, label in zip(x[keep], y[keep]):
-            f.write(",".join(repr(float(v)) for v in row) + f",{int(label)}\n")
+            f.write(",".join(repr(float(v)) for v in row) + f",{target_text(label)}\n")
 
 
 def skl(model, x):
@@ -90,6 +121,12 @@ MODELS = [
      load_breast_cancer, True, lambda m, x: onnxml(convert_lightgbm, m, x, zipmap=False)),
     ("lightgbm_multiclass", lambda: LGBMClassifier(n_estimators=100, random_state=SEED, verbose=-1),
      load_digits, True, lambda m, x: onnxml(convert_lightgbm, m, x, zipmap=False)),
+    # Served on Kafka by tests/integration/imported.rs (breast-cancer features, as the
+    # bundled input schema has them): string class labels, and a boosted regressor.
+    ("named_classes", lambda: RandomForestClassifier(n_estimators=50, random_state=SEED),
+     named_classes(load_breast_cancer), False, skl),
+    ("boosted_regressor", lambda: GradientBoostingRegressor(n_estimators=100, random_state=SEED),
+     as_values(load_breast_cancer), False, skl),
 ]
 
 
