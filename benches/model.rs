@@ -1,5 +1,5 @@
-//! Model ns/row: the compiled forest (`compiled`: the walk `score_batch` picks; then every
-//! walk this machine can take, `compiled_<walk>`) against
+//! Model ns/row: the compiled forest (`compiled`: `Engine::score`, the walk picked at load;
+//! then every walk this machine can take, `compiled_<walk>`) against
 //! smartcore's own predict, at batch sizes 1, 64 and 1024, on the committed 100-tree model.
 //!
 //! Each iteration scores the next batch from a pool of 16,384 rows drawn at random from the
@@ -11,8 +11,10 @@ use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use driftwood::model::Model;
+use driftwood::model::Scored;
 use driftwood::model::artifact::load_reference;
 use driftwood::model::dataset::Dataset;
+use driftwood::model::ensemble::{EnsembleWalk, Workspace};
 use driftwood::model::forest::{Kernel, Walk};
 use rand::{Rng, SeedableRng};
 use smartcore::linalg::basic::matrix::DenseMatrix;
@@ -36,35 +38,36 @@ fn model(c: &mut Criterion) {
             .iter()
             .map(|b| DenseMatrix::from_2d_vec(b).unwrap())
             .collect();
-        let mut votes = Vec::new();
+        let mut scored = Scored::default();
         group.throughput(Throughput::Elements(batch as u64));
         let mut next = 0;
         group.bench_function(BenchmarkId::new("compiled", batch), |b| {
             b.iter(|| {
                 next = (next + 1) % flat.len();
-                model
-                    .engine
-                    .forest()
-                    .expect("a trained forest")
-                    .score_batch(black_box(&flat[next]), &mut votes)
+                model.engine.score(black_box(&flat[next]), &mut scored)
             })
         });
-        for walk in model.engine.forest().expect("a trained forest").walks() {
+        let ensemble = model.engine.ensemble();
+        let (mut work, mut scores, mut classes) = (Workspace::default(), Vec::new(), Vec::new());
+        for &walk in ensemble.walks() {
             let name = match walk {
-                Walk::LeafMasks(Kernel::Avx512Narrow) => "compiled_leaf_masks_avx512_16_rows",
-                Walk::LeafMasks(Kernel::Avx512) => "compiled_leaf_masks_avx512",
-                Walk::LeafMasks(Kernel::Avx2) => "compiled_leaf_masks_avx2",
-                Walk::LockStep => "compiled_lockstep",
-                Walk::Branchy => "compiled_branchy",
+                EnsembleWalk::Votes(Walk::LeafMasks(Kernel::Avx512Narrow)) => {
+                    "compiled_leaf_masks_avx512_16_rows"
+                }
+                EnsembleWalk::Votes(Walk::LeafMasks(Kernel::Avx512)) => {
+                    "compiled_leaf_masks_avx512"
+                }
+                EnsembleWalk::Votes(Walk::LeafMasks(Kernel::Avx2)) => "compiled_leaf_masks_avx2",
+                EnsembleWalk::Votes(Walk::LockStep) => "compiled_vote_lockstep",
+                EnsembleWalk::Votes(Walk::Branchy) => "compiled_vote_branchy",
+                EnsembleWalk::LockStep => "compiled_lockstep",
+                EnsembleWalk::Branchy => "compiled_branchy",
             };
             group.bench_function(BenchmarkId::new(name, batch), |b| {
                 b.iter(|| {
                     next = (next + 1) % flat.len();
-                    model
-                        .engine
-                        .forest()
-                        .expect("a trained forest")
-                        .score_batch_with(walk, black_box(&flat[next]), &mut votes)
+                    let rows = black_box(&flat[next]);
+                    ensemble.predict_with(&mut work, walk, rows, &mut scores, &mut classes)
                 })
             });
         }

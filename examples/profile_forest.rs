@@ -32,19 +32,12 @@ fn main() {
     match which.as_str() {
         "compiled" => {
             let model = Model::load(&dir).unwrap();
-            println!(
-                "walk: {:?}",
-                model.engine.forest().expect("a trained forest").walks()[0]
-            );
+            println!("walk: {}", model.engine.walk());
             let flat: Vec<Vec<f64>> = batches.iter().map(|b| b.concat()).collect();
-            let mut votes = Vec::new();
+            let mut scored = driftwood::model::Scored::default();
             for _ in 0..rounds {
                 for (batch, rows_in) in flat.iter().zip(&batches) {
-                    model
-                        .engine
-                        .forest()
-                        .expect("a trained forest")
-                        .score_batch(black_box(batch), &mut votes);
+                    model.engine.score(black_box(batch), &mut scored);
                     rows += rows_in.len();
                 }
             }

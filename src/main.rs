@@ -222,11 +222,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export(args) => {
             let model = driftwood::model::Model::open(args.model.as_deref())?;
-            let forest = model
-                .engine
-                .forest()
+            let bytes = driftwood::model::onnx::export::forest(model.engine.ensemble())
                 .context("only forests driftwood trained can be exported (an imported model is ONNX already)")?;
-            let bytes = driftwood::model::onnx::export::forest(forest);
             std::fs::write(&args.output, &bytes)
                 .with_context(|| format!("writing {}", args.output.display()))?;
             println!("wrote {} ({} bytes)", args.output.display(), bytes.len());

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use driftwood::model::ensemble::Head;
+use driftwood::model::ensemble::Workspace;
 use driftwood::model::onnx;
 
 #[path = "integration/common/parity.rs"]
@@ -16,7 +16,7 @@ mod parity_python;
 use parity_python::{export_models, read_le};
 
 /// Largest difference allowed between a driftwood and an onnxruntime score.
-const TOLERANCE: f32 = 1e-6;
+const TOLERANCE: f64 = 1e-6;
 
 #[derive(serde::Deserialize)]
 struct Entry {
@@ -58,7 +58,8 @@ fn exported_models_score_as_onnxruntime_scores_them() {
         ensemble.predict(&rows, &mut scores, &mut classes);
         for &walk in ensemble.walks() {
             let (mut other, mut other_classes) = (Vec::new(), Vec::new());
-            ensemble.predict_with(walk, &rows, &mut other, &mut other_classes);
+            let mut work = Workspace::default();
+            ensemble.predict_with(&mut work, walk, &rows, &mut other, &mut other_classes);
             assert_eq!(scores, other, "{}: {walk:?} agrees", entry.name);
             assert_eq!(classes, other_classes, "{}: {walk:?} agrees", entry.name);
         }
@@ -67,8 +68,8 @@ fn exported_models_score_as_onnxruntime_scores_them() {
         let largest = scores
             .iter()
             .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+            .map(|(a, &b)| (a - f64::from(b)).abs())
+            .fold(0f64, f64::max);
         println!(
             "{:26} {:33} {:5} {:9} {largest:.3e}",
             entry.name, entry.estimator, entry.rows, entry.rows_with_nan
@@ -78,9 +79,7 @@ fn exported_models_score_as_onnxruntime_scores_them() {
             "{}: a score differs from onnxruntime's by {largest:e}",
             entry.name
         );
-        if let (Some(labels), Head::Classifier { labels: names, .. }) =
-            (&entry.labels, ensemble.head())
-        {
+        if let (Some(labels), Some(names)) = (&entry.labels, ensemble.head().labels()) {
             let ours: Vec<String> = classes.iter().map(|&c| names.name(c)).collect();
             assert_eq!(&ours, labels, "{}: predicted labels", entry.name);
         }

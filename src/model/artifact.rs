@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::baseline::Baselines;
 use super::engine::Engine;
 use super::ensemble::Labels;
-use super::forest::{Forest, SmartcoreForest};
+use super::forest::SmartcoreForest;
 use crate::error::{Error, Result};
 
 /// Name of the serialized forest inside an artifact directory.
@@ -214,7 +214,7 @@ impl Model {
         let (metadata, bytes, path) = read_artifact(dir)?;
         let engine = if metadata.imported.is_some() {
             let model = super::onnx::decode(&bytes, &path)?;
-            Engine::Trees(model.ensemble)
+            Engine::new(model.ensemble)
         } else {
             let reference: SmartcoreForest =
                 postcard::from_bytes(&bytes).map_err(|e| model_error(&path, e.to_string()))?;
@@ -262,14 +262,12 @@ impl Model {
                 ),
             ));
         }
-        if let Engine::Trees(e) = &engine
-            && e.n_columns() != 1.max(engine.n_classes())
-        {
+        let columns = engine.ensemble().n_columns();
+        if regressor && columns != 1 {
             return Err(model_error(
                 origin,
                 format!(
-                    "a regressor of {} targets cannot be served: a prediction carries one value",
-                    e.n_columns()
+                    "a regressor of {columns} targets cannot be served: a prediction carries one value"
                 ),
             ));
         }
@@ -278,8 +276,8 @@ impl Model {
 }
 
 fn forest_engine(reference: &SmartcoreForest, n_features: usize, origin: &Path) -> Result<Engine> {
-    Forest::compile(reference, n_features)
-        .map(Engine::Forest)
+    super::forest::ensemble(reference, n_features)
+        .map(Engine::new)
         .map_err(|e| model_error(origin, e.to_string()))
 }
 

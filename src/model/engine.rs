@@ -1,18 +1,14 @@
-//! The model in service, whichever engine scores it: the compiled smartcore forest (majority
-//! vote, with its leaf-mask kernels) or the general tree engine an ONNX import compiles to.
-//! A classifier gives, per row, a class, its confidence and a probability per class; a
+//! The model in service, whatever trained it: a tree ensemble in the general engine (a
+//! forest driftwood trained is the majority-vote case; an ONNX import is any other). A
+//! classifier gives, per row, a class, its confidence and a probability per class; a
 //! regressor (imported only) gives a value.
 
-use super::ensemble::{Ensemble, EnsembleWalk, Head, Labels};
-use super::forest::{Forest, Walk};
+use super::ensemble::{Ensemble, EnsembleWalk, Labels, Workspace};
 
 /// What scores a model's rows.
 #[derive(Debug, Clone)]
-pub enum Engine {
-    /// A forest driftwood trained (smartcore's vote).
-    Forest(Forest),
-    /// A tree ensemble imported from ONNX: a classifier, or a regressor of one target.
-    Trees(Ensemble),
+pub struct Engine {
+    ensemble: Ensemble,
 }
 
 /// What a model said about one row.
@@ -49,8 +45,7 @@ pub struct Scored {
     pub probabilities: Vec<f64>,
     /// Classes per row; 0 for a regressor.
     n_classes: usize,
-    votes: Vec<u32>,
-    scores: Vec<f32>,
+    work: Workspace,
 }
 
 impl Scored {
@@ -88,27 +83,20 @@ impl Scored {
 }
 
 impl Engine {
+    /// The engine serving `ensemble`.
+    pub fn new(ensemble: Ensemble) -> Self {
+        Engine { ensemble }
+    }
+
     /// Scores `rows` (row-major, [`Engine::n_features`] values each) into `out`.
     pub fn score(&self, rows: &[f64], out: &mut Scored) {
-        out.classes.clear();
-        out.probabilities.clear();
         out.n_classes = self.n_classes();
-        match self {
-            Engine::Forest(forest) => {
-                forest.score_batch(rows, &mut out.votes);
-                let n = forest.n_trees() as f64;
-                for counts in out.votes.chunks_exact(forest.classes().len()) {
-                    out.classes.push(forest.votes(counts).class_index());
-                    out.probabilities
-                        .extend(counts.iter().map(|&c| f64::from(c) / n));
-                }
-            }
-            Engine::Trees(ensemble) => {
-                ensemble.predict(rows, &mut out.scores, &mut out.classes);
-                out.probabilities
-                    .extend(out.scores.iter().map(|&s| f64::from(s)));
-            }
-        }
+        (self.ensemble).predict_in(
+            &mut out.work,
+            rows,
+            &mut out.probabilities,
+            &mut out.classes,
+        );
     }
 
     /// What the model says about each of `rows`: what training and import measure baselines
@@ -119,63 +107,35 @@ impl Engine {
         (0..scored.len()).map(|i| scored.predicted(i)).collect()
     }
 
-    /// The forest, when a trained forest scores (for its own tests and benchmarks).
-    pub fn forest(&self) -> Option<&Forest> {
-        match self {
-            Engine::Forest(f) => Some(f),
-            Engine::Trees(_) => None,
-        }
+    /// The ensemble (for export, tests and benchmarks).
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
     }
 
     /// Number of features a row must have.
     pub fn n_features(&self) -> usize {
-        match self {
-            Engine::Forest(f) => f.n_features(),
-            Engine::Trees(e) => e.n_features(),
-        }
+        self.ensemble.n_features()
     }
 
     /// Number of trees.
     pub fn n_trees(&self) -> usize {
-        match self {
-            Engine::Forest(f) => f.n_trees(),
-            Engine::Trees(e) => e.n_trees(),
-        }
+        self.ensemble.n_trees()
     }
 
     /// Classes per row; 0 for a regressor.
     pub fn n_classes(&self) -> usize {
-        match self {
-            Engine::Forest(f) => f.classes().len(),
-            Engine::Trees(e) => match e.head() {
-                Head::Classifier { labels, .. } => labels.len(),
-                Head::Regressor { .. } => 0,
-            },
-        }
+        self.ensemble.head().labels().map_or(0, Labels::len)
     }
 
     /// The class labels, in class-index order (none for a regressor).
     pub fn labels(&self) -> Labels {
-        match self {
-            Engine::Forest(f) => Labels::Int(f.classes().iter().map(|&c| i64::from(c)).collect()),
-            Engine::Trees(e) => match e.head() {
-                Head::Classifier { labels, .. } => labels.clone(),
-                Head::Regressor { .. } => Labels::Int(Vec::new()),
-            },
-        }
+        (self.ensemble.head().labels())
+            .cloned()
+            .unwrap_or(Labels::Int(Vec::new()))
     }
 
     /// How batches are walked, for the start-up log.
-    pub fn walk(&self) -> String {
-        match self {
-            Engine::Forest(f) => match f.walks()[0] {
-                Walk::LeafMasks(kernel) => format!("leaf masks ({kernel:?})"),
-                walk => format!("{walk:?}"),
-            },
-            Engine::Trees(e) => match e.walk() {
-                EnsembleWalk::LockStep => "lock step, 16 rows (general tree engine)".into(),
-                EnsembleWalk::Branchy => "branchy (general tree engine)".into(),
-            },
-        }
+    pub fn walk(&self) -> EnsembleWalk {
+        self.ensemble.walk()
     }
 }

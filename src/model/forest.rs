@@ -1,11 +1,14 @@
-//! A random forest compiled for inference.
+//! A random forest driftwood trained with smartcore, and the kernels that score majority
+//! votes.
 //!
-//! smartcore stays the training library and the reference; at load time its trees are
-//! copied into contiguous arrays (trees back to back) so scoring walks plain indices instead
-//! of nested structs. Three walks share them: leaf masks over eight rows with AVX-512
-//! (module `leaf_masks`, the fastest), a portable lock-step walk over eight rows, and a branchy
-//! walk for single rows. The voting rule is smartcore's: each tree casts one vote, the class
-//! with most votes wins and ties go to the lowest class index.
+//! smartcore stays the training library and the reference. At load its trees become a
+//! general [`Ensemble`] whose leaves each cast one vote (value 1) for their class, under the
+//! vote head (`Head::Vote`): smartcore's majority vote is one case of the general engine,
+//! and the engine's own walks score it. For ensembles whose every leaf is such a vote, the
+//! engine also builds a [`Forest`]: the same trees with leaves holding class indices, which
+//! two faster walks read: leaf masks over eight or sixteen rows with AVX-512 or AVX2 (module
+//! `leaf_masks`), and a portable lock-step walk over eight rows. The engine times them with
+//! its own walks at load and serves batches with the fastest.
 
 use serde::Deserialize;
 use smartcore::linalg::basic::matrix::DenseMatrix;
@@ -16,6 +19,8 @@ mod leaf_masks;
 pub use leaf_masks::Kernel;
 use leaf_masks::LeafMasks;
 
+use super::ensemble::{Aggregate, Comparison, Ensemble, Head, Labels, Precision, TreeNode};
+
 /// smartcore's forest with the types driftwood trains: `f64` features, `i32` labels.
 pub type SmartcoreForest = smartcore::ensemble::random_forest_classifier::RandomForestClassifier<
     f64,
@@ -25,31 +30,30 @@ pub type SmartcoreForest = smartcore::ensemble::random_forest_classifier::Random
 >;
 
 pub(crate) use super::ensemble::{LEAF, Node};
-use super::ensemble::{Laid, lay_out_tree};
 
-/// The flattened forest: every tree's nodes, breadth first, trees back to back.
+/// A majority vote's trees laid out for the vote walks: the general engine's nodes, with
+/// every leaf's `children` holding the class it votes for.
 #[derive(Debug, Clone)]
 pub struct Forest {
     n_features: usize,
-    classes: Vec<i32>,
+    n_classes: usize,
     tree_roots: Vec<u32>,
     nodes: Vec<Node>,
     lockstep: Lockstep,
     /// Present when every tree fits a mask word (the CPU decides whether it is used).
     leaf_masks: Option<LeafMasks>,
-    /// The walk [`Forest::score_batch`] takes for two rows or more.
-    best: Walk,
 }
 
-/// A way of scoring a batch. All give smartcore's votes exactly; they differ in speed and in
-/// what they need (see [`Forest::walks`]).
+/// A vote walk. Both give smartcore's votes exactly; they differ in speed and in what they
+/// need (see [`Forest::walks`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
-    /// Leaf masks over eight rows at once, with a vector kernel.
+    /// Leaf masks over eight (or sixteen) rows at once, with a vector kernel.
     LeafMasks(Kernel),
     /// Eight rows in lock step, branch free; the rest one at a time. Runs anywhere.
     LockStep,
-    /// One row at a time, every tree in turn, branching at each split. Runs anywhere.
+    /// One row at a time, every tree in turn, branching at each split; counting votes
+    /// rather than adding leaf values (the fastest for single rows). Runs anywhere.
     Branchy,
 }
 
@@ -139,121 +143,84 @@ struct SerializedForest {
     classes: Option<Vec<i32>>,
 }
 
+/// The general engine's form of a trained smartcore forest: its trees with float64 splits
+/// `x <= t` (NaN to the false side, as smartcore compares), leaves of one vote for their
+/// class, and the vote head over its class labels. smartcore keeps its nodes private, so they
+/// are read through the forest's serde representation (once, at load time).
+pub fn ensemble(model: &SmartcoreForest, n_features: usize) -> Result<Ensemble> {
+    let invalid = |message: String| Error::Model {
+        path: "<in memory>".into(),
+        message,
+    };
+    let value = serde_json::to_value(model).map_err(|e| invalid(e.to_string()))?;
+    let serialized: SerializedForest =
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let (Some(trees), Some(classes)) = (serialized.trees, serialized.classes) else {
+        return Err(invalid("the forest was never fitted".into()));
+    };
+    if trees.is_empty() || classes.is_empty() {
+        return Err(invalid("the forest has no trees or no classes".into()));
+    }
+    let trees: Vec<Vec<TreeNode>> = trees
+        .iter()
+        .map(|tree| {
+            tree.nodes
+                .iter()
+                .map(|node| match (node.true_child, node.false_child) {
+                    (Some(yes), Some(no)) => TreeNode::Split {
+                        feature: node.split_feature,
+                        comparison: Comparison::Leq,
+                        // smartcore compares against NaN when a split has no value (never
+                        // true); the engine refuses NaN thresholds, so this fails loudly.
+                        threshold: node.split_value.unwrap_or(f64::NAN),
+                        true_child: yes,
+                        false_child: no,
+                        missing_true: false,
+                    },
+                    _ => TreeNode::Leaf(vec![(node.output, 1.0)]),
+                })
+                .collect()
+        })
+        .collect();
+    let labels = Labels::Int(classes.iter().map(|&c| i64::from(c)).collect());
+    Ensemble::new(
+        n_features,
+        Precision::F64,
+        &trees,
+        Aggregate::Sum,
+        Head::Vote { labels },
+    )
+}
+
 impl Forest {
-    /// Flattens a trained smartcore forest. smartcore keeps its nodes private, so they are
-    /// read through the forest's serde representation (once, at load time).
-    pub fn compile(model: &SmartcoreForest, n_features: usize) -> Result<Self> {
-        let invalid = |message: String| Error::Model {
-            path: "<in memory>".into(),
-            message,
-        };
-        let value = serde_json::to_value(model).map_err(|e| invalid(e.to_string()))?;
-        let serialized: SerializedForest =
-            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-        let (Some(trees), Some(classes)) = (serialized.trees, serialized.classes) else {
-            return Err(invalid("the forest was never fitted".into()));
-        };
-        if trees.is_empty() || classes.is_empty() {
-            return Err(invalid("the forest has no trees or no classes".into()));
-        }
-        let total: usize = trees.iter().map(|t| t.nodes.len()).sum();
-        let mut forest = Forest {
-            n_features,
-            classes,
-            tree_roots: Vec::with_capacity(trees.len()),
-            nodes: Vec::with_capacity(total),
-            lockstep: Lockstep::default(),
-            leaf_masks: None,
-            best: Walk::LockStep,
-        };
-        for (t, tree) in trees.iter().enumerate() {
-            forest
-                .lay_out(tree)
-                .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
-        }
-        forest.lockstep = Lockstep::build(&forest.nodes, &forest.tree_roots, forest.classes.len());
-        forest.leaf_masks = LeafMasks::build(
-            &forest.nodes,
-            &forest.tree_roots,
-            n_features,
-            forest.classes.len(),
-        );
-        forest.best = forest.walks()[0];
-        Ok(forest)
-    }
-
-    /// Appends `tree` (see [`lay_out_tree`]). Fails with the source node and what is wrong
-    /// with it.
-    fn lay_out(&mut self, tree: &SerializedTree) -> std::result::Result<(), (usize, String)> {
-        let (n_features, n_classes) = (self.n_features, self.classes.len());
-        let root = lay_out_tree(&mut self.nodes, tree.nodes.len(), |source| {
-            let node = &tree.nodes[source];
-            match (node.true_child, node.false_child) {
-                (Some(_), Some(_)) if node.split_feature >= n_features => {
-                    Err("split on a feature the model does not have".into())
-                }
-                (Some(yes), Some(no)) => Ok(Laid::Split {
-                    // smartcore compares against NaN when a split has no value: never true.
-                    threshold: node.split_value.unwrap_or(f64::NAN),
-                    feature: node.split_feature as u32,
-                    yes,
-                    no,
+    /// The vote layout of laid-out trees (`nodes`, trees starting at `roots`), with
+    /// `leaf_class` naming the class each leaf (by its `children` value) votes for; `None` when
+    /// some leaf is not one vote for one class.
+    pub(crate) fn build(
+        nodes: &[Node],
+        roots: &[u32],
+        leaf_class: impl Fn(u32) -> Option<u32>,
+        n_features: usize,
+        n_classes: usize,
+    ) -> Option<Self> {
+        let nodes = nodes
+            .iter()
+            .map(|&node| match node.feature {
+                LEAF => leaf_class(node.children).map(|class| Node {
+                    children: class,
+                    ..node
                 }),
-                _ if node.output >= n_classes => Err("leaf class out of range".into()),
-                _ => Ok(Laid::Leaf(Node {
-                    threshold: f64::NAN,
-                    feature: LEAF,
-                    children: node.output as u32,
-                })),
-            }
-        })?;
-        self.tree_roots.push(root);
-        Ok(())
-    }
-
-    /// The trees in the general engine's terms, for export: splits `x <= t` with NaN to the
-    /// false side, leaves that cast one vote (value 1) for their class.
-    pub fn tree_nodes(&self) -> Vec<Vec<crate::model::ensemble::TreeNode>> {
-        use crate::model::ensemble::{Comparison, TreeNode};
-        let ends = self.tree_roots[1..]
-            .iter()
-            .copied()
-            .chain([self.nodes.len() as u32]);
-        self.tree_roots
-            .iter()
-            .zip(ends)
-            .map(|(&root, end)| {
-                self.nodes[root as usize..end as usize]
-                    .iter()
-                    .map(|n| match n.feature {
-                        LEAF => TreeNode::Leaf(vec![(n.children as usize, 1.0)]),
-                        feature => TreeNode::Split {
-                            feature: feature as usize,
-                            comparison: Comparison::Leq,
-                            threshold: n.threshold,
-                            true_child: (n.children - root) as usize,
-                            false_child: (n.children - root) as usize + 1,
-                            missing_true: false,
-                        },
-                    })
-                    .collect()
+                _ => Some(node),
             })
-            .collect()
-    }
-
-    /// Number of features a row must have.
-    pub fn n_features(&self) -> usize {
-        self.n_features
-    }
-
-    /// Class labels, in the order of vote counts.
-    pub fn classes(&self) -> &[i32] {
-        &self.classes
-    }
-
-    /// Number of trees, the denominator of every vote share.
-    pub fn n_trees(&self) -> usize {
-        self.tree_roots.len()
+            .collect::<Option<Vec<Node>>>()?;
+        Some(Forest {
+            n_features,
+            n_classes,
+            lockstep: Lockstep::build(&nodes, roots, n_classes),
+            leaf_masks: LeafMasks::build(&nodes, roots, n_features, n_classes),
+            tree_roots: roots.to_vec(),
+            nodes,
+        })
     }
 
     /// The class index one tree votes for.
@@ -262,23 +229,9 @@ impl Forest {
         super::ensemble::branchy_leaf(&self.nodes, root, row)
     }
 
-    /// Scores `rows` (row-major, `n_features` values each) and writes each row's vote counts,
-    /// one per class, into `votes` (cleared first). Read them with [`Forest::votes`].
-    ///
-    /// Takes the fastest of [`Forest::walks`], except that a single row takes the branchy
-    /// walk: padded to a block of eight, leaf masks are slower (1.0 µs against 0.7).
-    pub fn score_batch(&self, rows: &[f64], votes: &mut Vec<u32>) {
-        let walk = if rows.len() > self.n_features {
-            self.best
-        } else {
-            Walk::Branchy
-        };
-        self.score_batch_with(walk, rows, votes);
-    }
-
-    /// The walks this forest can take on this machine, fastest first. Leaf masks need a
-    /// supported CPU ([`Kernel::supported`]), trees of at most 64 leaves (32 for
-    /// [`Kernel::Avx512Narrow`]) and at most 8 classes.
+    /// The vote walks this forest can take on this machine. Leaf masks need a supported CPU
+    /// ([`Kernel::supported`]), trees of at most 64 leaves (32 for [`Kernel::Avx512Narrow`])
+    /// and at most 8 classes.
     pub fn walks(&self) -> Vec<Walk> {
         let kernels = Kernel::ALL.into_iter().filter(|k| k.supported());
         self.leaf_masks
@@ -293,15 +246,15 @@ impl Forest {
             .collect()
     }
 
-    /// [`Forest::score_batch`] with a chosen walk, for tests and benchmarks.
+    /// Scores `rows` (row-major, `n_features` values each) with `walk` and writes each row's
+    /// vote counts, one per class, into `votes` (cleared first).
     ///
     /// # Panics
     /// If `walk` is not in [`Forest::walks`].
     pub fn score_batch_with(&self, walk: Walk, rows: &[f64], votes: &mut Vec<u32>) {
-        let n_classes = self.classes.len();
         let n_rows = rows.len() / self.n_features;
         votes.clear();
-        votes.resize(n_rows * n_classes, 0);
+        votes.resize(n_rows * self.n_classes, 0);
         match walk {
             Walk::LeafMasks(kernel) => self
                 .leaf_masks
@@ -310,10 +263,8 @@ impl Forest {
                 .score(kernel, rows, votes),
             Walk::LockStep => self.score_lockstep_batch(rows, votes),
             Walk::Branchy => {
-                for (row, row_votes) in rows
-                    .chunks_exact(self.n_features)
-                    .zip(votes.chunks_exact_mut(n_classes))
-                {
+                let rows = rows.chunks_exact(self.n_features);
+                for (row, row_votes) in rows.zip(votes.chunks_exact_mut(self.n_classes)) {
                     for &root in &self.tree_roots {
                         row_votes[self.tree_vote(root, row)] += 1;
                     }
@@ -326,7 +277,7 @@ impl Forest {
     /// outer loop and rows the inner one, so one tree's nodes stay in cache while the batch
     /// walks it.
     fn score_lockstep_batch(&self, rows: &[f64], votes: &mut [u32]) {
-        let n_classes = self.classes.len();
+        let n_classes = self.n_classes;
         let n_rows = rows.len() / self.n_features;
         let whole = n_rows / LOCKSTEP_ROWS * LOCKSTEP_ROWS;
         let (block_rows, rest_rows) = rows.split_at(whole * self.n_features);
@@ -349,7 +300,7 @@ impl Forest {
 
     /// Scores exactly [`LOCKSTEP_ROWS`] rows, adding to their vote counts.
     fn score_lockstep(&self, rows: &[f64], votes: &mut [u32]) {
-        let (nf, nc) = (self.n_features, self.classes.len());
+        let (nf, nc) = (self.n_features, self.n_classes);
         let lock = &self.lockstep;
         for (&root, &depth) in self.tree_roots.iter().zip(&lock.depth) {
             let mut at = [root; LOCKSTEP_ROWS];
@@ -368,55 +319,6 @@ impl Forest {
             }
         }
     }
-
-    /// Reads one row's slice of the vote counts written by [`Forest::score_batch`].
-    pub fn votes<'a>(&'a self, counts: &'a [u32]) -> Votes<'a> {
-        // First maximum wins, as in smartcore's `which_max`.
-        let mut winner = 0;
-        for (i, &c) in counts.iter().enumerate().skip(1) {
-            if c > counts[winner] {
-                winner = i;
-            }
-        }
-        Votes {
-            counts,
-            n_trees: self.n_trees() as u32,
-            winner,
-            label: self.classes[winner],
-        }
-    }
-}
-
-/// One row's votes, with the forest's interpretation of them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Votes<'a> {
-    counts: &'a [u32],
-    n_trees: u32,
-    winner: usize,
-    label: i32,
-}
-
-impl Votes<'_> {
-    /// The predicted class label.
-    pub fn label(&self) -> i32 {
-        self.label
-    }
-
-    /// Index of the predicted class in [`Forest::classes`].
-    pub fn class_index(&self) -> usize {
-        self.winner
-    }
-
-    /// Vote share of the predicted class.
-    pub fn confidence(&self) -> f64 {
-        f64::from(self.counts[self.winner]) / f64::from(self.n_trees)
-    }
-
-    /// Vote share of every class, in the forest's class order.
-    pub fn probabilities(&self) -> impl Iterator<Item = f64> + '_ {
-        let n = f64::from(self.n_trees);
-        self.counts.iter().map(move |&c| f64::from(c) / n)
-    }
 }
 
 #[cfg(test)]
@@ -424,10 +326,11 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use smartcore::linalg::basic::matrix::DenseMatrix;
 
-    use super::{Forest, Kernel, Walk};
+    use super::Kernel;
     use crate::model::Model;
     use crate::model::artifact::load_reference;
     use crate::model::dataset::Dataset;
+    use crate::model::ensemble::{Ensemble, EnsembleWalk, Labels, Workspace};
 
     /// Random rows around and beyond the data's range, exact split thresholds (where `<=`
     /// matters) and NaNs give the same label as smartcore, in every walk and batch size.
@@ -447,11 +350,8 @@ mod tests {
                 )
             })
             .unzip();
-        let thresholds: Vec<f64> = model
-            .engine
-            .forest()
-            .expect("a trained forest")
-            .nodes
+        let forest = model.engine.ensemble();
+        let thresholds: Vec<f64> = (forest.vote_forest().expect("a vote layout").nodes)
             .iter()
             .map(|n| n.threshold)
             .filter(|t| t.is_finite())
@@ -475,43 +375,45 @@ mod tests {
             .predict(&DenseMatrix::from_2d_vec(&rows).unwrap())
             .unwrap();
         let flat = rows.concat();
-        let forest = &model.engine.forest().expect("a trained forest");
-        let n_classes = forest.classes().len();
         let kernels = Kernel::ALL.iter().filter(|k| k.supported()).count();
         assert_eq!(
             forest.walks().len(),
-            kernels + 2,
+            // The engine's branchy walk, and the vote walks: lock step, branchy, leaf masks.
+            kernels + 3,
             "the bundled trees are small enough for leaf masks wherever a kernel runs"
         );
-        let mut votes = Vec::new();
-        for walk in forest.walks() {
+        let mut work = Workspace::default();
+        let (mut shares, mut classes) = (Vec::new(), Vec::new());
+        for &walk in forest.walks() {
             // Every batch size up to two blocks, so padding and remainders are covered.
             for size in 1..=17 {
                 for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
                     assert_eq!(
-                        labels(forest, Some(walk), chunk, &mut votes),
+                        labels(forest, Some(walk), chunk, &mut work),
                         want,
                         "{walk:?}, batch size {size}"
                     );
                 }
             }
-            assert_eq!(labels(forest, Some(walk), &flat, &mut votes), expected);
-            for v in votes.chunks_exact(n_classes) {
-                let v = forest.votes(v);
-                let shares: Vec<f64> = v.probabilities().collect();
-                assert_eq!(v.confidence(), shares[v.class_index()]);
-                assert!(shares.iter().all(|&s| s <= v.confidence()));
+            forest.predict_with(&mut work, walk, &flat, &mut shares, &mut classes);
+            for (row, &class) in shares.chunks_exact(2).zip(&classes) {
+                // Shares of 100 votes, computed in float64 as count / 100.
+                let whole = |s: f64| (s * 100.0).round() / 100.0 == s;
+                assert!(row.iter().all(|&s| whole(s)), "{walk:?}: {row:?}");
+                assert!(row.iter().all(|&s| s <= row[class]), "{walk:?}: {row:?}");
+                assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{row:?}");
             }
+            assert_eq!(labels(forest, Some(walk), &flat, &mut work), expected);
             // A trailing partial row is ignored, as by every walk.
             let partial = &flat[..11 * n + 3];
             assert_eq!(
-                labels(forest, Some(walk), partial, &mut votes),
+                labels(forest, Some(walk), partial, &mut work),
                 expected[..11]
             );
         }
         for size in [1, 2, 64] {
             for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
-                assert_eq!(labels(forest, None, chunk, &mut votes), want);
+                assert_eq!(labels(forest, None, chunk, &mut work), want);
             }
         }
     }
@@ -524,10 +426,11 @@ mod tests {
     fn values_a_float32_step_from_a_threshold_score_exactly_like_smartcore() {
         let model = Model::open(None).unwrap();
         let (_, reference) = crate::model::artifact::bundled_reference().unwrap();
-        let forest = model.engine.forest().expect("a trained forest");
+        let forest = model.engine.ensemble();
         let n = forest.n_features();
         let mut at = vec![Vec::new(); n];
-        for node in forest.nodes.iter().filter(|n| n.feature != super::LEAF) {
+        let nodes = &forest.vote_forest().expect("a vote layout").nodes;
+        for node in nodes.iter().filter(|n| n.feature != super::LEAF) {
             at[node.feature as usize].push(node.threshold);
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(77);
@@ -549,22 +452,29 @@ mod tests {
         let expected = reference
             .predict(&DenseMatrix::from_2d_vec(&rows).unwrap())
             .unwrap();
-        let mut votes = Vec::new();
-        for walk in forest.walks() {
-            let got = labels(forest, Some(walk), &rows.concat(), &mut votes);
+        let mut work = Workspace::default();
+        for &walk in forest.walks() {
+            let got = labels(forest, Some(walk), &rows.concat(), &mut work);
             assert_eq!(got, expected, "{walk:?}");
         }
     }
 
-    fn labels(forest: &Forest, walk: Option<Walk>, rows: &[f64], votes: &mut Vec<u32>) -> Vec<i32> {
+    /// Labels of `rows` by `walk`, or by the ensemble's own choice with `None`.
+    fn labels(
+        forest: &Ensemble,
+        walk: Option<EnsembleWalk>,
+        rows: &[f64],
+        work: &mut Workspace,
+    ) -> Vec<i32> {
+        let (mut scores, mut classes) = (Vec::new(), Vec::new());
         match walk {
-            Some(walk) => forest.score_batch_with(walk, rows, votes),
-            None => forest.score_batch(rows, votes),
+            Some(walk) => forest.predict_with(work, walk, rows, &mut scores, &mut classes),
+            None => forest.predict_in(work, rows, &mut scores, &mut classes),
         }
-        votes
-            .chunks_exact(forest.classes().len())
-            .map(|v| forest.votes(v).label())
-            .collect()
+        let Some(Labels::Int(labels)) = forest.head().labels() else {
+            panic!("integer labels")
+        };
+        classes.iter().map(|&c| labels[c] as i32).collect()
     }
 
     /// Forests trained here: three classes (leaf masks, where the CPU allows) and five classes
@@ -599,12 +509,12 @@ mod tests {
                     .with_seed(7),
             )
             .unwrap();
-            let forest = Forest::compile(&reference, n).unwrap();
-            assert_eq!(forest.classes().len(), n_classes as usize);
+            let forest = super::ensemble(&reference, n).unwrap();
+            assert_eq!(forest.n_columns(), n_classes as usize);
             let kernels = Kernel::ALL.iter().filter(|k| k.supported()).count();
             assert_eq!(
                 forest.walks().len(),
-                2 + if expect_masks { kernels } else { 0 },
+                3 + if expect_masks { kernels } else { 0 },
                 "{n_classes} classes, depth {max_depth}"
             );
             let mut test_rows = rows[2000..].to_vec();
@@ -614,9 +524,9 @@ mod tests {
             let expected = reference
                 .predict(&DenseMatrix::from_2d_vec(&test_rows).unwrap())
                 .unwrap();
-            let mut votes = Vec::new();
-            for walk in forest.walks() {
-                let got = labels(&forest, Some(walk), &test_rows.concat(), &mut votes);
+            let mut work = Workspace::default();
+            for &walk in forest.walks() {
+                let got = labels(&forest, Some(walk), &test_rows.concat(), &mut work);
                 assert_eq!(
                     got, expected,
                     "{walk:?}, {n_classes} classes, depth {max_depth}"

@@ -59,7 +59,7 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         path: args.model.clone(),
         message,
     };
-    let engine = Engine::Trees(imported.ensemble);
+    let engine = Engine::new(imported.ensemble);
     let Outputs {
         classes,
         class_names,
@@ -186,10 +186,8 @@ struct Outputs {
 
 /// What the model's predictions carry, or why they cannot be served.
 fn outputs(engine: &Engine) -> std::result::Result<Outputs, String> {
-    if let Engine::Trees(e) = engine
-        && engine.n_classes() == 0
-    {
-        return match e.n_columns() {
+    if engine.n_classes() == 0 {
+        return match engine.ensemble().n_columns() {
             1 => Ok(Outputs {
                 classes: Vec::new(),
                 class_names: None,

@@ -15,4 +15,4 @@ pub mod train;
 
 pub use artifact::{Model, ModelMetadata};
 pub use engine::{Engine, Predicted, Scored};
-pub use forest::{Forest, Votes};
+pub use forest::Forest;

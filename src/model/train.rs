@@ -13,7 +13,8 @@ use super::artifact::{
 };
 use super::baseline::Baselines;
 use super::engine::Engine;
-use super::forest::{Forest, SmartcoreForest};
+use super::ensemble::Labels;
+use super::forest::{self, SmartcoreForest};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
 
@@ -135,13 +136,17 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     let train_rows: Vec<Vec<f64>> = train_idx.iter().map(|&i| data.rows[i].clone()).collect();
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
     let reference = fit(&x, data, &train_idx, h)?;
-    let forest = Forest::compile(&reference, data.feature_names.len())?;
-    let classes = forest.classes().to_vec();
+    let engine = Engine::new(forest::ensemble(&reference, data.feature_names.len())?);
+    let Labels::Int(labels) = engine.labels() else {
+        unreachable!("smartcore's labels are integers")
+    };
+    // Widened from smartcore's i32 labels, so they fit back.
+    let classes: Vec<i32> = labels.iter().map(|&c| c as i32).collect();
     let held_out: Vec<f64> = test_idx
         .iter()
         .flat_map(|&i| data.rows[i].clone())
         .collect();
-    let predictions = Engine::Forest(forest).predict_all(&held_out);
+    let predictions = engine.predict_all(&held_out);
     let correct = predictions
         .iter()
         .zip(&test_idx)

@@ -46,10 +46,11 @@ pub fn run(args: &BenchModelArgs) -> Result<(String, Vec<BatchResult>)> {
     let engine = load(args)?;
     let rows = rows(args, engine.n_features())?;
     let description = format!(
-        "{} trees, {} features, walk: {}",
+        "{} trees, {} features, walk: {} (single rows: {})",
         engine.n_trees(),
         engine.n_features(),
-        engine.walk()
+        engine.walk(),
+        engine.ensemble().single_walk()
     );
     let results = if args.smartcore {
         let forest = match &args.model {
@@ -98,7 +99,7 @@ pub fn run(args: &BenchModelArgs) -> Result<(String, Vec<BatchResult>)> {
 fn load(args: &BenchModelArgs) -> Result<Engine> {
     match &args.model {
         Some(path) if path.extension().is_some_and(|e| e == "onnx") => {
-            Ok(Engine::Trees(crate::model::onnx::load(path)?.ensemble))
+            Ok(Engine::new(crate::model::onnx::load(path)?.ensemble))
         }
         Some(dir) => Ok(Model::load(dir)?.engine),
         None => Ok(Model::open(None)?.engine),

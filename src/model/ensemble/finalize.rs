@@ -1,7 +1,7 @@
 //! From summed tree outputs to what a model predicts: base values, the post transform, and
 //! the predicted class, with onnxruntime's rules, including its special case for two
 //! classes whose trees score only one of them (boosted models, and scikit-learn forests as
-//! skl2onnx exports them).
+//! skl2onnx exports them); or, for a forest driftwood trained, smartcore's majority vote.
 
 /// The function applied to the scores last, as ONNX names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,14 @@ pub enum Head {
         /// Whether every leaf value is ≥ 0 (then a lone two-class score is a probability).
         all_positive: bool,
     },
+    /// A majority vote (a forest driftwood trained with smartcore): each leaf casts one vote,
+    /// value 1 for its class; the sums are vote counts. A class's probability is its vote
+    /// share, computed in float64, and the class with most votes wins, ties going to the
+    /// lowest class index (smartcore's `which_max`).
+    Vote {
+        /// The classes.
+        labels: Labels,
+    },
     /// Regression targets.
     Regressor {
         /// Number of targets.
@@ -77,14 +85,24 @@ impl Head {
     /// Output columns the leaves write.
     pub(super) fn n_outputs(&self) -> usize {
         match self {
-            Head::Classifier { labels, .. } => labels.len(),
+            Head::Classifier { labels, .. } | Head::Vote { labels } => labels.len(),
             Head::Regressor { n_targets, .. } => *n_targets,
         }
     }
 
-    /// Appends one row's final scores to `out`; returns its class for a classifier.
+    /// The classes, for a classifier or a vote.
+    pub fn labels(&self) -> Option<&Labels> {
+        match self {
+            Head::Classifier { labels, .. } | Head::Vote { labels } => Some(labels),
+            Head::Regressor { .. } => None,
+        }
+    }
+
+    /// Appends one row's final scores to `out`; returns its class for a classifier. (A vote
+    /// is finalized by [`vote`], in float64.)
     pub(super) fn finalize(&self, sums: &[f32], out: &mut Vec<f32>) -> Option<usize> {
         match self {
+            Head::Vote { .. } => unreachable!("votes are finalized by `vote`"),
             Head::Regressor {
                 base_values, post, ..
             } => {
@@ -192,6 +210,19 @@ impl Head {
         }
         class
     }
+}
+
+/// Appends one row's vote shares (`counts` over `n_trees`) to `out` and returns the class
+/// with most votes, the first of equals.
+pub(super) fn vote(counts: impl Iterator<Item = f64>, n_trees: f64, out: &mut Vec<f64>) -> usize {
+    let (mut winner, mut most) = (0, f64::NEG_INFINITY);
+    for (i, c) in counts.enumerate() {
+        if c > most {
+            (winner, most) = (i, c);
+        }
+        out.push(c / n_trees);
+    }
+    winner
 }
 
 /// onnxruntime's logistic: symmetric, so that large negative scores keep their precision.

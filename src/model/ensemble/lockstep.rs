@@ -188,11 +188,6 @@ impl Lockstep {
             }
         }
     }
-
-    /// Values per prepared row.
-    pub(super) fn width(&self) -> usize {
-        self.width
-    }
 }
 
 /// Walks `R` rows of `block` (`width` values each) `depth` steps down the tree `nodes`

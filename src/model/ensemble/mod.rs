@@ -2,7 +2,9 @@
 //! class or per target), summed or averaged over trees, offset by base values and passed
 //! through a post transform. This is what ONNX's `TreeEnsembleClassifier` and
 //! `TreeEnsembleRegressor` describe, and so what scikit-learn's forests and gradient boosting,
-//! XGBoost and LightGBM export to; smartcore's majority vote is the case of one-hot leaves.
+//! XGBoost and LightGBM export to. smartcore's majority vote is the case of leaves that cast
+//! one vote (value 1) for their class under the vote head; such an ensemble also takes the
+//! vote walks of `model::forest` (leaf masks, an 8-row lock step over float64 thresholds).
 //!
 //! Scores must equal onnxruntime's, so the arithmetic is its arithmetic: a model with float
 //! inputs compares float32 features against float32 thresholds and accumulates float32
@@ -19,19 +21,22 @@
 mod finalize;
 mod lockstep;
 mod pick;
+mod walk;
 
 pub use finalize::{Head, Labels, PostTransform};
+pub use walk::{EnsembleWalk, Workspace};
 
+use super::forest::{Forest, Walk};
 use crate::error::{Error, Result};
 
-/// Marks a leaf in [`Node::feature`]; the leaf's index (for a forest driftwood trained,
-/// its class) is kept in `children`.
+/// Marks a leaf in [`Node::feature`]; the leaf's index (in the vote walks' layout, its
+/// class) is kept in `children`.
 pub(crate) const LEAF: u32 = u32::MAX;
 
 /// One node in 16 bytes, so a visit touches one cache line. A split sends a (prepared) row
 /// to `children` when `row[feature] <= threshold` (NaN never), else to `children + 1`:
-/// siblings are stored side by side. The trained forest (`model::forest`) lays its trees
-/// out the same way.
+/// siblings are stored side by side. The vote walks (`model::forest`) read a copy whose
+/// leaves hold their class.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub(crate) struct Node {
@@ -193,19 +198,12 @@ pub struct Ensemble {
     head: Head,
     /// The compact lock-step layout, when the model fits it (see [`Ensemble::walk`]).
     lockstep: Option<lockstep::Lockstep>,
+    /// The vote walks' layout, for a vote whose every leaf is one vote.
+    votes: Option<Forest>,
     /// The walks it can take, fastest first (measured at load).
     walks: Vec<EnsembleWalk>,
     /// The fastest walk for a single row (measured at load).
     single: EnsembleWalk,
-}
-
-/// How [`Ensemble::predict`] walks batches of more than one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnsembleWalk {
-    /// Blocks of 16 rows in lock step over 8-byte nodes (float models).
-    LockStep,
-    /// One row and one tree at a time (double models, and single rows).
-    Branchy,
 }
 
 impl Ensemble {
@@ -231,6 +229,7 @@ impl Ensemble {
             aggregate,
             head,
             lockstep: None,
+            votes: None,
             walks: vec![EnsembleWalk::Branchy],
             single: EnsembleWalk::Branchy,
         };
@@ -243,6 +242,7 @@ impl Ensemble {
                 .map_err(|(n, what)| invalid(format!("tree {t} node {n}: {what}")))?;
         }
         ensemble.lockstep = lockstep::Lockstep::build(&ensemble);
+        ensemble.votes = ensemble.vote_layout();
         (ensemble.walks, ensemble.single) = ensemble.rank_walks();
         Ok(ensemble)
     }
@@ -250,6 +250,11 @@ impl Ensemble {
     /// The walk batches take: the fastest of [`Ensemble::walks`].
     pub fn walk(&self) -> EnsembleWalk {
         self.walks[0]
+    }
+
+    /// The walk a single row takes: the fastest for one row at a time.
+    pub fn single_walk(&self) -> EnsembleWalk {
+        self.single
     }
 
     /// The walks this model can take, fastest first, as timed when it was loaded. The
@@ -382,96 +387,68 @@ impl Ensemble {
         self.head.n_outputs()
     }
 
-    /// Scores `rows` (row-major, [`Ensemble::n_features`] values each): writes
-    /// [`Ensemble::n_columns`] values per row to `scores` and, for a classifier, the index of
-    /// each row's predicted class to `classes` (both cleared first). Batches take
-    /// [`Ensemble::walk`], a single row the walk timed fastest for single rows.
-    pub fn predict(&self, rows: &[f64], scores: &mut Vec<f32>, classes: &mut Vec<usize>) {
-        let walk = match rows.len() > self.n_features {
-            true => self.walk(),
-            false => self.single,
+    /// The vote walks' layout: for a vote head over float64 features compared as they are,
+    /// whose every leaf casts one vote (value 1 in one column, 0 in the others).
+    fn vote_layout(&self) -> Option<Forest> {
+        if !matches!(self.head, Head::Vote { .. }) || self.precision != Precision::F64 {
+            return None;
+        }
+        if self.negated || self.aggregate != Aggregate::Sum {
+            return None;
+        }
+        let n = self.n_outputs;
+        let leaf_class = |leaf: u32| {
+            let values = &self.leaf_values[leaf as usize * n..][..n];
+            let class = values.iter().position(|&v| v == 1.0)?;
+            let others_zero = values
+                .iter()
+                .enumerate()
+                .all(|(c, &v)| c == class || v == 0.0);
+            others_zero.then_some(class as u32)
         };
-        self.predict_with(walk, rows, scores, classes);
+        Forest::build(&self.nodes, &self.roots, leaf_class, self.n_features, n)
     }
 
-    /// [`Ensemble::predict`] with a chosen walk, for tests and benchmarks.
-    ///
-    /// # Panics
-    /// If `walk` is not in [`Ensemble::walks`].
-    pub fn predict_with(
-        &self,
-        walk: EnsembleWalk,
-        rows: &[f64],
-        scores: &mut Vec<f32>,
-        classes: &mut Vec<usize>,
-    ) {
-        scores.clear();
-        classes.clear();
-        let n_out = self.n_outputs;
-        let mut sums = vec![0f32; n_out * lockstep::ROWS];
-        match walk {
-            EnsembleWalk::LockStep => {
-                let fast = self.lockstep.as_ref().expect("a lock-step layout");
-                let mut block = Vec::with_capacity(fast.width() * lockstep::ROWS);
-                for chunk in rows.chunks(self.n_features * lockstep::ROWS) {
-                    let n = chunk.len() / self.n_features;
-                    block.clear();
-                    for row in chunk.chunks_exact(self.n_features) {
-                        self.prepare_f32(row, &mut block);
-                    }
-                    sums[..n * n_out].fill(0.0);
-                    fast.score_block(self, &block, &mut sums[..n * n_out]);
-                    for row_sums in sums[..n * n_out].chunks_exact_mut(n_out) {
-                        self.finish(row_sums, scores, classes);
-                    }
-                }
-            }
-            EnsembleWalk::Branchy => {
-                let mut prepared = Vec::with_capacity(self.n_features * 2);
-                let row_sums = &mut sums[..n_out];
-                for row in rows.chunks_exact(self.n_features) {
-                    self.prepare(row, &mut prepared);
-                    row_sums.fill(0.0);
-                    for &root in &self.roots {
-                        let leaf = branchy_leaf(&self.nodes, root, &prepared);
-                        let values = &self.leaf_values[leaf * n_out..][..n_out];
-                        for (sum, &v) in row_sums.iter_mut().zip(values) {
-                            *sum += v;
-                        }
-                    }
-                    self.finish(row_sums, scores, classes);
-                }
-            }
+    /// The trees as a builder gives them (`TreeNode`s, normalized: splits `x <= t` or, on a
+    /// negated feature, `x >= -t`, NaN to the false side), for export.
+    pub fn tree_nodes(&self) -> Vec<Vec<TreeNode>> {
+        let ends = (self.roots[1..].iter().copied()).chain([self.nodes.len() as u32]);
+        (self.roots.iter().zip(ends))
+            .map(|(&root, end)| {
+                (self.nodes[root as usize..end as usize].iter())
+                    .map(|node| self.tree_node(node, root))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// One laid-out node of the tree at `root` as a [`TreeNode`].
+    fn tree_node(&self, node: &Node, root: u32) -> TreeNode {
+        if node.feature == LEAF {
+            let n_out = self.n_outputs;
+            let values = &self.leaf_values[node.children as usize * n_out..][..n_out];
+            let written = values.iter().enumerate().filter(|(_, v)| **v != 0.0);
+            return TreeNode::Leaf(written.map(|(c, &v)| (c, v)).collect());
+        }
+        let f = node.feature as usize;
+        let (feature, comparison, threshold) = match f.checked_sub(self.n_features) {
+            Some(negated) => (negated, Comparison::Gte, -node.threshold),
+            None => (f, Comparison::Leq, node.threshold),
+        };
+        let yes = (node.children - root) as usize;
+        TreeNode::Split {
+            feature,
+            comparison,
+            threshold,
+            true_child: yes,
+            false_child: yes + 1,
+            missing_true: false,
         }
     }
 
-    /// Averages one row's sums if the model averages, then finalizes them.
-    fn finish(&self, sums: &mut [f32], scores: &mut Vec<f32>, classes: &mut Vec<usize>) {
-        if self.aggregate == Aggregate::Average {
-            let n = self.roots.len() as f32;
-            sums.iter_mut().for_each(|s| *s /= n);
-        }
-        classes.extend(self.head.finalize(sums, scores));
-    }
-
-    /// The row as the lock-step walk reads it: float32 features, their negations if some
-    /// split compares one, then −∞ (the slot leaves compare).
-    fn prepare_f32(&self, row: &[f64], out: &mut Vec<f32>) {
-        out.extend(row.iter().map(|&x| x as f32));
-        if self.negated {
-            out.extend(row.iter().map(|&x| -(x as f32)));
-        }
-        out.push(f32::NEG_INFINITY);
-    }
-
-    /// The row as the walks read it: rounded to the model's precision, then negated if some
-    /// split compares a negation.
-    fn prepare(&self, row: &[f64], out: &mut Vec<f64>) {
-        out.clear();
-        out.extend(row.iter().map(|&x| self.round(x)));
-        if self.negated {
-            out.extend(row.iter().map(|&x| -self.round(x)));
-        }
+    /// The vote walks' layout, when this ensemble has one (for tests and benchmarks).
+    pub fn vote_forest(&self) -> Option<&Forest> {
+        self.votes.as_ref()
     }
 }
 

@@ -10,13 +10,19 @@
 use prost::Message;
 
 use super::proto;
-use crate::model::Forest;
-use crate::model::ensemble::TreeNode;
+use crate::model::ensemble::{Ensemble, Head, Labels, TreeNode};
 
-/// The forest as ONNX bytes.
-pub fn forest(forest: &Forest) -> Vec<u8> {
+/// A forest driftwood trained (a majority vote) as ONNX bytes; `None` for any other ensemble
+/// (an imported model is ONNX already).
+pub fn forest(forest: &Ensemble) -> Option<Vec<u8>> {
+    let Head::Vote {
+        labels: Labels::Int(labels),
+    } = forest.head()
+    else {
+        return None;
+    };
     let trees = forest.tree_nodes();
-    let n_classes = forest.classes().len();
+    let n_classes = labels.len();
     let share = 1.0 / forest.n_trees() as f32;
     let mut a = Lists::default();
     for (t, tree) in trees.iter().enumerate() {
@@ -47,8 +53,7 @@ pub fn forest(forest: &Forest) -> Vec<u8> {
             }
         }
     }
-    let labels: Vec<i64> = forest.classes().iter().map(|&c| i64::from(c)).collect();
-    model(a.node(labels), forest.n_features()).encode_to_vec()
+    Some(model(a.node(labels.clone()), forest.n_features()).encode_to_vec())
 }
 
 #[derive(Default)]
@@ -194,13 +199,12 @@ mod tests {
     #[test]
     fn the_bundled_forest_exported_and_imported_again_scores_the_same() {
         let model = Model::open(None).unwrap();
-        let forest = model.engine.forest().unwrap();
-        let bytes = super::forest(forest);
+        let bytes = super::forest(model.engine.ensemble()).unwrap();
         let imported = crate::model::onnx::decode(&bytes, "bundled.onnx".as_ref()).unwrap();
         let rows = Dataset::breast_cancer().rows.concat();
         let (mut ours, mut theirs) = (Scored::default(), Scored::default());
         model.engine.score(&rows, &mut ours);
-        Engine::Trees(imported.ensemble).score(&rows, &mut theirs);
+        Engine::new(imported.ensemble).score(&rows, &mut theirs);
         assert_eq!(ours.classes, theirs.classes);
         let largest = ours
             .probabilities
