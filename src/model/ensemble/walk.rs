@@ -11,8 +11,8 @@ use crate::model::forest::{Kernel, Walk};
 pub enum EnsembleWalk {
     /// Blocks of 16 rows in lock step over 8-byte nodes (float models).
     LockStep,
-    /// A majority vote's walks (see [`Forest::walks`]): leaf masks, or 8 rows in lock step
-    /// over float64 thresholds.
+    /// A majority vote's walks (see [`crate::model::Forest::walks`]): leaf masks, 8 rows in
+    /// lock step over float64 thresholds, or counting votes branchily.
     Votes(Walk),
     /// One row and one tree at a time (double models, and single rows).
     Branchy,
