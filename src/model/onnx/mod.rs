@@ -83,6 +83,14 @@ pub fn convert(model: &proto::ModelProto) -> std::result::Result<OnnxModel, Stri
     let (head, aggregate) = match operator.as_str() {
         "TreeEnsembleClassifier" => (classifier_head(&attrs)?, Aggregate::Sum),
         "TreeEnsembleRegressor" => regressor_head(&attrs)?,
+        "TreeEnsemble" => {
+            return Err(
+                "operator TreeEnsemble (ai.onnx.ml opset 5) is not supported: \
+                 export with ai.onnx.ml opset 3 or 4 (skl2onnx and onnxmltools do by default), \
+                 which writes TreeEnsembleClassifier or TreeEnsembleRegressor"
+                    .into(),
+            );
+        }
         other => {
             return Err(format!(
                 "operator {other} is not supported (TreeEnsembleClassifier and \
@@ -264,3 +272,6 @@ fn regressor_head(attrs: &Attributes) -> std::result::Result<(Head, Aggregate), 
     };
     Ok((head, aggregate))
 }
+
+#[cfg(test)]
+mod tests;
