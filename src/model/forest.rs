@@ -385,8 +385,9 @@ mod tests {
         let mut work = Workspace::default();
         let (mut shares, mut classes) = (Vec::new(), Vec::new());
         for &walk in forest.walks() {
-            // Every batch size up to two blocks, so padding and remainders are covered.
-            for size in 1..=17 {
+            // Every batch size up to two blocks and around two pairs of blocks, so padding and
+            // remainders are covered.
+            for size in (1..=17).chain([31, 32, 33, 47]) {
                 for (chunk, want) in flat.chunks(size * n).zip(expected.chunks(size)) {
                     assert_eq!(
                         labels(forest, Some(walk), chunk, &mut work),
