@@ -38,6 +38,13 @@ pub struct Stream {
     producer: tokio::task::JoinHandle<driftwood::Result<driftwood::tools::produce::Produced>>,
 }
 
+impl Stream {
+    /// How many of its records can be scored (the rest are corrupt).
+    pub fn scorable(&self) -> f64 {
+        (self.records - self.records / 1000) as f64
+    }
+}
+
 /// Starts producing `records` to `config`'s input at `rate` a second (one in a thousand
 /// corrupt) with an idempotent producer, which rides out broker failures without
 /// duplicating inputs.
