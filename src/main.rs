@@ -56,6 +56,8 @@ enum Command {
     Import(driftwood::model::import::ImportArgs),
     /// Write a forest driftwood trained as ONNX, for other runtimes.
     Export(ExportArgs),
+    /// The model registry: list, show, promote and roll back versions.
+    Models(driftwood::tools::models::ModelsArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
     Bench(driftwood::tools::bench::BenchConfig),
     /// Measure how fast a model scores (ns/row at batch sizes, one thread, no Kafka).
@@ -240,7 +242,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 m.imported.as_ref().map_or(0, |i| i.reference_rows),
                 m.model_sha256
             );
+            println!("{}", serving_note(&outcome.promoted, m));
         }
+        Command::Models(args) => print!("{}", driftwood::tools::models::run(&args)?),
         Command::BenchModel(args) => {
             let (description, results) = driftwood::tools::bench_model::run(&args)?;
             println!("{description}");
@@ -264,7 +268,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 training.test_rows,
                 m.model_sha256
             );
+            println!("{}", serving_note(&outcome.promoted, m));
         }
     }
     Ok(())
+}
+
+/// Whether a model just written serves: its first version does; a later one waits.
+fn serving_note(
+    promoted: &Option<driftwood::model::registry::Change>,
+    m: &driftwood::model::ModelMetadata,
+) -> String {
+    match promoted {
+        Some(change) => format!("promoted, as the model's first version: {change}"),
+        None => format!(
+            "not serving yet: `driftwood models promote {} {}` makes it serve",
+            m.name, m.version
+        ),
+    }
 }

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder};
+use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::admin;
@@ -213,15 +213,7 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         }
         other => other,
     })?);
-    let schema_text = match &config.input_schema {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-        None => BUNDLED_FEATURE_SCHEMA.to_string(),
-    };
-    let schema_name = config
-        .input_schema
-        .as_ref()
-        .map_or("bundled features.avsc".into(), |p| p.display().to_string());
-    let schema = FeatureDecoder::parse_schema(&schema_text, &schema_name)?;
+    let schema = FeatureDecoder::read_schema(config.input_schema.as_deref())?;
     let decoder = FeatureDecoder::new(
         schema,
         &model.metadata.features,

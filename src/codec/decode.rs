@@ -210,7 +210,19 @@ impl FeatureDecoder {
         })
     }
 
-    /// Parses a schema from JSON text; `what` names it in errors.
+    /// The input's writer schema: the file at `path` (`--input-schema`), or the bundled
+    /// `schemas/features.avsc`.
+    pub fn read_schema(path: Option<&std::path::Path>) -> Result<Schema> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                Self::parse_schema(&text, &path.display().to_string())
+            }
+            None => Self::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc"),
+        }
+    }
+
+    /// Parses a writer schema; `what` names it in errors.
     pub fn parse_schema(text: &str, what: &str) -> Result<Schema> {
         Schema::parse_str(text).map_err(|e| Error::Schema {
             what: what.into(),

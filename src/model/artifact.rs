@@ -98,6 +98,32 @@ impl ModelMetadata {
         }
     }
 
+    /// Whether the baselines drift is measured against are all there: one per feature, in
+    /// feature order, and the predictions' (class mix and confidence, or values).
+    pub fn check_baselines(&self) -> std::result::Result<(), String> {
+        let b = &self.baselines;
+        let names: Vec<&str> = b.features.iter().map(|f| f.name.as_str()).collect();
+        if names != self.features {
+            return Err(format!(
+                "baselines cover features {names:?}, not the model's {:?}",
+                self.features
+            ));
+        }
+        let complete = match self.task {
+            Task::Classification => {
+                b.prediction_classes.len() == self.classes.len() && b.confidence.is_some()
+            }
+            Task::Regression => b.prediction_values.is_some(),
+        };
+        match complete {
+            true => Ok(()),
+            false => Err(format!(
+                "baselines of the {:?} predictions are missing",
+                self.task
+            )),
+        }
+    }
+
     /// What the model predicts and how well it did on the held-out (or reference) rows, for
     /// messages: `classes [0, 1], accuracy 0.9561` or `a value, R² 0.4312`.
     pub fn outputs_and_fit(&self) -> String {
@@ -251,6 +277,9 @@ impl Model {
                 ),
             ));
         }
+        metadata
+            .check_baselines()
+            .map_err(|message| model_error(origin, message))?;
         let regressor = engine.n_classes() == 0;
         if regressor != (metadata.task == Task::Regression) {
             return Err(model_error(
@@ -366,9 +395,16 @@ pub fn save(dir: &Path, forest: &SmartcoreForest, metadata: &mut ModelMetadata) 
     save_file(dir, MODEL_FILE, &bytes, metadata)
 }
 
-/// Writes the model file `bytes` as `file` and `metadata` into `dir` (created if missing);
-/// fills in the model file name and checksum.
+/// Writes the model file `bytes` as `file` and `metadata` into `dir` (created if missing,
+/// refused if it holds an artifact already); fills in the model file name and checksum.
 pub fn save_file(dir: &Path, file: &str, bytes: &[u8], metadata: &mut ModelMetadata) -> Result<()> {
+    // A version, once written, may be serving somewhere: it never changes.
+    if dir.join(METADATA_FILE).exists() {
+        return Err(Error::Config(format!(
+            "{} exists: a version is never overwritten; write another version",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     metadata.model_file = file.to_string();
     metadata.model_sha256 = sha256_hex(bytes);

@@ -13,6 +13,7 @@ use super::dataset::Dataset;
 use super::engine::{Engine, Predicted};
 use super::ensemble::Labels;
 use super::onnx;
+use super::registry::{Change, Registry};
 use crate::error::{Error, Result};
 
 /// `driftwood import`'s arguments.
@@ -24,9 +25,9 @@ pub struct ImportArgs {
     /// Model name.
     #[arg(long)]
     pub name: String,
-    /// Model version.
-    #[arg(long, default_value = "1")]
-    pub version: String,
+    /// Model version [default: the next in the registry, 1 for a new model].
+    #[arg(long)]
+    pub version: Option<String>,
     /// CSV of reference rows with a header: the model's features in its input order (their
     /// names must be the input schema's field names) and the label column. Drift baselines
     /// and the accuracy figure come from it.
@@ -36,8 +37,8 @@ pub struct ImportArgs {
     /// whose classes are strings, or a regressor's values.
     #[arg(long, default_value = "target")]
     pub target: String,
-    /// Root directory of the model store.
-    #[arg(long, default_value = "models")]
+    /// The registry's root directory.
+    #[arg(long, alias = "registry", default_value = "models")]
     pub output: PathBuf,
 }
 
@@ -48,6 +49,8 @@ pub struct ImportOutcome {
     pub dir: PathBuf,
     /// Its metadata.
     pub metadata: ModelMetadata,
+    /// The pointer change, when this was the model's first version and now serves.
+    pub promoted: Option<Change>,
 }
 
 /// Reads, checks and compiles the model, scores the reference rows with it, and writes the
@@ -76,10 +79,15 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         )));
     }
     let predictions = engine.predict_all(&data.rows.concat());
+    let registry = Registry::new(&args.output);
+    let version = match &args.version {
+        Some(version) => version.clone(),
+        None => registry.next_version(&args.name)?,
+    };
     let mut metadata = ModelMetadata {
         format_version: IMPORTED_FORMAT_VERSION,
         name: args.name.clone(),
-        version: args.version.clone(),
+        version: version.clone(),
         algorithm: format!("ONNX {} ({})", imported.operator, imported.producer),
         features: data.feature_names.clone(),
         classes: classes.clone(),
@@ -100,11 +108,16 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         model_sha256: String::new(),
         baselines: Baselines::measure(&data.feature_names, &data.rows, &classes, &predictions),
     };
-    let dir = args.output.join(&args.name).join(&args.version);
+    let dir = registry.artifact_dir(&args.name, &version);
     artifact::save_file(&dir, ONNX_FILE, &bytes, &mut metadata)?;
     // Read it back so that a broken artifact fails here, not in production.
     Model::load(&dir)?;
-    Ok(ImportOutcome { dir, metadata })
+    let promoted = super::train::promote_first(&registry, &args.name, &version)?;
+    Ok(ImportOutcome {
+        dir,
+        metadata,
+        promoted,
+    })
 }
 
 /// A reference row's target, read as the model's outputs need it.

@@ -11,6 +11,7 @@ pub mod ensemble;
 pub mod forest;
 pub mod import;
 pub mod onnx;
+pub mod registry;
 pub mod train;
 
 pub use artifact::{Model, ModelMetadata};

@@ -15,6 +15,7 @@ use super::baseline::Baselines;
 use super::engine::Engine;
 use super::ensemble::Labels;
 use super::forest::{self, SmartcoreForest};
+use super::registry::{Change, Registry};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
 
@@ -39,11 +40,11 @@ pub struct TrainArgs {
     /// Model name [default: the dataset name, or the CSV file stem].
     #[arg(long)]
     pub name: Option<String>,
-    /// Model version.
-    #[arg(long, default_value = "1")]
-    pub version: String,
-    /// Root directory of the model store.
-    #[arg(long, default_value = "models")]
+    /// Model version [default: the next in the registry, 1 for a new model].
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The registry's root directory.
+    #[arg(long, alias = "registry", default_value = "models")]
     pub output: PathBuf,
     /// How the forest is grown.
     #[command(flatten)]
@@ -79,15 +80,32 @@ pub fn run(args: TrainArgs) -> Result<TrainOutcome> {
             ));
         }
     };
+    let name = args.name.unwrap_or(default_name);
+    let registry = Registry::new(&args.output);
     let spec = TrainSpec {
-        name: args.name.unwrap_or(default_name),
-        version: args.version,
+        version: match args.version {
+            Some(version) => version,
+            None => registry.next_version(&name)?,
+        },
+        name,
         output_root: args.output,
         source,
         target,
         hyperparameters: args.hyperparameters,
     };
-    train(&data, &spec)
+    let mut outcome = train(&data, &spec)?;
+    outcome.promoted = promote_first(&registry, &spec.name, &spec.version)?;
+    Ok(outcome)
+}
+
+/// Promotes `version` when it is the first of `name` to be promoted, so that a new model
+/// serves without a further step; later versions wait for `driftwood models promote`.
+pub fn promote_first(registry: &Registry, name: &str, version: &str) -> Result<Option<Change>> {
+    if registry.pointer(name)?.is_some() {
+        return Ok(None);
+    }
+    // Its features meet the input schema when an instance loads it, which checks them.
+    registry.promote(name, version, &|_| Ok(())).map(Some)
 }
 
 /// What to train and where to write it.
@@ -114,6 +132,8 @@ pub struct TrainOutcome {
     pub dir: PathBuf,
     /// The written metadata.
     pub metadata: ModelMetadata,
+    /// The pointer change, when this was the model's first version and now serves.
+    pub promoted: Option<Change>,
 }
 
 /// Trains on `data` as `spec` says and writes the artifact.
@@ -180,7 +200,11 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     artifact::save(&dir, &reference, &mut metadata)?;
     // Read it back so a broken artifact fails here, not in production.
     Model::load(&dir)?;
-    Ok(TrainOutcome { dir, metadata })
+    Ok(TrainOutcome {
+        dir,
+        metadata,
+        promoted: None,
+    })
 }
 
 /// smartcore's forest, fit on the training rows `x` (rows `train_idx` of `data`).

@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod bench_model;
 pub mod demo;
+pub mod models;
 pub mod produce;

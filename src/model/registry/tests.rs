@@ -1,0 +1,126 @@
+use std::path::Path;
+
+use super::*;
+
+/// Copies the committed model into `root` as `name` version `version`.
+fn artifact(root: &Path, name: &str, version: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+    let dir = root.join(name).join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["model.postcard", METADATA_FILE] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    let path = dir.join(METADATA_FILE);
+    let mut metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    metadata["name"] = name.into();
+    metadata["version"] = version.into();
+    std::fs::write(&path, metadata.to_string()).unwrap();
+}
+
+fn any_features(_: &Model) -> Result<()> {
+    Ok(())
+}
+
+#[test]
+fn versions_sort_by_number_and_the_next_one_follows_the_highest() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new(root.path());
+    assert_eq!(registry.next_version("cancer").unwrap(), "1");
+    for v in ["10", "2", "1"] {
+        artifact(root.path(), "cancer", v);
+    }
+    std::fs::create_dir_all(root.path().join("cancer/scratch")).unwrap();
+    assert_eq!(registry.versions("cancer").unwrap(), ["1", "2", "10"]);
+    assert_eq!(registry.next_version("cancer").unwrap(), "11");
+    assert_eq!(registry.names().unwrap(), ["cancer"]);
+}
+
+#[test]
+fn promote_and_rollback_move_the_pointer_and_say_what_changed() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new(root.path());
+    for v in ["1", "2", "3"] {
+        artifact(root.path(), "cancer", v);
+    }
+    assert_eq!(registry.pointer("cancer").unwrap(), None);
+    let changes: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|v| {
+            registry
+                .promote("cancer", v, &any_features)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        ["cancer: (none) -> 1", "cancer: 1 -> 2", "cancer: 2 -> 3"]
+    );
+    let pointer = registry.pointer("cancer").unwrap().unwrap();
+    assert_eq!(
+        (pointer.version.as_str(), pointer.previous.as_slice()),
+        ("3", &["2".to_string(), "1".to_string()][..])
+    );
+
+    let back = registry.rollback("cancer", &any_features).unwrap();
+    assert_eq!(back.to_string(), "cancer: 3 -> 2");
+    let back = registry.rollback("cancer", &any_features).unwrap();
+    assert_eq!(back.to_string(), "cancer: 2 -> 1");
+    let refused = registry
+        .rollback("cancer", &any_features)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("nothing to roll back to"), "{refused}");
+    assert_eq!(registry.pointer("cancer").unwrap().unwrap().version, "1");
+    // No temporary file is left beside the pointer.
+    let files: Vec<_> = std::fs::read_dir(root.path().join("cancer"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !["1", "2", "3"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(files, [POINTER_FILE]);
+}
+
+#[test]
+fn an_artifact_that_fails_verification_is_not_promoted() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new(root.path());
+    for v in ["1", "2", "3"] {
+        artifact(root.path(), "cancer", v);
+    }
+    registry.promote("cancer", "1", &any_features).unwrap();
+
+    // A corrupt model file: its checksum no longer matches.
+    let model = root.path().join("cancer/2/model.postcard");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&model, bytes).unwrap();
+    let refused = registry
+        .promote("cancer", "2", &any_features)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("checksum"), "{refused}");
+
+    // Features the input cannot supply, as the caller's check reports them.
+    let no_input = |_: &Model| {
+        Err(Error::Config(
+            "the input schema has no field mean_radius".into(),
+        ))
+    };
+    let refused = registry
+        .promote("cancer", "3", &no_input)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("mean_radius"), "{refused}");
+
+    let missing = registry
+        .promote("cancer", "9", &any_features)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("no version \"9\"") && missing.contains("1, 2, 3"),
+        "{missing}"
+    );
+    assert_eq!(registry.pointer("cancer").unwrap().unwrap().version, "1");
+}

@@ -1,0 +1,151 @@
+//! `driftwood models`: the registry from the command line. `list` and `show` read it (`show`
+//! verifies an artifact as a running instance would before serving it, and says why one is
+//! refused); `promote` and `rollback` move a model's pointer, which running instances
+//! watch, and print what changed.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use crate::codec::decode::{FeatureDecoder, InputFormat};
+use crate::error::Result;
+use crate::model::Model;
+use crate::model::registry::{Pointer, Registry};
+
+/// `driftwood models`' arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsArgs {
+    /// The registry's root directory.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_REGISTRY",
+        default_value = "models",
+        global = true
+    )]
+    pub registry: PathBuf,
+    /// Writer schema of the input the models must read, to check their features against
+    /// [default: the bundled schemas/features.avsc].
+    #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA", global = true)]
+    pub input_schema: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// A registry operation.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Every model, its versions and the one that serves.
+    List,
+    /// One model's serving version and history, and each version's metadata and whether it
+    /// may serve.
+    Show {
+        /// The model.
+        name: String,
+    },
+    /// Make a version serve (after verifying it); the one it replaces is what `rollback`
+    /// returns to.
+    Promote {
+        /// The model.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// Make the version that served before the current one serve again.
+    Rollback {
+        /// The model.
+        name: String,
+    },
+}
+
+/// Runs the operation; returns what to print.
+pub fn run(args: &ModelsArgs) -> Result<String> {
+    let registry = Registry::new(&args.registry);
+    let schema = FeatureDecoder::read_schema(args.input_schema.as_deref())?;
+    // The check a running instance makes: a decoder must map every feature of the model.
+    let features = |model: &Model| {
+        FeatureDecoder::new(
+            schema.clone(),
+            &model.metadata.features,
+            InputFormat::Avro,
+            1,
+        )
+        .map(|_| ())
+    };
+    match &args.command {
+        ModelsCommand::List => list(&registry),
+        ModelsCommand::Show { name } => show(&registry, name, &features),
+        ModelsCommand::Promote { name, version } => {
+            Ok(format!("{}\n", registry.promote(name, version, &features)?))
+        }
+        ModelsCommand::Rollback { name } => {
+            Ok(format!("{}\n", registry.rollback(name, &features)?))
+        }
+    }
+}
+
+fn list(registry: &Registry) -> Result<String> {
+    let mut out = String::new();
+    let names = registry.names()?;
+    if names.is_empty() {
+        writeln!(out, "no models in {}", registry.root().display()).expect("to a string");
+    }
+    for name in names {
+        let serving = registry.pointer(&name)?.map(|p| p.version);
+        let versions = registry.versions(&name)?;
+        let versions: Vec<String> = (versions.iter())
+            .map(|v| match serving.as_deref() == Some(v.as_str()) {
+                true => format!("{v} (serving)"),
+                false => v.clone(),
+            })
+            .collect();
+        writeln!(out, "{name}: {}", versions.join(", ")).expect("to a string");
+    }
+    Ok(out)
+}
+
+fn show(
+    registry: &Registry,
+    name: &str,
+    features: &dyn Fn(&Model) -> Result<()>,
+) -> Result<String> {
+    let mut out = String::new();
+    let line = |out: &mut String, text: String| writeln!(out, "{text}").expect("to a string");
+    match registry.pointer(name)? {
+        Some(Pointer {
+            version,
+            previous,
+            changed_at,
+        }) => line(
+            &mut out,
+            format!(
+                "{name}: serving {version} since {changed_at}; before it: {}",
+                if previous.is_empty() {
+                    "none".into()
+                } else {
+                    previous.join(", ")
+                }
+            ),
+        ),
+        None => line(&mut out, format!("{name}: no version promoted")),
+    }
+    for version in registry.versions(name)? {
+        match registry.verify(name, &version, features) {
+            Ok(model) => {
+                let m = &model.metadata;
+                line(
+                    &mut out,
+                    format!(
+                        "  {version}: {} ({} features, {}), created {}, sha256 {}",
+                        m.algorithm,
+                        m.features.len(),
+                        m.outputs_and_fit(),
+                        m.created_at,
+                        m.model_sha256
+                    ),
+                );
+            }
+            Err(e) => line(&mut out, format!("  {version}: REFUSED: {e}")),
+        }
+    }
+    Ok(out)
+}
