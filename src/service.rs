@@ -17,6 +17,8 @@ use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::admin;
 use crate::model::Model;
+use crate::model::registry::Registry;
+use crate::model::watch::{Loaded, Loader, ModelWatch, WatchSettings};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::sidecar;
@@ -43,6 +45,7 @@ impl Service {
             model,
             decoder,
             clients,
+            decoders,
         } = prepare(&config)?;
 
         let metrics = Metrics::new();
@@ -68,6 +71,7 @@ impl Service {
             "driftwood started"
         );
 
+        let watch = watch(&config, &model, decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
         let pipeline = Pipeline {
@@ -77,6 +81,7 @@ impl Service {
             decoder,
             metrics: metrics.clone(),
             health: health.clone(),
+            watch,
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -197,6 +202,8 @@ struct Prepared {
     pub decoder: FeatureDecoder,
     /// Every Kafka client's configuration, checked.
     pub clients: KafkaClients,
+    /// What builds decoders for versions loaded later.
+    decoders: Decoders,
 }
 
 /// Checks everything `driftwood run` can check without a broker: the settings, the model
@@ -206,25 +213,100 @@ struct Prepared {
 fn prepare(config: &RunConfig) -> Result<Prepared> {
     config.validate()?;
     let clients = config.kafka_clients()?;
-    let model = Arc::new(Model::open(config.model.as_deref()).map_err(|e| match e {
-        // A model the operator named: say which flag named it.
-        Error::Model { path, message } if config.model.is_some() => {
-            Error::Config(format!("--model {}: {message}", path.display()))
-        }
-        other => other,
-    })?);
     let schema = FeatureDecoder::read_schema(config.input_schema.as_deref())?;
-    let decoder = FeatureDecoder::new(
+    let decoders = Decoders {
         schema,
-        &model.metadata.features,
-        config.input_format,
-        config.max_message_bytes,
-    )?;
+        format: config.input_format,
+        max_message_bytes: config.max_message_bytes,
+    };
+    let model = Arc::new(open_model(config, &decoders)?);
+    let decoder = decoders.for_model(&model)?;
     Ok(Prepared {
         model,
         decoder,
         clients,
+        decoders,
     })
+}
+
+/// The model `--model` or `--model-name` names (the bundled one without either), checked.
+fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
+    let Some(name) = &config.model_name else {
+        return Model::open(config.model.as_deref()).map_err(|e| match e {
+            // A model the operator named: say which flag named it.
+            Error::Model { path, message } if config.model.is_some() => {
+                Error::Config(format!("--model {}: {message}", path.display()))
+            }
+            other => other,
+        });
+    };
+    let registry = Registry::new(&config.registry);
+    let pointer = registry.pointer(name)?.ok_or_else(|| {
+        Error::Config(format!(
+            "--model-name {name}: no version of it is promoted in {} (`driftwood models promote`)",
+            config.registry.display()
+        ))
+    })?;
+    registry
+        .verify(name, &pointer.version, &|m| {
+            decoders.for_model(m).map(|_| ())
+        })
+        .map_err(|e| {
+            Error::Config(format!(
+                "--model-name {name} version {}: {e}",
+                pointer.version
+            ))
+        })
+}
+
+/// What builds the input decoder for a model: the input's schema and framing.
+#[derive(Clone)]
+struct Decoders {
+    schema: apache_avro::Schema,
+    format: crate::codec::decode::InputFormat,
+    max_message_bytes: usize,
+}
+
+impl Decoders {
+    /// A decoder of the input for `model`'s features; fails when the input lacks one.
+    fn for_model(&self, model: &Model) -> Result<FeatureDecoder> {
+        let features = &model.metadata.features;
+        FeatureDecoder::new(
+            self.schema.clone(),
+            features,
+            self.format,
+            self.max_message_bytes,
+        )
+    }
+}
+
+/// With `--model-name`, the watch that loads each version the registry pointer names.
+fn watch(
+    config: &RunConfig,
+    model: &Model,
+    decoders: Decoders,
+    metrics: &Metrics,
+) -> Result<Option<ModelWatch<FeatureDecoder>>> {
+    let Some(name) = config.model_name.clone() else {
+        return Ok(None);
+    };
+    let registry = Registry::new(&config.registry);
+    let (from, model_name) = (registry.clone(), name.clone());
+    let load: Loader<FeatureDecoder> = Box::new(move |version| {
+        let model = from.verify(&model_name, version, &|m| decoders.for_model(m).map(|_| ()))?;
+        let decoder = decoders.for_model(&model)?;
+        Ok(Loaded {
+            model: Arc::new(model),
+            extra: decoder,
+        })
+    });
+    let settings = WatchSettings {
+        registry,
+        name,
+        serving: model.metadata.version.clone(),
+        interval: config.reload_interval,
+    };
+    ModelWatch::start(settings, load, metrics.clone()).map(Some)
 }
 
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,

@@ -98,6 +98,21 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_MODEL")]
     pub model: Option<PathBuf>,
 
+    /// Serve this model of the registry (`--registry`) at the version its pointer names, and
+    /// follow the pointer: `driftwood models promote` or `rollback` swaps the model between
+    /// batches, without a restart.
+    #[arg(long, env = "DRIFTWOOD_MODEL_NAME", conflicts_with = "model")]
+    pub model_name: Option<String>,
+
+    /// The model registry's root directory (read with `--model-name`).
+    #[arg(long, env = "DRIFTWOOD_REGISTRY", default_value = "models")]
+    pub registry: PathBuf,
+
+    /// With `--model-name`: the longest time between two reads of the pointer. File
+    /// notifications wake the watch at once where the file system delivers them.
+    #[arg(long, env = "DRIFTWOOD_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]
     pub input_schema: Option<PathBuf>,

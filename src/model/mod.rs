@@ -13,6 +13,7 @@ pub mod import;
 pub mod onnx;
 pub mod registry;
 pub mod train;
+pub mod watch;
 
 pub use artifact::{Model, ModelMetadata};
 pub use engine::{Engine, Predicted, Scored};

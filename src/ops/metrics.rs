@@ -27,8 +27,11 @@ pub struct Metrics {
     /// `driftwood_labeled_predictions_total{outcome}`: predictions of records that carried a
     /// ground-truth label, `correct` or `incorrect`.
     pub labeled: IntCounterVec,
-    /// `driftwood_model_info{name,version}`: 1 for the loaded model.
+    /// `driftwood_model_info{name,version}`: 1 for the model serving.
     pub model_info: IntGaugeVec,
+    /// `driftwood_model_reloads_total{outcome}`: versions the registry pointer named while
+    /// running, `loaded` (and swapped in) or `refused`.
+    pub model_reloads: IntCounterVec,
     /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
     /// librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -122,8 +125,13 @@ impl Metrics {
         );
         let model_info = gauge_vec(
             "driftwood_model_info",
-            "The loaded model (always 1).",
+            "The model serving (always 1).",
             &["name", "version"],
+        );
+        let model_reloads = counter_vec(
+            "driftwood_model_reloads_total",
+            "Versions the registry pointer named while running: loaded or refused.",
+            &["outcome"],
         );
         let consumer_lag = gauge_vec(
             "driftwood_consumer_lag",
@@ -228,6 +236,9 @@ impl Metrics {
         for kind in ["assign", "revoke"] {
             rebalances.with_label_values(&[kind]);
         }
+        for outcome in ["loaded", "refused"] {
+            model_reloads.with_label_values(&[outcome]);
+        }
         for outcome in ["committed", "aborted"] {
             transactions.with_label_values(&[outcome]);
         }
@@ -243,6 +254,7 @@ impl Metrics {
             predictions,
             labeled,
             model_info,
+            model_reloads,
             consumer_lag,
             rebalances,
             transactions,

@@ -27,6 +27,7 @@ use crate::kafka::sink::Sink;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
 use crate::model::Model;
+use crate::model::watch::ModelWatch;
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
 use crate::ops::rate_limit::RateLimit;
@@ -50,6 +51,8 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// Health flags to update.
     pub health: Arc<Health>,
+    /// New versions of the model, when it follows a registry pointer.
+    pub watch: Option<ModelWatch<FeatureDecoder>>,
 }
 
 impl Pipeline {
@@ -172,6 +175,9 @@ impl Pipeline {
                 poll_errors.handle(consumer, &self.health, e)?;
             }
             consumer.context().before_send()?;
+            if let Some(loaded) = self.watch.as_ref().and_then(ModelWatch::take) {
+                scorer.swap(loaded.model, loaded.extra, sink);
+            }
             if batch.is_empty() {
                 scorer.tick(sink);
             } else {

@@ -8,7 +8,7 @@ use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
-use tracing::{debug, debug_span, warn};
+use tracing::{debug, debug_span, info, warn};
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
 use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
@@ -139,6 +139,27 @@ impl Scorer {
                 self.forward(message, sink);
             }
         }
+    }
+
+    /// Serves `model` (read through `decoder`) from the next batch on: the drift window of
+    /// the old version closes and is published, and a new one opens against the new
+    /// version's baselines. Called between batches, so each record is scored once, by the
+    /// version serving when its batch came.
+    pub fn swap(&mut self, model: Arc<Model>, decoder: FeatureDecoder, sink: &Sink) {
+        self.flush_drift(sink);
+        let (old, new) = (&self.model.metadata, &model.metadata);
+        let _ = (self.metrics.model_info).remove_label_values(&[&old.name, &old.version]);
+        (self.metrics.model_info)
+            .with_label_values(&[&new.name, &new.version])
+            .set(1);
+        info!(model = %new.name, from = %old.version, to = %new.version, "swapped the serving model");
+        self.drift = DriftMonitor::new(
+            model.clone(),
+            self.settings.drift.clone(),
+            self.metrics.clone(),
+        );
+        self.model = model;
+        self.decoder = decoder;
     }
 
     /// Closes the drift window if it is old enough (called when no records arrive).

@@ -19,6 +19,7 @@ mod headers;
 mod imported;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
+mod lifecycle;
 mod output_down;
 mod restart;
 mod scaling;

@@ -1,0 +1,254 @@
+//! Model versions swapped in a running instance through the registry (`--model-name`):
+//! promoted and rolled back mid-stream on Apache Kafka, and refused when they cannot serve,
+//! all without a restart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+use driftwood::drift::DriftReport;
+use rdkafka::Message;
+
+use crate::common::conservation::read_to_end;
+use crate::common::process::Member;
+use crate::common::stream::{fresh_topics, settle, stream};
+use crate::common::*;
+
+/// `driftwood <args>`, which must succeed; its standard output.
+fn driftwood(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(args)
+        .env("DRIFTWOOD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "driftwood {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A registry holding the committed model as `breast-cancer` version 1, promoted.
+fn registry() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("registry"));
+    let v1 = root.join("breast-cancer/1");
+    std::fs::create_dir_all(&v1).unwrap();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+    for file in ["model.postcard", "metadata.json"] {
+        std::fs::copy(committed.join(file), v1.join(file)).unwrap();
+    }
+    let registry = root.to_str().unwrap();
+    driftwood(&[
+        "models",
+        "promote",
+        "breast-cancer",
+        "1",
+        "--registry",
+        registry,
+    ]);
+    root
+}
+
+/// Waits until `member` has loaded `loads` versions from the pointer and scored `records`.
+async fn wait_loaded(member: &Member, loads: f64, records: f64) {
+    let loaded = "driftwood_model_reloads_total{outcome=\"loaded\"}";
+    wait_until("the new version to serve", Duration::from_secs(60), || {
+        member.metric(loaded) >= Some(loads) && member.scored() >= records
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_then_roll_back_mid_stream_scores_every_record_once_by_the_serving_version() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    // Version 2: another forest of the same features (20 trees, so its votes differ).
+    let trained = driftwood(&[
+        "train",
+        "--dataset",
+        "breast-cancer",
+        "--trees",
+        "20",
+        "--registry",
+        reg,
+    ]);
+    assert!(trained.contains("not serving yet"), "{trained}");
+
+    let bootstrap = bootstrap();
+    let config = fresh_topics(bootstrap, 3, 1).await;
+    // 25 s of input, so that both changes land mid-stream.
+    let input = stream(bootstrap, &config, 100_000, 4_000.0);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("lifecycle.log"));
+    let flags = [
+        "--model-name",
+        "breast-cancer",
+        "--registry",
+        reg,
+        "--reload-interval",
+        "1s",
+    ];
+    let mut member = Member::start(&config, &flags, &log);
+    member.wait_scored(20_000.0, Duration::from_secs(60));
+    assert_eq!(
+        driftwood(&["models", "promote", "breast-cancer", "2", "--registry", reg]),
+        "breast-cancer: 1 -> 2\n"
+    );
+    wait_loaded(&member, 1.0, 50_000.0).await;
+    assert_eq!(
+        driftwood(&["models", "rollback", "breast-cancer", "--registry", reg]),
+        "breast-cancer: 2 -> 1\n"
+    );
+    wait_loaded(&member, 2.0, 0.0).await;
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!(
+        (c.missing_count, c.duplicates, c.strays),
+        (0, 0, 0),
+        "{c:?}"
+    );
+
+    // Per input partition, in offset order, the versions run 1, then 2, then 1 again.
+    let codec = AvroCodec::predictions();
+    let mut by_partition: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for m in read_to_end(bootstrap, &config.output_topic, Duration::from_secs(60)) {
+        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
+        (by_partition.entry(p.source_partition).or_default())
+            .push((p.source_offset, p.model_version));
+    }
+    let mut per_version: BTreeMap<String, usize> = BTreeMap::new();
+    for (partition, predictions) in &mut by_partition {
+        predictions.sort();
+        let mut runs: Vec<&str> = predictions.iter().map(|(_, v)| v.as_str()).collect();
+        for (_, v) in predictions.iter() {
+            *per_version.entry(v.clone()).or_default() += 1;
+        }
+        runs.dedup();
+        assert_eq!(runs, ["1", "2", "1"], "partition {partition}");
+    }
+    println!("predictions per version: {per_version:?}");
+    assert_eq!(per_version.values().sum::<usize>(), 100_000 - 100);
+
+    // The drift window closes at each swap: reports of both versions.
+    let codec = AvroCodec::drift_reports();
+    let reports = read_to_end(bootstrap, &config.drift_topic, Duration::from_secs(60));
+    let mut counted: BTreeMap<String, i64> = BTreeMap::new();
+    for m in &reports {
+        let r: DriftReport = codec.decode(m.payload().unwrap()).unwrap();
+        *counted.entry(r.model_version).or_default() += r.counts.records;
+    }
+    let per_version: BTreeMap<String, i64> = per_version
+        .into_iter()
+        .map(|(v, n)| (v, n as i64))
+        .collect();
+    assert_eq!(
+        counted, per_version,
+        "drift windows count each version's records"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    // Version 2: corrupt (its model file no longer matches its checksum).
+    let v2 = root.join("breast-cancer/2");
+    std::fs::create_dir_all(&v2).unwrap();
+    for file in ["model.postcard", "metadata.json"] {
+        std::fs::copy(root.join("breast-cancer/1").join(file), v2.join(file)).unwrap();
+    }
+    let metadata = std::fs::read_to_string(v2.join("metadata.json")).unwrap();
+    std::fs::write(
+        v2.join("metadata.json"),
+        metadata.replace("\"version\": \"1\"", "\"version\": \"2\""),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(v2.join("model.postcard")).unwrap();
+    bytes[200] ^= 0xff;
+    std::fs::write(v2.join("model.postcard"), bytes).unwrap();
+    // Version 3: trained on features the input records do not have.
+    let csv = root.join("other.csv");
+    let rows: String = (0..60)
+        .map(|i| format!("{},{},{}\n", i, 60 - i, i % 2))
+        .collect();
+    std::fs::write(&csv, format!("width,height,class\n{rows}")).unwrap();
+    let csv = csv.to_str().unwrap();
+    driftwood(&[
+        "train",
+        "--csv",
+        csv,
+        "--target",
+        "class",
+        "--name",
+        "breast-cancer",
+        "--registry",
+        reg,
+    ]);
+
+    let bootstrap = bootstrap();
+    let config = fresh_topics(bootstrap, 3, 1).await;
+    let input = stream(bootstrap, &config, 20_000, 2_000.0);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("refusals.log"));
+    let flags = [
+        "--model-name",
+        "breast-cancer",
+        "--registry",
+        reg,
+        "--reload-interval",
+        "1s",
+    ];
+    let mut member = Member::start(&config, &flags, &log);
+    member.wait_scored(2_000.0, Duration::from_secs(60));
+    // The pointer edited by hand, as a ConfigMap is: `models promote` would refuse both.
+    for (version, refusals) in [("2", 1.0), ("3", 2.0)] {
+        let pointer = format!(
+            "{{\"version\": \"{version}\", \"previous\": [\"1\"], \"changed_at\": \"2026-11-28T00:00:00Z\"}}"
+        );
+        std::fs::write(root.join("breast-cancer/serving.json"), pointer).unwrap();
+        let refused = "driftwood_model_reloads_total{outcome=\"refused\"}";
+        wait_until("the refusal", Duration::from_secs(30), || {
+            member.metric(refused) >= Some(refusals)
+        })
+        .await;
+    }
+    let serving = "driftwood_model_info{name=\"breast-cancer\",version=\"1\"}";
+    assert_eq!(member.metric(serving), Some(1.0));
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!((c.missing_count, c.duplicates), (0, 0), "{c:?}");
+
+    let codec = AvroCodec::predictions();
+    let predictions = read_to_end(bootstrap, &config.output_topic, Duration::from_secs(60));
+    let versions: std::collections::BTreeSet<String> = (predictions.iter())
+        .map(|m| {
+            codec
+                .decode::<PredictionRecord>(m.payload().unwrap())
+                .unwrap()
+                .model_version
+        })
+        .collect();
+    assert_eq!(versions, ["1".to_string()].into(), "only version 1 served");
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let refusals: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("refusing the promoted version"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{logs}");
+    assert!(refusals[0].contains("checksum"), "{}", refusals[0]);
+    assert!(
+        refusals[1].contains("lacks model features: width, height"),
+        "{}",
+        refusals[1]
+    );
+
+    let show = driftwood(&["models", "show", "breast-cancer", "--registry", reg]);
+    let lines: Vec<&str> = show.lines().collect();
+    assert!(lines[1].starts_with("  1: smartcore"), "{show}");
+    assert!(
+        lines[2].starts_with("  2: REFUSED") && lines[2].contains("checksum"),
+        "{show}"
+    );
+    assert!(
+        lines[3].starts_with("  3: REFUSED") && lines[3].contains("width, height"),
+        "{show}"
+    );
+}
