@@ -167,3 +167,6 @@ fn notifications(dir: &std::path::Path, wake: Sender<()>) -> Option<notify::Reco
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

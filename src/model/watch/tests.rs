@@ -1,0 +1,85 @@
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Instant;
+
+use super::*;
+
+/// Copies the committed model into `root` as `breast-cancer` version `version`.
+fn artifact(root: &Path, version: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+    let dir = root.join("breast-cancer").join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(source.join("model.postcard"), dir.join("model.postcard")).unwrap();
+    let metadata = std::fs::read_to_string(source.join("metadata.json")).unwrap();
+    let metadata = metadata.replace("\"version\": \"1\"", &format!("\"version\": \"{version}\""));
+    std::fs::write(dir.join("metadata.json"), metadata).unwrap();
+}
+
+/// Writes a pointer to `version` into `dir` (a directory of the ConfigMap's data).
+fn pointer_in(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let pointer = format!(
+        "{{\"version\": \"{version}\", \"previous\": [], \"changed_at\": \"2026-11-28T00:00:00Z\"}}"
+    );
+    std::fs::write(dir.join(POINTER), pointer).unwrap();
+}
+
+const POINTER: &str = super::super::registry::POINTER_FILE;
+
+/// The layout the kubelet gives a mounted ConfigMap: the file is a symlink through `..data`,
+/// itself a symlink to a timestamped directory; an update writes a new directory and swaps
+/// `..data` by rename. The watch sees the swap by notification, long before its poll.
+#[test]
+fn a_configmap_style_symlink_swap_is_noticed_without_waiting_for_the_poll() {
+    let root = tempfile::tempdir().unwrap();
+    for v in ["1", "2"] {
+        artifact(root.path(), v);
+    }
+    let model_dir = root.path().join("breast-cancer");
+    pointer_in(&model_dir.join("..2026_11_28_first"), "1");
+    symlink("..2026_11_28_first", model_dir.join("..data")).unwrap();
+    symlink(format!("..data/{POINTER}"), model_dir.join(POINTER)).unwrap();
+
+    let settings = WatchSettings {
+        registry: Registry::new(root.path()),
+        name: "breast-cancer".into(),
+        serving: "1".into(),
+        interval: Duration::from_secs(600),
+    };
+    let registry = settings.registry.clone();
+    let load: Loader<()> = Box::new(move |version| {
+        let model = registry.verify("breast-cancer", version, &|_| Ok(()))?;
+        Ok(Loaded {
+            model: Arc::new(model),
+            extra: (),
+        })
+    });
+    let watch = ModelWatch::start(settings, load, Metrics::new()).unwrap();
+    // Let the watcher start before the swap.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(watch.take().is_none());
+
+    pointer_in(&model_dir.join("..2026_11_28_second"), "2");
+    symlink("..2026_11_28_second", model_dir.join("..data_tmp")).unwrap();
+    std::fs::rename(model_dir.join("..data_tmp"), model_dir.join("..data")).unwrap();
+
+    let started = Instant::now();
+    let loaded = loop {
+        if let Some(loaded) = watch.take() {
+            break loaded;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no swap noticed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(loaded.model.metadata.version, "2");
+    // A ConfigMap's hidden entries are no versions.
+    assert_eq!(
+        Registry::new(root.path())
+            .versions("breast-cancer")
+            .unwrap(),
+        ["1", "2"]
+    );
+}
