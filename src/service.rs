@@ -23,6 +23,7 @@ use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::sidecar;
 use crate::pipeline::Pipeline;
+use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 
 /// A running driftwood instance.
 pub struct Service {
@@ -71,6 +72,7 @@ impl Service {
             "driftwood started"
         );
 
+        let rollback = rollback(&config, decoders.clone());
         let watch = watch(&config, &model, decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
@@ -82,6 +84,7 @@ impl Service {
             metrics: metrics.clone(),
             health: health.clone(),
             watch,
+            rollback,
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -280,6 +283,22 @@ impl Decoders {
     }
 }
 
+/// With `--auto-rollback-within`, the bounds and the pointer move back.
+fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, RollBack)> {
+    let (within, name) = (config.auto_rollback_within?, config.model_name.clone()?);
+    let policy = RollbackPolicy {
+        within,
+        dead_letter_share: config.auto_rollback_dead_letter_share,
+        alert_share: config.auto_rollback_alert_share,
+    };
+    let registry = Registry::new(&config.registry);
+    let roll_back: RollBack = Box::new(move |from| {
+        let check = |m: &Model| decoders.for_model(m).map(|_| ());
+        registry.rollback_from(&name, Some(from), &check)
+    });
+    Some((policy, roll_back))
+}
+
 /// With `--model-name`, the watch that loads each version the registry pointer names.
 fn watch(
     config: &RunConfig,
@@ -298,6 +317,7 @@ fn watch(
         Ok(Loaded {
             model: Arc::new(model),
             extra: decoder,
+            promoted: false,
         })
     });
     let settings = WatchSettings {

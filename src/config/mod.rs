@@ -113,6 +113,30 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,
 
+    /// With `--model-name`: watch each newly promoted version this long, and roll it back
+    /// by itself (moving the registry pointer) when its dead-letter share or its share of
+    /// drift windows flagged `alert` crosses the bounds below. Off when unset.
+    #[arg(long, env = "DRIFTWOOD_AUTO_ROLLBACK_WITHIN", requires = "model_name", value_parser = humantime::parse_duration)]
+    pub auto_rollback_within: Option<Duration>,
+
+    /// Dead-letter share (of at least 200 records) above which a watched version is rolled
+    /// back.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_AUTO_ROLLBACK_DEAD_LETTER_SHARE",
+        default_value_t = 0.05
+    )]
+    pub auto_rollback_dead_letter_share: f64,
+
+    /// Share of drift windows (at least 2) flagged `alert` at or above which a watched
+    /// version is rolled back.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_AUTO_ROLLBACK_ALERT_SHARE",
+        default_value_t = 0.5
+    )]
+    pub auto_rollback_alert_share: f64,
+
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]
     pub input_schema: Option<PathBuf>,
@@ -275,6 +299,20 @@ impl RunConfig {
                 "--input-topic {:?} must differ from --output-topic, --dlq-topic and --drift-topic, or driftwood would read its own output",
                 self.input_topic
             ));
+        }
+        for (flag, share) in [
+            (
+                "--auto-rollback-dead-letter-share",
+                self.auto_rollback_dead_letter_share,
+            ),
+            (
+                "--auto-rollback-alert-share",
+                self.auto_rollback_alert_share,
+            ),
+        ] {
+            if !(share > 0.0 && share <= 1.0) {
+                return bad(format!("{flag} {share} is not a share in (0, 1]"));
+            }
         }
         if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
             return bad(

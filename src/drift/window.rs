@@ -275,6 +275,9 @@ pub struct DriftReport {
     pub recall: Vec<ClassRecall>,
     /// The worst flag of the window.
     pub flag: Flag,
+    /// Something that happened to the model with this window, e.g. an automatic rollback.
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 impl DriftReport {
@@ -346,6 +349,7 @@ impl DriftReport {
                 .collect(),
             flag,
             counts,
+            notice: None,
         }
     }
 }

@@ -180,9 +180,26 @@ impl Registry {
     /// Makes the version that served before the current one serve `name` again, after
     /// verifying it.
     pub fn rollback(&self, name: &str, features: FeatureCheck<'_>) -> Result<Change> {
+        self.rollback_from(name, None, features)
+    }
+
+    /// [`Registry::rollback`], only while `from` (when given) still serves: an instance
+    /// rolling back by itself must not undo another's rollback.
+    pub fn rollback_from(
+        &self,
+        name: &str,
+        from: Option<&str>,
+        features: FeatureCheck<'_>,
+    ) -> Result<Change> {
         let pointer = self.pointer(name)?.ok_or_else(|| {
             Error::Config(format!("{name} has no serving version to roll back from"))
         })?;
+        if let Some(from) = from.filter(|&v| v != pointer.version) {
+            return Err(Error::Config(format!(
+                "{name} no longer serves version {from} (it serves {})",
+                pointer.version
+            )));
+        }
         let Some((back_to, earlier)) = pointer.previous.split_first() else {
             return Err(Error::Config(format!(
                 "{name} has served only version {}: nothing to roll back to",

@@ -25,6 +25,9 @@ pub struct Loaded<T> {
     pub model: Arc<Model>,
     /// What the caller's loader built beside it.
     pub extra: T,
+    /// Whether the pointer moved forward to it (a promotion: the version it replaces is the
+    /// first to roll back to), rather than back (a rollback). Set by the watch.
+    pub promoted: bool,
 }
 
 /// Loads and checks one version of the model (the same checks as at start).
@@ -107,14 +110,15 @@ fn follow<T>(
             continue;
         }
         waited = Duration::ZERO;
-        let Some(version) = pointed_version(&settings) else {
+        let Some((version, promoted)) = pointed_version(&settings, &serving) else {
             continue;
         };
         if version == serving || refused.as_ref() == Some(&version) {
             continue;
         }
         match load(&version) {
-            Ok(loaded) => {
+            Ok(mut loaded) => {
+                loaded.promoted = promoted;
                 info!(model = %settings.name, from = %serving, to = %version, "new version loaded; swapping it in between batches");
                 metrics.model_reloads.with_label_values(&["loaded"]).inc();
                 serving = version;
@@ -132,10 +136,14 @@ fn follow<T>(
     }
 }
 
-/// The version the pointer names, or `None` (said in the log) when it cannot be read.
-fn pointed_version(settings: &WatchSettings) -> Option<String> {
+/// The version the pointer names, and whether it was promoted over `serving`; `None` (said
+/// in the log) when the pointer cannot be read.
+fn pointed_version(settings: &WatchSettings, serving: &str) -> Option<(String, bool)> {
     match settings.registry.pointer(&settings.name) {
-        Ok(Some(pointer)) => Some(pointer.version),
+        Ok(Some(pointer)) => {
+            let promoted = pointer.previous.first().map(String::as_str) == Some(serving);
+            Some((pointer.version, promoted))
+        }
         Ok(None) => {
             warn!(model = %settings.name, "the model's pointer is gone; the serving version stays");
             None

@@ -32,6 +32,9 @@ pub struct Metrics {
     /// `driftwood_model_reloads_total{outcome}`: versions the registry pointer named while
     /// running, `loaded` (and swapped in) or `refused`.
     pub model_reloads: IntCounterVec,
+    /// `driftwood_model_auto_rollbacks_total{outcome}`: automatic rollbacks `rolled_back`, or
+    /// `failed` (the pointer could not be moved).
+    pub auto_rollbacks: IntCounterVec,
     /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
     /// librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -131,6 +134,11 @@ impl Metrics {
         let model_reloads = counter_vec(
             "driftwood_model_reloads_total",
             "Versions the registry pointer named while running: loaded or refused.",
+            &["outcome"],
+        );
+        let auto_rollbacks = counter_vec(
+            "driftwood_model_auto_rollbacks_total",
+            "Promoted versions rolled back automatically (rolled_back), or not (failed).",
             &["outcome"],
         );
         let consumer_lag = gauge_vec(
@@ -239,6 +247,9 @@ impl Metrics {
         for outcome in ["loaded", "refused"] {
             model_reloads.with_label_values(&[outcome]);
         }
+        for outcome in ["rolled_back", "failed"] {
+            auto_rollbacks.with_label_values(&[outcome]);
+        }
         for outcome in ["committed", "aborted"] {
             transactions.with_label_values(&[outcome]);
         }
@@ -255,6 +266,7 @@ impl Metrics {
             labeled,
             model_info,
             model_reloads,
+            auto_rollbacks,
             consumer_lag,
             rebalances,
             transactions,

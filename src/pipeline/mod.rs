@@ -7,6 +7,7 @@
 //! the output is unwritable.
 
 mod backpressure;
+pub mod rollback;
 pub mod scorer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,7 @@ use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
 use crate::ops::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
+use rollback::{RollBack, RollbackPolicy};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
@@ -53,17 +55,22 @@ pub struct Pipeline {
     pub health: Arc<Health>,
     /// New versions of the model, when it follows a registry pointer.
     pub watch: Option<ModelWatch<FeatureDecoder>>,
+    /// Automatic rollback of promoted versions, when configured.
+    pub rollback: Option<(RollbackPolicy, RollBack)>,
 }
 
 impl Pipeline {
     /// Runs until `stop` is set, then stops fetching, waits up to `grace` for in-flight
     /// outputs, commits and leaves the group.
-    pub fn run(self, stop: &AtomicBool, grace: Duration) -> Result<()> {
+    pub fn run(mut self, stop: &AtomicBool, grace: Duration) -> Result<()> {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
         let progress = Progress::default();
         let (consumer, sink) = self.connect(&progress)?;
         let mut scorer = self.scorer(progress);
+        if let Some((policy, roll_back)) = self.rollback.take() {
+            scorer = scorer.with_rollback(policy, roll_back);
+        }
         let looped = self.consume(&consumer, &sink, &mut scorer, stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
         looped.and(finished)
@@ -176,7 +183,7 @@ impl Pipeline {
             }
             consumer.context().before_send()?;
             if let Some(loaded) = self.watch.as_ref().and_then(ModelWatch::take) {
-                scorer.swap(loaded.model, loaded.extra, sink);
+                scorer.swap(loaded.model, loaded.extra, loaded.promoted, sink);
             }
             if batch.is_empty() {
                 scorer.tick(sink);

@@ -8,7 +8,9 @@ use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
-use tracing::{debug, debug_span, info, warn};
+use tracing::{debug, debug_span, error, info, warn};
+
+use super::rollback::{Guard, RollBack, RollbackPolicy};
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
 use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
@@ -53,6 +55,12 @@ pub struct Scorer {
     rows: Vec<f64>,
     scored: Scored,
     encoded: Vec<u8>,
+    /// Automatic rollback, when configured: the bounds and how to move the pointer back.
+    rollback: Option<(RollbackPolicy, RollBack)>,
+    /// The promoted version under watch.
+    guard: Option<Guard>,
+    /// Said in the next drift report.
+    notice: Option<String>,
 }
 
 impl Scorer {
@@ -76,7 +84,16 @@ impl Scorer {
             rows: Vec::new(),
             scored: Scored::default(),
             encoded: Vec::new(),
+            rollback: None,
+            guard: None,
+            notice: None,
         }
+    }
+
+    /// Rolls newly promoted versions back by `roll_back` when they cross `policy`'s bounds.
+    pub fn with_rollback(mut self, policy: RollbackPolicy, roll_back: RollBack) -> Self {
+        self.rollback = Some((policy, roll_back));
+        self
     }
 
     /// Sends one output per message of `batch`, in order. Messages of partitions revoked
@@ -104,6 +121,7 @@ impl Scorer {
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
         let mut next = 0..scored.len();
+        let mut dead_letters = 0;
         for (message, result) in batch.iter().zip(decoded) {
             let scored_row = result.as_ref().ok().and_then(|_| next.next());
             let partition = message.partition();
@@ -119,6 +137,7 @@ impl Scorer {
                     self.send_prediction(message, meta, (predicted, scored.row(i)), now, sink);
                 }
                 (Err(error), _) => {
+                    dead_letters += 1;
                     self.drift.observe_invalid(partition);
                     self.send_dead_letter(message, &error, sink);
                 }
@@ -130,6 +149,49 @@ impl Scorer {
         }
         self.rows = rows;
         self.scored = scored;
+        self.watch_promotion(
+            (batch.len() - dead_letters) as u64,
+            dead_letters as u64,
+            sink,
+        );
+    }
+
+    /// Counts a batch for the promoted version under watch, and rolls it back if it crossed
+    /// a bound: the pointer moves, and every instance following it swaps back.
+    fn watch_promotion(&mut self, scored: u64, dead_letters: u64, sink: &Sink) {
+        let Some(guard) = &mut self.guard else {
+            return;
+        };
+        guard.batch(scored, dead_letters);
+        if guard.expired() {
+            info!(version = %guard.version(), "the promoted version passed its watch");
+            self.guard = None;
+            return;
+        }
+        let Some(reason) = guard.verdict() else {
+            return;
+        };
+        let version = guard.version().to_string();
+        self.guard = None;
+        let Some((_, roll_back)) = &self.rollback else {
+            return;
+        };
+        match roll_back(&version) {
+            Ok(change) => {
+                warn!(%change, %reason, "rolled the promoted version back automatically");
+                (self.metrics.auto_rollbacks)
+                    .with_label_values(&["rolled_back"])
+                    .inc();
+                self.notice = Some(format!("automatic rollback {change}: {reason}"));
+                self.flush_drift(sink);
+            }
+            Err(e) => {
+                error!(%version, %reason, error = %e, "cannot roll the promoted version back");
+                (self.metrics.auto_rollbacks)
+                    .with_label_values(&["failed"])
+                    .inc();
+            }
+        }
     }
 
     /// `--pass-through`: forwards each message of an assigned partition unchanged.
@@ -145,8 +207,18 @@ impl Scorer {
     /// the old version closes and is published, and a new one opens against the new
     /// version's baselines. Called between batches, so each record is scored once, by the
     /// version serving when its batch came.
-    pub fn swap(&mut self, model: Arc<Model>, decoder: FeatureDecoder, sink: &Sink) {
+    pub fn swap(
+        &mut self,
+        model: Arc<Model>,
+        decoder: FeatureDecoder,
+        promoted: bool,
+        sink: &Sink,
+    ) {
         self.flush_drift(sink);
+        self.guard = match (&self.rollback, promoted) {
+            (Some((policy, _)), true) => Some(Guard::new(*policy, model.metadata.version.clone())),
+            _ => None,
+        };
         let (old, new) = (&self.model.metadata, &model.metadata);
         let _ = (self.metrics.model_info).remove_label_values(&[&old.name, &old.version]);
         (self.metrics.model_info)
@@ -183,8 +255,22 @@ impl Scorer {
         }
     }
 
-    /// Sends a drift report, keyed by this instance's id.
+    /// Sends a drift report, keyed by this instance's id, with the pending notice if any.
     fn publish(&mut self, report: &DriftReport, sink: &Sink) {
+        if let Some(guard) = &mut self.guard {
+            guard.report(report);
+        }
+        let noticed;
+        let report = match self.notice.take() {
+            Some(notice) => {
+                noticed = DriftReport {
+                    notice: Some(notice),
+                    ..report.clone()
+                };
+                &noticed
+            }
+            None => report,
+        };
         self.encoded.clear();
         if let Err(e) = self.reports.encode(report, &mut self.encoded) {
             warn!(error = %e, "cannot encode a drift report; dropping it");

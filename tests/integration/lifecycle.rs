@@ -252,3 +252,90 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
         "{show}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    // Version 2: trained on data three times the scale of what the stream carries, as a
+    // model fit on the wrong units would be; every drift window against it alerts.
+    let data = driftwood::model::dataset::Dataset::breast_cancer();
+    let mut csv = data.feature_names.join(",") + ",target\n";
+    for (row, label) in data.rows.iter().zip(&data.labels) {
+        let scaled: Vec<String> = row.iter().map(|v| (v * 3.0).to_string()).collect();
+        csv += &format!("{},{label}\n", scaled.join(","));
+    }
+    let path = root.join("scaled.csv");
+    std::fs::write(&path, csv).unwrap();
+    let path = path.to_str().unwrap();
+    let args = [
+        "train",
+        "--csv",
+        path,
+        "--target",
+        "target",
+        "--name",
+        "breast-cancer",
+    ];
+    driftwood(&[&args[..], &["--registry", reg]].concat());
+
+    let bootstrap = bootstrap();
+    let config = fresh_topics(bootstrap, 3, 1).await;
+    let input = stream(bootstrap, &config, 30_000, 3_000.0);
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("auto-rollback.log"));
+    let flags = [
+        "--model-name",
+        "breast-cancer",
+        "--registry",
+        reg,
+        "--reload-interval",
+        "1s",
+        "--auto-rollback-within",
+        "5m",
+        "--drift-window-records",
+        "500",
+    ];
+    let mut member = Member::start(&config, &flags, &log);
+    member.wait_scored(3_000.0, Duration::from_secs(60));
+    driftwood(&["models", "promote", "breast-cancer", "2", "--registry", reg]);
+    let rolled_back = "driftwood_model_auto_rollbacks_total{outcome=\"rolled_back\"}";
+    wait_until("the automatic rollback", Duration::from_secs(60), || {
+        member.metric(rolled_back) == Some(1.0)
+    })
+    .await;
+    wait_loaded(&member, 2.0, 0.0).await;
+    let serving = "driftwood_model_info{name=\"breast-cancer\",version=\"1\"}";
+    assert_eq!(member.metric(serving), Some(1.0));
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!(
+        (c.missing_count, c.duplicates, c.strays),
+        (0, 0, 0),
+        "{c:?}"
+    );
+
+    let pointer = std::fs::read_to_string(root.join("breast-cancer/serving.json")).unwrap();
+    assert!(pointer.contains("\"version\": \"1\""), "{pointer}");
+    let codec = AvroCodec::drift_reports();
+    let notices: Vec<String> = read_to_end(bootstrap, &config.drift_topic, Duration::from_secs(60))
+        .iter()
+        .filter_map(|m| {
+            codec
+                .decode::<DriftReport>(m.payload().unwrap())
+                .unwrap()
+                .notice
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].starts_with("automatic rollback breast-cancer: 2 -> 1: ")
+            && notices[0].contains("drift windows flagged alert"),
+        "{}",
+        notices[0]
+    );
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("rolled the promoted version back automatically"),
+        "{logs}"
+    );
+}

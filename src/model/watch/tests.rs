@@ -52,6 +52,7 @@ fn a_configmap_style_symlink_swap_is_noticed_without_waiting_for_the_poll() {
         Ok(Loaded {
             model: Arc::new(model),
             extra: (),
+            promoted: false,
         })
     });
     let watch = ModelWatch::start(settings, load, Metrics::new()).unwrap();
