@@ -24,6 +24,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::sidecar;
 use crate::pipeline::Pipeline;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
+use crate::pipeline::shadow::Shadow;
 
 /// A running driftwood instance.
 pub struct Service {
@@ -73,6 +74,7 @@ impl Service {
         );
 
         let rollback = rollback(&config, decoders.clone());
+        let shadow = shadow(&config, &decoders, &metrics)?;
         let watch = watch(&config, &model, decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
@@ -85,6 +87,7 @@ impl Service {
             health: health.clone(),
             watch,
             rollback,
+            shadow,
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -281,6 +284,36 @@ impl Decoders {
             self.max_message_bytes,
         )
     }
+}
+
+/// With `--shadow NAME:VERSION`, the candidate loaded from the registry and checked.
+fn shadow(config: &RunConfig, decoders: &Decoders, metrics: &Metrics) -> Result<Option<Shadow>> {
+    let Some(spec) = &config.shadow else {
+        return Ok(None);
+    };
+    let refuse = |why: String| Error::Config(format!("--shadow {spec}: {why}"));
+    let (name, version) = spec
+        .split_once(':')
+        .ok_or_else(|| refuse("expected NAME:VERSION of the registry".into()))?;
+    let registry = Registry::new(&config.registry);
+    let candidate = registry
+        .verify(name, version, &|m| decoders.for_model(m).map(|_| ()))
+        .map_err(|e| refuse(e.to_string()))?;
+    if candidate.engine.n_classes() == 0 {
+        return Err(refuse(
+            "a regressor; shadow scoring compares classes".into(),
+        ));
+    }
+    let decoder = decoders.for_model(&candidate)?;
+    let topic = config.comparison_topic.clone();
+    let shadow = Shadow::new(
+        Arc::new(candidate),
+        decoder,
+        config.shadow_share,
+        topic,
+        metrics.clone(),
+    );
+    Ok(Some(shadow))
 }
 
 /// With `--auto-rollback-within`, the bounds and the pointer move back.

@@ -16,6 +16,8 @@ pub const PREDICTION_SCHEMA: &str = include_str!("../../schemas/prediction.avsc"
 
 /// The bundled drift report schema.
 pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../../schemas/drift_report.avsc");
+/// The shadow comparison schema (`schemas/comparison.avsc`).
+pub const COMPARISON_SCHEMA: &str = include_str!("../../schemas/comparison.avsc");
 
 /// One prediction, shaped like `schemas/prediction.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -131,6 +133,37 @@ pub struct ClassProbability {
     pub probability: f64,
 }
 
+/// One comparison, shaped like `schemas/comparison.avsc`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Comparison {
+    /// The input record's id.
+    pub id: String,
+    /// Input topic.
+    pub source_topic: String,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// The serving model.
+    pub model_name: String,
+    /// Its version.
+    pub serving_version: String,
+    /// The candidate.
+    pub candidate_name: String,
+    /// Its version.
+    pub candidate_version: String,
+    /// The serving model's label.
+    pub serving_label: i32,
+    /// The candidate's label.
+    pub candidate_label: i32,
+    /// The serving model's confidence.
+    pub serving_confidence: f64,
+    /// The candidate's confidence.
+    pub candidate_confidence: f64,
+    /// Whether the labels are equal.
+    pub agree: bool,
+}
+
 /// Encodes and decodes records of one schema.
 #[derive(Debug)]
 pub struct AvroCodec {
@@ -149,6 +182,13 @@ impl AvroCodec {
     pub fn drift_reports() -> Self {
         AvroCodec {
             schema: Schema::parse_str(DRIFT_REPORT_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// A codec for the bundled shadow comparison schema.
+    pub fn comparisons() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(COMPARISON_SCHEMA).expect("bundled schema parses"),
         }
     }
 

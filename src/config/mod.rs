@@ -128,6 +128,26 @@ pub struct RunConfig {
     )]
     pub auto_rollback_dead_letter_share: f64,
 
+    /// Score a share of the records with this candidate as well (`NAME:VERSION` of the
+    /// registry), and compare: label agreement, confidence delta and confusion in the
+    /// metrics, and on `--comparison-topic` if given. Predictions still come from the
+    /// serving model. The candidate must be a classifier.
+    #[arg(long, env = "DRIFTWOOD_SHADOW")]
+    pub shadow: Option<String>,
+
+    /// Share of records the shadow candidate scores, in (0, 1].
+    #[arg(
+        long,
+        env = "DRIFTWOOD_SHADOW_SHARE",
+        default_value_t = 1.0,
+        requires = "shadow"
+    )]
+    pub shadow_share: f64,
+
+    /// Topic for one Avro `ShadowComparison` per shadowed record.
+    #[arg(long, env = "DRIFTWOOD_COMPARISON_TOPIC", requires = "shadow")]
+    pub comparison_topic: Option<String>,
+
     /// Share of drift windows (at least 2) flagged `alert` at or above which a watched
     /// version is rolled back.
     #[arg(
@@ -309,6 +329,7 @@ impl RunConfig {
                 "--auto-rollback-alert-share",
                 self.auto_rollback_alert_share,
             ),
+            ("--shadow-share", self.shadow_share),
         ] {
             if !(share > 0.0 && share <= 1.0) {
                 return bad(format!("{flag} {share} is not a share in (0, 1]"));
@@ -401,6 +422,8 @@ impl std::fmt::Debug for RunConfig {
             .field("output_topic", &self.output_topic)
             .field("dlq_topic", &self.dlq_topic)
             .field("drift_topic", &self.drift_topic)
+            .field("shadow", &self.shadow)
+            .field("comparison_topic", &self.comparison_topic)
             .field("drift_window_records", &self.drift_window_records)
             .field("drift_window_seconds", &self.drift_window_seconds)
             .field("model", &self.model)

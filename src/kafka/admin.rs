@@ -24,12 +24,13 @@ pub fn create_topics(
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let topics = [
+    let mut topics = vec![
         config.input_topic.as_str(),
         &config.output_topic,
         &config.dlq_topic,
         &config.drift_topic,
     ];
+    topics.extend(config.comparison_topic.as_deref());
     let attempt = || {
         runtime.block_on(create_missing(
             client,

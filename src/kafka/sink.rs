@@ -72,6 +72,8 @@ pub enum Output {
     },
     /// A drift report: it belongs to no input offset, so it holds back no commit.
     DriftReport,
+    /// A shadow comparison: like a drift report, it holds back no commit.
+    Comparison,
 }
 
 /// An output and the delivery attempt it is on; travels through librdkafka as the delivery
@@ -152,6 +154,7 @@ impl SinkContext {
                 }
             }
             Output::DriftReport => c.metrics().drift_reports.inc(),
+            Output::Comparison => {}
         }
         self.health.set_output_error(None);
     }
@@ -294,7 +297,7 @@ impl Sink {
                 }
                 lease
             }
-            Output::DriftReport => None,
+            Output::DriftReport | Output::Comparison => None,
         };
         let tag = Tag {
             output,
@@ -386,7 +389,7 @@ impl Sink {
                     context.progress.lock().holds(partition, lease)
                 }
                 (Output::Record { .. }, None) => false,
-                (Output::DriftReport, _) => true,
+                (Output::DriftReport | Output::Comparison, _) => true,
             };
             if owned {
                 self.enqueue(

@@ -35,6 +35,15 @@ pub struct Metrics {
     /// `driftwood_model_auto_rollbacks_total{outcome}`: automatic rollbacks `rolled_back`, or
     /// `failed` (the pointer could not be moved).
     pub auto_rollbacks: IntCounterVec,
+    /// `driftwood_shadow_predictions_total{agreement}`: records scored by the shadow
+    /// candidate too, its label `agree`ing with the serving model's or not.
+    pub shadow_predictions: IntCounterVec,
+    /// `driftwood_shadow_confidence_delta`: the candidate's confidence minus the serving
+    /// model's.
+    pub shadow_confidence_delta: Histogram,
+    /// `driftwood_shadow_confusion_total{serving,candidate}`: shadowed records by the pair
+    /// of labels predicted.
+    pub shadow_confusion: IntCounterVec,
     /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
     /// librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -135,6 +144,21 @@ impl Metrics {
             "driftwood_model_reloads_total",
             "Versions the registry pointer named while running: loaded or refused.",
             &["outcome"],
+        );
+        let shadow_predictions = counter_vec(
+            "driftwood_shadow_predictions_total",
+            "Records the shadow candidate scored too, by agreement with the serving model.",
+            &["agreement"],
+        );
+        let shadow_confidence_delta = histogram(
+            "driftwood_shadow_confidence_delta",
+            "The shadow candidate's confidence minus the serving model's.",
+            vec![-1.0, -0.5, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.5, 1.0],
+        );
+        let shadow_confusion = counter_vec(
+            "driftwood_shadow_confusion_total",
+            "Shadowed records by serving and candidate label.",
+            &["serving", "candidate"],
         );
         let auto_rollbacks = counter_vec(
             "driftwood_model_auto_rollbacks_total",
@@ -247,6 +271,9 @@ impl Metrics {
         for outcome in ["loaded", "refused"] {
             model_reloads.with_label_values(&[outcome]);
         }
+        for agreement in ["agree", "disagree"] {
+            shadow_predictions.with_label_values(&[agreement]);
+        }
         for outcome in ["rolled_back", "failed"] {
             auto_rollbacks.with_label_values(&[outcome]);
         }
@@ -267,6 +294,9 @@ impl Metrics {
             model_info,
             model_reloads,
             auto_rollbacks,
+            shadow_predictions,
+            shadow_confidence_delta,
+            shadow_confusion,
             consumer_lag,
             rebalances,
             transactions,

@@ -9,6 +9,7 @@
 mod backpressure;
 pub mod rollback;
 pub mod scorer;
+pub mod shadow;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use crate::ops::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
 use rollback::{RollBack, RollbackPolicy};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
+use shadow::Shadow;
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -57,6 +59,8 @@ pub struct Pipeline {
     pub watch: Option<ModelWatch<FeatureDecoder>>,
     /// Automatic rollback of promoted versions, when configured.
     pub rollback: Option<(RollbackPolicy, RollBack)>,
+    /// The shadow candidate, when configured.
+    pub shadow: Option<Shadow>,
 }
 
 impl Pipeline {
@@ -70,6 +74,9 @@ impl Pipeline {
         let mut scorer = self.scorer(progress);
         if let Some((policy, roll_back)) = self.rollback.take() {
             scorer = scorer.with_rollback(policy, roll_back);
+        }
+        if let Some(shadow) = self.shadow.take() {
+            scorer = scorer.with_shadow(shadow);
         }
         let looped = self.consume(&consumer, &sink, &mut scorer, stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);

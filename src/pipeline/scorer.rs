@@ -11,6 +11,7 @@ use crate::codec::epoch_millis;
 use tracing::{debug, debug_span, error, info, warn};
 
 use super::rollback::{Guard, RollBack, RollbackPolicy};
+use super::shadow::Shadow;
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
 use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
@@ -61,6 +62,8 @@ pub struct Scorer {
     guard: Option<Guard>,
     /// Said in the next drift report.
     notice: Option<String>,
+    /// The shadow candidate, when configured.
+    shadow: Option<Shadow>,
 }
 
 impl Scorer {
@@ -87,7 +90,14 @@ impl Scorer {
             rollback: None,
             guard: None,
             notice: None,
+            shadow: None,
         }
+    }
+
+    /// Scores a share of the records with `shadow`'s candidate as well, and compares.
+    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(shadow);
+        self
     }
 
     /// Rolls newly promoted versions back by `roll_back` when they cross `policy`'s bounds.
@@ -122,7 +132,7 @@ impl Scorer {
         let now = epoch_millis();
         let mut next = 0..scored.len();
         let mut dead_letters = 0;
-        for (message, result) in batch.iter().zip(decoded) {
+        for (index, (message, result)) in batch.iter().zip(decoded).enumerate() {
             let scored_row = result.as_ref().ok().and_then(|_| next.next());
             let partition = message.partition();
             if !assigned.contains(&partition) {
@@ -134,6 +144,9 @@ impl Scorer {
                     let predicted = scored.predicted(i);
                     let row = &rows[i * model.engine.n_features()..][..model.engine.n_features()];
                     self.drift.observe(partition, row, predicted, meta.label);
+                    if let Some(shadow) = &mut self.shadow {
+                        shadow.note(index, message, predicted);
+                    }
                     self.send_prediction(message, meta, (predicted, scored.row(i)), now, sink);
                 }
                 (Err(error), _) => {
@@ -149,6 +162,9 @@ impl Scorer {
         }
         self.rows = rows;
         self.scored = scored;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.compare(batch, &model, sink);
+        }
         self.watch_promotion(
             (batch.len() - dead_letters) as u64,
             dead_letters as u64,

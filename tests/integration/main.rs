@@ -24,5 +24,6 @@ mod output_down;
 mod restart;
 mod scaling;
 mod security;
+mod shadow;
 mod shutdown;
 mod sidecar;

@@ -1,0 +1,157 @@
+//! Shadow scoring (`--shadow NAME:VERSION`): a share of the records the serving model scores
+//! is scored by a candidate as well, and the two are compared: label agreement, confidence
+//! delta and a confusion count per pair of labels in the metrics, and optionally one record
+//! per comparison on `--comparison-topic`. Predictions still come from the serving model.
+
+use std::sync::Arc;
+
+use rdkafka::message::{BorrowedMessage, Message};
+use tracing::warn;
+
+use crate::codec::decode::FeatureDecoder;
+use crate::codec::encode::{AvroCodec, Comparison};
+use crate::kafka::sink::{Output, Sink};
+use crate::model::{Model, Predicted, Scored};
+use crate::ops::metrics::Metrics;
+
+/// The candidate and what comparing needs, with buffers reused across batches.
+pub struct Shadow {
+    candidate: Arc<Model>,
+    decoder: FeatureDecoder,
+    /// Share of records compared, in [0, 1].
+    share: f64,
+    topic: Option<String>,
+    metrics: Metrics,
+    /// Batch index and serving prediction of each record chosen in the current batch.
+    noted: Vec<(usize, Predicted)>,
+    rows: Vec<f64>,
+    scored: Scored,
+    codec: AvroCodec,
+    encoded: Vec<u8>,
+}
+
+impl Shadow {
+    /// Compares `share` of the records with `candidate` (read through `decoder`), publishing
+    /// comparisons to `topic` when given. The candidate must be a classifier.
+    pub fn new(
+        candidate: Arc<Model>,
+        decoder: FeatureDecoder,
+        share: f64,
+        topic: Option<String>,
+        metrics: Metrics,
+    ) -> Self {
+        Shadow {
+            candidate,
+            decoder,
+            share,
+            topic,
+            metrics,
+            noted: Vec::new(),
+            rows: Vec::new(),
+            scored: Scored::default(),
+            codec: AvroCodec::comparisons(),
+            encoded: Vec::new(),
+        }
+    }
+
+    /// Notes the serving model's prediction for the batch's record `index`, if the record
+    /// is one of the share compared. The choice hangs on the record's position alone, so a
+    /// record read again is compared again.
+    pub fn note(&mut self, index: usize, message: &BorrowedMessage<'_>, served: Predicted) {
+        let position = (message.partition() as u64) << 48 ^ message.offset() as u64;
+        if (mix(position) as f64) < self.share * u64::MAX as f64 {
+            self.noted.push((index, served));
+        }
+    }
+
+    /// Scores the noted records of `batch` with the candidate and compares.
+    pub fn compare(&mut self, batch: &[BorrowedMessage<'_>], serving: &Model, sink: &Sink) {
+        self.rows.clear();
+        let mut kept = Vec::with_capacity(self.noted.len());
+        for &(index, served) in &self.noted {
+            let message = &batch[index];
+            if let Ok(meta) = self.decoder.decode(message.payload(), &mut self.rows) {
+                kept.push((message, served, meta.id.map(str::to_string)));
+            }
+        }
+        self.noted.clear();
+        self.candidate.engine.score(&self.rows, &mut self.scored);
+        for (k, (message, served, id)) in kept.into_iter().enumerate() {
+            let theirs = self.scored.predicted(k);
+            if let Some(comparison) = self.count(message, (served, theirs), id, serving) {
+                self.publish(message.key(), &comparison, sink);
+            }
+        }
+    }
+
+    /// Counts one comparison in the metrics; returns the record to publish, when there is a
+    /// comparison topic.
+    fn count(
+        &self,
+        message: &BorrowedMessage<'_>,
+        (served, theirs): (Predicted, Predicted),
+        id: Option<String>,
+        serving: &Model,
+    ) -> Option<Comparison> {
+        let (
+            Predicted::Class {
+                index: ours,
+                confidence: c_ours,
+            },
+            Predicted::Class {
+                index: theirs,
+                confidence: c_theirs,
+            },
+        ) = (served, theirs)
+        else {
+            return None;
+        };
+        let ours = serving.metadata.classes[ours];
+        let theirs = self.candidate.metadata.classes[theirs];
+        let m = &self.metrics;
+        let agree = ours == theirs;
+        let agreement = if agree { "agree" } else { "disagree" };
+        m.shadow_predictions.with_label_values(&[agreement]).inc();
+        m.shadow_confidence_delta.observe(c_theirs - c_ours);
+        let pair = [ours.to_string(), theirs.to_string()];
+        m.shadow_confusion
+            .with_label_values(&[&pair[0], &pair[1]])
+            .inc();
+        self.topic.as_ref()?;
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        Some(Comparison {
+            id: id.unwrap_or_else(|| format!("{topic}-{partition}-{offset}")),
+            source_topic: topic.into(),
+            source_partition: partition,
+            source_offset: offset,
+            model_name: serving.metadata.name.clone(),
+            serving_version: serving.metadata.version.clone(),
+            candidate_name: self.candidate.metadata.name.clone(),
+            candidate_version: self.candidate.metadata.version.clone(),
+            serving_label: ours,
+            candidate_label: theirs,
+            serving_confidence: c_ours,
+            candidate_confidence: c_theirs,
+            agree,
+        })
+    }
+
+    fn publish(&mut self, key: Option<&[u8]>, comparison: &Comparison, sink: &Sink) {
+        let Some(topic) = &self.topic else {
+            return;
+        };
+        self.encoded.clear();
+        if let Err(e) = self.codec.encode(comparison, &mut self.encoded) {
+            warn!(error = %e, "cannot encode a shadow comparison; dropping it");
+            return;
+        }
+        sink.send(topic, key, Some(&self.encoded), None, Output::Comparison);
+    }
+}
+
+/// splitmix64's finalizer: spreads positions evenly over `u64`.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
