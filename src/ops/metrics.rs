@@ -32,6 +32,9 @@ pub struct Metrics {
     /// `driftwood_model_reloads_total{outcome}`: versions the registry pointer named while
     /// running, `loaded` (and swapped in) or `refused`.
     pub model_reloads: IntCounterVec,
+    /// `driftwood_model_pointer_reads_total`: reads of the registry pointer by the watch (a
+    /// poll, or a file notification), which shows it alive.
+    pub model_pointer_reads: IntCounter,
     /// `driftwood_model_auto_rollbacks_total{outcome}`: automatic rollbacks `rolled_back`, or
     /// `failed` (the pointer could not be moved).
     pub auto_rollbacks: IntCounterVec,
@@ -159,6 +162,13 @@ impl Metrics {
             "driftwood_shadow_confusion_total",
             "Shadowed records by serving and candidate label.",
             &["serving", "candidate"],
+        );
+        let model_pointer_reads = register(
+            &registry,
+            IntCounter::new(
+                "driftwood_model_pointer_reads_total",
+                "Reads of the registry pointer by the model watch.",
+            ),
         );
         let auto_rollbacks = counter_vec(
             "driftwood_model_auto_rollbacks_total",
@@ -293,6 +303,7 @@ impl Metrics {
             labeled,
             model_info,
             model_reloads,
+            model_pointer_reads,
             auto_rollbacks,
             shadow_predictions,
             shadow_confidence_delta,

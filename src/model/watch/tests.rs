@@ -84,3 +84,29 @@ fn a_configmap_style_symlink_swap_is_noticed_without_waiting_for_the_poll() {
         ["1", "2"]
     );
 }
+
+/// Reading the pointer is itself a file event (an access); the watch must not wake on it, or
+/// it reads the pointer round and round (it did, at a quarter of a core).
+#[test]
+fn reading_the_pointer_does_not_wake_the_watch_again() {
+    let root = tempfile::tempdir().unwrap();
+    artifact(root.path(), "1");
+    let registry = Registry::new(root.path());
+    registry.promote("breast-cancer", "1", &|_| Ok(())).unwrap();
+    let settings = WatchSettings {
+        registry: registry.clone(),
+        name: "breast-cancer".into(),
+        serving: "1".into(),
+        interval: Duration::from_millis(400),
+    };
+    let load: Loader<()> = Box::new(|_| unreachable!("the pointer does not move"));
+    let metrics = Metrics::new();
+    let watch = ModelWatch::start(settings, load, metrics.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(2_100));
+    drop(watch);
+    let reads = metrics.model_pointer_reads.get();
+    assert!(
+        (3..=7).contains(&reads),
+        "{reads} reads in 2.1 s at one per 0.4 s"
+    );
+}

@@ -48,6 +48,11 @@ pub struct BenchConfig {
     /// Model artifact directory [default: the bundled breast-cancer model].
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Registry whose `breast-cancer` pointer a further pipeline run follows
+    /// (`--model-name`), to measure what following a pointer costs when it does not move
+    /// (skipped with `--model`, or when the registry has no such pointer).
+    #[arg(long, default_value = "models")]
+    pub registry: PathBuf,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
@@ -90,6 +95,11 @@ pub struct BenchReport {
     pub exactly_once_to_pipeline: f64,
     /// Exactly-once with a transaction per batch (`--transaction-interval 0s`).
     pub exactly_once_per_batch: Throughput,
+    /// The pipeline following the registry's `breast-cancer` pointer (`--model-name`), which
+    /// does not move during the run.
+    pub following_pointer: Option<Throughput>,
+    /// `following_pointer / pipeline` records per second.
+    pub following_pointer_to_pipeline: Option<f64>,
     /// Warm-up excluded from each latency run, seconds.
     pub latency_warmup_seconds: f64,
     /// Every latency run: each offered rate through each relay.
@@ -113,6 +123,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let (pass, full) = (topics("pass", "g-pass"), topics("out", "g-full"));
     let exact = topics("out-eos", "g-eos");
     let per_batch = topics("out-eos-batch", "g-eos-batch");
+    let follow = topics("out-follow", "g-follow");
     create_topics(
         &brokers,
         &[
@@ -121,6 +132,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             &full.output,
             &exact.output,
             &per_batch.output,
+            &follow.output,
             &pass.dlq,
             &pass.drift,
         ],
@@ -135,6 +147,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
     let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
         throughput_runs(config, &brokers, [&pass, &full, &exact, &per_batch])?;
+    let following_pointer = following_pointer_run(config, &brokers, &follow)?;
+    let following_pointer_to_pipeline =
+        (following_pointer.as_ref()).map(|f| f.records_per_second / pipeline.records_per_second);
 
     let report = BenchReport {
         records: config.records,
@@ -146,6 +161,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         pipeline,
         exactly_once,
         exactly_once_per_batch,
+        following_pointer_to_pipeline,
+        following_pointer,
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
         latency,
         machine: machine(),
@@ -185,6 +202,24 @@ fn throughput_runs(
         out.push(throughput_run(config, brokers, topics, flags)?);
     }
     Ok(out.try_into().unwrap_or_else(|_| unreachable!("four runs")))
+}
+
+/// The pipeline again, serving the registry's `breast-cancer` at the version its pointer
+/// names and following the pointer, when the registry has one and no `--model` was given.
+fn following_pointer_run(
+    config: &BenchConfig,
+    brokers: &str,
+    topics: &RunTopics,
+) -> Result<Option<Throughput>> {
+    let registry = crate::model::registry::Registry::new(&config.registry);
+    if config.model.is_some() || registry.pointer("breast-cancer")?.is_none() {
+        eprintln!("no run following a pointer (needs the registry's breast-cancer pointer)");
+        return Ok(None);
+    }
+    let dir = config.registry.to_string_lossy();
+    let flags = ["--model-name", "breast-cancer", "--registry", &dir];
+    eprintln!("full pipeline following a registry pointer…");
+    throughput_run(config, brokers, topics, &flags).map(Some)
 }
 
 /// Every latency run: each offered rate through each relay, on fresh topics and group each.

@@ -21,12 +21,17 @@ pub(super) fn print(r: &BenchReport) {
         "{:<28} {:>12.0}",
         "produce input (generator)", r.produce_records_per_second
     );
-    for (name, t) in [
-        ("pass-through ceiling", &r.pass_through),
-        ("full pipeline", &r.pipeline),
-        ("exactly-once, 100 ms txns", &r.exactly_once),
-        ("exactly-once, txn per batch", &r.exactly_once_per_batch),
-    ] {
+    let runs = [
+        ("pass-through ceiling", Some(&r.pass_through)),
+        ("full pipeline", Some(&r.pipeline)),
+        ("exactly-once, 100 ms txns", Some(&r.exactly_once)),
+        (
+            "exactly-once, txn per batch",
+            Some(&r.exactly_once_per_batch),
+        ),
+        ("pipeline following pointer", r.following_pointer.as_ref()),
+    ];
+    for (name, t) in runs.into_iter().filter_map(|(n, t)| Some((n, t?))) {
         println!(
             "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB",
             t.records_per_second,
@@ -42,6 +47,9 @@ pub(super) fn print(r: &BenchReport) {
         "{:<28} {:>12.2}",
         "exactly-once / pipeline", r.exactly_once_to_pipeline
     );
+    if let Some(ratio) = r.following_pointer_to_pipeline {
+        println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
+    }
     if !r.latency.is_empty() {
         print_latency(r);
     }
