@@ -48,6 +48,7 @@ impl Service {
             decoder,
             clients,
             decoders,
+            shadow,
         } = prepare(&config)?;
 
         let metrics = Metrics::new();
@@ -74,7 +75,10 @@ impl Service {
         );
 
         let rollback = rollback(&config, decoders.clone());
-        let shadow = shadow(&config, &decoders, &metrics)?;
+        let shadow = shadow.map(|(candidate, decoder)| {
+            let (share, topic) = (config.shadow_share, config.comparison_topic.clone());
+            Shadow::new(candidate, decoder, share, topic, metrics.clone())
+        });
         let watch = watch(&config, &model, decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
@@ -210,6 +214,8 @@ struct Prepared {
     pub clients: KafkaClients,
     /// What builds decoders for versions loaded later.
     decoders: Decoders,
+    /// The shadow candidate and its decoder (`--shadow`).
+    shadow: Option<(Arc<Model>, FeatureDecoder)>,
 }
 
 /// Checks everything `driftwood run` can check without a broker: the settings, the model
@@ -227,11 +233,13 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
     };
     let model = Arc::new(open_model(config, &decoders)?);
     let decoder = decoders.for_model(&model)?;
+    let shadow = shadow_candidate(config, &decoders)?;
     Ok(Prepared {
         model,
         decoder,
         clients,
         decoders,
+        shadow,
     })
 }
 
@@ -259,8 +267,9 @@ fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
         })
         .map_err(|e| {
             Error::Config(format!(
-                "--model-name {name} version {}: {e}",
-                pointer.version
+                "--model-name {name} version {}: {}",
+                pointer.version,
+                detail(e)
             ))
         })
 }
@@ -286,8 +295,12 @@ impl Decoders {
     }
 }
 
-/// With `--shadow NAME:VERSION`, the candidate loaded from the registry and checked.
-fn shadow(config: &RunConfig, decoders: &Decoders, metrics: &Metrics) -> Result<Option<Shadow>> {
+/// With `--shadow NAME:VERSION`, the candidate loaded from the registry and checked, and
+/// its decoder.
+fn shadow_candidate(
+    config: &RunConfig,
+    decoders: &Decoders,
+) -> Result<Option<(Arc<Model>, FeatureDecoder)>> {
     let Some(spec) = &config.shadow else {
         return Ok(None);
     };
@@ -298,22 +311,14 @@ fn shadow(config: &RunConfig, decoders: &Decoders, metrics: &Metrics) -> Result<
     let registry = Registry::new(&config.registry);
     let candidate = registry
         .verify(name, version, &|m| decoders.for_model(m).map(|_| ()))
-        .map_err(|e| refuse(e.to_string()))?;
+        .map_err(|e| refuse(detail(e)))?;
     if candidate.engine.n_classes() == 0 {
         return Err(refuse(
             "a regressor; shadow scoring compares classes".into(),
         ));
     }
     let decoder = decoders.for_model(&candidate)?;
-    let topic = config.comparison_topic.clone();
-    let shadow = Shadow::new(
-        Arc::new(candidate),
-        decoder,
-        config.shadow_share,
-        topic,
-        metrics.clone(),
-    );
-    Ok(Some(shadow))
+    Ok(Some((Arc::new(candidate), decoder)))
 }
 
 /// With `--auto-rollback-within`, the bounds and the pointer move back.
@@ -365,13 +370,21 @@ fn watch(
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
 /// then a summary of what would run.
 pub fn check(config: &RunConfig) -> Result<String> {
-    let Prepared { model, .. } = prepare(config)?;
+    let Prepared { model, shadow, .. } = prepare(config)?;
     let m = &model.metadata;
+    let shadow = shadow.map_or("none".into(), |(c, _)| {
+        let share = config.shadow_share;
+        format!(
+            "{} version {} on {share} of records",
+            c.metadata.name, c.metadata.version
+        )
+    });
     Ok(format!(
         "configuration ok\n\
          model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
+         shadow    {}\n\
          sidecar   {} (/health, /ready, /metrics)\n\
          profile   {}, shutdown grace {}",
         m.name,
@@ -386,10 +399,20 @@ pub fn check(config: &RunConfig) -> Result<String> {
         config.output_topic,
         config.dlq_topic,
         config.drift_topic,
+        shadow,
         config.http_addr,
         flag_value(config.profile),
         humantime::format_duration(config.shutdown_grace),
     ))
+}
+
+/// What an error says, without the "invalid configuration" of a configuration error (the
+/// caller's message says that already).
+fn detail(e: Error) -> String {
+    match e {
+        Error::Config(message) => message,
+        other => other.to_string(),
+    }
 }
 
 /// A value as its flag spells it (`latency`, not `Latency`).

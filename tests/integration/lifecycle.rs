@@ -339,3 +339,50 @@ async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
         "{logs}"
     );
 }
+
+#[test]
+fn check_config_loads_the_pointed_version_and_the_shadow_or_says_what_is_wrong() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+            .args(["run", "--check-config", "--registry", reg])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = check(&[
+        "--model-name",
+        "breast-cancer",
+        "--shadow",
+        "breast-cancer:1",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("model     breast-cancer version 1"), "{out}");
+    assert!(
+        out.contains("shadow    breast-cancer version 1 on 1 of records"),
+        "{out}"
+    );
+    let (ok, out) = check(&[
+        "--model-name",
+        "breast-cancer",
+        "--shadow",
+        "breast-cancer:7",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("--shadow breast-cancer:7: breast-cancer has no version \"7\""),
+        "{out}"
+    );
+    let (ok, out) = check(&["--model-name", "cancer"]);
+    assert!(!ok);
+    assert!(
+        out.contains("--model-name cancer: no version of it is promoted"),
+        "{out}"
+    );
+}
