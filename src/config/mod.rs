@@ -128,6 +128,15 @@ pub struct RunConfig {
     )]
     pub auto_rollback_dead_letter_share: f64,
 
+    /// Share of drift windows (at least 2) flagged `alert` at or above which a watched
+    /// version is rolled back.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_AUTO_ROLLBACK_ALERT_SHARE",
+        default_value_t = 0.5
+    )]
+    pub auto_rollback_alert_share: f64,
+
     /// Score a share of the records with this candidate as well (`NAME:VERSION` of the
     /// registry), and compare: label agreement, confidence delta and confusion in the
     /// metrics, and on `--comparison-topic` if given. Predictions still come from the
@@ -147,15 +156,6 @@ pub struct RunConfig {
     /// Topic for one Avro `ShadowComparison` per shadowed record.
     #[arg(long, env = "DRIFTWOOD_COMPARISON_TOPIC", requires = "shadow")]
     pub comparison_topic: Option<String>,
-
-    /// Share of drift windows (at least 2) flagged `alert` at or above which a watched
-    /// version is rolled back.
-    #[arg(
-        long,
-        env = "DRIFTWOOD_AUTO_ROLLBACK_ALERT_SHARE",
-        default_value_t = 0.5
-    )]
-    pub auto_rollback_alert_share: f64,
 
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]

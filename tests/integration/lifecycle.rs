@@ -3,7 +3,6 @@
 //! all without a restart.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,40 +12,9 @@ use rdkafka::Message;
 
 use crate::common::conservation::read_to_end;
 use crate::common::process::Member;
-use crate::common::stream::{fresh_topics, settle, stream};
+use crate::common::registry::{driftwood, following, registry, second_version};
+use crate::common::stream::settle;
 use crate::common::*;
-
-/// `driftwood <args>`, which must succeed; its standard output.
-fn driftwood(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
-        .args(args)
-        .env("DRIFTWOOD_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "driftwood {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A registry holding the committed model as `breast-cancer` version 1, promoted.
-fn registry() -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("registry"));
-    let v1 = root.join("breast-cancer/1");
-    std::fs::create_dir_all(&v1).unwrap();
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-    for file in ["model.postcard", "metadata.json"] {
-        std::fs::copy(committed.join(file), v1.join(file)).unwrap();
-    }
-    let registry = root.to_str().unwrap();
-    driftwood(&[
-        "models",
-        "promote",
-        "breast-cancer",
-        "1",
-        "--registry",
-        registry,
-    ]);
-    root
-}
 
 /// Waits until `member` has loaded `loads` versions from the pointer and scored `records`.
 async fn wait_loaded(member: &Member, loads: f64, records: f64) {
@@ -62,31 +30,12 @@ async fn promote_then_roll_back_mid_stream_scores_every_record_once_by_the_servi
     let root = registry();
     let reg = root.to_str().unwrap();
     // Version 2: another forest of the same features (20 trees, so its votes differ).
-    let trained = driftwood(&[
-        "train",
-        "--dataset",
-        "breast-cancer",
-        "--trees",
-        "20",
-        "--registry",
-        reg,
-    ]);
+    let trained = second_version(reg);
     assert!(trained.contains("not serving yet"), "{trained}");
 
     let bootstrap = bootstrap();
-    let config = fresh_topics(bootstrap, 3, 1).await;
     // 25 s of input, so that both changes land mid-stream.
-    let input = stream(bootstrap, &config, 100_000, 4_000.0);
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("lifecycle.log"));
-    let flags = [
-        "--model-name",
-        "breast-cancer",
-        "--registry",
-        reg,
-        "--reload-interval",
-        "1s",
-    ];
-    let mut member = Member::start(&config, &flags, &log);
+    let (config, input, mut member, log) = following(bootstrap, reg, (100_000, 4_000.0), &[]).await;
     member.wait_scored(20_000.0, Duration::from_secs(60));
     assert_eq!(
         driftwood(&["models", "promote", "breast-cancer", "2", "--registry", reg]),
@@ -184,18 +133,7 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     ]);
 
     let bootstrap = bootstrap();
-    let config = fresh_topics(bootstrap, 3, 1).await;
-    let input = stream(bootstrap, &config, 20_000, 2_000.0);
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("refusals.log"));
-    let flags = [
-        "--model-name",
-        "breast-cancer",
-        "--registry",
-        reg,
-        "--reload-interval",
-        "1s",
-    ];
-    let mut member = Member::start(&config, &flags, &log);
+    let (config, input, mut member, log) = following(bootstrap, reg, (20_000, 2_000.0), &[]).await;
     member.wait_scored(2_000.0, Duration::from_secs(60));
     // The pointer edited by hand, as a ConfigMap is: `models promote` would refuse both.
     for (version, refusals) in [("2", 1.0), ("3", 2.0)] {
@@ -280,22 +218,14 @@ async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
     driftwood(&[&args[..], &["--registry", reg]].concat());
 
     let bootstrap = bootstrap();
-    let config = fresh_topics(bootstrap, 3, 1).await;
-    let input = stream(bootstrap, &config, 30_000, 3_000.0);
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("auto-rollback.log"));
     let flags = [
-        "--model-name",
-        "breast-cancer",
-        "--registry",
-        reg,
-        "--reload-interval",
-        "1s",
         "--auto-rollback-within",
         "5m",
         "--drift-window-records",
         "500",
     ];
-    let mut member = Member::start(&config, &flags, &log);
+    let (config, input, mut member, log) =
+        following(bootstrap, reg, (30_000, 3_000.0), &flags).await;
     member.wait_scored(3_000.0, Duration::from_secs(60));
     driftwood(&["models", "promote", "breast-cancer", "2", "--registry", reg]);
     let rolled_back = "driftwood_model_auto_rollbacks_total{outcome=\"rolled_back\"}";

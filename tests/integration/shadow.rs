@@ -18,32 +18,9 @@ const CORRUPT: usize = 40;
 /// A registry with the committed model as `breast-cancer` version 1 (promoted) and a
 /// 20-tree forest as version 2.
 fn registry() -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("shadow-registry"));
-    let v1 = root.join("breast-cancer/1");
-    std::fs::create_dir_all(&v1).unwrap();
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-    for file in ["model.postcard", "metadata.json"] {
-        std::fs::copy(committed.join(file), v1.join(file)).unwrap();
-    }
+    let root = crate::common::registry::registry();
     let reg = root.to_str().unwrap();
-    for args in [
-        &["models", "promote", "breast-cancer", "1", "--registry", reg][..],
-        &[
-            "train",
-            "--dataset",
-            "breast-cancer",
-            "--trees",
-            "20",
-            "--registry",
-            reg,
-        ],
-    ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwood"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
+    crate::common::registry::second_version(reg);
     root
 }
 

@@ -10,6 +10,7 @@ pub mod conservation;
 pub mod kafka;
 pub mod parity;
 pub mod process;
+pub mod registry;
 pub mod stream;
 
 pub use collector::otlp_collector;
