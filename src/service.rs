@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kafka::admin;
 use crate::model::Model;
 use crate::model::registry::Registry;
-use crate::model::watch::{Loaded, Loader, ModelWatch, WatchSettings};
+use crate::model::watch::{Loader, ModelWatch, WatchSettings};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::sidecar;
@@ -262,9 +262,7 @@ fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
         ))
     })?;
     registry
-        .verify(name, &pointer.version, &|m| {
-            decoders.for_model(m).map(|_| ())
-        })
+        .verify(name, &pointer.version, &|m| decoders.check(m))
         .map_err(|e| {
             Error::Config(format!(
                 "--model-name {name} version {}: {}",
@@ -283,6 +281,11 @@ struct Decoders {
 }
 
 impl Decoders {
+    /// Whether the input supplies every feature of `model`: the check before it may serve.
+    fn check(&self, model: &Model) -> Result<()> {
+        FeatureDecoder::check_features(&self.schema, &model.metadata.features)
+    }
+
     /// A decoder of the input for `model`'s features; fails when the input lacks one.
     fn for_model(&self, model: &Model) -> Result<FeatureDecoder> {
         let features = &model.metadata.features;
@@ -310,7 +313,7 @@ fn shadow_candidate(
         .ok_or_else(|| refuse("expected NAME:VERSION of the registry".into()))?;
     let registry = Registry::new(&config.registry);
     let candidate = registry
-        .verify(name, version, &|m| decoders.for_model(m).map(|_| ()))
+        .verify(name, version, &|m| decoders.check(m))
         .map_err(|e| refuse(detail(e)))?;
     if candidate.engine.n_classes() == 0 {
         return Err(refuse(
@@ -331,7 +334,7 @@ fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, R
     };
     let registry = Registry::new(&config.registry);
     let roll_back: RollBack = Box::new(move |from| {
-        let check = |m: &Model| decoders.for_model(m).map(|_| ());
+        let check = |m: &Model| decoders.check(m);
         registry.rollback_from(&name, Some(from), &check)
     });
     Some((policy, roll_back))
@@ -350,13 +353,9 @@ fn watch(
     let registry = Registry::new(&config.registry);
     let (from, model_name) = (registry.clone(), name.clone());
     let load: Loader<FeatureDecoder> = Box::new(move |version| {
-        let model = from.verify(&model_name, version, &|m| decoders.for_model(m).map(|_| ()))?;
+        let model = from.verify(&model_name, version, &|m| decoders.check(m))?;
         let decoder = decoders.for_model(&model)?;
-        Ok(Loaded {
-            model: Arc::new(model),
-            extra: decoder,
-            promoted: false,
-        })
+        Ok((Arc::new(model), decoder))
     });
     let settings = WatchSettings {
         registry,

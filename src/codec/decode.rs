@@ -210,6 +210,12 @@ impl FeatureDecoder {
         })
     }
 
+    /// Whether `schema`'s records supply every one of `features` (by name, as numbers): what
+    /// a decoder for them needs, whatever the framing.
+    pub fn check_features(schema: &Schema, features: &[String]) -> Result<()> {
+        Self::new(schema.clone(), features, InputFormat::Avro, 1).map(|_| ())
+    }
+
     /// The input's writer schema: the file at `path` (`--input-schema`), or the bundled
     /// `schemas/features.avsc`.
     pub fn read_schema(path: Option<&std::path::Path>) -> Result<Schema> {

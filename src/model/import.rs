@@ -112,7 +112,7 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
     artifact::save_file(&dir, ONNX_FILE, &bytes, &mut metadata)?;
     // Read it back so that a broken artifact fails here, not in production.
     Model::load(&dir)?;
-    let promoted = super::train::promote_first(&registry, &args.name, &version)?;
+    let promoted = registry.promote_first(&args.name, &version)?;
     Ok(ImportOutcome {
         dir,
         metadata,

@@ -177,6 +177,17 @@ impl Registry {
         })
     }
 
+    /// Promotes `version` when it is the first of `name` to be promoted (what `train` and
+    /// `import` do), so that a new model serves without a further step; later versions wait
+    /// for `driftwood models promote`.
+    pub fn promote_first(&self, name: &str, version: &str) -> Result<Option<Change>> {
+        if self.pointer(name)?.is_some() {
+            return Ok(None);
+        }
+        // Its features meet the input schema when an instance loads it, which checks them.
+        self.promote(name, version, &|_| Ok(())).map(Some)
+    }
+
     /// Makes the version that served before the current one serve `name` again, after
     /// verifying it.
     pub fn rollback(&self, name: &str, features: FeatureCheck<'_>) -> Result<Change> {

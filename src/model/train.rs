@@ -94,18 +94,8 @@ pub fn run(args: TrainArgs) -> Result<TrainOutcome> {
         hyperparameters: args.hyperparameters,
     };
     let mut outcome = train(&data, &spec)?;
-    outcome.promoted = promote_first(&registry, &spec.name, &spec.version)?;
+    outcome.promoted = registry.promote_first(&spec.name, &spec.version)?;
     Ok(outcome)
-}
-
-/// Promotes `version` when it is the first of `name` to be promoted, so that a new model
-/// serves without a further step; later versions wait for `driftwood models promote`.
-pub fn promote_first(registry: &Registry, name: &str, version: &str) -> Result<Option<Change>> {
-    if registry.pointer(name)?.is_some() {
-        return Ok(None);
-    }
-    // Its features meet the input schema when an instance loads it, which checks them.
-    registry.promote(name, version, &|_| Ok(())).map(Some)
 }
 
 /// What to train and where to write it.

@@ -26,12 +26,13 @@ pub struct Loaded<T> {
     /// What the caller's loader built beside it.
     pub extra: T,
     /// Whether the pointer moved forward to it (a promotion: the version it replaces is the
-    /// first to roll back to), rather than back (a rollback). Set by the watch.
+    /// first to roll back to), rather than back (a rollback).
     pub promoted: bool,
 }
 
-/// Loads and checks one version of the model (the same checks as at start).
-pub type Loader<T> = Box<dyn Fn(&str) -> Result<Loaded<T>> + Send>;
+/// Loads and checks one version of the model (the same checks as at start), with what the
+/// caller builds beside it.
+pub type Loader<T> = Box<dyn Fn(&str) -> Result<(Arc<Model>, T)> + Send>;
 
 /// The watching thread's settings.
 pub struct WatchSettings {
@@ -118,8 +119,12 @@ fn follow<T>(
             continue;
         }
         match load(&version) {
-            Ok(mut loaded) => {
-                loaded.promoted = promoted;
+            Ok((model, extra)) => {
+                let loaded = Loaded {
+                    model,
+                    extra,
+                    promoted,
+                };
                 info!(model = %settings.name, from = %serving, to = %version, "new version loaded; swapping it in between batches");
                 metrics.model_reloads.with_label_values(&["loaded"]).inc();
                 serving = version;

@@ -131,7 +131,7 @@ impl Scorer {
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
         let mut next = 0..scored.len();
-        let mut dead_letters = 0;
+        let (mut scored_records, mut dead_letters) = (0u64, 0u64);
         for (index, (message, result)) in batch.iter().zip(decoded).enumerate() {
             let scored_row = result.as_ref().ok().and_then(|_| next.next());
             let partition = message.partition();
@@ -141,6 +141,7 @@ impl Scorer {
             match (result, scored_row) {
                 (Ok(meta), Some(i)) => {
                     self.metrics.scoring_seconds.observe(per_record);
+                    scored_records += 1;
                     let predicted = scored.predicted(i);
                     let row = &rows[i * model.engine.n_features()..][..model.engine.n_features()];
                     self.drift.observe(partition, row, predicted, meta.label);
@@ -165,11 +166,8 @@ impl Scorer {
         if let Some(shadow) = &mut self.shadow {
             shadow.compare(batch, &model, sink);
         }
-        self.watch_promotion(
-            (batch.len() - dead_letters) as u64,
-            dead_letters as u64,
-            sink,
-        );
+        // Records of partitions revoked meanwhile were skipped, and count for nothing.
+        self.watch_promotion(scored_records, dead_letters, sink);
     }
 
     /// Counts a batch for the promoted version under watch, and rolls it back if it crossed

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use prometheus::IntCounter;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::warn;
 
@@ -22,6 +23,10 @@ pub struct Shadow {
     share: f64,
     topic: Option<String>,
     metrics: Metrics,
+    /// `agree` and `disagree` counters.
+    agreement: [IntCounter; 2],
+    /// Confusion counters by (serving, candidate) label.
+    pairs: Vec<((i32, i32), IntCounter)>,
     /// Batch index and serving prediction of each record chosen in the current batch.
     noted: Vec<(usize, Predicted)>,
     rows: Vec<f64>,
@@ -45,6 +50,9 @@ impl Shadow {
             decoder,
             share,
             topic,
+            agreement: ["agree", "disagree"]
+                .map(|a| metrics.shadow_predictions.with_label_values(&[a])),
+            pairs: Vec::new(),
             metrics,
             noted: Vec::new(),
             rows: Vec::new(),
@@ -71,7 +79,7 @@ impl Shadow {
         for &(index, served) in &self.noted {
             let message = &batch[index];
             if let Ok(meta) = self.decoder.decode(message.payload(), &mut self.rows) {
-                kept.push((message, served, meta.id.map(str::to_string)));
+                kept.push((message, served, meta.id));
             }
         }
         self.noted.clear();
@@ -87,10 +95,10 @@ impl Shadow {
     /// Counts one comparison in the metrics; returns the record to publish, when there is a
     /// comparison topic.
     fn count(
-        &self,
+        &mut self,
         message: &BorrowedMessage<'_>,
         (served, theirs): (Predicted, Predicted),
-        id: Option<String>,
+        id: Option<&str>,
         serving: &Model,
     ) -> Option<Comparison> {
         let (
@@ -108,19 +116,16 @@ impl Shadow {
         };
         let ours = serving.metadata.classes[ours];
         let theirs = self.candidate.metadata.classes[theirs];
-        let m = &self.metrics;
         let agree = ours == theirs;
-        let agreement = if agree { "agree" } else { "disagree" };
-        m.shadow_predictions.with_label_values(&[agreement]).inc();
-        m.shadow_confidence_delta.observe(c_theirs - c_ours);
-        let pair = [ours.to_string(), theirs.to_string()];
-        m.shadow_confusion
-            .with_label_values(&[&pair[0], &pair[1]])
-            .inc();
+        self.agreement[usize::from(!agree)].inc();
+        self.metrics
+            .shadow_confidence_delta
+            .observe(c_theirs - c_ours);
+        self.confusion(ours, theirs).inc();
         self.topic.as_ref()?;
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         Some(Comparison {
-            id: id.unwrap_or_else(|| format!("{topic}-{partition}-{offset}")),
+            id: id.map_or_else(|| format!("{topic}-{partition}-{offset}"), str::to_string),
             source_topic: topic.into(),
             source_partition: partition,
             source_offset: offset,
@@ -134,6 +139,26 @@ impl Shadow {
             candidate_confidence: c_theirs,
             agree,
         })
+    }
+
+    /// The confusion counter of a pair of labels, resolved on its first sight (there are
+    /// few), so that counting hashes and allocates nothing.
+    fn confusion(&mut self, ours: i32, theirs: i32) -> &IntCounter {
+        let at = match self
+            .pairs
+            .iter()
+            .position(|(pair, _)| *pair == (ours, theirs))
+        {
+            Some(at) => at,
+            None => {
+                let labels = [ours.to_string(), theirs.to_string()];
+                let counter =
+                    (self.metrics.shadow_confusion).with_label_values(&[&labels[0], &labels[1]]);
+                self.pairs.push(((ours, theirs), counter));
+                self.pairs.len() - 1
+            }
+        };
+        &self.pairs[at].1
     }
 
     fn publish(&mut self, key: Option<&[u8]>, comparison: &Comparison, sink: &Sink) {

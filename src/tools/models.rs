@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use crate::codec::decode::{FeatureDecoder, InputFormat};
+use crate::codec::decode::FeatureDecoder;
 use crate::error::Result;
 use crate::model::Model;
 use crate::model::registry::{Pointer, Registry};
@@ -62,15 +62,8 @@ pub fn run(args: &ModelsArgs) -> Result<String> {
     let registry = Registry::new(&args.registry);
     let schema = FeatureDecoder::read_schema(args.input_schema.as_deref())?;
     // The check a running instance makes: a decoder must map every feature of the model.
-    let features = |model: &Model| {
-        FeatureDecoder::new(
-            schema.clone(),
-            &model.metadata.features,
-            InputFormat::Avro,
-            1,
-        )
-        .map(|_| ())
-    };
+    let features =
+        |model: &Model| FeatureDecoder::check_features(&schema, &model.metadata.features);
     match &args.command {
         ModelsCommand::List => list(&registry),
         ModelsCommand::Show { name } => show(&registry, name, &features),

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 use driftwood::drift::DriftReport;
-use rdkafka::Message;
 
-use crate::common::conservation::read_to_end;
+use crate::common::conservation::decoded;
 use crate::common::process::Member;
 use crate::common::registry::{driftwood, following, registry, second_version};
 use crate::common::stream::settle;
@@ -56,10 +55,10 @@ async fn promote_then_roll_back_mid_stream_scores_every_record_once_by_the_servi
     );
 
     // Per input partition, in offset order, the versions run 1, then 2, then 1 again.
-    let codec = AvroCodec::predictions();
     let mut by_partition: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
-    for m in read_to_end(bootstrap, &config.output_topic, Duration::from_secs(60)) {
-        let p: PredictionRecord = codec.decode(m.payload().unwrap()).unwrap();
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    for p in predictions {
         (by_partition.entry(p.source_partition).or_default())
             .push((p.source_offset, p.model_version));
     }
@@ -77,11 +76,10 @@ async fn promote_then_roll_back_mid_stream_scores_every_record_once_by_the_servi
     assert_eq!(per_version.values().sum::<usize>(), 100_000 - 100);
 
     // The drift window closes at each swap: reports of both versions.
-    let codec = AvroCodec::drift_reports();
-    let reports = read_to_end(bootstrap, &config.drift_topic, Duration::from_secs(60));
+    let reports: Vec<DriftReport> =
+        decoded(bootstrap, &config.drift_topic, &AvroCodec::drift_reports());
     let mut counted: BTreeMap<String, i64> = BTreeMap::new();
-    for m in &reports {
-        let r: DriftReport = codec.decode(m.payload().unwrap()).unwrap();
+    for r in reports {
         *counted.entry(r.model_version).or_default() += r.counts.records;
     }
     let per_version: BTreeMap<String, i64> = per_version
@@ -153,16 +151,10 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     assert!(exited_zero, "logs in {}", log.display());
     assert_eq!((c.missing_count, c.duplicates), (0, 0), "{c:?}");
 
-    let codec = AvroCodec::predictions();
-    let predictions = read_to_end(bootstrap, &config.output_topic, Duration::from_secs(60));
-    let versions: std::collections::BTreeSet<String> = (predictions.iter())
-        .map(|m| {
-            codec
-                .decode::<PredictionRecord>(m.payload().unwrap())
-                .unwrap()
-                .model_version
-        })
-        .collect();
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    let versions: std::collections::BTreeSet<String> =
+        predictions.into_iter().map(|p| p.model_version).collect();
     assert_eq!(versions, ["1".to_string()].into(), "only version 1 served");
 
     let logs = std::fs::read_to_string(&log).unwrap();
@@ -246,16 +238,9 @@ async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
 
     let pointer = std::fs::read_to_string(root.join("breast-cancer/serving.json")).unwrap();
     assert!(pointer.contains("\"version\": \"1\""), "{pointer}");
-    let codec = AvroCodec::drift_reports();
-    let notices: Vec<String> = read_to_end(bootstrap, &config.drift_topic, Duration::from_secs(60))
-        .iter()
-        .filter_map(|m| {
-            codec
-                .decode::<DriftReport>(m.payload().unwrap())
-                .unwrap()
-                .notice
-        })
-        .collect();
+    let reports: Vec<DriftReport> =
+        decoded(bootstrap, &config.drift_topic, &AvroCodec::drift_reports());
+    let notices: Vec<String> = reports.into_iter().filter_map(|r| r.notice).collect();
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(
         notices[0].starts_with("automatic rollback breast-cancer: 2 -> 1: ")

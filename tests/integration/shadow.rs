@@ -6,9 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use driftwood::codec::encode::{AvroCodec, Comparison, PredictionRecord};
-use rdkafka::Message;
 
-use crate::common::conservation::read_to_end;
+use crate::common::conservation::decoded;
 use crate::common::process::Member;
 use crate::common::*;
 
@@ -61,21 +60,10 @@ async fn shadowed(
         log.display()
     );
 
-    let codec = AvroCodec::predictions();
-    let versions = read_to_end(bootstrap, &config.output_topic, Duration::from_secs(30))
-        .iter()
-        .map(|m| {
-            codec
-                .decode::<PredictionRecord>(m.payload().unwrap())
-                .unwrap()
-                .model_version
-        })
-        .collect();
-    let codec = AvroCodec::comparisons();
-    let published = read_to_end(bootstrap, &comparisons, Duration::from_secs(30))
-        .iter()
-        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
-        .collect();
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    let versions = predictions.into_iter().map(|p| p.model_version).collect();
+    let published = decoded(bootstrap, &comparisons, &AvroCodec::comparisons());
     (counts, versions, published)
 }
 

@@ -49,11 +49,7 @@ fn a_configmap_style_symlink_swap_is_noticed_without_waiting_for_the_poll() {
     let registry = settings.registry.clone();
     let load: Loader<()> = Box::new(move |version| {
         let model = registry.verify("breast-cancer", version, &|_| Ok(()))?;
-        Ok(Loaded {
-            model: Arc::new(model),
-            extra: (),
-            promoted: false,
-        })
+        Ok((Arc::new(model), ()))
     });
     let watch = ModelWatch::start(settings, load, Metrics::new()).unwrap();
     // Let the watcher start before the swap.

@@ -58,6 +58,18 @@ pub fn end_offsets(bootstrap: &str, topic: &str) -> Vec<(i32, i64)> {
         .collect()
 }
 
+/// Every committed record of `topic` (read as [`read_to_end`] does), decoded with `codec`.
+pub fn decoded<T: serde::de::DeserializeOwned>(
+    bootstrap: &str,
+    topic: &str,
+    codec: &driftwood::codec::encode::AvroCodec,
+) -> Vec<T> {
+    read_to_end(bootstrap, topic, Duration::from_secs(60))
+        .iter()
+        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+        .collect()
+}
+
 /// Every committed message of `topic`, read until each partition's position reaches the end
 /// it had when this started.
 pub fn read_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<OwnedMessage> {
