@@ -3,13 +3,19 @@
 //! driftwood trained, `model.onnx` for one imported from ONNX (format version 2).
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod reference;
+
+pub use reference::{MAX_REFERENCE_ROWS, REFERENCE_FILE, ReferenceRows};
+use reference::{Reference, parse_reference, reference_csv};
+
 use super::baseline::Baselines;
-use super::engine::Engine;
-use super::ensemble::Labels;
+use super::engine::{Engine, Predicted};
+use super::ensemble::{Explainer, Explanation, Labels};
 use super::forest::SmartcoreForest;
 use crate::error::{Error, Result};
 
@@ -69,6 +75,10 @@ pub struct ModelMetadata {
     pub model_sha256: String,
     /// Distributions for drift detection.
     pub baselines: Baselines,
+    /// Rows the model was trained or imported with, kept for explanations (absent in
+    /// artifacts written before explanations existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceRows>,
 }
 
 /// What a model predicts.
@@ -209,6 +219,7 @@ pub const BUNDLED: &str = "the bundled breast-cancer model";
 /// that an installed `driftwood` needs no files.
 const BUNDLED_METADATA: &str = include_str!("../../models/breast-cancer/1/metadata.json");
 const BUNDLED_FOREST: &[u8] = include_bytes!("../../models/breast-cancer/1/model.postcard");
+const BUNDLED_REFERENCE: &str = include_str!("../../models/breast-cancer/1/reference.csv");
 
 /// A loaded, verified model ready to score.
 #[derive(Debug, Clone)]
@@ -217,6 +228,9 @@ pub struct Model {
     pub metadata: ModelMetadata,
     /// What scores it.
     pub engine: Engine,
+    /// What explains its scores, measured on the reference rows when first asked for.
+    explainer: Arc<OnceLock<std::result::Result<Explainer, String>>>,
+    reference: Reference,
 }
 
 impl Model {
@@ -230,7 +244,16 @@ impl Model {
                 let (metadata, reference) = bundled_reference()?;
                 let origin = Path::new(BUNDLED);
                 let engine = forest_engine(&reference, metadata.features.len(), origin)?;
-                Self::verified(metadata, engine, origin)
+                let rows = match &metadata.reference {
+                    Some(stored) => Some(parse_reference(
+                        BUNDLED_REFERENCE.as_bytes(),
+                        stored,
+                        &metadata.features,
+                        origin,
+                    )?),
+                    None => None,
+                };
+                Self::verified(metadata, engine, rows, origin)
             }
         }
     }
@@ -246,10 +269,50 @@ impl Model {
                 postcard::from_bytes(&bytes).map_err(|e| model_error(&path, e.to_string()))?;
             forest_engine(&reference, metadata.features.len(), dir)?
         };
-        Self::verified(metadata, engine, dir)
+        let rows = match &metadata.reference {
+            Some(stored) => {
+                let path = dir.join(&stored.file);
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                Some(parse_reference(&bytes, stored, &metadata.features, &path)?)
+            }
+            None => None,
+        };
+        Self::verified(metadata, engine, rows, dir)
     }
 
-    fn verified(metadata: ModelMetadata, engine: Engine, origin: &Path) -> Result<Self> {
+    /// What explains this model's scores (see [`Ensemble::explainer`]), measured on the
+    /// reference rows the first time it is asked for. Fails when the artifact has none.
+    pub fn explainer(&self) -> std::result::Result<&Explainer, String> {
+        let measured = self.explainer.get_or_init(|| {
+            let Some(rows) = &self.reference.0 else {
+                return Err(format!(
+                    "{} version {} has no reference rows to explain with; train or import it again",
+                    self.metadata.name, self.metadata.version
+                ));
+            };
+            (self.engine.ensemble().explainer(rows)).map_err(|e| e.to_string())
+        });
+        measured.as_ref().map_err(Clone::clone)
+    }
+
+    /// Explains `predicted` for `row` (see [`Ensemble::explain`]).
+    pub fn explain(
+        &self,
+        row: &[f64],
+        predicted: Predicted,
+    ) -> std::result::Result<Explanation, String> {
+        let explainer = self.explainer()?;
+        let ensemble = self.engine.ensemble();
+        let output = ensemble.explained_output(predicted.class());
+        Ok(ensemble.explain(explainer, row, output))
+    }
+
+    fn verified(
+        metadata: ModelMetadata,
+        engine: Engine,
+        reference: Option<Arc<[f64]>>,
+        origin: &Path,
+    ) -> Result<Self> {
         if engine.n_features() != metadata.features.len() {
             return Err(model_error(
                 origin,
@@ -300,7 +363,12 @@ impl Model {
                 ),
             ));
         }
-        Ok(Model { metadata, engine })
+        Ok(Model {
+            metadata,
+            engine,
+            explainer: Arc::default(),
+            reference: Reference(reference),
+        })
     }
 }
 
@@ -388,16 +456,27 @@ fn verify_checksum(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Resul
     Ok(())
 }
 
-/// Writes `forest` and `metadata` into `dir` (created if missing); fills in the model file
-/// name and checksum.
-pub fn save(dir: &Path, forest: &SmartcoreForest, metadata: &mut ModelMetadata) -> Result<()> {
+/// Writes `forest`, the `reference` rows and `metadata` into `dir` (see [`save_file`]).
+pub fn save(
+    dir: &Path,
+    forest: &SmartcoreForest,
+    reference: &[Vec<f64>],
+    metadata: &mut ModelMetadata,
+) -> Result<()> {
     let bytes = postcard::to_stdvec(forest).map_err(|e| model_error(dir, e.to_string()))?;
-    save_file(dir, MODEL_FILE, &bytes, metadata)
+    save_file(dir, MODEL_FILE, &bytes, reference, metadata)
 }
 
-/// Writes the model file `bytes` as `file` and `metadata` into `dir` (created if missing,
-/// refused if it holds an artifact already); fills in the model file name and checksum.
-pub fn save_file(dir: &Path, file: &str, bytes: &[u8], metadata: &mut ModelMetadata) -> Result<()> {
+/// Writes the model file `bytes` as `file`, the `reference` rows (at most
+/// [`MAX_REFERENCE_ROWS`] of them) and `metadata` into `dir` (created if missing, refused if
+/// it holds an artifact already); fills in the files' names and checksums.
+pub fn save_file(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    reference: &[Vec<f64>],
+    metadata: &mut ModelMetadata,
+) -> Result<()> {
     // A version, once written, may be serving somewhere: it never changes.
     if dir.join(METADATA_FILE).exists() {
         return Err(Error::Config(format!(
@@ -410,6 +489,14 @@ pub fn save_file(dir: &Path, file: &str, bytes: &[u8], metadata: &mut ModelMetad
     metadata.model_sha256 = sha256_hex(bytes);
     let model_path = dir.join(file);
     std::fs::write(&model_path, bytes).map_err(|e| Error::io(&model_path, e))?;
+    let csv = reference_csv(&metadata.features, reference);
+    let reference_path = dir.join(REFERENCE_FILE);
+    std::fs::write(&reference_path, &csv).map_err(|e| Error::io(&reference_path, e))?;
+    metadata.reference = Some(ReferenceRows {
+        file: REFERENCE_FILE.into(),
+        sha256: sha256_hex(csv.as_bytes()),
+        rows: csv.lines().count() - 1,
+    });
     let json = serde_json::to_string_pretty(metadata).expect("metadata serializes");
     let metadata_path = dir.join(METADATA_FILE);
     std::fs::write(&metadata_path, json + "\n").map_err(|e| Error::io(&metadata_path, e))
@@ -424,33 +511,4 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::dataset::Dataset;
-    use smartcore::linalg::basic::matrix::DenseMatrix;
-
-    #[test]
-    fn committed_model_scores_like_smartcore() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-        let model = Model::load(&dir).unwrap();
-        let (metadata, reference) = load_reference(&dir).unwrap();
-        let training = metadata.training.as_ref().unwrap();
-        assert_eq!(training.hyperparameters.n_trees, 100);
-        assert_eq!(training.hyperparameters.max_depth, 10);
-        assert_eq!(model.engine.n_trees(), 100);
-        let data = Dataset::breast_cancer();
-        assert_eq!(metadata.features, data.feature_names);
-        let expected = reference
-            .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())
-            .unwrap();
-        let flat: Vec<f64> = data.rows.concat();
-        let mut scored = Default::default();
-        model.engine.score(&flat, &mut scored);
-        let got: Vec<i32> = scored
-            .classes
-            .iter()
-            .map(|&c| metadata.classes[c])
-            .collect();
-        assert_eq!(got, expected);
-    }
-}
+mod tests;

@@ -107,9 +107,10 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         model_file: String::new(),
         model_sha256: String::new(),
         baselines: Baselines::measure(&data.feature_names, &data.rows, &classes, &predictions),
+        reference: None,
     };
     let dir = registry.artifact_dir(&args.name, &version);
-    artifact::save_file(&dir, ONNX_FILE, &bytes, &mut metadata)?;
+    artifact::save_file(&dir, ONNX_FILE, &bytes, &data.rows, &mut metadata)?;
     // Read it back so that a broken artifact fails here, not in production.
     Model::load(&dir)?;
     let promoted = registry.promote_first(&args.name, &version)?;

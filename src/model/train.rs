@@ -185,9 +185,10 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         model_file: String::new(),
         model_sha256: String::new(),
         baselines: Baselines::measure(&data.feature_names, &train_rows, &classes, &predictions),
+        reference: None,
     };
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
-    artifact::save(&dir, &reference, &mut metadata)?;
+    artifact::save(&dir, &reference, &train_rows, &mut metadata)?;
     // Read it back so a broken artifact fails here, not in production.
     Model::load(&dir)?;
     Ok(TrainOutcome {

@@ -99,7 +99,7 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     // Version 2: corrupt (its model file no longer matches its checksum).
     let v2 = root.join("breast-cancer/2");
     std::fs::create_dir_all(&v2).unwrap();
-    for file in ["model.postcard", "metadata.json"] {
+    for file in ["model.postcard", "metadata.json", "reference.csv"] {
         std::fs::copy(root.join("breast-cancer/1").join(file), v2.join(file)).unwrap();
     }
     let metadata = std::fs::read_to_string(v2.join("metadata.json")).unwrap();

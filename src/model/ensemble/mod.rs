@@ -18,11 +18,13 @@
 //! features; a split whose missing values go to the true side swaps its children and
 //! compares the negated feature.
 
+mod explain;
 mod finalize;
 mod lockstep;
 mod pick;
 mod walk;
 
+pub use explain::{Explainer, Explanation};
 pub use finalize::{Head, Labels, PostTransform};
 pub use walk::{EnsembleWalk, Workspace};
 

@@ -179,7 +179,7 @@ impl Ensemble {
 
     /// The row as the walks read it: rounded to the model's precision, then negated if some
     /// split compares a negation.
-    fn prepare(&self, row: &[f64], out: &mut Vec<f64>) {
+    pub(super) fn prepare(&self, row: &[f64], out: &mut Vec<f64>) {
         out.clear();
         out.extend(row.iter().map(|&x| self.round(x)));
         if self.negated {

@@ -7,7 +7,7 @@ fn artifact(root: &Path, name: &str, version: &str) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     let dir = root.join(name).join(version);
     std::fs::create_dir_all(&dir).unwrap();
-    for file in ["model.postcard", METADATA_FILE] {
+    for file in ["model.postcard", METADATA_FILE, "reference.csv"] {
         std::fs::copy(source.join(file), dir.join(file)).unwrap();
     }
     let path = dir.join(METADATA_FILE);

@@ -9,7 +9,9 @@ fn artifact(root: &Path, version: &str) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     let dir = root.join("breast-cancer").join(version);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(source.join("model.postcard"), dir.join("model.postcard")).unwrap();
+    for file in ["model.postcard", "reference.csv"] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
     let metadata = std::fs::read_to_string(source.join("metadata.json")).unwrap();
     let metadata = metadata.replace("\"version\": \"1\"", &format!("\"version\": \"{version}\""));
     std::fs::write(dir.join("metadata.json"), metadata).unwrap();

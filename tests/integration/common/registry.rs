@@ -26,7 +26,7 @@ pub fn registry() -> PathBuf {
     let v1 = root.join("breast-cancer/1");
     std::fs::create_dir_all(&v1).unwrap();
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-    for file in ["model.postcard", "metadata.json"] {
+    for file in ["model.postcard", "metadata.json", "reference.csv"] {
         std::fs::copy(committed.join(file), v1.join(file)).unwrap();
     }
     let reg = root.to_str().unwrap();
