@@ -230,6 +230,7 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         schema,
         format: config.input_format,
         max_message_bytes: config.max_message_bytes,
+        explaining: config.explain().enabled(),
     };
     let model = Arc::new(open_model(config, &decoders)?);
     let decoder = decoders.for_model(&model)?;
@@ -246,7 +247,8 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
 /// The model `--model` or `--model-name` names (the bundled one without either), checked.
 fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
     let Some(name) = &config.model_name else {
-        return Model::open(config.model.as_deref()).map_err(|e| match e {
+        let model = Model::open(config.model.as_deref());
+        return (model.and_then(|m| decoders.check(&m).map(|()| m))).map_err(|e| match e {
             // A model the operator named: say which flag named it.
             Error::Model { path, message } if config.model.is_some() => {
                 Error::Config(format!("--model {}: {message}", path.display()))
@@ -278,12 +280,19 @@ struct Decoders {
     schema: apache_avro::Schema,
     format: crate::codec::decode::InputFormat,
     max_message_bytes: usize,
+    /// Whether predictions are explained, so that a version must be explainable.
+    explaining: bool,
 }
 
 impl Decoders {
-    /// Whether the input supplies every feature of `model`: the check before it may serve.
+    /// Whether `model` may serve: the input supplies every feature, and when predictions are
+    /// explained, the artifact keeps reference rows to explain with.
     fn check(&self, model: &Model) -> Result<()> {
-        FeatureDecoder::check_features(&self.schema, &model.metadata.features)
+        FeatureDecoder::check_features(&self.schema, &model.metadata.features)?;
+        match self.explaining {
+            true => model.explainer().map(drop).map_err(Error::Config),
+            false => Ok(()),
+        }
     }
 
     /// A decoder of the input for `model`'s features; fails when the input lacks one.
@@ -378,12 +387,21 @@ pub fn check(config: &RunConfig) -> Result<String> {
             c.metadata.name, c.metadata.version
         )
     });
+    let explain = config.explain();
+    let explain = match (&explain.header, explain.share) {
+        (None, share) if share == 0.0 => "none".to_string(),
+        (header, share) => format!(
+            "records with header {}, and {share} of records",
+            header.as_deref().unwrap_or("(none)")
+        ),
+    };
     Ok(format!(
         "configuration ok\n\
          model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
          shadow    {}\n\
+         explain   {}\n\
          sidecar   {} (/health, /ready, /metrics)\n\
          profile   {}, shutdown grace {}",
         m.name,
@@ -399,6 +417,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
         config.dlq_topic,
         config.drift_topic,
         shadow,
+        explain,
         config.http_addr,
         flag_value(config.profile),
         humantime::format_duration(config.shutdown_grace),

@@ -51,6 +51,42 @@ pub struct PredictionRecord {
     pub event_time: i64,
     /// When driftwood scored it (ms since the epoch).
     pub scored_at: i64,
+    /// Saabas contributions, when the record was chosen for one.
+    #[serde(default)]
+    pub explanation: Option<ExplanationRecord>,
+}
+
+/// A prediction's explanation, shaped like `schemas/prediction.avsc`'s `Explanation`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ExplanationRecord {
+    /// The class whose score is explained; `None` for a regressor.
+    pub label: Option<i32>,
+    /// The score before any feature is known.
+    pub bias: f64,
+    /// One per model feature, in the model's order.
+    pub contributions: Vec<FeatureContribution>,
+}
+
+/// What one feature added to the explained score.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FeatureContribution {
+    /// The feature.
+    pub feature: String,
+    /// What it added.
+    pub contribution: f64,
+}
+
+/// An explanation to encode, borrowing everything.
+#[derive(Debug, Clone, Copy)]
+pub struct ExplanationFields<'a> {
+    /// The class whose score is explained; `None` for a regressor.
+    pub label: Option<i32>,
+    /// The score before any feature is known.
+    pub bias: f64,
+    /// The model's features.
+    pub features: &'a [String],
+    /// Each feature's contribution, matching `features`.
+    pub contributions: &'a [f64],
 }
 
 /// A prediction to encode, borrowing everything (the hot path's form of
@@ -90,6 +126,8 @@ pub struct PredictionFields<'a> {
     pub event_time: i64,
     /// When driftwood scored it (ms since the epoch).
     pub scored_at: i64,
+    /// Saabas contributions, when the record was chosen for one.
+    pub explanation: Option<ExplanationFields<'a>>,
 }
 
 impl PredictionFields<'_> {
@@ -119,6 +157,18 @@ impl PredictionFields<'_> {
         w.long(self.source_offset);
         w.long(self.event_time);
         w.long(self.scored_at);
+        w.optional(self.explanation, |w, e| {
+            w.optional(e.label, |w, l| w.long(i64::from(l)));
+            w.double(e.bias);
+            if !e.features.is_empty() {
+                w.long(e.features.len() as i64);
+                for (feature, &c) in e.features.iter().zip(e.contributions) {
+                    w.string(feature);
+                    w.double(c);
+                }
+            }
+            w.long(0);
+        });
     }
 }
 
@@ -330,6 +380,7 @@ mod tests {
             source_offset: 123_456_789_012,
             event_time: 1_700_000_000_123,
             scored_at: 1_700_000_000_456,
+            explanation: None,
         }
     }
 
@@ -373,6 +424,7 @@ mod tests {
             source_offset: 123_456_789_012,
             event_time: 1_700_000_000_123,
             scored_at: 1_700_000_000_456,
+            explanation: None,
         };
         assert_eq!(decoded, expected);
         assert_eq!(hand, reference, "byte for byte what apache-avro writes");
@@ -424,12 +476,47 @@ mod tests {
     }
 
     #[test]
+    fn explanations_encode_as_the_schema_says() {
+        let features = ["mean_radius".to_string(), "mean_texture".to_string()];
+        let explained = PredictionFields {
+            explanation: Some(ExplanationFields {
+                label: Some(1),
+                bias: 0.375,
+                features: &features,
+                contributions: &[0.5, 0.055],
+            }),
+            ..classifier()
+        };
+        let (hand, decoded, reference) = hand_and_reference(&explained);
+        assert_eq!(hand, reference, "byte for byte what apache-avro writes");
+        let expected = ExplanationRecord {
+            label: Some(1),
+            bias: 0.375,
+            contributions: vec![
+                FeatureContribution {
+                    feature: "mean_radius".into(),
+                    contribution: 0.5,
+                },
+                FeatureContribution {
+                    feature: "mean_texture".into(),
+                    contribution: 0.055,
+                },
+            ],
+        };
+        assert_eq!(decoded.explanation, Some(expected));
+    }
+
+    #[test]
     fn the_schemas_read_what_their_first_versions_wrote_and_old_readers_read_classifications() {
         use apache_avro::schema_compatibility::SchemaCompatibility;
         let parse = |s: &str| Schema::parse_str(s).unwrap();
         for (first, now) in [
             (
                 include_str!("../../schemas/history/prediction-1.avsc"),
+                PREDICTION_SCHEMA,
+            ),
+            (
+                include_str!("../../schemas/history/prediction-2.avsc"),
                 PREDICTION_SCHEMA,
             ),
             (

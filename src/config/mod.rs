@@ -14,6 +14,7 @@ use clap::Args;
 
 use crate::codec::decode::InputFormat;
 use crate::error::{Error, Result};
+use crate::pipeline::explain::ExplainSettings;
 
 mod kafka;
 
@@ -156,6 +157,15 @@ pub struct RunConfig {
     /// Topic for one Avro `ShadowComparison` per shadowed record.
     #[arg(long, env = "DRIFTWOOD_COMPARISON_TOPIC", requires = "shadow")]
     pub comparison_topic: Option<String>,
+
+    /// Explain the prediction of every record that carries a Kafka header of this name
+    /// (any value): Saabas contributions per feature, in the prediction's `explanation`.
+    #[arg(long, env = "DRIFTWOOD_EXPLAIN_HEADER")]
+    pub explain_header: Option<String>,
+
+    /// Explain this share of the predictions, in [0, 1], chosen by record position.
+    #[arg(long, env = "DRIFTWOOD_EXPLAIN_SHARE", default_value_t = 0.0)]
+    pub explain_share: f64,
 
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]
@@ -335,6 +345,12 @@ impl RunConfig {
                 return bad(format!("{flag} {share} is not a share in (0, 1]"));
             }
         }
+        if !(0.0..=1.0).contains(&self.explain_share) {
+            return bad(format!(
+                "--explain-share {} is not a share in [0, 1]",
+                self.explain_share
+            ));
+        }
         if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
             return bad(
                 "--drift-window-records and --drift-window-seconds must be positive".into(),
@@ -409,6 +425,14 @@ impl RunConfig {
     pub fn instance(&self) -> String {
         self.instance_id.clone().unwrap_or_else(hostname)
     }
+
+    /// Which predictions carry an explanation.
+    pub(crate) fn explain(&self) -> ExplainSettings {
+        ExplainSettings {
+            header: self.explain_header.clone(),
+            share: self.explain_share,
+        }
+    }
 }
 
 /// Shows every setting but the values of librdkafka pass-through options, which may be
@@ -424,6 +448,8 @@ impl std::fmt::Debug for RunConfig {
             .field("drift_topic", &self.drift_topic)
             .field("shadow", &self.shadow)
             .field("comparison_topic", &self.comparison_topic)
+            .field("explain_header", &self.explain_header)
+            .field("explain_share", &self.explain_share)
             .field("drift_window_records", &self.drift_window_records)
             .field("drift_window_seconds", &self.drift_window_seconds)
             .field("model", &self.model)

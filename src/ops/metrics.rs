@@ -47,6 +47,8 @@ pub struct Metrics {
     /// `driftwood_shadow_confusion_total{serving,candidate}`: shadowed records by the pair
     /// of labels predicted.
     pub shadow_confusion: IntCounterVec,
+    /// `driftwood_explanations_total`: predictions published with an explanation.
+    pub explanations: IntCounter,
     /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
     /// librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -174,6 +176,13 @@ impl Metrics {
             "driftwood_model_auto_rollbacks_total",
             "Promoted versions rolled back automatically (rolled_back), or not (failed).",
             &["outcome"],
+        );
+        let explanations = register(
+            &registry,
+            IntCounter::new(
+                "driftwood_explanations_total",
+                "Predictions published with an explanation.",
+            ),
         );
         let consumer_lag = gauge_vec(
             "driftwood_consumer_lag",
@@ -308,6 +317,7 @@ impl Metrics {
             shadow_predictions,
             shadow_confidence_delta,
             shadow_confusion,
+            explanations,
             consumer_lag,
             rebalances,
             transactions,

@@ -7,7 +7,9 @@
 //! the output is unwritable.
 
 mod backpressure;
+pub mod explain;
 pub mod rollback;
+mod sample;
 pub mod scorer;
 pub mod shadow;
 
@@ -141,6 +143,7 @@ impl Pipeline {
                 },
                 instance_id: config.instance(),
             },
+            explain: config.explain(),
         };
         let decoder = self.decoder.clone();
         Scorer::new(

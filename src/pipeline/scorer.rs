@@ -10,6 +10,7 @@ use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
 use tracing::{debug, debug_span, error, info, warn};
 
+use super::explain::{self, ExplainSettings};
 use super::rollback::{Guard, RollBack, RollbackPolicy};
 use super::shadow::Shadow;
 
@@ -18,6 +19,7 @@ use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
+use crate::model::ensemble::Explanation;
 use crate::model::{Model, Predicted, Scored};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
@@ -42,6 +44,8 @@ pub struct ScorerSettings {
     pub pass_through: bool,
     /// Drift windows.
     pub drift: DriftSettings,
+    /// Which predictions carry an explanation.
+    pub explain: ExplainSettings,
 }
 
 /// The per-batch work of the consumer loop, with buffers reused across batches.
@@ -148,7 +152,11 @@ impl Scorer {
                     if let Some(shadow) = &mut self.shadow {
                         shadow.note(index, message, predicted);
                     }
-                    self.send_prediction(message, meta, (predicted, scored.row(i)), now, sink);
+                    let explanation = (self.settings.explain.wants(message))
+                        .then(|| explain::explain(&model, row, predicted))
+                        .flatten();
+                    let scores = (predicted, scored.row(i));
+                    self.send_prediction(message, meta, scores, explanation.as_ref(), now, sink);
                 }
                 (Err(error), _) => {
                     dead_letters += 1;
@@ -304,6 +312,7 @@ impl Scorer {
         message: &BorrowedMessage<'_>,
         meta: RecordMeta<'_>,
         (predicted, probabilities): (Predicted, &[f64]),
+        explanation: Option<&Explanation>,
         now: i64,
         sink: &Sink,
     ) {
@@ -346,7 +355,11 @@ impl Scorer {
                 .or_else(|| message.timestamp().to_millis())
                 .unwrap_or(now),
             scored_at: now,
+            explanation: explanation.map(|e| explain::fields(&self.model, e)),
         };
+        if explanation.is_some() {
+            self.metrics.explanations.inc();
+        }
         self.encoded.clear();
         prediction.encode(&mut self.encoded);
         let headers = traced_headers(message, &prediction);
@@ -508,6 +521,7 @@ mod tests {
                 thresholds: DriftThresholds::default(),
                 instance_id: "test".into(),
             },
+            explain: ExplainSettings::default(),
         };
         let mut scorer = Scorer::new(model, decoder, metrics.clone(), progress.clone(), settings);
         scorer.handle_batch(&batch, &sink);

@@ -9,6 +9,7 @@ use prometheus::IntCounter;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::warn;
 
+use super::sample::chosen;
 use crate::codec::decode::FeatureDecoder;
 use crate::codec::encode::{AvroCodec, Comparison};
 use crate::kafka::sink::{Output, Sink};
@@ -66,8 +67,7 @@ impl Shadow {
     /// is one of the share compared. The choice hangs on the record's position alone, so a
     /// record read again is compared again.
     pub fn note(&mut self, index: usize, message: &BorrowedMessage<'_>, served: Predicted) {
-        let position = (message.partition() as u64) << 48 ^ message.offset() as u64;
-        if (mix(position) as f64) < self.share * u64::MAX as f64 {
+        if chosen(message.partition(), message.offset(), self.share) {
             self.noted.push((index, served));
         }
     }
@@ -172,11 +172,4 @@ impl Shadow {
         }
         sink.send(topic, key, Some(&self.encoded), None, Output::Comparison);
     }
-}
-
-/// splitmix64's finalizer: spreads positions evenly over `u64`.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }

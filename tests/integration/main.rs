@@ -14,6 +14,7 @@ mod crashes;
 mod drift;
 mod end_to_end;
 mod exactly_once;
+mod explain;
 mod failures;
 mod headers;
 mod imported;
