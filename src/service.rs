@@ -389,7 +389,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
     });
     let explain = config.explain();
     let explain = match (&explain.header, explain.share) {
-        (None, share) if share == 0.0 => "none".to_string(),
+        (None, 0.0) => "none".to_string(),
         (header, share) => format!(
             "records with header {}, and {share} of records",
             header.as_deref().unwrap_or("(none)")
