@@ -7,8 +7,9 @@
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
 # DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. The ONNX parity
 # test needs scikit-learn, XGBoost, LightGBM and onnxruntime: scripts/parity-env.sh makes a
-# venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). Arguments
-# go to `cargo test`.
+# venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). The REST
+# twin's test runs schemathesis, from a venv made the same way (unless DRIFTWOOD_SCHEMATHESIS
+# names an `st`). Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,12 @@ fi
 if [ -z "${DRIFTWOOD_PARITY_PYTHON:-}" ]; then
   DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)
   export DRIFTWOOD_PARITY_PYTHON
+fi
+
+# schemathesis, for the REST twin (tests/rest/requirements.txt).
+if [ -z "${DRIFTWOOD_SCHEMATHESIS:-}" ]; then
+  DRIFTWOOD_SCHEMATHESIS=$(dirname "$(scripts/py-env.sh tests/rest/requirements.txt)")/st
+  export DRIFTWOOD_SCHEMATHESIS
 fi
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

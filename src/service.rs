@@ -16,11 +16,12 @@ use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::admin;
-use crate::model::Model;
 use crate::model::registry::Registry;
 use crate::model::watch::{Loader, ModelWatch, WatchSettings};
+use crate::model::{Model, Serving};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
+use crate::ops::rest::Rest;
 use crate::ops::sidecar;
 use crate::pipeline::Pipeline;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
@@ -59,12 +60,23 @@ impl Service {
         let health = Arc::new(Health::default());
         health.set_model_loaded(true);
 
+        let serving = Serving::new(vec![model.clone()]);
+        let rest = config.rest.then(|| Rest {
+            serving: serving.clone(),
+            body_limit: config.rest_body_limit,
+            metrics: metrics.clone(),
+        });
         let (http_stop, http_stopped) = oneshot::channel::<()>();
-        let (http_addr, server) =
-            sidecar::bind(config.http_addr, health.clone(), metrics.clone(), async {
+        let (http_addr, server) = sidecar::bind(
+            config.http_addr,
+            health.clone(),
+            metrics.clone(),
+            rest,
+            async {
                 let _ = http_stopped.await;
-            })
-            .await?;
+            },
+        )
+        .await?;
         let http_task = tokio::spawn(server);
         info!(
             %http_addr,
@@ -92,6 +104,7 @@ impl Service {
             watch,
             rollback,
             shadow,
+            serving,
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -402,7 +415,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
          shadow    {}\n\
          explain   {}\n\
-         sidecar   {} (/health, /ready, /metrics)\n\
+         sidecar   {} (/health, /ready, /metrics{})\n\
          profile   {}, shutdown grace {}",
         m.name,
         m.version,
@@ -419,6 +432,11 @@ pub fn check(config: &RunConfig) -> Result<String> {
         shadow,
         explain,
         config.http_addr,
+        if config.rest {
+            ", and the REST twin: /v1/predict, /openapi.json"
+        } else {
+            ""
+        },
         flag_value(config.profile),
         humantime::format_duration(config.shutdown_grace),
     ))

@@ -57,7 +57,7 @@ pub struct PredictionRecord {
 }
 
 /// A prediction's explanation, shaped like `schemas/prediction.avsc`'s `Explanation`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ExplanationRecord {
     /// The class whose score is explained; `None` for a regressor.
     pub label: Option<i32>,
@@ -68,7 +68,7 @@ pub struct ExplanationRecord {
 }
 
 /// What one feature added to the explained score.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FeatureContribution {
     /// The feature.
     pub feature: String,
@@ -173,7 +173,7 @@ impl PredictionFields<'_> {
 }
 
 /// One class's vote share.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ClassProbability {
     /// Class label (its index, for a model whose classes are names).
     pub label: i32,

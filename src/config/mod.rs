@@ -167,6 +167,15 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_EXPLAIN_SHARE", default_value_t = 0.0)]
     pub explain_share: f64,
 
+    /// Serve the REST twin on the sidecar: `POST /v1/predict` (JSON, one record or a batch)
+    /// with the model version the stream serves, and `/openapi.json`.
+    #[arg(long, env = "DRIFTWOOD_REST")]
+    pub rest: bool,
+
+    /// Largest REST request body, in bytes; larger ones are refused with 413.
+    #[arg(long, env = "DRIFTWOOD_REST_BODY_LIMIT", default_value_t = 1 << 20)]
+    pub rest_body_limit: usize,
+
     /// Writer schema (.avsc) of the input records [default: the bundled feature schema].
     #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA")]
     pub input_schema: Option<PathBuf>,
@@ -450,6 +459,8 @@ impl std::fmt::Debug for RunConfig {
             .field("comparison_topic", &self.comparison_topic)
             .field("explain_header", &self.explain_header)
             .field("explain_share", &self.explain_share)
+            .field("rest", &self.rest)
+            .field("rest_body_limit", &self.rest_body_limit)
             .field("drift_window_records", &self.drift_window_records)
             .field("drift_window_seconds", &self.drift_window_seconds)
             .field("model", &self.model)

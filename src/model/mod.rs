@@ -12,9 +12,11 @@ pub mod forest;
 pub mod import;
 pub mod onnx;
 pub mod registry;
+pub mod serving;
 pub mod train;
 pub mod watch;
 
 pub use artifact::{Model, ModelMetadata};
 pub use engine::{Engine, Predicted, Scored};
 pub use forest::Forest;
+pub use serving::Serving;

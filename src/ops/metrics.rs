@@ -49,6 +49,8 @@ pub struct Metrics {
     pub shadow_confusion: IntCounterVec,
     /// `driftwood_explanations_total`: predictions published with an explanation.
     pub explanations: IntCounter,
+    /// `driftwood_rest_requests_total{status}`: REST twin requests by response status.
+    pub rest_requests: IntCounterVec,
     /// `driftwood_consumer_lag{topic,partition}`: messages behind the partition's end, from
     /// librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -184,6 +186,11 @@ impl Metrics {
                 "Predictions published with an explanation.",
             ),
         );
+        let rest_requests = counter_vec(
+            "driftwood_rest_requests_total",
+            "REST twin requests (POST /v1/predict), by response status.",
+            &["status"],
+        );
         let consumer_lag = gauge_vec(
             "driftwood_consumer_lag",
             "Messages between the consumer position and the partition end.",
@@ -318,6 +325,7 @@ impl Metrics {
             shadow_confidence_delta,
             shadow_confusion,
             explanations,
+            rest_requests,
             consumer_lag,
             rebalances,
             transactions,

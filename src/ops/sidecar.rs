@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
+use crate::ops::rest::Rest;
 
 #[derive(Clone)]
 struct AppState {
@@ -21,13 +22,18 @@ struct AppState {
     metrics: Metrics,
 }
 
-/// The router, separate from serving so it can be embedded.
-fn router(health: Arc<Health>, metrics: Metrics) -> Router {
-    Router::new()
+/// The router, separate from serving so it can be embedded; with the REST twin's routes
+/// when it is enabled.
+fn router(health: Arc<Health>, metrics: Metrics, rest: Option<Rest>) -> Router {
+    let probes = Router::new()
         .route("/health", get(health_handler))
         .route("/ready", get(ready_handler))
         .route("/metrics", get(metrics_handler))
-        .with_state(AppState { health, metrics })
+        .with_state(AppState { health, metrics });
+    match rest {
+        Some(rest) => probes.merge(super::rest::routes(rest)),
+        None => probes,
+    }
 }
 
 async fn health_handler(State(state): State<AppState>) -> Response {
@@ -61,11 +67,12 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 /// Binds `addr` (fails fast when taken) and returns the bound address and the server future,
-/// which ends after `shutdown` resolves.
+/// which ends after `shutdown` resolves. `rest` adds the REST twin.
 pub async fn bind(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Metrics,
+    rest: Option<Rest>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let http_error = |source| Error::Http {
@@ -74,7 +81,8 @@ pub async fn bind(
     };
     let listener = TcpListener::bind(addr).await.map_err(http_error)?;
     let local = listener.local_addr().map_err(http_error)?;
-    let server = axum::serve(listener, router(health, metrics)).with_graceful_shutdown(shutdown);
+    let server =
+        axum::serve(listener, router(health, metrics, rest)).with_graceful_shutdown(shutdown);
     Ok((local, server.into_future()))
 }
 
@@ -145,6 +153,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             health,
             Metrics::new(),
+            None,
             std::future::pending(),
         )
         .await
@@ -163,12 +172,18 @@ mod tests {
                 }
             }
             answers.push(("GET", "/admin", status_line(addr, "GET /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+            // The REST twin is off unless enabled.
+            answers.push(("POST", "/v1/predict", status_line(addr, "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")));
             answers
         })
         .await
         .unwrap();
         for (method, path, status) in answers {
-            let expected = if path == "/admin" { "404" } else { "405" };
+            let expected = if ["/admin", "/v1/predict"].contains(&path) {
+                "404"
+            } else {
+                "405"
+            };
             assert!(status.contains(expected), "{method} {path}: {status:?}");
         }
     }

@@ -30,8 +30,8 @@ use crate::kafka::offsets::Progress;
 use crate::kafka::sink::Sink;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
-use crate::model::Model;
 use crate::model::watch::ModelWatch;
+use crate::model::{Model, Serving};
 use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
 use crate::ops::rate_limit::RateLimit;
@@ -63,6 +63,8 @@ pub struct Pipeline {
     pub rollback: Option<(RollbackPolicy, RollBack)>,
     /// The shadow candidate, when configured.
     pub shadow: Option<Shadow>,
+    /// Where each version swapped in is published.
+    pub serving: Serving,
 }
 
 impl Pipeline {
@@ -153,6 +155,7 @@ impl Pipeline {
             progress,
             settings,
         )
+        .with_serving(self.serving.clone())
     }
 
     /// The loop proper, until `stop` is set or the consumer fails for good.

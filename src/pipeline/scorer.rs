@@ -20,7 +20,7 @@ use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
-use crate::model::{Model, Predicted, Scored};
+use crate::model::{Model, Predicted, Scored, Serving};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
 
@@ -68,6 +68,8 @@ pub struct Scorer {
     notice: Option<String>,
     /// The shadow candidate, when configured.
     shadow: Option<Shadow>,
+    /// Where the version serving is published for others (the REST twin).
+    serving: Option<Serving>,
 }
 
 impl Scorer {
@@ -95,7 +97,14 @@ impl Scorer {
             guard: None,
             notice: None,
             shadow: None,
+            serving: None,
         }
+    }
+
+    /// Publishes every version swapped in to `serving`.
+    pub fn with_serving(mut self, serving: Serving) -> Self {
+        self.serving = Some(serving);
+        self
     }
 
     /// Scores a share of the records with `shadow`'s candidate as well, and compares.
@@ -252,6 +261,9 @@ impl Scorer {
             self.settings.drift.clone(),
             self.metrics.clone(),
         );
+        if let Some(serving) = &self.serving {
+            serving.publish(model.clone());
+        }
         self.model = model;
         self.decoder = decoder;
     }

@@ -22,6 +22,7 @@ mod imported;
 mod kafka_container;
 mod lifecycle;
 mod output_down;
+mod rest;
 mod restart;
 mod scaling;
 mod security;
