@@ -401,12 +401,11 @@ pub fn check(config: &RunConfig) -> Result<String> {
         )
     });
     let explain = config.explain();
-    let explain = match (&explain.header, explain.share) {
-        (None, 0.0) => "none".to_string(),
-        (header, share) => format!(
-            "records with header {}, and {share} of records",
-            header.as_deref().unwrap_or("(none)")
-        ),
+    let header = (explain.header).map(|h| format!("records with header {h}"));
+    let share = (explain.share > 0.0).then(|| format!("{} of records", explain.share));
+    let explain = match [header, share].into_iter().flatten().collect::<Vec<_>>() {
+        chosen if chosen.is_empty() => "none".to_string(),
+        chosen => chosen.join(", and "),
     };
     Ok(format!(
         "configuration ok\n\
