@@ -88,7 +88,10 @@ impl Service {
 
         let rollback = rollback(&config, decoders.clone());
         let shadow = shadow.map(|(candidate, decoder)| {
-            let (share, topic) = (config.shadow_share, config.comparison_topic.clone());
+            let (share, topic) = (
+                config.models.shadow_share,
+                config.models.comparison_topic.clone(),
+            );
             Shadow::new(candidate, decoder, share, topic, metrics.clone())
         });
         let watch = watch(&config, &model, decoders, &metrics)?;
@@ -243,7 +246,7 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         schema,
         format: config.input_format,
         max_message_bytes: config.max_message_bytes,
-        explaining: config.explain().enabled(),
+        explaining: config.models.explain().enabled(),
     };
     let model = Arc::new(open_model(config, &decoders)?);
     let decoder = decoders.for_model(&model)?;
@@ -259,21 +262,21 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
 
 /// The model `--model` or `--model-name` names (the bundled one without either), checked.
 fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
-    let Some(name) = &config.model_name else {
-        let model = Model::open(config.model.as_deref());
+    let Some(name) = &config.models.model_name else {
+        let model = Model::open(config.models.model.as_deref());
         return (model.and_then(|m| decoders.check(&m).map(|()| m))).map_err(|e| match e {
             // A model the operator named: say which flag named it.
-            Error::Model { path, message } if config.model.is_some() => {
+            Error::Model { path, message } if config.models.model.is_some() => {
                 Error::Config(format!("--model {}: {message}", path.display()))
             }
             other => other,
         });
     };
-    let registry = Registry::new(&config.registry);
+    let registry = Registry::new(&config.models.registry);
     let pointer = registry.pointer(name)?.ok_or_else(|| {
         Error::Config(format!(
             "--model-name {name}: no version of it is promoted in {} (`driftwood models promote`)",
-            config.registry.display()
+            config.models.registry.display()
         ))
     })?;
     registry
@@ -326,14 +329,14 @@ fn shadow_candidate(
     config: &RunConfig,
     decoders: &Decoders,
 ) -> Result<Option<(Arc<Model>, FeatureDecoder)>> {
-    let Some(spec) = &config.shadow else {
+    let Some(spec) = &config.models.shadow else {
         return Ok(None);
     };
     let refuse = |why: String| Error::Config(format!("--shadow {spec}: {why}"));
     let (name, version) = spec
         .split_once(':')
         .ok_or_else(|| refuse("expected NAME:VERSION of the registry".into()))?;
-    let registry = Registry::new(&config.registry);
+    let registry = Registry::new(&config.models.registry);
     let candidate = registry
         .verify(name, version, &|m| decoders.check(m))
         .map_err(|e| refuse(detail(e)))?;
@@ -348,13 +351,16 @@ fn shadow_candidate(
 
 /// With `--auto-rollback-within`, the bounds and the pointer move back.
 fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, RollBack)> {
-    let (within, name) = (config.auto_rollback_within?, config.model_name.clone()?);
+    let (within, name) = (
+        config.models.auto_rollback_within?,
+        config.models.model_name.clone()?,
+    );
     let policy = RollbackPolicy {
         within,
-        dead_letter_share: config.auto_rollback_dead_letter_share,
-        alert_share: config.auto_rollback_alert_share,
+        dead_letter_share: config.models.auto_rollback_dead_letter_share,
+        alert_share: config.models.auto_rollback_alert_share,
     };
-    let registry = Registry::new(&config.registry);
+    let registry = Registry::new(&config.models.registry);
     let roll_back: RollBack = Box::new(move |from| {
         let check = |m: &Model| decoders.check(m);
         registry.rollback_from(&name, Some(from), &check)
@@ -369,10 +375,10 @@ fn watch(
     decoders: Decoders,
     metrics: &Metrics,
 ) -> Result<Option<ModelWatch<FeatureDecoder>>> {
-    let Some(name) = config.model_name.clone() else {
+    let Some(name) = config.models.model_name.clone() else {
         return Ok(None);
     };
-    let registry = Registry::new(&config.registry);
+    let registry = Registry::new(&config.models.registry);
     let (from, model_name) = (registry.clone(), name.clone());
     let load: Loader<FeatureDecoder> = Box::new(move |version| {
         let model = from.verify(&model_name, version, &|m| decoders.check(m))?;
@@ -383,7 +389,7 @@ fn watch(
         registry,
         name,
         serving: model.metadata.version.clone(),
-        interval: config.reload_interval,
+        interval: config.models.reload_interval,
     };
     ModelWatch::start(settings, load, metrics.clone()).map(Some)
 }
@@ -394,13 +400,13 @@ pub fn check(config: &RunConfig) -> Result<String> {
     let Prepared { model, shadow, .. } = prepare(config)?;
     let m = &model.metadata;
     let shadow = shadow.map_or("none".into(), |(c, _)| {
-        let share = config.shadow_share;
+        let share = config.models.shadow_share;
         format!(
             "{} version {} on {share} of records",
             c.metadata.name, c.metadata.version
         )
     });
-    let explain = config.explain();
+    let explain = config.models.explain();
     let header = (explain.header).map(|h| format!("records with header {h}"));
     let share = (explain.share > 0.0).then(|| format!("{} of records", explain.share));
     let explain = match [header, share].into_iter().flatten().collect::<Vec<_>>() {

@@ -173,7 +173,10 @@ fn dockerfile_matches_the_code() {
         "{copies:?}"
     );
     let defaults = RunConfig::defaults("unused").unwrap();
-    assert_eq!((&defaults.model, &defaults.input_schema), (&None, &None));
+    assert_eq!(
+        (&defaults.models.model, &defaults.input_schema),
+        (&None, &None)
+    );
     let empty = tempfile::tempdir().unwrap();
     let check = Command::new(env!("CARGO_BIN_EXE_driftwood"))
         .args(["run", "--check-config"])

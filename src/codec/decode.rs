@@ -45,16 +45,19 @@ pub enum DecodeErrorKind {
     MissingFeature,
     /// A feature is NaN or infinite.
     NonFinite,
+    /// Routed (`--route-by`) to a model that is not served.
+    Unroutable,
 }
 
 impl DecodeErrorKind {
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [DecodeErrorKind; 5] = [
+    pub const ALL: [DecodeErrorKind; 6] = [
         DecodeErrorKind::Oversized,
         DecodeErrorKind::BadFraming,
         DecodeErrorKind::Undecodable,
         DecodeErrorKind::MissingFeature,
         DecodeErrorKind::NonFinite,
+        DecodeErrorKind::Unroutable,
     ];
 
     /// Stable snake_case name.
@@ -65,6 +68,7 @@ impl DecodeErrorKind {
             DecodeErrorKind::Undecodable => "undecodable",
             DecodeErrorKind::MissingFeature => "missing_feature",
             DecodeErrorKind::NonFinite => "non_finite",
+            DecodeErrorKind::Unroutable => "unroutable",
         }
     }
 }
@@ -79,7 +83,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(kind: DecodeErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: DecodeErrorKind, message: impl Into<String>) -> Self {
         DecodeError {
             kind,
             message: message.into(),
@@ -335,27 +339,32 @@ impl FeatureDecoder {
 
     /// Strips the framing and returns the Avro body.
     fn unframe<'p>(&self, payload: &'p [u8]) -> Result<&'p [u8], DecodeError> {
-        match self.format {
-            InputFormat::Avro => Ok(payload),
-            InputFormat::Confluent => match payload {
-                [0, _, _, _, _, body @ ..] => Ok(body),
-                [0, ..] => Err(DecodeError::new(
-                    DecodeErrorKind::BadFraming,
-                    format!(
-                        "Confluent frame is {} bytes, shorter than its 5-byte header",
-                        payload.len()
-                    ),
-                )),
-                [magic, ..] => Err(DecodeError::new(
-                    DecodeErrorKind::BadFraming,
-                    format!("Confluent magic byte is {magic}, expected 0"),
-                )),
-                [] => Err(DecodeError::new(
-                    DecodeErrorKind::BadFraming,
-                    "empty message",
-                )),
-            },
-        }
+        unframe(self.format, payload)
+    }
+}
+
+/// Strips `format`'s framing from `payload` and returns the Avro body.
+pub(crate) fn unframe(format: InputFormat, payload: &[u8]) -> Result<&[u8], DecodeError> {
+    match format {
+        InputFormat::Avro => Ok(payload),
+        InputFormat::Confluent => match payload {
+            [0, _, _, _, _, body @ ..] => Ok(body),
+            [0, ..] => Err(DecodeError::new(
+                DecodeErrorKind::BadFraming,
+                format!(
+                    "Confluent frame is {} bytes, shorter than its 5-byte header",
+                    payload.len()
+                ),
+            )),
+            [magic, ..] => Err(DecodeError::new(
+                DecodeErrorKind::BadFraming,
+                format!("Confluent magic byte is {magic}, expected 0"),
+            )),
+            [] => Err(DecodeError::new(
+                DecodeErrorKind::BadFraming,
+                "empty message",
+            )),
+        },
     }
 }
 

@@ -1,9 +1,11 @@
 //! Bytes to features and back: input framing and decoding by field name, the hot path's
-//! Avro plan, and the encoding of predictions and drift reports.
+//! Avro plan, the field records are routed by, and the encoding of predictions and drift
+//! reports.
 
 pub(crate) mod avro;
 pub mod decode;
 pub mod encode;
+pub mod route;
 
 /// Now, as records carry time: milliseconds since the Unix epoch.
 pub fn epoch_millis() -> i64 {

@@ -14,9 +14,10 @@ use clap::Args;
 
 use crate::codec::decode::InputFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::explain::ExplainSettings;
+pub use models::{ModelArgs, RouteBy};
 
 mod kafka;
+mod models;
 
 pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
 
@@ -94,78 +95,9 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_STATIC_MEMBERSHIP")]
     pub static_membership: bool,
 
-    /// Model artifact directory [default: the bundled breast-cancer model, built into the
-    /// binary].
-    #[arg(long, env = "DRIFTWOOD_MODEL")]
-    pub model: Option<PathBuf>,
-
-    /// Serve this model of the registry (`--registry`) at the version its pointer names, and
-    /// follow the pointer: `driftwood models promote` or `rollback` swaps the model between
-    /// batches, without a restart.
-    #[arg(long, env = "DRIFTWOOD_MODEL_NAME", conflicts_with = "model")]
-    pub model_name: Option<String>,
-
-    /// The model registry's root directory (read with `--model-name`).
-    #[arg(long, env = "DRIFTWOOD_REGISTRY", default_value = "models")]
-    pub registry: PathBuf,
-
-    /// With `--model-name`: the longest time between two reads of the pointer. File
-    /// notifications wake the watch at once where the file system delivers them.
-    #[arg(long, env = "DRIFTWOOD_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub reload_interval: Duration,
-
-    /// With `--model-name`: watch each newly promoted version this long, and roll it back
-    /// by itself (moving the registry pointer) when its dead-letter share or its share of
-    /// drift windows flagged `alert` crosses the bounds below. Off when unset.
-    #[arg(long, env = "DRIFTWOOD_AUTO_ROLLBACK_WITHIN", requires = "model_name", value_parser = humantime::parse_duration)]
-    pub auto_rollback_within: Option<Duration>,
-
-    /// Dead-letter share (of at least 200 records) above which a watched version is rolled
-    /// back.
-    #[arg(
-        long,
-        env = "DRIFTWOOD_AUTO_ROLLBACK_DEAD_LETTER_SHARE",
-        default_value_t = 0.05
-    )]
-    pub auto_rollback_dead_letter_share: f64,
-
-    /// Share of drift windows (at least 2) flagged `alert` at or above which a watched
-    /// version is rolled back.
-    #[arg(
-        long,
-        env = "DRIFTWOOD_AUTO_ROLLBACK_ALERT_SHARE",
-        default_value_t = 0.5
-    )]
-    pub auto_rollback_alert_share: f64,
-
-    /// Score a share of the records with this candidate as well (`NAME:VERSION` of the
-    /// registry), and compare: label agreement, confidence delta and confusion in the
-    /// metrics, and on `--comparison-topic` if given. Predictions still come from the
-    /// serving model. The candidate must be a classifier.
-    #[arg(long, env = "DRIFTWOOD_SHADOW")]
-    pub shadow: Option<String>,
-
-    /// Share of records the shadow candidate scores, in (0, 1].
-    #[arg(
-        long,
-        env = "DRIFTWOOD_SHADOW_SHARE",
-        default_value_t = 1.0,
-        requires = "shadow"
-    )]
-    pub shadow_share: f64,
-
-    /// Topic for one Avro `ShadowComparison` per shadowed record.
-    #[arg(long, env = "DRIFTWOOD_COMPARISON_TOPIC", requires = "shadow")]
-    pub comparison_topic: Option<String>,
-
-    /// Explain the prediction of every record that carries a Kafka header of this name
-    /// (any value): Saabas contributions per feature, in the prediction's `explanation`.
-    #[arg(long, env = "DRIFTWOOD_EXPLAIN_HEADER")]
-    pub explain_header: Option<String>,
-
-    /// Explain this share of the predictions, in [0, 1], chosen by record position.
-    #[arg(long, env = "DRIFTWOOD_EXPLAIN_SHARE", default_value_t = 0.0)]
-    pub explain_share: f64,
+    /// Which models serve, and how their versions change.
+    #[command(flatten)]
+    pub models: ModelArgs,
 
     /// Serve the REST twin on the sidecar: `POST /v1/predict` (JSON, one record or a batch)
     /// with the model version the stream serves, and `/openapi.json`.
@@ -339,27 +271,7 @@ impl RunConfig {
                 self.input_topic
             ));
         }
-        for (flag, share) in [
-            (
-                "--auto-rollback-dead-letter-share",
-                self.auto_rollback_dead_letter_share,
-            ),
-            (
-                "--auto-rollback-alert-share",
-                self.auto_rollback_alert_share,
-            ),
-            ("--shadow-share", self.shadow_share),
-        ] {
-            if !(share > 0.0 && share <= 1.0) {
-                return bad(format!("{flag} {share} is not a share in (0, 1]"));
-            }
-        }
-        if !(0.0..=1.0).contains(&self.explain_share) {
-            return bad(format!(
-                "--explain-share {} is not a share in [0, 1]",
-                self.explain_share
-            ));
-        }
+        self.models.validate()?;
         if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
             return bad(
                 "--drift-window-records and --drift-window-seconds must be positive".into(),
@@ -434,14 +346,6 @@ impl RunConfig {
     pub fn instance(&self) -> String {
         self.instance_id.clone().unwrap_or_else(hostname)
     }
-
-    /// Which predictions carry an explanation.
-    pub(crate) fn explain(&self) -> ExplainSettings {
-        ExplainSettings {
-            header: self.explain_header.clone(),
-            share: self.explain_share,
-        }
-    }
 }
 
 /// Shows every setting but the values of librdkafka pass-through options, which may be
@@ -455,15 +359,11 @@ impl std::fmt::Debug for RunConfig {
             .field("output_topic", &self.output_topic)
             .field("dlq_topic", &self.dlq_topic)
             .field("drift_topic", &self.drift_topic)
-            .field("shadow", &self.shadow)
-            .field("comparison_topic", &self.comparison_topic)
-            .field("explain_header", &self.explain_header)
-            .field("explain_share", &self.explain_share)
+            .field("models", &self.models)
             .field("rest", &self.rest)
             .field("rest_body_limit", &self.rest_body_limit)
             .field("drift_window_records", &self.drift_window_records)
             .field("drift_window_seconds", &self.drift_window_seconds)
-            .field("model", &self.model)
             .field("input_schema", &self.input_schema)
             .field("input_format", &self.input_format)
             .field("max_message_bytes", &self.max_message_bytes)

@@ -30,7 +30,7 @@ pub fn create_topics(
         &config.dlq_topic,
         &config.drift_topic,
     ];
-    topics.extend(config.comparison_topic.as_deref());
+    topics.extend(config.models.comparison_topic.as_deref());
     let attempt = || {
         runtime.block_on(create_missing(
             client,

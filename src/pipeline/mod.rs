@@ -145,7 +145,7 @@ impl Pipeline {
                 },
                 instance_id: config.instance(),
             },
-            explain: config.explain(),
+            explain: config.models.explain(),
         };
         let decoder = self.decoder.clone();
         Scorer::new(

@@ -58,7 +58,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let cluster = MockCluster::new(1).map_err(|e| Error::kafka("starting the mock cluster", e))?;
     let brokers = cluster.bootstrap_servers();
     let mut run = RunConfig::defaults(&brokers)?;
-    run.model = config.model.clone();
+    run.models.model = config.model.clone();
     run.http_addr = config.http_addr;
     fill(&cluster, &run, &config).await?;
     let service = match Service::start(run.clone()).await {

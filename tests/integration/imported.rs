@@ -74,7 +74,7 @@ async fn serve(name: &str) -> Served {
 
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, RECORDS, CORRUPT, |_| {}).await;
-    config.model = Some(dir.join("models").join(name).join("3"));
+    config.models.model = Some(dir.join("models").join(name).join("3"));
     let mut child = driftwood_run(&config, free_port(), &[]).spawn().unwrap();
     let timeout = Duration::from_secs(120);
     let predictions = read_topic(bootstrap, &config.output_topic, RECORDS - CORRUPT, timeout);

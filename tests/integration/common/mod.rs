@@ -159,7 +159,7 @@ pub async fn ready_member(config: &RunConfig) -> driftwood::service::Service {
 pub fn driftwood_run(config: &RunConfig, port: u16, extra: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_driftwood"));
     command.arg("run");
-    if let Some(model) = &config.model {
+    if let Some(model) = &config.models.model {
         command.arg("--model").arg(model);
     }
     command
