@@ -81,6 +81,7 @@ impl RouteField {
 #[cfg(test)]
 mod tests {
     use apache_avro::types::Value;
+    use apache_avro::writer::datum::GenericDatumWriter;
 
     use super::*;
 
@@ -103,7 +104,13 @@ mod tests {
             ("model".into(), model),
             ("y".into(), Value::Double(2.5)),
         ]);
-        apache_avro::to_avro_datum(&schema, record).unwrap()
+        let mut bytes = Vec::new();
+        GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value(&mut bytes, record)
+            .unwrap();
+        bytes
     }
 
     #[test]
