@@ -12,20 +12,20 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+mod models;
+
 use crate::codec::decode::FeatureDecoder;
 use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::admin;
-use crate::model::registry::Registry;
-use crate::model::watch::{Loader, ModelWatch, WatchSettings};
 use crate::model::{Model, Serving};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::ops::rest::Rest;
 use crate::ops::sidecar;
-use crate::pipeline::Pipeline;
-use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 use crate::pipeline::shadow::Shadow;
+use crate::pipeline::{Pipeline, Served};
+use models::{Decoders, Routes, open_model, rollback, routes, shadow_candidate, watches};
 
 /// A running driftwood instance.
 pub struct Service {
@@ -50,17 +50,23 @@ impl Service {
             clients,
             decoders,
             shadow,
+            routes,
         } = prepare(&config)?;
 
         let metrics = Metrics::new();
-        metrics
-            .model_info
-            .with_label_values(&[&model.metadata.name, &model.metadata.version])
-            .set(1);
+        let routed = routes
+            .iter()
+            .flat_map(|r| r.models.iter().map(|(m, _)| m.clone()));
+        let served: Vec<Arc<Model>> = std::iter::once(model.clone()).chain(routed).collect();
+        for m in &served {
+            (metrics.model_info)
+                .with_label_values(&[&m.metadata.name, &m.metadata.version])
+                .set(1);
+        }
         let health = Arc::new(Health::default());
         health.set_model_loaded(true);
 
-        let serving = Serving::new(vec![model.clone()]);
+        let serving = Serving::new(served.clone());
         let rest = config.rest.then(|| Rest {
             serving: serving.clone(),
             body_limit: config.rest_body_limit,
@@ -94,7 +100,8 @@ impl Service {
             );
             Shadow::new(candidate, decoder, share, topic, metrics.clone())
         });
-        let watch = watch(&config, &model, decoders, &metrics)?;
+        let served: Vec<&Model> = served.iter().map(|m| m.as_ref()).collect();
+        let watches = watches(&config, &served, &decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
         let pipeline = Pipeline {
@@ -104,10 +111,11 @@ impl Service {
             decoder,
             metrics: metrics.clone(),
             health: health.clone(),
-            watch,
+            watches,
             rollback,
             shadow,
             serving,
+            routes: routes.map(|r| (r.router, r.models)),
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -231,7 +239,9 @@ struct Prepared {
     /// What builds decoders for versions loaded later.
     decoders: Decoders,
     /// The shadow candidate and its decoder (`--shadow`).
-    shadow: Option<(Arc<Model>, FeatureDecoder)>,
+    shadow: Option<Served>,
+    /// The models records are routed to besides the default, and the router.
+    routes: Option<Routes>,
 }
 
 /// Checks everything `driftwood run` can check without a broker: the settings, the model
@@ -251,147 +261,15 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
     let model = Arc::new(open_model(config, &decoders)?);
     let decoder = decoders.for_model(&model)?;
     let shadow = shadow_candidate(config, &decoders)?;
+    let routes = routes(config, &model, &decoders)?;
     Ok(Prepared {
         model,
         decoder,
         clients,
         decoders,
         shadow,
+        routes,
     })
-}
-
-/// The model `--model` or `--model-name` names (the bundled one without either), checked.
-fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
-    let Some(name) = &config.models.model_name else {
-        let model = Model::open(config.models.model.as_deref());
-        return (model.and_then(|m| decoders.check(&m).map(|()| m))).map_err(|e| match e {
-            // A model the operator named: say which flag named it.
-            Error::Model { path, message } if config.models.model.is_some() => {
-                Error::Config(format!("--model {}: {message}", path.display()))
-            }
-            other => other,
-        });
-    };
-    let registry = Registry::new(&config.models.registry);
-    let pointer = registry.pointer(name)?.ok_or_else(|| {
-        Error::Config(format!(
-            "--model-name {name}: no version of it is promoted in {} (`driftwood models promote`)",
-            config.models.registry.display()
-        ))
-    })?;
-    registry
-        .verify(name, &pointer.version, &|m| decoders.check(m))
-        .map_err(|e| {
-            Error::Config(format!(
-                "--model-name {name} version {}: {}",
-                pointer.version,
-                detail(e)
-            ))
-        })
-}
-
-/// What builds the input decoder for a model: the input's schema and framing.
-#[derive(Clone)]
-struct Decoders {
-    schema: apache_avro::Schema,
-    format: crate::codec::decode::InputFormat,
-    max_message_bytes: usize,
-    /// Whether predictions are explained, so that a version must be explainable.
-    explaining: bool,
-}
-
-impl Decoders {
-    /// Whether `model` may serve: the input supplies every feature, and when predictions are
-    /// explained, the artifact keeps reference rows to explain with.
-    fn check(&self, model: &Model) -> Result<()> {
-        FeatureDecoder::check_features(&self.schema, &model.metadata.features)?;
-        match self.explaining {
-            true => model.explainer().map(drop).map_err(Error::Config),
-            false => Ok(()),
-        }
-    }
-
-    /// A decoder of the input for `model`'s features; fails when the input lacks one.
-    fn for_model(&self, model: &Model) -> Result<FeatureDecoder> {
-        let features = &model.metadata.features;
-        FeatureDecoder::new(
-            self.schema.clone(),
-            features,
-            self.format,
-            self.max_message_bytes,
-        )
-    }
-}
-
-/// With `--shadow NAME:VERSION`, the candidate loaded from the registry and checked, and
-/// its decoder.
-fn shadow_candidate(
-    config: &RunConfig,
-    decoders: &Decoders,
-) -> Result<Option<(Arc<Model>, FeatureDecoder)>> {
-    let Some(spec) = &config.models.shadow else {
-        return Ok(None);
-    };
-    let refuse = |why: String| Error::Config(format!("--shadow {spec}: {why}"));
-    let (name, version) = spec
-        .split_once(':')
-        .ok_or_else(|| refuse("expected NAME:VERSION of the registry".into()))?;
-    let registry = Registry::new(&config.models.registry);
-    let candidate = registry
-        .verify(name, version, &|m| decoders.check(m))
-        .map_err(|e| refuse(detail(e)))?;
-    if candidate.engine.n_classes() == 0 {
-        return Err(refuse(
-            "a regressor; shadow scoring compares classes".into(),
-        ));
-    }
-    let decoder = decoders.for_model(&candidate)?;
-    Ok(Some((Arc::new(candidate), decoder)))
-}
-
-/// With `--auto-rollback-within`, the bounds and the pointer move back.
-fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, RollBack)> {
-    let (within, name) = (
-        config.models.auto_rollback_within?,
-        config.models.model_name.clone()?,
-    );
-    let policy = RollbackPolicy {
-        within,
-        dead_letter_share: config.models.auto_rollback_dead_letter_share,
-        alert_share: config.models.auto_rollback_alert_share,
-    };
-    let registry = Registry::new(&config.models.registry);
-    let roll_back: RollBack = Box::new(move |from| {
-        let check = |m: &Model| decoders.check(m);
-        registry.rollback_from(&name, Some(from), &check)
-    });
-    Some((policy, roll_back))
-}
-
-/// With `--model-name`, the watch that loads each version the registry pointer names.
-fn watch(
-    config: &RunConfig,
-    model: &Model,
-    decoders: Decoders,
-    metrics: &Metrics,
-) -> Result<Option<ModelWatch<FeatureDecoder>>> {
-    let Some(name) = config.models.model_name.clone() else {
-        return Ok(None);
-    };
-    let registry = Registry::new(&config.models.registry);
-    let (from, model_name) = (registry.clone(), name.clone());
-    let load: Loader<FeatureDecoder> = Box::new(move |version| {
-        let model = from.verify(&model_name, version, &|m| decoders.check(m))?;
-        let decoder = decoders.for_model(&model)?;
-        Ok((Arc::new(model), decoder))
-    });
-    let settings = WatchSettings {
-        registry,
-        name,
-        serving: model.metadata.version.clone(),
-        interval: config.models.reload_interval,
-    };
-    ModelWatch::start(settings, load, metrics.clone()).map(Some)
 }
 
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
@@ -445,15 +323,6 @@ pub fn check(config: &RunConfig) -> Result<String> {
         flag_value(config.profile),
         humantime::format_duration(config.shutdown_grace),
     ))
-}
-
-/// What an error says, without the "invalid configuration" of a configuration error (the
-/// caller's message says that already).
-fn detail(e: Error) -> String {
-    match e {
-        Error::Config(message) => message,
-        other => other.to_string(),
-    }
 }
 
 /// A value as its flag spells it (`latency`, not `Latency`).

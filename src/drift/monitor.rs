@@ -40,6 +40,10 @@ pub struct DriftMonitor {
 impl DriftMonitor {
     /// A monitor with an empty window.
     pub fn new(model: Arc<Model>, settings: DriftSettings, metrics: Metrics) -> Self {
+        // Zeros rather than gaps on dashboards, from the model's first window on.
+        for level in ["warn", "alert"] {
+            (metrics.drift_alerts).with_label_values(&[&model.metadata.name, level]);
+        }
         DriftMonitor {
             window: DriftWindow::new(&model.metadata),
             model,
@@ -110,14 +114,15 @@ impl DriftMonitor {
 
     fn record_metrics(&self, report: &DriftReport) {
         let m = &self.metrics;
+        let model = self.model.metadata.name.as_str();
         for f in &report.features {
             m.feature_psi
-                .with_label_values(&[&f.name])
+                .with_label_values(&[model, &f.name])
                 .set(f.divergence.psi);
         }
-        m.prediction_psi.set(report.prediction.psi);
+        (m.prediction_psi.with_label_values(&[model])).set(report.prediction.psi);
         if let Some(accuracy) = report.accuracy {
-            m.window_accuracy.set(accuracy);
+            m.window_accuracy.with_label_values(&[model]).set(accuracy);
         }
         if report.flag != Flag::Ok {
             let level = if report.flag == Flag::Alert {
@@ -125,7 +130,7 @@ impl DriftMonitor {
             } else {
                 "warn"
             };
-            m.drift_alerts.with_label_values(&[level]).inc();
+            m.drift_alerts.with_label_values(&[model, level]).inc();
             let flagged: Vec<&str> = report
                 .features
                 .iter()

@@ -3,8 +3,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::codec::decode::DecodeErrorKind;
@@ -71,14 +71,20 @@ pub struct Metrics {
     pub fetch_paused: IntGauge,
     /// `driftwood_fetch_pauses_total`: times fetching paused for back-pressure.
     pub fetch_pauses: IntCounter,
-    /// `driftwood_feature_psi{feature}`: PSI of each feature in the last closed window.
+    /// `driftwood_feature_psi{model,feature}`: PSI of each feature of each model served in
+    /// its last closed window.
     pub feature_psi: GaugeVec,
-    /// `driftwood_prediction_psi`: PSI of the predicted class mix in the last closed window.
-    pub prediction_psi: Gauge,
-    /// `driftwood_window_accuracy`: accuracy among labeled records of the last closed window.
-    pub window_accuracy: Gauge,
-    /// `driftwood_drift_alerts_total{level}`: windows flagged `warn` or `alert`.
+    /// `driftwood_prediction_psi{model}`: PSI of the predicted class mix in the model's last
+    /// closed window.
+    pub prediction_psi: GaugeVec,
+    /// `driftwood_window_accuracy{model}`: accuracy among labeled records of the model's last
+    /// closed window.
+    pub window_accuracy: GaugeVec,
+    /// `driftwood_drift_alerts_total{model,level}`: windows flagged `warn` or `alert`.
     pub drift_alerts: IntCounterVec,
+    /// `driftwood_model_records_total{model,version,outcome}`: records each model version
+    /// `scored` or could not (`dead_lettered`), counted when sent (routing shows here).
+    pub model_records: IntCounterVec,
     /// `driftwood_drift_reports_total`: drift reports acknowledged by the broker.
     pub drift_reports: IntCounter,
 }
@@ -253,10 +259,12 @@ impl Metrics {
                     "driftwood_feature_psi",
                     "PSI of each feature against its training baseline, last closed window.",
                 ),
-                &["feature"],
+                &["model", "feature"],
             ),
         );
-        let gauge = |name: &str, help: &str| register(&registry, Gauge::new(name, help));
+        let gauge = |name: &str, help: &str| {
+            register(&registry, GaugeVec::new(Opts::new(name, help), &["model"]))
+        };
         let prediction_psi = gauge(
             "driftwood_prediction_psi",
             "PSI of the predicted class mix against training, last closed window.",
@@ -267,8 +275,13 @@ impl Metrics {
         );
         let drift_alerts = counter_vec(
             "driftwood_drift_alerts_total",
-            "Drift windows flagged, by level (warn, alert).",
-            &["level"],
+            "Drift windows flagged, by model and level (warn, alert).",
+            &["model", "level"],
+        );
+        let model_records = counter_vec(
+            "driftwood_model_records_total",
+            "Records each model version scored or dead-lettered, counted when sent.",
+            &["model", "version", "outcome"],
         );
         let drift_reports = register(
             &registry,
@@ -306,9 +319,6 @@ impl Metrics {
         for outcome in ["committed", "aborted"] {
             transactions.with_label_values(&[outcome]);
         }
-        for level in ["warn", "alert"] {
-            drift_alerts.with_label_values(&[level]);
-        }
         Metrics {
             registry,
             records,
@@ -339,6 +349,7 @@ impl Metrics {
             prediction_psi,
             window_accuracy,
             drift_alerts,
+            model_records,
             drift_reports,
         }
     }

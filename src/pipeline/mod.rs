@@ -8,7 +8,9 @@
 
 mod backpressure;
 pub mod explain;
+mod lane;
 pub mod rollback;
+pub mod route;
 mod sample;
 pub mod scorer;
 pub mod shadow;
@@ -37,6 +39,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
 use rollback::{RollBack, RollbackPolicy};
+use route::Router;
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 use shadow::Shadow;
 
@@ -57,15 +60,20 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// Health flags to update.
     pub health: Arc<Health>,
-    /// New versions of the model, when it follows a registry pointer.
-    pub watch: Option<ModelWatch<FeatureDecoder>>,
+    /// New versions of the models, when they follow registry pointers.
+    pub watches: Vec<ModelWatch<FeatureDecoder>>,
     /// Automatic rollback of promoted versions, when configured.
     pub rollback: Option<(RollbackPolicy, RollBack)>,
     /// The shadow candidate, when configured.
     pub shadow: Option<Shadow>,
     /// Where each version swapped in is published.
     pub serving: Serving,
+    /// With routing: the router and the models besides the default, with their decoders.
+    pub routes: Option<(Router, Vec<Served>)>,
 }
+
+/// A model served, with the decoder of the input for its features.
+pub type Served = (Arc<Model>, FeatureDecoder);
 
 impl Pipeline {
     /// Runs until `stop` is set, then stops fetching, waits up to `grace` for in-flight
@@ -81,6 +89,9 @@ impl Pipeline {
         }
         if let Some(shadow) = self.shadow.take() {
             scorer = scorer.with_shadow(shadow);
+        }
+        if let Some((router, models)) = self.routes.take() {
+            scorer = scorer.with_routes(router, models);
         }
         let looped = self.consume(&consumer, &sink, &mut scorer, stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
@@ -195,7 +206,7 @@ impl Pipeline {
                 poll_errors.handle(consumer, &self.health, e)?;
             }
             consumer.context().before_send()?;
-            if let Some(loaded) = self.watch.as_ref().and_then(ModelWatch::take) {
+            for loaded in self.watches.iter().filter_map(ModelWatch::take) {
                 scorer.swap(loaded.model, loaded.extra, loaded.promoted, sink);
             }
             if batch.is_empty() {

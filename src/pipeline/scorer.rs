@@ -10,17 +10,20 @@ use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
 use tracing::{debug, debug_span, error, info, warn};
 
+use super::Served;
 use super::explain::{self, ExplainSettings};
+use super::lane::Lane;
 use super::rollback::{Guard, RollBack, RollbackPolicy};
+use super::route::Router;
 use super::shadow::Shadow;
 
 use crate::codec::encode::{AvroCodec, PredictionFields};
-use crate::drift::{DriftMonitor, DriftReport, DriftSettings};
+use crate::drift::{DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
-use crate::model::{Model, Predicted, Scored, Serving};
+use crate::model::{Model, Predicted, Serving};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
 
@@ -50,15 +53,16 @@ pub struct ScorerSettings {
 
 /// The per-batch work of the consumer loop, with buffers reused across batches.
 pub struct Scorer {
-    model: Arc<Model>,
-    decoder: FeatureDecoder,
+    /// The models served, the default first (one, unless records are routed).
+    lanes: Vec<Lane>,
+    /// How records choose a lane, when several models serve.
+    router: Option<Router>,
+    /// The default model's name, whose versions automatic rollback and shadowing watch.
+    default_name: String,
     metrics: Metrics,
     progress: Progress,
     settings: ScorerSettings,
-    drift: DriftMonitor,
     reports: AvroCodec,
-    rows: Vec<f64>,
-    scored: Scored,
     encoded: Vec<u8>,
     /// Automatic rollback, when configured: the bounds and how to move the pointer back.
     rollback: Option<(RollbackPolicy, RollBack)>,
@@ -72,6 +76,9 @@ pub struct Scorer {
     serving: Option<Serving>,
 }
 
+/// Each message's lane (none when it names a model not served) and what decoding it said.
+type Decoded<'a> = Vec<(Option<usize>, Result<RecordMeta<'a>, DecodeError>)>;
+
 impl Scorer {
     /// A scorer for `model`, reading the assignment from `progress` (records of a partition
     /// revoked meanwhile are skipped).
@@ -83,15 +90,13 @@ impl Scorer {
         settings: ScorerSettings,
     ) -> Self {
         Scorer {
-            drift: DriftMonitor::new(model.clone(), settings.drift.clone(), metrics.clone()),
-            model,
-            decoder,
+            default_name: model.metadata.name.clone(),
+            lanes: vec![Lane::new(model, decoder, &settings.drift, &metrics)],
+            router: None,
             metrics,
             progress,
             settings,
             reports: AvroCodec::drift_reports(),
-            rows: Vec::new(),
-            scored: Scored::default(),
             encoded: Vec::new(),
             rollback: None,
             guard: None,
@@ -101,9 +106,14 @@ impl Scorer {
         }
     }
 
-    /// Publishes every version swapped in to `serving`.
-    pub fn with_serving(mut self, serving: Serving) -> Self {
-        self.serving = Some(serving);
+    /// Routes records by `router` among the default model and `models` (in the router's
+    /// order after the default).
+    pub fn with_routes(mut self, router: Router, models: Vec<Served>) -> Self {
+        for (model, decoder) in models {
+            let lane = Lane::new(model, decoder, &self.settings.drift, &self.metrics);
+            self.lanes.push(lane);
+        }
+        self.router = Some(router);
         self
     }
 
@@ -119,6 +129,12 @@ impl Scorer {
         self
     }
 
+    /// Publishes every version swapped in to `serving`.
+    pub fn with_serving(mut self, serving: Serving) -> Self {
+        self.serving = Some(serving);
+        self
+    }
+
     /// Sends one output per message of `batch`, in order. Messages of partitions revoked
     /// while the batch was being collected are skipped: their new owner reads them again.
     pub fn handle_batch(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
@@ -129,62 +145,83 @@ impl Scorer {
             return self.forward_batch(batch, &assigned, sink);
         }
         let started = Instant::now();
-        self.rows.clear();
-        let decoded: Vec<Result<RecordMeta<'_>, DecodeError>> = batch
-            .iter()
-            .map(|m| self.decoder.decode(m.payload(), &mut self.rows))
-            .collect();
-        // Owned for the loop, which needs `self` mutably; returned afterwards.
-        let model = self.model.clone();
-        let (rows, mut scored) = (
-            std::mem::take(&mut self.rows),
-            std::mem::take(&mut self.scored),
-        );
-        model.engine.score(&rows, &mut scored);
+        // Owned for the loop, which needs `self` mutably; put back afterwards.
+        let mut lanes = std::mem::take(&mut self.lanes);
+        let decoded = decode(self.router.as_ref(), &mut lanes, batch);
+        lanes.iter_mut().for_each(Lane::score);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
-        let mut next = 0..scored.len();
+        // The default model's records, which its rollback guard counts.
         let (mut scored_records, mut dead_letters) = (0u64, 0u64);
-        for (index, (message, result)) in batch.iter().zip(decoded).enumerate() {
-            let scored_row = result.as_ref().ok().and_then(|_| next.next());
+        for (index, (message, (lane, result))) in batch.iter().zip(decoded).enumerate() {
+            let scored_row = match (lane, &result) {
+                (Some(l), Ok(_)) => Some(lanes[l].next_row()),
+                _ => None,
+            };
             let partition = message.partition();
             if !assigned.contains(&partition) {
                 continue;
             }
-            match (result, scored_row) {
-                (Ok(meta), Some(i)) => {
+            match (lane, result, scored_row) {
+                (Some(l), Ok(meta), Some(i)) => {
                     self.metrics.scoring_seconds.observe(per_record);
-                    scored_records += 1;
-                    let predicted = scored.predicted(i);
-                    let row = &rows[i * model.engine.n_features()..][..model.engine.n_features()];
-                    self.drift.observe(partition, row, predicted, meta.label);
-                    if let Some(shadow) = &mut self.shadow {
-                        shadow.note(index, message, predicted);
-                    }
-                    let explanation = (self.settings.explain.wants(message))
-                        .then(|| explain::explain(&model, row, predicted))
-                        .flatten();
-                    let scores = (predicted, scored.row(i));
-                    self.send_prediction(message, meta, scores, explanation.as_ref(), now, sink);
+                    scored_records += u64::from(l == 0);
+                    let record = Scoring {
+                        index,
+                        meta,
+                        row: i,
+                        now,
+                    };
+                    self.send_scored(&mut lanes[l], message, record, sink);
                 }
-                (Err(error), _) => {
-                    dead_letters += 1;
-                    self.drift.observe_invalid(partition);
+                (lane, Err(error), _) => {
+                    if let Some(l) = lane {
+                        dead_letters += u64::from(l == 0);
+                        lanes[l].dead_lettered(partition);
+                    }
                     self.send_dead_letter(message, &error, sink);
                 }
-                (Ok(_), None) => unreachable!("one scored row per decoded record"),
+                (_, Ok(_), _) => unreachable!("one scored row per decoded record"),
             }
-            if let Some(report) = self.drift.close_if_due(&assigned) {
+            if let Some(report) = lane.and_then(|l| lanes[l].drift.close_if_due(&assigned)) {
                 self.publish(&report, sink);
             }
         }
-        self.rows = rows;
-        self.scored = scored;
         if let Some(shadow) = &mut self.shadow {
-            shadow.compare(batch, &model, sink);
+            shadow.compare(batch, &lanes[0].model, sink);
         }
+        self.lanes = lanes;
+        // A lane no record came to closes its window by age.
+        self.tick(sink);
         // Records of partitions revoked meanwhile were skipped, and count for nothing.
         self.watch_promotion(scored_records, dead_letters, sink);
+    }
+
+    /// One scored record's drift, shadow note, explanation and prediction.
+    fn send_scored(
+        &mut self,
+        lane: &mut Lane,
+        message: &BorrowedMessage<'_>,
+        record: Scoring<'_>,
+        sink: &Sink,
+    ) {
+        let predicted = lane.scored.predicted(record.row);
+        // Borrowed field by field, beside the drift window's.
+        let n = lane.model.engine.n_features();
+        let row = &lane.rows[record.row * n..][..n];
+        (lane.drift).observe(message.partition(), row, predicted, record.meta.label);
+        lane.count_scored();
+        if let Some(shadow) = &mut self.shadow
+            && lane.model.metadata.name == self.default_name
+        {
+            shadow.note(record.index, message, predicted);
+        }
+        let explanation = (self.settings.explain.wants(message))
+            .then(|| explain::explain(&lane.model, row, predicted))
+            .flatten();
+        let scores = (predicted, lane.scored.row(record.row));
+        let model = &lane.model;
+        self.send_prediction(model, message, record, scores, explanation.as_ref(), sink);
     }
 
     /// Counts a batch for the promoted version under watch, and rolls it back if it crossed
@@ -234,10 +271,10 @@ impl Scorer {
         }
     }
 
-    /// Serves `model` (read through `decoder`) from the next batch on: the drift window of
-    /// the old version closes and is published, and a new one opens against the new
-    /// version's baselines. Called between batches, so each record is scored once, by the
-    /// version serving when its batch came.
+    /// Serves `model` (read through `decoder`) in place of the version of its name from the
+    /// next batch on: the old version's drift window closes and is published, and a new one
+    /// opens against the new version's baselines. Called between batches, so each record is
+    /// scored once, by the version serving when its batch came.
     pub fn swap(
         &mut self,
         model: Arc<Model>,
@@ -245,57 +282,77 @@ impl Scorer {
         promoted: bool,
         sink: &Sink,
     ) {
-        self.flush_drift(sink);
-        self.guard = match (&self.rollback, promoted) {
-            (Some((policy, _)), true) => Some(Guard::new(*policy, model.metadata.version.clone())),
-            _ => None,
+        let name = model.metadata.name.clone();
+        let Some(l) = self
+            .lanes
+            .iter()
+            .position(|l| l.model.metadata.name == name)
+        else {
+            warn!(model = %name, "a version of a model not served was loaded; ignored");
+            return;
         };
-        let (old, new) = (&self.model.metadata, &model.metadata);
-        let _ = (self.metrics.model_info).remove_label_values(&[&old.name, &old.version]);
+        let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+        if let Some(report) = self.lanes[l].drift.close(&assigned) {
+            self.publish(&report, sink);
+        }
+        if name == self.default_name {
+            self.guard = match (&self.rollback, promoted) {
+                (Some((policy, _)), true) => {
+                    Some(Guard::new(*policy, model.metadata.version.clone()))
+                }
+                _ => None,
+            };
+        }
+        let old = &self.lanes[l].model.metadata.version;
+        let new = &model.metadata.version;
+        let _ = (self.metrics.model_info).remove_label_values(&[&name, old]);
         (self.metrics.model_info)
-            .with_label_values(&[&new.name, &new.version])
+            .with_label_values(&[&name, new])
             .set(1);
-        info!(model = %new.name, from = %old.version, to = %new.version, "swapped the serving model");
-        self.drift = DriftMonitor::new(
-            model.clone(),
-            self.settings.drift.clone(),
-            self.metrics.clone(),
-        );
+        info!(model = %name, from = %old, to = %new, "swapped the serving model");
         if let Some(serving) = &self.serving {
             serving.publish(model.clone());
         }
-        self.model = model;
-        self.decoder = decoder;
+        let (drift, metrics) = (&self.settings.drift, &self.metrics);
+        self.lanes[l].replace(model, decoder, drift, metrics);
     }
 
-    /// Closes the drift window if it is old enough (called when no records arrive).
-    /// Closes the drift window if it is old enough.
+    /// Closes the drift windows that are old enough (called when no records arrive, and
+    /// after each batch).
     pub fn tick(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = self.progress.lock().assigned().collect();
-            if let Some(report) = self.drift.close_if_due(&assigned) {
-                self.publish(&report, sink);
+            for l in 0..self.lanes.len() {
+                if let Some(report) = self.lanes[l].drift.close_if_due(&assigned) {
+                    self.publish(&report, sink);
+                }
             }
         }
     }
 
-    /// Closes and publishes the drift window at shutdown.
+    /// Closes and publishes every drift window (at shutdown, and after a rollback).
     pub fn flush_drift(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = self.progress.lock().assigned().collect();
-            if let Some(report) = self.drift.close(&assigned) {
-                self.publish(&report, sink);
+            for l in 0..self.lanes.len() {
+                if let Some(report) = self.lanes[l].drift.close(&assigned) {
+                    self.publish(&report, sink);
+                }
             }
         }
     }
 
-    /// Sends a drift report, keyed by this instance's id, with the pending notice if any.
+    /// Sends a drift report, keyed by this instance's id; a report of the default model
+    /// carries the pending notice, and counts for the promoted version under watch.
     fn publish(&mut self, report: &DriftReport, sink: &Sink) {
-        if let Some(guard) = &mut self.guard {
+        let default = report.model_name == self.default_name;
+        if let Some(guard) = &mut self.guard
+            && default
+        {
             guard.report(report);
         }
         let noticed;
-        let report = match self.notice.take() {
+        let report = match self.notice.take_if(|_| default) {
             Some(notice) => {
                 noticed = DriftReport {
                     notice: Some(notice),
@@ -321,15 +378,16 @@ impl Scorer {
 
     fn send_prediction(
         &mut self,
+        model: &Model,
         message: &BorrowedMessage<'_>,
-        meta: RecordMeta<'_>,
+        record: Scoring<'_>,
         (predicted, probabilities): (Predicted, &[f64]),
         explanation: Option<&Explanation>,
-        now: i64,
         sink: &Sink,
     ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let metadata = &self.model.metadata;
+        let (meta, now) = (record.meta, record.now);
+        let metadata = &model.metadata;
         let (label, class_name, confidence, value) = match predicted {
             Predicted::Class { index, confidence } => (
                 Some(metadata.classes[index]),
@@ -367,7 +425,7 @@ impl Scorer {
                 .or_else(|| message.timestamp().to_millis())
                 .unwrap_or(now),
             scored_at: now,
-            explanation: explanation.map(|e| explain::fields(&self.model, e)),
+            explanation: explanation.map(|e| explain::fields(model, e)),
         };
         if explanation.is_some() {
             self.metrics.explanations.inc();
@@ -426,6 +484,38 @@ impl Scorer {
             },
         );
     }
+}
+
+/// A record scored: its index in the batch, what decoding said besides the features, its
+/// row in its lane, and the batch's time.
+struct Scoring<'a> {
+    index: usize,
+    meta: RecordMeta<'a>,
+    row: usize,
+    now: i64,
+}
+
+/// Routes each message of `batch` to a lane (all to the first without a router) and decodes
+/// it there, appending its features to the lane's rows.
+fn decode<'a>(
+    router: Option<&Router>,
+    lanes: &mut [Lane],
+    batch: &'a [BorrowedMessage<'_>],
+) -> Decoded<'a> {
+    lanes.iter_mut().for_each(Lane::begin);
+    (batch.iter())
+        .map(|message| {
+            let lane = match router.map_or(Ok(0), |r| r.lane(message)) {
+                Ok(l) => l,
+                Err(unroutable) => return (None, Err(unroutable)),
+            };
+            let lane_ = &mut lanes[lane];
+            (
+                Some(lane),
+                lane_.decoder.decode(message.payload(), &mut lane_.rows),
+            )
+        })
+        .collect()
 }
 
 /// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by

@@ -57,8 +57,11 @@ async fn windows_are_published_and_a_shift_is_flagged() {
         "the shifted batch raised no alert: {reports:#?}"
     );
     let text = metrics.render();
-    assert!(text.contains("driftwood_feature_psi{feature=\"mean_radius\"}"));
-    assert!(metric(&text, "driftwood_drift_alerts_total{level=\"alert\"}").unwrap() >= 1.0);
+    assert!(
+        text.contains("driftwood_feature_psi{feature=\"mean_radius\",model=\"breast-cancer\"}")
+    );
+    let alerts = "driftwood_drift_alerts_total{level=\"alert\",model=\"breast-cancer\"}";
+    assert!(metric(&text, alerts).unwrap() >= 1.0);
     assert_eq!(metric(&text, "driftwood_drift_reports_total"), Some(6.0));
 }
 

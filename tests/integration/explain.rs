@@ -6,60 +6,29 @@ use std::time::Duration;
 
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 use driftwood::model::Model;
-use driftwood::tools::produce::{ProduceConfig, produce};
-use rdkafka::ClientConfig;
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::common::conservation::decoded;
+use crate::common::dressed::dressed_input;
 use crate::common::process::Member;
 use crate::common::*;
 
 const RECORDS: usize = 400;
 const HEADER: &str = "driftwood-explain";
 
-/// A run configuration whose one-partition input holds `RECORDS` feature records, every
-/// fourth carrying the `HEADER` header.
-async fn input_asking_every_fourth() -> driftwood::config::RunConfig {
-    let bootstrap = bootstrap();
-    let config = run_config(bootstrap);
-    let staging = unique("staging");
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-        &staging,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 1).await;
-    let spec = ProduceConfig::new(bootstrap, &staging, RECORDS);
-    tokio::task::spawn_blocking(move || produce(&spec))
-        .await
-        .unwrap()
-        .unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let staged = read_topic(bootstrap, &staging, RECORDS, Duration::from_secs(30));
-    for (i, m) in staged.iter().enumerate() {
-        let mut record =
-            BaseRecord::<[u8], [u8]>::to(&config.input_topic).payload(m.payload().unwrap());
-        if i % 4 == 0 {
-            record = record.headers(OwnedHeaders::new().insert(Header {
-                key: HEADER,
-                value: Some("yes"),
-            }));
-        }
-        producer.send(record).map_err(|(e, _)| e).unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-    config
+/// Every fourth record asks for an explanation.
+fn asking(i: usize, payload: &[u8]) -> (Vec<u8>, Option<OwnedHeaders>) {
+    let header = Header {
+        key: HEADER,
+        value: Some("yes"),
+    };
+    let headers = i.is_multiple_of(4).then(|| OwnedHeaders::new().insert(header));
+    (payload.to_vec(), headers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_asking_for_an_explanation_get_one_that_adds_up_to_the_vote_share() {
-    let config = input_asking_every_fourth().await;
+    let config = dressed_input(bootstrap(), RECORDS, asking).await;
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("explain.log"));
     let mut member = Member::start(&config, &["--explain-header", HEADER], &log);
     member.wait_scored(RECORDS as f64, Duration::from_secs(60));

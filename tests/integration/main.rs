@@ -24,6 +24,7 @@ mod lifecycle;
 mod output_down;
 mod rest;
 mod restart;
+mod routing;
 mod scaling;
 mod security;
 mod shadow;

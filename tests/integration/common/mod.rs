@@ -7,6 +7,7 @@
 
 pub mod collector;
 pub mod conservation;
+pub mod dressed;
 pub mod kafka;
 pub mod parity;
 pub mod process;

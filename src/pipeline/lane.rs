@@ -1,0 +1,98 @@
+//! One model served, as the scorer holds it: the version serving, its decoder, its drift
+//! window, and the rows of the batch routed to it, scored in one call.
+
+use std::sync::Arc;
+
+use prometheus::IntCounter;
+
+use crate::codec::decode::FeatureDecoder;
+use crate::drift::{DriftMonitor, DriftSettings};
+use crate::model::{Model, Scored};
+use crate::ops::metrics::Metrics;
+
+/// A model served, with the batch's rows routed to it.
+pub struct Lane {
+    /// The version serving.
+    pub model: Arc<Model>,
+    /// The input decoder for its features.
+    pub decoder: FeatureDecoder,
+    /// Its drift window, against its baselines.
+    pub drift: DriftMonitor,
+    /// The batch's decoded rows routed here, row-major.
+    pub rows: Vec<f64>,
+    /// What the model said about them.
+    pub scored: Scored,
+    /// The next row handed out while the batch's outputs are sent.
+    next: usize,
+    /// `driftwood_model_records_total` of this version: scored, dead-lettered.
+    counted: [IntCounter; 2],
+}
+
+impl Lane {
+    /// A lane serving `model`, read through `decoder`.
+    pub fn new(
+        model: Arc<Model>,
+        decoder: FeatureDecoder,
+        drift: &DriftSettings,
+        metrics: &Metrics,
+    ) -> Self {
+        Lane {
+            drift: DriftMonitor::new(model.clone(), drift.clone(), metrics.clone()),
+            counted: counters(&model, metrics),
+            model,
+            decoder,
+            rows: Vec::new(),
+            scored: Scored::default(),
+            next: 0,
+        }
+    }
+
+    /// Serves `model` from now on, with a new drift window (the caller closed the old one).
+    pub fn replace(
+        &mut self,
+        model: Arc<Model>,
+        decoder: FeatureDecoder,
+        drift: &DriftSettings,
+        metrics: &Metrics,
+    ) {
+        *self = Lane::new(model, decoder, drift, metrics);
+    }
+
+    /// Empties the rows for a new batch.
+    pub fn begin(&mut self) {
+        self.rows.clear();
+        self.next = 0;
+    }
+
+    /// Scores the batch's rows routed here in one call.
+    pub fn score(&mut self) {
+        if !self.rows.is_empty() {
+            self.model.engine.score(&self.rows, &mut self.scored);
+        }
+    }
+
+    /// The next scored row, in the order the records were decoded.
+    pub fn next_row(&mut self) -> usize {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Counts a record this version scored.
+    pub fn count_scored(&self) {
+        self.counted[0].inc();
+    }
+
+    /// Counts a record routed here that could not be decoded, in the metrics and the drift
+    /// window.
+    pub fn dead_lettered(&mut self, partition: i32) {
+        self.counted[1].inc();
+        self.drift.observe_invalid(partition);
+    }
+}
+
+fn counters(model: &Model, metrics: &Metrics) -> [IntCounter; 2] {
+    let (name, version) = (&model.metadata.name, &model.metadata.version);
+    ["scored", "dead_lettered"].map(|outcome| {
+        (metrics.model_records).with_label_values(&[name.as_str(), version.as_str(), outcome])
+    })
+}
