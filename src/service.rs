@@ -275,8 +275,26 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
 /// then a summary of what would run.
 pub fn check(config: &RunConfig) -> Result<String> {
-    let Prepared { model, shadow, .. } = prepare(config)?;
+    let Prepared {
+        model,
+        shadow,
+        routes,
+        ..
+    } = prepare(config)?;
     let m = &model.metadata;
+    let routes = routes.map_or("none (every record to the default model)".into(), |r| {
+        let models = (r.models.iter())
+            .map(|(m, _)| format!("{} version {}", m.metadata.name, m.metadata.version));
+        let by = config.models.route_by.as_ref().map(|by| match by {
+            crate::config::RouteBy::Header(name) => format!("header {name}"),
+            crate::config::RouteBy::Field(name) => format!("field {name}"),
+        });
+        format!(
+            "by {} to {}, else the default",
+            by.unwrap_or_default(),
+            models.collect::<Vec<_>>().join(", ")
+        )
+    });
     let shadow = shadow.map_or("none".into(), |(c, _)| {
         let share = config.models.shadow_share;
         format!(
@@ -296,6 +314,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
          model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
+         routes    {}\n\
          shadow    {}\n\
          explain   {}\n\
          sidecar   {} (/health, /ready, /metrics{})\n\
@@ -312,6 +331,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
         config.output_topic,
         config.dlq_topic,
         config.drift_topic,
+        routes,
         shadow,
         explain,
         config.http_addr,

@@ -22,7 +22,9 @@ fn asking(i: usize, payload: &[u8]) -> (Vec<u8>, Option<OwnedHeaders>) {
         key: HEADER,
         value: Some("yes"),
     };
-    let headers = i.is_multiple_of(4).then(|| OwnedHeaders::new().insert(header));
+    let headers = i
+        .is_multiple_of(4)
+        .then(|| OwnedHeaders::new().insert(header));
     (payload.to_vec(), headers)
 }
 
