@@ -7,10 +7,9 @@ use std::time::Duration;
 use crate::common::*;
 use driftwood::config::RunConfig;
 use driftwood::kafka::{TRACEPARENT, TraceParent};
-use driftwood::tools::produce::{ProduceConfig, produce};
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::common::dressed::dressed_input;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -18,32 +17,11 @@ const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// an instrumented producer sends them: with its `traceparent`, CloudEvents attributes and a
 /// binary header of the producer's own.
 async fn traced_input(bootstrap: &str, traceparents: &[String]) -> RunConfig {
-    let config = run_config(bootstrap);
-    let staging = unique("staging");
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-        &staging,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 1).await;
-    let n = traceparents.len();
-    let spec = ProduceConfig::new(bootstrap, &staging, n);
-    tokio::task::spawn_blocking(move || produce(&spec))
-        .await
-        .unwrap()
-        .unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let staged = read_topic(bootstrap, &staging, n, Duration::from_secs(30));
-    for (m, traceparent) in staged.iter().zip(traceparents) {
+    dressed_input(bootstrap, traceparents.len(), |i, payload| {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: TRACEPARENT,
-                value: Some(traceparent),
+                value: Some(&traceparents[i]),
             })
             .insert(Header {
                 key: "ce_id",
@@ -57,13 +35,9 @@ async fn traced_input(bootstrap: &str, traceparents: &[String]) -> RunConfig {
                 key: "tenant",
                 value: Some(&b"\x00\xffbinary"[..]),
             });
-        let record = BaseRecord::<[u8], [u8]>::to(&config.input_topic)
-            .payload(m.payload().unwrap())
-            .headers(headers);
-        producer.send(record).map_err(|(e, _)| e).unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-    config
+        (payload.to_vec(), Some(headers))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
