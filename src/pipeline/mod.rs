@@ -9,6 +9,7 @@
 mod backpressure;
 pub mod explain;
 mod lane;
+mod outputs;
 pub mod rollback;
 pub mod route;
 mod sample;

@@ -4,39 +4,26 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
 use crate::codec::epoch_millis;
-use tracing::{debug, debug_span, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::Served;
 use super::explain::{self, ExplainSettings};
 use super::lane::Lane;
+pub use super::outputs::OutputTopics;
+use super::outputs::{Outputs, Scoring};
 use super::rollback::{Guard, RollBack, RollbackPolicy};
 use super::route::Router;
 use super::shadow::Shadow;
 
-use crate::codec::encode::{AvroCodec, PredictionFields};
 use crate::drift::{DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
-use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
-use crate::kafka::trace;
-use crate::model::ensemble::Explanation;
-use crate::model::{Model, Predicted, Serving};
+use crate::kafka::sink::Sink;
+use crate::model::{Model, Serving};
 use crate::ops::metrics::Metrics;
-use crate::ops::telemetry;
-
-/// Where a scorer's outputs go.
-#[derive(Debug, Clone)]
-pub struct OutputTopics {
-    /// Predictions (and, with pass-through, the forwarded input).
-    pub predictions: String,
-    /// Dead letters.
-    pub dead_letters: String,
-    /// Drift reports, keyed by instance id.
-    pub drift_reports: String,
-}
 
 /// How a scorer works, besides the model and decoder it scores with.
 #[derive(Debug, Clone)]
@@ -62,8 +49,7 @@ pub struct Scorer {
     metrics: Metrics,
     progress: Progress,
     settings: ScorerSettings,
-    reports: AvroCodec,
-    encoded: Vec<u8>,
+    outputs: Outputs,
     /// Automatic rollback, when configured: the bounds and how to move the pointer back.
     rollback: Option<(RollbackPolicy, RollBack)>,
     /// The promoted version under watch.
@@ -93,11 +79,10 @@ impl Scorer {
             default_name: model.metadata.name.clone(),
             lanes: vec![Lane::new(model, decoder, &settings.drift, &metrics)],
             router: None,
+            outputs: Outputs::new(settings.topics.clone(), metrics.clone()),
             metrics,
             progress,
             settings,
-            reports: AvroCodec::drift_reports(),
-            encoded: Vec::new(),
             rollback: None,
             guard: None,
             notice: None,
@@ -179,7 +164,7 @@ impl Scorer {
                         dead_letters += u64::from(l == 0);
                         lanes[l].dead_lettered(partition);
                     }
-                    self.send_dead_letter(message, &error, sink);
+                    self.outputs.dead_letter(message, &error, sink);
                 }
                 (_, Ok(_), _) => unreachable!("one scored row per decoded record"),
             }
@@ -221,7 +206,7 @@ impl Scorer {
             .flatten();
         let scores = (predicted, lane.scored.row(record.row));
         let model = &lane.model;
-        self.send_prediction(model, message, record, scores, explanation.as_ref(), sink);
+        (self.outputs).prediction(model, message, record, scores, explanation.as_ref(), sink);
     }
 
     /// Counts a batch for the promoted version under watch, and rolls it back if it crossed
@@ -266,7 +251,7 @@ impl Scorer {
     fn forward_batch(&mut self, batch: &[BorrowedMessage<'_>], assigned: &[i32], sink: &Sink) {
         for message in batch {
             if assigned.contains(&message.partition()) {
-                self.forward(message, sink);
+                self.outputs.forward(message, sink);
             }
         }
     }
@@ -362,137 +347,9 @@ impl Scorer {
             }
             None => report,
         };
-        self.encoded.clear();
-        if let Err(e) = self.reports.encode(report, &mut self.encoded) {
-            warn!(error = %e, "cannot encode a drift report; dropping it");
-            return;
-        }
-        sink.send(
-            &self.settings.topics.drift_reports,
-            Some(self.settings.drift.instance_id.as_bytes()),
-            Some(&self.encoded),
-            None,
-            Output::DriftReport,
-        );
+        let instance = &self.settings.drift.instance_id;
+        self.outputs.drift_report(report, instance, sink);
     }
-
-    fn send_prediction(
-        &mut self,
-        model: &Model,
-        message: &BorrowedMessage<'_>,
-        record: Scoring<'_>,
-        (predicted, probabilities): (Predicted, &[f64]),
-        explanation: Option<&Explanation>,
-        sink: &Sink,
-    ) {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let (meta, now) = (record.meta, record.now);
-        let metadata = &model.metadata;
-        let (label, class_name, confidence, value) = match predicted {
-            Predicted::Class { index, confidence } => (
-                Some(metadata.classes[index]),
-                metadata.class_names.as_ref().map(|n| n[index].as_str()),
-                Some(confidence),
-                None,
-            ),
-            Predicted::Value(value) => (None, None, None, Some(value)),
-        };
-        let fallback_id;
-        let id = match meta.id {
-            Some(id) => id,
-            None => {
-                fallback_id = format!("{topic}-{partition}-{offset}");
-                &fallback_id
-            }
-        };
-        let prediction = PredictionFields {
-            id,
-            model_name: &metadata.name,
-            model_version: &metadata.version,
-            predicted_label: label,
-            predicted_class: class_name,
-            confidence,
-            value,
-            classes: &metadata.classes,
-            class_names: metadata.class_names.as_deref(),
-            probabilities,
-            actual_label: meta.label,
-            source_topic: topic,
-            source_partition: partition,
-            source_offset: offset,
-            event_time: meta
-                .event_time_ms
-                .or_else(|| message.timestamp().to_millis())
-                .unwrap_or(now),
-            scored_at: now,
-            explanation: explanation.map(|e| explain::fields(model, e)),
-        };
-        if explanation.is_some() {
-            self.metrics.explanations.inc();
-        }
-        self.encoded.clear();
-        prediction.encode(&mut self.encoded);
-        let headers = traced_headers(message, &prediction);
-        let outcome = match (label, confidence) {
-            (Some(label), Some(confidence)) => Outcome::Classified {
-                label,
-                confidence,
-                correct: meta.label.map(|l| l == label),
-            },
-            _ => Outcome::Valued,
-        };
-        sink.send(
-            &self.settings.topics.predictions,
-            message.key(),
-            Some(&self.encoded),
-            headers,
-            Output::Record {
-                partition,
-                offset,
-                outcome,
-            },
-        );
-    }
-
-    fn send_dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError, sink: &Sink) {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let original = message.headers().map(|h| h.detach());
-        let headers = dead_letter_headers(original, error, topic, partition, offset);
-        sink.send(
-            &self.settings.topics.dead_letters,
-            message.key(),
-            message.payload(),
-            Some(headers),
-            Output::Record {
-                partition,
-                offset,
-                outcome: Outcome::DeadLettered(error.kind),
-            },
-        );
-    }
-
-    fn forward(&self, message: &BorrowedMessage<'_>, sink: &Sink) {
-        sink.send(
-            &self.settings.topics.predictions,
-            message.key(),
-            message.payload(),
-            None,
-            Output::Record {
-                partition: message.partition(),
-                offset: message.offset(),
-                outcome: Outcome::PassedThrough,
-            },
-        );
-    }
-}
-
-/// A record scored: its index in the batch, what decoding said besides the features, its
-/// row in its lane, and the batch's time.
-struct Scoring<'a> {
-    index: usize,
-    meta: RecordMeta<'a>,
-    row: usize,
-    now: i64,
 }
 
 /// Routes each message of `batch` to a lane (all to the first without a router) and decodes
@@ -516,41 +373,6 @@ fn decode<'a>(
             )
         })
         .collect()
-}
-
-/// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by
-/// the scoring step's own span, a child of the producer's: logged at debug, and exported
-/// when OTLP export is on (`ops::telemetry`).
-fn traced_headers(
-    message: &BorrowedMessage<'_>,
-    prediction: &PredictionFields<'_>,
-) -> Option<OwnedHeaders> {
-    let input = message.headers();
-    let Some(parent) = trace::trace_parent(input) else {
-        return trace::forwarded(input, None);
-    };
-    let span = debug_span!(
-        "score",
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        messaging.destination.name = message.topic(),
-        messaging.destination.partition.id = message.partition(),
-        messaging.kafka.offset = message.offset(),
-        trace_id = %parent.trace_id_hex(),
-        parent_span_id = %parent.span_id_hex(),
-        span_id = tracing::field::Empty,
-    );
-    let child = telemetry::child_of(&span, &parent);
-    span.record("span_id", tracing::field::display(child.span_id_hex()));
-    span.in_scope(|| {
-        debug!(
-            id = prediction.id,
-            label = prediction.predicted_label,
-            confidence = prediction.confidence,
-            "scored"
-        )
-    });
-    trace::forwarded(input, Some(&child))
 }
 
 #[cfg(test)]

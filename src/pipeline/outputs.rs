@@ -1,0 +1,220 @@
+//! A batch's outputs, one per input record: predictions (with their explanations and the
+//! input's headers), dead letters, forwarded records, and drift reports.
+
+use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use tracing::{debug, debug_span, warn};
+
+use super::explain;
+use crate::codec::decode::{DecodeError, RecordMeta};
+use crate::codec::encode::{AvroCodec, PredictionFields};
+use crate::drift::DriftReport;
+use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
+use crate::kafka::trace;
+use crate::model::ensemble::Explanation;
+use crate::model::{Model, Predicted};
+use crate::ops::metrics::Metrics;
+use crate::ops::telemetry;
+
+/// Where a scorer's outputs go.
+#[derive(Debug, Clone)]
+pub struct OutputTopics {
+    /// Predictions (and, with pass-through, the forwarded input).
+    pub predictions: String,
+    /// Dead letters.
+    pub dead_letters: String,
+    /// Drift reports, keyed by instance id.
+    pub drift_reports: String,
+}
+
+/// A record scored: its index in the batch, what decoding said besides the features, its
+/// row in its lane, and the batch's time.
+pub struct Scoring<'a> {
+    pub index: usize,
+    pub meta: RecordMeta<'a>,
+    pub row: usize,
+    pub now: i64,
+}
+
+/// Encodes and sends outputs, with a buffer reused between them.
+pub struct Outputs {
+    topics: OutputTopics,
+    metrics: Metrics,
+    reports: AvroCodec,
+    encoded: Vec<u8>,
+}
+
+impl Outputs {
+    /// Outputs to `topics`, counting explanations in `metrics`.
+    pub fn new(topics: OutputTopics, metrics: Metrics) -> Self {
+        Outputs {
+            topics,
+            metrics,
+            reports: AvroCodec::drift_reports(),
+            encoded: Vec::new(),
+        }
+    }
+
+    /// Sends a drift report keyed by `instance_id`.
+    pub fn drift_report(&mut self, report: &DriftReport, instance_id: &str, sink: &Sink) {
+        self.encoded.clear();
+        if let Err(e) = self.reports.encode(report, &mut self.encoded) {
+            warn!(error = %e, "cannot encode a drift report; dropping it");
+            return;
+        }
+        sink.send(
+            &self.topics.drift_reports,
+            Some(instance_id.as_bytes()),
+            Some(&self.encoded),
+            None,
+            Output::DriftReport,
+        );
+    }
+
+    /// Sends `record`'s prediction by `model` (with its explanation, if any) to the
+    /// predictions topic, keyed as its input, with the input's headers.
+    pub fn prediction(
+        &mut self,
+        model: &Model,
+        message: &BorrowedMessage<'_>,
+        record: Scoring<'_>,
+        (predicted, probabilities): (Predicted, &[f64]),
+        explanation: Option<&Explanation>,
+        sink: &Sink,
+    ) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let (meta, now) = (record.meta, record.now);
+        let metadata = &model.metadata;
+        let (label, class_name, confidence, value) = match predicted {
+            Predicted::Class { index, confidence } => (
+                Some(metadata.classes[index]),
+                metadata.class_names.as_ref().map(|n| n[index].as_str()),
+                Some(confidence),
+                None,
+            ),
+            Predicted::Value(value) => (None, None, None, Some(value)),
+        };
+        let fallback_id;
+        let id = match meta.id {
+            Some(id) => id,
+            None => {
+                fallback_id = format!("{topic}-{partition}-{offset}");
+                &fallback_id
+            }
+        };
+        let prediction = PredictionFields {
+            id,
+            model_name: &metadata.name,
+            model_version: &metadata.version,
+            predicted_label: label,
+            predicted_class: class_name,
+            confidence,
+            value,
+            classes: &metadata.classes,
+            class_names: metadata.class_names.as_deref(),
+            probabilities,
+            actual_label: meta.label,
+            source_topic: topic,
+            source_partition: partition,
+            source_offset: offset,
+            event_time: meta
+                .event_time_ms
+                .or_else(|| message.timestamp().to_millis())
+                .unwrap_or(now),
+            scored_at: now,
+            explanation: explanation.map(|e| explain::fields(model, e)),
+        };
+        if explanation.is_some() {
+            self.metrics.explanations.inc();
+        }
+        self.encoded.clear();
+        prediction.encode(&mut self.encoded);
+        let headers = traced_headers(message, &prediction);
+        let outcome = match (label, confidence) {
+            (Some(label), Some(confidence)) => Outcome::Classified {
+                label,
+                confidence,
+                correct: meta.label.map(|l| l == label),
+            },
+            _ => Outcome::Valued,
+        };
+        sink.send(
+            &self.topics.predictions,
+            message.key(),
+            Some(&self.encoded),
+            headers,
+            Output::Record {
+                partition,
+                offset,
+                outcome,
+            },
+        );
+    }
+
+    /// Sends `message` unchanged to the dead-letter topic, with headers saying why.
+    pub fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError, sink: &Sink) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let original = message.headers().map(|h| h.detach());
+        let headers = dead_letter_headers(original, error, topic, partition, offset);
+        sink.send(
+            &self.topics.dead_letters,
+            message.key(),
+            message.payload(),
+            Some(headers),
+            Output::Record {
+                partition,
+                offset,
+                outcome: Outcome::DeadLettered(error.kind),
+            },
+        );
+    }
+
+    /// Forwards `message` unchanged to the predictions topic (`--pass-through`).
+    pub fn forward(&self, message: &BorrowedMessage<'_>, sink: &Sink) {
+        sink.send(
+            &self.topics.predictions,
+            message.key(),
+            message.payload(),
+            None,
+            Output::Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                outcome: Outcome::PassedThrough,
+            },
+        );
+    }
+}
+
+/// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by
+/// the scoring step's own span, a child of the producer's: logged at debug, and exported
+/// when OTLP export is on (`ops::telemetry`).
+fn traced_headers(
+    message: &BorrowedMessage<'_>,
+    prediction: &PredictionFields<'_>,
+) -> Option<OwnedHeaders> {
+    let input = message.headers();
+    let Some(parent) = trace::trace_parent(input) else {
+        return trace::forwarded(input, None);
+    };
+    let span = debug_span!(
+        "score",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = message.topic(),
+        messaging.destination.partition.id = message.partition(),
+        messaging.kafka.offset = message.offset(),
+        trace_id = %parent.trace_id_hex(),
+        parent_span_id = %parent.span_id_hex(),
+        span_id = tracing::field::Empty,
+    );
+    let child = telemetry::child_of(&span, &parent);
+    span.record("span_id", tracing::field::display(child.span_id_hex()));
+    span.in_scope(|| {
+        debug!(
+            id = prediction.id,
+            label = prediction.predicted_label,
+            confidence = prediction.confidence,
+            "scored"
+        )
+    });
+    trace::forwarded(input, Some(&child))
+}
