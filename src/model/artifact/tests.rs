@@ -45,6 +45,7 @@ fn saabas_contributions_and_bias_add_up_to_the_vote_share_on_every_row() {
             largest = largest.max((each.score() - share).abs());
         }
     }
+    println!("bias + contributions against the vote share, largest difference: {largest:e}");
     assert!(largest <= 1e-9, "largest difference {largest}");
 }
 
