@@ -24,6 +24,8 @@ pub struct Lane {
     pub scored: Scored,
     /// The next row handed out while the batch's outputs are sent.
     next: usize,
+    /// Records of the batch scored and dead-lettered, added to the counters at its end.
+    batch_counts: [u64; 2],
     /// `driftwood_model_records_total` of this version: scored, dead-lettered.
     counted: [IntCounter; 2],
 }
@@ -44,6 +46,7 @@ impl Lane {
             rows: Vec::new(),
             scored: Scored::default(),
             next: 0,
+            batch_counts: [0; 2],
         }
     }
 
@@ -78,15 +81,22 @@ impl Lane {
     }
 
     /// Counts a record this version scored.
-    pub fn count_scored(&self) {
-        self.counted[0].inc();
+    pub fn count_scored(&mut self) {
+        self.batch_counts[0] += 1;
     }
 
     /// Counts a record routed here that could not be decoded, in the metrics and the drift
     /// window.
     pub fn dead_lettered(&mut self, partition: i32) {
-        self.counted[1].inc();
+        self.batch_counts[1] += 1;
         self.drift.observe_invalid(partition);
+    }
+
+    /// Adds the batch's counts to the metrics: once a batch, not once a record.
+    pub fn end(&mut self) {
+        for (counter, count) in self.counted.iter().zip(&mut self.batch_counts) {
+            counter.inc_by(std::mem::take(count));
+        }
     }
 }
 

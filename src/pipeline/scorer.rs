@@ -175,9 +175,12 @@ impl Scorer {
         if let Some(shadow) = &mut self.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
         }
+        lanes.iter_mut().for_each(Lane::end);
         self.lanes = lanes;
-        // A lane no record came to closes its window by age.
-        self.tick(sink);
+        if self.lanes.len() > 1 {
+            // A lane no record came to closes its window by age.
+            self.tick(sink);
+        }
         // Records of partitions revoked meanwhile were skipped, and count for nothing.
         self.watch_promotion(scored_records, dead_letters, sink);
     }
@@ -190,12 +193,12 @@ impl Scorer {
         record: Scoring<'_>,
         sink: &Sink,
     ) {
+        lane.count_scored();
         let predicted = lane.scored.predicted(record.row);
         // Borrowed field by field, beside the drift window's.
         let n = lane.model.engine.n_features();
         let row = &lane.rows[record.row * n..][..n];
         (lane.drift).observe(message.partition(), row, predicted, record.meta.label);
-        lane.count_scored();
         if let Some(shadow) = &mut self.shadow
             && lane.model.metadata.name == self.default_name
         {
