@@ -2,7 +2,7 @@
 # Runs every test against Apache Kafka: installs it when missing (scripts/kafka.sh; Java 17+
 # and Maven), starts one node on a free loopback port in a directory of its own, runs the
 # tests, stops it; then validates k8s/ against the Kubernetes schemas
-# (scripts/validate-k8s.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
+# (scripts/validate-k8s.sh) and checks the alert rules with promtool (scripts/promtool.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
 # (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
 # DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. The ONNX parity
@@ -68,3 +68,6 @@ cargo test --all-targets "$@"
 # The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the
 # code already).
 scripts/validate-k8s.sh
+
+# The alert rules: promtool's check and their unit tests.
+scripts/promtool.sh

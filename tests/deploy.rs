@@ -383,3 +383,48 @@ fn compose_file_matches_the_code() {
     );
     assert!(producer["depends_on"]["driftwood"]["condition"] == "service_healthy");
 }
+
+/// The host side of each of `service`'s bind mounts (`./path:/in/container[:ro]`), checked to
+/// exist in the repository, with the container side.
+fn mounts(service: &Value) -> BTreeMap<String, PathBuf> {
+    strings(&service["volumes"])
+        .iter()
+        .map(|volume| {
+            let mut parts = volume.split(':');
+            let host = repo().join(parts.next().unwrap());
+            assert!(host.exists(), "{volume}: {} does not exist", host.display());
+            (parts.next().unwrap().to_string(), host)
+        })
+        .collect()
+}
+
+#[test]
+fn compose_monitoring_scrapes_driftwood_and_loads_the_rules_and_the_dashboard() {
+    let compose = yaml(&repo().join("docker-compose.yml"));
+    let services = &compose["services"];
+    let image = image_env(&dockerfile());
+    let port = port_of(&image["DRIFTWOOD_HTTP_ADDR"]);
+
+    // Prometheus scrapes the sidecar and loads alerts.yml beside its configuration.
+    let prometheus = mounts(&services["prometheus"]);
+    let config = yaml(&prometheus["/etc/prometheus/prometheus.yml"]);
+    let targets = strings(&config["scrape_configs"][0]["static_configs"][0]["targets"]);
+    assert_eq!(targets, [format!("driftwood:{port}")]);
+    assert_eq!(strings(&config["rule_files"]), ["alerts.yml"]);
+    assert!(prometheus.contains_key("/etc/prometheus/alerts.yml"));
+
+    // Grafana reads that Prometheus, and provisions the dashboard from where it is mounted.
+    let grafana = mounts(&services["grafana"]);
+    let provisioning = &grafana["/etc/grafana/provisioning"];
+    let source = yaml(&provisioning.join("datasources/prometheus.yml"));
+    let listen = strings(&services["prometheus"]["command"]).join(" ");
+    let prometheus_port = listen.split("--web.listen-address=:").nth(1).unwrap();
+    let url = text(&source["datasources"][0], "url");
+    assert_eq!(url, format!("http://prometheus:{prometheus_port}"));
+    let provider = yaml(&provisioning.join("dashboards/driftwood.yml"));
+    let folder = text(&provider["providers"][0]["options"], "path");
+    assert!(
+        grafana.contains_key(&format!("{folder}/driftwood.json")),
+        "{grafana:?}"
+    );
+}

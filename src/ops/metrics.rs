@@ -59,6 +59,9 @@ pub struct Metrics {
     /// `driftwood_transactions_total{outcome}`: exactly-once transactions `committed` or
     /// `aborted`.
     pub transactions: IntCounterVec,
+    /// `driftwood_ready`: 1 while `/ready` answers 200 (set at each scrape), so that alerts
+    /// can count ready replicas.
+    pub ready: IntGauge,
     /// `driftwood_assigned_partitions`: input partitions this instance holds.
     pub assigned_partitions: IntGauge,
     /// `driftwood_delivery_retries_total`: outputs re-sent after a failed delivery.
@@ -212,6 +215,13 @@ impl Metrics {
             "Exactly-once transactions, by outcome (committed, aborted).",
             &["outcome"],
         );
+        let ready = register(
+            &registry,
+            IntGauge::new(
+                "driftwood_ready",
+                "1 while /ready answers 200 (set at each scrape).",
+            ),
+        );
         let assigned_partitions = register(
             &registry,
             IntGauge::new(
@@ -339,6 +349,7 @@ impl Metrics {
             consumer_lag,
             rebalances,
             transactions,
+            ready,
             assigned_partitions,
             delivery_retries,
             delivery_errors,

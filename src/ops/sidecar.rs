@@ -59,6 +59,8 @@ async fn ready_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let ready = state.health.readiness().ready;
+    state.metrics.ready.set(i64::from(ready));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

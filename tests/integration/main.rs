@@ -21,6 +21,7 @@ mod imported;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
 mod lifecycle;
+mod monitoring;
 mod output_down;
 mod rest;
 mod restart;
