@@ -215,7 +215,7 @@ fn dockerfile_matches_the_code() {
 
 #[test]
 fn kubernetes_manifests_match_the_code_and_each_other() {
-    let dir = repo().join("k8s");
+    let dir = repo().join("k8s/base");
     let kustomization = yaml(&dir.join("kustomization.yaml"));
     let mut by_kind = BTreeMap::new();
     for file in strings(&kustomization["resources"]) {
@@ -228,9 +228,12 @@ fn kubernetes_manifests_match_the_code_and_each_other() {
         [
             "ConfigMap",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
+            "PrometheusRule",
             "ScaledObject",
-            "Service"
+            "Service",
+            "ServiceMonitor"
         ]
     );
     let config_map = &by_kind["ConfigMap"];
@@ -308,6 +311,29 @@ fn kubernetes_manifests_match_the_code_and_each_other() {
     assert_eq!(
         by_kind["Service"]["spec"]["ports"][0]["targetPort"],
         ports["name"]
+    );
+
+    // Prometheus reaches the sidecar: the ServiceMonitor scrapes the Service's port, and the
+    // NetworkPolicy lets only that port in.
+    let monitor = &by_kind["ServiceMonitor"];
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        by_kind["Service"]["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(text(&monitor["spec"]["endpoints"][0], "path"), "/metrics");
+    let policy = &by_kind["NetworkPolicy"];
+    let allowed = &policy["spec"]["ingress"][0]["ports"];
+    assert_eq!(allowed.as_sequence().unwrap().len(), 1, "only the sidecar port");
+    assert_eq!(allowed[0]["port"].as_u64(), Some(u64::from(port)));
+    for (k, v) in policy["spec"]["podSelector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(&labels[k.as_str().unwrap()], v, "NetworkPolicy selector {k:?}");
+    }
+
+    // The PrometheusRule is the rule file compose's Prometheus loads (scripts/k8s-rules.py).
+    let rules = yaml(&repo().join("monitoring/prometheus/alerts.yml"));
+    assert_eq!(
+        by_kind["PrometheusRule"]["spec"]["groups"], rules["groups"],
+        "k8s/base/prometheusrule.yaml is stale: run scripts/k8s-rules.py"
     );
 
     // KEDA watches the lag of this deployment's group on its input topic.
