@@ -323,10 +323,21 @@ fn kubernetes_manifests_match_the_code_and_each_other() {
     assert_eq!(text(&monitor["spec"]["endpoints"][0], "path"), "/metrics");
     let policy = &by_kind["NetworkPolicy"];
     let allowed = &policy["spec"]["ingress"][0]["ports"];
-    assert_eq!(allowed.as_sequence().unwrap().len(), 1, "only the sidecar port");
+    assert_eq!(
+        allowed.as_sequence().unwrap().len(),
+        1,
+        "only the sidecar port"
+    );
     assert_eq!(allowed[0]["port"].as_u64(), Some(u64::from(port)));
-    for (k, v) in policy["spec"]["podSelector"]["matchLabels"].as_mapping().unwrap() {
-        assert_eq!(&labels[k.as_str().unwrap()], v, "NetworkPolicy selector {k:?}");
+    for (k, v) in policy["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &labels[k.as_str().unwrap()],
+            v,
+            "NetworkPolicy selector {k:?}"
+        );
     }
 
     // The PrometheusRule is the rule file compose's Prometheus loads (scripts/k8s-rules.py).

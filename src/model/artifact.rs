@@ -280,7 +280,7 @@ impl Model {
         Self::verified(metadata, engine, rows, dir)
     }
 
-    /// What explains this model's scores (see [`Ensemble::explainer`]), measured on the
+    /// What explains this model's scores (see [`super::ensemble::Ensemble::explainer`]), measured on the
     /// reference rows the first time it is asked for. Fails when the artifact has none.
     pub fn explainer(&self) -> std::result::Result<&Explainer, String> {
         let measured = self.explainer.get_or_init(|| {
@@ -295,7 +295,7 @@ impl Model {
         measured.as_ref().map_err(Clone::clone)
     }
 
-    /// Explains `predicted` for `row` (see [`Ensemble::explain`]).
+    /// Explains `predicted` for `row` (see [`super::ensemble::Ensemble::explain`]).
     pub fn explain(
         &self,
         row: &[f64],
