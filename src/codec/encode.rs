@@ -76,6 +76,22 @@ pub struct FeatureContribution {
     pub contribution: f64,
 }
 
+impl From<ExplanationFields<'_>> for ExplanationRecord {
+    fn from(e: ExplanationFields<'_>) -> Self {
+        let pairs = e.features.iter().zip(e.contributions);
+        ExplanationRecord {
+            label: e.label,
+            bias: e.bias,
+            contributions: pairs
+                .map(|(feature, &contribution)| FeatureContribution {
+                    feature: feature.clone(),
+                    contribution,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An explanation to encode, borrowing everything.
 #[derive(Debug, Clone, Copy)]
 pub struct ExplanationFields<'a> {

@@ -3,6 +3,7 @@
 //! classifier gives, per row, a class, its confidence and a probability per class; a
 //! regressor (imported only) gives a value.
 
+use super::artifact::ModelMetadata;
 use super::ensemble::{Ensemble, EnsembleWalk, Labels, Workspace};
 
 /// What scores a model's rows.
@@ -25,7 +26,39 @@ pub enum Predicted {
     Value(f64),
 }
 
+/// A prediction in the terms a prediction record uses (topic or REST): a classifier's
+/// label, class name and confidence, or a regressor's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Labelled<'m> {
+    /// The class label (its index, for a model whose classes are names).
+    pub label: Option<i32>,
+    /// The class's name, for a model whose classes are names.
+    pub class_name: Option<&'m str>,
+    /// The class's probability.
+    pub confidence: Option<f64>,
+    /// A regressor's value.
+    pub value: Option<f64>,
+}
+
 impl Predicted {
+    /// This prediction in the terms of the model `metadata` describes.
+    pub fn labelled(self, metadata: &ModelMetadata) -> Labelled<'_> {
+        match self {
+            Predicted::Class { index, confidence } => Labelled {
+                label: Some(metadata.classes[index]),
+                class_name: metadata.class_names.as_ref().map(|n| n[index].as_str()),
+                confidence: Some(confidence),
+                value: None,
+            },
+            Predicted::Value(value) => Labelled {
+                label: None,
+                class_name: None,
+                confidence: None,
+                value: Some(value),
+            },
+        }
+    }
+
     /// The class index of a classifier's prediction.
     pub fn class(&self) -> Option<usize> {
         match *self {

@@ -17,6 +17,6 @@ pub mod train;
 pub mod watch;
 
 pub use artifact::{Model, ModelMetadata};
-pub use engine::{Engine, Predicted, Scored};
+pub use engine::{Engine, Labelled, Predicted, Scored};
 pub use forest::Forest;
 pub use serving::Serving;

@@ -11,7 +11,7 @@ use crate::drift::DriftReport;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
-use crate::model::{Model, Predicted};
+use crate::model::{Labelled, Model, Predicted};
 use crate::ops::metrics::Metrics;
 use crate::ops::telemetry;
 
@@ -84,15 +84,12 @@ impl Outputs {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let (meta, now) = (record.meta, record.now);
         let metadata = &model.metadata;
-        let (label, class_name, confidence, value) = match predicted {
-            Predicted::Class { index, confidence } => (
-                Some(metadata.classes[index]),
-                metadata.class_names.as_ref().map(|n| n[index].as_str()),
-                Some(confidence),
-                None,
-            ),
-            Predicted::Value(value) => (None, None, None, Some(value)),
-        };
+        let Labelled {
+            label,
+            class_name,
+            confidence,
+            value,
+        } = predicted.labelled(metadata);
         let fallback_id;
         let id = match meta.id {
             Some(id) => id,

@@ -17,9 +17,10 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::codec::encode::{ClassProbability, ExplanationRecord, FeatureContribution};
+use crate::codec::encode::{ClassProbability, ExplanationRecord};
 use crate::model::{Model, Predicted, Scored, Serving};
 use crate::ops::metrics::Metrics;
+use crate::pipeline::explain;
 use parse::{Parsed, Request};
 
 /// What the REST twin serves with.
@@ -167,12 +168,7 @@ fn score(model: &Model, requests: &[Request]) -> Vec<RestPrediction> {
     (requests.iter().enumerate())
         .map(|(i, request)| {
             let predicted = scored.predicted(i);
-            let (label, confidence, value) = match predicted {
-                Predicted::Class { index, confidence } => {
-                    (Some(metadata.classes[index]), Some(confidence), None)
-                }
-                Predicted::Value(value) => (None, None, Some(value)),
-            };
+            let said = predicted.labelled(metadata);
             let name = |index: usize| metadata.class_names.as_ref().map(|n| n[index].clone());
             let probabilities = (scored.row(i).iter().enumerate())
                 .map(|(c, &probability)| ClassProbability {
@@ -185,10 +181,10 @@ fn score(model: &Model, requests: &[Request]) -> Vec<RestPrediction> {
                 id: request.id.clone(),
                 model_name: metadata.name.clone(),
                 model_version: metadata.version.clone(),
-                predicted_label: label,
-                predicted_class: predicted.class().and_then(name),
-                confidence,
-                value,
+                predicted_label: said.label,
+                predicted_class: said.class_name.map(str::to_string),
+                confidence: said.confidence,
+                value: said.value,
                 probabilities,
                 explanation: request
                     .explain
@@ -198,23 +194,11 @@ fn score(model: &Model, requests: &[Request]) -> Vec<RestPrediction> {
         .collect()
 }
 
-/// The explanation (checked possible when the request was parsed).
+/// The explanation (checked possible when the request was parsed), as the stream's
+/// predictions carry it.
 fn explain(model: &Model, row: &[f64], predicted: Predicted) -> ExplanationRecord {
     let explanation = model.explain(row, predicted).expect("checked explainable");
-    let label = predicted
-        .class()
-        .map(|_| model.metadata.classes[explanation.output]);
-    ExplanationRecord {
-        label,
-        bias: explanation.bias,
-        contributions: (model.metadata.features.iter())
-            .zip(&explanation.contributions)
-            .map(|(feature, &contribution)| FeatureContribution {
-                feature: feature.clone(),
-                contribution,
-            })
-            .collect(),
-    }
+    explain::fields(model, &explanation).into()
 }
 
 #[cfg(test)]
