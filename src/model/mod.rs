@@ -13,6 +13,8 @@ pub mod import;
 pub mod onnx;
 pub mod registry;
 pub mod serving;
+#[cfg(test)]
+mod testing;
 pub mod train;
 pub mod watch;
 

@@ -11,7 +11,7 @@ use driftwood::drift::DriftReport;
 
 use crate::common::conservation::decoded;
 use crate::common::process::Member;
-use crate::common::registry::{driftwood, following, registry, second_version};
+use crate::common::registry::{copy_version, driftwood, following, registry, second_version};
 use crate::common::stream::settle;
 use crate::common::*;
 
@@ -98,16 +98,7 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     let reg = root.to_str().unwrap();
     // Version 2: corrupt (its model file no longer matches its checksum).
     let v2 = root.join("breast-cancer/2");
-    std::fs::create_dir_all(&v2).unwrap();
-    for file in ["model.postcard", "metadata.json", "reference.csv"] {
-        std::fs::copy(root.join("breast-cancer/1").join(file), v2.join(file)).unwrap();
-    }
-    let metadata = std::fs::read_to_string(v2.join("metadata.json")).unwrap();
-    std::fs::write(
-        v2.join("metadata.json"),
-        metadata.replace("\"version\": \"1\"", "\"version\": \"2\""),
-    )
-    .unwrap();
+    copy_version(&root.join("breast-cancer/1"), &v2, "2");
     let mut bytes = std::fs::read(v2.join("model.postcard")).unwrap();
     bytes[200] ^= 0xff;
     std::fs::write(v2.join("model.postcard"), bytes).unwrap();

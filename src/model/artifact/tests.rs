@@ -51,11 +51,8 @@ fn saabas_contributions_and_bias_add_up_to_the_vote_share_on_every_row() {
 
 #[test]
 fn reference_rows_are_checked_like_the_model_file() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     let dir = tempfile::tempdir().unwrap();
-    for file in [METADATA_FILE, MODEL_FILE, REFERENCE_FILE] {
-        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
-    }
+    crate::model::testing::copy_committed(dir.path(), "breast-cancer", "1");
     let model = Model::load(dir.path()).unwrap();
     assert!(model.explainer().is_ok());
     let path = dir.path().join(REFERENCE_FILE);

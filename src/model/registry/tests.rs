@@ -4,18 +4,7 @@ use super::*;
 
 /// Copies the committed model into `root` as `name` version `version`.
 fn artifact(root: &Path, name: &str, version: &str) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-    let dir = root.join(name).join(version);
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["model.postcard", METADATA_FILE, "reference.csv"] {
-        std::fs::copy(source.join(file), dir.join(file)).unwrap();
-    }
-    let path = dir.join(METADATA_FILE);
-    let mut metadata: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    metadata["name"] = name.into();
-    metadata["version"] = version.into();
-    std::fs::write(&path, metadata.to_string()).unwrap();
+    crate::model::testing::copy_committed(&root.join(name).join(version), name, version);
 }
 
 fn any_features(_: &Model) -> Result<()> {

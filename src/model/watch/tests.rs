@@ -6,15 +6,8 @@ use super::*;
 
 /// Copies the committed model into `root` as `breast-cancer` version `version`.
 fn artifact(root: &Path, version: &str) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
     let dir = root.join("breast-cancer").join(version);
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["model.postcard", "reference.csv"] {
-        std::fs::copy(source.join(file), dir.join(file)).unwrap();
-    }
-    let metadata = std::fs::read_to_string(source.join("metadata.json")).unwrap();
-    let metadata = metadata.replace("\"version\": \"1\"", &format!("\"version\": \"{version}\""));
-    std::fs::write(dir.join("metadata.json"), metadata).unwrap();
+    crate::model::testing::copy_committed(&dir, "breast-cancer", version);
 }
 
 /// Writes a pointer to `version` into `dir` (a directory of the ConfigMap's data).

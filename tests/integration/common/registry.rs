@@ -20,15 +20,26 @@ pub fn driftwood(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Copies every file of the artifact in `from` into `to`, naming the copy version
+/// `version` in its metadata.
+pub fn copy_version(from: &Path, to: &Path, version: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let file = entry.unwrap().file_name();
+        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
+    }
+    let path = to.join("metadata.json");
+    let mut metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    metadata["version"] = version.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&metadata).unwrap()).unwrap();
+}
+
 /// A registry holding the committed model as `breast-cancer` version 1, promoted.
 pub fn registry() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("registry"));
-    let v1 = root.join("breast-cancer/1");
-    std::fs::create_dir_all(&v1).unwrap();
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
-    for file in ["model.postcard", "metadata.json", "reference.csv"] {
-        std::fs::copy(committed.join(file), v1.join(file)).unwrap();
-    }
+    copy_version(&committed, &root.join("breast-cancer/1"), "1");
     let reg = root.to_str().unwrap();
     driftwood(&["models", "promote", "breast-cancer", "1", "--registry", reg]);
     root
