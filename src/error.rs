@@ -28,6 +28,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The schema registry refused a request for good (credentials, an incompatible schema),
+    /// or stayed unreachable where driftwood cannot go on without it (registering the output
+    /// schemas at start-up).
+    #[error("schema registry: {context}: {message}")]
+    SchemaRegistry {
+        /// What driftwood asked for.
+        context: String,
+        /// What the registry (or the connection) said.
+        message: String,
+    },
+
     /// A model artifact is missing, corrupt or inconsistent.
     #[error("model artifact {path}: {message}")]
     Model {

@@ -14,7 +14,8 @@ use tracing::{error, info};
 
 mod models;
 
-use crate::codec::decode::FeatureDecoder;
+use crate::codec::decode::{FeatureDecoder, InputFormat};
+use crate::codec::registry::{RegistryClient, RegistrySettings, WriterSchemas};
 use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::admin;
@@ -51,6 +52,7 @@ impl Service {
             decoders,
             shadow,
             routes,
+            schema_registry,
         } = prepare(&config)?;
 
         let metrics = Metrics::new();
@@ -116,6 +118,7 @@ impl Service {
             shadow,
             serving,
             routes: routes.map(|r| (r.router, r.models)),
+            schema_registry,
         };
         let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
         Ok(Service {
@@ -242,6 +245,8 @@ struct Prepared {
     shadow: Option<Served>,
     /// The models records are routed to besides the default, and the router.
     routes: Option<Routes>,
+    /// The schema registry's settings, and the writer schemas fetched from it.
+    schema_registry: Option<(RegistrySettings, Option<WriterSchemas>)>,
 }
 
 /// Checks everything `driftwood run` can check without a broker: the settings, the model
@@ -252,11 +257,18 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
     config.validate()?;
     let clients = config.kafka_clients()?;
     let schema = FeatureDecoder::read_schema(config.input_schema.as_deref())?;
+    let registry = config.schema_registry.settings()?;
+    if let Some(settings) = &registry {
+        RegistryClient::check(settings)?;
+    }
+    let registered = (registry.is_some() && config.input_format == InputFormat::Confluent)
+        .then(|| WriterSchemas::new(config.schema_registry.schema_registry_cache));
     let decoders = Decoders {
         schema,
         format: config.input_format,
         max_message_bytes: config.max_message_bytes,
         explaining: config.models.explain().enabled(),
+        registered: registered.clone(),
     };
     let model = Arc::new(open_model(config, &decoders)?);
     let decoder = decoders.for_model(&model)?;
@@ -269,6 +281,7 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         decoders,
         shadow,
         routes,
+        schema_registry: registry.map(|settings| (settings, registered)),
     })
 }
 

@@ -3,11 +3,13 @@
 //! add their own. The writer schema is matched against the model once, at start-up.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 
 use crate::codec::avro::{AvroError, CompiledSchema, Cursor, Plan, Scalar};
+use crate::codec::registry::{self, WriterSchema, WriterSchemas};
 
 use crate::error::{Error, Result};
 
@@ -47,17 +49,25 @@ pub enum DecodeErrorKind {
     NonFinite,
     /// Routed (`--route-by`) to a model that is not served.
     Unroutable,
+    /// Framed with a schema id the schema registry does not know, or whose schema is not
+    /// Avro.
+    UnknownSchema,
+    /// Its writer schema (from the registry) lacks a model feature or gives one a type that
+    /// is not a number.
+    IncompatibleSchema,
 }
 
 impl DecodeErrorKind {
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [DecodeErrorKind; 6] = [
+    pub const ALL: [DecodeErrorKind; 8] = [
         DecodeErrorKind::Oversized,
         DecodeErrorKind::BadFraming,
         DecodeErrorKind::Undecodable,
         DecodeErrorKind::MissingFeature,
         DecodeErrorKind::NonFinite,
         DecodeErrorKind::Unroutable,
+        DecodeErrorKind::UnknownSchema,
+        DecodeErrorKind::IncompatibleSchema,
     ];
 
     /// Stable snake_case name.
@@ -69,6 +79,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::MissingFeature => "missing_feature",
             DecodeErrorKind::NonFinite => "non_finite",
             DecodeErrorKind::Unroutable => "unroutable",
+            DecodeErrorKind::UnknownSchema => "unknown_schema",
+            DecodeErrorKind::IncompatibleSchema => "incompatible_schema",
         }
     }
 }
@@ -169,18 +181,63 @@ fn slots(
     Ok((slots, event_time_divisor))
 }
 
-/// Decodes input messages into feature vectors in the model's feature order.
-#[derive(Debug, Clone)]
-pub struct FeatureDecoder {
-    format: InputFormat,
-    max_message_bytes: usize,
+/// One writer schema compiled against the model's features.
+#[derive(Debug)]
+struct WriterPlan {
     /// Per writer field, in order: what it means and how to read it.
     fields: Vec<(Slot, Plan)>,
     /// Named types the field plans refer to.
     schema: CompiledSchema,
     /// Divides `event_time` into milliseconds (1, 1000 for micros, 10^6 for nanos).
     event_time_divisor: i64,
+}
+
+impl WriterPlan {
+    /// Fails naming what keeps `writer_schema` from supplying `features`.
+    fn new(writer_schema: &Schema, features: &[String]) -> std::result::Result<Self, String> {
+        let Schema::Record(RecordSchema { fields, .. }) = writer_schema else {
+            return Err("the writer schema must be a record".into());
+        };
+        let (slots, event_time_divisor) = slots(fields, features)?;
+        let schema = CompiledSchema::compile(writer_schema)?;
+        let Plan::Record(plans) = schema.resolve(&schema.root).clone() else {
+            unreachable!("a record schema compiles to a record plan")
+        };
+        Ok(WriterPlan {
+            fields: slots.into_iter().zip(plans).collect(),
+            schema,
+            event_time_divisor,
+        })
+    }
+}
+
+/// Each schema id's plan, or why its writer schema cannot supply the features.
+type PlansById = HashMap<u32, std::result::Result<Arc<WriterPlan>, String>>;
+
+/// With a schema registry: the writer schemas fetched by id, and this decoder's plan for
+/// each (or why there is none), compiled on first sight.
+#[derive(Debug, Clone)]
+struct Registered {
+    schemas: WriterSchemas,
+    plans: Arc<Mutex<PlansById>>,
+}
+
+/// Decodes input messages into feature vectors in the model's feature order.
+#[derive(Debug, Clone)]
+pub struct FeatureDecoder {
+    format: InputFormat,
+    max_message_bytes: usize,
+    plans: Plans,
     feature_names: Vec<String>,
+}
+
+/// Which writer schema a message is read with.
+#[derive(Debug, Clone)]
+enum Plans {
+    /// The configured one (`--input-schema` or the bundled one), for every message.
+    Fixed(Arc<WriterPlan>),
+    /// The one the Confluent frame's id names, from the registry.
+    Registered(Registered),
 }
 
 impl FeatureDecoder {
@@ -192,26 +249,36 @@ impl FeatureDecoder {
         format: InputFormat,
         max_message_bytes: usize,
     ) -> Result<Self> {
-        let schema_error = |message: String| Error::Schema {
+        let plan = WriterPlan::new(&writer_schema, features).map_err(|message| Error::Schema {
             what: "input".into(),
             message,
-        };
-        let Schema::Record(RecordSchema { fields, .. }) = &writer_schema else {
-            return Err(schema_error("the writer schema must be a record".into()));
-        };
-        let (slots, event_time_divisor) = slots(fields, features).map_err(schema_error)?;
-        let schema = CompiledSchema::compile(&writer_schema).map_err(schema_error)?;
-        let Plan::Record(plans) = schema.resolve(&schema.root).clone() else {
-            unreachable!("a record schema compiles to a record plan")
-        };
+        })?;
         Ok(FeatureDecoder {
             format,
             max_message_bytes,
-            fields: slots.into_iter().zip(plans).collect(),
-            schema,
-            event_time_divisor,
+            plans: Plans::Fixed(Arc::new(plan)),
             feature_names: features.to_vec(),
         })
+    }
+
+    /// A decoder of Confluent-framed input that reads each message with the writer schema
+    /// its id names, from `schemas` (which the consumer loop fills from the registry before
+    /// decoding). Each writer schema is matched against `features` on first sight; one that
+    /// does not supply them dead-letters its records.
+    pub fn registered(
+        features: &[String],
+        max_message_bytes: usize,
+        schemas: WriterSchemas,
+    ) -> Self {
+        FeatureDecoder {
+            format: InputFormat::Confluent,
+            max_message_bytes,
+            plans: Plans::Registered(Registered {
+                schemas,
+                plans: Arc::default(),
+            }),
+            feature_names: features.to_vec(),
+        }
     }
 
     /// Whether `schema`'s records supply every one of `features` (by name, as numbers): what
@@ -269,28 +336,73 @@ impl FeatureDecoder {
             ));
         }
         let body = self.unframe(payload)?;
+        let fetched;
+        let plan: &WriterPlan = match &self.plans {
+            Plans::Fixed(plan) => plan,
+            Plans::Registered(registered) => {
+                fetched = self.registered_plan(registered, payload)?;
+                &fetched
+            }
+        };
         let start = row.len();
         row.resize(start + self.feature_names.len(), 0.0);
-        let result = self.read_record(&mut Cursor::new(body), &mut row[start..]);
+        let result = self.read_record(plan, &mut Cursor::new(body), &mut row[start..]);
         if result.is_err() {
             row.truncate(start);
         }
         result
     }
 
+    /// The plan for the schema id `payload` is framed with (its framing checked already).
+    fn registered_plan(
+        &self,
+        registered: &Registered,
+        payload: &[u8],
+    ) -> Result<Arc<WriterPlan>, DecodeError> {
+        let id = registry::framed_id(Some(payload)).expect("a checked Confluent frame");
+        let mut plans = registered.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(plan) = plans.get(&id) {
+            return plan
+                .clone()
+                .map_err(|m| DecodeError::new(DecodeErrorKind::IncompatibleSchema, m));
+        }
+        let plan = match registered.schemas.get(id) {
+            Some(WriterSchema::Known(schema)) => WriterPlan::new(&schema, &self.feature_names)
+                .map(Arc::new)
+                .map_err(|m| format!("writer schema id {id}: {m}")),
+            Some(WriterSchema::Unusable(reason)) => {
+                return Err(DecodeError::new(DecodeErrorKind::UnknownSchema, reason));
+            }
+            None => {
+                // The loop resolves every id before decoding; an id evicted since is
+                // dead-lettered rather than decoded with a guess.
+                return Err(DecodeError::new(
+                    DecodeErrorKind::UnknownSchema,
+                    format!("schema id {id} was not fetched from the registry"),
+                ));
+            }
+        };
+        if plans.len() >= registered.schemas.capacity() {
+            plans.clear();
+        }
+        plans.insert(id, plan.clone());
+        plan.map_err(|m| DecodeError::new(DecodeErrorKind::IncompatibleSchema, m))
+    }
+
     fn read_record<'a>(
         &self,
+        plan: &WriterPlan,
         c: &mut Cursor<'a>,
         features: &mut [f64],
     ) -> Result<RecordMeta<'a>, DecodeError> {
         let undecodable =
             |e: AvroError| DecodeError::new(DecodeErrorKind::Undecodable, e.to_string());
         let mut meta = RecordMeta::default();
-        for (slot, plan) in &self.fields {
+        for (slot, field) in &plan.fields {
             match slot {
-                Slot::Ignored => self.schema.skip(plan, c).map_err(undecodable)?,
+                Slot::Ignored => plan.schema.skip(field, c).map_err(undecodable)?,
                 Slot::Feature(i) => {
-                    let v = match self.schema.scalar(plan, c).map_err(undecodable)? {
+                    let v = match plan.schema.scalar(field, c).map_err(undecodable)? {
                         Scalar::Real(v) => v,
                         Scalar::Integer(v) => v as f64,
                         _ => {
@@ -309,17 +421,17 @@ impl FeatureDecoder {
                     features[*i] = v;
                 }
                 Slot::Id => {
-                    if let Scalar::Str(s) = self.schema.scalar(plan, c).map_err(undecodable)? {
+                    if let Scalar::Str(s) = plan.schema.scalar(field, c).map_err(undecodable)? {
                         meta.id = Some(s);
                     }
                 }
                 Slot::EventTime => {
-                    if let Scalar::Integer(t) = self.schema.scalar(plan, c).map_err(undecodable)? {
-                        meta.event_time_ms = Some(t / self.event_time_divisor);
+                    if let Scalar::Integer(t) = plan.schema.scalar(field, c).map_err(undecodable)? {
+                        meta.event_time_ms = Some(t / plan.event_time_divisor);
                     }
                 }
                 Slot::Label => {
-                    if let Scalar::Integer(l) = self.schema.scalar(plan, c).map_err(undecodable)? {
+                    if let Scalar::Integer(l) = plan.schema.scalar(field, c).map_err(undecodable)? {
                         meta.label = i32::try_from(l).ok();
                     }
                 }

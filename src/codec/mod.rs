@@ -1,10 +1,11 @@
 //! Bytes to features and back: input framing and decoding by field name, the hot path's
 //! Avro plan, the field records are routed by, and the encoding of predictions and drift
-//! reports.
+//! reports, and the schema registry that writer schemas come from and output schemas go to.
 
 pub(crate) mod avro;
 pub mod decode;
 pub mod encode;
+pub mod registry;
 pub mod route;
 
 /// Now, as records carry time: milliseconds since the Unix epoch.

@@ -15,9 +15,11 @@ use clap::Args;
 use crate::codec::decode::InputFormat;
 use crate::error::{Error, Result};
 pub use models::{ModelArgs, RouteBy};
+pub use registry::{OutputFormat, PASSWORD_ENV, RegistryArgs};
 
 mod kafka;
 mod models;
+mod registry;
 
 pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
 
@@ -120,6 +122,10 @@ pub struct RunConfig {
         default_value = "avro"
     )]
     pub input_format: InputFormat,
+
+    /// The schema registry, and the output framing.
+    #[command(flatten)]
+    pub schema_registry: RegistryArgs,
 
     /// Messages larger than this many bytes are dead-lettered unscored.
     #[arg(long, env = "DRIFTWOOD_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
@@ -272,6 +278,13 @@ impl RunConfig {
             ));
         }
         self.models.validate()?;
+        self.schema_registry.validate(self.input_format)?;
+        if self.schema_registry.schema_registry_url.is_some()
+            && self.input_format == InputFormat::Confluent
+            && matches!(self.models.route_by, Some(RouteBy::Field(_)))
+        {
+            return bad("--route-by field: reads the configured writer schema; with --schema-registry-url, route by header".into());
+        }
         if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
             return bad(
                 "--drift-window-records and --drift-window-seconds must be positive".into(),
@@ -366,6 +379,7 @@ impl std::fmt::Debug for RunConfig {
             .field("drift_window_seconds", &self.drift_window_seconds)
             .field("input_schema", &self.input_schema)
             .field("input_format", &self.input_format)
+            .field("schema_registry", &self.schema_registry)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("http_addr", &self.http_addr)
             .field("create_topics", &self.create_topics)

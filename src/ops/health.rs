@@ -22,6 +22,8 @@ pub struct Health {
     /// message below is locked only when it changes.
     output_failing: AtomicBool,
     output_error: Mutex<Option<String>>,
+    /// Set while records wait for writer schemas the registry cannot be asked for.
+    registry_error: Mutex<Option<String>>,
 }
 
 /// The readiness verdict, served as JSON by `/ready`.
@@ -77,6 +79,11 @@ impl Health {
         *self.output_error.lock().expect("output error") = error;
     }
 
+    /// Records why records of new schema ids wait (`None` once none does).
+    pub(crate) fn set_registry_error(&self, error: Option<String>) {
+        *self.registry_error.lock().expect("registry error") = error;
+    }
+
     pub(crate) fn set_input_topic_missing(&self, v: bool) {
         self.input_topic_missing.store(v, Ordering::Relaxed);
     }
@@ -126,6 +133,11 @@ impl Health {
         if let Some(error) = self.output_error.lock().expect("output error").clone() {
             missing.push(format!("outputs are failing ({error}); retrying"));
         }
+        if let Some(error) = self.registry_error.lock().expect("registry error").clone() {
+            missing.push(format!(
+                "records of new schema ids wait: the schema registry is unavailable ({error}); retrying"
+            ));
+        }
         Readiness {
             ready: missing.is_empty() && self.is_alive(),
             model_loaded,
@@ -173,6 +185,16 @@ mod tests {
             ["outputs are failing (delivery to predictions failed: timed out); retrying"]
         );
         health.set_output_error(None);
+        health.set_registry_error(Some("cannot connect".into()));
+        let r = health.readiness();
+        assert!(!r.ready);
+        assert_eq!(
+            r.missing,
+            [
+                "records of new schema ids wait: the schema registry is unavailable (cannot connect); retrying"
+            ]
+        );
+        health.set_registry_error(None);
         assert!(
             health.readiness().ready,
             "ready again once a delivery succeeds"

@@ -90,6 +90,12 @@ pub struct Metrics {
     pub model_records: IntCounterVec,
     /// `driftwood_drift_reports_total`: drift reports acknowledged by the broker.
     pub drift_reports: IntCounter,
+    /// `driftwood_schema_registry_requests_total{outcome}`: writer schemas asked for by id:
+    /// `found`, `unknown`, `unavailable`, `refused`.
+    pub registry_requests: IntCounterVec,
+    /// `driftwood_schema_held_partitions`: partitions paused at a record whose writer schema
+    /// the registry could not be asked for yet.
+    pub held_partitions: IntGauge,
 }
 
 /// Registers a metric and hands it back. Names are fixed in this file, so a failure is a
@@ -262,6 +268,18 @@ impl Metrics {
                 "Times fetching paused because too many outputs waited for acknowledgement.",
             ),
         );
+        let registry_requests = counter_vec(
+            "driftwood_schema_registry_requests_total",
+            "Writer schemas asked of the schema registry by id, by outcome.",
+            &["outcome"],
+        );
+        let held_partitions = register(
+            &registry,
+            IntGauge::new(
+                "driftwood_schema_held_partitions",
+                "Partitions paused at a record whose writer schema the registry could not be asked for yet.",
+            ),
+        );
         let feature_psi = register(
             &registry,
             GaugeVec::new(
@@ -362,6 +380,8 @@ impl Metrics {
             drift_alerts,
             model_records,
             drift_reports,
+            registry_requests,
+            held_partitions,
         }
     }
 

@@ -52,19 +52,21 @@ impl Backpressure {
 
     /// The mode for `in_flight` unacknowledged outputs and `retry_bytes` queued for another
     /// try, pausing or resuming the assigned partitions as it changes. Once paused, fetching
-    /// resumes only when half of the bound is through, so that it does not flap.
+    /// resumes only when half of the bound is through, so that it does not flap. The `held`
+    /// partitions (waiting for the schema registry) stay paused when the rest resume.
     pub(super) fn apply(
         &mut self,
         consumer: &BaseConsumer<SourceContext>,
         in_flight: usize,
         retry_bytes: usize,
+        held: &[i32],
     ) -> Mode {
         let over =
             |records: usize, bytes: usize| records >= self.bound || bytes >= RETRY_QUEUE_BYTES;
         if self.paused {
             let still = over(in_flight * 2, retry_bytes * 2);
             // Paused again on every pass: a partition assigned meanwhile must not fetch either.
-            self.set_paused(consumer, still, in_flight);
+            self.set_paused(consumer, still, in_flight, held);
             return if still { Mode::Paused } else { Mode::Fetch };
         }
         if !over(in_flight, retry_bytes) {
@@ -74,7 +76,7 @@ impl Backpressure {
         if self.over_since.get_or_insert_with(Instant::now).elapsed() < PAUSE_AFTER {
             return Mode::Wait;
         }
-        self.set_paused(consumer, true, in_flight);
+        self.set_paused(consumer, true, in_flight, held);
         Mode::Paused
     }
 
@@ -83,10 +85,23 @@ impl Backpressure {
         consumer: &BaseConsumer<SourceContext>,
         pause: bool,
         in_flight: usize,
+        held: &[i32],
     ) {
-        let assignment = consumer
+        let mut assignment = consumer
             .assignment()
             .unwrap_or_else(|_| TopicPartitionList::new());
+        if !pause && !held.is_empty() {
+            let free = (assignment.elements().iter())
+                .filter(|e| !held.contains(&e.partition()))
+                .map(|e| {
+                    (
+                        (e.topic().to_string(), e.partition()),
+                        rdkafka::Offset::Invalid,
+                    )
+                })
+                .collect();
+            assignment = TopicPartitionList::from_topic_map(&free).unwrap_or_default();
+        }
         let result = if pause {
             consumer.pause(&assignment)
         } else {

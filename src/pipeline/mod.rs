@@ -10,6 +10,7 @@ mod backpressure;
 pub mod explain;
 mod lane;
 mod outputs;
+mod resolve;
 pub mod rollback;
 pub mod route;
 mod sample;
@@ -26,6 +27,10 @@ use rdkafka::message::BorrowedMessage;
 use tracing::{info, warn};
 
 use crate::codec::decode::FeatureDecoder;
+use crate::codec::registry::{
+    self, OutputSchemaIds, RegistryClient, RegistrySettings, WriterSchemas,
+};
+use crate::config::OutputFormat;
 use crate::config::{KafkaClients, ProcessingGuarantee, RunConfig};
 use crate::drift::{DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
@@ -39,6 +44,7 @@ use crate::ops::health::{Health, LoopGuard};
 use crate::ops::metrics::Metrics;
 use crate::ops::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
+use resolve::Resolver;
 use rollback::{RollBack, RollbackPolicy};
 use route::Router;
 use scorer::{OutputTopics, Scorer, ScorerSettings};
@@ -71,6 +77,9 @@ pub struct Pipeline {
     pub serving: Serving,
     /// With routing: the router and the models besides the default, with their decoders.
     pub routes: Option<(Router, Vec<Served>)>,
+    /// The schema registry, when configured, and the writer schemas the decoders read
+    /// Confluent-framed input with (filled from it by the loop).
+    pub schema_registry: Option<(RegistrySettings, Option<WriterSchemas>)>,
 }
 
 /// A model served, with the decoder of the input for its features.
@@ -83,8 +92,9 @@ impl Pipeline {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
         let progress = Progress::default();
+        let (mut resolver, schema_ids) = self.registry(stop)?;
         let (consumer, sink) = self.connect(&progress)?;
-        let mut scorer = self.scorer(progress);
+        let mut scorer = self.scorer(progress, schema_ids);
         if let Some((policy, roll_back)) = self.rollback.take() {
             scorer = scorer.with_rollback(policy, roll_back);
         }
@@ -94,9 +104,35 @@ impl Pipeline {
         if let Some((router, models)) = self.routes.take() {
             scorer = scorer.with_routes(router, models);
         }
-        let looped = self.consume(&consumer, &sink, &mut scorer, stop);
+        let looped = self.consume(&consumer, &sink, &mut scorer, resolver.as_mut(), stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
         looped.and(finished)
+    }
+
+    /// With a schema registry: the resolver of input schema ids (for Confluent-framed
+    /// input), and the output schemas' ids (registered with `--output-format confluent`).
+    fn registry(&self, stop: &AtomicBool) -> Result<(Option<Resolver>, OutputSchemaIds)> {
+        let Some((settings, schemas)) = &self.schema_registry else {
+            return Ok((None, OutputSchemaIds::default()));
+        };
+        // Built here, on the loop's thread: the blocking client must not live in the async
+        // runtime.
+        let client = RegistryClient::new(settings)?;
+        let config = &self.config;
+        let ids = match config.schema_registry.output_format {
+            OutputFormat::Confluent => registry::register_outputs(
+                &client,
+                &config.output_topic,
+                &config.drift_topic,
+                stop,
+            )?,
+            OutputFormat::Avro => OutputSchemaIds::default(),
+        };
+        let resolver = schemas.clone().map(|schemas| {
+            let (topic, health) = (config.input_topic.clone(), self.health.clone());
+            Resolver::new(client, schemas, topic, health, self.metrics.clone())
+        });
+        Ok((resolver, ids))
     }
 
     /// Creates the producer and the consumer, both moving `progress`, and subscribes.
@@ -139,13 +175,14 @@ impl Pipeline {
         Ok((consumer, sink))
     }
 
-    fn scorer(&self, progress: Progress) -> Scorer {
+    fn scorer(&self, progress: Progress, schema_ids: OutputSchemaIds) -> Scorer {
         let config = &self.config;
         let settings = ScorerSettings {
             topics: OutputTopics {
                 predictions: config.output_topic.clone(),
                 dead_letters: config.dlq_topic.clone(),
                 drift_reports: config.drift_topic.clone(),
+                schema_ids,
             },
             pass_through: config.pass_through,
             drift: DriftSettings {
@@ -176,6 +213,7 @@ impl Pipeline {
         consumer: &BaseConsumer<SourceContext>,
         sink: &Sink,
         scorer: &mut Scorer,
+        mut resolver: Option<&mut Resolver>,
         stop: &AtomicBool,
     ) -> Result<()> {
         let max_batch = self.config.profile.max_batch();
@@ -189,8 +227,19 @@ impl Pipeline {
                 return Err(failure);
             }
             consumer.context().checkpoint(consumer)?;
-            let in_flight = consumer.context().progress.lock().in_flight();
-            let timeout = match backpressure.apply(consumer, in_flight, sink.retry_bytes()) {
+            let (in_flight, assigned) = {
+                let progress = consumer.context().progress.lock();
+                (
+                    progress.in_flight(),
+                    progress.assigned().collect::<Vec<_>>(),
+                )
+            };
+            let held: Vec<i32> = resolver.as_ref().map_or(vec![], |r| r.held().collect());
+            let mode = backpressure.apply(consumer, in_flight, sink.retry_bytes(), &held);
+            if let Some(r) = resolver.as_deref_mut() {
+                r.release_due(consumer, &assigned, mode == Mode::Fetch);
+            }
+            let timeout = match mode {
                 Mode::Fetch => POLL_TIMEOUT,
                 Mode::Wait => {
                     sink.poll(Duration::from_millis(10));
@@ -205,6 +254,9 @@ impl Pipeline {
             };
             if let Err(e) = poll_batch(consumer, &mut batch, max_batch, timeout) {
                 poll_errors.handle(consumer, &self.health, e)?;
+            }
+            if let Some(r) = resolver.as_deref_mut() {
+                r.admit(consumer, &mut batch)?;
             }
             consumer.context().before_send()?;
             for loaded in self.watches.iter().filter_map(ModelWatch::take) {

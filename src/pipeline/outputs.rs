@@ -7,6 +7,7 @@ use tracing::{debug, debug_span, warn};
 use super::explain;
 use crate::codec::decode::{DecodeError, RecordMeta};
 use crate::codec::encode::{AvroCodec, PredictionFields};
+use crate::codec::registry::{self, OutputSchemaIds};
 use crate::drift::DriftReport;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
@@ -24,6 +25,9 @@ pub struct OutputTopics {
     pub dead_letters: String,
     /// Drift reports, keyed by instance id.
     pub drift_reports: String,
+    /// With `--output-format confluent`: the ids predictions and drift reports are framed
+    /// with.
+    pub schema_ids: OutputSchemaIds,
 }
 
 /// A record scored: its index in the batch, what decoding said besides the features, its
@@ -57,6 +61,9 @@ impl Outputs {
     /// Sends a drift report keyed by `instance_id`.
     pub fn drift_report(&mut self, report: &DriftReport, instance_id: &str, sink: &Sink) {
         self.encoded.clear();
+        if let Some(id) = self.topics.schema_ids.drift_reports {
+            registry::frame(id, &mut self.encoded);
+        }
         if let Err(e) = self.reports.encode(report, &mut self.encoded) {
             warn!(error = %e, "cannot encode a drift report; dropping it");
             return;
@@ -124,6 +131,9 @@ impl Outputs {
             self.metrics.explanations.inc();
         }
         self.encoded.clear();
+        if let Some(id) = self.topics.schema_ids.predictions {
+            registry::frame(id, &mut self.encoded);
+        }
         prediction.encode(&mut self.encoded);
         let headers = traced_headers(message, &prediction);
         let outcome = match (label, confidence) {

@@ -440,6 +440,7 @@ mod tests {
                 predictions: "out".into(),
                 dead_letters: "dlq".into(),
                 drift_reports: "drift".into(),
+                schema_ids: Default::default(),
             },
             pass_through: false,
             drift: DriftSettings {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::codec::decode::FeatureDecoder;
+use crate::codec::registry::WriterSchemas;
 use crate::codec::route::RouteField;
 use crate::config::{RouteBy, RunConfig};
 use crate::error::{Error, Result};
@@ -100,13 +101,18 @@ pub(super) struct Decoders {
     pub(super) max_message_bytes: usize,
     /// Whether predictions are explained, so that a version must be explainable.
     pub(super) explaining: bool,
+    /// With a schema registry for Confluent-framed input: the writer schemas by id, which
+    /// replace `schema` (each is matched against a model's features on first sight).
+    pub(super) registered: Option<WriterSchemas>,
 }
 
 impl Decoders {
     /// Whether `model` may serve: the input supplies every feature, and when predictions are
     /// explained, the artifact keeps reference rows to explain with.
     pub(super) fn check(&self, model: &Model) -> Result<()> {
-        FeatureDecoder::check_features(&self.schema, &model.metadata.features)?;
+        if self.registered.is_none() {
+            FeatureDecoder::check_features(&self.schema, &model.metadata.features)?;
+        }
         match self.explaining {
             true => model.explainer().map(drop).map_err(Error::Config),
             false => Ok(()),
@@ -116,6 +122,11 @@ impl Decoders {
     /// A decoder of the input for `model`'s features; fails when the input lacks one.
     pub(super) fn for_model(&self, model: &Model) -> Result<FeatureDecoder> {
         let features = &model.metadata.features;
+        if let Some(schemas) = &self.registered {
+            let decoder =
+                FeatureDecoder::registered(features, self.max_message_bytes, schemas.clone());
+            return Ok(decoder);
+        }
         FeatureDecoder::new(
             self.schema.clone(),
             features,

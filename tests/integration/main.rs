@@ -27,6 +27,7 @@ mod rest;
 mod restart;
 mod routing;
 mod scaling;
+mod schema_registry;
 mod security;
 mod shadow;
 mod shutdown;

@@ -29,7 +29,7 @@ fn state_dir(prefix: &str) -> PathBuf {
 ///
 /// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so every such child is spawned
 /// by one thread that lives as long as the process.
-fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
+pub fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
     type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod parity;
 pub mod process;
 pub mod registry;
+pub mod schema_registry;
 pub mod stream;
 
 pub use collector::otlp_collector;

@@ -1,0 +1,174 @@
+//! The settings of the schema registry: where it is, how to authenticate, and what it is
+//! used for (writer schemas of Confluent-framed input; output schemas with
+//! `--output-format confluent`). Secrets come from files or the environment and are never
+//! logged.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::codec::decode::InputFormat;
+use crate::codec::registry::client::{RegistrySettings, redacted};
+use crate::error::{Error, Result};
+
+/// How outputs (predictions, drift reports) are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// The Avro binary encoding of one record.
+    #[default]
+    Avro,
+    /// The Confluent wire format: the schemas registered under `<topic>-value` (needs
+    /// `--schema-registry-url`), each output framed with its schema's id.
+    Confluent,
+}
+
+/// Where the schema registry is and how to reach it.
+#[derive(Clone, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// Confluent-compatible Schema Registry (e.g. `http://registry:8081`, or Apicurio's
+    /// `…/apis/ccompat/v7`). With `--input-format confluent`, each record is decoded with
+    /// the writer schema its id names, fetched on first sight and cached, so producers can
+    /// evolve their schema without a restart. Credentials in the URL are used as basic auth.
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_URL", hide_env_values = true)]
+    pub schema_registry_url: Option<String>,
+
+    /// Output framing: `avro`, or `confluent` (registers the prediction and drift report
+    /// schemas under `<topic>-value` and frames outputs with their ids).
+    #[arg(
+        long,
+        env = "DRIFTWOOD_OUTPUT_FORMAT",
+        value_enum,
+        default_value = "avro"
+    )]
+    pub output_format: OutputFormat,
+
+    /// Basic-auth user of the schema registry; the password comes from
+    /// `--schema-registry-password-file` or `DRIFTWOOD_SCHEMA_REGISTRY_PASSWORD`.
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_USER")]
+    pub schema_registry_user: Option<String>,
+
+    /// File holding the basic-auth password (a trailing newline is dropped).
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_PASSWORD_FILE")]
+    pub schema_registry_password_file: Option<PathBuf>,
+
+    /// PEM file of certificates to trust for the registry, besides the system's.
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_CA_FILE")]
+    pub schema_registry_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS with the registry (with `--schema-registry-key-file`).
+    #[arg(
+        long,
+        env = "DRIFTWOOD_SCHEMA_REGISTRY_CERT_FILE",
+        requires = "schema_registry_key_file"
+    )]
+    pub schema_registry_cert_file: Option<PathBuf>,
+
+    /// PEM (PKCS#8) private key of the client certificate.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_SCHEMA_REGISTRY_KEY_FILE",
+        requires = "schema_registry_cert_file"
+    )]
+    pub schema_registry_key_file: Option<PathBuf>,
+
+    /// How long one request to the registry may take.
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub schema_registry_timeout: Duration,
+
+    /// Most writer schemas kept by id; past it the oldest is fetched again when seen.
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_CACHE", default_value_t = 1000)]
+    pub schema_registry_cache: usize,
+}
+
+impl std::fmt::Debug for RegistryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryArgs")
+            .field(
+                "schema_registry_url",
+                &self.schema_registry_url.as_deref().map(redacted),
+            )
+            .field("output_format", &self.output_format)
+            .field("schema_registry_user", &self.schema_registry_user)
+            .field(
+                "schema_registry_password_file",
+                &self.schema_registry_password_file,
+            )
+            .field("schema_registry_ca_file", &self.schema_registry_ca_file)
+            .field("schema_registry_cert_file", &self.schema_registry_cert_file)
+            .field("schema_registry_timeout", &self.schema_registry_timeout)
+            .field("schema_registry_cache", &self.schema_registry_cache)
+            .finish()
+    }
+}
+
+/// The environment variable a registry password may come from.
+pub const PASSWORD_ENV: &str = "DRIFTWOOD_SCHEMA_REGISTRY_PASSWORD";
+
+impl RegistryArgs {
+    /// Checks the registry settings against the input and output framing.
+    pub fn validate(&self, input_format: InputFormat) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.into()));
+        if self.schema_registry_url.is_none() {
+            if self.output_format == OutputFormat::Confluent {
+                return bad(
+                    "--output-format confluent needs --schema-registry-url to register the output schemas",
+                );
+            }
+            return Ok(());
+        }
+        if input_format != InputFormat::Confluent && self.output_format != OutputFormat::Confluent {
+            return bad(
+                "--schema-registry-url is used with --input-format confluent or --output-format confluent; neither is set",
+            );
+        }
+        if self.schema_registry_cache == 0 {
+            return bad("--schema-registry-cache must be at least 1");
+        }
+        if self.schema_registry_timeout.is_zero() {
+            return bad("--schema-registry-timeout must be more than 0s");
+        }
+        if self.schema_registry_user.is_none() && self.schema_registry_password_file.is_some() {
+            return bad("--schema-registry-password-file needs --schema-registry-user");
+        }
+        Ok(())
+    }
+
+    /// The client settings, with secrets and certificates read from their files and the
+    /// environment; `None` without `--schema-registry-url`.
+    pub fn settings(&self) -> Result<Option<RegistrySettings>> {
+        let Some(url) = &self.schema_registry_url else {
+            return Ok(None);
+        };
+        let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io(path, e));
+        let basic_auth = match &self.schema_registry_user {
+            None => None,
+            Some(user) => {
+                let password = match &self.schema_registry_password_file {
+                    Some(path) => String::from_utf8_lossy(&read(path)?).trim_end_matches(['\r', '\n']).to_string(),
+                    None => std::env::var(PASSWORD_ENV).map_err(|_| {
+                        Error::Config(format!("--schema-registry-user needs a password: --schema-registry-password-file or {PASSWORD_ENV}"))
+                    })?,
+                };
+                Some((user.clone(), password))
+            }
+        };
+        let identity = match (
+            &self.schema_registry_cert_file,
+            &self.schema_registry_key_file,
+        ) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(Some(RegistrySettings {
+            url: url.clone(),
+            basic_auth,
+            ca_pem: self
+                .schema_registry_ca_file
+                .as_deref()
+                .map(read)
+                .transpose()?,
+            identity_pem: identity,
+            timeout: self.schema_registry_timeout,
+        }))
+    }
+}

@@ -1,0 +1,243 @@
+//! Writer schemas fetched before a batch is decoded. Each Confluent-framed record's schema id
+//! is looked up in the shared [`WriterSchemas`]; an id seen for the first time is fetched
+//! from the registry there and then. When the registry cannot be asked (down, overloaded),
+//! the record's partition is held: paused, and sought back to that record, so that nothing
+//! after it is handled out of order or lost; records of known ids, on other partitions, keep
+//! flowing. A held partition is let go when its id is due to be asked again (backing off
+//! from 500 ms to 30 s), and `/ready` says 503 while any is held. An id the registry does
+//! not know is remembered as unusable: its records are dead-lettered, not held.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::codec::decode::FeatureDecoder;
+use crate::codec::registry::client::Lookup;
+use crate::codec::registry::{RegistryClient, RegistryError, WriterSchema, WriterSchemas};
+use crate::error::{Error, Result};
+use crate::kafka::source::SourceContext;
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::ops::rate_limit::RateLimit;
+
+/// An id the registry could not be asked about, and when to ask again.
+struct Waiting {
+    due: Instant,
+    delays: ExponentialBackoff,
+    error: String,
+}
+
+/// Resolves the schema ids of each batch, holding partitions while the registry is away.
+pub(super) struct Resolver {
+    client: RegistryClient,
+    schemas: WriterSchemas,
+    topic: String,
+    waiting: HashMap<u32, Waiting>,
+    /// Held partitions: the offset to read again from, and the id it waits for.
+    held: BTreeMap<i32, (i64, u32)>,
+    health: Arc<Health>,
+    metrics: Metrics,
+    warnings: RateLimit,
+}
+
+impl Resolver {
+    /// A resolver of `topic`'s records through `client` into `schemas`.
+    pub(super) fn new(
+        client: RegistryClient,
+        schemas: WriterSchemas,
+        topic: String,
+        health: Arc<Health>,
+        metrics: Metrics,
+    ) -> Self {
+        for outcome in ["found", "unknown", "unavailable", "refused"] {
+            metrics.registry_requests.with_label_values(&[outcome]);
+        }
+        Resolver {
+            client,
+            schemas,
+            topic,
+            waiting: HashMap::new(),
+            held: BTreeMap::new(),
+            health,
+            metrics,
+            warnings: RateLimit::every(Duration::from_secs(10)),
+        }
+    }
+
+    /// The partitions held now.
+    pub(super) fn held(&self) -> impl Iterator<Item = i32> + '_ {
+        self.held.keys().copied()
+    }
+
+    /// Makes sure every id in `batch` is known, fetching new ones; takes out of `batch` each
+    /// held partition's records from the first whose id could not be fetched, and holds
+    /// the partition there. Fails when the registry refuses for good (credentials).
+    pub(super) fn admit(
+        &mut self,
+        consumer: &BaseConsumer<SourceContext>,
+        batch: &mut Vec<BorrowedMessage<'_>>,
+    ) -> Result<()> {
+        let mut hold_at: BTreeMap<i32, (i64, u32)> = BTreeMap::new();
+        for message in batch.iter() {
+            let partition = message.partition();
+            if hold_at.contains_key(&partition) || self.held.contains_key(&partition) {
+                continue;
+            }
+            let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
+                continue;
+            };
+            if self.schemas.get(id).is_none() && !self.fetch(id)? {
+                hold_at.insert(partition, (message.offset(), id));
+            }
+        }
+        let held = &self.held;
+        batch.retain(|m| {
+            let from = hold_at.get(&m.partition()).or(held.get(&m.partition()));
+            from.is_none_or(|&(offset, _)| m.offset() < offset)
+        });
+        for (partition, at) in hold_at {
+            self.hold(consumer, partition, at);
+        }
+        self.report();
+        Ok(())
+    }
+
+    /// Lets go of the held partitions whose id is due to be asked again, and of those no
+    /// longer assigned; resumes fetching them unless `resume` is false (fetching is paused
+    /// for back-pressure, which resumes them itself).
+    pub(super) fn release_due(
+        &mut self,
+        consumer: &BaseConsumer<SourceContext>,
+        assigned: &[i32],
+        resume: bool,
+    ) {
+        let now = Instant::now();
+        let due: Vec<i32> = (self.held.iter())
+            .filter(|(p, (_, id))| {
+                !assigned.contains(p) || self.waiting.get(id).is_none_or(|w| w.due <= now)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for partition in &due {
+            self.held.remove(partition);
+            if assigned.contains(partition) {
+                list.add_partition(&self.topic, *partition);
+            }
+        }
+        if resume
+            && list.count() > 0
+            && let Err(e) = consumer.resume(&list)
+        {
+            warn!(error = %e, "could not resume partitions held for the schema registry");
+        }
+        self.report();
+    }
+
+    /// Asks the registry for `id`: true once its records can be handled (decoded or
+    /// dead-lettered), false while the registry cannot be asked.
+    fn fetch(&mut self, id: u32) -> Result<bool> {
+        if self
+            .waiting
+            .get(&id)
+            .is_some_and(|w| w.due > Instant::now())
+        {
+            return Ok(false);
+        }
+        let outcome = match self.client.schema_by_id(id) {
+            Ok(Lookup::Found(text)) => {
+                let schema = match FeatureDecoder::parse_schema(&text, &format!("schema id {id}")) {
+                    Ok(schema) => WriterSchema::Known(Arc::new(schema)),
+                    Err(e) => WriterSchema::Unusable(e.to_string()),
+                };
+                info!(id, "writer schema fetched from the registry");
+                self.schemas.insert(id, schema);
+                "found"
+            }
+            Ok(Lookup::Unknown(reason)) => {
+                self.schemas.insert(id, WriterSchema::Unusable(reason));
+                "unknown"
+            }
+            Err(RegistryError::Unavailable(error)) => {
+                self.count("unavailable");
+                self.wait(id, error);
+                return Ok(false);
+            }
+            Err(RegistryError::Refused(message)) => {
+                self.count("refused");
+                return Err(Error::SchemaRegistry {
+                    context: format!("fetching writer schema id {id} from {}", self.client.url()),
+                    message,
+                });
+            }
+        };
+        self.count(outcome);
+        self.waiting.remove(&id);
+        Ok(true)
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .registry_requests
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// Schedules the next request for `id`, further off each time.
+    fn wait(&mut self, id: u32, error: String) {
+        let waiting = self.waiting.entry(id).or_insert_with(|| Waiting {
+            due: Instant::now(),
+            delays: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(30))
+                .with_jitter()
+                .without_max_times()
+                .build(),
+            error: String::new(),
+        });
+        let delay = waiting.delays.next().unwrap_or(Duration::from_secs(30));
+        waiting.due = Instant::now() + delay;
+        if let Some(suppressed) = self.warnings.due() {
+            warn!(id, %error, retry_in = ?delay, suppressed, "schema registry unavailable; holding the records of this schema id");
+        }
+        waiting.error = error;
+    }
+
+    /// Pauses `partition` and seeks it back to `offset`, where it is read again when let go.
+    /// Paused first: a seek before a pause would be forgotten on resume.
+    fn hold(&mut self, consumer: &BaseConsumer<SourceContext>, partition: i32, at: (i64, u32)) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, partition);
+        if let Err(e) = consumer.pause(&list) {
+            warn!(partition, error = %e, "could not pause a partition held for the schema registry");
+        }
+        let (offset, _) = at;
+        if let Err(e) = consumer.seek(
+            &self.topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        ) {
+            warn!(partition, offset, error = %e, "could not seek a held partition back");
+        }
+        self.held.insert(partition, at);
+    }
+
+    /// The held partitions in the metrics, and in `/ready` the registry's last error.
+    fn report(&self) {
+        self.metrics.held_partitions.set(self.held.len() as i64);
+        let error = (self.held.values())
+            .find_map(|(_, id)| self.waiting.get(id))
+            .map(|w| w.error.clone());
+        self.health.set_registry_error(error);
+    }
+}

@@ -1,0 +1,427 @@
+//! driftwood with a real schema registry (Apicurio Registry's Confluent-compatible API):
+//! writer schemas fetched by id as producers evolve them, unknown ids and schemas lacking a
+//! feature dead-lettered, outputs registered and framed, a registry outage that holds only
+//! the records of new ids, and the prediction schema's history checked for compatibility by
+//! the registry itself.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use driftwood::codec::decode::BUNDLED_FEATURE_SCHEMA;
+use driftwood::codec::encode::{AvroCodec, PREDICTION_SCHEMA, PredictionRecord};
+use driftwood::config::RunConfig;
+use rdkafka::ClientConfig;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::common::schema_registry::{SchemaRegistry, get, post, register, schema_registry};
+use crate::common::*;
+
+/// The bundled model's features, in its order.
+fn features() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
+    driftwood::model::Model::load(&dir)
+        .unwrap()
+        .metadata
+        .features
+}
+
+/// `n` rows of the bundled model's reference data, by feature name, with the values the
+/// evolved schema narrows (int, long, float) already narrowed, so both schemas carry them
+/// exactly.
+fn rows(n: usize) -> Vec<HashMap<String, f64>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/breast-cancer/1/reference.csv");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let names = features();
+    (reader.records().take(n))
+        .map(|r| {
+            let r = r.unwrap();
+            (header.iter().zip(r.iter()))
+                .filter(|(h, _)| names.contains(h))
+                .map(|(h, v)| {
+                    let v: f64 = v.parse().unwrap();
+                    let narrowed = match names.iter().position(|n| n == h) {
+                        Some(0) | Some(1) => v.round(),
+                        Some(2) => f64::from(v as f32),
+                        _ => v,
+                    };
+                    (h.clone(), narrowed)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The bundled schema evolved as producers do: fields in reverse order, a field of the
+/// producer's own, the first two features as int and long, the third as float.
+fn evolved_schema() -> String {
+    let mut schema: serde_json::Value = serde_json::from_str(BUNDLED_FEATURE_SCHEMA).unwrap();
+    let names = features();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    fields.reverse();
+    for field in fields.iter_mut() {
+        let narrowed = match names.iter().position(|n| field["name"] == n.as_str()) {
+            Some(0) => "int",
+            Some(1) => "long",
+            Some(2) => "float",
+            _ => continue,
+        };
+        field["type"] = narrowed.into();
+    }
+    fields.insert(3, serde_json::json!({"name": "sensor", "type": "string"}));
+    schema.to_string()
+}
+
+/// The bundled schema without the model's first feature.
+fn lacking_schema() -> String {
+    let mut schema: serde_json::Value = serde_json::from_str(BUNDLED_FEATURE_SCHEMA).unwrap();
+    let first = features()[0].clone();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    fields.retain(|f| f["name"] != first.as_str());
+    schema.to_string()
+}
+
+/// `row` written with `schema` (fields filled by name), framed with schema `id`.
+fn framed(schema: &str, id: u32, record_id: &str, row: &HashMap<String, f64>) -> Vec<u8> {
+    let schema = Schema::parse_str(schema).unwrap();
+    let Schema::Record(record) = &schema else {
+        unreachable!()
+    };
+    let fields = (record.fields.iter())
+        .map(|f| {
+            let v = row.get(&f.name).copied();
+            let value = match (f.name.as_str(), &f.schema) {
+                ("id", _) => Value::String(record_id.into()),
+                ("event_time", _) => Value::TimestampMillis(1_700_000_000_000),
+                ("label", _) => Value::Union(0, Box::new(Value::Null)),
+                ("sensor", _) => Value::String("probe-7".into()),
+                (_, Schema::Int) => Value::Int(v.unwrap() as i32),
+                (_, Schema::Long) => Value::Long(v.unwrap() as i64),
+                (_, Schema::Float) => Value::Float(v.unwrap() as f32),
+                (_, _) => Value::Double(v.unwrap()),
+            };
+            (f.name.clone(), value)
+        })
+        .collect();
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap();
+    writer.write_value(&mut out, Value::Record(fields)).unwrap();
+    out
+}
+
+/// Sends each `(partition, payload)` to `topic`, in order, and waits for them.
+fn send(bootstrap: &str, topic: &str, messages: &[(i32, Vec<u8>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (partition, payload) in messages {
+        let record = BaseRecord::<(), _>::to(topic)
+            .partition(*partition)
+            .payload(payload);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// A configuration on fresh topics of `partitions` partitions each.
+fn topics(partitions: i32) -> RunConfig {
+    let bootstrap = bootstrap();
+    let config = run_config(bootstrap);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let names = [
+        &config.input_topic,
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
+    runtime.block_on(create_topics(
+        bootstrap,
+        &names.map(String::as_str),
+        partitions,
+    ));
+    config
+}
+
+/// The id a Confluent-framed payload names, and the Avro body.
+fn unframe(message: &OwnedMessage) -> (u32, Vec<u8>) {
+    let payload = message.payload().unwrap();
+    assert_eq!(payload[0], 0, "Confluent magic byte");
+    let id = u32::from_be_bytes(payload[1..5].try_into().unwrap());
+    (id, payload[5..].to_vec())
+}
+
+fn latest_id(url: &str, subject: &str) -> u32 {
+    let (status, body) = get(url, &format!("/subjects/{subject}/versions/latest"));
+    assert_eq!(status, 200, "{subject}: {body}");
+    body["id"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed() {
+    let (bootstrap, url) = (bootstrap(), schema_registry());
+    let config = topics(1);
+    let subject = format!("{}-value", config.input_topic);
+    let (v1, v2) = (BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema());
+    let v1_id = register(url, &subject, &v1);
+    let v2_id = register(url, &subject, &v2);
+    let lacking = register(
+        url,
+        &format!("{}-lacking-value", config.input_topic),
+        &lacking_schema(),
+    );
+    let unknown = 987_654_321;
+    let rows = rows(40);
+    let mut input = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        input.push((0, framed(&v1, v1_id, &format!("v1-{i}"), row)));
+        input.push((0, framed(&v2, v2_id, &format!("v2-{i}"), row)));
+    }
+    let lacking_text = lacking_schema();
+    for (i, row) in rows.iter().take(5).enumerate() {
+        input.push((
+            0,
+            framed(&lacking_text, lacking, &format!("lacking-{i}"), row),
+        ));
+    }
+    for (i, row) in rows.iter().take(3).enumerate() {
+        input.push((0, framed(&v1, unknown, &format!("unknown-{i}"), row)));
+    }
+    send(bootstrap, &config.input_topic, &input);
+
+    let port = free_port();
+    let flags = [
+        "--input-format",
+        "confluent",
+        "--schema-registry-url",
+        url,
+        "--output-format",
+        "confluent",
+        "--drift-window-records",
+        "40",
+    ];
+    let mut child = driftwood_run(&config, port, &flags).spawn().unwrap();
+    let predictions = read_topic(bootstrap, &config.output_topic, 80, Duration::from_secs(90));
+    let dead = read_topic(bootstrap, &config.dlq_topic, 8, Duration::from_secs(30));
+    let reports = read_topic(bootstrap, &config.drift_topic, 1, Duration::from_secs(30));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (_, metrics) = http_get(addr, "/metrics");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+
+    let prediction_id = latest_id(url, &format!("{}-value", config.output_topic));
+    let drift_id = latest_id(url, &format!("{}-value", config.drift_topic));
+    let codec = AvroCodec::predictions();
+    let mut by_record: HashMap<String, PredictionRecord> = HashMap::new();
+    for message in &predictions {
+        let (id, body) = unframe(message);
+        assert_eq!(
+            id, prediction_id,
+            "predictions framed with the registered schema's id"
+        );
+        let p: PredictionRecord = codec.decode(&body).unwrap();
+        by_record.insert(p.id.clone(), p);
+    }
+    assert_eq!(predictions.len(), 80, "one prediction per decodable record");
+    for i in 0..rows.len() {
+        let (a, b) = (
+            &by_record[&format!("v1-{i}")],
+            &by_record[&format!("v2-{i}")],
+        );
+        assert_eq!(
+            (a.predicted_label, a.confidence),
+            (b.predicted_label, b.confidence),
+            "record {i}: the evolved schema's record scores as the original"
+        );
+    }
+    let kinds: Vec<(String, String)> = (dead.iter())
+        .map(|m| {
+            (
+                header(m, "driftwood.error.kind").unwrap(),
+                header(m, "driftwood.error.message").unwrap(),
+            )
+        })
+        .collect();
+    let count = |kind: &str| kinds.iter().filter(|(k, _)| k == kind).count();
+    assert_eq!(
+        (count("incompatible_schema"), count("unknown_schema")),
+        (5, 3),
+        "{kinds:?}"
+    );
+    let first = &features()[0];
+    for (kind, message) in &kinds {
+        let names = if kind == "incompatible_schema" {
+            first.clone()
+        } else {
+            unknown.to_string()
+        };
+        assert!(
+            message.contains(&names),
+            "{kind}: {message:?} names {names}"
+        );
+    }
+    let (id, _) = unframe(&reports[0]);
+    assert_eq!(
+        id, drift_id,
+        "drift reports framed with their registered schema's id"
+    );
+    let requests = |outcome: &str| {
+        metric(
+            &metrics,
+            &format!("driftwood_schema_registry_requests_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(
+        (requests("found"), requests("unknown")),
+        (Some(3.0), Some(1.0)),
+        "each id asked once"
+    );
+}
+
+#[test]
+fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
+    let bootstrap = bootstrap();
+    let mut registry = SchemaRegistry::start(free_port());
+    let url = registry.url();
+    let config = topics(2);
+    let subject = format!("{}-value", config.input_topic);
+    let (v1, v2) = (BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema());
+    let (v1_id, v2_id) = (register(&url, &subject, &v1), register(&url, &subject, &v2));
+    let rows = rows(30);
+    let known = |from: usize, to: usize| -> Vec<(i32, Vec<u8>)> {
+        (from..to)
+            .map(|i| (1, framed(&v1, v1_id, &format!("known-{i}"), &rows[i % 30])))
+            .collect()
+    };
+    send(bootstrap, &config.input_topic, &known(0, 20));
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let flags = [
+        "--input-format",
+        "confluent",
+        "--schema-registry-url",
+        url.as_str(),
+    ];
+    let mut child = driftwood_run(&config, port, &flags).spawn().unwrap();
+    read_topic(bootstrap, &config.output_topic, 20, Duration::from_secs(90));
+
+    registry.stop();
+    let new: Vec<(i32, Vec<u8>)> = (0..15)
+        .map(|i| (0, framed(&v2, v2_id, &format!("new-{i}"), &rows[i])))
+        .collect();
+    send(bootstrap, &config.input_topic, &new);
+    send(bootstrap, &config.input_topic, &known(20, 50));
+    let during = read_topic(bootstrap, &config.output_topic, 50, Duration::from_secs(60));
+    let (status, ready) = http_get(addr, "/ready");
+    let (_, metrics) = http_get(addr, "/metrics");
+    assert_eq!(
+        status, 503,
+        "not ready while records wait for the registry: {ready}"
+    );
+    assert!(ready.contains("schema registry is unavailable"), "{ready}");
+    assert_eq!(
+        metric(&metrics, "driftwood_schema_held_partitions"),
+        Some(1.0)
+    );
+    assert_eq!(
+        partition_sources(&during, 0),
+        0,
+        "nothing of the held partition was output while the registry was down"
+    );
+    assert_eq!(
+        partition_sources(&during, 1),
+        50,
+        "records of the known id kept flowing"
+    );
+    let dead = read_available(bootstrap, &config.dlq_topic, 1, Duration::from_secs(2));
+    assert!(
+        dead.is_empty(),
+        "records of a new id wait; they are not dead-lettered"
+    );
+
+    // Restarted empty (in-memory storage): the same registrations in the same order give
+    // the same ids.
+    registry.restart();
+    assert_eq!(
+        (register(&url, &subject, &v1), register(&url, &subject, &v2)),
+        (v1_id, v2_id)
+    );
+    let after = read_topic(bootstrap, &config.output_topic, 65, Duration::from_secs(90));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(wait_until("ready again", Duration::from_secs(30), || {
+        http_get(addr, "/ready").0 == 200
+    }));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+
+    assert_eq!(after.len(), 65, "every record once: none lost, none twice");
+    let mut held: Vec<i64> = (after.iter())
+        .map(source_of_prediction)
+        .filter(|(p, _)| *p == 0)
+        .map(|(_, o)| o)
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        (0..15).collect::<Vec<_>>(),
+        "the held partition's records, each once"
+    );
+}
+
+/// How many of `outputs` come from input `partition`.
+fn partition_sources(outputs: &[OwnedMessage], partition: i32) -> usize {
+    outputs
+        .iter()
+        .filter(|m| source_of_prediction(m).0 == partition)
+        .count()
+}
+
+#[test]
+fn the_prediction_schema_evolves_backward_compatibly_by_the_registry() {
+    let url = schema_registry();
+    let subject = unique("predictions") + "-value";
+    let history = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/history");
+    let put = reqwest::blocking::Client::new()
+        .put(format!("{url}/config/{subject}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"compatibility":"BACKWARD_TRANSITIVE"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(
+        put.status().as_u16(),
+        200,
+        "setting BACKWARD_TRANSITIVE on {subject}"
+    );
+    for version in ["prediction-1.avsc", "prediction-2.avsc"] {
+        let schema = std::fs::read_to_string(history.join(version)).unwrap();
+        register(url, &subject, &schema);
+    }
+    let check = |schema: &str| {
+        let path = format!("/compatibility/subjects/{subject}/versions/latest");
+        let (status, body) = post(url, &path, serde_json::json!({ "schema": schema }));
+        assert_eq!(status, 200, "{body}");
+        body["is_compatible"].as_bool().unwrap()
+    };
+    assert!(
+        check(PREDICTION_SCHEMA),
+        "the current prediction schema reads every earlier one"
+    );
+    // The check is real: a new field without a default cannot read earlier records.
+    let mut broken: serde_json::Value = serde_json::from_str(PREDICTION_SCHEMA).unwrap();
+    let fields = broken["fields"].as_array_mut().unwrap();
+    fields.push(serde_json::json!({"name": "required_later", "type": "string"}));
+    assert!(
+        !check(&broken.to_string()),
+        "a field without a default is refused"
+    );
+    register(url, &subject, PREDICTION_SCHEMA);
+}
