@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against Apache Kafka: installs it when missing (scripts/kafka.sh; Java 17+
 # and Maven), starts one node on a free loopback port in a directory of its own, runs the
-# tests, stops it; then validates k8s/ against the Kubernetes schemas
+# tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
+# built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
 # (scripts/validate-k8s.sh) and checks the alert rules with promtool (scripts/promtool.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
 # (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
@@ -9,7 +10,9 @@
 # test needs scikit-learn, XGBoost, LightGBM and onnxruntime: scripts/parity-env.sh makes a
 # venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). The REST
 # twin's test runs schemathesis, from a venv made the same way (unless DRIFTWOOD_SCHEMATHESIS
-# names an `st`). Arguments go to `cargo test`.
+# names an `st`); the schema registry's client test runs Confluent's Python client from a venv
+# too (unless DRIFTWOOD_REGISTRY_PYTHON names a Python that has it). Arguments go to
+# `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +39,26 @@ fi
 if [ -z "${DRIFTWOOD_PARITY_PYTHON:-}" ]; then
   DRIFTWOOD_PARITY_PYTHON=$(scripts/parity-env.sh)
   export DRIFTWOOD_PARITY_PYTHON
+fi
+
+# Confluent's Python client, for the schema registry's external-client test
+# (tests/registry/requirements.txt).
+if [ -z "${DRIFTWOOD_REGISTRY_PYTHON:-}" ]; then
+  DRIFTWOOD_REGISTRY_PYTHON=$(scripts/py-env.sh tests/registry/requirements.txt)
+  export DRIFTWOOD_REGISTRY_PYTHON
+fi
+
+# A schema registry: Apicurio Registry, built from Maven Central on first use
+# (scripts/registry.sh), unless SCHEMA_REGISTRY_URL names one. Tests that stop and restart a
+# registry start their own.
+if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
+  scripts/registry.sh install
+  REGISTRY_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-registry.XXXXXX")
+  export REGISTRY_STATE_DIR
+  cleanup+=('scripts/registry.sh stop; rm -rf "$REGISTRY_STATE_DIR"')
+  SCHEMA_REGISTRY_URL=$(scripts/registry.sh start "$(free_port)")
+  export SCHEMA_REGISTRY_URL
+  echo "Apicurio Registry $(scripts/registry.sh version) at $SCHEMA_REGISTRY_URL"
 fi
 
 # schemathesis, for the REST twin (tests/rest/requirements.txt).

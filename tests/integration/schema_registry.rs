@@ -5,7 +5,6 @@
 //! the registry itself.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use apache_avro::Schema;
@@ -198,7 +197,6 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
     }
     send(bootstrap, &config.input_topic, &input);
 
-    let port = free_port();
     let flags = [
         "--input-format",
         "confluent",
@@ -209,14 +207,15 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
         "--drift-window-records",
         "40",
     ];
-    let mut child = driftwood_run(&config, port, &flags).spawn().unwrap();
+    let member = Member::start(&config, &flags, &log("evolved"));
     let predictions = read_topic(bootstrap, &config.output_topic, 80, Duration::from_secs(90));
     let dead = read_topic(bootstrap, &config.dlq_topic, 8, Duration::from_secs(30));
     let reports = read_topic(bootstrap, &config.drift_topic, 1, Duration::from_secs(30));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let (_, metrics) = http_get(addr, "/metrics");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
+    let (_, metrics) = http_get(member.addr, "/metrics");
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
 
     let prediction_id = latest_id(url, &format!("{}-value", config.output_topic));
     let drift_id = latest_id(url, &format!("{}-value", config.drift_topic));
@@ -303,15 +302,14 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
             .collect()
     };
     send(bootstrap, &config.input_topic, &known(0, 20));
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let flags = [
         "--input-format",
         "confluent",
         "--schema-registry-url",
         url.as_str(),
     ];
-    let mut child = driftwood_run(&config, port, &flags).spawn().unwrap();
+    let member = Member::start(&config, &flags, &log("outage"));
+    let addr = member.addr;
     read_topic(bootstrap, &config.output_topic, 20, Duration::from_secs(90));
 
     registry.stop();
@@ -360,8 +358,10 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
     runtime.block_on(wait_until("ready again", Duration::from_secs(30), || {
         http_get(addr, "/ready").0 == 200
     }));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
 
     assert_eq!(after.len(), 65, "every record once: none lost, none twice");
     let mut held: Vec<i64> = (after.iter())
@@ -375,6 +375,12 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
         (0..15).collect::<Vec<_>>(),
         "the held partition's records, each once"
     );
+}
+
+/// Where a test's `driftwood run` writes its log.
+fn log(test: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(unique(&format!("schema-registry-{test}.log")))
 }
 
 /// How many of `outputs` come from input `partition`.
@@ -424,4 +430,108 @@ fn the_prediction_schema_evolves_backward_compatibly_by_the_registry() {
         "a field without a default is refused"
     );
     register(url, &subject, PREDICTION_SCHEMA);
+}
+
+/// The Python with Confluent's client (`tests/registry/requirements.txt`):
+/// `DRIFTWOOD_REGISTRY_PYTHON`, which `scripts/test.sh` sets.
+fn client_python() -> String {
+    std::env::var("DRIFTWOOD_REGISTRY_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "DRIFTWOOD_REGISTRY_PYTHON is not set: this test runs Confluent's Python client. \
+             scripts/test.sh sets it up; by hand: \
+             `export DRIFTWOOD_REGISTRY_PYTHON=$(scripts/py-env.sh tests/registry/requirements.txt)`"
+        )
+    })
+}
+
+/// `tests/registry/client.py` with `args`; its standard output.
+fn client(args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry/client.py");
+    let output = std::process::Command::new(client_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the client's Python starts");
+    assert!(
+        output.status.success(),
+        "client.py {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn confluents_python_client_produces_to_driftwood_and_reads_its_predictions() {
+    let (bootstrap, url) = (bootstrap(), schema_registry());
+    let config = topics(2);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (schema, rows) = (
+        root.join("schemas/features.avsc"),
+        root.join("models/breast-cancer/1/reference.csv"),
+    );
+    let n = 50;
+    client(&[
+        "produce",
+        bootstrap,
+        url,
+        &config.input_topic,
+        schema.to_str().unwrap(),
+        rows.to_str().unwrap(),
+        &n.to_string(),
+    ]);
+    let input_id = latest_id(url, &format!("{}-value", config.input_topic));
+
+    let flags = [
+        "--input-format",
+        "confluent",
+        "--schema-registry-url",
+        url,
+        "--output-format",
+        "confluent",
+    ];
+    let member = Member::start(&config, &flags, &log("python-client"));
+    let read = client(&[
+        "consume",
+        bootstrap,
+        url,
+        &config.output_topic,
+        &n.to_string(),
+        "90",
+    ]);
+    let inputs = read_topic(bootstrap, &config.input_topic, n, Duration::from_secs(10));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+
+    for message in &inputs {
+        assert_eq!(
+            unframe(message).0,
+            input_id,
+            "the serializer framed the input with its schema's id"
+        );
+    }
+    let prediction_id = latest_id(url, &format!("{}-value", config.output_topic));
+    let predictions: Vec<serde_json::Value> = read
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ids: Vec<&str> = predictions
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..n).map(|i| format!("py-{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "one prediction per record the client produced"
+    );
+    for p in &predictions {
+        assert_eq!(p["schema_id"], prediction_id, "{p}");
+        assert_eq!(p["model_name"], "breast-cancer", "{p}");
+        let confidence = p["confidence"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&confidence), "{p}");
+        assert!(matches!(p["predicted_label"].as_i64(), Some(0 | 1)), "{p}");
+    }
 }

@@ -4,7 +4,7 @@
 //! blocking client: call these from plain threads, not async tasks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ impl SchemaRegistry {
             .args(["run", &port.to_string()])
             .env("REGISTRY_STATE_DIR", log.with_extension("state"))
             .stdout(std::fs::File::create(log).unwrap())
-            .stderr(Stdio::inherit());
+            .stderr(std::fs::File::options().append(true).open(log).unwrap());
         spawn_tied_to_this_process(command).unwrap_or_else(|e| {
             panic!("cannot run scripts/registry.sh: {e}: {HOW_TO_GET_A_REGISTRY}")
         })
