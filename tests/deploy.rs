@@ -419,6 +419,21 @@ fn compose_file_matches_the_code() {
         RunConfig::defaults(broker).unwrap().input_topic
     );
     assert!(producer["depends_on"]["driftwood"]["condition"] == "service_healthy");
+
+    // Both sides talk to the compose registry: the producer registers and frames what
+    // driftwood resolves.
+    let registry = &env["DRIFTWOOD_SCHEMA_REGISTRY_URL"];
+    assert!(
+        registry.starts_with("http://schema-registry:8080/"),
+        "{registry}"
+    );
+    assert!(strings(&services["schema-registry"]["ports"]).contains(&"8081:8080".to_string()));
+    assert_eq!(produce.schema_registry_url.as_ref(), Some(registry));
+    assert_eq!(
+        produce.format,
+        driftwood::codec::decode::InputFormat::Confluent
+    );
+    assert_eq!(env["DRIFTWOOD_INPUT_FORMAT"], "confluent");
 }
 
 /// The host side of each of `service`'s bind mounts (`./path:/in/container[:ro]`), checked to

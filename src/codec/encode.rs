@@ -303,6 +303,8 @@ pub struct FeatureEncoder {
     schema: Schema,
     format: InputFormat,
     field_names: Vec<String>,
+    /// The id Confluent framing names.
+    schema_id: u32,
 }
 
 /// One feature record's content.
@@ -334,15 +336,21 @@ impl FeatureEncoder {
             schema,
             format,
             field_names,
+            schema_id: 1,
         })
+    }
+
+    /// Frames Confluent records with `id` (the schema's id in a registry) instead of 1.
+    pub fn with_schema_id(mut self, id: u32) -> Self {
+        self.schema_id = id;
+        self
     }
 
     /// Appends the framed encoding of `row` to `out`. Features missing from `row` are
     /// written as null (which the schema must allow).
     pub fn encode(&self, row: FeatureRow<'_>, out: &mut Vec<u8>) -> Result<()> {
         if self.format == InputFormat::Confluent {
-            // Magic byte and schema id 1: driftwood does not talk to a schema registry.
-            out.extend_from_slice(&[0, 0, 0, 0, 1]);
+            crate::codec::registry::frame(self.schema_id, out);
         }
         let fields = self
             .field_names

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{FeatureEncoder, FeatureRow};
 use crate::codec::epoch_millis;
+use crate::codec::registry::{self, RegistryClient, RegistrySettings};
 use crate::config::bootstrap_servers;
 use crate::config::parse_key_value;
 use crate::error::{Error, Result};
@@ -43,6 +44,10 @@ pub struct ProduceConfig {
     /// Framing.
     #[arg(long, value_enum, default_value = "avro")]
     pub format: InputFormat,
+    /// With `--format confluent`: register the bundled schema under `<topic>-value` in this
+    /// Confluent-compatible schema registry and frame records with its id (else id 1).
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_URL", hide_env_values = true)]
+    pub schema_registry_url: Option<String>,
     /// librdkafka property KEY=VALUE (repeatable).
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
@@ -59,6 +64,7 @@ impl ProduceConfig {
             shift: 0.0,
             corrupt: 0,
             format: InputFormat::Avro,
+            schema_registry_url: None,
             kafka_options: Vec::new(),
         }
     }
@@ -105,11 +111,35 @@ impl ProducerContext for CountingContext {
     }
 }
 
+/// The id records are framed with: the bundled schema's, registered under `<topic>-value`
+/// when a registry is named, else 1.
+fn schema_id(config: &ProduceConfig) -> Result<u32> {
+    let (Some(url), InputFormat::Confluent) = (&config.schema_registry_url, config.format) else {
+        return Ok(1);
+    };
+    let settings = RegistrySettings {
+        url: url.clone(),
+        timeout: Duration::from_secs(10),
+        ..RegistrySettings::default()
+    };
+    let client = RegistryClient::new(&settings)?;
+    let subject = registry::value_subject(&config.topic);
+    client
+        .register(&subject, BUNDLED_FEATURE_SCHEMA)
+        .map_err(|e| Error::SchemaRegistry {
+            context: format!(
+                "registering the feature schema under {subject} at {}",
+                client.url()
+            ),
+            message: e.to_string(),
+        })
+}
+
 /// Emits the records and waits for every acknowledgement.
 pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let data = Dataset::breast_cancer();
     let schema = FeatureDecoder::parse_schema(BUNDLED_FEATURE_SCHEMA, "bundled features.avsc")?;
-    let encoder = FeatureEncoder::new(schema, config.format)?;
+    let encoder = FeatureEncoder::new(schema, config.format)?.with_schema_id(schema_id(config)?);
     let producer = counting_producer(config)?;
     let started = Instant::now();
     let scale = 1.0 + config.shift;
