@@ -10,11 +10,14 @@
 //!   offsets are safe to commit) and `kafka::admin` (creating missing topics). Internal, but
 //!   for the dead-letter headers.
 //! - [`codec`]: [`codec::decode`] (input framing, features by name) over `codec::avro` (the
-//!   plan compiled from the writer schema), and [`codec::encode`] (predictions and feature
-//!   records).
+//!   plan compiled from the writer schema), [`codec::encode`] (predictions and feature
+//!   records), and [`codec::registry`] (the schema registry: writer schemas by id, output
+//!   schemas registered).
 //! - [`model`]: training data, training, the artifact on disk, the compiled forest.
 //! - `pipeline` (internal): the consumer loop (poll a batch, hand it on, store offsets,
-//!   pause under back-pressure) and `pipeline::scorer` (a batch to outputs).
+//!   pause under back-pressure), `pipeline::resolve` (a batch's new schema ids fetched, or
+//!   their partitions held while the registry is away) and `pipeline::scorer` (a batch to
+//!   outputs).
 //! - [`drift`]: windows of records against the training baselines (PSI, KL, JS).
 //! - [`ops`]: metrics, health, the HTTP sidecar and shutdown signals.
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.

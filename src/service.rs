@@ -285,6 +285,29 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
     })
 }
 
+/// What the schema registry is used for, if one is named (its URL without credentials).
+fn registry_summary(config: &RunConfig) -> String {
+    let registry = &config.schema_registry;
+    let Some(url) = &registry.schema_registry_url else {
+        return "none".into();
+    };
+    let mut uses = Vec::new();
+    if config.input_format == InputFormat::Confluent {
+        uses.push(format!(
+            "input writer schemas by id (cache of {})",
+            registry.schema_registry_cache
+        ));
+    }
+    if registry.output_format == crate::config::OutputFormat::Confluent {
+        uses.push("output schemas registered under <topic>-value".into());
+    }
+    format!(
+        "{} for {}",
+        crate::codec::registry::client::redacted(url),
+        uses.join(" and ")
+    )
+}
+
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
 /// then a summary of what would run.
 pub fn check(config: &RunConfig) -> Result<String> {
@@ -327,6 +350,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
          model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
+         registry  {}\n\
          routes    {}\n\
          shadow    {}\n\
          explain   {}\n\
@@ -344,6 +368,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
         config.output_topic,
         config.dlq_topic,
         config.drift_topic,
+        registry_summary(config),
         routes,
         shadow,
         explain,

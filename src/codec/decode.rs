@@ -1,6 +1,7 @@
 //! Input decoding: framing (plain Avro or the Confluent wire format), then the Avro record,
 //! then the model's features picked out **by field name**, so producers may reorder fields or
-//! add their own. The writer schema is matched against the model once, at start-up.
+//! add their own. A configured writer schema is matched against the model once, at start-up;
+//! with a schema registry, each writer schema an id names is matched on first sight.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -838,5 +839,60 @@ mod tests {
         assert_eq!(meta.id, Some("evolved-1"));
         assert_eq!(meta.event_time_ms, Some(1_700_000_000_123));
         assert_eq!(meta.label, Some(1));
+    }
+
+    #[test]
+    fn registered_input_is_read_with_the_schema_its_id_names() {
+        let names = Dataset::breast_cancer().feature_names;
+        let schemas = WriterSchemas::new(10);
+        let decoder = FeatureDecoder::registered(&names, 1 << 20, schemas.clone());
+        let values: Vec<f64> = (0..names.len()).map(|i| i as f64).collect();
+        // The bundled schema under id 7; a schema without the first feature under id 8.
+        schemas.insert(7, WriterSchema::Known(Arc::new(bundled())));
+        let lacking = record_schema(
+            "Lacking",
+            &[format!(r#"{{"name":"{}","type":"double"}}"#, names[1])],
+        );
+        schemas.insert(8, WriterSchema::Known(Arc::new(lacking)));
+        schemas.insert(
+            9,
+            WriterSchema::Unusable("the registry has no schema id 9".into()),
+        );
+        let framed = |id: u32| {
+            let encoder = FeatureEncoder::new(bundled(), InputFormat::Confluent).unwrap();
+            let encoder = encoder.with_schema_id(id);
+            let mut out = Vec::new();
+            let row = FeatureRow {
+                id: "r",
+                event_time_ms: 0,
+                names: &names,
+                values: &values,
+                label: None,
+            };
+            encoder.encode(row, &mut out).unwrap();
+            out
+        };
+
+        let mut row = Vec::new();
+        decoder.decode(Some(&framed(7)), &mut row).unwrap();
+        assert_eq!(row, values, "id 7 read with its schema");
+        let err = decoder.decode(Some(&framed(8)), &mut row).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::IncompatibleSchema);
+        assert!(err.message.contains(&names[0]), "{err}");
+        let err = decoder.decode(Some(&framed(9)), &mut row).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (
+                DecodeErrorKind::UnknownSchema,
+                "the registry has no schema id 9"
+            )
+        );
+        let err = decoder.decode(Some(&framed(10)), &mut row).unwrap_err();
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::UnknownSchema,
+            "an id never fetched: {err}"
+        );
+        assert_eq!(row.len(), names.len(), "failed records append nothing");
     }
 }

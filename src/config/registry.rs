@@ -172,3 +172,56 @@ impl RegistryArgs {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: Option<&str>, output: OutputFormat) -> RegistryArgs {
+        RegistryArgs {
+            schema_registry_url: url.map(String::from),
+            output_format: output,
+            schema_registry_timeout: Duration::from_secs(5),
+            schema_registry_cache: 1000,
+            ..RegistryArgs::default()
+        }
+    }
+
+    #[test]
+    fn the_registry_goes_with_confluent_framing_in_or_out() {
+        let url = Some("http://registry:8081");
+        args(url, OutputFormat::Avro)
+            .validate(InputFormat::Confluent)
+            .unwrap();
+        args(url, OutputFormat::Confluent)
+            .validate(InputFormat::Avro)
+            .unwrap();
+        let unused = args(url, OutputFormat::Avro)
+            .validate(InputFormat::Avro)
+            .unwrap_err();
+        assert!(unused.to_string().contains("neither is set"), "{unused}");
+        let missing = args(None, OutputFormat::Confluent)
+            .validate(InputFormat::Avro)
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("needs --schema-registry-url"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_without_the_newline_and_is_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut a = args(Some("http://registry:8081"), OutputFormat::Avro);
+        a.schema_registry_user = Some("driftwood".into());
+        a.schema_registry_password_file = Some(file);
+        let settings = a.settings().unwrap().unwrap();
+        assert_eq!(
+            settings.basic_auth,
+            Some(("driftwood".into(), "s3cret".into()))
+        );
+        assert!(!format!("{settings:?} {a:?}").contains("s3cret"));
+    }
+}

@@ -140,9 +140,12 @@ impl RegistryClient {
             .user_agent(concat!("driftwood/", env!("CARGO_PKG_VERSION")));
         let tls = |m: String| Error::Config(format!("schema registry TLS: {m}"));
         if let Some(pem) = &settings.ca_pem {
-            for cert in
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| tls(e.to_string()))?
-            {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| tls(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(tls("the CA file holds no PEM certificate".into()));
+            }
+            for cert in certs {
                 http = http.add_root_certificate(cert);
             }
         }
@@ -301,5 +304,59 @@ pub fn redacted(url: &str) -> String {
         }
         Ok(u) => u.to_string().trim_end_matches('/').to_string(),
         Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
+        let settings = RegistrySettings {
+            url: "https://svc%40corp:p%3Ass@registry.example:8081/apis/ccompat/v7/".into(),
+            timeout: Duration::from_secs(1),
+            ..RegistrySettings::default()
+        };
+        let (_, base, auth) = RegistryClient::prepare(&settings).unwrap();
+        assert_eq!(base, "https://registry.example:8081/apis/ccompat/v7");
+        assert_eq!(auth, Some(("svc@corp".to_string(), "p:ss".to_string())));
+        assert_eq!(
+            redacted(&settings.url),
+            "https://***@registry.example:8081/apis/ccompat/v7/"
+        );
+        assert!(!format!("{settings:?}").contains("p%3Ass"), "{settings:?}");
+    }
+
+    #[test]
+    fn explicit_credentials_win_and_bad_settings_are_refused() {
+        let settings = RegistrySettings {
+            url: "http://u:url-secret@registry:8081".into(),
+            basic_auth: Some(("flag-user".into(), "file-secret".into())),
+            timeout: Duration::from_secs(1),
+            ..RegistrySettings::default()
+        };
+        let (_, _, auth) = RegistryClient::prepare(&settings).unwrap();
+        assert_eq!(auth.unwrap().0, "flag-user");
+        for (url, says) in [
+            ("ftp://registry", "not http or https"),
+            ("registry:8081", ""),
+        ] {
+            let bad = RegistrySettings {
+                url: url.into(),
+                ..settings.clone()
+            };
+            let err = RegistryClient::check(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("--schema-registry-url") && err.contains(says),
+                "{err}"
+            );
+        }
+        let bad_ca = RegistrySettings {
+            ca_pem: Some(b"not a certificate".to_vec()),
+            ..settings
+        };
+        let err = RegistryClient::check(&bad_ca).unwrap_err().to_string();
+        assert!(err.contains("TLS"), "{err}");
     }
 }
