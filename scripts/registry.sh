@@ -7,6 +7,11 @@
 #   scripts/registry.sh start [PORT]   start it on PORT (8081); prints the Confluent-compatible
 #                                      URL once it answers
 #   scripts/registry.sh run [PORT]     the same in the foreground (for a harness that owns it)
+#   scripts/registry.sh secure-start [PORT]
+#                                      the same over HTTPS only, client certificates required:
+#                                      a CA, a server certificate for localhost/127.0.0.1 and a
+#                                      client certificate are made with openssl in
+#                                      $REGISTRY_STATE_DIR/tls (ca.pem, client.pem, client.key)
 #   scripts/registry.sh stop           SIGTERM to the registry of `start`, and wait for it to exit
 #   scripts/registry.sh version        the pinned version
 #
@@ -24,7 +29,8 @@ die() { echo "registry.sh: $*" >&2; exit 1; }
 
 install() {
   command -v java >/dev/null || die "java not found: Apicurio Registry needs Java 17 or newer"
-  if [ -f "$runner" ] && [ ! scripts/registry/pom.xml -nt "$runner" ]; then return 0; fi
+  if [ -f "$runner" ] && [ ! scripts/registry/pom.xml -nt "$runner" ] \
+    && [ ! scripts/registry.sh -nt "$runner" ]; then return 0; fi
   command -v mvn >/dev/null || die "mvn not found: building Apicurio Registry needs Maven (and Java 17+)"
   echo "building Apicurio Registry $REGISTRY_VERSION from Maven Central into $cache…" >&2
   rm -rf "$cache/build" && mkdir -p "$cache/build/src/main/resources"
@@ -39,6 +45,9 @@ install() {
   cat >>"$cache/build/src/main/resources/application.properties" <<'PROPS'
 quarkus.index-dependency.registry.group-id=io.apicurio
 quarkus.index-dependency.registry.artifact-id=apicurio-registry-app
+# Fixed at build time: over HTTPS (secure-start) a client certificate is required. Plain HTTP
+# is not affected.
+quarkus.http.ssl.client-auth=required
 PROPS
   (cd "$cache/build" && mvn -B -q -Dstyle.color=never package) >&2 \
     || die "building Apicurio Registry failed (see above)"
@@ -53,12 +62,50 @@ command_line() {
     -jar "$runner")
 }
 
-# await PORT: until the Confluent-compatible API answers, or the process dies.
+# secure_command_line PORT: HTTPS on PORT only, with the certificates of `certificates`.
+secure_command_line() {
+  local port=$1 tls="$state/tls"
+  cmd=(java -Xms64m -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=0
+    -Dquarkus.http.ssl-port="$port" -Dquarkus.http.insecure-requests=disabled
+    -Dquarkus.http.ssl.certificate.key-store-file="$tls/server.p12"
+    -Dquarkus.http.ssl.certificate.key-store-file-type=PKCS12
+    -Dquarkus.http.ssl.certificate.key-store-password=changeit
+    -Dquarkus.http.ssl.certificate.trust-store-file="$tls/trust.p12"
+    -Dquarkus.http.ssl.certificate.trust-store-file-type=PKCS12
+    -Dquarkus.http.ssl.certificate.trust-store-password=changeit
+    -jar "$runner")
+}
+
+# certificates: a CA; a server certificate for localhost and 127.0.0.1 signed by it (PKCS12);
+# a client certificate signed by it (PEM, PKCS#8 key); the CA as the server's trust store.
+certificates() {
+  local tls="$state/tls"
+  command -v openssl >/dev/null || die "openssl not found: the secure registry needs it for certificates"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 7 \
+      -subj "/CN=driftwood test registry CA"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 7 -extfile san.ext
+    openssl pkcs12 -export -in server.pem -inkey server.key -out server.p12 -passout pass:changeit
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=driftwood"
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 7
+    rm -f trust.p12
+    keytool -importcert -noprompt -alias ca -file ca.pem -keystore trust.p12 -storetype PKCS12 \
+      -storepass changeit
+  ) >"$state/openssl.log" 2>&1 || die "making certificates failed: $(tail -3 "$state/openssl.log")"
+}
+
+# await URL [CURL_ARGS...]: until the Confluent-compatible API at URL answers, or the
+# process dies.
 await() {
-  local port=$1 url="http://127.0.0.1:$1/apis/ccompat/v7"
+  local url=$1; shift
   for _ in $(seq 1 600); do
     running || die "the registry exited: $(tail -5 "$state/registry.log" 2>/dev/null)"
-    if curl -fsS -m 2 "$url/subjects" >/dev/null 2>&1; then echo "$url"; return 0; fi
+    if curl -fsS -m 2 "$@" "$url/subjects" >/dev/null 2>&1; then echo "$url"; return 0; fi
     sleep 0.1
   done
   die "no registry answering at $url after 60 s; log in $state/registry.log"
@@ -78,17 +125,28 @@ case "${1:-}" in
   install)
     install
     echo "Apicurio Registry $REGISTRY_VERSION in $cache" ;;
-  start|run)
+  start|run|secure-start)
     install
     port=${2:-8081}
     mkdir -p "$state"
-    command_line "$port"
-    [ "$1" = run ] && exec "${cmd[@]}"
     running && die "a registry already runs from $state (pid $(cat "$state/pid"))"
+    if [ "$1" = secure-start ]; then
+      certificates
+      secure_command_line "$port"
+    else
+      command_line "$port"
+    fi
+    [ "$1" = run ] && exec "${cmd[@]}"
     nohup "${cmd[@]}" >"$state/registry.log" 2>&1 &
     echo $! >"$state/pid"
-    await "$port" ;;
+    if [ "$1" = secure-start ]; then
+      tls="$state/tls"
+      await "https://localhost:$port/apis/ccompat/v7" --cacert "$tls/ca.pem" \
+        --cert "$tls/client.pem" --key "$tls/client.key"
+    else
+      await "http://127.0.0.1:$port/apis/ccompat/v7"
+    fi ;;
   stop) halt ;;
   version) echo "$REGISTRY_VERSION" ;;
-  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -16,7 +16,9 @@ use rdkafka::ClientConfig;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::common::schema_registry::{SchemaRegistry, get, post, register, schema_registry};
+use crate::common::schema_registry::{
+    SchemaRegistry, SecureSchemaRegistry, get, post, register, schema_registry,
+};
 use crate::common::*;
 
 /// The bundled model's features, in its order.
@@ -533,5 +535,108 @@ fn confluents_python_client_produces_to_driftwood_and_reads_its_predictions() {
         let confidence = p["confidence"].as_f64().unwrap();
         assert!((0.5..=1.0).contains(&confidence), "{p}");
         assert!(matches!(p["predicted_label"].as_i64(), Some(0 | 1)), "{p}");
+    }
+}
+
+#[test]
+fn a_registry_that_requires_client_certificates_is_reached_over_mutual_tls() {
+    let bootstrap = bootstrap();
+    let registry = SecureSchemaRegistry::start(free_port());
+    let config = topics(1);
+    let subject = format!("{}-value", config.input_topic);
+    let response = (registry.client())
+        .post(format!("{}/subjects/{subject}/versions", registry.url))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .body(serde_json::json!({ "schema": BUNDLED_FEATURE_SCHEMA }).to_string())
+        .send()
+        .unwrap();
+    let id = response.json_value()["id"].as_u64().unwrap() as u32;
+    let rows = rows(30);
+    let input: Vec<(i32, Vec<u8>)> = (rows.iter().enumerate())
+        .map(|(i, row)| {
+            (
+                0,
+                framed(BUNDLED_FEATURE_SCHEMA, id, &format!("tls-{i}"), row),
+            )
+        })
+        .collect();
+    send(bootstrap, &config.input_topic, &input);
+
+    // Without a client certificate the registry refuses the handshake: records wait, and
+    // /ready says why.
+    let (ca, cert, key) = (
+        registry.tls("ca.pem"),
+        registry.tls("client.pem"),
+        registry.tls("client.key"),
+    );
+    let mut flags = vec![
+        "--input-format",
+        "confluent",
+        "--schema-registry-url",
+        &registry.url,
+        "--schema-registry-ca-file",
+        ca.to_str().unwrap(),
+    ];
+    let member = Member::start(&config, &flags, &log("no-client-cert"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(wait_until(
+        "/ready to name the registry",
+        Duration::from_secs(60),
+        || {
+            // Nothing answers until the sidecar is up.
+            let ready = driftwood::ops::sidecar::probe(member.addr, "/ready");
+            ready.is_ok_and(|(status, body)| {
+                status == 503 && body.contains("schema registry is unavailable")
+            })
+        },
+    ));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+    let early = read_available(bootstrap, &config.output_topic, 1, Duration::from_secs(1));
+    assert!(
+        early.is_empty(),
+        "nothing scored without the registry's schema"
+    );
+
+    flags.extend(["--schema-registry-cert-file", cert.to_str().unwrap()]);
+    flags.extend([
+        "--schema-registry-key-file",
+        key.to_str().unwrap(),
+        "--output-format",
+        "confluent",
+    ]);
+    let member = Member::start(&config, &flags, &log("mtls"));
+    let predictions = read_topic(bootstrap, &config.output_topic, 30, Duration::from_secs(60));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+    let subject = format!("{}-value", config.output_topic);
+    let latest = (registry.client())
+        .get(format!(
+            "{}/subjects/{subject}/versions/latest",
+            registry.url
+        ))
+        .send()
+        .unwrap()
+        .json_value();
+    for message in &predictions {
+        assert_eq!(
+            u64::from(unframe(message).0),
+            latest["id"].as_u64().unwrap()
+        );
+    }
+}
+
+/// A response body as JSON.
+trait JsonValue {
+    fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for reqwest::blocking::Response {
+    fn json_value(self) -> serde_json::Value {
+        serde_json::from_str(&self.text().unwrap()).unwrap()
     }
 }

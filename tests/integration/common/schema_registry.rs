@@ -151,3 +151,66 @@ pub fn register(url: &str, subject: &str, schema: &str) -> u32 {
     assert_eq!(status, 200, "registering under {subject}: {body}");
     body["id"].as_u64().expect("an id") as u32
 }
+
+/// An Apicurio Registry serving HTTPS only and requiring client certificates
+/// (`scripts/registry.sh secure-start`), with the CA and a client certificate it made; stopped
+/// and removed when dropped.
+pub struct SecureSchemaRegistry {
+    state: PathBuf,
+    /// Its Confluent-compatible API, `https://localhost:PORT/apis/ccompat/v7`.
+    pub url: String,
+}
+
+impl SecureSchemaRegistry {
+    /// Starts one on `port`, once it answers a client with the certificate.
+    pub fn start(port: u16) -> Self {
+        let state = tempfile::Builder::new()
+            .prefix("registry-tls-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let output =
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/registry.sh"))
+                .args(["secure-start", &port.to_string()])
+                .env("REGISTRY_STATE_DIR", &state)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run scripts/registry.sh: {e}: {HOW_TO_GET_A_REGISTRY}")
+                });
+        assert!(
+            output.status.success(),
+            "scripts/registry.sh secure-start failed: {}\n{HOW_TO_GET_A_REGISTRY}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let url = String::from_utf8(output.stdout).unwrap().trim().to_string();
+        SecureSchemaRegistry { state, url }
+    }
+
+    /// A file of its TLS material: `ca.pem`, `client.pem`, `client.key`.
+    pub fn tls(&self, file: &str) -> PathBuf {
+        self.state.join("tls").join(file)
+    }
+
+    /// A client that trusts its CA and presents the client certificate.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let read = |f: &str| std::fs::read(self.tls(f)).unwrap();
+        let ca = reqwest::Certificate::from_pem(&read("ca.pem")).unwrap();
+        let identity =
+            reqwest::Identity::from_pkcs8_pem(&read("client.pem"), &read("client.key")).unwrap();
+        reqwest::blocking::Client::builder()
+            .add_root_certificate(ca)
+            .identity(identity)
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for SecureSchemaRegistry {
+    fn drop(&mut self) {
+        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/registry.sh"))
+            .arg("stop")
+            .env("REGISTRY_STATE_DIR", &self.state)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
