@@ -1,5 +1,7 @@
 //! Avro decode ns/record: driftwood's plan decoder against apache-avro's generic reader (a
-//! `Value` tree per record), on the bundled feature schema.
+//! `Value` tree per record), on the bundled feature schema; and the same record framed for a
+//! schema registry, read with the writer schema its id names (`decode/registered`): what the
+//! per-record lookup of a plan by id costs.
 
 use std::hint::black_box;
 
@@ -7,6 +9,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use driftwood::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use driftwood::codec::encode::{FeatureEncoder, FeatureRow};
+use driftwood::codec::registry::{WriterSchema, WriterSchemas};
 use driftwood::model::dataset::Dataset;
 
 fn decode(c: &mut Criterion) {
@@ -40,6 +43,17 @@ fn decode(c: &mut Criterion) {
         b.iter(|| {
             row.clear();
             decoder.decode(Some(black_box(&bytes)), &mut row).unwrap();
+        })
+    });
+    let schemas = WriterSchemas::new(1000);
+    schemas.insert(7, WriterSchema::Known(std::sync::Arc::new(schema.clone())));
+    let registered = FeatureDecoder::registered(&data.feature_names, 1 << 20, schemas);
+    let mut framed = vec![0, 0, 0, 0, 7];
+    framed.extend_from_slice(&bytes);
+    group.bench_function("registered", |b| {
+        b.iter(|| {
+            row.clear();
+            (registered.decode(Some(black_box(&framed)), &mut row)).unwrap();
         })
     });
     group.bench_function("apache_avro_value", |b| {

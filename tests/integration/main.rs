@@ -28,6 +28,7 @@ mod restart;
 mod routing;
 mod scaling;
 mod schema_registry;
+mod schema_registry_clients;
 mod security;
 mod shadow;
 mod shutdown;

@@ -8,6 +8,7 @@
 pub mod collector;
 pub mod conservation;
 pub mod dressed;
+pub mod framed;
 pub mod kafka;
 pub mod parity;
 pub mod process;

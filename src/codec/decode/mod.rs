@@ -7,15 +7,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use apache_avro::Schema;
-use apache_avro::schema::RecordSchema;
 
-use crate::codec::avro::{AvroError, CompiledSchema, Cursor, Plan, Scalar};
+use crate::codec::avro::{AvroError, Cursor, Scalar};
 use crate::codec::registry::{self, WriterSchema, WriterSchemas};
+use writer::{Slot, WriterPlan};
+
+mod writer;
 
 use crate::error::{Error, Result};
 
 /// The bundled writer schema for the breast-cancer features.
-pub const BUNDLED_FEATURE_SCHEMA: &str = include_str!("../../schemas/features.avsc");
+pub const BUNDLED_FEATURE_SCHEMA: &str = include_str!("../../../schemas/features.avsc");
 
 /// Field that carries the record id.
 pub const ID_FIELD: &str = "id";
@@ -119,97 +121,6 @@ pub struct RecordMeta<'a> {
     pub event_time_ms: Option<i64>,
     /// The ground-truth `label`, when present and not null.
     pub label: Option<i32>,
-}
-
-/// What a writer field means to driftwood.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Slot {
-    Feature(usize),
-    Id,
-    EventTime,
-    Label,
-    Ignored,
-}
-
-/// What each writer field means to driftwood, and the event time's divisor to milliseconds;
-/// fails naming a feature that is missing or not numeric.
-fn slots(
-    fields: &[apache_avro::schema::RecordField],
-    features: &[String],
-) -> std::result::Result<(Vec<Slot>, i64), String> {
-    let wanted: HashMap<&str, usize> = features
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-    let mut found = vec![false; features.len()];
-    let mut event_time_divisor = 1;
-    let mut slots = Vec::with_capacity(fields.len());
-    for field in fields {
-        let slot = match (wanted.get(field.name.as_str()), field.name.as_str()) {
-            (Some(_), _) if !is_numeric(&field.schema) => {
-                return Err(format!(
-                    "feature field {:?} must be double, float, int or long (optionally nullable), not {:?}",
-                    field.name, field.schema
-                ));
-            }
-            (Some(&i), _) => {
-                found[i] = true;
-                Slot::Feature(i)
-            }
-            (None, ID_FIELD) => Slot::Id,
-            (None, EVENT_TIME_FIELD) => {
-                event_time_divisor = time_divisor(&field.schema);
-                Slot::EventTime
-            }
-            (None, LABEL_FIELD) => Slot::Label,
-            (None, _) => Slot::Ignored,
-        };
-        slots.push(slot);
-    }
-    let missing: Vec<&str> = features
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| !**f)
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "the writer schema lacks model features: {}",
-            missing.join(", ")
-        ));
-    }
-    Ok((slots, event_time_divisor))
-}
-
-/// One writer schema compiled against the model's features.
-#[derive(Debug)]
-struct WriterPlan {
-    /// Per writer field, in order: what it means and how to read it.
-    fields: Vec<(Slot, Plan)>,
-    /// Named types the field plans refer to.
-    schema: CompiledSchema,
-    /// Divides `event_time` into milliseconds (1, 1000 for micros, 10^6 for nanos).
-    event_time_divisor: i64,
-}
-
-impl WriterPlan {
-    /// Fails naming what keeps `writer_schema` from supplying `features`.
-    fn new(writer_schema: &Schema, features: &[String]) -> std::result::Result<Self, String> {
-        let Schema::Record(RecordSchema { fields, .. }) = writer_schema else {
-            return Err("the writer schema must be a record".into());
-        };
-        let (slots, event_time_divisor) = slots(fields, features)?;
-        let schema = CompiledSchema::compile(writer_schema)?;
-        let Plan::Record(plans) = schema.resolve(&schema.root).clone() else {
-            unreachable!("a record schema compiles to a record plan")
-        };
-        Ok(WriterPlan {
-            fields: slots.into_iter().zip(plans).collect(),
-            schema,
-            event_time_divisor,
-        })
-    }
 }
 
 /// Each schema id's plan, or why its writer schema cannot supply the features.
@@ -478,29 +389,6 @@ pub(crate) fn unframe(format: InputFormat, payload: &[u8]) -> Result<&[u8], Deco
                 "empty message",
             )),
         },
-    }
-}
-
-/// Milliseconds per unit of a timestamp schema (possibly inside a nullable union).
-fn time_divisor(schema: &Schema) -> i64 {
-    match schema {
-        Schema::TimestampMicros | Schema::LocalTimestampMicros => 1_000,
-        Schema::TimestampNanos | Schema::LocalTimestampNanos => 1_000_000,
-        Schema::Union(u) => u.variants().iter().map(time_divisor).max().unwrap_or(1),
-        _ => 1,
-    }
-}
-
-fn is_numeric(schema: &Schema) -> bool {
-    match schema {
-        Schema::Double | Schema::Float | Schema::Int | Schema::Long => true,
-        Schema::Union(u) => {
-            u.variants()
-                .iter()
-                .all(|v| matches!(v, Schema::Null) || is_numeric(v))
-                && u.variants().iter().any(is_numeric)
-        }
-        _ => false,
     }
 }
 
