@@ -84,6 +84,9 @@ impl Resolver {
         batch: &mut Vec<BorrowedMessage<'_>>,
     ) -> Result<()> {
         let mut hold_at: BTreeMap<i32, (i64, u32)> = BTreeMap::new();
+        // Once a request fails, the other new ids of the batch wait too, without a request
+        // each: a registry that times out would otherwise stall the loop once per id.
+        let mut down: Option<String> = None;
         for message in batch.iter() {
             let partition = message.partition();
             if hold_at.contains_key(&partition) || self.held.contains_key(&partition) {
@@ -92,7 +95,20 @@ impl Resolver {
             let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
                 continue;
             };
-            if self.schemas.get(id).is_none() && !self.fetch(id)? {
+            if self.schemas.get(id).is_some() {
+                continue;
+            }
+            let resolved = match &down {
+                None => self.fetch(id)?,
+                Some(error) => {
+                    if !self.waiting.contains_key(&id) {
+                        self.wait(id, error.clone());
+                    }
+                    false
+                }
+            };
+            if !resolved {
+                down = down.or_else(|| self.waiting.get(&id).map(|w| w.error.clone()));
                 hold_at.insert(partition, (message.offset(), id));
             }
         }
