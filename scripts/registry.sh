@@ -29,8 +29,11 @@ die() { echo "registry.sh: $*" >&2; exit 1; }
 
 install() {
   command -v java >/dev/null || die "java not found: Apicurio Registry needs Java 17 or newer"
-  if [ -f "$runner" ] && [ ! scripts/registry/pom.xml -nt "$runner" ] \
-    && [ ! scripts/registry.sh -nt "$runner" ]; then return 0; fi
+  # Built again when the POM or the build's properties change (by content: a fresh clone's
+  # files are all new).
+  local stamp
+  stamp=$( (cat scripts/registry/pom.xml; build_properties) | sha256sum | cut -c1-16)
+  if [ -f "$runner" ] && [ "$(cat "$cache/build/.stamp" 2>/dev/null)" = "$stamp" ]; then return 0; fi
   command -v mvn >/dev/null || die "mvn not found: building Apicurio Registry needs Maven (and Java 17+)"
   echo "building Apicurio Registry $REGISTRY_VERSION from Maven Central into $cache…" >&2
   rm -rf "$cache/build" && mkdir -p "$cache/build/src/main/resources"
@@ -42,16 +45,22 @@ install() {
   # The release's own configuration, and the published app jar indexed as the application.
   unzip -p "$cache/build/app/apicurio-registry-app-$REGISTRY_VERSION.jar" application.properties \
     >"$cache/build/src/main/resources/application.properties"
-  cat >>"$cache/build/src/main/resources/application.properties" <<'PROPS'
+  build_properties >>"$cache/build/src/main/resources/application.properties"
+  (cd "$cache/build" && mvn -B -q -Dstyle.color=never package) >&2 \
+    || die "building Apicurio Registry failed (see above)"
+  [ -f "$runner" ] || die "the build made no $runner"
+  echo "$stamp" >"$cache/build/.stamp"
+}
+
+# What the build adds to the release's application.properties.
+build_properties() {
+  cat <<'PROPS'
 quarkus.index-dependency.registry.group-id=io.apicurio
 quarkus.index-dependency.registry.artifact-id=apicurio-registry-app
 # Fixed at build time: over HTTPS (secure-start) a client certificate is required. Plain HTTP
 # is not affected.
 quarkus.http.ssl.client-auth=required
 PROPS
-  (cd "$cache/build" && mvn -B -q -Dstyle.color=never package) >&2 \
-    || die "building Apicurio Registry failed (see above)"
-  [ -f "$runner" ] || die "the build made no $runner"
 }
 
 running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }

@@ -99,7 +99,7 @@ impl Pipeline {
             scorer = scorer.with_rollback(policy, roll_back);
         }
         if let Some(shadow) = self.shadow.take() {
-            scorer = scorer.with_shadow(shadow);
+            scorer = scorer.with_shadow(shadow.with_schema_id(schema_ids.comparisons));
         }
         if let Some((router, models)) = self.routes.take() {
             scorer = scorer.with_routes(router, models);
@@ -120,12 +120,11 @@ impl Pipeline {
         let client = RegistryClient::new(settings)?;
         let config = &self.config;
         let ids = match config.schema_registry.output_format {
-            OutputFormat::Confluent => registry::register_outputs(
-                &client,
-                &config.output_topic,
-                &config.drift_topic,
-                stop,
-            )?,
+            OutputFormat::Confluent => {
+                let comparisons = self.shadow.as_ref().and_then(Shadow::topic);
+                let (predictions, drift) = (&config.output_topic, &config.drift_topic);
+                registry::register_outputs(&client, predictions, drift, comparisons, stop)?
+            }
             OutputFormat::Avro => OutputSchemaIds::default(),
         };
         let resolver = schemas.clone().map(|schemas| {

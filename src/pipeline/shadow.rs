@@ -34,6 +34,8 @@ pub struct Shadow {
     scored: Scored,
     codec: AvroCodec,
     encoded: Vec<u8>,
+    /// With `--output-format confluent`: the id comparisons are framed with.
+    schema_id: Option<u32>,
 }
 
 impl Shadow {
@@ -60,7 +62,19 @@ impl Shadow {
             scored: Scored::default(),
             codec: AvroCodec::comparisons(),
             encoded: Vec::new(),
+            schema_id: None,
         }
+    }
+
+    /// The comparison topic, if comparisons are published.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    /// Frames comparisons with schema `id` (Confluent wire format).
+    pub fn with_schema_id(mut self, id: Option<u32>) -> Self {
+        self.schema_id = id;
+        self
     }
 
     /// Notes the serving model's prediction for the batch's record `index`, if the record
@@ -166,6 +180,9 @@ impl Shadow {
             return;
         };
         self.encoded.clear();
+        if let Some(id) = self.schema_id {
+            crate::codec::registry::frame(id, &mut self.encoded);
+        }
         if let Err(e) = self.codec.encode(comparison, &mut self.encoded) {
             warn!(error = %e, "cannot encode a shadow comparison; dropping it");
             return;

@@ -267,3 +267,56 @@ fn the_prediction_schema_evolves_backward_compatibly_by_the_registry() {
     );
     register(url, &subject, PREDICTION_SCHEMA);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_comparisons_are_registered_and_framed_too() {
+    let bootstrap = bootstrap();
+    // A registry started here is waited for with a blocking client.
+    let url = tokio::task::spawn_blocking(schema_registry).await.unwrap();
+    let config = prepared_topics(bootstrap, 200, 0, |_| {}).await;
+    let comparisons = unique("comparisons");
+    create_topics(bootstrap, &[&comparisons], 1).await;
+    let models = crate::common::registry::registry();
+    let flags = [
+        "--model-name",
+        "breast-cancer",
+        "--registry",
+        models.to_str().unwrap(),
+        "--shadow",
+        "breast-cancer:1",
+        "--comparison-topic",
+        &comparisons,
+        "--output-format",
+        "confluent",
+        "--schema-registry-url",
+        url,
+    ];
+    let member = Member::start(&config, &flags, &log("shadow"));
+    let (bootstrap_, topic) = (bootstrap.to_string(), comparisons.clone());
+    let published = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap_, &topic, 200, Duration::from_secs(60))
+    });
+    let published = published.await.unwrap();
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+
+    let subject = format!("{comparisons}-value");
+    let id = tokio::task::spawn_blocking(move || latest_id(url, &subject))
+        .await
+        .unwrap();
+    let codec = driftwood::codec::encode::AvroCodec::comparisons();
+    for message in &published {
+        let (framed_with, body) = unframe(message);
+        assert_eq!(
+            framed_with, id,
+            "comparisons framed with their registered schema's id"
+        );
+        let comparison: driftwood::codec::encode::Comparison = codec.decode(&body).unwrap();
+        assert!(
+            comparison.agree,
+            "the serving version agrees with itself: {comparison:?}"
+        );
+    }
+}

@@ -43,19 +43,23 @@ pub struct OutputSchemaIds {
     pub predictions: Option<u32>,
     /// The drift report schema's id under `<drift topic>-value`.
     pub drift_reports: Option<u32>,
+    /// The shadow comparison schema's id under `<comparison topic>-value`.
+    pub comparisons: Option<u32>,
 }
 
-/// Registers the prediction and drift report schemas under their topics' subjects (or finds
-/// them there) and returns their ids. A registry that is unavailable is asked again for
+/// Registers the prediction and drift report schemas (and the shadow comparison schema, when
+/// comparisons are published) under their topics' subjects, or finds them there, and
+/// returns their ids. A registry that is unavailable is asked again for
 /// about a minute (backing off) unless `stop` is set; one that refuses (an incompatible
 /// schema, credentials) fails at once with its reason.
 pub fn register_outputs(
     client: &RegistryClient,
     predictions_topic: &str,
     drift_topic: &str,
+    comparison_topic: Option<&str>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> crate::Result<OutputSchemaIds> {
-    use crate::codec::encode::{DRIFT_REPORT_SCHEMA, PREDICTION_SCHEMA};
+    use crate::codec::encode::{COMPARISON_SCHEMA, DRIFT_REPORT_SCHEMA, PREDICTION_SCHEMA};
     let register = |topic: &str, schema: &str| {
         let subject = value_subject(topic);
         let attempt = || client.register(&subject, schema);
@@ -84,5 +88,6 @@ pub fn register_outputs(
     Ok(OutputSchemaIds {
         predictions: Some(register(predictions_topic, PREDICTION_SCHEMA)?),
         drift_reports: Some(register(drift_topic, DRIFT_REPORT_SCHEMA)?),
+        comparisons: (comparison_topic.map(|t| register(t, COMPARISON_SCHEMA))).transpose()?,
     })
 }
