@@ -47,17 +47,34 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
     }
     send(bootstrap, &config.input_topic, &input);
 
-    let mut flags = confluent_both_ways(url);
+    // Credentials in the URL (sent as basic auth; this registry does not ask for them) must
+    // show nowhere.
+    let with_credentials = url.replacen("://", "://driftwood:s3cr3t-pw@", 1);
+    let mut flags = confluent_both_ways(&with_credentials);
     flags.extend(["--drift-window-records", "40"]);
-    let member = Member::start(&config, &flags, &log("evolved"));
+    let log = log("evolved");
+    let member = Member::start(&config, &flags, &log);
     let predictions = read_topic(bootstrap, &config.output_topic, 80, Duration::from_secs(90));
     let dead = read_topic(bootstrap, &config.dlq_topic, 8, Duration::from_secs(30));
     let reports = read_topic(bootstrap, &config.drift_topic, 1, Duration::from_secs(30));
     let (_, metrics) = http_get(member.addr, "/metrics");
+    let (_, ready) = http_get(member.addr, "/ready");
     assert!(
         member.terminate(Duration::from_secs(30)),
         "driftwood stops cleanly"
     );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("driftwood started"), "{logged}");
+    for (place, text) in [
+        ("the log", &logged),
+        ("/metrics", &metrics),
+        ("/ready", &ready),
+    ] {
+        assert!(
+            !text.contains("s3cr3t-pw"),
+            "the registry password shows in {place}"
+        );
+    }
 
     let prediction_id = latest_id(url, &format!("{}-value", config.output_topic));
     let drift_id = latest_id(url, &format!("{}-value", config.drift_topic));
