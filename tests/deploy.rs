@@ -340,6 +340,23 @@ fn kubernetes_manifests_match_the_code_and_each_other() {
         );
     }
 
+    // driftwood may reach the schema registry it is given: its namespace and port.
+    let registry = reqwest::Url::parse(&settings["DRIFTWOOD_SCHEMA_REGISTRY_URL"]).unwrap();
+    let host = registry.host_str().unwrap();
+    let egress = policy["spec"]["egress"].as_sequence().unwrap();
+    let reaches = egress.iter().any(|rule| {
+        let namespace =
+            &rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"];
+        let ports = rule["ports"].as_sequence().unwrap();
+        namespace
+            .as_str()
+            .is_some_and(|ns| host.ends_with(&format!(".{ns}.svc")))
+            && ports
+                .iter()
+                .any(|p| p["port"].as_u64() == registry.port().map(u64::from))
+    });
+    assert!(reaches, "the NetworkPolicy lets driftwood reach {registry}");
+
     // The PrometheusRule is the rule file compose's Prometheus loads (scripts/k8s-rules.py).
     let rules = yaml(&repo().join("monitoring/prometheus/alerts.yml"));
     assert_eq!(
