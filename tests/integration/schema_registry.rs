@@ -12,7 +12,7 @@ use driftwood::codec::encode::{AvroCodec, PREDICTION_SCHEMA, PredictionRecord};
 use rdkafka::message::OwnedMessage;
 
 use crate::common::framed::*;
-use crate::common::schema_registry::{SchemaRegistry, post, register, schema_registry};
+use crate::common::schema_registry::{SchemaRegistry, get, post, register, schema_registry};
 use crate::common::*;
 
 #[test]
@@ -336,4 +336,46 @@ async fn shadow_comparisons_are_registered_and_framed_too() {
             "the serving version agrees with itself: {comparison:?}"
         );
     }
+}
+
+#[test]
+fn an_output_schema_the_registry_refuses_stops_driftwood_with_its_reason() {
+    let (bootstrap, url) = (bootstrap(), schema_registry());
+    let config = topics(1);
+    // The subject already holds a schema the prediction schema cannot read, under BACKWARD.
+    let subject = format!("{}-value", config.output_topic);
+    register(
+        url,
+        &subject,
+        r#"{"type":"record","name":"Other","fields":[{"name":"x","type":"string"}]}"#,
+    );
+    let put = reqwest::blocking::Client::new()
+        .put(format!("{url}/config/{subject}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"compatibility":"BACKWARD"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+
+    let log = log("refused");
+    let flags = ["--output-format", "confluent", "--schema-registry-url", url];
+    let member = Member::start(&config, &flags, &log);
+    assert!(
+        !member.wait_exit(Duration::from_secs(60)),
+        "a refused schema is fatal"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!(
+            "registering the schema of {} under {subject}",
+            config.output_topic
+        )) && logged.contains("refused: registering under"),
+        "the error names the subject and the registry's answer:\n{logged}"
+    );
+    let (_, body) = get(url, &format!("/subjects/{subject}/versions"));
+    assert_eq!(
+        body,
+        serde_json::json!([1]),
+        "nothing registered beside the other schema"
+    );
 }
