@@ -31,7 +31,13 @@ struct Waiting {
     due: Instant,
     delays: ExponentialBackoff,
     error: String,
+    /// When asking last failed.
+    failed_at: Instant,
 }
+
+/// How long after a failed request `/ready` keeps saying so: longer than the longest
+/// backoff, so that it does not flap while a held partition is let go to be asked again.
+const UNREADY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
 /// Resolves the schema ids of each batch, holding partitions while the registry is away.
 pub(super) struct Resolver {
@@ -219,7 +225,9 @@ impl Resolver {
                 .without_max_times()
                 .build(),
             error: String::new(),
+            failed_at: Instant::now(),
         });
+        waiting.failed_at = Instant::now();
         let delay = waiting.delays.next().unwrap_or(Duration::from_secs(30));
         waiting.due = Instant::now() + delay;
         if let Some(suppressed) = self.warnings.due() {
@@ -248,11 +256,14 @@ impl Resolver {
         self.held.insert(partition, at);
     }
 
-    /// The held partitions in the metrics, and in `/ready` the registry's last error.
+    /// The held partitions in the metrics, and in `/ready` the registry's last error while
+    /// an id still waits and asking for it failed within the last minute (an id whose
+    /// partition moved to another member stops counting then).
     fn report(&self) {
         self.metrics.held_partitions.set(self.held.len() as i64);
-        let error = (self.held.values())
-            .find_map(|(_, id)| self.waiting.get(id))
+        let error = (self.waiting.values())
+            .filter(|w| w.failed_at.elapsed() < UNREADY_AFTER_FAILURE)
+            .max_by_key(|w| w.failed_at)
             .map(|w| w.error.clone());
         self.health.set_registry_error(error);
     }
