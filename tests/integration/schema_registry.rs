@@ -340,7 +340,7 @@ async fn shadow_comparisons_are_registered_and_framed_too() {
 
 #[test]
 fn an_output_schema_the_registry_refuses_stops_driftwood_with_its_reason() {
-    let (bootstrap, url) = (bootstrap(), schema_registry());
+    let url = schema_registry();
     let config = topics(1);
     // The subject already holds a schema the prediction schema cannot read, under BACKWARD.
     let subject = format!("{}-value", config.output_topic);
