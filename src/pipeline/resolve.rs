@@ -95,27 +95,11 @@ impl Resolver {
         let mut down: Option<String> = None;
         for message in batch.iter() {
             let partition = message.partition();
-            if hold_at.contains_key(&partition) || self.held.contains_key(&partition) {
+            if hold_at.contains_key(&partition) {
                 continue;
             }
-            let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
-                continue;
-            };
-            if self.schemas.get(id).is_some() {
-                continue;
-            }
-            let resolved = match &down {
-                None => self.fetch(id)?,
-                Some(error) => {
-                    if !self.waiting.contains_key(&id) {
-                        self.wait(id, error.clone());
-                    }
-                    false
-                }
-            };
-            if !resolved {
-                down = down.or_else(|| self.waiting.get(&id).map(|w| w.error.clone()));
-                hold_at.insert(partition, (message.offset(), id));
+            if let Some(at) = self.hold_point(message, &mut down)? {
+                hold_at.insert(partition, at);
             }
         }
         let held = &self.held;
@@ -128,6 +112,43 @@ impl Resolver {
         }
         self.report();
         Ok(())
+    }
+
+    /// Where `message`'s partition must be held (offset, schema id), if anywhere: at
+    /// `message` when its id is new and cannot be fetched now (`down` carries the first
+    /// failure of the batch), or where it was held already.
+    fn hold_point(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        down: &mut Option<String>,
+    ) -> Result<Option<(i64, u32)>> {
+        if let Some(&(offset, id)) = self.held.get(&message.partition()) {
+            // A held partition should send nothing; one that does was assigned afresh
+            // (revoked and given back in one rebalance): hold it again where it was.
+            return Ok((message.offset() >= offset).then_some((offset, id)));
+        }
+        let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
+            return Ok(None);
+        };
+        if self.schemas.get(id).is_some() {
+            return Ok(None);
+        }
+        let resolved = match down {
+            None => self.fetch(id)?,
+            Some(error) => {
+                if !self.waiting.contains_key(&id) {
+                    self.wait(id, error.clone());
+                }
+                false
+            }
+        };
+        if resolved {
+            return Ok(None);
+        }
+        if down.is_none() {
+            *down = self.waiting.get(&id).map(|w| w.error.clone());
+        }
+        Ok(Some((message.offset(), id)))
     }
 
     /// Lets go of the held partitions whose id is due to be asked again, and of those no

@@ -379,3 +379,82 @@ fn an_output_schema_the_registry_refuses_stops_driftwood_with_its_reason() {
         "nothing registered beside the other schema"
     );
 }
+
+#[test]
+fn a_held_partition_that_moves_to_another_member_loses_nothing() {
+    let bootstrap = bootstrap();
+    let mut registry = SchemaRegistry::start(free_port());
+    let url = registry.url();
+    let config = topics(2);
+    let subject = format!("{}-value", config.input_topic);
+    let (v1, v2) = (BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema());
+    let (v1_id, v2_id) = (register(&url, &subject, &v1), register(&url, &subject, &v2));
+    let rows = rows(20);
+    let records = |partition: i32, schema: &str, id: u32| -> Vec<(i32, Vec<u8>)> {
+        (rows.iter().enumerate())
+            .map(|(i, row)| {
+                (
+                    partition,
+                    framed(schema, id, &format!("{partition}-{i}"), row),
+                )
+            })
+            .collect()
+    };
+    send(bootstrap, &config.input_topic, &records(1, &v1, v1_id));
+    let flags = [
+        "--input-format",
+        "confluent",
+        "--schema-registry-url",
+        url.as_str(),
+    ];
+    let first = Member::start(&config, &flags, &log("moves-first"));
+    read_topic(bootstrap, &config.output_topic, 20, Duration::from_secs(90));
+
+    // The first member holds partition 0 at a new id; then it leaves, and the second member
+    // takes partition 0 over while the registry is still down.
+    registry.stop();
+    send(bootstrap, &config.input_topic, &records(0, &v2, v2_id));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(wait_until(
+        "the partition held",
+        Duration::from_secs(60),
+        || first.metric("driftwood_schema_held_partitions") == Some(1.0),
+    ));
+    let second = Member::start(&config, &flags, &log("moves-second"));
+    assert!(
+        first.terminate(Duration::from_secs(30)),
+        "the first member stops cleanly"
+    );
+    runtime.block_on(wait_until(
+        "the second member to hold it",
+        Duration::from_secs(60),
+        || second.metric("driftwood_schema_held_partitions") == Some(1.0),
+    ));
+    assert_eq!(
+        read_available(bootstrap, &config.output_topic, 21, Duration::from_secs(2)).len(),
+        20
+    );
+
+    registry.restart();
+    assert_eq!(
+        (register(&url, &subject, &v1), register(&url, &subject, &v2)),
+        (v1_id, v2_id)
+    );
+    let outputs = read_topic(bootstrap, &config.output_topic, 40, Duration::from_secs(90));
+    assert!(
+        second.terminate(Duration::from_secs(30)),
+        "the second member stops cleanly"
+    );
+    let mut moved: Vec<i64> = (outputs.iter())
+        .map(source_of_prediction)
+        .filter(|(p, _)| *p == 0)
+        .map(|(_, o)| o)
+        .collect();
+    moved.sort();
+    assert_eq!(
+        moved,
+        (0..20).collect::<Vec<_>>(),
+        "every held record once, by the new owner"
+    );
+    assert_eq!(outputs.len(), 40, "nothing twice");
+}
