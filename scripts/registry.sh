@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Apicurio Registry (in-memory storage) on 127.0.0.1, built from Maven Central jars with
+# Apicurio Registry on 127.0.0.1, built from Maven Central jars with
 # Quarkus' build (scripts/registry/pom.xml says how); Java 17+ and Maven. It serves the
 # Confluent-compatible Schema Registry API under /apis/ccompat/v7.
 #
@@ -15,8 +15,10 @@
 #   scripts/registry.sh stop           SIGTERM to the registry of `start`, and wait for it to exit
 #   scripts/registry.sh version        the pinned version
 #
-# REGISTRY_STATE_DIR (default .registry) holds its pid and log. Schemas live in memory only:
-# a restarted registry is empty. KAFKA_CACHE_DIR (default ~/.cache/driftwood) holds the build.
+# REGISTRY_STATE_DIR (default .registry) holds its pid, log and schemas (H2 database files in
+# data/, the storage of Apicurio's in-memory build pointed at a file): started again on the
+# same directory, it keeps its schemas and ids, as a production registry does.
+# KAFKA_CACHE_DIR (default ~/.cache/driftwood) holds the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +70,7 @@ running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }
 command_line() {
   local port=$1
   cmd=(java -Xms64m -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port"
+    -Dquarkus.datasource.jdbc.url="jdbc:h2:file:$(cd "$state" && pwd)/data/registry"
     -jar "$runner")
 }
 
@@ -75,6 +78,7 @@ command_line() {
 secure_command_line() {
   local port=$1 tls="$state/tls"
   cmd=(java -Xms64m -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=0
+    -Dquarkus.datasource.jdbc.url="jdbc:h2:file:$(cd "$state" && pwd)/data/registry"
     -Dquarkus.http.ssl-port="$port" -Dquarkus.http.insecure-requests=disabled
     -Dquarkus.http.ssl.certificate.key-store-file="$tls/server.p12"
     -Dquarkus.http.ssl.certificate.key-store-file-type=PKCS12

@@ -47,6 +47,8 @@ pub(super) struct Resolver {
     waiting: HashMap<u32, Waiting>,
     /// Held partitions: the offset to read again from, and the id it waits for.
     held: BTreeMap<i32, (i64, u32)>,
+    /// Partitions let go, until their first record shows they resumed where they were held.
+    released: BTreeMap<i32, (i64, u32)>,
     health: Arc<Health>,
     metrics: Metrics,
     warnings: RateLimit,
@@ -70,6 +72,7 @@ impl Resolver {
             topic,
             waiting: HashMap::new(),
             held: BTreeMap::new(),
+            released: BTreeMap::new(),
             health,
             metrics,
             warnings: RateLimit::every(Duration::from_secs(10)),
@@ -122,10 +125,23 @@ impl Resolver {
         message: &BorrowedMessage<'_>,
         down: &mut Option<String>,
     ) -> Result<Option<(i64, u32)>> {
-        if let Some(&(offset, id)) = self.held.get(&message.partition()) {
+        let partition = message.partition();
+        if let Some(&(offset, id)) = self.held.get(&partition) {
             // A held partition should send nothing; one that does was assigned afresh
             // (revoked and given back in one rebalance): hold it again where it was.
             return Ok((message.offset() >= offset).then_some((offset, id)));
+        }
+        if let Some((offset, id)) = self.released.remove(&partition)
+            && message.offset() > offset
+        {
+            // Resumed past the held record: never skip it; hold again, and seek again.
+            warn!(
+                partition,
+                offset,
+                at = message.offset(),
+                "a partition let go resumed past its held record; going back"
+            );
+            return Ok(Some((offset, id)));
         }
         let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
             return Ok(None);
@@ -152,14 +168,18 @@ impl Resolver {
     }
 
     /// Lets go of the held partitions whose id is due to be asked again, and of those no
-    /// longer assigned; resumes fetching them unless `resume` is false (fetching is paused
-    /// for back-pressure, which resumes them itself).
+    /// longer assigned: resumes fetching them at the held record. Nothing is let go while
+    /// `fetching` is false (paused for back-pressure, which resumes only what is not held).
     pub(super) fn release_due(
         &mut self,
         consumer: &BaseConsumer<SourceContext>,
         assigned: &[i32],
-        resume: bool,
+        fetching: bool,
     ) {
+        self.released.retain(|p, _| assigned.contains(p));
+        if !fetching {
+            return;
+        }
         let now = Instant::now();
         let due: Vec<i32> = (self.held.iter())
             .filter(|(p, (_, id))| {
@@ -170,20 +190,35 @@ impl Resolver {
         if due.is_empty() {
             return;
         }
-        let mut list = TopicPartitionList::new();
-        for partition in &due {
-            self.held.remove(partition);
-            if assigned.contains(partition) {
-                list.add_partition(&self.topic, *partition);
+        for partition in due {
+            let Some(at) = self.held.remove(&partition) else {
+                continue;
+            };
+            if assigned.contains(&partition) {
+                self.resume_at(consumer, partition, at);
             }
         }
-        if resume
-            && list.count() > 0
-            && let Err(e) = consumer.resume(&list)
-        {
-            warn!(error = %e, "could not resume partitions held for the schema registry");
-        }
         self.report();
+    }
+
+    /// Resumes `partition` and seeks it to the held record again: the seek made when it was
+    /// held is not relied on alone. Its first record is checked (`hold_point`).
+    fn resume_at(
+        &mut self,
+        consumer: &BaseConsumer<SourceContext>,
+        partition: i32,
+        at: (i64, u32),
+    ) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, partition);
+        if let Err(e) = consumer.resume(&list) {
+            warn!(partition, error = %e, "could not resume a partition held for the schema registry");
+        }
+        let offset = Offset::Offset(at.0);
+        if let Err(e) = consumer.seek(&self.topic, partition, offset, Duration::from_secs(5)) {
+            warn!(partition, error = %e, "could not seek a partition let go to its held record");
+        }
+        self.released.insert(partition, at);
     }
 
     /// Asks the registry for `id`: true once its records can be handled (decoded or
@@ -281,7 +316,10 @@ impl Resolver {
     /// an id still waits and asking for it failed within the last minute (an id whose
     /// partition moved to another member stops counting then).
     fn report(&self) {
-        self.metrics.held_partitions.set(self.held.len() as i64);
+        // A partition let go to be asked again counts until its record is decoded, so that
+        // the gauge (and the alert on it) does not flap with each retry.
+        let waiting = self.held.len() + self.released.len();
+        self.metrics.held_partitions.set(waiting as i64);
         let error = (self.waiting.values())
             .filter(|w| w.failed_at.elapsed() < UNREADY_AFTER_FAILURE)
             .max_by_key(|w| w.failed_at)

@@ -178,17 +178,19 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
     send(bootstrap, &config.input_topic, &new);
     send(bootstrap, &config.input_topic, &known(20, 50));
     let during = read_topic(bootstrap, &config.output_topic, 50, Duration::from_secs(60));
-    let (status, ready) = http_get(addr, "/ready");
-    let (_, metrics) = http_get(addr, "/metrics");
-    assert_eq!(
-        status, 503,
-        "not ready while records wait for the registry: {ready}"
-    );
-    assert!(ready.contains("schema registry is unavailable"), "{ready}");
-    assert_eq!(
-        metric(&metrics, "driftwood_schema_held_partitions"),
-        Some(1.0)
-    );
+    for _ in 0..20 {
+        // Sampled over a few retries of the held id: steady, not flapping.
+        let (status, ready) = http_get(addr, "/ready");
+        let (_, metrics) = http_get(addr, "/metrics");
+        assert_eq!(
+            status, 503,
+            "not ready while records wait for the registry: {ready}"
+        );
+        assert!(ready.contains("schema registry is unavailable"), "{ready}");
+        let held = metric(&metrics, "driftwood_schema_held_partitions");
+        assert_eq!(held, Some(1.0), "one partition waits");
+        std::thread::sleep(Duration::from_millis(150));
+    }
     assert_eq!(
         partition_sources(&during, 0),
         0,
@@ -205,13 +207,8 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
         "records of a new id wait; they are not dead-lettered"
     );
 
-    // Restarted empty (in-memory storage): the same registrations in the same order give
-    // the same ids.
+    // Back, with the schemas it kept.
     registry.restart();
-    assert_eq!(
-        (register(&url, &subject, &v1), register(&url, &subject, &v2)),
-        (v1_id, v2_id)
-    );
     let after = read_topic(bootstrap, &config.output_topic, 65, Duration::from_secs(90));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(wait_until("ready again", Duration::from_secs(30), || {
@@ -436,10 +433,6 @@ fn a_held_partition_that_moves_to_another_member_loses_nothing() {
     );
 
     registry.restart();
-    assert_eq!(
-        (register(&url, &subject, &v1), register(&url, &subject, &v2)),
-        (v1_id, v2_id)
-    );
     let outputs = read_topic(bootstrap, &config.output_topic, 40, Duration::from_secs(90));
     assert!(
         second.terminate(Duration::from_secs(30)),

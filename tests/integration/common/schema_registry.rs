@@ -16,7 +16,8 @@ pub const HOW_TO_GET_A_REGISTRY: &str = "run `scripts/test.sh` (it builds and st
      `scripts/registry.sh start 8081` and set \
      SCHEMA_REGISTRY_URL=http://127.0.0.1:8081/apis/ccompat/v7";
 
-/// An Apicurio Registry (in-memory) owned by this test process; stopped when dropped.
+/// An Apicurio Registry owned by this test process, its schemas in a directory of its own;
+/// stopped when dropped.
 pub struct SchemaRegistry {
     child: Child,
     port: u16,
@@ -41,7 +42,7 @@ impl SchemaRegistry {
             Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/registry.sh"));
         command
             .args(["run", &port.to_string()])
-            .env("REGISTRY_STATE_DIR", log.with_extension("state"))
+            .env("REGISTRY_STATE_DIR", format!("{}.state", log.display()))
             .stdout(std::fs::File::create(log).unwrap())
             .stderr(std::fs::File::options().append(true).open(log).unwrap());
         spawn_tied_to_this_process(command).unwrap_or_else(|e| {
@@ -54,7 +55,7 @@ impl SchemaRegistry {
         format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
     }
 
-    /// Stops it (SIGTERM); everything it held is gone (in-memory storage).
+    /// Stops it (SIGTERM).
     pub fn stop(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -65,7 +66,7 @@ impl SchemaRegistry {
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port, with the schemas it had.
     pub fn restart(&mut self) {
         self.child = Self::spawn(self.port, &self.log);
         self.wait_ready(Duration::from_secs(180));
