@@ -148,12 +148,8 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
 #[test]
 fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
     let bootstrap = bootstrap();
-    let mut registry = SchemaRegistry::start(free_port());
+    let (mut registry, config, [(v1, v1_id), (v2, v2_id)]) = own_registry_with_two_schemas();
     let url = registry.url();
-    let config = topics(2);
-    let subject = format!("{}-value", config.input_topic);
-    let (v1, v2) = (BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema());
-    let (v1_id, v2_id) = (register(&url, &subject, &v1), register(&url, &subject, &v2));
     let rows = rows(30);
     let known = |from: usize, to: usize| -> Vec<(i32, Vec<u8>)> {
         (from..to)
@@ -161,13 +157,7 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
             .collect()
     };
     send(bootstrap, &config.input_topic, &known(0, 20));
-    let flags = [
-        "--input-format",
-        "confluent",
-        "--schema-registry-url",
-        url.as_str(),
-    ];
-    let member = Member::start(&config, &flags, &log("outage"));
+    let member = Member::start(&config, &confluent_in(&url), &log("outage"));
     let addr = member.addr;
     read_topic(bootstrap, &config.output_topic, 20, Duration::from_secs(90));
 
@@ -231,6 +221,29 @@ fn a_registry_outage_holds_the_records_of_new_ids_while_known_ids_flow() {
         (0..15).collect::<Vec<_>>(),
         "the held partition's records, each once"
     );
+}
+
+/// A registry of the test's own (to stop and restart), holding the bundled schema and the
+/// evolved one under the input subject of fresh 2-partition topics: the registry, the
+/// topics, and each schema with its id.
+fn own_registry_with_two_schemas() -> (
+    SchemaRegistry,
+    driftwood::config::RunConfig,
+    [(String, u32); 2],
+) {
+    let registry = SchemaRegistry::start(free_port());
+    let config = topics(2);
+    let subject = format!("{}-value", config.input_topic);
+    let schemas = [BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema()].map(|schema| {
+        let id = register(&registry.url(), &subject, &schema);
+        (schema, id)
+    });
+    (registry, config, schemas)
+}
+
+/// `driftwood run`'s flags for Confluent-framed input through the registry at `url`.
+fn confluent_in(url: &str) -> [&str; 4] {
+    ["--input-format", "confluent", "--schema-registry-url", url]
 }
 
 /// How many of `outputs` come from input `partition`.
@@ -380,12 +393,8 @@ fn an_output_schema_the_registry_refuses_stops_driftwood_with_its_reason() {
 #[test]
 fn a_held_partition_that_moves_to_another_member_loses_nothing() {
     let bootstrap = bootstrap();
-    let mut registry = SchemaRegistry::start(free_port());
+    let (mut registry, config, [(v1, v1_id), (v2, v2_id)]) = own_registry_with_two_schemas();
     let url = registry.url();
-    let config = topics(2);
-    let subject = format!("{}-value", config.input_topic);
-    let (v1, v2) = (BUNDLED_FEATURE_SCHEMA.to_string(), evolved_schema());
-    let (v1_id, v2_id) = (register(&url, &subject, &v1), register(&url, &subject, &v2));
     let rows = rows(20);
     let records = |partition: i32, schema: &str, id: u32| -> Vec<(i32, Vec<u8>)> {
         (rows.iter().enumerate())
@@ -398,12 +407,7 @@ fn a_held_partition_that_moves_to_another_member_loses_nothing() {
             .collect()
     };
     send(bootstrap, &config.input_topic, &records(1, &v1, v1_id));
-    let flags = [
-        "--input-format",
-        "confluent",
-        "--schema-registry-url",
-        url.as_str(),
-    ];
+    let flags = confluent_in(&url);
     let first = Member::start(&config, &flags, &log("moves-first"));
     read_topic(bootstrap, &config.output_topic, 20, Duration::from_secs(90));
 
