@@ -67,26 +67,27 @@ PROPS
 
 running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }
 
+# command_line PORT [PROPERTY...]: sets the array `cmd` to the registry's command line, its
+# schemas in $state/data, with the given -D properties (HTTPS for secure-start).
 command_line() {
-  local port=$1
+  local port=$1; shift
   cmd=(java -Xms64m -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port"
     -Dquarkus.datasource.jdbc.url="jdbc:h2:file:$(cd "$state" && pwd)/data/registry"
-    -jar "$runner")
+    "$@" -jar "$runner")
 }
 
-# secure_command_line PORT: HTTPS on PORT only, with the certificates of `certificates`.
-secure_command_line() {
+# The properties of HTTPS on PORT only (plain HTTP on a port of Quarkus' choosing, refused),
+# with the certificates of `certificates`.
+secure_properties() {
   local port=$1 tls="$state/tls"
-  cmd=(java -Xms64m -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port=0
-    -Dquarkus.datasource.jdbc.url="jdbc:h2:file:$(cd "$state" && pwd)/data/registry"
-    -Dquarkus.http.ssl-port="$port" -Dquarkus.http.insecure-requests=disabled
-    -Dquarkus.http.ssl.certificate.key-store-file="$tls/server.p12"
-    -Dquarkus.http.ssl.certificate.key-store-file-type=PKCS12
-    -Dquarkus.http.ssl.certificate.key-store-password=changeit
-    -Dquarkus.http.ssl.certificate.trust-store-file="$tls/trust.p12"
-    -Dquarkus.http.ssl.certificate.trust-store-file-type=PKCS12
-    -Dquarkus.http.ssl.certificate.trust-store-password=changeit
-    -jar "$runner")
+  echo "-Dquarkus.http.ssl-port=$port"
+  echo "-Dquarkus.http.insecure-requests=disabled"
+  echo "-Dquarkus.http.ssl.certificate.key-store-file=$tls/server.p12"
+  echo "-Dquarkus.http.ssl.certificate.key-store-file-type=PKCS12"
+  echo "-Dquarkus.http.ssl.certificate.key-store-password=changeit"
+  echo "-Dquarkus.http.ssl.certificate.trust-store-file=$tls/trust.p12"
+  echo "-Dquarkus.http.ssl.certificate.trust-store-file-type=PKCS12"
+  echo "-Dquarkus.http.ssl.certificate.trust-store-password=changeit"
 }
 
 # certificates: a CA; a server certificate for localhost and 127.0.0.1 signed by it (PKCS12);
@@ -145,7 +146,8 @@ case "${1:-}" in
     running && die "a registry already runs from $state (pid $(cat "$state/pid"))"
     if [ "$1" = secure-start ]; then
       certificates
-      secure_command_line "$port"
+      mapfile -t secure < <(secure_properties "$port")
+      command_line 0 "${secure[@]}"
     else
       command_line "$port"
     fi

@@ -18,12 +18,39 @@ pub struct Health {
     loop_started: AtomicBool,
     loop_exited: AtomicBool,
     heartbeat_secs: AtomicU64,
-    /// Set while outputs fail to be delivered: checked on every acknowledgement, so the
-    /// message below is locked only when it changes.
-    output_failing: AtomicBool,
-    output_error: Mutex<Option<String>>,
-    /// Set while records wait for writer schemas the registry cannot be asked for.
-    registry_error: Mutex<Option<String>>,
+    /// Set while outputs fail to be delivered (checked on every acknowledgement).
+    output_error: Failing,
+    /// Set while records wait for writer schemas the registry cannot be asked for (checked
+    /// on every pass of the consumer loop).
+    registry_error: Failing,
+}
+
+/// Why something fails, or nothing: written often by a hot path, so the message is locked
+/// only while there is one or when it changes.
+#[derive(Debug, Default)]
+struct Failing {
+    failing: AtomicBool,
+    message: Mutex<Option<String>>,
+}
+
+impl Failing {
+    fn set(&self, error: Option<String>) {
+        if error.is_none() && !self.failing.load(Ordering::Relaxed) {
+            return;
+        }
+        self.failing.store(error.is_some(), Ordering::Relaxed);
+        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
+    fn get(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// The readiness verdict, served as JSON by `/ready`.
@@ -71,17 +98,12 @@ impl Health {
     /// Records whether the broker reported the input topic as unknown.
     /// Records the last failed delivery (`None` once one succeeds again).
     pub(crate) fn set_output_error(&self, error: Option<String>) {
-        if error.is_none() && !self.output_failing.load(Ordering::Relaxed) {
-            return;
-        }
-        self.output_failing
-            .store(error.is_some(), Ordering::Relaxed);
-        *self.output_error.lock().expect("output error") = error;
+        self.output_error.set(error);
     }
 
     /// Records why records of new schema ids wait (`None` once none does).
     pub(crate) fn set_registry_error(&self, error: Option<String>) {
-        *self.registry_error.lock().expect("registry error") = error;
+        self.registry_error.set(error);
     }
 
     pub(crate) fn set_input_topic_missing(&self, v: bool) {
@@ -130,10 +152,10 @@ impl Health {
         .filter(|(missing, _)| *missing)
         .map(|(_, why)| why.to_string())
         .collect();
-        if let Some(error) = self.output_error.lock().expect("output error").clone() {
+        if let Some(error) = self.output_error.get() {
             missing.push(format!("outputs are failing ({error}); retrying"));
         }
-        if let Some(error) = self.registry_error.lock().expect("registry error").clone() {
+        if let Some(error) = self.registry_error.get() {
             missing.push(format!(
                 "records of new schema ids wait: the schema registry is unavailable ({error}); retrying"
             ));

@@ -39,6 +39,23 @@ struct Waiting {
 /// backoff, so that it does not flap while a held partition is let go to be asked again.
 const UNREADY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
+/// What one batch's pass has learnt so far.
+#[derive(Default)]
+struct Pass {
+    /// The first failed request's error: the other new ids of the batch wait too, without a
+    /// request each (a registry that times out would otherwise stall the loop once per id).
+    down: Option<String>,
+    /// The id of the last record found known: most batches carry one id, looked up once.
+    known: Option<u32>,
+}
+
+/// Whether a held partition is paused or resumed before it is sought to its record.
+#[derive(Debug, Clone, Copy)]
+enum Fetching {
+    Pause,
+    Resume,
+}
+
 /// Resolves the schema ids of each batch, holding partitions while the registry is away.
 pub(super) struct Resolver {
     client: RegistryClient,
@@ -93,15 +110,13 @@ impl Resolver {
         batch: &mut Vec<BorrowedMessage<'_>>,
     ) -> Result<()> {
         let mut hold_at: BTreeMap<i32, (i64, u32)> = BTreeMap::new();
-        // Once a request fails, the other new ids of the batch wait too, without a request
-        // each: a registry that times out would otherwise stall the loop once per id.
-        let mut down: Option<String> = None;
+        let mut pass = Pass::default();
         for message in batch.iter() {
             let partition = message.partition();
             if hold_at.contains_key(&partition) {
                 continue;
             }
-            if let Some(at) = self.hold_point(message, &mut down)? {
+            if let Some(at) = self.hold_point(message, &mut pass)? {
                 hold_at.insert(partition, at);
             }
         }
@@ -118,12 +133,11 @@ impl Resolver {
     }
 
     /// Where `message`'s partition must be held (offset, schema id), if anywhere: at
-    /// `message` when its id is new and cannot be fetched now (`down` carries the first
-    /// failure of the batch), or where it was held already.
+    /// `message` when its id is new and cannot be fetched now, or where it was held already.
     fn hold_point(
         &mut self,
         message: &BorrowedMessage<'_>,
-        down: &mut Option<String>,
+        pass: &mut Pass,
     ) -> Result<Option<(i64, u32)>> {
         let partition = message.partition();
         if let Some(&(offset, id)) = self.held.get(&partition) {
@@ -146,10 +160,11 @@ impl Resolver {
         let Some(id) = crate::codec::registry::framed_id(message.payload()) else {
             return Ok(None);
         };
-        if self.schemas.get(id).is_some() {
+        if pass.known == Some(id) || self.schemas.contains(id) {
+            pass.known = Some(id);
             return Ok(None);
         }
-        let resolved = match down {
+        let resolved = match &pass.down {
             None => self.fetch(id)?,
             Some(error) => {
                 if !self.waiting.contains_key(&id) {
@@ -159,10 +174,11 @@ impl Resolver {
             }
         };
         if resolved {
+            pass.known = Some(id);
             return Ok(None);
         }
-        if down.is_none() {
-            *down = self.waiting.get(&id).map(|w| w.error.clone());
+        if pass.down.is_none() {
+            pass.down = self.waiting.get(&id).map(|w| w.error.clone());
         }
         Ok(Some((message.offset(), id)))
     }
@@ -209,15 +225,7 @@ impl Resolver {
         partition: i32,
         at: (i64, u32),
     ) {
-        let mut list = TopicPartitionList::new();
-        list.add_partition(&self.topic, partition);
-        if let Err(e) = consumer.resume(&list) {
-            warn!(partition, error = %e, "could not resume a partition held for the schema registry");
-        }
-        let offset = Offset::Offset(at.0);
-        if let Err(e) = consumer.seek(&self.topic, partition, offset, Duration::from_secs(5)) {
-            warn!(partition, error = %e, "could not seek a partition let go to its held record");
-        }
+        self.position(consumer, partition, at.0, Fetching::Resume);
         self.released.insert(partition, at);
     }
 
@@ -295,21 +303,30 @@ impl Resolver {
     /// Pauses `partition` and seeks it back to `offset`, where it is read again when let go.
     /// Paused first: a seek before a pause would be forgotten on resume.
     fn hold(&mut self, consumer: &BaseConsumer<SourceContext>, partition: i32, at: (i64, u32)) {
+        self.position(consumer, partition, at.0, Fetching::Pause);
+        self.held.insert(partition, at);
+    }
+
+    /// Pauses or resumes `partition`, then seeks it to `offset`; a failure is logged, and
+    /// the first record after a resume is checked anyway.
+    fn position(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partition: i32,
+        offset: i64,
+        fetching: Fetching,
+    ) {
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.topic, partition);
-        if let Err(e) = consumer.pause(&list) {
-            warn!(partition, error = %e, "could not pause a partition held for the schema registry");
+        let switched = match fetching {
+            Fetching::Pause => consumer.pause(&list),
+            Fetching::Resume => consumer.resume(&list),
+        };
+        let to = Offset::Offset(offset);
+        let sought = consumer.seek(&self.topic, partition, to, Duration::from_secs(5));
+        if let Err(e) = switched.and(sought) {
+            warn!(partition, offset, ?fetching, error = %e, "could not move a partition held for the schema registry");
         }
-        let (offset, _) = at;
-        if let Err(e) = consumer.seek(
-            &self.topic,
-            partition,
-            Offset::Offset(offset),
-            Duration::from_secs(5),
-        ) {
-            warn!(partition, offset, error = %e, "could not seek a held partition back");
-        }
-        self.held.insert(partition, at);
     }
 
     /// The held partitions in the metrics, and in `/ready` the registry's last error while

@@ -241,11 +241,6 @@ fn own_registry_with_two_schemas() -> (
     (registry, config, schemas)
 }
 
-/// `driftwood run`'s flags for Confluent-framed input through the registry at `url`.
-fn confluent_in(url: &str) -> [&str; 4] {
-    ["--input-format", "confluent", "--schema-registry-url", url]
-}
-
 /// How many of `outputs` come from input `partition`.
 fn partition_sources(outputs: &[OwnedMessage], partition: i32) -> usize {
     outputs

@@ -137,14 +137,8 @@ fn a_registry_that_requires_client_certificates_is_reached_over_mutual_tls() {
         registry.tls("client.pem"),
         registry.tls("client.key"),
     );
-    let mut flags = vec![
-        "--input-format",
-        "confluent",
-        "--schema-registry-url",
-        &registry.url,
-        "--schema-registry-ca-file",
-        ca.to_str().unwrap(),
-    ];
+    let mut flags = confluent_in(&registry.url).to_vec();
+    flags.extend(["--schema-registry-ca-file", ca.to_str().unwrap()]);
     let member = Member::start(&config, &flags, &log("no-client-cert"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(wait_until(

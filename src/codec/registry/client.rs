@@ -68,12 +68,22 @@ pub enum Lookup {
 }
 
 /// A client of one registry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryClient {
     http: Client,
+    /// The URL without credentials: the one requests are made to and errors show.
     base: String,
-    shown: String,
     basic_auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base)
+            .field("user", &self.basic_auth.as_ref().map(|(u, _)| u))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -96,7 +106,6 @@ impl RegistryClient {
         let tls = |m: String| Error::Config(format!("schema registry TLS: {m}"));
         Ok(RegistryClient {
             http: http.build().map_err(|e| tls(e.to_string()))?,
-            shown: base.clone(),
             base,
             basic_auth,
         })
@@ -160,7 +169,7 @@ impl RegistryClient {
 
     /// The URL without credentials, for logs and errors.
     pub fn url(&self) -> &str {
-        &self.shown
+        &self.base
     }
 
     fn request(&self, builder: RequestBuilder) -> RequestBuilder {
@@ -181,7 +190,7 @@ impl RegistryClient {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(Lookup::Unknown(format!(
                 "the schema registry at {} has no schema id {id}",
-                self.shown
+                self.base
             )));
         }
         let body: SchemaById = read_json(response, &format!("schema id {id}"))?;

@@ -44,6 +44,11 @@ impl WriterSchemas {
         self.lock().by_id.get(&id).cloned()
     }
 
+    /// Whether anything is known of `id`.
+    pub fn contains(&self, id: u32) -> bool {
+        self.lock().by_id.contains_key(&id)
+    }
+
     /// Records what the registry said of `id`, evicting the oldest id when full.
     pub fn insert(&self, id: u32, schema: WriterSchema) {
         let mut inner = self.lock();

@@ -162,16 +162,16 @@ pub fn latest_id(url: &str, subject: &str) -> u32 {
     body["id"].as_u64().unwrap() as u32
 }
 
+/// `driftwood run`'s flags for Confluent-framed input through the registry at `url`.
+pub fn confluent_in(url: &str) -> [&str; 4] {
+    ["--input-format", "confluent", "--schema-registry-url", url]
+}
+
 /// `driftwood run`'s flags for Confluent framing in and out through the registry at `url`.
 pub fn confluent_both_ways(url: &str) -> Vec<&str> {
-    vec![
-        "--input-format",
-        "confluent",
-        "--schema-registry-url",
-        url,
-        "--output-format",
-        "confluent",
-    ]
+    let mut flags = confluent_in(url).to_vec();
+    flags.extend(["--output-format", "confluent"]);
+    flags
 }
 
 /// Where a test's `driftwood run` writes its log.

@@ -54,6 +54,19 @@ pub fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
     answer.recv().unwrap()
 }
 
+/// SIGTERM to `child`, then up to 30 s for it to exit before SIGKILL.
+pub fn terminate(child: &mut Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// An Apache Kafka node (broker and controller) owned by this test process: started by
 /// `scripts/kafka.sh run` in a state directory of its own, stopped with SIGTERM when dropped.
 pub struct Kafka {
@@ -92,15 +105,7 @@ impl Kafka {
 
     /// Stops the node as an orderly broker shutdown would (SIGTERM), keeping its data.
     pub fn stop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 
     /// Starts the stopped node again on its data, same port, and waits until it is ready.

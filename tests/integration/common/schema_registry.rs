@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::kafka::spawn_tied_to_this_process;
+use super::kafka::{spawn_tied_to_this_process, terminate};
 
 /// How to get a schema registry, printed whenever one is missing.
 pub const HOW_TO_GET_A_REGISTRY: &str = "run `scripts/test.sh` (it builds and starts Apicurio \
@@ -57,13 +57,7 @@ impl SchemaRegistry {
 
     /// Stops it (SIGTERM).
     pub fn stop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 
     /// Starts it again on the same port, with the schemas it had.
