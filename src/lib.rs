@@ -34,6 +34,7 @@ pub mod model;
 pub mod ops;
 pub(crate) mod pipeline;
 pub mod service;
+pub mod stats;
 pub mod tools;
 
 pub use error::{Error, Result};

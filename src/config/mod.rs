@@ -17,9 +17,12 @@ use crate::error::{Error, Result};
 pub use models::{ModelArgs, RouteBy};
 pub use registry::{OutputFormat, PASSWORD_ENV, RegistryArgs};
 
+mod drift;
 mod kafka;
 mod models;
 mod registry;
+
+pub use drift::DriftArgs;
 
 pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
 
@@ -68,21 +71,9 @@ pub struct RunConfig {
     #[arg(long, env = "DRIFTWOOD_DRIFT_TOPIC", default_value = "drift")]
     pub drift_topic: String,
 
-    /// A drift window closes after this many records.
-    #[arg(long, env = "DRIFTWOOD_DRIFT_WINDOW_RECORDS", default_value_t = 1000)]
-    pub drift_window_records: i64,
-
-    /// A drift window with records closes after this long, however few it has.
-    #[arg(long, env = "DRIFTWOOD_DRIFT_WINDOW_SECONDS", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub drift_window_seconds: Duration,
-
-    /// PSI at or above which a distribution is flagged `warn`.
-    #[arg(long, env = "DRIFTWOOD_DRIFT_WARN_PSI", default_value_t = 0.1)]
-    pub drift_warn_psi: f64,
-
-    /// PSI at or above which a distribution is flagged `alert`.
-    #[arg(long, env = "DRIFTWOOD_DRIFT_ALERT_PSI", default_value_t = 0.25)]
-    pub drift_alert_psi: f64,
+    /// Drift windows and their tests.
+    #[command(flatten)]
+    pub drift: DriftArgs,
 
     /// This instance's id: in drift reports, in the exactly-once `transactional.id`, and with
     /// --static-membership as the consumer's `group.instance.id`. Two live instances must
@@ -285,17 +276,7 @@ impl RunConfig {
         {
             return bad("--route-by field: reads the configured writer schema; with --schema-registry-url, route by header".into());
         }
-        if self.drift_window_records < 1 || self.drift_window_seconds.is_zero() {
-            return bad(
-                "--drift-window-records and --drift-window-seconds must be positive".into(),
-            );
-        }
-        if !(0.0 < self.drift_warn_psi && self.drift_warn_psi <= self.drift_alert_psi) {
-            return bad(format!(
-                "--drift-warn-psi ({}) must be positive and at most --drift-alert-psi ({})",
-                self.drift_warn_psi, self.drift_alert_psi
-            ));
-        }
+        self.drift.validate()?;
         if self.group_id.is_empty() {
             return bad("--group-id is empty".into());
         }
@@ -375,8 +356,7 @@ impl std::fmt::Debug for RunConfig {
             .field("models", &self.models)
             .field("rest", &self.rest)
             .field("rest_body_limit", &self.rest_body_limit)
-            .field("drift_window_records", &self.drift_window_records)
-            .field("drift_window_seconds", &self.drift_window_seconds)
+            .field("drift", &self.drift)
             .field("input_schema", &self.input_schema)
             .field("input_format", &self.input_format)
             .field("schema_registry", &self.schema_registry)

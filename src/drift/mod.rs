@@ -1,14 +1,26 @@
-//! Drift detection: live windows of records compared with the training baselines stored in
-//! the model artifact ([`crate::model::baseline`]).
+//! Drift detection: live windows of records tested against the model's drift reference
+//! ([`crate::model::drift_reference`]), with false-alarm rates that hold.
 //!
-//! - [`stats`]: PSI, KL divergence and Jensen–Shannon distance between two histograms.
-//! - [`window`]: a window's raw counts and the report computed from them.
-//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes as
-//!   Avro `DriftReport`s.
+//! - [`plan`]: which tests a model's windows get and each one's share of the error budget.
+//! - [`window`]: a window's raw counts (mergeable sums).
+//! - [`report`]: the report published per window, as Avro `DriftReport`s.
+//! - `compute`: the report from the counts: the tests ([`crate::stats`]), Holm's correction
+//!   over all of them, the flags and effects.
+//! - `sequential`: the CUSUM alarm across windows, for shifts too slow for one window.
+//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes.
 
+mod compute;
 pub mod monitor;
-pub mod stats;
+pub mod plan;
+pub mod report;
+mod sequential;
 pub mod window;
 
-pub use monitor::{DriftMonitor, DriftSettings};
-pub use window::{DriftReport, DriftThresholds, DriftWindow, Flag};
+pub use compute::Inputs;
+pub use monitor::DriftMonitor;
+pub use plan::{DriftSettings, Plan, Rates};
+pub use report::{DriftReport, Flag};
+pub use sequential::{Outcome, Sequential};
+pub use window::{DriftWindow, WindowCounts};
+#[cfg(test)]
+mod tests;

@@ -1,51 +1,59 @@
 //! The pipeline's side of drift detection: counts every record into a tumbling window,
-//! closes it by record count or age, and hands back the report (the scorer publishes it)
-//! after updating the drift metrics.
+//! closes it by record count or age, feeds the sequential alarm, and hands back the report
+//! (the scorer publishes it) after updating the drift metrics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
-use super::window::{DriftReport, DriftThresholds, DriftWindow, Flag, WindowOrigin};
+use super::compute::Inputs;
+use super::plan::{DriftSettings, MIN_TESTED_RECORDS, Plan};
+use super::report::{DriftReport, Flag, WindowOrigin};
+use super::sequential::Sequential;
+use super::window::DriftWindow;
 use crate::codec::epoch_millis;
 use crate::model::{Model, Predicted};
-use crate::ops::metrics::Metrics;
-
-/// When windows close.
-#[derive(Debug, Clone)]
-pub struct DriftSettings {
-    /// A window closes after this many records (scored and invalid).
-    pub window_records: i64,
-    /// A window with records closes after this long, however few it has.
-    pub window_age: Duration,
-    /// PSI levels of the flags.
-    pub thresholds: DriftThresholds,
-    /// This instance's id in the reports.
-    pub instance_id: String,
-}
+use crate::ops::metrics::{DriftMetrics, Metrics};
 
 /// Counts records into windows and computes a report per window.
 pub struct DriftMonitor {
     model: Arc<Model>,
     settings: DriftSettings,
+    plan: Plan,
     window: DriftWindow,
+    sequential: Sequential,
     partitions: BTreeSet<i32>,
     opened: Instant,
     opened_at_ms: i64,
-    metrics: Metrics,
+    metrics: DriftMetrics,
 }
 
 impl DriftMonitor {
     /// A monitor with an empty window.
     pub fn new(model: Arc<Model>, settings: DriftSettings, metrics: Metrics) -> Self {
+        let metrics = metrics.drift.clone();
+        let name = &model.metadata.name;
         // Zeros rather than gaps on dashboards, from the model's first window on.
-        for level in ["warn", "alert"] {
-            (metrics.drift_alerts).with_label_values(&[&model.metadata.name, level]);
+        for level in ["warn", "alert", "sequential"] {
+            (metrics.alerts).with_label_values(&[name, level]);
         }
+        if settings.window_records < MIN_TESTED_RECORDS {
+            warn!(
+                model = %name,
+                window_records = settings.window_records,
+                "drift windows of fewer than {MIN_TESTED_RECORDS} records are reported but not tested"
+            );
+        }
+        let reference = model.drift_reference();
         DriftMonitor {
-            window: DriftWindow::new(&model.metadata),
+            plan: Plan::new(&model.metadata, reference, &settings),
+            window: DriftWindow::new(reference, &model.metadata.classes),
+            sequential: Sequential::new(
+                &model.metadata.features,
+                model.metadata.classes.is_empty(),
+            ),
             model,
             settings,
             partitions: BTreeSet::new(),
@@ -100,44 +108,116 @@ impl DriftMonitor {
             window_start: self.opened_at_ms,
             window_end: now,
         };
-        let report = DriftReport::compute(
-            &self.model.metadata,
-            &self.settings.thresholds,
-            origin,
-            self.window.take(),
-        );
+        let counts = self.window.take();
+        let (metadata, reference) = (&self.model.metadata, self.model.drift_reference());
+        let sequential = self.sequential.update(&counts, reference, &self.plan);
+        let inputs = Inputs {
+            metadata,
+            reference,
+            plan: &self.plan,
+            sequential: &sequential,
+        };
+        let report = DriftReport::compute(&inputs, origin, counts);
         self.opened = Instant::now();
         self.opened_at_ms = now;
-        self.record_metrics(&report);
+        self.record(&report);
         Some(report)
     }
 
-    fn record_metrics(&self, report: &DriftReport) {
+    /// The window's metrics and log line.
+    fn record(&self, report: &DriftReport) {
         let m = &self.metrics;
         let model = self.model.metadata.name.as_str();
         for f in &report.features {
             m.feature_psi
                 .with_label_values(&[model, &f.name])
                 .set(f.divergence.psi);
+            m.sequential_level
+                .with_label_values(&[model, &f.name])
+                .set(f.sequential);
+        }
+        if self.model.metadata.classes.is_empty() {
+            let level = self.sequential_output_level(report);
+            m.sequential_level
+                .with_label_values(&[model, "prediction"])
+                .set(level);
         }
         (m.prediction_psi.with_label_values(&[model])).set(report.prediction.psi);
         if let Some(accuracy) = report.accuracy {
             m.window_accuracy.with_label_values(&[model]).set(accuracy);
         }
-        if report.flag != Flag::Ok {
-            let level = if report.flag == Flag::Alert {
-                "alert"
-            } else {
-                "warn"
-            };
-            m.drift_alerts.with_label_values(&[model, level]).inc();
-            let flagged: Vec<&str> = report
-                .features
-                .iter()
-                .filter(|f| f.flag != Flag::Ok)
-                .map(|f| f.name.as_str())
-                .collect();
-            info!(flag = level, features = ?flagged, prediction_psi = report.prediction.psi, records = report.counts.records, "drift detected");
+        if !report.sequential.is_empty() {
+            m.alerts.with_label_values(&[model, "sequential"]).inc();
+            info!(model, alarms = ?report.sequential, "sequential drift alarm: a persistent shift");
         }
+        if report.untested.is_some() {
+            return;
+        }
+        self.record_tests(report);
+    }
+
+    /// A regressor's value CUSUM's level: the last one the sequential alarm keeps.
+    fn sequential_output_level(&self, report: &DriftReport) -> f64 {
+        let alarmed = report.sequential.iter().any(|a| a.name == "prediction");
+        let level = self
+            .sequential
+            .level(self.model.metadata.features.len(), &self.plan);
+        if alarmed { level.max(1.0) } else { level }
+    }
+
+    fn record_tests(&self, report: &DriftReport) {
+        let m = &self.metrics;
+        let model = self.model.metadata.name.as_str();
+        for f in &report.features {
+            let labels = [model, f.name.as_str()];
+            m.feature_flag
+                .with_label_values(&labels)
+                .set(flag_value(f.flag));
+            m.feature_p_value.with_label_values(&labels).set(f.p_value);
+            if let Some(shift) = f.detectable_shift {
+                m.detectable_shift.with_label_values(&labels).set(shift);
+            }
+        }
+        (m.flagged_pairs.with_label_values(&[model])).set(report.pairs.len() as f64);
+        if let Some(v) = &report.vector {
+            m.vector_distance
+                .with_label_values(&[model])
+                .set(v.distance);
+        }
+        if report.flag == Flag::Ok {
+            return;
+        }
+        let level = if report.flag == Flag::Alert {
+            "alert"
+        } else {
+            "warn"
+        };
+        m.alerts.with_label_values(&[model, level]).inc();
+        let flagged: Vec<&str> = (report.features.iter())
+            .filter(|f| f.flag != Flag::Ok)
+            .map(|f| f.name.as_str())
+            .collect();
+        let pairs: Vec<String> = report
+            .pairs
+            .iter()
+            .map(|p| format!("{}~{}", p.a, p.b))
+            .collect();
+        info!(
+            model,
+            flag = level,
+            features = ?flagged,
+            pairs = ?pairs,
+            prediction = ?report.prediction_flag,
+            records = report.counts.records,
+            "drift detected"
+        );
+    }
+}
+
+fn flag_value(flag: Flag) -> f64 {
+    match flag {
+        Flag::Ok => 0.0,
+        Flag::Warn => 1.0,
+        Flag::Alert => 2.0,
     }
 }

@@ -14,6 +14,7 @@ pub use reference::{MAX_REFERENCE_ROWS, REFERENCE_FILE, ReferenceRows};
 use reference::{Reference, parse_reference, reference_csv};
 
 use super::baseline::Baselines;
+use super::drift_reference::{DRIFT_REFERENCE_FILE, DriftReference, DriftReferenceFile};
 use super::engine::{Engine, Predicted};
 use super::ensemble::{Explainer, Explanation, Labels};
 use super::forest::SmartcoreForest;
@@ -79,6 +80,11 @@ pub struct ModelMetadata {
     /// artifacts written before explanations existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRows>,
+    /// What drift windows are tested against, measured on every reference row (absent in
+    /// artifacts written before drift references: they get one from their kept rows or
+    /// baselines when they load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_reference: Option<DriftReferenceFile>,
 }
 
 /// What a model predicts.
@@ -231,6 +237,7 @@ pub struct Model {
     /// What explains its scores, measured on the reference rows when first asked for.
     explainer: Arc<OnceLock<std::result::Result<Explainer, String>>>,
     reference: Reference,
+    drift: Arc<DriftReference>,
 }
 
 impl Model {
@@ -253,7 +260,7 @@ impl Model {
                     )?),
                     None => None,
                 };
-                Self::verified(metadata, engine, rows, origin)
+                Self::verified(metadata, engine, rows, None, origin)
             }
         }
     }
@@ -277,7 +284,17 @@ impl Model {
             }
             None => None,
         };
-        Self::verified(metadata, engine, rows, dir)
+        let drift = match &metadata.drift_reference {
+            Some(stored) => Some(read_drift_reference(dir, stored)?),
+            None => None,
+        };
+        Self::verified(metadata, engine, rows, drift, dir)
+    }
+
+    /// What drift windows are tested against: the stored drift reference, or for an
+    /// artifact written before them, one made from its kept rows or baselines.
+    pub fn drift_reference(&self) -> &DriftReference {
+        &self.drift
     }
 
     /// What explains this model's scores (see [`super::ensemble::Ensemble::explainer`]), measured on the
@@ -311,6 +328,7 @@ impl Model {
         metadata: ModelMetadata,
         engine: Engine,
         reference: Option<Arc<[f64]>>,
+        drift: Option<DriftReference>,
         origin: &Path,
     ) -> Result<Self> {
         if engine.n_features() != metadata.features.len() {
@@ -363,13 +381,38 @@ impl Model {
                 ),
             ));
         }
+        let drift = drift.unwrap_or_else(|| {
+            let predictions = (reference.as_deref()).map(|rows| engine.predict_all(rows));
+            DriftReference::legacy(&metadata, reference.as_deref(), predictions.as_deref())
+        });
+        drift
+            .check(&metadata)
+            .map_err(|message| model_error(origin, message))?;
         Ok(Model {
             metadata,
             engine,
             explainer: Arc::default(),
             reference: Reference(reference),
+            drift: Arc::new(drift),
         })
     }
+}
+
+/// Reads the drift reference `stored` names in `dir`, checking its checksum.
+fn read_drift_reference(dir: &Path, stored: &DriftReferenceFile) -> Result<DriftReference> {
+    let path = dir.join(&stored.file);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != stored.sha256 {
+        return Err(model_error(
+            &path,
+            format!(
+                "drift reference's checksum mismatch: metadata says {}, file is {actual}",
+                stored.sha256
+            ),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| model_error(&path, e.to_string()))
 }
 
 fn forest_engine(reference: &SmartcoreForest, n_features: usize, origin: &Path) -> Result<Engine> {
@@ -460,7 +503,7 @@ fn verify_checksum(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Resul
 pub fn save(
     dir: &Path,
     forest: &SmartcoreForest,
-    reference: &[Vec<f64>],
+    reference: (&[Vec<f64>], &DriftReference),
     metadata: &mut ModelMetadata,
 ) -> Result<()> {
     let bytes = postcard::to_stdvec(forest).map_err(|e| model_error(dir, e.to_string()))?;
@@ -468,13 +511,14 @@ pub fn save(
 }
 
 /// Writes the model file `bytes` as `file`, the `reference` rows (at most
-/// [`MAX_REFERENCE_ROWS`] of them) and `metadata` into `dir` (created if missing, refused if
-/// it holds an artifact already); fills in the files' names and checksums.
+/// [`MAX_REFERENCE_ROWS`] of them, for explanations), the drift reference and `metadata`
+/// into `dir` (created if missing, refused if it holds an artifact already); fills in the
+/// files' names and checksums.
 pub fn save_file(
     dir: &Path,
     file: &str,
     bytes: &[u8],
-    reference: &[Vec<f64>],
+    (reference, drift): (&[Vec<f64>], &DriftReference),
     metadata: &mut ModelMetadata,
 ) -> Result<()> {
     // A version, once written, may be serving somewhere: it never changes.
@@ -496,6 +540,13 @@ pub fn save_file(
         file: REFERENCE_FILE.into(),
         sha256: sha256_hex(csv.as_bytes()),
         rows: csv.lines().count() - 1,
+    });
+    let json = serde_json::to_vec(drift).expect("a drift reference serializes");
+    let drift_path = dir.join(DRIFT_REFERENCE_FILE);
+    std::fs::write(&drift_path, &json).map_err(|e| Error::io(&drift_path, e))?;
+    metadata.drift_reference = Some(DriftReferenceFile {
+        file: DRIFT_REFERENCE_FILE.into(),
+        sha256: sha256_hex(&json),
     });
     let json = serde_json::to_string_pretty(metadata).expect("metadata serializes");
     let metadata_path = dir.join(METADATA_FILE);

@@ -45,6 +45,9 @@ impl Histogram {
     /// Quantile bins of `values`: edges at the 1/bins … (bins-1)/bins quantiles, with
     /// repeated edges merged (a feature that is often zero gets fewer, wider bins).
     pub fn quantiles(values: &[f64], bins: usize) -> Self {
+        if values.is_empty() {
+            return Self::over(Vec::new(), []);
+        }
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let mut edges: Vec<f64> = (1..bins)
@@ -99,7 +102,9 @@ impl Baselines {
             .map(|(f, name)| FeatureBaseline {
                 name: name.clone(),
                 histogram: Histogram::quantiles(
-                    &rows.iter().map(|r| r[f]).collect::<Vec<_>>(),
+                    &(rows.iter().map(|r| r[f]))
+                        .filter(|v| !v.is_nan())
+                        .collect::<Vec<_>>(),
                     FEATURE_BINS,
                 ),
             })

@@ -53,55 +53,10 @@ impl<T> Dataset<T> {
         expected: &str,
         parse: impl Fn(&str) -> Option<T>,
     ) -> Result<Self> {
-        let mut reader = csv::Reader::from_path(path)
-            .map_err(|e| Error::Training(format!("{}: {e}", path.display())))?;
-        let headers = reader
-            .headers()
-            .map_err(|e| Error::Training(format!("{}: {e}", path.display())))?
-            .clone();
-        let target_index = headers.iter().position(|h| h == target).ok_or_else(|| {
-            Error::Training(format!(
-                "{}: no column named {target:?} (columns: {})",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        let feature_names: Vec<String> = headers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != target_index)
-            .map(|(_, h)| h.to_string())
-            .collect();
-        let mut rows = Vec::new();
-        let mut labels = Vec::new();
-        for (line, record) in reader.records().enumerate() {
-            let record = record.map_err(|e| Error::Training(format!("{}: {e}", path.display())))?;
-            let row_number = line + 2; // 1-based, after the header
-            let mut row = Vec::with_capacity(feature_names.len());
-            for (i, cell) in record.iter().enumerate() {
-                let cell = cell.trim();
-                if i == target_index {
-                    let label = parse(cell).ok_or_else(|| {
-                        Error::Training(format!(
-                            "{} row {row_number}: target {cell:?} is not {expected}",
-                            path.display()
-                        ))
-                    })?;
-                    labels.push(label);
-                } else {
-                    let value = cell.parse::<f64>().ok().filter(|v| v.is_finite());
-                    let value = value.ok_or_else(|| {
-                        Error::Training(format!(
-                            "{} row {row_number}: column {:?} value {cell:?} is not a finite number",
-                            path.display(),
-                            &headers[i]
-                        ))
-                    })?;
-                    row.push(value);
-                }
-            }
-            rows.push(row);
-        }
+        let stream = CsvRows::open(path, target, expected, parse, Missing::Refused)?;
+        let feature_names = stream.feature_names.clone();
+        let (rows, labels): (Vec<Vec<f64>>, Vec<T>) =
+            stream.collect::<Result<Vec<_>>>()?.into_iter().unzip();
         if rows.is_empty() {
             return Err(Error::Training(format!("{}: no data rows", path.display())));
         }
@@ -120,6 +75,132 @@ impl<T> Dataset<T> {
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+}
+
+/// Whether a CSV's feature cells may be empty or `NaN` (read as NaN: a missing value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Every feature cell must be a finite number (training data).
+    Refused,
+    /// Empty and `NaN` cells are missing values (reference data of a model that takes them).
+    Allowed,
+}
+
+/// A CSV file read row by row: each row's features (in column order, the target left out)
+/// and its target, read by `parse`.
+pub struct CsvRows<T, F> {
+    path: std::path::PathBuf,
+    reader: csv::Reader<std::fs::File>,
+    headers: csv::StringRecord,
+    target_index: usize,
+    expected: String,
+    parse: F,
+    missing: Missing,
+    line: usize,
+    target: std::marker::PhantomData<fn() -> T>,
+    /// Feature names in column order.
+    pub feature_names: Vec<String>,
+}
+
+impl<T, F: Fn(&str) -> Option<T>> CsvRows<T, F> {
+    /// Opens `path` and reads its header; `target` names the target column, read by `parse`
+    /// (`None`: the cell is not `expected`, which the error then names).
+    pub fn open(
+        path: &Path,
+        target: &str,
+        expected: &str,
+        parse: F,
+        missing: Missing,
+    ) -> Result<Self> {
+        let failed = |e: csv::Error| Error::Training(format!("{}: {e}", path.display()));
+        let mut reader = csv::Reader::from_path(path).map_err(failed)?;
+        let headers = reader.headers().map_err(failed)?.clone();
+        let target_index = headers.iter().position(|h| h == target).ok_or_else(|| {
+            Error::Training(format!(
+                "{}: no column named {target:?} (columns: {})",
+                path.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let feature_names = (headers.iter().enumerate())
+            .filter(|(i, _)| *i != target_index)
+            .map(|(_, h)| h.to_string())
+            .collect();
+        Ok(CsvRows {
+            path: path.to_path_buf(),
+            reader,
+            headers,
+            target_index,
+            expected: expected.to_string(),
+            parse,
+            missing,
+            line: 1,
+            target: std::marker::PhantomData,
+            feature_names,
+        })
+    }
+
+    fn row(&self, record: &csv::StringRecord) -> Result<(Vec<f64>, T)> {
+        let mut features = Vec::with_capacity(self.feature_names.len());
+        let mut target = None;
+        for (i, cell) in record.iter().enumerate() {
+            let cell = cell.trim();
+            if i == self.target_index {
+                target = Some((self.parse)(cell).ok_or_else(|| {
+                    Error::Training(format!(
+                        "{} row {}: target {cell:?} is not {}",
+                        self.path.display(),
+                        self.line,
+                        self.expected
+                    ))
+                })?);
+                continue;
+            }
+            let missing = self.missing == Missing::Allowed
+                && (cell.is_empty() || cell.eq_ignore_ascii_case("nan"));
+            let value = match missing {
+                true => Some(f64::NAN),
+                false => cell.parse::<f64>().ok().filter(|v| v.is_finite()),
+            };
+            features.push(value.ok_or_else(|| {
+                Error::Training(format!(
+                    "{} row {}: column {:?} value {cell:?} is not a {}",
+                    self.path.display(),
+                    self.line,
+                    &self.headers[i],
+                    match self.missing {
+                        Missing::Refused => "finite number",
+                        Missing::Allowed => "finite number or missing (empty or NaN)",
+                    }
+                ))
+            })?);
+        }
+        let target = target.ok_or_else(|| {
+            Error::Training(format!(
+                "{} row {}: no target",
+                self.path.display(),
+                self.line
+            ))
+        })?;
+        Ok((features, target))
+    }
+}
+
+impl<T, F: Fn(&str) -> Option<T>> Iterator for CsvRows<T, F> {
+    type Item = Result<(Vec<f64>, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut record = csv::StringRecord::new();
+        self.line += 1; // 1-based, after the header
+        match self.reader.read_record(&mut record) {
+            Ok(false) => None,
+            Ok(true) => Some(self.row(&record)),
+            Err(e) => Some(Err(Error::Training(format!(
+                "{}: {e}",
+                self.path.display()
+            )))),
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 use std::path::PathBuf;
 
 use super::artifact::{
-    self, IMPORTED_FORMAT_VERSION, Imported, Model, ModelMetadata, ONNX_FILE, Task,
+    self, IMPORTED_FORMAT_VERSION, Imported, MAX_REFERENCE_ROWS, Model, ModelMetadata, ONNX_FILE,
+    Task,
 };
 use super::baseline::Baselines;
-use super::dataset::Dataset;
+use super::dataset::{CsvRows, Missing};
+use super::drift_reference::{DriftReference, FeaturePass, OutputPass};
 use super::engine::{Engine, Predicted};
 use super::ensemble::Labels;
 use super::onnx;
@@ -29,8 +31,9 @@ pub struct ImportArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// CSV of reference rows with a header: the model's features in its input order (their
-    /// names must be the input schema's field names) and the label column. Drift baselines
-    /// and the accuracy figure come from it.
+    /// names must be the input schema's field names) and the label column; an empty or NaN
+    /// feature cell is a missing value. Read as a stream, twice, so it may be of any size:
+    /// the drift reference and the accuracy figure come from every row.
     #[arg(long)]
     pub reference: PathBuf,
     /// The reference CSV's target column: integer class labels, the class names of a model
@@ -53,32 +56,22 @@ pub struct ImportOutcome {
     pub promoted: Option<Change>,
 }
 
-/// Reads, checks and compiles the model, scores the reference rows with it, and writes the
-/// artifact `output/name/version`, then loads it back as `driftwood run` would.
+/// Reads, checks and compiles the model, reads the reference rows twice as a stream
+/// (scoring them, profiling them for drift, keeping an even sample for explanations), and
+/// writes the artifact `output/name/version`, then loads it back as `driftwood run` would.
 pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
     let bytes = std::fs::read(&args.model).map_err(|e| Error::io(&args.model, e))?;
     let imported = onnx::decode(&bytes, &args.model)?;
-    let refuse = |message: String| Error::Model {
-        path: args.model.clone(),
-        message,
-    };
     let engine = Engine::new(imported.ensemble);
     let Outputs {
         classes,
         class_names,
         task,
-    } = outputs(&engine).map_err(refuse)?;
-    let data = reference(args, &classes, class_names.as_deref())?;
-    if data.feature_names.len() != engine.n_features() {
-        return Err(refuse(format!(
-            "the model reads {} features but {} has {} feature columns besides {:?}",
-            engine.n_features(),
-            args.reference.display(),
-            data.feature_names.len(),
-            args.target
-        )));
-    }
-    let predictions = engine.predict_all(&data.rows.concat());
+    } = outputs(&engine).map_err(|message| Error::Model {
+        path: args.model.clone(),
+        message,
+    })?;
+    let scan = Scan::run(args, &engine, &classes, class_names.as_deref())?;
     let registry = Registry::new(&args.output);
     let version = match &args.version {
         Some(version) => version.clone(),
@@ -89,7 +82,7 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
         name: args.name.clone(),
         version: version.clone(),
         algorithm: format!("ONNX {} ({})", imported.operator, imported.producer),
-        features: data.feature_names.clone(),
+        features: scan.feature_names.clone(),
         classes: classes.clone(),
         class_names,
         task,
@@ -99,18 +92,25 @@ pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
             operator: imported.operator,
             producer: imported.producer,
             reference: args.reference.display().to_string(),
-            reference_rows: data.len(),
+            reference_rows: scan.rows as usize,
         }),
-        holdout_accuracy: accuracy(&predictions, &data.labels),
-        holdout_r2: r2(&predictions, &data.labels),
+        holdout_accuracy: scan.fit.accuracy(),
+        holdout_r2: scan.fit.r2(),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         model_file: String::new(),
         model_sha256: String::new(),
-        baselines: Baselines::measure(&data.feature_names, &data.rows, &classes, &predictions),
+        baselines: Baselines::measure(
+            &scan.feature_names,
+            &scan.kept,
+            &classes,
+            &scan.kept_predictions,
+        ),
         reference: None,
+        drift_reference: None,
     };
     let dir = registry.artifact_dir(&args.name, &version);
-    artifact::save_file(&dir, ONNX_FILE, &bytes, &data.rows, &mut metadata)?;
+    let reference = (scan.kept.as_slice(), &scan.drift);
+    artifact::save_file(&dir, ONNX_FILE, &bytes, reference, &mut metadata)?;
     // Read it back so that a broken artifact fails here, not in production.
     Model::load(&dir)?;
     let promoted = registry.promote_first(&args.name, &version)?;
@@ -131,62 +131,180 @@ enum Truth {
     Value(f64),
 }
 
-/// The reference rows, with targets parsed for the model: integer labels, class names or
-/// numbers.
-fn reference(
+type TruthParser = Box<dyn Fn(&str) -> Option<Truth>>;
+
+/// The reference rows as a stream, with targets parsed for the model: integer labels, class
+/// names or numbers. Empty and NaN feature cells are missing values.
+fn reference_rows(
     args: &ImportArgs,
     classes: &[i32],
     names: Option<&[String]>,
-) -> Result<Dataset<Truth>> {
-    let (path, target) = (&args.reference, &args.target);
-    match (classes.is_empty(), names) {
-        (true, _) => Dataset::from_csv_with(path, target, "a number", |c| {
-            c.parse().ok().map(Truth::Value)
-        }),
+) -> Result<CsvRows<Truth, TruthParser>> {
+    let (expected, parse): (&str, TruthParser) = match (classes.is_empty(), names) {
+        (true, _) => ("a number", Box::new(|c| c.parse().ok().map(Truth::Value))),
         (false, Some(names)) => {
-            Dataset::from_csv_with(path, target, "one of the model's class names", |c| {
+            let names = names.to_vec();
+            let parse = move |c: &str| {
                 names
                     .iter()
                     .position(|n| n == c)
                     .map(|i| Truth::Class(Some(i)))
-            })
+            };
+            ("one of the model's class names", Box::new(parse))
         }
-        (false, None) => Dataset::from_csv_with(path, target, "an integer class label", |c| {
-            let label: i32 = c.parse().ok()?;
-            Some(Truth::Class(classes.iter().position(|&k| k == label)))
-        }),
-    }
+        (false, None) => {
+            let classes = classes.to_vec();
+            let parse = move |c: &str| {
+                let label: i32 = c.parse().ok()?;
+                Some(Truth::Class(classes.iter().position(|&k| k == label)))
+            };
+            ("an integer class label", Box::new(parse))
+        }
+    };
+    CsvRows::open(
+        &args.reference,
+        &args.target,
+        expected,
+        parse,
+        Missing::Allowed,
+    )
 }
 
-/// Share of classifier predictions that match their truth.
-fn accuracy(predictions: &[Predicted], truth: &[Truth]) -> Option<f64> {
-    if !matches!(truth.first(), Some(Truth::Class(_))) {
-        return None;
-    }
-    let hits = (predictions.iter().zip(truth))
-        .filter(|(p, t)| matches!(t, Truth::Class(Some(c)) if p.class() == Some(*c)))
-        .count();
-    Some(hits as f64 / predictions.len() as f64)
+/// Reference rows scored at a time.
+const BATCH: usize = 1024;
+
+/// What the two passes over the reference rows found.
+struct Scan {
+    feature_names: Vec<String>,
+    rows: u64,
+    /// An even sample of at most [`MAX_REFERENCE_ROWS`] rows, for explanations, and the
+    /// model's predictions on them.
+    kept: Vec<Vec<f64>>,
+    kept_predictions: Vec<Predicted>,
+    drift: DriftReference,
+    fit: Fit,
 }
 
-/// A regressor's coefficient of determination: 1 − (residual sum of squares) / (total sum
-/// of squares around the truth's mean).
-fn r2(predictions: &[Predicted], truth: &[Truth]) -> Option<f64> {
-    let pairs: Vec<(f64, f64)> = predictions
-        .iter()
-        .zip(truth)
-        .filter_map(|(p, t)| match (p, t) {
-            (Predicted::Value(p), Truth::Value(t)) => Some((*p, *t)),
-            _ => None,
+impl Scan {
+    fn run(
+        args: &ImportArgs,
+        engine: &Engine,
+        classes: &[i32],
+        names: Option<&[String]>,
+    ) -> Result<Scan> {
+        let stream = reference_rows(args, classes, names)?;
+        let feature_names = stream.feature_names.clone();
+        if feature_names.len() != engine.n_features() {
+            return Err(Error::Model {
+                path: args.model.clone(),
+                message: format!(
+                    "the model reads {} features but {} has {} feature columns besides {:?}",
+                    engine.n_features(),
+                    args.reference.display(),
+                    feature_names.len(),
+                    args.target
+                ),
+            });
+        }
+        let (mut features, mut outputs) = (
+            FeaturePass::new(feature_names.len()),
+            OutputPass::new(classes.len()),
+        );
+        let mut fit = Fit::default();
+        let rows = scored_batches(stream, engine, |row, predicted, truth| {
+            features.add(row);
+            outputs.add(predicted);
+            fit.add(predicted, truth);
+        })?;
+        if rows == 0 {
+            let path = args.reference.display();
+            return Err(Error::Training(format!("{path}: no data rows")));
+        }
+        let step = rows.div_ceil(MAX_REFERENCE_ROWS as u64).max(1);
+        let (mut features, mut outputs) = (features.second(), outputs.second());
+        let (mut kept, mut kept_predictions, mut index) = (Vec::new(), Vec::new(), 0u64);
+        let stream = reference_rows(args, classes, names)?;
+        scored_batches(stream, engine, |row, predicted, _| {
+            features.add(row);
+            outputs.add(predicted);
+            if index % step == 0 {
+                kept.push(row.to_vec());
+                kept_predictions.push(predicted);
+            }
+            index += 1;
+        })?;
+        let source = format!("{rows} rows of {}", args.reference.display());
+        let drift = features.finish(source.clone(), outputs.finish(source));
+        Ok(Scan {
+            feature_names,
+            rows,
+            kept,
+            kept_predictions,
+            drift,
+            fit,
         })
-        .collect();
-    if pairs.is_empty() {
-        return None;
     }
-    let mean = pairs.iter().map(|(_, t)| t).sum::<f64>() / pairs.len() as f64;
-    let residual: f64 = pairs.iter().map(|(p, t)| (t - p).powi(2)).sum();
-    let total: f64 = pairs.iter().map(|(_, t)| (t - mean).powi(2)).sum();
-    Some(1.0 - residual / total)
+}
+
+/// Scores `stream` in batches and hands each row, its prediction and its truth to `each`;
+/// returns the rows read.
+fn scored_batches(
+    mut stream: CsvRows<Truth, TruthParser>,
+    engine: &Engine,
+    mut each: impl FnMut(&[f64], Predicted, Truth),
+) -> Result<u64> {
+    let mut rows = 0u64;
+    loop {
+        let batch: Vec<(Vec<f64>, Truth)> = stream.by_ref().take(BATCH).collect::<Result<_>>()?;
+        if batch.is_empty() {
+            return Ok(rows);
+        }
+        let flat: Vec<f64> = batch.iter().flat_map(|(r, _)| r.iter().copied()).collect();
+        for ((row, truth), predicted) in batch.iter().zip(engine.predict_all(&flat)) {
+            each(row, predicted, *truth);
+        }
+        rows += batch.len() as u64;
+    }
+}
+
+/// Accuracy or R² of the model on the reference rows, added up row by row.
+#[derive(Debug, Default)]
+struct Fit {
+    rows: u64,
+    hits: u64,
+    /// Regressor: Σ (t − p)², and Welford's mean and M2 of the truth.
+    residual: f64,
+    mean: f64,
+    m2: f64,
+    regression: bool,
+}
+
+impl Fit {
+    fn add(&mut self, predicted: Predicted, truth: Truth) {
+        self.rows += 1;
+        match (predicted, truth) {
+            (p, Truth::Class(c)) => self.hits += u64::from(c.is_some() && p.class() == c),
+            (Predicted::Value(p), Truth::Value(t)) => {
+                self.regression = true;
+                self.residual += (t - p).powi(2);
+                let delta = t - self.mean;
+                self.mean += delta / self.rows as f64;
+                self.m2 += delta * (t - self.mean);
+            }
+            (Predicted::Class { .. }, Truth::Value(_)) => {}
+        }
+    }
+
+    /// A classifier's share of predictions that match their truth.
+    fn accuracy(&self) -> Option<f64> {
+        (!self.regression && self.rows > 0).then(|| self.hits as f64 / self.rows as f64)
+    }
+
+    /// A regressor's coefficient of determination: 1 − (residual sum of squares) / (total
+    /// sum of squares around the truth's mean).
+    fn r2(&self) -> Option<f64> {
+        self.regression.then(|| 1.0 - self.residual / self.m2)
+    }
 }
 
 /// What a model's predictions carry, as the metadata records it.

@@ -1,11 +1,13 @@
 //! The model: training data ([`dataset`]), training ([`train`]), the artifact on disk
-//! ([`artifact`]), drift baselines ([`baseline`]) and the compiled forest that scores
+//! ([`artifact`]), drift baselines ([`baseline`]) and references ([`drift_reference`]), and the
+//! compiled forest that scores
 //! ([`forest`]); the general tree engine ([`ensemble`]) and the ONNX models it imports
 //! ([`onnx`]).
 
 pub mod artifact;
 pub mod baseline;
 pub mod dataset;
+pub mod drift_reference;
 pub mod engine;
 pub mod ensemble;
 pub mod forest;

@@ -12,6 +12,7 @@ use super::artifact::{
     self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, Task, TrainingParameters,
 };
 use super::baseline::Baselines;
+use super::drift_reference::DriftReference;
 use super::engine::Engine;
 use super::ensemble::Labels;
 use super::forest::{self, SmartcoreForest};
@@ -186,9 +187,19 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
         model_sha256: String::new(),
         baselines: Baselines::measure(&data.feature_names, &train_rows, &classes, &predictions),
         reference: None,
+        drift_reference: None,
     };
+    // Features against every training row; outputs against the held-out rows, where the
+    // forest is as sure of itself as it will be on new records (on its own training rows
+    // it is surer).
+    let drift = DriftReference::from_rows(
+        format!("{} training rows", train_rows.len()),
+        &train_rows,
+        (format!("{} held-out rows", test_idx.len()), &predictions),
+        classes.len(),
+    );
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
-    artifact::save(&dir, &reference, &train_rows, &mut metadata)?;
+    artifact::save(&dir, &reference, (&train_rows, &drift), &mut metadata)?;
     // Read it back so a broken artifact fails here, not in production.
     Model::load(&dir)?;
     Ok(TrainOutcome {

@@ -3,11 +3,15 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::codec::decode::DecodeErrorKind;
+
+mod drift;
+
+pub use drift::DriftMetrics;
 
 /// The service's metrics. Cheap to clone handles; all share one registry.
 #[derive(Clone)]
@@ -74,17 +78,8 @@ pub struct Metrics {
     pub fetch_paused: IntGauge,
     /// `driftwood_fetch_pauses_total`: times fetching paused for back-pressure.
     pub fetch_pauses: IntCounter,
-    /// `driftwood_feature_psi{model,feature}`: PSI of each feature of each model served in
-    /// its last closed window.
-    pub feature_psi: GaugeVec,
-    /// `driftwood_prediction_psi{model}`: PSI of the predicted class mix in the model's last
-    /// closed window.
-    pub prediction_psi: GaugeVec,
-    /// `driftwood_window_accuracy{model}`: accuracy among labeled records of the model's last
-    /// closed window.
-    pub window_accuracy: GaugeVec,
-    /// `driftwood_drift_alerts_total{model,level}`: windows flagged `warn` or `alert`.
-    pub drift_alerts: IntCounterVec,
+    /// The drift metrics (`driftwood_feature_psi`, `driftwood_drift_*`, …).
+    pub drift: DriftMetrics,
     /// `driftwood_model_records_total{model,version,outcome}`: records each model version
     /// `scored` or could not (`dead_lettered`), counted when sent (routing shows here).
     pub model_records: IntCounterVec,
@@ -280,32 +275,6 @@ impl Metrics {
                 "Partitions paused at a record whose writer schema the registry could not be asked for yet.",
             ),
         );
-        let feature_psi = register(
-            &registry,
-            GaugeVec::new(
-                Opts::new(
-                    "driftwood_feature_psi",
-                    "PSI of each feature against its training baseline, last closed window.",
-                ),
-                &["model", "feature"],
-            ),
-        );
-        let gauge = |name: &str, help: &str| {
-            register(&registry, GaugeVec::new(Opts::new(name, help), &["model"]))
-        };
-        let prediction_psi = gauge(
-            "driftwood_prediction_psi",
-            "PSI of the predicted class mix against training, last closed window.",
-        );
-        let window_accuracy = gauge(
-            "driftwood_window_accuracy",
-            "Accuracy among labeled records, last closed window.",
-        );
-        let drift_alerts = counter_vec(
-            "driftwood_drift_alerts_total",
-            "Drift windows flagged, by model and level (warn, alert).",
-            &["model", "level"],
-        );
         let model_records = counter_vec(
             "driftwood_model_records_total",
             "Records each model version scored or dead-lettered, counted when sent.",
@@ -318,6 +287,7 @@ impl Metrics {
                 "Drift reports acknowledged by the broker.",
             ),
         );
+        let drift = DriftMetrics::new(&registry);
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -374,10 +344,7 @@ impl Metrics {
             in_flight,
             fetch_paused,
             fetch_pauses,
-            feature_psi,
-            prediction_psi,
-            window_accuracy,
-            drift_alerts,
+            drift,
             model_records,
             drift_reports,
             registry_requests,

@@ -32,7 +32,6 @@ use crate::codec::registry::{
 };
 use crate::config::OutputFormat;
 use crate::config::{KafkaClients, ProcessingGuarantee, RunConfig};
-use crate::drift::{DriftSettings, DriftThresholds};
 use crate::error::{Error, Result};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::Sink;
@@ -184,15 +183,7 @@ impl Pipeline {
                 schema_ids,
             },
             pass_through: config.pass_through,
-            drift: DriftSettings {
-                window_records: config.drift_window_records,
-                window_age: config.drift_window_seconds,
-                thresholds: DriftThresholds {
-                    warn: config.drift_warn_psi,
-                    alert: config.drift_alert_psi,
-                },
-                instance_id: config.instance(),
-            },
+            drift: config.drift.settings(config.instance()),
             explain: config.models.explain(),
         };
         let decoder = self.decoder.clone();

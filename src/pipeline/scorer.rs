@@ -387,7 +387,6 @@ mod tests {
 
     use super::*;
     use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, InputFormat};
-    use crate::drift::DriftThresholds;
     use crate::kafka::testing::{cluster, eventually, produce_records, producer_config};
     use crate::ops::health::Health;
 
@@ -443,12 +442,7 @@ mod tests {
                 schema_ids: Default::default(),
             },
             pass_through: false,
-            drift: DriftSettings {
-                window_records: 1000,
-                window_age: Duration::from_secs(60),
-                thresholds: DriftThresholds::default(),
-                instance_id: "test".into(),
-            },
+            drift: DriftSettings::new("test".into()),
             explain: ExplainSettings::default(),
         };
         let mut scorer = Scorer::new(model, decoder, metrics.clone(), progress.clone(), settings);

@@ -86,7 +86,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
         "throughput            {:.0} records/s (the mock cluster consumes slowly; see README for a real broker)",
         summary.throughput
     );
-    let windows = total.div_ceil(run.drift_window_records as u64) as usize;
+    let windows = total.div_ceil(run.drift.window_records as u64) as usize;
     print_drift_reports(&brokers, &run.drift_topic, windows);
     if config.keep_running {
         println!(

@@ -14,7 +14,7 @@ use rdkafka::Message;
 async fn windows_are_published_and_a_shift_is_flagged() {
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, 2000, 0, |_| {}).await;
-    config.drift_window_records = 500;
+    config.drift.window_records = 500;
     // A batch with every feature 20% larger, after the unshifted records.
     let mut shifted = ProduceConfig::new(bootstrap, &config.input_topic, 1000);
     shifted.shift = 0.2;
@@ -69,8 +69,8 @@ async fn windows_are_published_and_a_shift_is_flagged() {
 async fn a_window_closes_by_age_when_records_stop() {
     let bootstrap = bootstrap();
     let mut config = prepared_topics(bootstrap, 300, 3, |_| {}).await;
-    config.drift_window_records = 1_000_000;
-    config.drift_window_seconds = Duration::from_secs(1);
+    config.drift.window_records = 1_000_000;
+    config.drift.window_seconds = Duration::from_secs(1);
     let service = Service::start(config.clone()).await.unwrap();
     let metrics = service.metrics().clone();
     wait_until(

@@ -1,0 +1,123 @@
+//! How drift windows close and what their flags promise: `driftwood run`'s `--drift-*`
+//! flags.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::drift::{DriftSettings, Rates};
+use crate::error::{Error, Result};
+
+/// The drift flags.
+#[derive(Debug, Clone, Args)]
+pub struct DriftArgs {
+    /// A drift window closes after this many records.
+    #[arg(
+        long = "drift-window-records",
+        env = "DRIFTWOOD_DRIFT_WINDOW_RECORDS",
+        default_value_t = 1000
+    )]
+    pub window_records: i64,
+
+    /// A drift window with records closes after this long, however few it has.
+    #[arg(long = "drift-window-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_SECONDS", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub window_seconds: Duration,
+
+    /// The chance that a window without drift is flagged `alert`: the family-wise
+    /// false-alarm rate over all of a window's tests.
+    #[arg(
+        long = "drift-alert-rate",
+        env = "DRIFTWOOD_DRIFT_ALERT_RATE",
+        default_value_t = 0.01
+    )]
+    pub alert_rate: f64,
+
+    /// The chance that a window without drift is flagged `warn` (or `alert`).
+    #[arg(
+        long = "drift-warn-rate",
+        env = "DRIFTWOOD_DRIFT_WARN_RATE",
+        default_value_t = 0.05
+    )]
+    pub warn_rate: f64,
+
+    /// A significant statistic is flagged only when its effect reaches this (a mean shift
+    /// of this many standard deviations, a correlation change this large, a Cohen's w or h
+    /// this large); 0 flags every significant one.
+    #[arg(
+        long = "drift-min-effect",
+        env = "DRIFTWOOD_DRIFT_MIN_EFFECT",
+        default_value_t = 0.0
+    )]
+    pub min_effect: f64,
+
+    /// The sequential alarm (a shift too slow for one window) raises a false alarm at most
+    /// once per this many windows.
+    #[arg(
+        long = "drift-sequential-windows",
+        env = "DRIFTWOOD_DRIFT_SEQUENTIAL_WINDOWS",
+        default_value_t = 1000.0
+    )]
+    pub sequential_windows: f64,
+
+    /// Removed: PSI flags nothing any more (see --drift-warn-rate).
+    #[arg(long = "drift-warn-psi", env = "DRIFTWOOD_DRIFT_WARN_PSI", hide = true)]
+    pub removed_warn_psi: Option<f64>,
+
+    /// Removed: PSI flags nothing any more (see --drift-alert-rate).
+    #[arg(
+        long = "drift-alert-psi",
+        env = "DRIFTWOOD_DRIFT_ALERT_PSI",
+        hide = true
+    )]
+    pub removed_alert_psi: Option<f64>,
+}
+
+impl DriftArgs {
+    /// Refuses what cannot hold: rates outside (0, 1) or warn below alert, a negative
+    /// minimum effect, and the removed PSI levels.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.removed_warn_psi.is_some() || self.removed_alert_psi.is_some() {
+            return bad("--drift-warn-psi and --drift-alert-psi (DRIFTWOOD_DRIFT_*_PSI) were removed: drift flags are statistical tests now, with false-alarm rates set by --drift-warn-rate (0.05) and --drift-alert-rate (0.01); --drift-min-effect keeps small shifts quiet, and PSI stays in the reports".into());
+        }
+        if self.window_records < 1 || self.window_seconds.is_zero() {
+            return bad(
+                "--drift-window-records and --drift-window-seconds must be positive".into(),
+            );
+        }
+        let (alert, warn) = (self.alert_rate, self.warn_rate);
+        if !(0.0 < alert && alert <= warn && warn < 1.0) {
+            return bad(format!(
+                "--drift-alert-rate ({alert}) and --drift-warn-rate ({warn}) must satisfy 0 < alert ≤ warn < 1"
+            ));
+        }
+        if !(self.min_effect >= 0.0 && self.min_effect.is_finite()) {
+            return bad(format!(
+                "--drift-min-effect ({}) must be 0 or more",
+                self.min_effect
+            ));
+        }
+        if !(self.sequential_windows >= 1.0 && self.sequential_windows.is_finite()) {
+            return bad(format!(
+                "--drift-sequential-windows ({}) must be at least 1",
+                self.sequential_windows
+            ));
+        }
+        Ok(())
+    }
+
+    /// The monitor's settings, for the instance `instance_id`.
+    pub fn settings(&self, instance_id: String) -> DriftSettings {
+        DriftSettings {
+            window_records: self.window_records,
+            window_age: self.window_seconds,
+            rates: Rates {
+                alert: self.alert_rate,
+                warn: self.warn_rate,
+            },
+            min_effect: self.min_effect,
+            sequential_windows: self.sequential_windows,
+            instance_id,
+        }
+    }
+}

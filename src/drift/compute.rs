@@ -1,0 +1,507 @@
+//! A window's report from its counts: every test of the [`Plan`], one correction over all of
+//! them, the flags, and the effects and detectable shifts beside them.
+
+use super::plan::{Family, MIN_TESTED_RECORDS, Plan};
+use super::report::{
+    ClassRecall, DriftReport, FeatureDrift, Flag, PairDrift, TestKind, TestResult, VectorDrift,
+    WindowOrigin,
+};
+use super::sequential::Outcome;
+use super::window::WindowCounts;
+use crate::model::ModelMetadata;
+use crate::model::drift_reference::DriftReference;
+use crate::stats::binned::{Divergence, chi_squared, divergence, equal_mass_groups, grouped};
+use crate::stats::dist::{binomial_two_sided, normal_two_sided};
+use crate::stats::holm;
+use crate::stats::joint::{ScoreSums, hotelling, pair};
+use crate::stats::profile::Marginal;
+use crate::stats::rank;
+
+/// Missing values in a feature are tested exactly (binomial) below this many in window and
+/// reference together, by the normal approximation above.
+const EXACT_MISSING: f64 = 30.0;
+
+/// Groups of the shape test: deciles, fewer in a small window or reference, so that each
+/// expects at least 10 values.
+const SHAPE_GROUPS: usize = 10;
+
+/// Who a test belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Owner {
+    Feature(usize),
+    Pair(usize, usize),
+    Vector,
+    Output,
+}
+
+/// One test before the correction.
+#[derive(Debug, Clone)]
+struct Raw {
+    owner: Owner,
+    test: Option<TestKind>,
+    statistic: f64,
+    p_value: f64,
+    effect: f64,
+    weight: f64,
+    /// The pair's correlations, or the vector's rank.
+    extra: (f64, f64),
+}
+
+impl Raw {
+    fn flag(&self, adjusted: f64, plan: &Plan) -> Flag {
+        if self.effect.abs() < plan.min_effect || adjusted.is_nan() {
+            Flag::Ok
+        } else if adjusted <= plan.rates.alert {
+            Flag::Alert
+        } else if adjusted <= plan.rates.warn {
+            Flag::Warn
+        } else {
+            Flag::Ok
+        }
+    }
+}
+
+/// What the report is computed from.
+pub struct Inputs<'a> {
+    /// The model.
+    pub metadata: &'a ModelMetadata,
+    /// Its drift reference.
+    pub reference: &'a DriftReference,
+    /// Its tests.
+    pub plan: &'a Plan,
+    /// The sequential alarm's state after this window.
+    pub sequential: &'a Outcome,
+}
+
+impl DriftReport {
+    /// The report of `counts` (a window from `origin`).
+    pub fn compute(inputs: &Inputs, origin: WindowOrigin, counts: WindowCounts) -> Self {
+        let tested = counts.records >= MIN_TESTED_RECORDS;
+        let raw = if tested {
+            all_tests(inputs, &counts)
+        } else {
+            Vec::new()
+        };
+        let adjusted = holm::adjusted(
+            &raw.iter().map(|r| r.p_value).collect::<Vec<_>>(),
+            &raw.iter().map(|r| r.weight).collect::<Vec<_>>(),
+        );
+        let results: Vec<(Raw, f64, Flag)> = (raw.into_iter().zip(adjusted))
+            .map(|(r, a)| {
+                let flag = r.flag(a, inputs.plan);
+                (r, a, flag)
+            })
+            .collect();
+        let mut report = base_report(inputs, origin, &counts);
+        report.features = features(inputs, &counts, &results, tested);
+        report.outputs = test_results(&results, |o| o == Owner::Output);
+        report.pairs = pairs(inputs, &results);
+        report.vector = vector(&results);
+        output_flags(&mut report, inputs.metadata.classes.is_empty());
+        report.flag = (report.features.iter().map(|f| f.flag))
+            .chain(report.pairs.iter().map(|p| p.flag))
+            .chain(report.vector.iter().map(|v| v.flag))
+            .chain(report.outputs.iter().map(|t| t.flag))
+            .max()
+            .unwrap_or(Flag::Ok);
+        report.tests = results.len() as i32;
+        report.untested = (!tested).then(|| {
+            format!(
+                "{} records scored: at least {MIN_TESTED_RECORDS} are needed to test a window",
+                counts.records
+            )
+        });
+        report.counts = counts;
+        report
+    }
+}
+
+/// Every test of the window, with its weight.
+fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
+    let (plan, reference) = (inputs.plan, inputs.reference);
+    let mut raw = Vec::new();
+    let weight = plan.weight(Family::Features);
+    for (f, m) in reference.features.iter().enumerate() {
+        let window = as_f64(&c.features[f]);
+        let owner = Owner::Feature(f);
+        raw.extend(distribution_tests(owner, &window, m, weight));
+        raw.push(missing_test(owner, c.missing[f], c.records, m, weight));
+    }
+    if let Some(joint) = &reference.joint {
+        let sums = ScoreSums {
+            rows: c.complete as f64,
+            sums: c.score_sums.clone(),
+            products: c.score_products.clone(),
+        };
+        let enough = c.complete >= MIN_TESTED_RECORDS;
+        for &(i, j) in plan.pairs.iter().filter(|_| enough) {
+            let t = pair(&sums, joint, i, j);
+            raw.push(Raw {
+                owner: Owner::Pair(i, j),
+                test: None,
+                statistic: t.z,
+                p_value: t.p_value,
+                effect: t.window - t.reference,
+                weight: plan.weight(Family::Pairs),
+                extra: (t.reference, t.window),
+            });
+        }
+        let vector =
+            (plan.factor.as_ref()).and_then(|f| hotelling(&sums, joint, f).filter(|_| enough));
+        raw.extend(vector.map(|t| Raw {
+            owner: Owner::Vector,
+            test: None,
+            statistic: t.t2,
+            p_value: t.p_value,
+            effect: t.distance,
+            weight: plan.weight(Family::Vector),
+            extra: (t.rank as f64, 0.0),
+        }));
+    }
+    raw.extend(output_tests(inputs, c));
+    raw
+}
+
+fn as_f64<T: Copy + Into<i128>>(counts: &[T]) -> Vec<f64> {
+    counts
+        .iter()
+        .map(|&c| Into::<i128>::into(c) as f64)
+        .collect()
+}
+
+/// Location, scale and shape of one distribution (a feature's or the outputs').
+fn distribution_tests(owner: Owner, window: &[f64], m: &Marginal, weight: f64) -> Vec<Raw> {
+    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
+    let (n, mr): (f64, f64) = (window.iter().sum(), reference.iter().sum());
+    if n < MIN_TESTED_RECORDS as f64 || mr < 2.0 {
+        return Vec::new();
+    }
+    let (mean_w, var_w) = score_moments(window, &m.scores);
+    let (mean_r, var_r) = score_moments(&reference, &m.scores);
+    let sd_r = var_r.sqrt();
+    let test = |kind, statistic: f64, p_value: f64, effect: f64| Raw {
+        owner,
+        test: Some(kind),
+        statistic,
+        p_value,
+        effect,
+        weight,
+        extra: (0.0, 0.0),
+    };
+    let location = rank::location(window, &reference, &m.scores);
+    let scale = rank::scale(window, &reference, &m.scores);
+    let mut tests = vec![
+        test(
+            TestKind::Location,
+            location,
+            normal_two_sided(location),
+            (mean_w - mean_r) / sd_r,
+        ),
+        test(
+            TestKind::Scale,
+            scale,
+            normal_two_sided(scale),
+            (var_w / var_r).sqrt() - 1.0,
+        ),
+    ];
+    let groups = SHAPE_GROUPS.min((n.min(mr) / 10.0) as usize).max(2);
+    let assignment = equal_mass_groups(&reference, groups);
+    let shape = chi_squared(
+        &grouped(window, &assignment, groups),
+        &grouped(&reference, &assignment, groups),
+    );
+    tests.extend(shape.map(|s| test(TestKind::Shape, s.statistic, s.p_value, s.effect)));
+    tests
+}
+
+/// Mean and variance of the scores of binned counts.
+fn score_moments(counts: &[f64], scores: &[f64]) -> (f64, f64) {
+    let n: f64 = counts.iter().sum();
+    let mean = counts.iter().zip(scores).map(|(c, s)| c * s).sum::<f64>() / n;
+    let var = counts
+        .iter()
+        .zip(scores)
+        .map(|(c, s)| c * (s - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var)
+}
+
+/// The share of missing values: `k` of the window's `n` records against the reference's.
+/// Given how many are missing in both, the window's count is hypergeometric under no change:
+/// tested exactly (binomial) when few, by the normal approximation otherwise.
+fn missing_test(owner: Owner, k: i64, n: i64, m: &Marginal, weight: f64) -> Raw {
+    let (k, n, km, rows) = (k as f64, n as f64, m.missing as f64, m.rows() as f64);
+    let total = k + km;
+    let share = n / (n + rows);
+    let big_n = n + rows;
+    let variance = total * share * (1.0 - share) * (big_n - total) / (big_n - 1.0).max(1.0);
+    let z = if variance > 0.0 {
+        (k - total * share) / variance.sqrt()
+    } else {
+        0.0
+    };
+    let p_value = match total {
+        0.0 => 1.0,
+        t if t < EXACT_MISSING => binomial_two_sided(k as u64, t as u64, share),
+        _ => normal_two_sided(z),
+    };
+    let h = |p: f64| 2.0 * p.sqrt().asin();
+    Raw {
+        owner,
+        test: Some(TestKind::Missing),
+        statistic: z,
+        p_value,
+        effect: h(k / n.max(1.0)) - h(km / rows.max(1.0)),
+        weight,
+        extra: (0.0, 0.0),
+    }
+}
+
+/// The model's outputs: a classifier's class mix, a regressor's values (location, scale,
+/// shape). A classifier's confidence is not tested: it depends on whether the model has
+/// seen a row (a forest is surer on its own training rows than on new ones), so against
+/// held-out rows it flags a replay of training data, and against training rows every
+/// stream of new data. Its divergence and mean stay in the report.
+fn output_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
+    let (plan, outputs) = (inputs.plan, &inputs.reference.outputs);
+    let weight = plan.weight(Family::Outputs);
+    match plan.class_mix {
+        true => class_mix(&as_f64(&c.predictions), &as_f64(&outputs.classes), weight)
+            .into_iter()
+            .collect(),
+        false => distribution_tests(
+            Owner::Output,
+            &as_f64(&c.predictions),
+            &outputs.distribution,
+            weight,
+        ),
+    }
+}
+
+/// The chi-square test of the predicted classes, classes that expect fewer than 5 records
+/// in the window taken together.
+fn class_mix(window: &[f64], reference: &[f64], weight: f64) -> Option<Raw> {
+    let (n, m): (f64, f64) = (window.iter().sum(), reference.iter().sum());
+    if m == 0.0 || n == 0.0 {
+        return None;
+    }
+    let rare = |&r: &f64| n * r / m < 5.0;
+    let groups: Vec<usize> = (reference.iter())
+        .scan(0, |next, r| {
+            Some(match rare(r) {
+                true => 0,
+                false => {
+                    *next += 1;
+                    *next
+                }
+            })
+        })
+        .collect();
+    let k = groups.iter().max().map_or(1, |g| g + 1);
+    let test = chi_squared(
+        &grouped(window, &groups, k),
+        &grouped(reference, &groups, k),
+    )?;
+    Some(Raw {
+        owner: Owner::Output,
+        test: Some(TestKind::ClassMix),
+        statistic: test.statistic,
+        p_value: test.p_value,
+        effect: test.effect,
+        weight,
+        extra: (0.0, 0.0),
+    })
+}
+
+/// The tests of `owner`s that pass `keep`, as published.
+fn test_results(results: &[(Raw, f64, Flag)], keep: impl Fn(Owner) -> bool) -> Vec<TestResult> {
+    (results.iter())
+        .filter(|(r, _, _)| keep(r.owner))
+        .filter_map(|(r, adjusted, flag)| {
+            Some(TestResult {
+                test: r.test?,
+                statistic: r.statistic,
+                p_value: r.p_value,
+                adjusted_p: *adjusted,
+                effect: r.effect,
+                flag: *flag,
+            })
+        })
+        .collect()
+}
+
+/// Every feature's tests, effects, divergences and detectable shift.
+fn features(
+    inputs: &Inputs,
+    c: &WindowCounts,
+    results: &[(Raw, f64, Flag)],
+    tested: bool,
+) -> Vec<FeatureDrift> {
+    let (reference, plan) = (inputs.reference, inputs.plan);
+    (inputs.metadata.features.iter().zip(&reference.features))
+        .enumerate()
+        .map(|(f, (name, m))| {
+            let tests = test_results(results, |o| o == Owner::Feature(f));
+            let present: i64 = c.features[f].iter().sum();
+            let (mean_shift, sd_ratio) = raw_effects(m, c, f, present);
+            FeatureDrift {
+                name: name.clone(),
+                divergence: deciles(&as_f64(&c.features[f]), m),
+                flag: tests.iter().map(|t| t.flag).max().unwrap_or(Flag::Ok),
+                p_value: tests.iter().map(|t| t.adjusted_p).fold(1.0, f64::min),
+                tests,
+                mean_shift,
+                sd_ratio,
+                missing_share: c.missing[f] as f64 / c.records.max(1) as f64,
+                detectable_shift: (tested && present > 0)
+                    .then(|| plan.detectable_shift(present as f64, m.present() as f64)),
+                sequential: inputs.sequential.levels.get(f).copied().unwrap_or(0.0),
+            }
+        })
+        .collect()
+}
+
+/// The standardized mean shift and ratio of standard deviations, from the window's sums of
+/// deviations from the reference mean.
+fn raw_effects(
+    m: &Marginal,
+    c: &WindowCounts,
+    f: usize,
+    present: i64,
+) -> (Option<f64>, Option<f64>) {
+    let Some(moments) = m.moments.filter(|x| x.variance > 0.0 && present > 0) else {
+        return (None, None);
+    };
+    let n = present as f64;
+    let sd = moments.variance.sqrt();
+    let mean = c.deviations[f] / n;
+    let variance = (c.squares[f] / n - mean * mean).max(0.0);
+    (Some(mean / sd), Some(variance.sqrt() / sd))
+}
+
+/// PSI, KL and JS over the reference's deciles.
+fn deciles(window: &[f64], m: &Marginal) -> Divergence {
+    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
+    let groups = equal_mass_groups(&reference, 10);
+    divergence(
+        &grouped(&reference, &groups, 10),
+        &grouped(window, &groups, 10),
+    )
+}
+
+/// The flagged pairs.
+fn pairs(inputs: &Inputs, results: &[(Raw, f64, Flag)]) -> Vec<PairDrift> {
+    let names = &inputs.metadata.features;
+    (results.iter())
+        .filter(|(_, _, flag)| *flag != Flag::Ok)
+        .filter_map(|(r, adjusted, flag)| match r.owner {
+            Owner::Pair(i, j) => Some(PairDrift {
+                a: names[i].clone(),
+                b: names[j].clone(),
+                reference: r.extra.0,
+                window: r.extra.1,
+                statistic: r.statistic,
+                adjusted_p: *adjusted,
+                flag: *flag,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn vector(results: &[(Raw, f64, Flag)]) -> Option<VectorDrift> {
+    (results.iter())
+        .find(|(r, _, _)| r.owner == Owner::Vector)
+        .map(|(r, adjusted, flag)| VectorDrift {
+            statistic: r.statistic,
+            features: r.extra.0 as i32,
+            p_value: r.p_value,
+            adjusted_p: *adjusted,
+            distance: r.effect,
+            flag: *flag,
+        })
+}
+
+/// The prediction and confidence flags from the output tests.
+fn output_flags(report: &mut DriftReport, regressor: bool) {
+    let worst = |keep: &dyn Fn(TestKind) -> bool| {
+        (report.outputs.iter())
+            .filter(|t| keep(t.test))
+            .map(|t| t.flag)
+            .max()
+            .unwrap_or(Flag::Ok)
+    };
+    report.prediction_flag = match regressor {
+        true => worst(&|_| true),
+        false => worst(&|t| t == TestKind::ClassMix),
+    };
+}
+
+/// The report's parts that need no test: origin, divergences of the outputs, means,
+/// accuracy and recall.
+fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> DriftReport {
+    let (metadata, reference) = (inputs.metadata, inputs.reference);
+    let outputs = &reference.outputs;
+    let regressor = metadata.classes.is_empty();
+    let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
+    let prediction = match regressor {
+        true => deciles(&as_f64(&c.predictions), &outputs.distribution),
+        false => divergence(&as_f64(&outputs.classes), &as_f64(&c.predictions)),
+    };
+    DriftReport {
+        model_name: metadata.name.clone(),
+        model_version: metadata.version.clone(),
+        origin,
+        counts: c.clone(),
+        features: Vec::new(),
+        prediction,
+        prediction_flag: Flag::Ok,
+        confidence: (!regressor).then(|| deciles(&as_f64(&c.confidence), &outputs.distribution)),
+        confidence_flag: None,
+        mean_confidence: (c.records > 0 && !regressor).then(|| c.confidence_sum / c.records as f64),
+        mean_value: (c.records > 0 && regressor).then(|| c.value_sum / c.records as f64),
+        invalid_share: ratio(c.invalid, c.records + c.invalid).unwrap_or(0.0),
+        accuracy: ratio(c.correct, c.labeled),
+        recall: recall(metadata, c),
+        flag: Flag::Ok,
+        notice: None,
+        outputs: Vec::new(),
+        pairs: Vec::new(),
+        vector: None,
+        sequential: inputs.sequential.alarms.clone(),
+        untested: None,
+        tests: 0,
+        alert_rate: inputs.plan.rates.alert,
+        warn_rate: inputs.plan.rates.warn,
+        reference_rows: reference.rows as i64,
+    }
+}
+
+fn recall(metadata: &ModelMetadata, c: &WindowCounts) -> Vec<ClassRecall> {
+    (metadata.classes.iter())
+        .zip(c.class_support.iter().zip(&c.class_hits))
+        .enumerate()
+        .map(|(i, (&label, (&support, &hits)))| ClassRecall {
+            label,
+            name: metadata.class_names.as_ref().map(|names| names[i].clone()),
+            support,
+            recall: (support > 0).then(|| hits as f64 / support as f64),
+        })
+        .collect()
+}
+
+/// The mean score of a distribution's window counts minus the reference's, in the
+/// reference's score standard deviations, and the window's values (for the sequential
+/// alarm); `None` when either is empty or the reference's scores do not vary.
+pub fn score_shift(window: &[i64], m: &Marginal) -> Option<(f64, f64)> {
+    let window = as_f64(window);
+    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
+    let n: f64 = window.iter().sum();
+    if n == 0.0 || m.present() == 0 {
+        return None;
+    }
+    let (mean_w, _) = score_moments(&window, &m.scores);
+    let (mean_r, var_r) = score_moments(&reference, &m.scores);
+    (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
+}

@@ -1,0 +1,207 @@
+//! Which tests a model's windows get, each one's share of the false-alarm budget, and what
+//! that lets a window of n records detect. Made once per model served, from its drift
+//! reference and the settings.
+//!
+//! The budget: a window's tests together raise a false alert with probability at most the
+//! alert rate α (and a false warn at most the warn rate), by Holm's weighted correction
+//! ([`crate::stats::holm`]). The weight of α goes to the families of tests in fixed shares,
+//! split evenly within a family; a family the reference cannot support gives its share to
+//! the others:
+//!
+//! | family | share | tests |
+//! |---|---|---|
+//! | features | 0.50 | per feature: location, scale, shape, missing share |
+//! | pairs | 0.30 | per pair of features: correlation of their scores |
+//! | vector | 0.05 | the whole vector of mean scores (Hotelling's T²) |
+//! | outputs | 0.15 | a classifier's class mix; a regressor's values: location, scale, shape |
+
+use std::time::Duration;
+
+use crate::model::ModelMetadata;
+use crate::model::drift_reference::DriftReference;
+use crate::stats::cusum::Design;
+use crate::stats::dist::normal_upper;
+use crate::stats::joint::{factor, testable_pair};
+use crate::stats::linalg::Cholesky;
+
+/// A window with fewer scored records is reported but not tested: below it the normal
+/// approximations the tests rest on are not trusted at the small error rates they run at.
+pub const MIN_TESTED_RECORDS: i64 = 100;
+
+/// The detectable shift a report gives is the one found with this probability.
+pub const POWER: f64 = 0.9;
+
+/// Shares of the budget (see the module documentation).
+const SHARES: [(Family, f64); 4] = [
+    (Family::Features, 0.5),
+    (Family::Pairs, 0.3),
+    (Family::Vector, 0.05),
+    (Family::Outputs, 0.15),
+];
+
+/// When windows close and what their flags mean.
+#[derive(Debug, Clone)]
+pub struct DriftSettings {
+    /// A window closes after this many records (scored and invalid).
+    pub window_records: i64,
+    /// A window with records closes after this long, however few it has.
+    pub window_age: Duration,
+    /// Family-wise false-alarm rates per window.
+    pub rates: Rates,
+    /// A statistic is flagged only when its effect reaches this (0: any significant one).
+    pub min_effect: f64,
+    /// The sequential alarm raises a false alarm at most once per this many windows.
+    pub sequential_windows: f64,
+    /// This instance's id in the reports.
+    pub instance_id: String,
+}
+
+impl DriftSettings {
+    /// The defaults of `driftwood run`: windows of 1,000 records or 60 s, alert and warn
+    /// rates 1% and 5%, no minimum effect, a false sequential alarm at most once per 1,000
+    /// windows.
+    pub fn new(instance_id: String) -> Self {
+        DriftSettings {
+            window_records: 1000,
+            window_age: Duration::from_secs(60),
+            rates: Rates::default(),
+            min_effect: 0.0,
+            sequential_windows: 1000.0,
+            instance_id,
+        }
+    }
+}
+
+/// The family-wise false-alarm rates per window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Of an `alert`.
+    pub alert: f64,
+    /// Of a `warn` (or an alert).
+    pub warn: f64,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates {
+            alert: 0.01,
+            warn: 0.05,
+        }
+    }
+}
+
+/// A family of tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Per-feature tests.
+    Features,
+    /// Per-pair correlation tests.
+    Pairs,
+    /// The whole-vector test.
+    Vector,
+    /// Tests of the model's outputs.
+    Outputs,
+}
+
+/// The tests of one model's windows.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Each family's weight per test (0 for a family without tests).
+    weights: [f64; 4],
+    /// Pairs (i, j) with a correlation test.
+    pub pairs: Vec<(usize, usize)>,
+    /// The factor of the reference's score covariance, for the vector test.
+    pub factor: Option<Cholesky>,
+    /// Whether there is a class-mix test.
+    pub class_mix: bool,
+    /// The sequential alarm's design.
+    pub sequential: Design,
+    /// The rates.
+    pub rates: Rates,
+    /// The minimum effect.
+    pub min_effect: f64,
+}
+
+impl Plan {
+    /// The plan for `metadata`'s model against `reference`, under `settings`.
+    pub fn new(
+        metadata: &ModelMetadata,
+        reference: &DriftReference,
+        settings: &DriftSettings,
+    ) -> Self {
+        let p = reference.features.len();
+        let pairs: Vec<(usize, usize)> = match &reference.joint {
+            Some(joint) => (0..p)
+                .flat_map(|i| (i + 1..p).map(move |j| (i, j)))
+                .filter(|&(i, j)| testable_pair(joint, i, j))
+                .collect(),
+            None => Vec::new(),
+        };
+        let factor = (reference.joint.as_ref()).map(factor).filter(|f| {
+            f.rank() > 0 && (f.rank() as u64) + 1 < reference.joint.as_ref().map_or(0, |j| j.rows)
+        });
+        let class_mix = !metadata.classes.is_empty();
+        let outputs = if class_mix { 1 } else { 3 };
+        let counts = [4 * p, pairs.len(), usize::from(factor.is_some()), outputs];
+        let present: f64 = (SHARES.iter().zip(counts))
+            .filter(|(_, c)| *c > 0)
+            .map(|((_, share), _)| share)
+            .sum();
+        let weights = std::array::from_fn(|k| match counts[k] {
+            0 => 0.0,
+            c => SHARES[k].1 / present / c as f64,
+        });
+        let mut plan = Plan {
+            weights,
+            pairs,
+            factor,
+            class_mix,
+            sequential: Design {
+                shift: 0.0,
+                margin: 0.0,
+                threshold: 0.0,
+            },
+            rates: settings.rates,
+            min_effect: settings.min_effect,
+        };
+        plan.sequential = plan.sequential_design(reference, settings);
+        plan
+    }
+
+    /// The weight of one test of `family`.
+    pub fn weight(&self, family: Family) -> f64 {
+        self.weights[SHARES
+            .iter()
+            .position(|(f, _)| *f == family)
+            .expect("every family has a share")]
+    }
+
+    /// The smallest shift of a feature's location, in its standard deviations, that a
+    /// window of `n` records against `m` reference values detects with [`POWER`] at the alert
+    /// rate (for a normally distributed feature; the first step of Holm's correction).
+    pub fn detectable_shift(&self, n: f64, m: f64) -> f64 {
+        let level = self.rates.alert * self.weight(Family::Features);
+        (normal_upper(level / 2.0) + normal_upper(1.0 - POWER)) * (1.0 / n + 1.0 / m).sqrt()
+    }
+
+    /// The sequential alarm: CUSUMs of each feature's (and a regressor's value's) mean score, tuned to a
+    /// quarter of the shift one full window detects, with the reference's error bounded at
+    /// the alert rate over all of them, and a threshold for one false alarm per
+    /// `sequential_windows` windows.
+    fn sequential_design(&self, reference: &DriftReference, settings: &DriftSettings) -> Design {
+        let values = (!self.class_mix).then_some(&reference.outputs.distribution);
+        let statistics = reference.features.len() + usize::from(values.is_some());
+        let m = (reference.features.iter())
+            .chain(values)
+            .map(|f| f.present())
+            .min()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let reference_error = normal_upper(settings.rates.alert / (2.0 * statistics as f64));
+        Design {
+            shift: self.detectable_shift(settings.window_records as f64, m) / 4.0,
+            margin: reference_error / m.sqrt(),
+            threshold: Design::threshold(2 * statistics, settings.sequential_windows),
+        }
+    }
+}
