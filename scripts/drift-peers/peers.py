@@ -231,7 +231,9 @@ class NannymlUnivariate:
              f"{chunks} reference chunk(s) of size {n}"
              + (" (last one incomplete, kept)" if m % n else "")
              + ("; fewer than 6 reference chunks: NannyML warns the thresholds are unreliable"
-                if chunks < 6 else ""),
+                if chunks < 6 else "")
+             + ("; a single reference chunk has std 0, so the threshold is that chunk's own "
+                "distance" if chunks == 1 else ""),
              fit_seconds=round(time.perf_counter() - t0, 3), reference_chunks=chunks)
 
     def run(self, windows):
@@ -391,7 +393,9 @@ class AlibiMMD:
             self.cd = MMDDrift(ref.astype(np.float32), backend="pytorch", device="cpu")
         note("alibi-mmd", f"alibi-detect {alibi_detect.__version__} MMDDrift backend=pytorch "
              f"(torch {torch.__version__}, CPU, {torch.get_num_threads()} threads), float32, "
-             f"reference subsampled {m} -> {self.sub} rows (seed {seed}), p_val=0.05, "
+             + (f"reference subsampled {m} -> {self.sub} rows (seed {seed}), " if self.sub < m
+                else f"reference {m} rows (not subsampled), ")
+             + f"p_val=0.05, "
              f"n_permutations=100, GaussianRBF sigma by median heuristic on the reference; "
              f"NaN always imputed with the reference mean (MMD cannot take NaN)",
              fit_seconds=round(time.perf_counter() - t0, 3), reference_subsample=self.sub)

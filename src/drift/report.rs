@@ -153,7 +153,7 @@ pub struct ClassRecall {
 }
 
 /// Where a window came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowOrigin {
     /// Instance that observed it.
     pub instance_id: String,

@@ -91,6 +91,36 @@ impl WindowCounts {
     }
 }
 
+impl WindowCounts {
+    /// Adds `other`'s counts (a window of the same model from another replica, or the next
+    /// window): the report of the sum is the report of all their records together.
+    pub fn add(&mut self, other: &WindowCounts) {
+        fn ints(a: &mut [i64], b: &[i64]) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        fn floats(a: &mut [f64], b: &[f64]) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self.records += other.records;
+        self.invalid += other.invalid;
+        (self.features.iter_mut().zip(&other.features)).for_each(|(a, b)| ints(a, b));
+        ints(&mut self.missing, &other.missing);
+        floats(&mut self.deviations, &other.deviations);
+        floats(&mut self.squares, &other.squares);
+        self.complete += other.complete;
+        floats(&mut self.score_sums, &other.score_sums);
+        floats(&mut self.score_products, &other.score_products);
+        ints(&mut self.predictions, &other.predictions);
+        ints(&mut self.confidence, &other.confidence);
+        self.confidence_sum += other.confidence_sum;
+        self.value_sum += other.value_sum;
+        self.labeled += other.labeled;
+        self.correct += other.correct;
+        ints(&mut self.class_support, &other.class_support);
+        ints(&mut self.class_hits, &other.class_hits);
+    }
+}
+
 /// One feature's bins as a window counts into them.
 #[derive(Debug, Clone)]
 struct FeatureBins {

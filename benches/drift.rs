@@ -1,0 +1,108 @@
+//! Drift's cost per record: counting one scored record into a window (`drift/observe`), at
+//! 30 features against a reference of 50,000 correlated Gaussian rows (99 percentile edges
+//! per feature, joint score moments), and on the bundled model's reference; and closing a
+//! window of 5,000 records (every test, the correction, the report), whose cost spreads
+//! over its records (`drift/close_5000`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use driftwood::drift::{DriftReport, DriftSettings, DriftWindow, Inputs, Plan, Sequential};
+use driftwood::model::drift_reference::DriftReference;
+use driftwood::model::{Model, ModelMetadata, Predicted};
+use driftwood::stats::simulate::Gaussian;
+use rand::SeedableRng;
+
+/// 30 correlated features (correlation 0.3 between neighbours, decaying).
+fn gaussian() -> Gaussian {
+    Gaussian::new(30, |i, j| 0.3f64.powi((i as i32 - j as i32).abs()))
+}
+
+fn synthetic_reference(rows: &[Vec<f64>]) -> DriftReference {
+    let predictions: Vec<Predicted> = (rows.iter())
+        .map(|r| Predicted::Class {
+            index: usize::from(r[0] > 0.0),
+            confidence: 0.5 + r[0].abs().min(1.0) / 2.0,
+        })
+        .collect();
+    DriftReference::from_rows(
+        "synthetic".into(),
+        rows,
+        ("synthetic".into(), &predictions),
+        2,
+    )
+}
+
+fn observe(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let g = gaussian();
+    let reference_rows: Vec<Vec<f64>> = (0..50_000).map(|_| g.draw(&mut rng)).collect();
+    let reference = synthetic_reference(&reference_rows);
+    let rows: Vec<Vec<f64>> = (0..4096).map(|_| g.draw(&mut rng)).collect();
+    let predicted = Predicted::Class {
+        index: 1,
+        confidence: 0.8,
+    };
+    let mut group = c.benchmark_group("drift");
+    group.throughput(Throughput::Elements(1));
+    let mut window = DriftWindow::new(&reference, &[0, 1]);
+    let mut i = 0;
+    group.bench_function("observe", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            window.observe(black_box(&rows[i]), predicted, Some(1));
+        })
+    });
+    let model = Model::open(None).unwrap();
+    let data = driftwood::model::dataset::Dataset::breast_cancer();
+    let mut bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
+    group.bench_function("observe_bundled", |b| {
+        b.iter(|| {
+            i = (i + 1) % data.len();
+            bundled.observe(black_box(&data.rows[i]), predicted, Some(1));
+        })
+    });
+    group.finish();
+    close(c, &model.metadata, &reference, &rows);
+}
+
+fn close(
+    c: &mut Criterion,
+    metadata: &ModelMetadata,
+    reference: &DriftReference,
+    rows: &[Vec<f64>],
+) {
+    let mut metadata = metadata.clone();
+    metadata.features = (0..30).map(|f| format!("x{f}")).collect();
+    let settings = DriftSettings::new("bench".into());
+    let plan = Plan::new(&metadata, reference, &settings);
+    let mut window = DriftWindow::new(reference, &metadata.classes);
+    let predicted = Predicted::Class {
+        index: 0,
+        confidence: 0.9,
+    };
+    for i in 0..5000 {
+        window.observe(&rows[i % rows.len()], predicted, None);
+    }
+    let counts = window.take();
+    let mut sequential = Sequential::new(&metadata.features, false);
+    c.bench_function("drift/close_5000", |b| {
+        b.iter(|| {
+            let outcome = sequential.update(&counts, reference, &plan);
+            let inputs = Inputs {
+                metadata: &metadata,
+                reference,
+                plan: &plan,
+                sequential: &outcome,
+            };
+            black_box(DriftReport::compute(
+                &inputs,
+                Default::default(),
+                counts.clone(),
+            ))
+        })
+    });
+}
+
+criterion_group!(benches, observe);
+criterion_main!(benches);
