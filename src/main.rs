@@ -62,6 +62,9 @@ enum Command {
     Bench(driftwood::tools::bench::BenchConfig),
     /// Measure how fast a model scores (ns/row at batch sizes, one thread, no Kafka).
     BenchModel(driftwood::tools::bench_model::BenchModelArgs),
+    /// Measure the drift tests: false-alarm rates, power, detection delay, and the peers on
+    /// the same windows (no Kafka).
+    BenchDrift(driftwood::tools::bench_drift::BenchDriftArgs),
     /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
     /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
     Healthcheck(HealthcheckArgs),
@@ -245,6 +248,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serving_note(&outcome.promoted, m));
         }
         Command::Models(args) => print!("{}", driftwood::tools::models::run(&args)?),
+        Command::BenchDrift(args) => driftwood::tools::bench_drift::run(&args)?,
         Command::BenchModel(args) => {
             let (description, results) = driftwood::tools::bench_model::run(&args)?;
             println!("{description}");

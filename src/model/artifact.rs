@@ -291,6 +291,11 @@ impl Model {
         Self::verified(metadata, engine, rows, drift, dir)
     }
 
+    /// The reference rows kept for explanations, row-major (none when the artifact has none).
+    pub fn reference_rows(&self) -> Option<&[f64]> {
+        self.reference.0.as_deref()
+    }
+
     /// What drift windows are tested against: the stored drift reference, or for an
     /// artifact written before them, one made from its kept rows or baselines.
     pub fn drift_reference(&self) -> &DriftReference {

@@ -1,0 +1,199 @@
+//! One cell of the synthetic benchmark: a scenario at a window size, run through the same
+//! window code as the pipeline (and, for a share of the windows, through the peers), and
+//! what each tool flagged.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::peers::{Header, Peers, Run};
+use super::synthetic::{FEATURES, Scenario, Target, World};
+use crate::drift::{DriftReport, DriftSettings, DriftWindow, Flag, Inputs, Plan, Sequential};
+use crate::error::Result;
+use crate::model::ModelMetadata;
+use crate::model::drift_reference::DriftReference;
+
+/// Rows of each reference.
+pub const REFERENCE_ROWS: usize = 50_000;
+/// Windows drawn against one reference before the next is drawn: a user has one reference,
+/// and the rates are averages over references.
+pub const WINDOWS_PER_REFERENCE: usize = 100;
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Records per window.
+    pub n: usize,
+    /// Windows driftwood tests.
+    pub windows: usize,
+    /// Of which the peers see the first this many of each reference's windows.
+    pub peer_windows: usize,
+    /// Seed of the cell's data.
+    pub seed: u64,
+}
+
+/// What a tool did over a cell's windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Windows.
+    pub windows: u64,
+    /// Flagged `alert` (a peer: alerted).
+    pub alerts: u64,
+    /// Flagged `warn` or `alert`.
+    pub warns: u64,
+    /// Alerts that named the shifted feature, pair or the class mix.
+    pub named: u64,
+    /// Sequential alarms.
+    pub sequential: u64,
+    /// Seconds spent testing (driftwood: counting and closing windows, not drawing them).
+    pub seconds: f64,
+}
+
+/// What the cell found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// driftwood.
+    pub driftwood: Tally,
+    /// Each peer tool.
+    pub peers: BTreeMap<String, Tally>,
+}
+
+/// A model's metadata for the synthetic world: features x0…x29, classes 0 and 1.
+pub fn metadata(features: usize, classes: Vec<i32>) -> ModelMetadata {
+    let json = serde_json::json!({
+        "format_version": 1, "name": "synthetic", "version": "1", "algorithm": "linear",
+        "features": (0..features).map(|f| format!("x{f}")).collect::<Vec<_>>(),
+        "classes": classes, "created_at": "", "model_file": "", "model_sha256": "",
+        "baselines": {"features": []},
+    });
+    serde_json::from_value(json).expect("synthetic metadata")
+}
+
+/// A reference of [`REFERENCE_ROWS`] rows of the world, with the classifier's outputs.
+pub fn reference(world: &World, rng: &mut StdRng) -> (Vec<f64>, DriftReference) {
+    let flat = world.rows(REFERENCE_ROWS, rng);
+    let rows: Vec<Vec<f64>> = flat.chunks(FEATURES).map(<[f64]>::to_vec).collect();
+    let predictions: Vec<_> = rows.iter().map(|r| world.predict(r)).collect();
+    let source = format!("{REFERENCE_ROWS} synthetic rows");
+    let reference = DriftReference::from_rows(source.clone(), &rows, (source, &predictions), 2);
+    (flat, reference)
+}
+
+/// Tests one window of rows (row-major) and returns the report, adding the time to `spent`.
+pub fn test_window(
+    world: &World,
+    (metadata, reference, plan): (&ModelMetadata, &DriftReference, &Plan),
+    sequential: &mut Sequential,
+    rows: &[f64],
+    spent: &mut Duration,
+) -> DriftReport {
+    let started = Instant::now();
+    let mut window = DriftWindow::new(reference, &metadata.classes);
+    for row in rows.chunks(FEATURES) {
+        window.observe(row, world.predict(row), None);
+    }
+    let counts = window.take();
+    let outcome = sequential.update(&counts, reference, plan);
+    let inputs = Inputs {
+        metadata,
+        reference,
+        plan,
+        sequential: &outcome,
+    };
+    let report = DriftReport::compute(&inputs, Default::default(), counts);
+    *spent += started.elapsed();
+    report
+}
+
+/// Whether `report` names the shift at `target` at the alert level.
+pub fn named(report: &DriftReport, scenario: Scenario, target: &Target) -> bool {
+    let feature = |f: usize| report.features[f].flag == Flag::Alert;
+    match (scenario, target.feature, target.pair) {
+        (_, Some(f), _) => feature(f),
+        (_, _, Some((a, b))) => (report.pairs.iter())
+            .any(|p| p.flag == Flag::Alert && p.a == format!("x{a}") && p.b == format!("x{b}")),
+        (Scenario::ClassMix(_), _, _) => report.prediction_flag == Flag::Alert,
+        _ => false,
+    }
+}
+
+/// Runs `cell`, the peers on a share of its windows when `peers` is given.
+pub fn run(world: &World, cell: Cell, peers: Option<&Peers>) -> Result<Outcome> {
+    let metadata = metadata(FEATURES, vec![0, 1]);
+    let mut settings = DriftSettings::new("bench".into());
+    settings.window_records = cell.n as i64;
+    let mut driftwood = Tally::default();
+    let mut peer_tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut spent = Duration::ZERO;
+    let blocks = cell.windows.div_ceil(WINDOWS_PER_REFERENCE);
+    for block in 0..blocks {
+        let mut rng = StdRng::seed_from_u64(cell.seed ^ (block as u64) << 32);
+        let (reference_rows, reference) = reference(world, &mut rng);
+        let plan = Plan::new(&metadata, &reference, &settings);
+        let mut sequential = Sequential::new(&metadata.features, false);
+        let windows = WINDOWS_PER_REFERENCE.min(cell.windows - block * WINDOWS_PER_REFERENCE);
+        let shared = windows.min(cell.peer_windows);
+        let mut peer_run = match (peers, shared) {
+            (Some(p), 1..) => Some(start(p, &metadata, &cell, shared, &reference_rows)?),
+            _ => None,
+        };
+        for w in 0..windows {
+            let target = world.target(cell.scenario, &mut rng);
+            let rows = world.window(cell.scenario, &target, cell.n, &mut rng);
+            let context = (&metadata, &reference, &plan);
+            let report = test_window(world, context, &mut sequential, &rows, &mut spent);
+            count(
+                &mut driftwood,
+                &report,
+                named(&report, cell.scenario, &target),
+            );
+            if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
+                run.window(&rows)?;
+            }
+        }
+        if let Some(run) = peer_run {
+            for v in run.finish()? {
+                let t = peer_tallies.entry(v.tool).or_default();
+                t.windows += 1;
+                t.alerts += u64::from(v.alert == Some(true));
+                t.seconds += v.seconds;
+            }
+        }
+    }
+    driftwood.seconds = spent.as_secs_f64();
+    Ok(Outcome {
+        driftwood,
+        peers: peer_tallies,
+    })
+}
+
+fn start(
+    peers: &Peers,
+    metadata: &ModelMetadata,
+    cell: &Cell,
+    windows: usize,
+    reference: &[f64],
+) -> Result<Run> {
+    let header = Header {
+        features: FEATURES,
+        feature_names: &metadata.features,
+        reference_rows: REFERENCE_ROWS,
+        window_rows: cell.n,
+        windows,
+        scenario: cell.scenario.name(),
+    };
+    peers.start(&header, reference)
+}
+
+/// Adds a report to a tally.
+pub fn count(t: &mut Tally, report: &DriftReport, named: bool) {
+    t.windows += 1;
+    t.alerts += u64::from(report.flag == Flag::Alert);
+    t.warns += u64::from(report.flag != Flag::Ok);
+    t.named += u64::from(named);
+    t.sequential += u64::from(!report.sequential.is_empty());
+}

@@ -1,0 +1,461 @@
+//! Real data: the bundled model's data set replayed (as the issue that asked for these tests
+//! measured the old PSI rule), and the time-ordered data sets in the `nannyml` wheel,
+//! window by window against their reference period.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::cell::{Tally, count, metadata};
+use super::peers::{Header, Peers};
+use super::{BenchDriftArgs, Output, Row};
+use crate::drift::{DriftReport, DriftSettings, DriftWindow, Flag, Inputs, Plan, Sequential};
+use crate::error::{Error, Result};
+use crate::model::drift_reference::DriftReference;
+use crate::model::{Model, ModelMetadata, Predicted};
+
+/// The old rule: a feature's PSI over the reference's deciles at 0.1 warns, at 0.25 alerts.
+fn psi_rule(report: &DriftReport, level: f64) -> bool {
+    (report.features.iter().map(|f| f.divergence.psi))
+        .chain([report.prediction.psi])
+        .any(|psi| psi >= level)
+}
+
+/// Counts `rows` (row-major, `predicted` for each) into one window and reports it.
+fn test(
+    (metadata, reference, plan): (&ModelMetadata, &DriftReference, &Plan),
+    sequential: &mut Sequential,
+    rows: &[f64],
+    predicted: &[Predicted],
+) -> DriftReport {
+    let p = metadata.features.len();
+    let mut window = DriftWindow::new(reference, &metadata.classes);
+    for (row, &prediction) in rows.chunks(p).zip(predicted) {
+        window.observe(row, prediction, None);
+    }
+    let counts = window.take();
+    let outcome = sequential.update(&counts, reference, plan);
+    let inputs = Inputs {
+        metadata,
+        reference,
+        plan,
+        sequential: &outcome,
+    };
+    DriftReport::compute(&inputs, Default::default(), counts)
+}
+
+/// The bundled model's data set, replayed in windows of 1,000 and 5,000 records drawn at
+/// random, without a shift and with one random feature moved 0.25 standard deviations.
+pub fn bundled(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
+    let model = Model::open(None)?;
+    let data = crate::model::dataset::Dataset::breast_cancer();
+    let p = data.feature_names.len();
+    let sd: Vec<f64> = (0..p)
+        .map(|f| {
+            let (n, mean) = (
+                data.len() as f64,
+                data.rows.iter().map(|r| r[f]).sum::<f64>() / data.len() as f64,
+            );
+            (data.rows.iter().map(|r| (r[f] - mean).powi(2)).sum::<f64>() / n).sqrt()
+        })
+        .collect();
+    let reference_rows = model.reference_rows().unwrap_or_default().to_vec();
+    for n in [1000, 5000] {
+        for (k, shift) in [0.0, 0.25].into_iter().enumerate() {
+            let scenario = match shift {
+                0.0 => "no shift".to_string(),
+                s => format!("mean {s:.2} sd"),
+            };
+            let windows = if shift == 0.0 {
+                args.null_windows
+            } else {
+                args.shift_windows
+            };
+            let mut settings = DriftSettings::new("bench".into());
+            settings.window_records = n as i64;
+            let plan = Plan::new(&model.metadata, model.drift_reference(), &settings);
+            let mut sequential = Sequential::new(&model.metadata.features, false);
+            let mut rng = StdRng::seed_from_u64(args.seed ^ 0xb0 ^ ((n as u64) << 16) ^ k as u64);
+            let shared = args.peer_windows.min(windows);
+            let mut peer_run = match peers {
+                Some(peers) => Some(peers.start(
+                    &Header {
+                        features: p,
+                        feature_names: &model.metadata.features,
+                        reference_rows: reference_rows.len() / p,
+                        window_rows: n,
+                        windows: shared,
+                        scenario: format!("bundled {scenario}"),
+                    },
+                    &reference_rows,
+                )?),
+                None => None,
+            };
+            let (mut tally, mut old_warn, mut old_alert) = (Tally::default(), 0, 0);
+            for w in 0..windows {
+                let feature = rng.random_range(0..p);
+                let mut rows = Vec::with_capacity(n * p);
+                for _ in 0..n {
+                    let mut row = data.rows[rng.random_range(0..data.len())].clone();
+                    row[feature] += shift * sd[feature];
+                    rows.extend(row);
+                }
+                let predicted = model.engine.predict_all(&rows);
+                let context = (&model.metadata, model.drift_reference(), &plan);
+                let report = test(context, &mut sequential, &rows, &predicted);
+                count(
+                    &mut tally,
+                    &report,
+                    report.features[feature].flag == Flag::Alert,
+                );
+                old_warn += u64::from(psi_rule(&report, 0.1));
+                old_alert += u64::from(psi_rule(&report, 0.25));
+                if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
+                    run.window(&rows)?;
+                }
+            }
+            let peer_tallies = match peer_run {
+                Some(run) => tally_peers(run.finish()?),
+                None => BTreeMap::new(),
+            };
+            let windows = tally.windows;
+            for (tool, flagged) in [
+                ("driftwood alert", tally.alerts),
+                ("driftwood warn", tally.warns),
+                ("psi-alert (old rule)", old_alert),
+                ("psi-warn (old rule)", old_warn),
+            ] {
+                out.row(Row::new("bundled", tool, &scenario, n, (flagged, windows)))?;
+            }
+            for (tool, t) in peer_tallies {
+                out.row(Row::new(
+                    "bundled",
+                    &tool,
+                    &scenario,
+                    n,
+                    (t.alerts, t.windows),
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tally_peers(verdicts: Vec<super::peers::Verdict>) -> BTreeMap<String, Tally> {
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for v in verdicts {
+        let t = tallies.entry(v.tool).or_default();
+        t.windows += 1;
+        t.alerts += u64::from(v.alert == Some(true));
+        t.seconds += v.seconds;
+    }
+    tallies
+}
+
+/// A data set of the `nannyml` wheel: its features, reference and analysis rows.
+struct Data {
+    name: String,
+    features: Vec<String>,
+    classes: Vec<String>,
+    reference: Table,
+    analysis: Table,
+    chunk: usize,
+    /// The first analysis chunk the data set's documentation says has drifted.
+    drift_from: usize,
+}
+
+/// Rows (row-major; categories as their index among the sorted values, NaN where empty) and
+/// the model's predictions on them.
+#[derive(Default)]
+struct Table {
+    rows: Vec<f64>,
+    predicted: Vec<Predicted>,
+}
+
+/// Each data set with the chunk its documentation says the drift starts at (chunks of the
+/// documented size): the car loans' and the multiclass set's sixth chunk; the census's
+/// fourteenth (2017, a mild shift that grows).
+const DATA_SETS: [(&str, usize); 4] = [
+    ("synthetic_car_loan", 5),
+    ("synthetic_car_loan_dq", 5),
+    ("mc", 5),
+    ("employment_MA", 13),
+];
+
+/// The nannyml data sets, chunk by chunk.
+pub fn nannyml(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
+    let manifest = args.real_data.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| {
+        Error::Config(format!(
+            "{}: {e}; write it with `$(scripts/py-env.sh scripts/drift-peers/requirements.txt) scripts/drift-peers/extract_datasets.py`",
+            manifest.display()
+        ))
+    })?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", manifest.display())))?;
+    for (name, drift_from) in DATA_SETS {
+        let data = load(&manifest, name, drift_from)?;
+        chunks(&data, peers, out)?;
+    }
+    Ok(())
+}
+
+/// Tests every analysis chunk of `data` and writes, per tool, the chunks flagged before and
+/// after the documented drift, with the flags chunk by chunk.
+fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
+    let p = data.features.len();
+    let mut metadata = metadata(p, (0..data.classes.len() as i32).collect());
+    metadata.features = data.features.clone();
+    let rows: Vec<Vec<f64>> = data.reference.rows.chunks(p).map(<[f64]>::to_vec).collect();
+    let source = format!("{} reference rows of {}", rows.len(), data.name);
+    let reference = DriftReference::from_rows(
+        source.clone(),
+        &rows,
+        (source, &data.reference.predicted),
+        data.classes.len(),
+    );
+    let mut settings = DriftSettings::new("bench".into());
+    settings.window_records = data.chunk as i64;
+    let plan = Plan::new(&metadata, &reference, &settings);
+    let mut sequential = Sequential::new(&metadata.features, false);
+    let n_chunks = (data.analysis.predicted.len()).div_ceil(data.chunk);
+    // The peers read windows of one size: a short last chunk is theirs to skip.
+    let full_chunks = data.analysis.predicted.len() / data.chunk;
+    let mut peer_run = match peers {
+        Some(peers) => Some(peers.start(
+            &Header {
+                features: p,
+                feature_names: &data.features,
+                reference_rows: rows.len(),
+                window_rows: data.chunk,
+                windows: full_chunks,
+                scenario: data.name.clone(),
+            },
+            &data.reference.rows,
+        )?),
+        None => None,
+    };
+    let mut flags: BTreeMap<String, String> = BTreeMap::new();
+    for c in 0..n_chunks {
+        let span = c * data.chunk..((c + 1) * data.chunk).min(data.analysis.predicted.len());
+        let chunk_rows = &data.analysis.rows[span.start * p..span.end * p];
+        let report = test(
+            (&metadata, &reference, &plan),
+            &mut sequential,
+            chunk_rows,
+            &data.analysis.predicted[span],
+        );
+        let symbol = match report.flag {
+            Flag::Alert => 'A',
+            Flag::Warn => 'w',
+            Flag::Ok => '.',
+        };
+        flags.entry("driftwood".into()).or_default().push(symbol);
+        let sequential_symbol = if report.sequential.is_empty() {
+            '.'
+        } else {
+            'S'
+        };
+        flags
+            .entry("driftwood sequential".into())
+            .or_default()
+            .push(sequential_symbol);
+        if let Some(run) = peer_run.as_mut().filter(|_| c < full_chunks) {
+            run.window(chunk_rows)?;
+        }
+        let flagged: Vec<&str> = (report.features.iter())
+            .filter(|f| f.flag == Flag::Alert)
+            .map(|f| f.name.as_str())
+            .collect();
+        println!(
+            "  {} chunk {c:>2}: {symbol} {flagged:?} pairs {} class mix {:?}",
+            data.name,
+            report.pairs.len(),
+            report.prediction_flag
+        );
+    }
+    if let Some(run) = peer_run {
+        let mut verdicts = run.finish()?;
+        verdicts.sort_by_key(|v| v.window);
+        for v in verdicts {
+            let symbol = match v.alert {
+                Some(true) => 'A',
+                Some(false) => '.',
+                None => '?',
+            };
+            flags.entry(v.tool).or_default().push(symbol);
+        }
+    }
+    for (tool, symbols) in flags {
+        write_chunks(out, data, &tool, &symbols)?;
+    }
+    Ok(())
+}
+
+/// A tool's chunks before and from the documented drift, and its flags chunk by chunk.
+fn write_chunks(out: &mut Output, data: &Data, tool: &str, symbols: &str) -> Result<()> {
+    let flagged = |s: &str| s.chars().filter(|&c| c == 'A' || c == 'S').count() as u64;
+    let (before, after) = symbols.split_at(data.drift_from.min(symbols.len()));
+    for (scenario, part) in [
+        ("before the documented drift", before),
+        ("documented drift", after),
+    ] {
+        let mut row = Row::new(
+            &data.name,
+            tool,
+            scenario,
+            data.chunk,
+            (flagged(part), part.len() as u64),
+        );
+        row.extra = Some(serde_json::json!({"chunks": symbols}));
+        out.row(row)?;
+    }
+    Ok(())
+}
+
+/// Reads one data set's CSVs as the manifest describes them.
+fn load(manifest: &serde_json::Value, name: &str, drift_from: usize) -> Result<Data> {
+    let entry = &manifest["datasets"][name];
+    let strings = |key: &str| -> Vec<String> {
+        (entry[key].as_array().into_iter().flatten())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let features = strings("features");
+    let prediction = entry["prediction"]
+        .as_str()
+        .unwrap_or("prediction")
+        .to_string();
+    let probabilities = strings("prediction_proba");
+    let csv = |part: &str| -> Result<std::path::PathBuf> {
+        let path = entry["files"][part]["csv"].as_str();
+        path.map(Into::into)
+            .ok_or_else(|| Error::Config(format!("the manifest has no {part} CSV of {name}")))
+    };
+    let (reference, analysis) = (read_csv(&csv("reference")?)?, read_csv(&csv("analysis")?)?);
+    let mut classes: Vec<String> = reference.column(&prediction)?.to_vec();
+    classes.sort();
+    classes.dedup();
+    let codes = Codes::new(&features, [&reference, &analysis]);
+    let table = |raw: &RawTable| -> Result<Table> {
+        Ok(Table {
+            rows: codes.rows(&features, raw)?,
+            predicted: predictions(raw, &prediction, &probabilities, &classes)?,
+        })
+    };
+    Ok(Data {
+        name: name.into(),
+        reference: table(&reference)?,
+        analysis: table(&analysis)?,
+        features,
+        classes,
+        chunk: entry["docs_chunk_size"].as_u64().unwrap_or(5000) as usize,
+        drift_from,
+    })
+}
+
+/// A CSV's cells as text, by column.
+struct RawTable {
+    columns: BTreeMap<String, Vec<String>>,
+}
+
+impl RawTable {
+    fn column(&self, name: &str) -> Result<&[String]> {
+        (self.columns.get(name).map(Vec::as_slice))
+            .ok_or_else(|| Error::Config(format!("no column {name:?}")))
+    }
+}
+
+fn read_csv(path: &Path) -> Result<RawTable> {
+    let bad = |e: csv::Error| Error::Config(format!("{}: {e}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(bad)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut columns: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    for record in reader.records() {
+        for (column, cell) in columns.iter_mut().zip(record.map_err(bad)?.iter()) {
+            column.push(cell.to_string());
+        }
+    }
+    Ok(RawTable {
+        columns: headers.into_iter().zip(columns).collect(),
+    })
+}
+
+/// Each categorical feature's values, sorted: a value's code is its index.
+struct Codes(BTreeMap<String, Vec<String>>);
+
+impl Codes {
+    fn new(features: &[String], tables: [&RawTable; 2]) -> Self {
+        let mut codes = BTreeMap::new();
+        for f in features {
+            let cells = tables
+                .iter()
+                .flat_map(|t| t.columns.get(f).into_iter().flatten());
+            let mut values: Vec<String> = cells
+                .filter(|c| !c.is_empty() && c.parse::<f64>().is_err())
+                .cloned()
+                .collect();
+            values.sort();
+            values.dedup();
+            if !values.is_empty() {
+                codes.insert(f.clone(), values);
+            }
+        }
+        Codes(codes)
+    }
+
+    fn rows(&self, features: &[String], raw: &RawTable) -> Result<Vec<f64>> {
+        let columns: Vec<&[String]> = features
+            .iter()
+            .map(|f| raw.column(f))
+            .collect::<Result<_>>()?;
+        let n = columns.first().map_or(0, |c| c.len());
+        let mut rows = Vec::with_capacity(n * features.len());
+        for i in 0..n {
+            for (f, column) in features.iter().zip(&columns) {
+                let cell = &column[i];
+                rows.push(match (cell.is_empty(), self.0.get(f)) {
+                    (true, _) => f64::NAN,
+                    (false, Some(values)) => {
+                        values.binary_search(cell).map_or(f64::NAN, |k| k as f64)
+                    }
+                    (false, None) => cell.parse().unwrap_or(f64::NAN),
+                });
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The data set's model's predictions: its predicted class, and the probability of it.
+fn predictions(
+    raw: &RawTable,
+    prediction: &str,
+    probabilities: &[String],
+    classes: &[String],
+) -> Result<Vec<Predicted>> {
+    let predicted = raw.column(prediction)?;
+    let probabilities: Vec<&[String]> = probabilities
+        .iter()
+        .map(|c| raw.column(c))
+        .collect::<Result<_>>()?;
+    Ok((0..predicted.len())
+        .map(|i| {
+            let index = classes.binary_search(&predicted[i]).unwrap_or(0);
+            let p = |c: usize| probabilities[c][i].parse::<f64>().unwrap_or(f64::NAN);
+            let confidence = match probabilities.len() {
+                1 if index == 1 => p(0),
+                1 => 1.0 - p(0),
+                k => (0..k).map(p).fold(0.0, f64::max),
+            };
+            Predicted::Class { index, confidence }
+        })
+        .collect())
+}
