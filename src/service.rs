@@ -267,6 +267,7 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         schema,
         format: config.input_format,
         max_message_bytes: config.max_message_bytes,
+        missing: config.missing_features,
         explaining: config.models.explain().enabled(),
         registered: registered.clone(),
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::codec::decode::InputFormat;
+use crate::codec::decode::{InputFormat, MissingFeatures};
 use crate::error::{Error, Result};
 pub use models::{ModelArgs, RouteBy};
 pub use registry::{OutputFormat, PASSWORD_ENV, RegistryArgs};
@@ -121,6 +121,16 @@ pub struct RunConfig {
     /// Messages larger than this many bytes are dead-lettered unscored.
     #[arg(long, env = "DRIFTWOOD_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: usize,
+
+    /// What a null or NaN feature makes of its record: `dead-letter`, or `score` it with the
+    /// feature missing (trees take their missing-value branch; drift windows count and test
+    /// the share of missing values).
+    #[arg(
+        long,
+        env = "DRIFTWOOD_MISSING_FEATURES",
+        default_value = "dead-letter"
+    )]
+    pub missing_features: MissingFeatures,
 
     /// Check the settings, model, input schema and Kafka client properties, print what would
     /// run, and exit without connecting to Kafka.
@@ -361,6 +371,7 @@ impl std::fmt::Debug for RunConfig {
             .field("input_format", &self.input_format)
             .field("schema_registry", &self.schema_registry)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("missing_features", &self.missing_features)
             .field("http_addr", &self.http_addr)
             .field("create_topics", &self.create_topics)
             .field("auto_offset_reset", &self.auto_offset_reset)

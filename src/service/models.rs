@@ -99,6 +99,8 @@ pub(super) struct Decoders {
     pub(super) schema: apache_avro::Schema,
     pub(super) format: crate::codec::decode::InputFormat,
     pub(super) max_message_bytes: usize,
+    /// What a null or NaN feature makes of its record.
+    pub(super) missing: crate::codec::decode::MissingFeatures,
     /// Whether predictions are explained, so that a version must be explainable.
     pub(super) explaining: bool,
     /// With a schema registry for Confluent-framed input: the writer schemas by id, which
@@ -125,14 +127,15 @@ impl Decoders {
         if let Some(schemas) = &self.registered {
             let decoder =
                 FeatureDecoder::registered(features, self.max_message_bytes, schemas.clone());
-            return Ok(decoder);
+            return Ok(decoder.with_missing(self.missing));
         }
-        FeatureDecoder::new(
+        let decoder = FeatureDecoder::new(
             self.schema.clone(),
             features,
             self.format,
             self.max_message_bytes,
-        )
+        )?;
+        Ok(decoder.with_missing(self.missing))
     }
 }
 

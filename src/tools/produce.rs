@@ -38,6 +38,9 @@ pub struct ProduceConfig {
     /// Multiply every feature by 1+F (simulated drift).
     #[arg(long, default_value_t = 0.0)]
     pub shift: f64,
+    /// Shift only these features (comma-separated names) [default: every feature].
+    #[arg(long, value_delimiter = ',')]
+    pub shift_features: Vec<String>,
     /// How many of the records are corrupt (undecodable), spread evenly.
     #[arg(long, default_value_t = 0)]
     pub corrupt: usize,
@@ -62,6 +65,7 @@ impl ProduceConfig {
             count,
             rate: 0.0,
             shift: 0.0,
+            shift_features: Vec::new(),
             corrupt: 0,
             format: InputFormat::Avro,
             schema_registry_url: None,
@@ -135,6 +139,22 @@ fn schema_id(config: &ProduceConfig) -> Result<u32> {
         })
 }
 
+/// Each feature's factor: 1 + `shift` for the features shifted, 1 for the others.
+fn scales(config: &ProduceConfig, names: &[String]) -> Result<Vec<f64>> {
+    if let Some(unknown) = (config.shift_features.iter()).find(|f| !names.contains(f)) {
+        return Err(Error::tool(
+            "produce",
+            format!("--shift-features: no feature {unknown:?} in the bundled data set"),
+        ));
+    }
+    let shifted =
+        |name: &String| config.shift_features.is_empty() || config.shift_features.contains(name);
+    Ok(names
+        .iter()
+        .map(|n| if shifted(n) { 1.0 + config.shift } else { 1.0 })
+        .collect())
+}
+
 /// Emits the records and waits for every acknowledgement.
 pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let data = Dataset::breast_cancer();
@@ -142,7 +162,7 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
     let encoder = FeatureEncoder::new(schema, config.format)?.with_schema_id(schema_id(config)?);
     let producer = counting_producer(config)?;
     let started = Instant::now();
-    let scale = 1.0 + config.shift;
+    let scales = scales(config, &data.feature_names)?;
     let mut values = vec![0.0; data.feature_names.len()];
     let mut bytes = Vec::new();
     let mut corrupt = 0;
@@ -151,7 +171,7 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
             pace(started + Duration::from_secs_f64(seq as f64 / config.rate));
         }
         let row = row_of(seq, &data);
-        for (v, x) in values.iter_mut().zip(&data.rows[row]) {
+        for ((v, x), scale) in values.iter_mut().zip(&data.rows[row]).zip(&scales) {
             *v = x * scale;
         }
         let id = seq.to_string();

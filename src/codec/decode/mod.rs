@@ -36,6 +36,30 @@ pub enum InputFormat {
     Confluent,
 }
 
+/// What a null or NaN feature makes of its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingFeatures {
+    /// Dead-lettered (`missing_feature` for a null, `non_finite` for a NaN).
+    #[default]
+    DeadLetter,
+    /// Scored with the feature missing (NaN): trees send it down their missing-value branch
+    /// (ONNX's `missing_value_tracks_true`; the false side for a forest driftwood trained),
+    /// and drift windows count it as missing.
+    Score,
+}
+
+impl std::str::FromStr for MissingFeatures {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dead-letter" => Ok(MissingFeatures::DeadLetter),
+            "score" => Ok(MissingFeatures::Score),
+            other => Err(format!("{other:?}: expected dead-letter or score")),
+        }
+    }
+}
+
 /// Why a message could not be scored. Its [`DecodeErrorKind::as_str`] goes into the
 /// dead-letter header `driftwood.error.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +165,7 @@ pub struct FeatureDecoder {
     max_message_bytes: usize,
     plans: Plans,
     feature_names: Vec<String>,
+    missing: MissingFeatures,
 }
 
 /// Which writer schema a message is read with.
@@ -170,7 +195,14 @@ impl FeatureDecoder {
             max_message_bytes,
             plans: Plans::Fixed(Arc::new(plan)),
             feature_names: features.to_vec(),
+            missing: MissingFeatures::default(),
         })
+    }
+
+    /// This decoder, with null and NaN features treated as `missing` says.
+    pub fn with_missing(mut self, missing: MissingFeatures) -> Self {
+        self.missing = missing;
+        self
     }
 
     /// A decoder of Confluent-framed input that reads each message with the writer schema
@@ -190,6 +222,7 @@ impl FeatureDecoder {
                 plans: Arc::default(),
             }),
             feature_names: features.to_vec(),
+            missing: MissingFeatures::default(),
         }
     }
 
@@ -314,9 +347,11 @@ impl FeatureDecoder {
             match slot {
                 Slot::Ignored => plan.schema.skip(field, c).map_err(undecodable)?,
                 Slot::Feature(i) => {
+                    let score_missing = self.missing == MissingFeatures::Score;
                     let v = match plan.schema.scalar(field, c).map_err(undecodable)? {
                         Scalar::Real(v) => v,
                         Scalar::Integer(v) => v as f64,
+                        _ if score_missing => f64::NAN,
                         _ => {
                             return Err(DecodeError::new(
                                 DecodeErrorKind::MissingFeature,
@@ -324,7 +359,7 @@ impl FeatureDecoder {
                             ));
                         }
                     };
-                    if !v.is_finite() {
+                    if !v.is_finite() && !(score_missing && v.is_nan()) {
                         return Err(DecodeError::new(
                             DecodeErrorKind::NonFinite,
                             format!("feature {:?} is {v}", self.feature_names[*i]),
@@ -592,11 +627,44 @@ mod tests {
             .collect();
         let bytes = encode(&schema, InputFormat::Avro, &without, &without_values);
         let mut row = Vec::new();
-        let err = decoder(schema, InputFormat::Avro)
+        let err = decoder(schema.clone(), InputFormat::Avro)
             .decode(Some(&bytes), &mut row)
             .unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::MissingFeature);
         assert!(err.message.contains("mean_area"), "{err}");
+
+        // With --missing-features score, it is scored as missing (NaN) instead.
+        let scoring = decoder(schema, InputFormat::Avro).with_missing(MissingFeatures::Score);
+        scoring.decode(Some(&bytes), &mut row).unwrap();
+        let area = names.iter().position(|n| n == "mean_area").unwrap();
+        assert!(row[area].is_nan(), "{row:?}");
+        assert_eq!(row.iter().filter(|v| v.is_nan()).count(), 1);
+    }
+
+    #[test]
+    fn scoring_missing_features_takes_nan_but_not_infinity() {
+        let data = Dataset::breast_cancer();
+        let scoring = decoder(bundled(), InputFormat::Avro).with_missing(MissingFeatures::Score);
+        let mut values = data.rows[0].clone();
+        values[7] = f64::NAN;
+        let bytes = encode(&bundled(), InputFormat::Avro, &data.feature_names, &values);
+        let mut row = Vec::new();
+        scoring.decode(Some(&bytes), &mut row).unwrap();
+        assert!(row[7].is_nan());
+        values[7] = f64::INFINITY;
+        let bytes = encode(&bundled(), InputFormat::Avro, &data.feature_names, &values);
+        let err = scoring.decode(Some(&bytes), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::NonFinite);
+        assert_eq!(
+            "score".parse::<MissingFeatures>(),
+            Ok(MissingFeatures::Score)
+        );
+        assert!(
+            "skip"
+                .parse::<MissingFeatures>()
+                .unwrap_err()
+                .contains("dead-letter or score")
+        );
     }
 
     #[test]
