@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use crate::codec::decode::FeatureDecoder;
+use crate::drift::{DriftSettings, Plan};
 use crate::error::Result;
 use crate::model::Model;
 use crate::model::registry::{Pointer, Registry};
@@ -96,6 +97,46 @@ fn list(registry: &Registry) -> Result<String> {
     Ok(out)
 }
 
+/// What a version's drift reference allows, with the default settings: where it came
+/// from, which tests it supports, and the shift a window of 1,000 records detects.
+pub fn drift_allows(model: &Model) -> String {
+    let reference = model.drift_reference();
+    let settings = DriftSettings::new(String::new());
+    let plan = Plan::new(&model.metadata, reference, &settings);
+    let m = reference
+        .features
+        .iter()
+        .map(|f| f.present())
+        .min()
+        .unwrap_or(0);
+    let detectable = plan.detectable_shift(settings.window_records as f64, m as f64);
+    let joint = match (&reference.joint, &plan.factor) {
+        (Some(_), Some(f)) => format!(
+            "{} pairs' correlations and the whole vector ({} features) tested",
+            plan.pairs.len(),
+            f.rank()
+        ),
+        (Some(_), None) => format!("{} pairs' correlations tested", plan.pairs.len()),
+        (None, _) => "no pair or whole-vector tests (the reference keeps bins only)".into(),
+    };
+    let outputs = match model.metadata.classes.is_empty() {
+        true => "values",
+        false => "class mix",
+    };
+    format!(
+        "reference of {} ({} bytes per feature); {joint}; outputs' {outputs} against {}; a window of {} records detects a {detectable:.2} sd mean shift in one feature with 90% power at the 1% alert rate",
+        reference.source,
+        reference_bytes(model) / model.metadata.features.len().max(1),
+        reference.outputs.source,
+        settings.window_records,
+    )
+}
+
+/// The drift reference's size as stored (JSON).
+fn reference_bytes(model: &Model) -> usize {
+    serde_json::to_vec(model.drift_reference()).map_or(0, |j| j.len())
+}
+
 fn show(
     registry: &Registry,
     name: &str,
@@ -136,6 +177,7 @@ fn show(
                         m.model_sha256
                     ),
                 );
+                line(&mut out, format!("    drift: {}", drift_allows(&model)));
             }
             Err(e) => line(&mut out, format!("  {version}: REFUSED: {e}")),
         }

@@ -164,12 +164,18 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     let show = driftwood(&["models", "show", "breast-cancer", "--registry", reg]);
     let lines: Vec<&str> = show.lines().collect();
     assert!(lines[1].starts_with("  1: smartcore"), "{show}");
+    // What the version's drift reference allows.
     assert!(
-        lines[2].starts_with("  2: REFUSED") && lines[2].contains("checksum"),
+        lines[2].starts_with("    drift: reference of 455 ")
+            && lines[2].contains("detects a 0.30 sd mean shift"),
         "{show}"
     );
     assert!(
-        lines[3].starts_with("  3: REFUSED") && lines[3].contains("width, height"),
+        lines[3].starts_with("  2: REFUSED") && lines[3].contains("checksum"),
+        "{show}"
+    );
+    assert!(
+        lines[4].starts_with("  3: REFUSED") && lines[4].contains("width, height"),
         "{show}"
     );
 }

@@ -114,7 +114,7 @@ async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     wait_until("lag and drift gauges", Duration::from_secs(30), || {
         let (_, body) = driftwood::ops::sidecar::probe(member.addr, "/metrics").unwrap();
         exposition = body;
-        ["driftwood_consumer_lag{", "driftwood_feature_psi{"]
+        ["driftwood_consumer_lag{", "driftwood_drift_flagged_pairs{"]
             .iter()
             .all(|m| exposition.contains(m))
     })
@@ -124,8 +124,8 @@ async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     let mut problems = Vec::new();
     let queries = expressions();
     assert!(
-        queries.len() >= 19,
-        "9 alerts and 10 panels: {}",
+        queries.len() >= 23,
+        "11 alerts and 12 panels: {}",
         queries.len()
     );
     for (source, expr) in &queries {
