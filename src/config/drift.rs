@@ -59,6 +59,11 @@ pub struct DriftArgs {
     )]
     pub sequential_windows: f64,
 
+    /// Score without drift windows: no reports, no drift metrics (for pipelines that watch
+    /// drift elsewhere, and to measure what drift costs).
+    #[arg(long = "no-drift", env = "DRIFTWOOD_NO_DRIFT")]
+    pub no_drift: bool,
+
     /// Removed: PSI flags nothing any more (see --drift-warn-rate).
     #[arg(long = "drift-warn-psi", env = "DRIFTWOOD_DRIFT_WARN_PSI", hide = true)]
     pub removed_warn_psi: Option<f64>,
@@ -117,7 +122,53 @@ impl DriftArgs {
             },
             min_effect: self.min_effect,
             sequential_windows: self.sequential_windows,
+            enabled: !self.no_drift,
             instance_id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        drift: DriftArgs,
+    }
+
+    fn parse(args: &[&str]) -> DriftArgs {
+        let args = std::iter::once("driftwood").chain(args.iter().copied());
+        Wrapper::try_parse_from(args).unwrap().drift
+    }
+
+    #[test]
+    fn defaults_hold_the_stated_rates() {
+        let d = parse(&[]);
+        d.validate().unwrap();
+        let s = d.settings("i".into());
+        assert_eq!(
+            (s.rates.alert, s.rates.warn, s.min_effect),
+            (0.01, 0.05, 0.0)
+        );
+        assert!(s.enabled);
+        assert!(!parse(&["--no-drift"]).settings("i".into()).enabled);
+    }
+
+    #[test]
+    fn impossible_rates_and_the_removed_psi_levels_are_refused_with_why() {
+        let error = |args: &[&str]| parse(args).validate().unwrap_err().to_string();
+        let removed = error(&["--drift-warn-psi", "0.1"]);
+        assert!(
+            removed.contains("were removed") && removed.contains("--drift-warn-rate"),
+            "{removed}"
+        );
+        let swapped = error(&["--drift-alert-rate", "0.1", "--drift-warn-rate", "0.05"]);
+        assert!(swapped.contains("0 < alert ≤ warn < 1"), "{swapped}");
+        assert!(error(&["--drift-min-effect=-1"]).contains("--drift-min-effect"));
+        assert!(error(&["--drift-sequential-windows", "0"]).contains("at least 1"));
     }
 }

@@ -71,12 +71,18 @@ impl DriftMonitor {
         predicted: Predicted,
         actual: Option<i32>,
     ) {
+        if !self.settings.enabled {
+            return;
+        }
         self.partitions.insert(partition);
         self.window.observe(row, predicted, actual);
     }
 
     /// Counts a record that could not be scored.
     pub fn observe_invalid(&mut self, partition: i32) {
+        if !self.settings.enabled {
+            return;
+        }
         self.partitions.insert(partition);
         self.window.observe_invalid();
     }
@@ -93,7 +99,8 @@ impl DriftMonitor {
         }
     }
 
-    /// Closes the window now (at shutdown), unless it is empty.
+    /// Closes the window now (at shutdown), unless it is empty (as it always is with drift
+    /// turned off).
     pub fn close(&mut self, assigned: &[i32]) -> Option<DriftReport> {
         if self.window.is_empty() {
             return None;

@@ -52,6 +52,8 @@ pub struct DriftSettings {
     pub min_effect: f64,
     /// The sequential alarm raises a false alarm at most once per this many windows.
     pub sequential_windows: f64,
+    /// Whether records are counted into windows at all (`--no-drift` turns it off).
+    pub enabled: bool,
     /// This instance's id in the reports.
     pub instance_id: String,
 }
@@ -67,6 +69,7 @@ impl DriftSettings {
             rates: Rates::default(),
             min_effect: 0.0,
             sequential_windows: 1000.0,
+            enabled: true,
             instance_id,
         }
     }

@@ -290,3 +290,19 @@ fn counted(model: &Model, rows: &[(Vec<f64>, i32)]) -> super::window::WindowCoun
     }
     window.take()
 }
+
+#[test]
+fn with_drift_turned_off_nothing_is_counted_or_reported() {
+    let model = std::sync::Arc::new(Model::open(None).unwrap());
+    let mut settings = DriftSettings::new("test".into());
+    settings.enabled = false;
+    settings.window_records = 1;
+    let metrics = crate::ops::metrics::Metrics::new();
+    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
+    let row = Dataset::breast_cancer().rows[0].clone();
+    let predicted = model.engine.predict_all(&row)[0];
+    monitor.observe(0, &row, predicted, None);
+    monitor.observe_invalid(0);
+    assert!(monitor.close_if_due(&[0]).is_none());
+    assert!(monitor.close(&[0]).is_none());
+}

@@ -89,6 +89,10 @@ pub struct BenchReport {
     pub pipeline: Throughput,
     /// `pipeline / pass_through` records per second.
     pub pipeline_to_ceiling: f64,
+    /// The pipeline with `--no-drift`.
+    pub without_drift: Throughput,
+    /// What drift adds to the pipeline's CPU per record, µs (`pipeline − without_drift`).
+    pub drift_cpu_us_per_record: f64,
     /// The pipeline with `--processing-guarantee exactly-once`.
     pub exactly_once: Throughput,
     /// `exactly_once / pipeline` records per second.
@@ -124,6 +128,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let exact = topics("out-eos", "g-eos");
     let per_batch = topics("out-eos-batch", "g-eos-batch");
     let follow = topics("out-follow", "g-follow");
+    let no_drift = topics("out-nodrift", "g-nodrift");
     create_topics(
         &brokers,
         &[
@@ -133,6 +138,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             &exact.output,
             &per_batch.output,
             &follow.output,
+            &no_drift.output,
             &pass.dlq,
             &pass.drift,
         ],
@@ -147,6 +153,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
     let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
         throughput_runs(config, &brokers, [&pass, &full, &exact, &per_batch])?;
+    eprintln!("full pipeline without drift windows…");
+    let without_drift = throughput_run(config, &brokers, &no_drift, &["--no-drift"])?;
     let following_pointer = following_pointer_run(config, &brokers, &follow)?;
     let following_pointer_to_pipeline =
         (following_pointer.as_ref()).map(|f| f.records_per_second / pipeline.records_per_second);
@@ -156,6 +164,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         partitions: config.partitions,
         produce_records_per_second: produce_rate,
         pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
+        drift_cpu_us_per_record: pipeline.cpu_us_per_record - without_drift.cpu_us_per_record,
+        without_drift,
         exactly_once_to_pipeline: exactly_once.records_per_second / pipeline.records_per_second,
         pass_through,
         pipeline,

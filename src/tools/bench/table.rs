@@ -24,6 +24,7 @@ pub(super) fn print(r: &BenchReport) {
     let runs = [
         ("pass-through ceiling", Some(&r.pass_through)),
         ("full pipeline", Some(&r.pipeline)),
+        ("pipeline without drift", Some(&r.without_drift)),
         ("exactly-once, 100 ms txns", Some(&r.exactly_once)),
         (
             "exactly-once, txn per batch",
@@ -46,6 +47,10 @@ pub(super) fn print(r: &BenchReport) {
     println!(
         "{:<28} {:>12.2}",
         "exactly-once / pipeline", r.exactly_once_to_pipeline
+    );
+    println!(
+        "{:<28} {:>28.2}",
+        "drift's CPU µs/record", r.drift_cpu_us_per_record
     );
     if let Some(ratio) = r.following_pointer_to_pipeline {
         println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
