@@ -505,3 +505,73 @@ pub fn score_shift(window: &[i64], m: &Marginal) -> Option<(f64, f64)> {
     let (mean_r, var_r) = score_moments(&reference, &m.scores);
     (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Binomial, Distribution};
+
+    use super::*;
+    use crate::stats::wilson::binomial_interval;
+
+    /// Rejections at 5% of 10,000 null windows, against a fresh reference each.
+    fn null_rejections(mut p_value: impl FnMut(&mut rand::rngs::StdRng) -> f64, seed: u64) -> u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..10_000)
+            .map(|_| u64::from(p_value(&mut rng) < 0.05))
+            .sum()
+    }
+
+    #[test]
+    fn the_missing_share_tests_null_rate_is_nominal_and_rare_missing_values_stay_under_it() {
+        let (lo, hi) = binomial_interval(10_000, 0.05, 0.999);
+        // 10% missing, window 200 records, reference 400 rows: the normal approximation.
+        let missing = |share: f64| {
+            move |rng: &mut rand::rngs::StdRng| {
+                let window = Binomial::new(200, share).unwrap().sample(rng) as i64;
+                let reference = Binomial::new(400, share).unwrap().sample(rng);
+                let m = Marginal::from_counts(Vec::new(), vec![400 - reference], reference);
+                missing_test(Owner::Feature(0), window, 200, &m, 1.0).p_value
+            }
+        };
+        let hits = null_rejections(missing(0.1), 1);
+        assert!(
+            (lo..=hi).contains(&hits),
+            "{hits} of 10,000 at 10% missing, not in [{lo}, {hi}]"
+        );
+        // 0.5% missing: few in all, tested exactly, which is conservative (discrete).
+        let hits = null_rejections(missing(0.005), 2);
+        assert!(hits <= hi, "{hits} of 10,000 at 0.5% missing, over {hi}");
+    }
+
+    #[test]
+    fn the_class_mix_tests_null_rate_is_nominal() {
+        let shares = [0.5, 0.3, 0.15, 0.05];
+        let draw = |n: usize, rng: &mut rand::rngs::StdRng| {
+            let mut counts = vec![0.0; shares.len()];
+            for _ in 0..n {
+                let u: f64 = rng.random();
+                let k = (shares.iter().scan(0.0, |c, s| {
+                    *c += s;
+                    Some(*c)
+                }))
+                .position(|c| u < c)
+                .unwrap_or(shares.len() - 1);
+                counts[k] += 1.0;
+            }
+            counts
+        };
+        let hits = null_rejections(
+            |rng| {
+                let (window, reference) = (draw(300, rng), draw(500, rng));
+                class_mix(&window, &reference, 1.0).unwrap().p_value
+            },
+            3,
+        );
+        let (lo, hi) = binomial_interval(10_000, 0.05, 0.999);
+        assert!(
+            (lo..=hi).contains(&hits),
+            "{hits} of 10,000, not in [{lo}, {hi}]"
+        );
+    }
+}
