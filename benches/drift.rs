@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use driftwood::drift::{DriftReport, DriftSettings, DriftWindow, Inputs, Plan, Sequential};
+use driftwood::drift::{DriftSettings, DriftWindow, Tester};
 use driftwood::model::drift_reference::DriftReference;
 use driftwood::model::{Model, ModelMetadata, Predicted};
 use driftwood::stats::simulate::Gaussian;
@@ -75,32 +75,15 @@ fn close(
     let mut metadata = metadata.clone();
     metadata.features = (0..30).map(|f| format!("x{f}")).collect();
     let settings = DriftSettings::new("bench".into());
-    let plan = Plan::new(&metadata, reference, &settings);
-    let mut window = DriftWindow::new(reference, &metadata.classes);
+    let mut tester = Tester::new(&metadata, reference, &settings);
     let predicted = Predicted::Class {
         index: 0,
         confidence: 0.9,
     };
-    for i in 0..5000 {
-        window.observe(&rows[i % rows.len()], predicted, None);
-    }
-    let counts = window.take();
-    let mut sequential = Sequential::new(&metadata.features, false);
+    let counts =
+        tester.count((0..5000).map(|i| (rows[i % rows.len()].as_slice(), predicted, None)));
     c.bench_function("drift/close_5000", |b| {
-        b.iter(|| {
-            let outcome = sequential.update(&counts, reference, &plan);
-            let inputs = Inputs {
-                metadata: &metadata,
-                reference,
-                plan: &plan,
-                sequential: &outcome,
-            };
-            black_box(DriftReport::compute(
-                &inputs,
-                Default::default(),
-                counts.clone(),
-            ))
-        })
+        b.iter(|| black_box(tester.report(counts.clone())))
     });
 }
 

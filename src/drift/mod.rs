@@ -7,13 +7,15 @@
 //! - `compute`: the report from the counts: the tests ([`crate::stats`]), Holm's correction
 //!   over all of them, the flags and effects.
 //! - `sequential`: the CUSUM alarm across windows, for shifts too slow for one window.
-//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes.
+//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes;
+//!   [`tester`]: the same windows tested outside the pipeline (benchmark, tests).
 
 mod compute;
 pub mod monitor;
 pub mod plan;
 pub mod report;
 mod sequential;
+pub mod tester;
 pub mod window;
 
 pub use compute::Inputs;
@@ -21,6 +23,7 @@ pub use monitor::DriftMonitor;
 pub use plan::{DriftSettings, Plan, Rates};
 pub use report::{DriftReport, Flag};
 pub use sequential::{Outcome, Sequential};
+pub use tester::Tester;
 pub use window::{DriftWindow, WindowCounts};
 #[cfg(test)]
 mod tests;

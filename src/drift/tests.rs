@@ -3,47 +3,17 @@
 
 use rand::{Rng, SeedableRng};
 
-use super::compute::Inputs;
-use super::plan::{DriftSettings, Plan};
-use super::report::{DriftReport, Flag, WindowOrigin};
-use super::sequential::Sequential;
-use super::window::DriftWindow;
+use super::plan::DriftSettings;
+use super::report::{DriftReport, Flag};
+use super::tester::Tester;
 use crate::model::Model;
 use crate::model::dataset::Dataset;
 use crate::stats::wilson::binomial_interval;
 
-fn origin() -> WindowOrigin {
-    WindowOrigin {
-        instance_id: "test".into(),
-        partitions: vec![0],
-        window_start: 0,
-        window_end: 1,
-    }
-}
-
-/// Scores `rows` and reports them as one window.
-fn report(
-    model: &Model,
-    plan: &Plan,
-    sequential: &mut Sequential,
-    rows: &[(Vec<f64>, i32)],
-) -> DriftReport {
-    let reference = model.drift_reference();
-    let mut window = DriftWindow::new(reference, &model.metadata.classes);
-    let mut scored = crate::model::Scored::default();
-    for (row, label) in rows {
-        model.engine.score(row, &mut scored);
-        window.observe(row, scored.predicted(0), Some(*label));
-    }
-    let counts = window.take();
-    let outcome = sequential.update(&counts, reference, plan);
-    let inputs = Inputs {
-        metadata: &model.metadata,
-        reference,
-        plan,
-        sequential: &outcome,
-    };
-    DriftReport::compute(&inputs, origin(), counts)
+/// Scores `rows` and reports them as the tester's next window.
+fn report(model: &Model, tester: &mut Tester, rows: &[(Vec<f64>, i32)]) -> DriftReport {
+    let counts = counted(model, rows);
+    tester.report(counts)
 }
 
 /// `n` rows drawn at random from the data set, features in `shift` moved by `by` of their
@@ -83,8 +53,7 @@ fn replaying_the_bundled_data_set_stays_within_the_stated_rates() {
     let model = Model::open(None).unwrap();
     let data = Dataset::breast_cancer();
     let settings = DriftSettings::new("test".into());
-    let plan = Plan::new(&model.metadata, model.drift_reference(), &settings);
-    let mut sequential = Sequential::new(&model.metadata.features, false);
+    let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let windows = 300u64;
     let sd = sds(&data);
@@ -92,8 +61,7 @@ fn replaying_the_bundled_data_set_stays_within_the_stated_rates() {
         .map(|_| {
             report(
                 &model,
-                &plan,
-                &mut sequential,
+                &mut tester,
                 &sample(&data, &mut rng, 1000, &[], 0.0, &sd),
             )
         })
@@ -125,20 +93,15 @@ fn replaying_the_bundled_data_set_stays_within_the_stated_rates() {
 fn shifted_features_are_flagged_and_named_and_the_others_are_not() {
     let model = Model::open(None).unwrap();
     let data = Dataset::breast_cancer();
-    let plan = Plan::new(
-        &model.metadata,
-        model.drift_reference(),
-        &DriftSettings::new("test".into()),
-    );
-    let mut sequential = Sequential::new(&model.metadata.features, false);
+    let settings = DriftSettings::new("test".into());
+    let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let sd = sds(&data);
     // mean radius, mean area, mean concave points, worst radius, worst concave points
     let shifted = [0usize, 3, 7, 20, 27];
     let before = report(
         &model,
-        &plan,
-        &mut sequential,
+        &mut tester,
         &sample(&data, &mut rng, 1000, &[], 0.0, &sd),
     );
     assert_eq!(
@@ -153,8 +116,7 @@ fn shifted_features_are_flagged_and_named_and_the_others_are_not() {
     );
     let after = report(
         &model,
-        &plan,
-        &mut sequential,
+        &mut tester,
         &sample(&data, &mut rng, 1000, &shifted, 0.5, &sd),
     );
     assert_eq!(after.flag, Flag::Alert);
@@ -187,19 +149,14 @@ fn shifted_features_are_flagged_and_named_and_the_others_are_not() {
 fn a_window_too_small_to_test_is_reported_untested() {
     let model = Model::open(None).unwrap();
     let data = Dataset::breast_cancer();
-    let plan = Plan::new(
-        &model.metadata,
-        model.drift_reference(),
-        &DriftSettings::new("test".into()),
-    );
-    let mut sequential = Sequential::new(&model.metadata.features, false);
+    let settings = DriftSettings::new("test".into());
+    let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let sd = sds(&data);
     // One record, far out: a window closed by age after an outage.
     let one = report(
         &model,
-        &plan,
-        &mut sequential,
+        &mut tester,
         &sample(&data, &mut rng, 1, &[0, 1, 2], 5.0, &sd),
     );
     assert_eq!(one.flag, Flag::Ok);
@@ -222,12 +179,8 @@ fn a_window_too_small_to_test_is_reported_untested() {
 fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
     let model = Model::open(None).unwrap();
     let data = Dataset::breast_cancer();
-    let plan = Plan::new(
-        &model.metadata,
-        model.drift_reference(),
-        &DriftSettings::new("test".into()),
-    );
-    let mut sequential = Sequential::new(&model.metadata.features, false);
+    let settings = DriftSettings::new("test".into());
+    let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let sd = sds(&data);
     let mut rows = sample(&data, &mut rng, 600, &[], 0.0, &sd);
@@ -238,7 +191,7 @@ fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
     for (row, donor) in rows.iter_mut().zip(donors) {
         row.0[6] = donor;
     }
-    let report = report(&model, &plan, &mut sequential, &rows);
+    let report = report(&model, &mut tester, &rows);
     assert!(
         report
             .pairs
@@ -282,13 +235,19 @@ fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
 
 /// The counts of one window of `rows`.
 fn counted(model: &Model, rows: &[(Vec<f64>, i32)]) -> super::window::WindowCounts {
-    let mut window = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
-    let mut scored = crate::model::Scored::default();
-    for (row, label) in rows {
-        model.engine.score(row, &mut scored);
-        window.observe(row, scored.predicted(0), Some(*label));
-    }
-    window.take()
+    let tester = Tester::new(
+        &model.metadata,
+        model.drift_reference(),
+        &DriftSettings::new("test".into()),
+    );
+    let predicted = model
+        .engine
+        .predict_all(&rows.iter().flat_map(|(r, _)| r.clone()).collect::<Vec<_>>());
+    let records = rows
+        .iter()
+        .zip(predicted)
+        .map(|((row, label), p)| (row.as_slice(), p, Some(*label)));
+    tester.count(records)
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub const DRIFT_REFERENCE_FILE: &str = "drift_reference.json";
 pub const MAX_JOINT_FEATURES: usize = 64;
 
 /// Seed of the sample that places the bin edges, so that an artifact is reproducible.
-const SEED: u64 = 0x6472_6966_74;
+const SEED: u64 = 0x0064_7269_6674;
 
 /// The drift reference file's entry in the metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -534,10 +534,10 @@ mod tests {
             "{:?}",
             joint.means
         );
-        for i in 0..3 {
+        for (i, marginal) in m.iter().enumerate() {
             let v = joint.covariance[packed(3, i, i)];
             assert!((v - 1.0).abs() < 0.05, "score variance {v}");
-            assert!((m[i].moments.unwrap().variance - 1.0).abs() < 0.05);
+            assert!((marginal.moments.unwrap().variance - 1.0).abs() < 0.05);
         }
         assert!((joint.correlation(0, 2) - 0.5).abs() < 0.02);
         // For normal scores the Fisher transform's variance factor is 1.

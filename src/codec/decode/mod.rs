@@ -359,7 +359,7 @@ impl FeatureDecoder {
                             ));
                         }
                     };
-                    if !v.is_finite() && !(score_missing && v.is_nan()) {
+                    if !(v.is_finite() || score_missing && v.is_nan()) {
                         return Err(DecodeError::new(
                             DecodeErrorKind::NonFinite,
                             format!("feature {:?} is {v}", self.feature_names[*i]),

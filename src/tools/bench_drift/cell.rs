@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 
 use super::peers::{Header, Peers, Run};
 use super::synthetic::{FEATURES, Scenario, Target, World};
-use crate::drift::{DriftReport, DriftSettings, DriftWindow, Flag, Inputs, Plan, Sequential};
+use crate::drift::{DriftReport, DriftSettings, Flag, Tester};
 use crate::error::Result;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
@@ -18,7 +18,7 @@ use crate::model::drift_reference::DriftReference;
 /// Rows of each reference.
 pub const REFERENCE_ROWS: usize = 50_000;
 /// Windows drawn against one reference before the next is drawn: a user has one reference,
-/// and the rates are averages over references.
+/// and driftwood's rates are averages over references.
 pub const WINDOWS_PER_REFERENCE: usize = 100;
 
 /// What to run.
@@ -30,7 +30,8 @@ pub struct Cell {
     pub n: usize,
     /// Windows driftwood tests.
     pub windows: usize,
-    /// Of which the peers see the first this many of each reference's windows.
+    /// Of which the peers see the first this many, all against the first reference (the
+    /// peers start and fit once per reference, which costs them more than the windows).
     pub peer_windows: usize,
     /// Seed of the cell's data.
     pub seed: u64,
@@ -58,6 +59,8 @@ pub struct Tally {
 pub struct Outcome {
     /// driftwood.
     pub driftwood: Tally,
+    /// driftwood on the windows the peers saw.
+    pub driftwood_shared: Tally,
     /// Each peer tool.
     pub peers: BTreeMap<String, Tally>,
 }
@@ -86,25 +89,16 @@ pub fn reference(world: &World, rng: &mut StdRng) -> (Vec<f64>, DriftReference) 
 /// Tests one window of rows (row-major) and returns the report, adding the time to `spent`.
 pub fn test_window(
     world: &World,
-    (metadata, reference, plan): (&ModelMetadata, &DriftReference, &Plan),
-    sequential: &mut Sequential,
+    tester: &mut Tester,
     rows: &[f64],
     spent: &mut Duration,
 ) -> DriftReport {
     let started = Instant::now();
-    let mut window = DriftWindow::new(reference, &metadata.classes);
-    for row in rows.chunks(FEATURES) {
-        window.observe(row, world.predict(row), None);
-    }
-    let counts = window.take();
-    let outcome = sequential.update(&counts, reference, plan);
-    let inputs = Inputs {
-        metadata,
-        reference,
-        plan,
-        sequential: &outcome,
-    };
-    let report = DriftReport::compute(&inputs, Default::default(), counts);
+    let records = rows
+        .chunks(FEATURES)
+        .map(|row| (row, world.predict(row), None));
+    let counts = tester.count(records);
+    let report = tester.report(counts);
     *spent += started.elapsed();
     report
 }
@@ -126,17 +120,20 @@ pub fn run(world: &World, cell: Cell, peers: Option<&Peers>) -> Result<Outcome> 
     let metadata = metadata(FEATURES, vec![0, 1]);
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = cell.n as i64;
-    let mut driftwood = Tally::default();
+    let (mut driftwood, mut driftwood_shared) = (Tally::default(), Tally::default());
     let mut peer_tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let mut spent = Duration::ZERO;
     let blocks = cell.windows.div_ceil(WINDOWS_PER_REFERENCE);
     for block in 0..blocks {
         let mut rng = StdRng::seed_from_u64(cell.seed ^ (block as u64) << 32);
         let (reference_rows, reference) = reference(world, &mut rng);
-        let plan = Plan::new(&metadata, &reference, &settings);
-        let mut sequential = Sequential::new(&metadata.features, false);
+        let mut tester = Tester::new(&metadata, &reference, &settings);
         let windows = WINDOWS_PER_REFERENCE.min(cell.windows - block * WINDOWS_PER_REFERENCE);
-        let shared = windows.min(cell.peer_windows);
+        let shared = if block == 0 {
+            windows.min(cell.peer_windows)
+        } else {
+            0
+        };
         let mut peer_run = match (peers, shared) {
             (Some(p), 1..) => Some(start(p, &metadata, &cell, shared, &reference_rows)?),
             _ => None,
@@ -144,14 +141,11 @@ pub fn run(world: &World, cell: Cell, peers: Option<&Peers>) -> Result<Outcome> 
         for w in 0..windows {
             let target = world.target(cell.scenario, &mut rng);
             let rows = world.window(cell.scenario, &target, cell.n, &mut rng);
-            let context = (&metadata, &reference, &plan);
-            let report = test_window(world, context, &mut sequential, &rows, &mut spent);
-            count(
-                &mut driftwood,
-                &report,
-                named(&report, cell.scenario, &target),
-            );
+            let report = test_window(world, &mut tester, &rows, &mut spent);
+            let hit = named(&report, cell.scenario, &target);
+            count(&mut driftwood, &report, hit);
             if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
+                count(&mut driftwood_shared, &report, hit);
                 run.window(&rows)?;
             }
         }
@@ -167,6 +161,7 @@ pub fn run(world: &World, cell: Cell, peers: Option<&Peers>) -> Result<Outcome> 
     driftwood.seconds = spent.as_secs_f64();
     Ok(Outcome {
         driftwood,
+        driftwood_shared,
         peers: peer_tallies,
     })
 }

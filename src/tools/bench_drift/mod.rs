@@ -76,9 +76,14 @@ pub struct BenchDriftArgs {
         default_value = "evidently,nannyml-univariate,nannyml-pca,alibi-ks,psi"
     )]
     pub peers_tools: String,
-    /// Of each reference's 100 windows, the peers see this many (they are slower).
-    #[arg(long, default_value_t = 10)]
+    /// Of each shift scenario's windows, the peers see this many (twice as many without a
+    /// shift), all against its first reference: they are slower, and start and fit once
+    /// per reference.
+    #[arg(long, default_value_t = 40)]
     pub peer_windows: usize,
+    /// Runs of the persistent shift the peers see (20 windows each).
+    #[arg(long, default_value_t = 5)]
+    pub peer_runs: usize,
     /// The nannyml data sets as CSV (`scripts/drift-peers/extract_datasets.py` writes them).
     #[arg(long, default_value = "target/nannyml-data")]
     pub real_data: PathBuf,
@@ -271,6 +276,25 @@ fn report(out: &mut Output, cell: &cell::Cell, outcome: &cell::Outcome) -> Resul
         n,
         (d.warns, d.windows),
     ))?;
+    if !outcome.peers.is_empty() {
+        let shared = &outcome.driftwood_shared;
+        let pair = (shared.alerts, shared.windows);
+        out.row(Row::new(
+            "synthetic",
+            "driftwood alert, peers' windows",
+            &name,
+            n,
+            pair,
+        ))?;
+        let pair = (shared.warns, shared.windows);
+        out.row(Row::new(
+            "synthetic",
+            "driftwood warn, peers' windows",
+            &name,
+            n,
+            pair,
+        ))?;
+    }
     for (tool, t) in &outcome.peers {
         let mut row = Row::new("synthetic", tool, &name, n, (t.alerts, t.windows));
         row.extra =

@@ -10,7 +10,7 @@ use super::peers::{Header, Peers};
 use super::synthetic::FEATURES;
 use super::synthetic::{Scenario, World};
 use super::{BenchDriftArgs, Output, Row};
-use crate::drift::{DriftSettings, Flag, Plan, Sequential};
+use crate::drift::{DriftSettings, Flag, Tester};
 use crate::error::Result;
 
 /// The shift.
@@ -26,6 +26,9 @@ const PEER_WINDOWS: usize = 20;
 /// sequential alarm.
 type Detection = Option<(usize, bool)>;
 
+/// Each peer tool's first alerting window (1-based), if any.
+type FirstAlerts = Vec<(String, Option<usize>)>;
+
 /// Runs the persistent shift at each window size.
 pub fn run(
     args: &BenchDriftArgs,
@@ -40,7 +43,7 @@ pub fn run(
             Default::default();
         for r in 0..args.persistent_runs {
             let seed = args.seed ^ 0x5e9 ^ ((n as u64) << 40) ^ ((r as u64) << 8);
-            let share = peers.filter(|_| r < args.peer_windows);
+            let share = peers.filter(|_| r < args.peer_runs);
             let (detection, peers_seen) = one_run(world, n, seed, share)?;
             detections.push(detection);
             for (tool, delay) in peers_seen {
@@ -94,14 +97,13 @@ fn one_run(
     n: usize,
     seed: u64,
     peers: Option<&Peers>,
-) -> Result<(Detection, Vec<(String, Option<usize>)>)> {
+) -> Result<(Detection, FirstAlerts)> {
     let metadata = metadata(FEATURES, vec![0, 1]);
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = n as i64;
     let mut rng = StdRng::seed_from_u64(seed);
     let (reference_rows, reference) = cell::reference(world, &mut rng);
-    let plan = Plan::new(&metadata, &reference, &settings);
-    let mut sequential = Sequential::new(&metadata.features, false);
+    let mut tester = Tester::new(&metadata, &reference, &settings);
     let scenario = Scenario::Persistent(SHIFT);
     let target = world.target(scenario, &mut rng);
     let feature = target.feature.expect("a persistent shift has a feature");
@@ -128,8 +130,7 @@ fn one_run(
             run.window(&rows)?;
         }
         if detection.is_none() && w <= MAX_WINDOWS {
-            let context = (&metadata, &reference, &plan);
-            let report = cell::test_window(world, context, &mut sequential, &rows, &mut spent);
+            let report = cell::test_window(world, &mut tester, &rows, &mut spent);
             let by_test = report.features[feature].flag == Flag::Alert;
             let by_sequential = report.sequential.iter().any(|a| a.name == name);
             if by_test || by_sequential {

@@ -11,10 +11,10 @@ use rand::{Rng, SeedableRng};
 use super::cell::{Tally, count, metadata};
 use super::peers::{Header, Peers};
 use super::{BenchDriftArgs, Output, Row};
-use crate::drift::{DriftReport, DriftSettings, DriftWindow, Flag, Inputs, Plan, Sequential};
+use crate::drift::{DriftReport, DriftSettings, Flag, Tester};
 use crate::error::{Error, Result};
 use crate::model::drift_reference::DriftReference;
-use crate::model::{Model, ModelMetadata, Predicted};
+use crate::model::{Model, Predicted};
 
 /// The old rule: a feature's PSI over the reference's deciles at 0.1 warns, at 0.25 alerts.
 fn psi_rule(report: &DriftReport, level: f64) -> bool {
@@ -24,26 +24,13 @@ fn psi_rule(report: &DriftReport, level: f64) -> bool {
 }
 
 /// Counts `rows` (row-major, `predicted` for each) into one window and reports it.
-fn test(
-    (metadata, reference, plan): (&ModelMetadata, &DriftReference, &Plan),
-    sequential: &mut Sequential,
-    rows: &[f64],
-    predicted: &[Predicted],
-) -> DriftReport {
-    let p = metadata.features.len();
-    let mut window = DriftWindow::new(reference, &metadata.classes);
-    for (row, &prediction) in rows.chunks(p).zip(predicted) {
-        window.observe(row, prediction, None);
-    }
-    let counts = window.take();
-    let outcome = sequential.update(&counts, reference, plan);
-    let inputs = Inputs {
-        metadata,
-        reference,
-        plan,
-        sequential: &outcome,
-    };
-    DriftReport::compute(&inputs, Default::default(), counts)
+fn test(tester: &mut Tester, p: usize, rows: &[f64], predicted: &[Predicted]) -> DriftReport {
+    let records = rows
+        .chunks(p)
+        .zip(predicted)
+        .map(|(row, &prediction)| (row, prediction, None));
+    let counts = tester.count(records);
+    tester.report(counts)
 }
 
 /// The bundled model's data set, replayed in windows of 1,000 and 5,000 records drawn at
@@ -75,10 +62,9 @@ pub fn bundled(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -
             };
             let mut settings = DriftSettings::new("bench".into());
             settings.window_records = n as i64;
-            let plan = Plan::new(&model.metadata, model.drift_reference(), &settings);
-            let mut sequential = Sequential::new(&model.metadata.features, false);
+            let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
             let mut rng = StdRng::seed_from_u64(args.seed ^ 0xb0 ^ ((n as u64) << 16) ^ k as u64);
-            let shared = args.peer_windows.min(windows);
+            let shared = (if shift == 0.0 { 2 } else { 1 } * args.peer_windows).min(windows);
             let mut peer_run = match peers {
                 Some(peers) => Some(peers.start(
                     &Header {
@@ -103,8 +89,7 @@ pub fn bundled(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -
                     rows.extend(row);
                 }
                 let predicted = model.engine.predict_all(&rows);
-                let context = (&model.metadata, model.drift_reference(), &plan);
-                let report = test(context, &mut sequential, &rows, &predicted);
+                let report = test(&mut tester, p, &rows, &predicted);
                 count(
                     &mut tally,
                     &report,
@@ -218,8 +203,7 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
     );
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = data.chunk as i64;
-    let plan = Plan::new(&metadata, &reference, &settings);
-    let mut sequential = Sequential::new(&metadata.features, false);
+    let mut tester = Tester::new(&metadata, &reference, &settings);
     let n_chunks = (data.analysis.predicted.len()).div_ceil(data.chunk);
     // The peers read windows of one size: a short last chunk is theirs to skip.
     let full_chunks = data.analysis.predicted.len() / data.chunk;
@@ -241,12 +225,7 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
     for c in 0..n_chunks {
         let span = c * data.chunk..((c + 1) * data.chunk).min(data.analysis.predicted.len());
         let chunk_rows = &data.analysis.rows[span.start * p..span.end * p];
-        let report = test(
-            (&metadata, &reference, &plan),
-            &mut sequential,
-            chunk_rows,
-            &data.analysis.predicted[span],
-        );
+        let report = test(&mut tester, p, chunk_rows, &data.analysis.predicted[span]);
         let symbol = match report.flag {
             Flag::Alert => 'A',
             Flag::Warn => 'w',

@@ -1,0 +1,63 @@
+//! Windows tested one after another outside the pipeline (the drift benchmark, tests): the
+//! pipeline's window code, plan and sequential alarm, without its clock or metrics.
+
+use super::compute::Inputs;
+use super::plan::{DriftSettings, Plan};
+use super::report::DriftReport;
+use super::sequential::Sequential;
+use super::window::{DriftWindow, WindowCounts};
+use crate::model::drift_reference::DriftReference;
+use crate::model::{ModelMetadata, Predicted};
+
+/// Tests windows of one model against its reference, in order.
+pub struct Tester<'a> {
+    metadata: &'a ModelMetadata,
+    reference: &'a DriftReference,
+    plan: Plan,
+    sequential: Sequential,
+}
+
+impl<'a> Tester<'a> {
+    /// A tester of `metadata`'s model against `reference`, under `settings`.
+    pub fn new(
+        metadata: &'a ModelMetadata,
+        reference: &'a DriftReference,
+        settings: &DriftSettings,
+    ) -> Self {
+        Tester {
+            plan: Plan::new(metadata, reference, settings),
+            sequential: Sequential::new(&metadata.features, metadata.classes.is_empty()),
+            metadata,
+            reference,
+        }
+    }
+
+    /// The plan the windows are tested by.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Counts `records` (features, prediction, true class) into a window.
+    pub fn count<'r>(
+        &self,
+        records: impl IntoIterator<Item = (&'r [f64], Predicted, Option<i32>)>,
+    ) -> WindowCounts {
+        let mut window = DriftWindow::new(self.reference, &self.metadata.classes);
+        for (row, predicted, label) in records {
+            window.observe(row, predicted, label);
+        }
+        window.take()
+    }
+
+    /// The report of the next window's `counts` (after feeding the sequential alarm).
+    pub fn report(&mut self, counts: WindowCounts) -> DriftReport {
+        let outcome = self.sequential.update(&counts, self.reference, &self.plan);
+        let inputs = Inputs {
+            metadata: self.metadata,
+            reference: self.reference,
+            plan: &self.plan,
+            sequential: &outcome,
+        };
+        DriftReport::compute(&inputs, Default::default(), counts)
+    }
+}
