@@ -351,6 +351,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
          model     {} version {} ({} trees, {} features, scored by {})\n\
          input     {} ({}) from {}, group {}\n\
          outputs   {} (predictions), {} (dead letters), {} (drift reports)\n\
+         drift     {}\n\
          registry  {}\n\
          routes    {}\n\
          shadow    {}\n\
@@ -369,6 +370,7 @@ pub fn check(config: &RunConfig) -> Result<String> {
         config.output_topic,
         config.dlq_topic,
         config.drift_topic,
+        drift_summary(config, &model),
         registry_summary(config),
         routes,
         shadow,
@@ -382,6 +384,23 @@ pub fn check(config: &RunConfig) -> Result<String> {
         flag_value(config.profile),
         humantime::format_duration(config.shutdown_grace),
     ))
+}
+
+/// The drift windows and what they promise, or that they are off.
+fn drift_summary(config: &RunConfig, model: &Model) -> String {
+    let settings = config.drift.settings(config.instance());
+    if !settings.enabled {
+        return "off (--no-drift)".into();
+    }
+    let plan = crate::drift::Plan::new(&model.metadata, model.drift_reference(), &settings);
+    format!(
+        "windows of {} records or {}; a drift-free window alerts {}% of the time, warns {}%; {}",
+        settings.window_records,
+        humantime::format_duration(settings.window_age),
+        settings.rates.alert * 100.0,
+        settings.rates.warn * 100.0,
+        plan.summary(model.drift_reference(), settings.window_records),
+    )
 }
 
 /// A value as its flag spells it (`latency`, not `Latency`).

@@ -187,6 +187,39 @@ impl Plan {
         (normal_upper(level / 2.0) + normal_upper(1.0 - POWER)) * (1.0 / n + 1.0 / m).sqrt()
     }
 
+    /// What the tests cover and what a window of `n` records detects, in a sentence: the
+    /// pair and whole-vector tests the reference supports, the outputs tested, and the
+    /// smallest mean shift of one feature found with [`POWER`] at the alert rate.
+    pub fn summary(&self, reference: &DriftReference, n: i64) -> String {
+        let m = reference
+            .features
+            .iter()
+            .map(|f| f.present())
+            .min()
+            .unwrap_or(0);
+        let joint = match (&reference.joint, &self.factor) {
+            (Some(_), Some(f)) => format!(
+                "{} pairs' correlations and the whole vector ({} features) tested",
+                self.pairs.len(),
+                f.rank()
+            ),
+            (Some(_), None) => format!("{} pairs' correlations tested", self.pairs.len()),
+            (None, _) => "no pair or whole-vector tests (the reference keeps bins only)".into(),
+        };
+        let outputs = if self.class_mix {
+            "class mix"
+        } else {
+            "values"
+        };
+        format!(
+            "{joint}; outputs' {outputs} against {}; a window of {n} records detects a {:.2} sd mean shift in one feature with {:.0}% power at the {}% alert rate",
+            reference.outputs.source,
+            self.detectable_shift(n as f64, m as f64),
+            POWER * 100.0,
+            self.rates.alert * 100.0,
+        )
+    }
+
     /// The sequential alarm: CUSUMs of each feature's (and a regressor's value's) mean score, tuned to a
     /// quarter of the shift one full window detects, with the reference's error bounded at
     /// the alert rate over all of them, and a threshold for one false alarm per

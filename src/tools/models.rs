@@ -98,37 +98,17 @@ fn list(registry: &Registry) -> Result<String> {
 }
 
 /// What a version's drift reference allows, with the default settings: where it came
-/// from, which tests it supports, and the shift a window of 1,000 records detects.
+/// from, its size, which tests it supports, and the shift a window of 1,000 records
+/// detects.
 pub fn drift_allows(model: &Model) -> String {
     let reference = model.drift_reference();
     let settings = DriftSettings::new(String::new());
     let plan = Plan::new(&model.metadata, reference, &settings);
-    let m = reference
-        .features
-        .iter()
-        .map(|f| f.present())
-        .min()
-        .unwrap_or(0);
-    let detectable = plan.detectable_shift(settings.window_records as f64, m as f64);
-    let joint = match (&reference.joint, &plan.factor) {
-        (Some(_), Some(f)) => format!(
-            "{} pairs' correlations and the whole vector ({} features) tested",
-            plan.pairs.len(),
-            f.rank()
-        ),
-        (Some(_), None) => format!("{} pairs' correlations tested", plan.pairs.len()),
-        (None, _) => "no pair or whole-vector tests (the reference keeps bins only)".into(),
-    };
-    let outputs = match model.metadata.classes.is_empty() {
-        true => "values",
-        false => "class mix",
-    };
     format!(
-        "reference of {} ({} bytes per feature); {joint}; outputs' {outputs} against {}; a window of {} records detects a {detectable:.2} sd mean shift in one feature with 90% power at the 1% alert rate",
+        "reference of {} ({} bytes per feature); {}",
         reference.source,
         reference_bytes(model) / model.metadata.features.len().max(1),
-        reference.outputs.source,
-        settings.window_records,
+        plan.summary(reference, settings.window_records),
     )
 }
 

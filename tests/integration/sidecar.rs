@@ -191,6 +191,16 @@ fn check_config_validates_without_a_broker() {
     assert!(output.status.success(), "{output:?}");
     assert!(stdout.contains("configuration ok"), "{stdout}");
     assert!(stdout.contains("breast-cancer version 1"), "{stdout}");
+    assert!(
+        stdout.contains("drift     windows of 1000 records or 1m; a drift-free window alerts 1% of the time, warns 5%")
+            && stdout.contains("detects a 0.30 sd mean shift"),
+        "{stdout}"
+    );
+    // The PSI levels were removed: their flags say so, and what replaced them.
+    let output = check(&["--drift-alert-psi", "0.3"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--drift-alert-rate"), "{stderr}");
 
     // librdkafka rejects the property; the value, which could be a secret, is not echoed.
     let output = check(&["--kafka-option", "producer.linger.ms=hunter2"]);
