@@ -51,7 +51,8 @@ pub struct DriftArgs {
     pub min_effect: f64,
 
     /// The sequential alarm (a shift too slow for one window) raises a false alarm at most
-    /// once per this many windows.
+    /// once per this many windows; that share comes out of the alert rate (and the warn
+    /// rate), so it must be more than 1 / --drift-alert-rate.
     #[arg(
         long = "drift-sequential-windows",
         env = "DRIFTWOOD_DRIFT_SEQUENTIAL_WINDOWS",
@@ -102,10 +103,12 @@ impl DriftArgs {
                 self.min_effect
             ));
         }
-        if !(self.sequential_windows >= 1.0 && self.sequential_windows.is_finite()) {
+        // The sequential alarm's share, 1/L, comes out of the alert rate.
+        if !(self.sequential_windows * alert > 1.0 && self.sequential_windows.is_finite()) {
             return bad(format!(
-                "--drift-sequential-windows ({}) must be at least 1",
-                self.sequential_windows
+                "--drift-sequential-windows ({}) must be more than 1 / --drift-alert-rate ({}): its false alarms, one per that many windows, come out of the alert rate",
+                self.sequential_windows,
+                1.0 / alert
             ));
         }
         Ok(())
@@ -169,6 +172,10 @@ mod tests {
         let swapped = error(&["--drift-alert-rate", "0.1", "--drift-warn-rate", "0.05"]);
         assert!(swapped.contains("0 < alert ≤ warn < 1"), "{swapped}");
         assert!(error(&["--drift-min-effect=-1"]).contains("--drift-min-effect"));
-        assert!(error(&["--drift-sequential-windows", "0"]).contains("at least 1"));
+        let too_often = error(&["--drift-sequential-windows", "100"]);
+        assert!(
+            too_often.contains("more than 1 / --drift-alert-rate (100)"),
+            "{too_often}"
+        );
     }
 }

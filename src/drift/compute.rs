@@ -51,9 +51,9 @@ impl Raw {
     fn flag(&self, adjusted: f64, plan: &Plan) -> Flag {
         if self.effect.abs() < plan.min_effect || adjusted.is_nan() {
             Flag::Ok
-        } else if adjusted <= plan.rates.alert {
+        } else if adjusted <= plan.window_rates.alert {
             Flag::Alert
-        } else if adjusted <= plan.rates.warn {
+        } else if adjusted <= plan.window_rates.warn {
             Flag::Warn
         } else {
             Flag::Ok
@@ -98,7 +98,10 @@ impl DriftReport {
         report.pairs = pairs(inputs, &results);
         report.vector = vector(&results);
         output_flags(&mut report, inputs.metadata.classes.is_empty());
+        // A sequential alarm flags its window too: the rates count it.
+        let sequential = (!report.sequential.is_empty()).then_some(Flag::Alert);
         report.flag = (report.features.iter().map(|f| f.flag))
+            .chain(sequential)
             .chain(report.pairs.iter().map(|p| p.flag))
             .chain(report.vector.iter().map(|v| v.flag))
             .chain(report.outputs.iter().map(|t| t.flag))

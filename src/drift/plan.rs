@@ -2,11 +2,12 @@
 //! that lets a window of n records detect. Made once per model served, from its drift
 //! reference and the settings.
 //!
-//! The budget: a window's tests together raise a false alert with probability at most the
-//! alert rate α (and a false warn at most the warn rate), by Holm's weighted correction
-//! ([`crate::stats::holm`]). The weight of α goes to the families of tests in fixed shares,
-//! split evenly within a family; a family the reference cannot support gives its share to
-//! the others:
+//! The budget: a window is flagged `alert` without drift with probability at most the alert
+//! rate α (and `warn` at most the warn rate). The sequential alarm, which flags its window
+//! `alert` too, takes 1/L of it (at most one false alarm per L windows); the window's tests
+//! together take the rest, α − 1/L, by Holm's weighted correction ([`crate::stats::holm`]).
+//! That goes to the families of tests in fixed shares, split evenly within a family; a
+//! family the reference cannot support gives its share to the others:
 //!
 //! | family | share | tests |
 //! |---|---|---|
@@ -84,6 +85,16 @@ pub struct Rates {
     pub warn: f64,
 }
 
+impl Rates {
+    /// Both rates less `share` (the sequential alarm's), at least a tenth of each left.
+    pub fn less(self, share: f64) -> Rates {
+        Rates {
+            alert: (self.alert - share).max(self.alert / 10.0),
+            warn: (self.warn - share).max(self.warn / 10.0),
+        }
+    }
+}
+
 impl Default for Rates {
     fn default() -> Self {
         Rates {
@@ -119,8 +130,11 @@ pub struct Plan {
     pub class_mix: bool,
     /// The sequential alarm's design.
     pub sequential: Design,
-    /// The rates.
+    /// The rates a window is flagged at, the sequential alarm's share included.
     pub rates: Rates,
+    /// The rates the window's own tests run at: each of `rates` less the sequential alarm's
+    /// share, one false alarm per `sequential_windows`.
+    pub window_rates: Rates,
     /// The minimum effect.
     pub min_effect: f64,
 }
@@ -165,6 +179,7 @@ impl Plan {
                 threshold: 0.0,
             },
             rates: settings.rates,
+            window_rates: settings.rates.less(1.0 / settings.sequential_windows),
             min_effect: settings.min_effect,
         };
         plan.sequential = plan.sequential_design(reference, settings);
@@ -183,7 +198,7 @@ impl Plan {
     /// window of `n` records against `m` reference values detects with [`POWER`] at the alert
     /// rate (for a normally distributed feature; the first step of Holm's correction).
     pub fn detectable_shift(&self, n: f64, m: f64) -> f64 {
-        let level = self.rates.alert * self.weight(Family::Features);
+        let level = self.window_rates.alert * self.weight(Family::Features);
         (normal_upper(level / 2.0) + normal_upper(1.0 - POWER)) * (1.0 / n + 1.0 / m).sqrt()
     }
 
