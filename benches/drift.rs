@@ -53,6 +53,15 @@ fn observe(c: &mut Criterion) {
             window.observe(black_box(&rows[i]), predicted, Some(1));
         })
     });
+    let mut marginal_only = reference.clone();
+    marginal_only.joint = None;
+    let mut window = DriftWindow::new(&marginal_only, &[0, 1]);
+    group.bench_function("observe_no_joint", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            window.observe(black_box(&rows[i]), predicted, Some(1));
+        })
+    });
     let model = Model::open(None).unwrap();
     let data = driftwood::model::dataset::Dataset::breast_cancer();
     let mut bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
@@ -87,5 +96,32 @@ fn close(
     });
 }
 
-criterion_group!(benches, observe);
+criterion_group!(benches, observe, encode);
 criterion_main!(benches);
+
+/// Publishing a report: the Avro encoding of a window's report (bundled model, 1,000 records).
+fn encode(c: &mut Criterion) {
+    let model = Model::open(None).unwrap();
+    let data = driftwood::model::dataset::Dataset::breast_cancer();
+    let settings = DriftSettings::new("bench".into());
+    let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
+    let predicted = model.engine.predict_all(&data.rows.concat());
+    let records = (0..1000).map(|i| {
+        (
+            data.rows[i % data.len()].as_slice(),
+            predicted[i % data.len()],
+            Some(data.labels[i % data.len()]),
+        )
+    });
+    let counts = tester.count(records);
+    let report = tester.report(counts);
+    let codec = driftwood::codec::encode::AvroCodec::drift_reports();
+    let mut bytes = Vec::new();
+    c.bench_function("drift/encode_report", |b| {
+        b.iter(|| {
+            bytes.clear();
+            codec.encode(black_box(&report), &mut bytes).unwrap();
+        })
+    });
+    eprintln!("a report of the bundled model: {} bytes", bytes.len());
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use prometheus::Gauge;
 use tracing::{info, warn};
 
 use super::compute::Inputs;
@@ -25,6 +26,10 @@ pub struct DriftMonitor {
     window: DriftWindow,
     sequential: Sequential,
     partitions: BTreeSet<i32>,
+    /// The partition of the last record noted (records come in runs per partition).
+    last_partition: Option<i32>,
+    /// Each feature's gauges, looked up once.
+    gauges: Vec<FeatureGauges>,
     opened: Instant,
     opened_at_ms: i64,
     metrics: DriftMetrics,
@@ -47,7 +52,11 @@ impl DriftMonitor {
             );
         }
         let reference = model.drift_reference();
+        let gauges = (model.metadata.features.iter())
+            .map(|f| FeatureGauges::new(&metrics, name, f))
+            .collect();
         DriftMonitor {
+            gauges,
             plan: Plan::new(&model.metadata, reference, &settings),
             window: DriftWindow::new(reference, &model.metadata.classes),
             sequential: Sequential::new(
@@ -57,6 +66,7 @@ impl DriftMonitor {
             model,
             settings,
             partitions: BTreeSet::new(),
+            last_partition: None,
             opened: Instant::now(),
             opened_at_ms: epoch_millis(),
             metrics,
@@ -74,7 +84,7 @@ impl DriftMonitor {
         if !self.settings.enabled {
             return;
         }
-        self.partitions.insert(partition);
+        self.note_partition(partition);
         self.window.observe(row, predicted, actual);
     }
 
@@ -83,8 +93,16 @@ impl DriftMonitor {
         if !self.settings.enabled {
             return;
         }
-        self.partitions.insert(partition);
+        self.note_partition(partition);
         self.window.observe_invalid();
+    }
+
+    /// Notes a record's partition, for the report's origin.
+    fn note_partition(&mut self, partition: i32) {
+        if self.last_partition != Some(partition) {
+            self.partitions.insert(partition);
+            self.last_partition = Some(partition);
+        }
     }
 
     /// Closes the window if it is full or old enough; `assigned` are the partitions the
@@ -112,9 +130,11 @@ impl DriftMonitor {
         let origin = WindowOrigin {
             instance_id: self.settings.instance_id.clone(),
             partitions: std::mem::take(&mut self.partitions).into_iter().collect(),
+            // (the next window notes its first record's partition again)
             window_start: self.opened_at_ms,
             window_end: now,
         };
+        self.last_partition = None;
         let counts = self.window.take();
         let (metadata, reference) = (&self.model.metadata, self.model.drift_reference());
         let sequential = self.sequential.update(&counts, reference, &self.plan);
@@ -135,13 +155,9 @@ impl DriftMonitor {
     fn record(&self, report: &DriftReport) {
         let m = &self.metrics;
         let model = self.model.metadata.name.as_str();
-        for f in &report.features {
-            m.feature_psi
-                .with_label_values(&[model, &f.name])
-                .set(f.divergence.psi);
-            m.sequential_level
-                .with_label_values(&[model, &f.name])
-                .set(f.sequential);
+        for (f, gauges) in report.features.iter().zip(&self.gauges) {
+            gauges.psi.set(f.divergence.psi);
+            gauges.sequential.set(f.sequential);
         }
         if self.model.metadata.classes.is_empty() {
             let level = self.sequential_output_level(report);
@@ -175,14 +191,11 @@ impl DriftMonitor {
     fn record_tests(&self, report: &DriftReport) {
         let m = &self.metrics;
         let model = self.model.metadata.name.as_str();
-        for f in &report.features {
-            let labels = [model, f.name.as_str()];
-            m.feature_flag
-                .with_label_values(&labels)
-                .set(flag_value(f.flag));
-            m.feature_p_value.with_label_values(&labels).set(f.p_value);
+        for (f, gauges) in report.features.iter().zip(&self.gauges) {
+            gauges.flag.set(flag_value(f.flag));
+            gauges.p_value.set(f.p_value);
             if let Some(shift) = f.detectable_shift {
-                m.detectable_shift.with_label_values(&labels).set(shift);
+                gauges.detectable_shift.set(shift);
             }
         }
         (m.flagged_pairs.with_label_values(&[model])).set(report.pairs.len() as f64);
@@ -226,5 +239,30 @@ fn flag_value(flag: Flag) -> f64 {
         Flag::Ok => 0.0,
         Flag::Warn => 1.0,
         Flag::Alert => 2.0,
+    }
+}
+
+/// One feature's drift gauges.
+struct FeatureGauges {
+    psi: Gauge,
+    sequential: Gauge,
+    flag: Gauge,
+    p_value: Gauge,
+    detectable_shift: Gauge,
+}
+
+impl FeatureGauges {
+    fn new(m: &DriftMetrics, model: &str, feature: &str) -> Self {
+        let labels = [model, feature];
+        // Before the first tested window: nothing significant, nothing known to detect.
+        m.feature_p_value.with_label_values(&labels).set(1.0);
+        m.detectable_shift.with_label_values(&labels).set(f64::NAN);
+        FeatureGauges {
+            psi: m.feature_psi.with_label_values(&labels),
+            sequential: m.sequential_level.with_label_values(&labels),
+            flag: m.feature_flag.with_label_values(&labels),
+            p_value: m.feature_p_value.with_label_values(&labels),
+            detectable_shift: m.detectable_shift.with_label_values(&labels),
+        }
     }
 }

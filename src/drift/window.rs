@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Predicted;
 use crate::model::drift_reference::{DriftReference, output_value};
 use crate::stats::profile::{Marginal, bin, packed};
+use crate::stats::search::BinIndex;
 
 /// A window's raw counts. Reports of the same window from several replicas add up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +125,7 @@ impl WindowCounts {
 /// One feature's bins as a window counts into them.
 #[derive(Debug, Clone)]
 struct FeatureBins {
-    edges: Vec<f64>,
+    index: BinIndex,
     scores: Vec<f64>,
     mean: f64,
 }
@@ -151,7 +152,7 @@ impl DriftWindow {
         DriftWindow {
             features: (reference.features.iter())
                 .map(|m| FeatureBins {
-                    edges: m.edges.clone(),
+                    index: BinIndex::new(&m.edges),
                     scores: m.scores.clone(),
                     mean: m.moments.map_or(0.0, |x| x.mean),
                 })
@@ -177,7 +178,7 @@ impl DriftWindow {
                 complete = false;
                 continue;
             }
-            let b = bin(&bins.edges, x);
+            let b = bins.index.bin(x);
             c.features[f][b] += 1;
             let d = x - bins.mean;
             c.deviations[f] += d;
@@ -242,10 +243,28 @@ impl DriftWindow {
     }
 }
 
-/// Adds a complete record's scores to the sums and the products of pairs.
+/// Adds a complete record's scores to the sums and the products of pairs: compiled for AVX2
+/// where the processor has it (4 products an instruction instead of 2; the same sums).
 fn add_products(c: &mut WindowCounts, scores: &[f64]) {
-    let p = scores.len();
     c.complete += 1;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        unsafe { add_products_avx2(c, scores) };
+        return;
+    }
+    add_products_portable(c, scores);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_products_avx2(c: &mut WindowCounts, scores: &[f64]) {
+    add_products_portable(c, scores)
+}
+
+#[inline(always)]
+fn add_products_portable(c: &mut WindowCounts, scores: &[f64]) {
+    let p = scores.len();
     for (sum, s) in c.score_sums.iter_mut().zip(scores) {
         *sum += s;
     }

@@ -1,6 +1,6 @@
 //! Statistics the drift tests are made of, free of anything else in the crate: the reference
 //! distributions' tails ([`dist`]), a data set's profile ([`profile`]) and the two-sample tests
-//! run on it ([`rank`], [`binned`], [`joint`]), the multiple-testing correction ([`holm`]), the
+//! run on it ([`rank`], [`binned`], [`joint`]) with a value's bin found by a table ([`search`]), the multiple-testing correction ([`holm`]), the
 //! sequential alarm ([`cusum`]), the Wilson interval reported with every rate ([`wilson`]), and
 //! seeded data to check them on ([`simulate`]).
 //!
@@ -16,5 +16,6 @@ pub mod joint;
 pub mod linalg;
 pub mod profile;
 pub mod rank;
+pub mod search;
 pub mod simulate;
 pub mod wilson;
