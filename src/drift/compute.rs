@@ -123,12 +123,13 @@ impl DriftReport {
 fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
     let (plan, reference) = (inputs.plan, inputs.reference);
     let mut raw = Vec::new();
-    let weight = plan.weight(Family::Features);
+    let weight = |kind| plan.feature_weight(kind);
     for (f, m) in reference.features.iter().enumerate() {
         let window = as_f64(&c.features[f]);
         let owner = Owner::Feature(f);
-        raw.extend(distribution_tests(owner, &window, m, weight));
-        raw.push(missing_test(owner, c.missing[f], c.records, m, weight));
+        raw.extend(distribution_tests(owner, &window, m, &weight));
+        let missing = weight(TestKind::Missing);
+        raw.push(missing_test(owner, c.missing[f], c.records, m, missing));
     }
     if let Some(joint) = &reference.joint {
         let sums = ScoreSums {
@@ -173,7 +174,12 @@ fn as_f64<T: Copy + Into<i128>>(counts: &[T]) -> Vec<f64> {
 }
 
 /// Location, scale and shape of one distribution (a feature's or the outputs').
-fn distribution_tests(owner: Owner, window: &[f64], m: &Marginal, weight: f64) -> Vec<Raw> {
+fn distribution_tests(
+    owner: Owner,
+    window: &[f64],
+    m: &Marginal,
+    weight: &dyn Fn(TestKind) -> f64,
+) -> Vec<Raw> {
     let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
     let (n, mr): (f64, f64) = (window.iter().sum(), reference.iter().sum());
     if n < MIN_TESTED_RECORDS as f64 || mr < 2.0 {
@@ -188,7 +194,7 @@ fn distribution_tests(owner: Owner, window: &[f64], m: &Marginal, weight: f64) -
         statistic,
         p_value,
         effect,
-        weight,
+        weight: weight(kind),
         extra: (0.0, 0.0),
     };
     let location = rank::location(window, &reference, &m.scores);
@@ -277,7 +283,7 @@ fn output_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
             Owner::Output,
             &as_f64(&c.predictions),
             &outputs.distribution,
-            weight,
+            &|kind| plan.output_weight(kind),
         ),
     }
 }

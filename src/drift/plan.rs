@@ -11,13 +11,14 @@
 //!
 //! | family | share | tests |
 //! |---|---|---|
-//! | features | 0.50 | per feature: location, scale, shape, missing share |
-//! | pairs | 0.30 | per pair of features: correlation of their scores |
+//! | features | 0.60 | per feature (an equal part each): location 0.5, scale 0.2, shape 0.2, missing share 0.1 of it |
+//! | pairs | 0.20 | per pair of features: correlation of their scores |
 //! | vector | 0.05 | the whole vector of mean scores (Hotelling's T²) |
-//! | outputs | 0.15 | a classifier's class mix; a regressor's values: location, scale, shape |
+//! | outputs | 0.15 | a classifier's class mix; a regressor's values: location, scale, shape (as a feature's, without missing) |
 
 use std::time::Duration;
 
+use super::report::TestKind;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
 use crate::stats::cusum::Design;
@@ -34,10 +35,19 @@ pub const POWER: f64 = 0.9;
 
 /// Shares of the budget (see the module documentation).
 const SHARES: [(Family, f64); 4] = [
-    (Family::Features, 0.5),
-    (Family::Pairs, 0.3),
+    (Family::Features, 0.6),
+    (Family::Pairs, 0.2),
     (Family::Vector, 0.05),
     (Family::Outputs, 0.15),
+];
+
+/// How a distribution's share is split among its tests: most to its location, the drift
+/// seen most often (see the module documentation).
+const DISTRIBUTION_SHARES: [(TestKind, f64); 4] = [
+    (TestKind::Location, 0.5),
+    (TestKind::Scale, 0.2),
+    (TestKind::Shape, 0.2),
+    (TestKind::Missing, 0.1),
 ];
 
 /// When windows close and what their flags mean.
@@ -120,8 +130,10 @@ pub enum Family {
 /// The tests of one model's windows.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Each family's weight per test (0 for a family without tests).
-    weights: [f64; 4],
+    /// Each family's share of the budget (0 for a family without tests).
+    shares: [f64; 4],
+    /// Features, each with its share of the features' share.
+    features: usize,
     /// Pairs (i, j) with a correlation test.
     pub pairs: Vec<(usize, usize)>,
     /// The factor of the reference's score covariance, for the vector test.
@@ -164,12 +176,13 @@ impl Plan {
             .filter(|(_, c)| *c > 0)
             .map(|((_, share), _)| share)
             .sum();
-        let weights = std::array::from_fn(|k| match counts[k] {
+        let shares = std::array::from_fn(|k| match counts[k] {
             0 => 0.0,
-            c => SHARES[k].1 / present / c as f64,
+            _ => SHARES[k].1 / present,
         });
         let mut plan = Plan {
-            weights,
+            shares,
+            features: p,
             pairs,
             factor,
             class_mix,
@@ -186,19 +199,36 @@ impl Plan {
         plan
     }
 
-    /// The weight of one test of `family`.
+    /// A family's share of the budget.
+    fn share(&self, family: Family) -> f64 {
+        let k = SHARES.iter().position(|(f, _)| *f == family);
+        self.shares[k.expect("every family has a share")]
+    }
+
+    /// The weight of one test of a family of like tests: a pair, the vector, the class mix.
     pub fn weight(&self, family: Family) -> f64 {
-        self.weights[SHARES
-            .iter()
-            .position(|(f, _)| *f == family)
-            .expect("every family has a share")]
+        let tests = match family {
+            Family::Pairs => self.pairs.len().max(1),
+            _ => 1,
+        };
+        self.share(family) / tests as f64
+    }
+
+    /// The weight of one feature's test of `kind`.
+    pub fn feature_weight(&self, kind: TestKind) -> f64 {
+        self.share(Family::Features) / self.features.max(1) as f64 * distribution_share(kind, true)
+    }
+
+    /// The weight of a regressor's values' test of `kind`.
+    pub fn output_weight(&self, kind: TestKind) -> f64 {
+        self.share(Family::Outputs) * distribution_share(kind, false)
     }
 
     /// The smallest shift of a feature's location, in its standard deviations, that a
     /// window of `n` records against `m` reference values detects with [`POWER`] at the alert
     /// rate (for a normally distributed feature; the first step of Holm's correction).
     pub fn detectable_shift(&self, n: f64, m: f64) -> f64 {
-        let level = self.window_rates.alert * self.weight(Family::Features);
+        let level = self.window_rates.alert * self.feature_weight(TestKind::Location);
         (normal_upper(level / 2.0) + normal_upper(1.0 - POWER)) * (1.0 / n + 1.0 / m).sqrt()
     }
 
@@ -254,5 +284,20 @@ impl Plan {
             margin: reference_error / m.sqrt(),
             threshold: Design::threshold(2 * statistics, settings.sequential_windows),
         }
+    }
+}
+
+/// A test's part of its distribution's share (renormalized without the missing-share test
+/// where there is none: a regressor's values).
+fn distribution_share(kind: TestKind, with_missing: bool) -> f64 {
+    let share = |k: TestKind| {
+        DISTRIBUTION_SHARES
+            .iter()
+            .find(|(t, _)| *t == k)
+            .map_or(0.0, |s| s.1)
+    };
+    match with_missing {
+        true => share(kind),
+        false => share(kind) / (1.0 - share(TestKind::Missing)),
     }
 }

@@ -244,14 +244,18 @@ mod tests {
         let path = dir.path().join("r.csv");
         std::fs::write(&path, "a,b,y\n1,,0\nNaN,2,1\n3,4,1\n").unwrap();
         let parse = |c: &str| c.parse::<i32>().ok();
-        let rows: Vec<(Vec<f64>, i32)> = CsvRows::open(&path, "y", "a label", parse, Missing::Allowed)
-            .unwrap()
-            .collect::<Result<_>>()
-            .unwrap();
+        let rows: Vec<(Vec<f64>, i32)> =
+            CsvRows::open(&path, "y", "a label", parse, Missing::Allowed)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
         assert_eq!(rows.len(), 3);
         assert!(rows[0].0[1].is_nan() && rows[1].0[0].is_nan());
         assert_eq!((rows[2].0.clone(), rows[2].1), (vec![3.0, 4.0], 1));
         let err = Dataset::from_csv(&path, "y").unwrap_err().to_string();
-        assert!(err.contains("row 2") && err.contains("\"b\"") && err.contains("finite number"), "{err}");
+        assert!(
+            err.contains("row 2") && err.contains("\"b\"") && err.contains("finite number"),
+            "{err}"
+        );
     }
 }

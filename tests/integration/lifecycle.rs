@@ -167,7 +167,7 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
     // What the version's drift reference allows.
     assert!(
         lines[2].starts_with("    drift: reference of 455 ")
-            && lines[2].contains("detects a 0.31 sd mean shift"),
+            && lines[2].contains("detects a 0.29 sd mean shift"),
         "{show}"
     );
     assert!(

@@ -193,7 +193,7 @@ fn check_config_validates_without_a_broker() {
     assert!(stdout.contains("breast-cancer version 1"), "{stdout}");
     assert!(
         stdout.contains("drift     windows of 1000 records or 1m; a drift-free window alerts 1% of the time, warns 5%")
-            && stdout.contains("detects a 0.31 sd mean shift"),
+            && stdout.contains("detects a 0.29 sd mean shift"),
         "{stdout}"
     );
     // The PSI levels were removed: their flags say so, and what replaced them.

@@ -30,9 +30,6 @@ pub struct Cell {
     pub n: usize,
     /// Windows driftwood tests.
     pub windows: usize,
-    /// Of which the peers see the first this many, all against the first reference (the
-    /// peers start and fit once per reference, which costs them more than the windows).
-    pub peer_windows: usize,
     /// Seed of the cell's data.
     pub seed: u64,
 }
@@ -115,55 +112,61 @@ pub fn named(report: &DriftReport, scenario: Scenario, target: &Target) -> bool 
     }
 }
 
-/// Runs `cell`, the peers on a share of its windows when `peers` is given.
-pub fn run(world: &World, cell: Cell, peers: Option<&Peers>) -> Result<Outcome> {
+/// Runs `cell`; each group of peers sees the first windows of the cell, as many as its
+/// quota, reference after reference (one start of `peers.py` per reference it sees).
+pub fn run(world: &World, cell: Cell, groups: &[(Peers, usize)]) -> Result<Outcome> {
     let metadata = metadata(FEATURES, vec![0, 1]);
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = cell.n as i64;
-    let (mut driftwood, mut driftwood_shared) = (Tally::default(), Tally::default());
-    let mut peer_tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut outcome = Outcome {
+        driftwood: Tally::default(),
+        driftwood_shared: Tally::default(),
+        peers: BTreeMap::new(),
+    };
     let mut spent = Duration::ZERO;
     let blocks = cell.windows.div_ceil(WINDOWS_PER_REFERENCE);
     for block in 0..blocks {
         let mut rng = StdRng::seed_from_u64(cell.seed ^ (block as u64) << 32);
         let (reference_rows, reference) = reference(world, &mut rng);
         let mut tester = Tester::new(&metadata, &reference, &settings);
-        let windows = WINDOWS_PER_REFERENCE.min(cell.windows - block * WINDOWS_PER_REFERENCE);
-        let shared = if block == 0 {
-            windows.min(cell.peer_windows)
-        } else {
-            0
-        };
-        let mut peer_run = match (peers, shared) {
-            (Some(p), 1..) => Some(start(p, &metadata, &cell, shared, &reference_rows)?),
-            _ => None,
-        };
+        let first = block * WINDOWS_PER_REFERENCE;
+        let windows = WINDOWS_PER_REFERENCE.min(cell.windows - first);
+        // Each group's windows of this block, and its run.
+        let mut runs = Vec::new();
+        for (peers, quota) in groups {
+            let shared = quota.saturating_sub(first).min(windows);
+            if shared > 0 {
+                runs.push((
+                    shared,
+                    start(peers, &metadata, &cell, shared, &reference_rows)?,
+                ));
+            }
+        }
+        let widest = runs.iter().map(|(shared, _)| *shared).max().unwrap_or(0);
         for w in 0..windows {
             let target = world.target(cell.scenario, &mut rng);
             let rows = world.window(cell.scenario, &target, cell.n, &mut rng);
             let report = test_window(world, &mut tester, &rows, &mut spent);
             let hit = named(&report, cell.scenario, &target);
-            count(&mut driftwood, &report, hit);
-            if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
-                count(&mut driftwood_shared, &report, hit);
+            count(&mut outcome.driftwood, &report, hit);
+            if w < widest {
+                count(&mut outcome.driftwood_shared, &report, hit);
+            }
+            for (_, run) in runs.iter_mut().filter(|(shared, _)| w < *shared) {
                 run.window(&rows)?;
             }
         }
-        if let Some(run) = peer_run {
+        for (_, run) in runs {
             for v in run.finish()? {
-                let t = peer_tallies.entry(v.tool).or_default();
+                let t = outcome.peers.entry(v.tool).or_default();
                 t.windows += 1;
                 t.alerts += u64::from(v.alert == Some(true));
                 t.seconds += v.seconds;
             }
         }
     }
-    driftwood.seconds = spent.as_secs_f64();
-    Ok(Outcome {
-        driftwood,
-        driftwood_shared,
-        peers: peer_tallies,
-    })
+    outcome.driftwood.seconds = spent.as_secs_f64();
+    Ok(outcome)
 }
 
 fn start(

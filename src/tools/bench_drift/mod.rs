@@ -76,11 +76,16 @@ pub struct BenchDriftArgs {
         default_value = "evidently,nannyml-univariate,nannyml-pca,alibi-ks,psi"
     )]
     pub peers_tools: String,
-    /// Of each shift scenario's windows, the peers see this many (twice as many without a
-    /// shift), all against its first reference: they are slower, and start and fit once
-    /// per reference.
+    /// Of each shift scenario's windows, the slow peers (`--slow-peers`) see this many
+    /// (twice as many without a shift); the others `--fast-peer-windows`.
     #[arg(long, default_value_t = 40)]
     pub peer_windows: usize,
+    /// The fast peers' windows of each shift scenario (twice as many without a shift).
+    #[arg(long, default_value_t = 200)]
+    pub fast_peer_windows: usize,
+    /// The peer tools that take seconds a window (Evidently).
+    #[arg(long, default_value = "evidently")]
+    pub slow_peers: String,
     /// Runs of the persistent shift the peers see (20 windows each).
     #[arg(long, default_value_t = 5)]
     pub peer_runs: usize,
@@ -209,6 +214,31 @@ pub fn run(args: &BenchDriftArgs) -> Result<()> {
     Ok(())
 }
 
+/// The peers split into the slow and the fast, with how many windows of a shift scenario
+/// each sees.
+fn peer_groups(args: &BenchDriftArgs, peers: Option<&Peers>) -> Vec<(Peers, usize)> {
+    let Some(peers) = peers else {
+        return Vec::new();
+    };
+    let slow: Vec<&str> = args.slow_peers.split(',').collect();
+    let (slow_tools, fast_tools): (Vec<&str>, Vec<&str>) =
+        peers.tools.split(',').partition(|t| slow.contains(t));
+    [
+        (fast_tools, args.fast_peer_windows),
+        (slow_tools, args.peer_windows),
+    ]
+    .into_iter()
+    .filter(|(tools, quota)| !tools.is_empty() && *quota > 0)
+    .map(|(tools, quota)| {
+        let group = Peers {
+            tools: tools.join(","),
+            ..peers.clone()
+        };
+        (group, quota)
+    })
+    .collect()
+}
+
 /// The synthetic scenarios at every window size.
 fn synthetic(
     args: &BenchDriftArgs,
@@ -216,6 +246,7 @@ fn synthetic(
     peers: Option<&Peers>,
     out: &mut Output,
 ) -> Result<()> {
+    let groups = peer_groups(args, peers);
     let scenarios = [
         Scenario::Null,
         Scenario::Mean(0.05),
@@ -237,14 +268,13 @@ fn synthetic(
                 } else {
                     args.shift_windows
                 },
-                peer_windows: if null {
-                    2 * args.peer_windows
-                } else {
-                    args.peer_windows
-                },
                 seed: args.seed ^ ((n as u64) << 40) ^ ((k as u64) << 20),
             };
-            let outcome = cell::run(world, cell, peers)?;
+            let times = if null { 2 } else { 1 };
+            let quotas: Vec<(Peers, usize)> = (groups.iter())
+                .map(|(p, quota)| (p.clone(), times * quota))
+                .collect();
+            let outcome = cell::run(world, cell, &quotas)?;
             report(out, &cell, &outcome)?;
         }
     }
