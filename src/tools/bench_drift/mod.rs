@@ -95,8 +95,9 @@ pub struct BenchDriftArgs {
     /// Where the results go, one JSON object per line.
     #[arg(long, default_value = "target/bench-drift/results.jsonl")]
     pub output: PathBuf,
-    /// Seed of every window (the figures published come from a seed no test uses).
-    #[arg(long, default_value_t = 20_261_205)]
+    /// Seed of every window. The figures published come from this one, which no test and
+    /// no development run used (20261205 served to calibrate the budget's split).
+    #[arg(long, default_value_t = 20_261_206)]
     pub seed: u64,
 }
 
