@@ -91,6 +91,7 @@ fn close(
     };
     let counts =
         tester.count((0..5000).map(|i| (rows[i % rows.len()].as_slice(), predicted, None)));
+    eprintln!("a window's counts at 30 features: {} bytes", counts.bytes());
     c.bench_function("drift/close_5000", |b| {
         b.iter(|| black_box(tester.report(counts.clone())))
     });

@@ -93,6 +93,21 @@ impl WindowCounts {
 }
 
 impl WindowCounts {
+    /// Bytes the counts hold (what a window keeps, besides the fixed parts).
+    pub fn bytes(&self) -> usize {
+        let ints = self.features.iter().map(Vec::len).sum::<usize>()
+            + self.missing.len()
+            + self.predictions.len()
+            + self.confidence.len()
+            + self.class_support.len()
+            + self.class_hits.len();
+        let floats = self.deviations.len()
+            + self.squares.len()
+            + self.score_sums.len()
+            + self.score_products.len();
+        8 * (ints + floats) + std::mem::size_of::<WindowCounts>()
+    }
+
     /// Adds `other`'s counts (a window of the same model from another replica, or the next
     /// window): the report of the sum is the report of all their records together.
     pub fn add(&mut self, other: &WindowCounts) {
