@@ -386,13 +386,7 @@ impl Model {
                 ),
             ));
         }
-        let drift = drift.unwrap_or_else(|| {
-            let predictions = (reference.as_deref()).map(|rows| engine.predict_all(rows));
-            DriftReference::legacy(&metadata, reference.as_deref(), predictions.as_deref())
-        });
-        drift
-            .check(&metadata)
-            .map_err(|message| model_error(origin, message))?;
+        let drift = drift_reference(&metadata, &engine, reference.as_deref(), drift, origin)?;
         Ok(Model {
             metadata,
             engine,
@@ -401,6 +395,26 @@ impl Model {
             drift: Arc::new(drift),
         })
     }
+}
+
+/// The artifact's drift reference, checked against its metadata: the stored one, or for an
+/// artifact written before them, one made from its kept `rows` (scored by `engine`) or its
+/// baselines.
+fn drift_reference(
+    metadata: &ModelMetadata,
+    engine: &Engine,
+    rows: Option<&[f64]>,
+    stored: Option<DriftReference>,
+    origin: &Path,
+) -> Result<DriftReference> {
+    let drift = stored.unwrap_or_else(|| {
+        let predictions = rows.map(|rows| engine.predict_all(rows));
+        DriftReference::legacy(metadata, rows, predictions.as_deref())
+    });
+    drift
+        .check(metadata)
+        .map_err(|message| model_error(origin, message))?;
+    Ok(drift)
 }
 
 /// Reads the drift reference `stored` names in `dir`, checking its checksum.

@@ -130,20 +130,7 @@ pub struct TrainOutcome {
 /// Trains on `data` as `spec` says and writes the artifact.
 pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     let h = &spec.hyperparameters;
-    if !(h.test_fraction > 0.0 && h.test_fraction < 1.0) {
-        return Err(Error::Config(format!(
-            "--test-fraction must be between 0 and 1, got {}",
-            h.test_fraction
-        )));
-    }
-    let (train_idx, test_idx) = split(data.len(), h.test_fraction, h.seed);
-    if train_idx.is_empty() || test_idx.is_empty() {
-        return Err(Error::Training(format!(
-            "{} rows are too few for a {} holdout split",
-            data.len(),
-            h.test_fraction
-        )));
-    }
+    let (train_idx, test_idx) = holdout(data, h)?;
     let train_rows: Vec<Vec<f64>> = train_idx.iter().map(|&i| data.rows[i].clone()).collect();
     let x = DenseMatrix::from_2d_vec(&train_rows).map_err(|e| Error::Training(e.to_string()))?;
     let reference = fit(&x, data, &train_idx, h)?;
@@ -227,6 +214,25 @@ fn fit(
 }
 
 /// Seeded shuffle split into (train, test) row indices.
+/// The training and held-out rows' indices, or why `h` cannot split `data`.
+fn holdout(data: &Dataset, h: &Hyperparameters) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(h.test_fraction > 0.0 && h.test_fraction < 1.0) {
+        return Err(Error::Config(format!(
+            "--test-fraction must be between 0 and 1, got {}",
+            h.test_fraction
+        )));
+    }
+    let (train_idx, test_idx) = split(data.len(), h.test_fraction, h.seed);
+    if train_idx.is_empty() || test_idx.is_empty() {
+        return Err(Error::Training(format!(
+            "{} rows are too few for a {} holdout split",
+            data.len(),
+            h.test_fraction
+        )));
+    }
+    Ok((train_idx, test_idx))
+}
+
 fn split(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));

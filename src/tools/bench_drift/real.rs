@@ -14,7 +14,7 @@ use super::{BenchDriftArgs, Output, Row};
 use crate::drift::{DriftReport, DriftSettings, Flag, Tester};
 use crate::error::{Error, Result};
 use crate::model::drift_reference::DriftReference;
-use crate::model::{Model, Predicted};
+use crate::model::{Model, ModelMetadata, Predicted};
 
 /// The old rule: a feature's PSI over the reference's deciles at 0.1 warns, at 0.25 alerts.
 fn psi_rule(report: &DriftReport, level: f64) -> bool {
@@ -41,91 +41,133 @@ pub fn bundled(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -
     let p = data.feature_names.len();
     let sd: Vec<f64> = (0..p)
         .map(|f| {
-            let (n, mean) = (
-                data.len() as f64,
-                data.rows.iter().map(|r| r[f]).sum::<f64>() / data.len() as f64,
-            );
+            let n = data.len() as f64;
+            let mean = data.rows.iter().map(|r| r[f]).sum::<f64>() / n;
             (data.rows.iter().map(|r| (r[f] - mean).powi(2)).sum::<f64>() / n).sqrt()
         })
         .collect();
-    let reference_rows = model.reference_rows().unwrap_or_default().to_vec();
     for n in [1000, 5000] {
         for (k, shift) in [0.0, 0.25].into_iter().enumerate() {
-            let scenario = match shift {
-                0.0 => "no shift".to_string(),
-                s => format!("mean {s:.2} sd"),
+            let replay = Replay {
+                model: &model,
+                data: &data,
+                sd: &sd,
+                n,
+                shift,
             };
-            let windows = if shift == 0.0 {
-                args.null_windows
-            } else {
-                args.shift_windows
-            };
-            let mut settings = DriftSettings::new("bench".into());
-            settings.window_records = n as i64;
-            let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
-            let mut rng = StdRng::seed_from_u64(args.seed ^ 0xb0 ^ ((n as u64) << 16) ^ k as u64);
-            let shared = (if shift == 0.0 { 2 } else { 1 } * args.peer_windows).min(windows);
-            let mut peer_run = match peers {
-                Some(peers) => Some(peers.start(
-                    &Header {
-                        features: p,
-                        feature_names: &model.metadata.features,
-                        reference_rows: reference_rows.len() / p,
-                        window_rows: n,
-                        windows: shared,
-                        scenario: format!("bundled {scenario}"),
-                    },
-                    &reference_rows,
-                )?),
-                None => None,
-            };
-            let (mut tally, mut old_warn, mut old_alert) = (Tally::default(), 0, 0);
-            for w in 0..windows {
-                let feature = rng.random_range(0..p);
-                let mut rows = Vec::with_capacity(n * p);
-                for _ in 0..n {
-                    let mut row = data.rows[rng.random_range(0..data.len())].clone();
-                    row[feature] += shift * sd[feature];
-                    rows.extend(row);
-                }
-                let predicted = model.engine.predict_all(&rows);
-                let report = test(&mut tester, p, &rows, &predicted);
-                count(
-                    &mut tally,
-                    &report,
-                    report.features[feature].flag == Flag::Alert,
-                );
-                old_warn += u64::from(psi_rule(&report, 0.1));
-                old_alert += u64::from(psi_rule(&report, 0.25));
-                if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
-                    run.window(&rows)?;
-                }
-            }
-            let peer_tallies = match peer_run {
-                Some(run) => tally_peers(run.finish()?),
-                None => BTreeMap::new(),
-            };
-            let windows = tally.windows;
-            for (tool, flagged) in [
-                ("driftwood alert", tally.alerts),
-                ("driftwood warn", tally.warns),
-                ("psi-alert (old rule)", old_alert),
-                ("psi-warn (old rule)", old_warn),
-            ] {
-                out.row(Row::new("bundled", tool, &scenario, n, (flagged, windows)))?;
-            }
-            for (tool, t) in peer_tallies {
-                out.row(Row::new(
-                    "bundled",
-                    &tool,
-                    &scenario,
-                    n,
-                    (t.alerts, t.windows),
-                ))?;
-            }
+            let seed = args.seed ^ 0xb0 ^ ((n as u64) << 16) ^ k as u64;
+            replay.run(args, seed, peers, out)?;
         }
     }
     Ok(())
+}
+
+/// Windows of the bundled data set drawn at random, one random feature shifted.
+struct Replay<'a> {
+    model: &'a Model,
+    data: &'a crate::model::dataset::Dataset,
+    sd: &'a [f64],
+    n: usize,
+    shift: f64,
+}
+
+impl Replay<'_> {
+    fn scenario(&self) -> String {
+        match self.shift {
+            0.0 => "no shift".to_string(),
+            s => format!("mean {s:.2} sd"),
+        }
+    }
+
+    /// `n` records drawn at random, with one random feature shifted, row-major; and which.
+    fn window(&self, rng: &mut StdRng) -> (Vec<f64>, usize) {
+        let p = self.sd.len();
+        let feature = rng.random_range(0..p);
+        let mut rows = Vec::with_capacity(self.n * p);
+        for _ in 0..self.n {
+            let mut row = self.data.rows[rng.random_range(0..self.data.len())].clone();
+            row[feature] += self.shift * self.sd[feature];
+            rows.extend(row);
+        }
+        (rows, feature)
+    }
+
+    /// Runs the windows through driftwood, the old PSI rule and the peers, and writes rows.
+    fn run(
+        &self,
+        args: &BenchDriftArgs,
+        seed: u64,
+        peers: Option<&Peers>,
+        out: &mut Output,
+    ) -> Result<()> {
+        let (model, p, scenario) = (self.model, self.sd.len(), self.scenario());
+        let windows = if self.shift == 0.0 {
+            args.null_windows
+        } else {
+            args.shift_windows
+        };
+        let mut settings = DriftSettings::new("bench".into());
+        settings.window_records = self.n as i64;
+        let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shared = (if self.shift == 0.0 { 2 } else { 1 } * args.peer_windows).min(windows);
+        let reference_rows = model.reference_rows().unwrap_or_default();
+        let header = Header {
+            features: p,
+            feature_names: &model.metadata.features,
+            reference_rows: reference_rows.len() / p,
+            window_rows: self.n,
+            windows: shared,
+            scenario: format!("bundled {scenario}"),
+        };
+        let mut peer_run = peers
+            .map(|peers| peers.start(&header, reference_rows))
+            .transpose()?;
+        let (mut tally, mut old_warn, mut old_alert) = (Tally::default(), 0, 0);
+        for w in 0..windows {
+            let (rows, feature) = self.window(&mut rng);
+            let report = test(&mut tester, p, &rows, &model.engine.predict_all(&rows));
+            count(
+                &mut tally,
+                &report,
+                report.features[feature].flag == Flag::Alert,
+            );
+            old_warn += u64::from(psi_rule(&report, 0.1));
+            old_alert += u64::from(psi_rule(&report, 0.25));
+            if let Some(run) = peer_run.as_mut().filter(|_| w < shared) {
+                run.window(&rows)?;
+            }
+        }
+        let counts = [
+            ("driftwood alert", tally.alerts),
+            ("driftwood warn", tally.warns),
+            ("psi-alert (old rule)", old_alert),
+            ("psi-warn (old rule)", old_warn),
+        ];
+        for (tool, flagged) in counts {
+            out.row(Row::new(
+                "bundled",
+                tool,
+                &scenario,
+                self.n,
+                (flagged, tally.windows),
+            ))?;
+        }
+        let peer_tallies = match peer_run {
+            Some(run) => tally_peers(run.finish()?),
+            None => BTreeMap::new(),
+        };
+        for (tool, t) in peer_tallies {
+            out.row(Row::new(
+                "bundled",
+                &tool,
+                &scenario,
+                self.n,
+                (t.alerts, t.windows),
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 fn tally_peers(verdicts: Vec<super::peers::Verdict>) -> BTreeMap<String, Tally> {
@@ -191,39 +233,26 @@ pub fn nannyml(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -
 /// after the documented drift, with the flags chunk by chunk.
 fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
     let p = data.features.len();
-    let mut metadata = metadata(p, (0..data.classes.len() as i32).collect());
-    metadata.features = data.features.clone();
-    let rows: Vec<Vec<f64>> = data.reference.rows.chunks(p).map(<[f64]>::to_vec).collect();
-    let source = format!("{} reference rows of {}", rows.len(), data.name);
-    let reference = DriftReference::from_rows(
-        source.clone(),
-        &rows,
-        (source, &data.reference.predicted),
-        data.classes.len(),
-    );
+    let (metadata, reference) = model_of(data);
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = data.chunk as i64;
     let mut tester = Tester::new(&metadata, &reference, &settings);
-    let n_chunks = (data.analysis.predicted.len()).div_ceil(data.chunk);
+    let analysed = data.analysis.predicted.len();
     // The peers read windows of one size: a short last chunk is theirs to skip.
-    let full_chunks = data.analysis.predicted.len() / data.chunk;
-    let mut peer_run = match peers {
-        Some(peers) => Some(peers.start(
-            &Header {
-                features: p,
-                feature_names: &data.features,
-                reference_rows: rows.len(),
-                window_rows: data.chunk,
-                windows: full_chunks,
-                scenario: data.name.clone(),
-            },
-            &data.reference.rows,
-        )?),
-        None => None,
+    let full_chunks = analysed / data.chunk;
+    let header = Header {
+        features: p,
+        feature_names: &data.features,
+        reference_rows: data.reference.predicted.len(),
+        window_rows: data.chunk,
+        windows: full_chunks,
+        scenario: data.name.clone(),
     };
+    let start = |peers: &Peers| peers.start(&header, &data.reference.rows);
+    let mut peer_run = peers.map(start).transpose()?;
     let mut flags: BTreeMap<String, String> = BTreeMap::new();
-    for c in 0..n_chunks {
-        let span = c * data.chunk..((c + 1) * data.chunk).min(data.analysis.predicted.len());
+    for c in 0..analysed.div_ceil(data.chunk) {
+        let span = c * data.chunk..((c + 1) * data.chunk).min(analysed);
         let chunk_rows = &data.analysis.rows[span.start * p..span.end * p];
         let report = test(&mut tester, p, chunk_rows, &data.analysis.predicted[span]);
         let symbol = match report.flag {
@@ -232,15 +261,12 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
             Flag::Ok => '.',
         };
         flags.entry("driftwood".into()).or_default().push(symbol);
-        let sequential_symbol = if report.sequential.is_empty() {
+        let sequential = if report.sequential.is_empty() {
             '.'
         } else {
             'S'
         };
-        flags
-            .entry("driftwood sequential".into())
-            .or_default()
-            .push(sequential_symbol);
+        (flags.entry("driftwood sequential".into()).or_default()).push(sequential);
         if let Some(run) = peer_run.as_mut().filter(|_| c < full_chunks) {
             run.window(chunk_rows)?;
         }
@@ -248,11 +274,10 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
             .filter(|f| f.flag == Flag::Alert)
             .map(|f| f.name.as_str())
             .collect();
+        let (pairs, class_mix) = (report.pairs.len(), report.prediction_flag);
         println!(
-            "  {} chunk {c:>2}: {symbol} {flagged:?} pairs {} class mix {:?}",
-            data.name,
-            report.pairs.len(),
-            report.prediction_flag
+            "  {} chunk {c:>2}: {symbol} {flagged:?} pairs {pairs} class mix {class_mix:?}",
+            data.name
         );
     }
     if let Some(run) = peer_run {
@@ -271,6 +296,19 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
         write_chunks(out, data, &tool, &symbols)?;
     }
     Ok(())
+}
+
+/// The data set's model as driftwood sees it: its features and classes, and the drift
+/// reference of its reference period with the model's predictions there.
+fn model_of(data: &Data) -> (ModelMetadata, DriftReference) {
+    let p = data.features.len();
+    let mut metadata = metadata(p, (0..data.classes.len() as i32).collect());
+    metadata.features = data.features.clone();
+    let rows: Vec<Vec<f64>> = data.reference.rows.chunks(p).map(<[f64]>::to_vec).collect();
+    let source = format!("{} reference rows of {}", rows.len(), data.name);
+    let outputs = (source.clone(), data.reference.predicted.as_slice());
+    let reference = DriftReference::from_rows(source, &rows, outputs, data.classes.len());
+    (metadata, reference)
 }
 
 /// A tool's chunks before and from the documented drift, and its flags chunk by chunk.
