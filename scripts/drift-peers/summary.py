@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Markdown tables of `driftwood bench-drift`'s results (the ones docs/drift.md shows).
 
-usage: summary.py RESULTS.jsonl
+usage: summary.py RESULTS.jsonl [MORE.jsonl …]
+
+Several files merge: for each (part, tool, scenario, n) the row with the most windows is kept
+(a longer run of the windows without a shift replaces a shorter one of the same seed).
 
 - Synthetic: per window size, each tool's rate per scenario as `k/N rate [Wilson 95%]`;
   driftwood's over all its windows, and (for a paired comparison) over the peers' windows.
@@ -27,8 +30,21 @@ def table(rows, columns, key_row, key_col):
     return "\n".join(out)
 
 
-def main(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+def load(paths):
+    best = OrderedDict()
+    for path in paths:
+        for line in open(path):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            key = (r["part"], r["tool"], r["scenario"], r["n"])
+            if key not in best or r["windows"] > best[key]["windows"]:
+                best[key] = r
+    return list(best.values())
+
+
+def main(paths):
+    rows = load(paths)
     synthetic = [r for r in rows if r["part"] == "synthetic"]
     scenarios = list(OrderedDict.fromkeys(r["scenario"] for r in synthetic))
     for n in sorted({r["n"] for r in synthetic}):
@@ -55,4 +71,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws the drift benchmark's power curve from `driftwood bench-drift`'s results.
 
-usage: plot.py RESULTS.jsonl OUT.png
+usage: plot.py OUT.png RESULTS.jsonl [MORE.jsonl …]   (merged as summary.py merges them)
 
 One panel per window size: the share of windows flagged against the size of a mean shift in
 one feature (0 is the false-alarm rate), with Wilson 95% intervals, for driftwood's alert
@@ -22,8 +22,16 @@ STYLE = {
 }
 
 
-def main(results: str, out: str) -> None:
-    rows = [json.loads(line) for line in open(results) if line.strip()]
+def main(out: str, paths: list) -> None:
+    best = {}
+    for path in paths:
+        for line in open(path):
+            if line.strip():
+                r = json.loads(line)
+                key = (r["part"], r["tool"], r["scenario"], r["n"])
+                if key not in best or r["windows"] > best[key]["windows"]:
+                    best[key] = r
+    rows = list(best.values())
     rows = [r for r in rows if r["part"] == "synthetic" and r["scenario"] in SHIFTS]
     sizes = sorted({r["n"] for r in rows})
     tools = sorted({r["tool"] for r in rows}, key=lambda t: (not t.startswith("driftwood"), t))
@@ -54,4 +62,4 @@ def main(results: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])
