@@ -1,6 +1,11 @@
 //! The pipeline's side of drift detection: counts every record into a tumbling window,
 //! closes it by record count or age, feeds the sequential alarm, and hands back the report
 //! (the scorer publishes it) after updating the drift metrics.
+//!
+//! The scorer notes a batch's records as it sends their outputs and the monitor counts them
+//! in one pass at the batch's end (`count_batch`): between two records the producer walks
+//! memory of its own, and a window's tables (some 60 KB at 30 features) then come from L2
+//! on every record. The windows, their records and their order stay the same.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,6 +33,8 @@ pub struct DriftMonitor {
     partitions: BTreeSet<i32>,
     /// The partition of the last record noted (records come in runs per partition).
     last_partition: Option<i32>,
+    /// The batch's records, noted in order, not yet counted.
+    noted: Vec<Noted>,
     /// Each feature's gauges, looked up once.
     gauges: Vec<FeatureGauges>,
     opened: Instant,
@@ -67,34 +74,59 @@ impl DriftMonitor {
             settings,
             partitions: BTreeSet::new(),
             last_partition: None,
+            noted: Vec::new(),
             opened: Instant::now(),
             opened_at_ms: epoch_millis(),
             metrics,
         }
     }
 
-    /// Counts a scored record.
-    pub fn observe(
-        &mut self,
-        partition: i32,
-        row: &[f64],
-        predicted: Predicted,
-        actual: Option<i32>,
-    ) {
-        if !self.settings.enabled {
-            return;
+    /// Notes a scored record: the `row`-th of the rows `count_batch` is given.
+    pub fn note(&mut self, partition: i32, row: usize, predicted: Predicted, actual: Option<i32>) {
+        if self.settings.enabled {
+            let scored = Some((row, predicted, actual));
+            self.noted.push(Noted { partition, scored });
         }
-        self.note_partition(partition);
-        self.window.observe(row, predicted, actual);
     }
 
-    /// Counts a record that could not be scored.
-    pub fn observe_invalid(&mut self, partition: i32) {
-        if !self.settings.enabled {
-            return;
+    /// Notes a record that could not be scored.
+    pub fn note_invalid(&mut self, partition: i32) {
+        if self.settings.enabled {
+            self.noted.push(Noted {
+                partition,
+                scored: None,
+            });
         }
-        self.note_partition(partition);
-        self.window.observe_invalid();
+    }
+
+    /// Counts the records noted since the last call, in order, with `rows` the batch's
+    /// rows (row-major); a window that fills (or, at the end, has grown old) is closed and
+    /// its report handed to `publish`.
+    pub fn count_batch(
+        &mut self,
+        rows: &[f64],
+        assigned: &[i32],
+        mut publish: impl FnMut(DriftReport),
+    ) {
+        let n = self.model.engine.n_features();
+        let mut noted = std::mem::take(&mut self.noted);
+        for record in noted.drain(..) {
+            self.note_partition(record.partition);
+            match record.scored {
+                Some((row, predicted, actual)) => {
+                    self.window
+                        .observe(&rows[row * n..][..n], predicted, actual)
+                }
+                None => self.window.observe_invalid(),
+            }
+            if self.window.len() >= self.settings.window_records {
+                publish(self.close(assigned).expect("a full window"));
+            }
+        }
+        self.noted = noted;
+        if let Some(report) = self.close_if_due(assigned) {
+            publish(report);
+        }
     }
 
     /// Notes a record's partition, for the report's origin.
@@ -240,6 +272,13 @@ fn flag_value(flag: Flag) -> f64 {
         Flag::Warn => 1.0,
         Flag::Alert => 2.0,
     }
+}
+
+/// A record of the batch, noted in order: its partition, and its row, prediction and label
+/// if it was scored.
+struct Noted {
+    partition: i32,
+    scored: Option<(usize, Predicted, Option<i32>)>,
 }
 
 /// One feature's drift gauges.

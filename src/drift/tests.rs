@@ -260,8 +260,39 @@ fn with_drift_turned_off_nothing_is_counted_or_reported() {
     let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
     let row = Dataset::breast_cancer().rows[0].clone();
     let predicted = model.engine.predict_all(&row)[0];
-    monitor.observe(0, &row, predicted, None);
-    monitor.observe_invalid(0);
+    monitor.note(0, 0, predicted, None);
+    monitor.note_invalid(0);
+    let mut reports = 0;
+    monitor.count_batch(&row, &[0], |_| reports += 1);
+    assert_eq!(reports, 0);
     assert!(monitor.close_if_due(&[0]).is_none());
     assert!(monitor.close(&[0]).is_none());
+}
+
+#[test]
+fn a_batch_is_counted_in_order_and_windows_close_at_their_size_within_it() {
+    let model = std::sync::Arc::new(Model::open(None).unwrap());
+    let mut settings = DriftSettings::new("test".into());
+    settings.window_records = 100;
+    let metrics = crate::ops::metrics::Metrics::new();
+    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
+    let data = Dataset::breast_cancer();
+    let rows: Vec<f64> = data.rows[..240].concat();
+    let predicted = model.engine.predict_all(&rows);
+    for (i, &p) in predicted.iter().enumerate() {
+        monitor.note(i as i32 % 3, i, p, Some(data.labels[i]));
+        if i % 60 == 59 {
+            monitor.note_invalid(1);
+        }
+    }
+    let mut reports = Vec::new();
+    monitor.count_batch(&rows, &[0, 1, 2], |report| reports.push(report));
+    // 244 records in order (an invalid one after every 60 scored): two full windows, 44
+    // left for the next.
+    let sizes: Vec<(i64, i64)> = (reports.iter())
+        .map(|r| (r.counts.records, r.counts.invalid))
+        .collect();
+    assert_eq!(sizes, [(99, 1), (98, 2)]);
+    let last = monitor.close(&[0]).expect("the records left");
+    assert_eq!((last.counts.records, last.counts.invalid), (43, 1));
 }

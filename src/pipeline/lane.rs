@@ -89,7 +89,7 @@ impl Lane {
     /// window.
     pub fn dead_lettered(&mut self, partition: i32) {
         self.batch_counts[1] += 1;
-        self.drift.observe_invalid(partition);
+        self.drift.note_invalid(partition);
     }
 
     /// Adds the batch's counts to the metrics: once a batch, not once a record.

@@ -168,9 +168,10 @@ impl Scorer {
                 }
                 (_, Ok(_), _) => unreachable!("one scored row per decoded record"),
             }
-            if let Some(report) = lane.and_then(|l| lanes[l].drift.close_if_due(&assigned)) {
-                self.publish(&report, sink);
-            }
+        }
+        for lane in &mut lanes {
+            let publish = |report: DriftReport| self.publish(&report, sink);
+            lane.drift.count_batch(&lane.rows, &assigned, publish);
         }
         if let Some(shadow) = &mut self.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
@@ -195,15 +196,19 @@ impl Scorer {
     ) {
         lane.count_scored();
         let predicted = lane.scored.predicted(record.row);
-        // Borrowed field by field, beside the drift window's.
-        let n = lane.model.engine.n_features();
-        let row = &lane.rows[record.row * n..][..n];
-        (lane.drift).observe(message.partition(), row, predicted, record.meta.label);
+        (lane.drift).note(
+            message.partition(),
+            record.row,
+            predicted,
+            record.meta.label,
+        );
         if let Some(shadow) = &mut self.shadow
             && lane.model.metadata.name == self.default_name
         {
             shadow.note(record.index, message, predicted);
         }
+        let n = lane.model.engine.n_features();
+        let row = &lane.rows[record.row * n..][..n];
         let explanation = (self.settings.explain.wants(message))
             .then(|| explain::explain(&lane.model, row, predicted))
             .flatten();

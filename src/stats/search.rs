@@ -2,7 +2,9 @@
 //! range gives the bin at each cell's start, and a short scan finishes from there. Percentile
 //! edges are dense where the data are, so a cell holds a few edges at most where values
 //! fall most often; the result is exactly that of a binary search (the scan corrects either
-//! way), in a table load and a compare or two instead of seven dependent loads.
+//! way), in a table load and a compare or two instead of seven dependent loads. A cell that
+//! lies inside one bin says so, and its values need no edge at all: in a window's update
+//! the edges are then rarely read, which keeps the tables' share of the cache small.
 
 use super::profile::bin;
 
@@ -10,6 +12,9 @@ use super::profile::bin;
 const CELLS: usize = 1024;
 /// Edges compared at once after the table's guess, without a branch.
 const AHEAD: usize = 4;
+/// A table entry's mark: every value of the cell (with a margin of a millionth of a cell
+/// either side, far beyond the rounding of the cell's computation) is in this bin.
+const EXACT: u16 = 0x8000;
 
 /// One variable's edges and their table.
 #[derive(Debug, Clone)]
@@ -20,7 +25,8 @@ pub struct BinIndex {
     n: usize,
     low: f64,
     cells_per_unit: f64,
-    /// The bin (edges below) at each cell's start.
+    /// The bin (edges below) at each cell's start, marked [`EXACT`] if the whole cell is in
+    /// it.
     table: Vec<u16>,
 }
 
@@ -28,7 +34,7 @@ impl BinIndex {
     /// The index of inner `edges` (strictly increasing).
     pub fn new(edges: &[f64]) -> Self {
         let (low, high) = match (edges.first(), edges.last()) {
-            (Some(&low), Some(&high)) if high > low && edges.len() < u16::MAX as usize => {
+            (Some(&low), Some(&high)) if high > low && edges.len() < usize::from(EXACT) => {
                 (low, high)
             }
             _ => {
@@ -43,8 +49,16 @@ impl BinIndex {
             }
         };
         let cells_per_unit = CELLS as f64 / (high - low);
+        let at = |cell: f64| bin(edges, low + cell / cells_per_unit) as u16;
         let table = (0..CELLS)
-            .map(|c| bin(edges, low + c as f64 / cells_per_unit) as u16)
+            .map(|c| {
+                let (start, end) = (at(c as f64 - 1e-6), at(c as f64 + 1.0 + 1e-6));
+                if start == end {
+                    start | EXACT
+                } else {
+                    at(c as f64)
+                }
+            })
             .collect();
         let mut padded = edges.to_vec();
         padded.resize(edges.len() + AHEAD, f64::INFINITY);
@@ -65,7 +79,11 @@ impl BinIndex {
             return bin(&e[..self.n], value);
         }
         let cell = ((value - self.low) * self.cells_per_unit).clamp(0.0, (CELLS - 1) as f64);
-        let mut b = self.table[cell as usize] as usize;
+        let entry = self.table[cell as usize];
+        if entry & EXACT != 0 {
+            return usize::from(entry & !EXACT);
+        }
+        let mut b = usize::from(entry);
         // The cell's start may round to either side of the value: step back over edges not
         // below it (rare), then on over edges below it, four at once (a branch costs more
         // than the compares when the count varies from record to record).
@@ -108,10 +126,14 @@ mod tests {
             sample.sort_by(f64::total_cmp);
             let edges = quantile_edges(&sample, FINE_BINS);
             let index = BinIndex::new(&edges);
-            // Every edge, its neighbours, and values all over.
+            // Every edge, its neighbours, and values all over, through every cell of the
+            // table (the marked cells answer without an edge).
+            let (low, high) = (edges[0], edges[edges.len() - 1]);
+            let grid = (0..=200_000).map(|i| low + (high - low) * (i as f64 / 200_000.0));
             let probes = (edges.iter())
                 .flat_map(|&e| [e, e.next_down(), e.next_up()])
                 .chain(sample.iter().copied())
+                .chain(grid)
                 .chain([
                     f64::MIN,
                     -1e300,
