@@ -15,6 +15,8 @@ pub struct Tester<'a> {
     reference: &'a DriftReference,
     plan: Plan,
     sequential: Sequential,
+    /// The window the records are counted in, built once (its bin tables take a few ms).
+    window: DriftWindow,
 }
 
 impl<'a> Tester<'a> {
@@ -27,6 +29,7 @@ impl<'a> Tester<'a> {
         Tester {
             plan: Plan::new(metadata, reference, settings),
             sequential: Sequential::new(&metadata.features, metadata.classes.is_empty()),
+            window: DriftWindow::new(reference, &metadata.classes),
             metadata,
             reference,
         }
@@ -39,14 +42,13 @@ impl<'a> Tester<'a> {
 
     /// Counts `records` (features, prediction, true class) into a window.
     pub fn count<'r>(
-        &self,
+        &mut self,
         records: impl IntoIterator<Item = (&'r [f64], Predicted, Option<i32>)>,
     ) -> WindowCounts {
-        let mut window = DriftWindow::new(self.reference, &self.metadata.classes);
         for (row, predicted, label) in records {
-            window.observe(row, predicted, label);
+            self.window.observe(row, predicted, label);
         }
-        window.take()
+        self.window.take()
     }
 
     /// The report of the next window's `counts` (after feeding the sequential alarm).

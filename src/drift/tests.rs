@@ -235,7 +235,7 @@ fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
 
 /// The counts of one window of `rows`.
 fn counted(model: &Model, rows: &[(Vec<f64>, i32)]) -> super::window::WindowCounts {
-    let tester = Tester::new(
+    let mut tester = Tester::new(
         &model.metadata,
         model.drift_reference(),
         &DriftSettings::new("test".into()),
