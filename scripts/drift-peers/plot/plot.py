@@ -36,6 +36,11 @@ def main(out: str, paths: list) -> None:
     rows = [r for r in rows if r["part"] == "synthetic" and r["scenario"] in SHIFTS and "peers' windows" not in r["tool"]]
     sizes = sorted({r["n"] for r in rows})
     tools = sorted({r["tool"] for r in rows}, key=lambda t: (not t.startswith("driftwood"), t))
+    # One colour per tool in every panel (a panel without a tool must not shift the others').
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    peers = [t for t in tools if t not in STYLE]
+    style = {t: dict(color=palette[i % len(palette)], marker=".", linewidth=1) for i, t in enumerate(peers)}
+    style.update(STYLE)
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.4), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], sizes):
         for tool in tools:
@@ -46,7 +51,7 @@ def main(out: str, paths: list) -> None:
             y = [r["rate"] for _, r in points]
             err = [[max(0.0, r["rate"] - r["low"]) for _, r in points], [max(0.0, r["high"] - r["rate"]) for _, r in points]]
             windows = max(r["windows"] for _, r in points)
-            ax.errorbar(x, y, yerr=err, capsize=2, label=f"{tool} (≤{windows} windows)", **STYLE.get(tool, dict(marker=".", linewidth=1)))
+            ax.errorbar(x, y, yerr=err, capsize=2, label=f"{tool} (≤{windows} windows)", **style[tool])
         ax.set_title(f"windows of {n:,} records, reference of 50,000")
         ax.set_xlabel("mean shift of one of 30 features (standard deviations)")
         ax.set_xscale("symlog", linthresh=0.05)
