@@ -3,9 +3,10 @@
 //! (the scorer publishes it) after updating the drift metrics.
 //!
 //! The scorer notes a batch's records as it sends their outputs and the monitor counts them
-//! in one pass at the batch's end (`count_batch`): between two records the producer walks
-//! memory of its own, and a window's tables (some 60 KB at 30 features) then come from L2
-//! on every record. The windows, their records and their order stay the same.
+//! in one pass at the batch's end (`count_batch`), checking a window's age once a batch
+//! rather than reading the clock for every record. The windows, their records and their
+//! order stay the same. (Counting in one pass was also meant to keep a window's tables in
+//! cache; `driftwood bench` could not tell that apart from its noise, docs/drift.md#cost.)
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
