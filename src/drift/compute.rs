@@ -2,6 +2,7 @@
 //! them, the flags, and the effects and detectable shifts beside them.
 
 use super::plan::{Family, MIN_TESTED_RECORDS, Plan};
+use super::prepared::{Prepared, score_moments};
 use super::report::{
     ClassRecall, DriftReport, FeatureDrift, Flag, PairDrift, TestKind, TestResult, VectorDrift,
     WindowOrigin,
@@ -10,7 +11,7 @@ use super::sequential::Outcome;
 use super::window::WindowCounts;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
-use crate::stats::binned::{Divergence, chi_squared, divergence, equal_mass_groups, grouped};
+use crate::stats::binned::{Divergence, chi_squared, divergence, grouped};
 use crate::stats::dist::{binomial_two_sided, normal_two_sided};
 use crate::stats::holm;
 use crate::stats::joint::{ScoreSums, hotelling, pair};
@@ -20,10 +21,6 @@ use crate::stats::rank;
 /// Missing values in a feature are tested exactly (binomial) below this many in window and
 /// reference together, by the normal approximation above.
 const EXACT_MISSING: f64 = 30.0;
-
-/// Groups of the shape test: deciles, fewer in a small window or reference, so that each
-/// expects at least 10 values.
-const SHAPE_GROUPS: usize = 10;
 
 /// Who a test belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,7 +124,8 @@ fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
     for (f, m) in reference.features.iter().enumerate() {
         let window = as_f64(&c.features[f]);
         let owner = Owner::Feature(f);
-        raw.extend(distribution_tests(owner, &window, m, &weight));
+        let prepared = &plan.prepared.features[f];
+        raw.extend(distribution_tests(owner, &window, m, prepared, &weight));
         let missing = weight(TestKind::Missing);
         raw.push(missing_test(owner, c.missing[f], c.records, m, missing));
     }
@@ -178,15 +176,16 @@ fn distribution_tests(
     owner: Owner,
     window: &[f64],
     m: &Marginal,
+    prepared: &Prepared,
     weight: &dyn Fn(TestKind) -> f64,
 ) -> Vec<Raw> {
-    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
-    let (n, mr): (f64, f64) = (window.iter().sum(), reference.iter().sum());
+    let reference = &prepared.counts;
+    let (n, mr): (f64, f64) = (window.iter().sum(), prepared.total);
     if n < MIN_TESTED_RECORDS as f64 || mr < 2.0 {
         return Vec::new();
     }
     let (mean_w, var_w) = score_moments(window, &m.scores);
-    let (mean_r, var_r) = score_moments(&reference, &m.scores);
+    let (mean_r, var_r) = prepared.moments;
     let sd_r = var_r.sqrt();
     let test = |kind, statistic: f64, p_value: f64, effect: f64| Raw {
         owner,
@@ -197,8 +196,8 @@ fn distribution_tests(
         weight: weight(kind),
         extra: (0.0, 0.0),
     };
-    let location = rank::location(window, &reference, &m.scores);
-    let scale = rank::scale(window, &reference, &m.scores);
+    let location = rank::location(window, reference, &m.scores);
+    let scale = rank::scale(window, reference, &m.scores);
     let mut tests = vec![
         test(
             TestKind::Location,
@@ -213,27 +212,10 @@ fn distribution_tests(
             (var_w / var_r).sqrt() - 1.0,
         ),
     ];
-    let groups = SHAPE_GROUPS.min((n.min(mr) / 10.0) as usize).max(2);
-    let assignment = equal_mass_groups(&reference, groups);
-    let shape = chi_squared(
-        &grouped(window, &assignment, groups),
-        &grouped(&reference, &assignment, groups),
-    );
+    let groups = prepared.shape_groups(n);
+    let shape = chi_squared(&groups.window(window), &groups.reference);
     tests.extend(shape.map(|s| test(TestKind::Shape, s.statistic, s.p_value, s.effect)));
     tests
-}
-
-/// Mean and variance of the scores of binned counts.
-fn score_moments(counts: &[f64], scores: &[f64]) -> (f64, f64) {
-    let n: f64 = counts.iter().sum();
-    let mean = counts.iter().zip(scores).map(|(c, s)| c * s).sum::<f64>() / n;
-    let var = counts
-        .iter()
-        .zip(scores)
-        .map(|(c, s)| c * (s - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, var)
 }
 
 /// The share of missing values: `k` of the window's `n` records against the reference's.
@@ -283,6 +265,7 @@ fn output_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
             Owner::Output,
             &as_f64(&c.predictions),
             &outputs.distribution,
+            &plan.prepared.outputs,
             &|kind| plan.output_weight(kind),
         ),
     }
@@ -356,7 +339,7 @@ fn features(
             let (mean_shift, sd_ratio) = raw_effects(m, c, f, present);
             FeatureDrift {
                 name: name.clone(),
-                divergence: deciles(&as_f64(&c.features[f]), m),
+                divergence: deciles(&as_f64(&c.features[f]), &plan.prepared.features[f]),
                 flag: tests.iter().map(|t| t.flag).max().unwrap_or(Flag::Ok),
                 p_value: tests.iter().map(|t| t.adjusted_p).fold(1.0, f64::min),
                 tests,
@@ -390,13 +373,9 @@ fn raw_effects(
 }
 
 /// PSI, KL and JS over the reference's deciles.
-fn deciles(window: &[f64], m: &Marginal) -> Divergence {
-    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
-    let groups = equal_mass_groups(&reference, 10);
-    divergence(
-        &grouped(&reference, &groups, 10),
-        &grouped(window, &groups, 10),
-    )
+fn deciles(window: &[f64], prepared: &Prepared) -> Divergence {
+    let groups = &prepared.deciles;
+    divergence(&groups.reference, &groups.window(window))
 }
 
 /// The flagged pairs.
@@ -455,7 +434,7 @@ fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> Drift
     let regressor = metadata.classes.is_empty();
     let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
     let prediction = match regressor {
-        true => deciles(&as_f64(&c.predictions), &outputs.distribution),
+        true => deciles(&as_f64(&c.predictions), &inputs.plan.prepared.outputs),
         false => divergence(&as_f64(&outputs.classes), &as_f64(&c.predictions)),
     };
     DriftReport {
@@ -466,7 +445,8 @@ fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> Drift
         features: Vec::new(),
         prediction,
         prediction_flag: Flag::Ok,
-        confidence: (!regressor).then(|| deciles(&as_f64(&c.confidence), &outputs.distribution)),
+        confidence: (!regressor)
+            .then(|| deciles(&as_f64(&c.confidence), &inputs.plan.prepared.outputs)),
         confidence_flag: None,
         mean_confidence: (c.records > 0 && !regressor).then(|| c.confidence_sum / c.records as f64),
         mean_value: (c.records > 0 && regressor).then(|| c.value_sum / c.records as f64),
@@ -503,15 +483,14 @@ fn recall(metadata: &ModelMetadata, c: &WindowCounts) -> Vec<ClassRecall> {
 /// The mean score of a distribution's window counts minus the reference's, in the
 /// reference's score standard deviations, and the window's values (for the sequential
 /// alarm); `None` when either is empty or the reference's scores do not vary.
-pub fn score_shift(window: &[i64], m: &Marginal) -> Option<(f64, f64)> {
+pub fn score_shift(window: &[i64], m: &Marginal, prepared: &Prepared) -> Option<(f64, f64)> {
     let window = as_f64(window);
-    let reference: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
     let n: f64 = window.iter().sum();
     if n == 0.0 || m.present() == 0 {
         return None;
     }
     let (mean_w, _) = score_moments(&window, &m.scores);
-    let (mean_r, var_r) = score_moments(&reference, &m.scores);
+    let (mean_r, var_r) = prepared.moments;
     (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
 }
 

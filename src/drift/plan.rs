@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use super::prepared::Prepared;
 use super::report::TestKind;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
@@ -149,6 +150,17 @@ pub struct Plan {
     pub window_rates: Rates,
     /// The minimum effect.
     pub min_effect: f64,
+    /// The reference's distributions, prepared for the tests.
+    pub prepared: PreparedReference,
+}
+
+/// The reference's distributions, prepared for the tests.
+#[derive(Debug, Clone)]
+pub struct PreparedReference {
+    /// Each feature's.
+    pub features: Vec<Prepared>,
+    /// The outputs' (a classifier's confidence, a regressor's values).
+    pub outputs: Prepared,
 }
 
 impl Plan {
@@ -194,6 +206,10 @@ impl Plan {
             rates: settings.rates,
             window_rates: settings.rates.less(1.0 / settings.sequential_windows),
             min_effect: settings.min_effect,
+            prepared: PreparedReference {
+                features: reference.features.iter().map(Prepared::new).collect(),
+                outputs: Prepared::new(&reference.outputs.distribution),
+            },
         };
         plan.sequential = plan.sequential_design(reference, settings);
         plan

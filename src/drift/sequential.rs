@@ -59,13 +59,18 @@ impl Sequential {
         let mut outcome = Outcome::default();
         // A regressor's values are counted in `predictions`; a classifier has no CUSUM
         // there (zip stops at the features).
+        let prepared = &plan.prepared;
         let distributions = (counts.features.iter().zip(&reference.features))
-            .chain([(&counts.predictions, &reference.outputs.distribution)]);
-        for ((cusum, name), (window, marginal)) in
+            .zip(&prepared.features)
+            .chain([(
+                (&counts.predictions, &reference.outputs.distribution),
+                &prepared.outputs,
+            )]);
+        for ((cusum, name), ((window, marginal), prepared)) in
             self.cusums.iter_mut().zip(&self.names).zip(distributions)
         {
-            let shift =
-                score_shift(window, marginal).filter(|_| counts.records >= MIN_TESTED_RECORDS);
+            let shift = score_shift(window, marginal, prepared)
+                .filter(|_| counts.records >= MIN_TESTED_RECORDS);
             let alarm = shift.and_then(|(d, n)| cusum.update(d, n, &plan.sequential));
             // A side that alarms starts again from zero; the window that raised it shows 1.
             let level = cusum.level(&plan.sequential);

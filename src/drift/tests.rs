@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 
 use super::plan::DriftSettings;
-use super::report::{DriftReport, Flag};
+use super::report::{DriftReport, Flag, SequentialAlarm};
 use super::tester::Tester;
 use crate::model::Model;
 use crate::model::dataset::Dataset;
@@ -212,6 +212,30 @@ fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
     codec.encode(&report, &mut bytes).unwrap();
     let back: DriftReport = codec.decode(&bytes).unwrap();
     assert!(back == report, "the report changed through Avro");
+
+    // driftwood's own encoder writes apache-avro's bytes, with every optional part present
+    // and absent.
+    let mut full = report.clone();
+    full.notice = Some("a notice".into());
+    full.untested = Some("too few".into());
+    full.sequential = vec![SequentialAlarm {
+        name: "mean_radius".into(),
+        direction: "up".into(),
+    }];
+    full.confidence_flag = Some(Flag::Warn);
+    full.mean_value = Some(-1.5);
+    full.recall[0].name = None;
+    full.recall[1].recall = None;
+    let mut bare = report.clone();
+    (bare.vector, bare.confidence, bare.accuracy) = (None, None, None);
+    (bare.features, bare.pairs, bare.recall, bare.outputs) = (vec![], vec![], vec![], vec![]);
+    bare.counts.score_products.clear();
+    for r in [&report, &full, &bare] {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        r.encode_avro(&mut ours);
+        codec.encode(r, &mut theirs).unwrap();
+        assert!(ours == theirs, "the encodings differ");
+    }
 
     // Two replicas' halves of the window add up to the whole.
     let (first, second) = rows.split_at(250);

@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::products::Products;
 use crate::model::Predicted;
 use crate::model::drift_reference::{DriftReference, output_value};
-use crate::stats::profile::{Marginal, bin, packed};
-use crate::stats::search::BinIndex;
+use crate::stats::profile::Marginal;
+use crate::stats::search::{BinIndex, cell};
 
 /// A window's raw counts. Reports of the same window from several replicas add up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,26 +138,39 @@ impl WindowCounts {
     }
 }
 
-/// One feature's bins as a window counts into them.
-#[derive(Debug, Clone)]
-struct FeatureBins {
-    index: BinIndex,
-    scores: Vec<f64>,
-    mean: f64,
-}
-
 /// Accumulates one window's records.
 #[derive(Debug, Clone)]
 pub struct DriftWindow {
-    features: Vec<FeatureBins>,
+    features: Features,
     joint: bool,
-    output_edges: Vec<f64>,
+    /// The outputs' bins (a classifier's confidence, a regressor's value).
+    output: BinIndex,
     classes: Vec<i32>,
     counts: WindowCounts,
     /// Zero counts of the right shape, to start each window from.
     empty: WindowCounts,
-    /// The current record's scores.
+    /// Complete records' scores, for the sums of their products.
+    products: Products,
+    /// The current record's table cells.
+    cells: Vec<u32>,
+    /// Every feature's bins' counts since they were last added to `counts`, in one array
+    /// (feature f's from `Features::offsets[f]`), beside `Features::scores`.
+    tally: Vec<i64>,
+}
+
+/// The features' bins and reference means, one array per field: a record's deviations and
+/// table cells are then computed for all its features at once, in vector instructions,
+/// before its bins are looked up one feature at a time.
+#[derive(Debug, Clone)]
+struct Features {
+    index: Vec<BinIndex>,
+    /// Where each feature's bins start in `scores` (and the window's tallies).
+    offsets: Vec<usize>,
+    /// Every feature's bins' normal scores, in one array.
     scores: Vec<f64>,
+    means: Vec<f64>,
+    lows: Vec<f64>,
+    cells_per_unit: Vec<f64>,
 }
 
 impl DriftWindow {
@@ -164,18 +178,32 @@ impl DriftWindow {
     /// regressor).
     pub fn new(reference: &DriftReference, classes: &[i32]) -> Self {
         let empty = WindowCounts::empty(reference, classes.len());
+        let marginals = &reference.features;
+        let index: Vec<BinIndex> = marginals.iter().map(|m| BinIndex::new(&m.edges)).collect();
+        let p = marginals.len();
         DriftWindow {
-            features: (reference.features.iter())
-                .map(|m| FeatureBins {
-                    index: BinIndex::new(&m.edges),
-                    scores: m.scores.clone(),
-                    mean: m.moments.map_or(0.0, |x| x.mean),
-                })
-                .collect(),
+            features: Features {
+                offsets: (marginals.iter())
+                    .scan(0, |next, m| {
+                        let offset = *next;
+                        *next += m.counts.len();
+                        Some(offset)
+                    })
+                    .collect(),
+                scores: marginals.iter().flat_map(|m| m.scores.clone()).collect(),
+                means: (marginals.iter())
+                    .map(|m| m.moments.map_or(0.0, |x| x.mean))
+                    .collect(),
+                lows: index.iter().map(|i| i.cells().0).collect(),
+                cells_per_unit: index.iter().map(|i| i.cells().1).collect(),
+                index,
+            },
             joint: reference.joint.is_some(),
-            output_edges: reference.outputs.distribution.edges.clone(),
+            output: BinIndex::new(&reference.outputs.distribution.edges),
             classes: classes.to_vec(),
-            scores: vec![0.0; reference.features.len()],
+            products: Products::new(p),
+            cells: vec![0; p],
+            tally: vec![0; marginals.iter().map(|m| m.counts.len()).sum()],
             counts: empty.clone(),
             empty,
         }
@@ -186,29 +214,28 @@ impl DriftWindow {
     pub fn observe(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
         c.records += 1;
-        let mut complete = true;
-        for (f, (bins, &x)) in self.features.iter().zip(row).enumerate() {
+        let complete = moments_and_cells(&self.features, row, c, &mut self.cells);
+        let fs = &self.features;
+        let (tally, scores) = (&mut self.tally[..], self.products.next_row());
+        let each = (fs.index.iter().zip(&fs.offsets)).zip(row.iter().zip(&self.cells));
+        for (f, ((index, &offset), (&x, &cell))) in each.enumerate() {
             if x.is_nan() {
-                c.missing[f] += 1;
-                complete = false;
                 continue;
             }
-            let b = bins.index.bin(x);
-            c.features[f][b] += 1;
-            let d = x - bins.mean;
-            c.deviations[f] += d;
-            c.squares[f] += d * d;
-            self.scores[f] = bins.scores[b];
+            let b = offset + index.bin_in(cell as usize, x);
+            tally[b] += 1;
+            scores[f] = fs.scores[b];
         }
         if complete && self.joint {
-            add_products(c, &self.scores);
+            c.complete += 1;
+            (self.products).add(&mut c.score_sums, &mut c.score_products);
         }
         self.observe_output(predicted, actual);
     }
 
     fn observe_output(&mut self, predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
-        let b = bin(&self.output_edges, output_value(predicted));
+        let b = self.output.bin(output_value(predicted));
         let class_index = match predicted {
             Predicted::Class { index, confidence } => {
                 c.predictions[index] += 1;
@@ -247,46 +274,65 @@ impl DriftWindow {
         self.len() == 0
     }
 
-    /// The raw counts.
-    pub fn counts(&self) -> &WindowCounts {
-        &self.counts
-    }
-
     /// Closes the window: returns its counts and starts over.
     pub fn take(&mut self) -> WindowCounts {
+        self.products.flush(&mut self.counts.score_products);
+        let offsets = &self.features.offsets;
+        for (&offset, counts) in offsets.iter().zip(&mut self.counts.features) {
+            let tally = &mut self.tally[offset..][..counts.len()];
+            for (count, t) in counts.iter_mut().zip(tally) {
+                *count += std::mem::take(t);
+            }
+        }
         std::mem::replace(&mut self.counts, self.empty.clone())
     }
 }
 
-/// Adds a complete record's scores to the sums and the products of pairs: compiled for AVX2
-/// where the processor has it (4 products an instruction instead of 2; the same sums).
-fn add_products(c: &mut WindowCounts, scores: &[f64]) {
-    c.complete += 1;
+/// Counts `row`'s missing values, adds its present values' deviations from the reference
+/// means and their squares, and finds each value's table cell; whether every value is
+/// present. Compiled for AVX2 where the processor has it.
+fn moments_and_cells(fs: &Features, row: &[f64], c: &mut WindowCounts, cells: &mut [u32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor has AVX2, checked just above.
-        unsafe { add_products_avx2(c, scores) };
-        return;
+        return unsafe { moments_and_cells_avx2(fs, row, c, cells) };
     }
-    add_products_portable(c, scores);
+    moments_and_cells_portable(fs, row, c, cells)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_products_avx2(c: &mut WindowCounts, scores: &[f64]) {
-    add_products_portable(c, scores)
+unsafe fn moments_and_cells_avx2(
+    fs: &Features,
+    row: &[f64],
+    c: &mut WindowCounts,
+    cells: &mut [u32],
+) -> bool {
+    moments_and_cells_portable(fs, row, c, cells)
 }
 
 #[inline(always)]
-fn add_products_portable(c: &mut WindowCounts, scores: &[f64]) {
-    let p = scores.len();
-    for (sum, s) in c.score_sums.iter_mut().zip(scores) {
-        *sum += s;
+fn moments_and_cells_portable(
+    fs: &Features,
+    row: &[f64],
+    c: &mut WindowCounts,
+    cells: &mut [u32],
+) -> bool {
+    let p = fs.means.len();
+    let (row, cells) = (&row[..p], &mut cells[..p]);
+    let (means, lows, per_unit) = (&fs.means[..p], &fs.lows[..p], &fs.cells_per_unit[..p]);
+    let (missing, deviations) = (&mut c.missing[..p], &mut c.deviations[..p]);
+    let squares = &mut c.squares[..p];
+    let mut absent = 0;
+    for f in 0..p {
+        let x = row[f];
+        let present = !x.is_nan();
+        absent += i64::from(!present);
+        missing[f] += i64::from(!present);
+        let d = if present { x - means[f] } else { 0.0 };
+        deviations[f] += d;
+        squares[f] += d * d;
+        cells[f] = cell(x, lows[f], per_unit[f]) as u32;
     }
-    for (i, &si) in scores.iter().enumerate() {
-        let row = &mut c.score_products[packed(p, i, i)..packed(p, i, p - 1) + 1];
-        for (product, &sj) in row.iter_mut().zip(&scores[i..]) {
-            *product += si * sj;
-        }
-    }
+    absent == 0
 }

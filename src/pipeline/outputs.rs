@@ -2,11 +2,11 @@
 //! input's headers), dead letters, forwarded records, and drift reports.
 
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
-use tracing::{debug, debug_span, warn};
+use tracing::{debug, debug_span};
 
 use super::explain;
 use crate::codec::decode::{DecodeError, RecordMeta};
-use crate::codec::encode::{AvroCodec, PredictionFields};
+use crate::codec::encode::PredictionFields;
 use crate::codec::registry::{self, OutputSchemaIds};
 use crate::drift::DriftReport;
 use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
@@ -43,7 +43,6 @@ pub struct Scoring<'a> {
 pub struct Outputs {
     topics: OutputTopics,
     metrics: Metrics,
-    reports: AvroCodec,
     encoded: Vec<u8>,
 }
 
@@ -53,7 +52,6 @@ impl Outputs {
         Outputs {
             topics,
             metrics,
-            reports: AvroCodec::drift_reports(),
             encoded: Vec::new(),
         }
     }
@@ -64,10 +62,7 @@ impl Outputs {
         if let Some(id) = self.topics.schema_ids.drift_reports {
             registry::frame(id, &mut self.encoded);
         }
-        if let Err(e) = self.reports.encode(report, &mut self.encoded) {
-            warn!(error = %e, "cannot encode a drift report; dropping it");
-            return;
-        }
+        report.encode_avro(&mut self.encoded);
         sink.send(
             &self.topics.drift_reports,
             Some(instance_id.as_bytes()),

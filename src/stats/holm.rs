@@ -12,8 +12,9 @@
 /// positive; they are normalized here.
 pub fn adjusted(p: &[f64], weights: &[f64]) -> Vec<f64> {
     assert_eq!(p.len(), weights.len());
+    let keys: Vec<f64> = p.iter().zip(weights).map(|(p, w)| p / w).collect();
     let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| (p[a] / weights[a]).total_cmp(&(p[b] / weights[b])));
+    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
     let mut remaining: f64 = weights.iter().sum();
     let mut running = 0.0f64;
     let mut out = vec![1.0; p.len()];

@@ -13,8 +13,10 @@ const CELLS: usize = 1024;
 /// Edges compared at once after the table's guess, without a branch.
 const AHEAD: usize = 4;
 /// A table entry's mark: every value of the cell (with a margin of a millionth of a cell
-/// either side, far beyond the rounding of the cell's computation) is in this bin.
-const EXACT: u16 = 0x8000;
+/// either side, far beyond the rounding of the cell's computation) is in this bin. Entries
+/// are a byte (a table of 1 KB, where a window's update reads one per feature and record):
+/// variables of 127 edges or more are searched without a table.
+const EXACT: u8 = 0x80;
 
 /// One variable's edges and their table.
 #[derive(Debug, Clone)]
@@ -27,7 +29,7 @@ pub struct BinIndex {
     cells_per_unit: f64,
     /// The bin (edges below) at each cell's start, marked [`EXACT`] if the whole cell is in
     /// it.
-    table: Vec<u16>,
+    table: Vec<u8>,
 }
 
 impl BinIndex {
@@ -49,7 +51,7 @@ impl BinIndex {
             }
         };
         let cells_per_unit = CELLS as f64 / (high - low);
-        let at = |cell: f64| bin(edges, low + cell / cells_per_unit) as u16;
+        let at = |cell: f64| bin(edges, low + cell / cells_per_unit) as u8;
         let table = (0..CELLS)
             .map(|c| {
                 let (start, end) = (at(c as f64 - 1e-6), at(c as f64 + 1.0 + 1e-6));
@@ -71,15 +73,27 @@ impl BinIndex {
         }
     }
 
-    /// The bin of `value` (the number of edges below it), for a value that is not NaN.
+    /// The bin of `value` (the number of edges below it; 0 for NaN, as [`bin`]'s).
     #[inline]
     pub fn bin(&self, value: f64) -> usize {
+        let (low, cells_per_unit) = self.cells();
+        self.bin_in(cell(value, low, cells_per_unit), value)
+    }
+
+    /// Where the cells start and how many there are per unit of the variable, for
+    /// [`cell`] (none per unit when the edges have no table).
+    pub fn cells(&self) -> (f64, f64) {
+        (self.low, self.cells_per_unit)
+    }
+
+    /// The bin of `value`, not NaN, in table cell `cell` (its [`cell`]).
+    #[inline(always)]
+    pub fn bin_in(&self, cell: usize, value: f64) -> usize {
         let e = &self.edges;
         if self.table.is_empty() {
             return bin(&e[..self.n], value);
         }
-        let cell = ((value - self.low) * self.cells_per_unit).clamp(0.0, (CELLS - 1) as f64);
-        let entry = self.table[cell as usize];
+        let entry = self.table[cell];
         if entry & EXACT != 0 {
             return usize::from(entry & !EXACT);
         }
@@ -103,6 +117,20 @@ impl BinIndex {
         }
         b
     }
+}
+
+/// The table cell of `value` for an index whose [`BinIndex::cells`] are `low` and
+/// `cells_per_unit` (cell 0 for NaN): written so that the cells of a whole row compile to
+/// vector instructions.
+#[inline(always)]
+pub fn cell(value: f64, low: f64, cells_per_unit: f64) -> usize {
+    // `max` answers 0 for NaN (a NaN value, or ±∞ without a table).
+    let cell = ((value - low) * cells_per_unit)
+        .max(0.0)
+        .min((CELLS - 1) as f64);
+    // SAFETY: `cell` is a number from 0 to CELLS − 1, which an i32 holds.
+    let cell: i32 = unsafe { cell.to_int_unchecked() };
+    cell as usize
 }
 
 #[cfg(test)]
@@ -142,7 +170,7 @@ mod tests {
                     f64::INFINITY,
                     f64::NEG_INFINITY,
                 ]);
-            for x in probes {
+            for x in probes.chain([f64::NAN]) {
                 assert_eq!(index.bin(x), bin(&edges, x), "{x}");
             }
         }

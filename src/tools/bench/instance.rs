@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// Where one measured instance reads and writes.
+#[derive(Clone)]
 pub(super) struct RunTopics {
     pub input: String,
     pub output: String,

@@ -5,6 +5,7 @@
 //! same input. Each measurement runs the real `driftwood run` binary as a child process:
 //! throughput comes from its `/metrics`, peak memory and CPU time from its `/proc/<pid>`.
 
+mod drift_cost;
 mod instance;
 mod latency;
 mod table;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::config::bootstrap_servers;
 use crate::error::{Error, Result};
 use crate::tools::produce::{ProduceConfig, produce};
+pub use drift_cost::{DriftCost, DriftPair};
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
 use latency::{LatencySpec, latency_run};
@@ -53,6 +55,10 @@ pub struct BenchConfig {
     /// (skipped with `--model`, or when the registry has no such pointer).
     #[arg(long, default_value = "models")]
     pub registry: PathBuf,
+    /// Pairs of pipeline runs with and without drift windows (in alternating order) whose
+    /// median difference of CPU per record is drift's cost.
+    #[arg(long, default_value_t = 3)]
+    pub drift_pairs: usize,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
@@ -89,10 +95,8 @@ pub struct BenchReport {
     pub pipeline: Throughput,
     /// `pipeline / pass_through` records per second.
     pub pipeline_to_ceiling: f64,
-    /// The pipeline with `--no-drift`.
-    pub without_drift: Throughput,
-    /// What drift adds to the pipeline's CPU per record, µs (`pipeline − without_drift`).
-    pub drift_cpu_us_per_record: f64,
+    /// What drift windows add to the pipeline's CPU per record.
+    pub drift: DriftCost,
     /// The pipeline with `--processing-guarantee exactly-once`.
     pub exactly_once: Throughput,
     /// `exactly_once / pipeline` records per second.
@@ -128,7 +132,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let exact = topics("out-eos", "g-eos");
     let per_batch = topics("out-eos-batch", "g-eos-batch");
     let follow = topics("out-follow", "g-follow");
-    let no_drift = topics("out-nodrift", "g-nodrift");
     create_topics(
         &brokers,
         &[
@@ -138,7 +141,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             &exact.output,
             &per_batch.output,
             &follow.output,
-            &no_drift.output,
             &pass.dlq,
             &pass.drift,
         ],
@@ -153,8 +155,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
     let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
         throughput_runs(config, &brokers, [&pass, &full, &exact, &per_batch])?;
-    eprintln!("full pipeline without drift windows…");
-    let without_drift = throughput_run(config, &brokers, &no_drift, &["--no-drift"])?;
+    let drift = drift_cost::measure(config, &brokers, &name, &full)?;
     let following_pointer = following_pointer_run(config, &brokers, &follow)?;
     let following_pointer_to_pipeline =
         (following_pointer.as_ref()).map(|f| f.records_per_second / pipeline.records_per_second);
@@ -164,8 +165,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         partitions: config.partitions,
         produce_records_per_second: produce_rate,
         pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
-        drift_cpu_us_per_record: pipeline.cpu_us_per_record - without_drift.cpu_us_per_record,
-        without_drift,
+        drift,
         exactly_once_to_pipeline: exactly_once.records_per_second / pipeline.records_per_second,
         pass_through,
         pipeline,

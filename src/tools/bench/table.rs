@@ -24,7 +24,6 @@ pub(super) fn print(r: &BenchReport) {
     let runs = [
         ("pass-through ceiling", Some(&r.pass_through)),
         ("full pipeline", Some(&r.pipeline)),
-        ("pipeline without drift", Some(&r.without_drift)),
         ("exactly-once, 100 ms txns", Some(&r.exactly_once)),
         (
             "exactly-once, txn per batch",
@@ -48,9 +47,29 @@ pub(super) fn print(r: &BenchReport) {
         "{:<28} {:>12.2}",
         "exactly-once / pipeline", r.exactly_once_to_pipeline
     );
+    // Each pair's runs in the order they ran.
+    for (k, pair) in r.drift.pairs.iter().enumerate() {
+        let mut runs = [("with", &pair.with), ("without", &pair.without)];
+        if !pair.with_first {
+            runs.reverse();
+        }
+        for (what, t) in runs {
+            println!(
+                "{:<28} {:>12.0} {:>15.2}",
+                format!("drift pair {}: {what}", k + 1),
+                t.records_per_second,
+                t.cpu_us_per_record,
+            );
+        }
+    }
+    let pairs: Vec<String> = (r.drift.pairs.iter())
+        .map(|p| format!("{:.2}", p.cpu_us_per_record))
+        .collect();
     println!(
-        "{:<28} {:>28.2}",
-        "drift's CPU µs/record", r.drift_cpu_us_per_record
+        "{:<28} {:>28.2}  (median of the pairs: {})",
+        "drift's CPU µs/record",
+        r.drift.cpu_us_per_record,
+        pairs.join(", ")
     );
     if let Some(ratio) = r.following_pointer_to_pipeline {
         println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
