@@ -109,6 +109,10 @@ impl DriftMonitor {
         assigned: &[i32],
         mut publish: impl FnMut(DriftReport),
     ) {
+        if self.noted.is_empty() && self.window.is_empty() {
+            return;
+        }
+        let started = thread_cpu();
         let n = self.model.engine.n_features();
         let mut noted = std::mem::take(&mut self.noted);
         for record in noted.drain(..) {
@@ -127,6 +131,14 @@ impl DriftMonitor {
         self.noted = noted;
         if let Some(report) = self.close_if_due(assigned) {
             publish(report);
+        }
+        if let (Some(started), Some(now)) = (started, thread_cpu()) {
+            let cpu = now.saturating_sub(started).as_secs_f64();
+            let model = self.model.metadata.name.as_str();
+            self.metrics
+                .cpu_seconds
+                .with_label_values(&[model])
+                .inc_by(cpu);
         }
     }
 
@@ -305,4 +317,16 @@ impl FeatureGauges {
             detectable_shift: m.detectable_shift.with_label_values(&labels),
         }
     }
+}
+
+/// The CPU time the calling thread has used (`None` where the clock cannot be read).
+fn thread_cpu() -> Option<std::time::Duration> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    let nanos = u32::try_from(t.tv_nsec).ok()?;
+    (read == 0).then(|| std::time::Duration::new(t.tv_sec as u64, nanos))
 }

@@ -1,6 +1,6 @@
 //! The drift metrics: per model, what its last closed window showed.
 
-use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+use prometheus::{CounterVec, GaugeVec, IntCounterVec, Opts, Registry};
 
 use super::register;
 
@@ -37,6 +37,9 @@ pub struct DriftMetrics {
     /// `driftwood_drift_vector_distance{model}`: the Mahalanobis distance of the mean scores
     /// in the last tested window.
     pub vector_distance: GaugeVec,
+    /// `driftwood_drift_cpu_seconds_total{model}`: CPU time the scoring thread spent on
+    /// drift windows: counting records, testing closed windows, publishing their reports.
+    pub cpu_seconds: CounterVec,
 }
 
 impl DriftMetrics {
@@ -101,6 +104,16 @@ impl DriftMetrics {
                 "driftwood_drift_vector_distance",
                 "Mahalanobis distance of the mean scores in the last tested window.",
                 &["model"],
+            ),
+            cpu_seconds: register(
+                registry,
+                CounterVec::new(
+                    Opts::new(
+                        "driftwood_drift_cpu_seconds_total",
+                        "CPU time the scoring thread spent on drift windows (counting, tests, reports).",
+                    ),
+                    &["model"],
+                ),
             ),
         }
     }

@@ -31,6 +31,10 @@ pub struct DriftCost {
     pub pairs: Vec<DriftPair>,
     /// The median of the pairs' differences of CPU per record, µs.
     pub cpu_us_per_record: f64,
+    /// The median over the runs with drift of the scoring thread's own CPU on drift
+    /// windows, µs per record: what drift costs directly, without the knock-on effects on
+    /// the rest of the process that the differences also count.
+    pub own_cpu_us_per_record: f64,
 }
 
 /// Runs `config.drift_pairs` pairs over the throughput input (`shared.input`).
@@ -84,9 +88,14 @@ pub fn measure(
         });
     }
     let differences = pairs.iter().map(|p| p.cpu_us_per_record).collect();
+    let own = pairs
+        .iter()
+        .map(|p| p.with.drift_own_cpu_us_per_record)
+        .collect();
     Ok(DriftCost {
         pairs,
         cpu_us_per_record: median(differences),
+        own_cpu_us_per_record: median(own),
     })
 }
 

@@ -27,12 +27,11 @@ pub(super) struct Instance {
 }
 
 impl Instance {
-    /// Starts `driftwood run` (this executable) on `topics` with `extra` flags and waits until
-    /// its `/ready` says 200.
-    /// `model` is `None` for the bundled one.
+    /// Starts `driftwood run` (`executable`, or else this one) on `topics` with `extra` flags
+    /// and waits until its `/ready` says 200. `model` is `None` for the bundled one.
     pub fn start(
         brokers: &str,
-        model: Option<&Path>,
+        (model, executable): (Option<&Path>, Option<&Path>),
         topics: &RunTopics,
         extra: &[&str],
     ) -> Result<Self> {
@@ -41,7 +40,10 @@ impl Instance {
             .map_err(Error::start("a sidecar port for driftwood run"))?
             .port();
         let http: SocketAddr = ([127, 0, 0, 1], port).into();
-        let exe = std::env::current_exe().map_err(Error::start("driftwood run"))?;
+        let exe = match executable {
+            Some(path) => path.to_path_buf(),
+            None => std::env::current_exe().map_err(Error::start("driftwood run"))?,
+        };
         let mut command = Command::new(exe);
         if let Some(model) = model {
             command.arg("--model").arg(model);
@@ -73,12 +75,26 @@ impl Instance {
 
     /// Sum of `driftwood_records_total` over outcomes.
     pub fn processed(&self) -> Option<u64> {
+        self.metric_sum("driftwood_records_total").map(|n| n as u64)
+    }
+
+    /// CPU time the instance's scoring thread spent on drift windows, over its models.
+    pub fn drift_cpu(&self) -> Option<Duration> {
+        self.metric_sum("driftwood_drift_cpu_seconds_total")
+            .map(Duration::from_secs_f64)
+    }
+
+    /// The sum of a metric's series (0 when it has none yet).
+    fn metric_sum(&self, name: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics")?;
         Some(
             text.lines()
-                .filter(|l| l.starts_with("driftwood_records_total{"))
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('{'))
+                })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>() as u64,
+                .sum::<f64>(),
         )
     }
 

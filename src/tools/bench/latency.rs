@@ -62,6 +62,7 @@ impl Relay {
 pub(super) struct LatencySpec<'a> {
     pub brokers: &'a str,
     pub model: Option<&'a Path>,
+    pub executable: Option<&'a Path>,
     pub rate: f64,
     pub warmup: Duration,
     pub duration: Duration,
@@ -104,7 +105,10 @@ pub(super) fn latency_run(
 ) -> Result<Latency> {
     let instance = relay
         .flags()
-        .map(|extra| Instance::start(spec.brokers, spec.model, topics, extra))
+        .map(|extra| {
+            let binary = (spec.model, spec.executable);
+            Instance::start(spec.brokers, binary, topics, extra)
+        })
         .transpose()?;
     let read_from = if instance.is_some() {
         &topics.output

@@ -59,6 +59,10 @@ pub struct BenchConfig {
     /// median difference of CPU per record is drift's cost.
     #[arg(long, default_value_t = 3)]
     pub drift_pairs: usize,
+    /// The `driftwood` executable the measured runs start [default: this one], to measure
+    /// another build with this harness.
+    #[arg(long)]
+    pub executable: Option<PathBuf>,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
@@ -76,6 +80,9 @@ pub struct Throughput {
     /// CPU time (user + system) of the `driftwood run` process per record over the same
     /// span, µs: the cost a platform team budgets by.
     pub cpu_us_per_record: f64,
+    /// Of that, what the scoring thread spent on drift windows (its own CPU clock, read
+    /// around their work), µs per record.
+    pub drift_own_cpu_us_per_record: f64,
     /// Peak resident memory of the `driftwood run` process, bytes.
     pub peak_rss_bytes: u64,
 }
@@ -258,6 +265,7 @@ fn latency_runs(
             let spec = LatencySpec {
                 brokers,
                 model: config.model.as_deref(),
+                executable: config.executable.as_deref(),
                 rate,
                 warmup: config.latency_warmup,
                 duration: config.latency_duration,
@@ -275,18 +283,20 @@ fn throughput_run(
     topics: &RunTopics,
     extra: &[&str],
 ) -> Result<Throughput> {
-    let mut instance = Instance::start(brokers, config.model.as_deref(), topics, extra)?;
+    let binary = (config.model.as_deref(), config.executable.as_deref());
+    let mut instance = Instance::start(brokers, binary, topics, extra)?;
     let total = config.records as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
-    // (when, records done, CPU used) at the first sight of progress.
-    let mut first: Option<(Instant, u64, Duration)> = None;
+    // (when, records done, CPU used, drift's CPU) at the first sight of progress.
+    let mut first: Option<(Instant, u64, Duration, Duration)> = None;
     loop {
         let now = Instant::now();
         let done = instance.processed().unwrap_or(0);
         if first.is_none() && done > 0 {
-            first = Some((now, done, instance.cpu_time()));
+            let drift = instance.drift_cpu().unwrap_or_default();
+            first = Some((now, done, instance.cpu_time(), drift));
         }
-        if let Some((t0, done0, cpu0)) = first
+        if let Some((t0, done0, cpu0, drift0)) = first
             && done >= total
         {
             let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
@@ -296,6 +306,11 @@ fn throughput_run(
                 seconds,
                 records_per_second: records as f64 / seconds,
                 cpu_us_per_record: (instance.cpu_time() - cpu0).as_secs_f64() * 1e6
+                    / records as f64,
+                drift_own_cpu_us_per_record: (instance.drift_cpu().unwrap_or_default())
+                    .saturating_sub(drift0)
+                    .as_secs_f64()
+                    * 1e6
                     / records as f64,
                 peak_rss_bytes: instance.peak_rss(),
             });

@@ -71,6 +71,15 @@ pub(super) fn print(r: &BenchReport) {
         r.drift.cpu_us_per_record,
         pairs.join(", ")
     );
+    let own: Vec<String> = (r.drift.pairs.iter())
+        .map(|p| format!("{:.2}", p.with.drift_own_cpu_us_per_record))
+        .collect();
+    println!(
+        "{:<28} {:>28.2}  (median of the runs with drift: {})",
+        "drift windows' own µs/record",
+        r.drift.own_cpu_us_per_record,
+        own.join(", ")
+    );
     if let Some(ratio) = r.following_pointer_to_pipeline {
         println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
     }
