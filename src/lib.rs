@@ -18,8 +18,13 @@
 //!   pause under back-pressure), `pipeline::resolve` (a batch's new schema ids fetched, or
 //!   their partitions held while the registry is away) and `pipeline::scorer` (a batch to
 //!   outputs).
-//! - [`drift`]: windows of records against the training baselines (PSI, KL, JS).
-//! - [`ops`]: metrics, health, the HTTP sidecar and shutdown signals.
+//! - [`stats`]: the statistics drift's tests rest on (binned rank tests, Holm's correction,
+//!   CUSUM, Wilson bounds), knowing nothing of records or models.
+//! - [`drift`]: windows of records tested against the model's drift reference, at stated
+//!   false-alarm rates.
+//! - [`obs`]: metrics, health, telemetry and shutdown signals: the leaf every layer reports
+//!   through.
+//! - [`http`]: the sidecar (probes, `/metrics`) and the REST twin, at the top.
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.
 //! - [`tools`]: beside the data path: the load generator, the demo and the benchmark.
 //!
@@ -29,9 +34,10 @@ pub mod codec;
 pub mod config;
 pub mod drift;
 pub mod error;
+pub mod http;
 pub mod kafka;
 pub mod model;
-pub mod ops;
+pub mod obs;
 pub(crate) mod pipeline;
 pub mod service;
 pub mod stats;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwood::config::RunConfig;
 use driftwood::model::train::{self, TrainArgs};
-use driftwood::ops::telemetry::OtlpExport;
+use driftwood::obs::telemetry::OtlpExport;
 use driftwood::tools::demo::DemoConfig;
 use driftwood::tools::produce::{ProduceConfig, produce};
 
@@ -200,12 +200,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", driftwood::service::check(&config)?);
         }
         Command::Run(config) => {
-            driftwood::service::run(*config, driftwood::ops::shutdown::signal())
+            driftwood::service::run(*config, driftwood::obs::shutdown::signal())
                 .await
                 .context("driftwood run failed")?
         }
         Command::Healthcheck(args) => {
-            let (path, status) = driftwood::ops::sidecar::healthcheck(args.http_addr, &args.path)?;
+            let (path, status) = driftwood::http::sidecar::healthcheck(args.http_addr, &args.path)?;
             println!("{path} {status}");
         }
         Command::Demo(config) => {

@@ -18,12 +18,12 @@ use crate::codec::decode::{FeatureDecoder, InputFormat};
 use crate::codec::registry::{RegistryClient, RegistrySettings, WriterSchemas};
 use crate::config::{KafkaClients, RunConfig};
 use crate::error::{Error, Result};
+use crate::http::rest::Rest;
+use crate::http::sidecar;
 use crate::kafka::admin;
 use crate::model::{Model, Serving};
-use crate::ops::health::Health;
-use crate::ops::metrics::Metrics;
-use crate::ops::rest::Rest;
-use crate::ops::sidecar;
+use crate::obs::health::Health;
+use crate::obs::metrics::Metrics;
 use crate::pipeline::shadow::Shadow;
 use crate::pipeline::{Pipeline, Served};
 use models::{Decoders, Routes, open_model, rollback, routes, shadow_candidate, watches};
@@ -215,7 +215,8 @@ fn consumer_thread(
 ) -> Result<()> {
     let config = &pipeline.config;
     if config.create_topics
-        && let Err(e) = admin::create_topics(config, &pipeline.clients.admin, runtime, stop)
+        && let Err(e) =
+            admin::create_topics(&new_topics(config), &pipeline.clients.admin, runtime, stop)
     {
         // Shutting down while the broker was still unreachable is not a failure.
         return if stop.load(Ordering::Relaxed) {
@@ -413,4 +414,21 @@ fn flag_value(value: impl ValueEnum) -> String {
 /// Runs driftwood until `shutdown` resolves.
 pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     Service::start(config).await?.run_until(shutdown).await
+}
+
+/// The input, output, dead-letter and drift topics (and the shadow comparisons' topic) of
+/// `config`, for `--create-topics`.
+fn new_topics(config: &RunConfig) -> admin::NewTopics<'_> {
+    let mut names = vec![
+        config.input_topic.as_str(),
+        &config.output_topic,
+        &config.dlq_topic,
+        &config.drift_topic,
+    ];
+    names.extend(config.models.comparison_topic.as_deref());
+    admin::NewTopics {
+        names,
+        partitions: config.topic_partitions,
+        replication: config.topic_replication,
+    }
 }

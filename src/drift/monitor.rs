@@ -22,7 +22,7 @@ use super::sequential::Sequential;
 use super::window::DriftWindow;
 use crate::codec::epoch_millis;
 use crate::model::{Model, Predicted};
-use crate::ops::metrics::{DriftMetrics, Metrics};
+use crate::obs::metrics::{DriftMetrics, Metrics};
 
 /// Counts records into windows and computes a report per window.
 pub struct DriftMonitor {

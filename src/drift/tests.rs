@@ -280,7 +280,7 @@ fn with_drift_turned_off_nothing_is_counted_or_reported() {
     let mut settings = DriftSettings::new("test".into());
     settings.enabled = false;
     settings.window_records = 1;
-    let metrics = crate::ops::metrics::Metrics::new();
+    let metrics = crate::obs::metrics::Metrics::new();
     let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
     let row = Dataset::breast_cancer().rows[0].clone();
     let predicted = model.engine.predict_all(&row)[0];
@@ -298,7 +298,7 @@ fn a_batch_is_counted_in_order_and_windows_close_at_their_size_within_it() {
     let model = std::sync::Arc::new(Model::open(None).unwrap());
     let mut settings = DriftSettings::new("test".into());
     settings.window_records = 100;
-    let metrics = crate::ops::metrics::Metrics::new();
+    let metrics = crate::obs::metrics::Metrics::new();
     let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
     let data = Dataset::breast_cancer();
     let rows: Vec<f64> = data.rows[..240].concat();

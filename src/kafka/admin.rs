@@ -11,32 +11,34 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{info, warn};
 
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
 
-/// Creates the input, output, dead-letter and drift topics that do not exist yet, retrying with
-/// backoff while the broker is unreachable. Gives up when `stop` is set, or at once on an error
-/// no retry can cure (not authorized, a replication factor or configuration the cluster
-/// refuses).
+/// Topics to create, each with the same partitions and replicas.
+#[derive(Debug, Clone)]
+pub struct NewTopics<'a> {
+    /// Their names.
+    pub names: Vec<&'a str>,
+    /// Partitions of each.
+    pub partitions: i32,
+    /// Replicas of each partition.
+    pub replication: i32,
+}
+
+/// Creates those of `topics` that do not exist yet, retrying with backoff while the broker
+/// is unreachable. Gives up when `stop` is set, or at once on an error no retry can cure (not
+/// authorized, a replication factor or configuration the cluster refuses).
 pub fn create_topics(
-    config: &RunConfig,
+    topics: &NewTopics<'_>,
     client: &ClientConfig,
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let mut topics = vec![
-        config.input_topic.as_str(),
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    topics.extend(config.models.comparison_topic.as_deref());
     let attempt = || {
         runtime.block_on(create_missing(
             client,
-            &topics,
-            config.topic_partitions,
-            config.topic_replication,
+            &topics.names,
+            topics.partitions,
+            topics.replication,
         ))
     };
     attempt

@@ -20,9 +20,9 @@ use super::offsets::{Lease, Progress};
 use super::retry::{self, Retry, RetryQueue};
 use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
-use crate::ops::health::Health;
-use crate::ops::metrics::{Metrics, OutcomeCounters};
-use crate::ops::rate_limit::RateLimit;
+use crate::obs::health::Health;
+use crate::obs::metrics::{Metrics, OutcomeCounters};
+use crate::obs::rate_limit::RateLimit;
 
 /// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
 pub const HEADER_ERROR_KIND: &str = "driftwood.error.kind";
@@ -149,7 +149,7 @@ impl SinkContext {
                         correct,
                     } => c.classified(label, confidence, correct),
                     Outcome::Valued => c.valued(),
-                    Outcome::DeadLettered(kind) => c.dead_lettered(kind),
+                    Outcome::DeadLettered(kind) => c.dead_lettered(kind.as_str()),
                     Outcome::PassedThrough => c.passed_through(),
                 }
             }
@@ -259,7 +259,7 @@ impl Sink {
             progress,
             retries: Mutex::default(),
             failure: Mutex::default(),
-            counters: OutcomeCounters::new(&metrics),
+            counters: OutcomeCounters::new(&metrics, &DecodeErrorKind::ALL.map(|k| k.as_str())),
             health,
             transactional: config.get("transactional.id").is_some(),
             abort_needed: AtomicBool::new(false),

@@ -16,8 +16,8 @@ use super::offsets::Progress;
 use super::sink::Sink;
 use super::transaction::{Ended, Transaction};
 use crate::error::{Error, Result};
-use crate::ops::health::Health;
-use crate::ops::metrics::Metrics;
+use crate::obs::health::Health;
+use crate::obs::metrics::Metrics;
 
 /// How input offsets are committed.
 pub enum Guarantee {

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::offsets::Progress;
 use super::sink::Sink;
 use crate::error::{Error, Result};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// How long one transaction call may block.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use super::Model;
 use super::registry::Registry;
 use crate::error::Result;
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// A model version loaded and checked, with whatever else the caller built for it (the
 /// consumer loop's input decoder).

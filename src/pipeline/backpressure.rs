@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::kafka::retry::RETRY_QUEUE_BYTES;
 use crate::kafka::source::SourceContext;
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// How long a stall may last before the partitions are paused; far below any
 /// `max.poll.interval.ms`, beyond which a member that does not poll is evicted.

@@ -8,7 +8,7 @@ use prometheus::IntCounter;
 use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftMonitor, DriftSettings};
 use crate::model::{Model, Scored};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// A model served, with the batch's rows routed to it.
 pub struct Lane {

@@ -13,8 +13,8 @@ use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
 use crate::model::{Labelled, Model, Predicted};
-use crate::ops::metrics::Metrics;
-use crate::ops::telemetry;
+use crate::obs::metrics::Metrics;
+use crate::obs::telemetry;
 
 /// Where a scorer's outputs go.
 #[derive(Debug, Clone)]
@@ -188,7 +188,7 @@ impl Outputs {
 
 /// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by
 /// the scoring step's own span, a child of the producer's: logged at debug, and exported
-/// when OTLP export is on (`ops::telemetry`).
+/// when OTLP export is on (`obs::telemetry`).
 fn traced_headers(
     message: &BorrowedMessage<'_>,
     prediction: &PredictionFields<'_>,

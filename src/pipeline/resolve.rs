@@ -22,9 +22,9 @@ use crate::codec::registry::client::Lookup;
 use crate::codec::registry::{RegistryClient, RegistryError, WriterSchema, WriterSchemas};
 use crate::error::{Error, Result};
 use crate::kafka::source::SourceContext;
-use crate::ops::health::Health;
-use crate::ops::metrics::Metrics;
-use crate::ops::rate_limit::RateLimit;
+use crate::obs::health::Health;
+use crate::obs::metrics::Metrics;
+use crate::obs::rate_limit::RateLimit;
 
 /// An id the registry could not be asked about, and when to ask again.
 struct Waiting {

@@ -23,7 +23,7 @@ use crate::drift::{DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::Sink;
 use crate::model::{Model, Serving};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// How a scorer works, besides the model and decoder it scores with.
 #[derive(Debug, Clone)]
@@ -393,7 +393,7 @@ mod tests {
     use super::*;
     use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, InputFormat};
     use crate::kafka::testing::{cluster, eventually, produce_records, producer_config};
-    use crate::ops::health::Health;
+    use crate::obs::health::Health;
 
     #[test]
     fn records_of_a_partition_revoked_meanwhile_are_not_sent() {

@@ -14,7 +14,7 @@ use crate::codec::decode::FeatureDecoder;
 use crate::codec::encode::{AvroCodec, Comparison};
 use crate::kafka::sink::{Output, Sink};
 use crate::model::{Model, Predicted, Scored};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// The candidate and what comparing needs, with buffers reused across batches.
 pub struct Shadow {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::registry::Registry;
 use crate::model::watch::{Loader, ModelWatch, WatchSettings};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 use crate::pipeline::Served;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 use crate::pipeline::route::{RouteSource, Router};

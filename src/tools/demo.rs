@@ -93,7 +93,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
             "\nserving http://{}/metrics until Ctrl-C…",
             summary.http_addr
         );
-        service.run_until(crate::ops::shutdown::signal()).await?;
+        service.run_until(crate::obs::shutdown::signal()).await?;
     } else {
         service.stop().await?;
     }

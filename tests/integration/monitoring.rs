@@ -112,7 +112,7 @@ async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     // Lag comes with librdkafka's statistics, drift gauges with the first closed window.
     let mut exposition = String::new();
     wait_until("lag and drift gauges", Duration::from_secs(30), || {
-        let (_, body) = driftwood::ops::sidecar::probe(member.addr, "/metrics").unwrap();
+        let (_, body) = driftwood::http::sidecar::probe(member.addr, "/metrics").unwrap();
         exposition = body;
         ["driftwood_consumer_lag{", "driftwood_drift_flagged_pairs{"]
             .iter()

@@ -146,7 +146,7 @@ fn a_registry_that_requires_client_certificates_is_reached_over_mutual_tls() {
         Duration::from_secs(60),
         || {
             // Nothing answers until the sidecar is up.
-            let ready = driftwood::ops::sidecar::probe(member.addr, "/ready");
+            let ready = driftwood::http::sidecar::probe(member.addr, "/ready");
             ready.is_ok_and(|(status, body)| {
                 status == 503 && body.contains("schema registry is unavailable")
             })

@@ -69,7 +69,7 @@ async fn sasl_scram_over_tls_scores_and_never_shows_the_password() {
         "every record scored over SASL_SSL",
         Duration::from_secs(90),
         || {
-            driftwood::ops::sidecar::probe(addr, "/metrics").is_ok_and(|(_, body)| {
+            driftwood::http::sidecar::probe(addr, "/metrics").is_ok_and(|(_, body)| {
                 metric(&body, "driftwood_records_total{outcome=\"scored\"}") == Some(297.0)
             })
         },

@@ -60,7 +60,7 @@ async fn sigterm_with_outputs_unacknowledged_exits_non_zero() {
         .unwrap();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_until("outputs in flight", Duration::from_secs(30), || {
-        driftwood::ops::sidecar::probe(addr, "/metrics")
+        driftwood::http::sidecar::probe(addr, "/metrics")
             .ok()
             .and_then(|(_, text)| metric(&text, "driftwood_in_flight_records"))
             .is_some_and(|n| n > 0.0)

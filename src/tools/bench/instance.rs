@@ -70,7 +70,7 @@ impl Instance {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        crate::ops::sidecar::probe(self.http, path).ok()
+        crate::http::sidecar::probe(self.http, path).ok()
     }
 
     /// Sum of `driftwood_records_total` over outcomes.

@@ -346,7 +346,7 @@ pub fn by_position(messages: &[OwnedMessage]) -> HashMap<(i32, i64), &OwnedMessa
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    driftwood::ops::sidecar::probe(addr, path)
+    driftwood::http::sidecar::probe(addr, path)
         .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
 }
 

@@ -40,7 +40,7 @@ impl Member {
 
     /// A sample of its `/metrics`, or `None` while its sidecar does not answer.
     pub fn metric(&self, sample: &str) -> Option<f64> {
-        let (status, body) = driftwood::ops::sidecar::probe(self.addr, "/metrics").ok()?;
+        let (status, body) = driftwood::http::sidecar::probe(self.addr, "/metrics").ok()?;
         (status == 200).then(|| metric(&body, sample)).flatten()
     }
 
@@ -52,7 +52,7 @@ impl Member {
 
     /// `/ready`'s status code, or `None` while nothing answers.
     pub fn ready_status(&self) -> Option<u16> {
-        driftwood::ops::sidecar::probe(self.addr, "/ready")
+        driftwood::http::sidecar::probe(self.addr, "/ready")
             .ok()
             .map(|(status, _)| status)
     }

@@ -21,8 +21,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::trace::TraceParent;
 use crate::error::{Error, Result};
-use crate::kafka::TraceParent;
 
 /// The export pipeline; dropping it flushes the spans still queued (up to 5 s).
 pub struct OtlpExport {

@@ -12,9 +12,9 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::ops::health::Health;
-use crate::ops::metrics::Metrics;
-use crate::ops::rest::Rest;
+use crate::http::rest::Rest;
+use crate::obs::health::Health;
+use crate::obs::metrics::Metrics;
 
 #[derive(Clone)]
 struct AppState {

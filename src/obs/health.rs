@@ -71,7 +71,9 @@ pub struct Readiness {
 }
 
 fn now_secs() -> u64 {
-    (crate::codec::epoch_millis() / 1000) as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Health {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::codec::encode::{ClassProbability, ExplanationRecord};
 use crate::model::{Model, Predicted, Scored, Serving};
-use crate::ops::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 use crate::pipeline::explain;
 use parse::{Parsed, Request};
 

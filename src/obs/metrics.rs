@@ -7,8 +7,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::codec::decode::DecodeErrorKind;
-
 mod drift;
 
 pub use drift::DriftMetrics;
@@ -299,9 +297,6 @@ impl Metrics {
         for outcome in ["scored", "dead_lettered"] {
             records.with_label_values(&[outcome]);
         }
-        for kind in DecodeErrorKind::ALL {
-            dead_letters.with_label_values(&[kind.as_str()]);
-        }
         for kind in ["assign", "revoke"] {
             rebalances.with_label_values(&[kind]);
         }
@@ -388,24 +383,24 @@ pub struct OutcomeCounters {
     passed_through: IntCounter,
     correct: IntCounter,
     incorrect: IntCounter,
-    dead_letter_kinds: Vec<IntCounter>,
+    dead_letter_kinds: Vec<(&'static str, IntCounter)>,
     /// Predictions per label, added on first sight of a label (there are few).
     by_label: std::sync::Mutex<Vec<(i32, IntCounter)>>,
     metrics: Metrics,
 }
 
 impl OutcomeCounters {
-    /// Resolves the handles of `metrics`.
-    pub fn new(metrics: &Metrics) -> Self {
+    /// Resolves the handles of `metrics`, with a dead-letter counter for each of the kinds
+    /// of failure (zeros on dashboards from the start).
+    pub fn new(metrics: &Metrics, dead_letter_kinds: &[&'static str]) -> Self {
         OutcomeCounters {
             scored: metrics.records.with_label_values(&["scored"]),
             dead_lettered: metrics.records.with_label_values(&["dead_lettered"]),
             passed_through: metrics.records.with_label_values(&["passed_through"]),
             correct: metrics.labeled.with_label_values(&["correct"]),
             incorrect: metrics.labeled.with_label_values(&["incorrect"]),
-            dead_letter_kinds: DecodeErrorKind::ALL
-                .iter()
-                .map(|k| metrics.dead_letters.with_label_values(&[k.as_str()]))
+            dead_letter_kinds: (dead_letter_kinds.iter())
+                .map(|&k| (k, metrics.dead_letters.with_label_values(&[k])))
                 .collect(),
             by_label: std::sync::Mutex::default(),
             metrics: metrics.clone(),
@@ -448,13 +443,12 @@ impl OutcomeCounters {
     }
 
     /// A dead letter acknowledged.
-    pub fn dead_lettered(&self, kind: DecodeErrorKind) {
+    pub fn dead_lettered(&self, kind: &str) {
         self.dead_lettered.inc();
-        let i = DecodeErrorKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .expect("every kind is listed");
-        self.dead_letter_kinds[i].inc();
+        match self.dead_letter_kinds.iter().find(|(k, _)| *k == kind) {
+            Some((_, counter)) => counter.inc(),
+            None => self.metrics.dead_letters.with_label_values(&[kind]).inc(),
+        }
     }
 
     /// A pass-through output acknowledged.

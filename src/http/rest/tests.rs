@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::model::dataset::Dataset;
-use crate::ops::health::Health;
+use crate::obs::health::Health;
 
 /// A sidecar with the REST twin over the bundled model, on a port of its own; the runtime
 /// keeps it serving.
@@ -21,7 +21,7 @@ fn sidecar(body_limit: usize) -> (tokio::runtime::Runtime, SocketAddr, Serving) 
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let health = Arc::new(Health::default());
     let (addr, server) = runtime
-        .block_on(crate::ops::sidecar::bind(
+        .block_on(crate::http::sidecar::bind(
             addr,
             health,
             metrics,

@@ -1,0 +1,11 @@
+//! What an instance tells its operators, beneath everything else: Prometheus metrics,
+//! liveness and readiness, the signals that stop it, optional OTLP span export, and
+//! rate-limited warnings. A leaf: it imports nothing from the crate but its error type, so
+//! that every layer may report through it (`tests/architecture.rs` keeps it so).
+
+pub mod health;
+pub mod metrics;
+pub(crate) mod rate_limit;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
