@@ -16,10 +16,11 @@ mod models;
 
 use crate::codec::decode::{FeatureDecoder, InputFormat};
 use crate::codec::registry::{RegistryClient, RegistrySettings, WriterSchemas};
-use crate::config::{KafkaClients, RunConfig};
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::http::rest::Rest;
 use crate::http::sidecar;
+use crate::kafka::KafkaClients;
 use crate::kafka::admin;
 use crate::model::{Model, Serving};
 use crate::obs::health::Health;
@@ -106,8 +107,12 @@ impl Service {
         let watches = watches(&config, &served, &decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
+        let start = LoopStart {
+            create_topics: config.create_topics.then(|| new_topics(&config)),
+            grace,
+        };
         let pipeline = Pipeline {
-            config,
+            settings: config.loop_settings(),
             clients,
             model,
             decoder,
@@ -120,7 +125,7 @@ impl Service {
             routes: routes.map(|r| (r.router, r.models)),
             schema_registry,
         };
-        let pipeline_done = spawn_consumer(pipeline, stop.clone())?;
+        let pipeline_done = spawn_consumer(pipeline, start, stop.clone())?;
         Ok(Service {
             http_addr,
             metrics,
@@ -194,6 +199,7 @@ impl Service {
 /// receiver gets its result.
 fn spawn_consumer(
     pipeline: Pipeline,
+    start: LoopStart,
     stop: Arc<AtomicBool>,
 ) -> Result<oneshot::Receiver<Result<()>>> {
     let (done_tx, done) = oneshot::channel();
@@ -201,22 +207,29 @@ fn spawn_consumer(
     std::thread::Builder::new()
         .name("driftwood-pipeline".into())
         .spawn(move || {
-            let _ = done_tx.send(consumer_thread(pipeline, &stop, &runtime));
+            let _ = done_tx.send(consumer_thread(pipeline, start, &stop, &runtime));
         })
         .map_err(Error::start("the consumer thread"))?;
     Ok(done)
 }
 
+/// What the consumer thread does before and after the loop.
+struct LoopStart {
+    /// The topics to create first (`--create-topics`).
+    create_topics: Option<admin::NewTopics>,
+    /// How long the outputs in flight may take at shutdown.
+    grace: std::time::Duration,
+}
+
 /// Creates the topics if asked to, then runs the loop until `stop` is set.
 fn consumer_thread(
     pipeline: Pipeline,
+    start: LoopStart,
     stop: &AtomicBool,
     runtime: &tokio::runtime::Handle,
 ) -> Result<()> {
-    let config = &pipeline.config;
-    if config.create_topics
-        && let Err(e) =
-            admin::create_topics(&new_topics(config), &pipeline.clients.admin, runtime, stop)
+    if let Some(topics) = &start.create_topics
+        && let Err(e) = admin::create_topics(topics, &pipeline.clients.admin, runtime, stop)
     {
         // Shutting down while the broker was still unreachable is not a failure.
         return if stop.load(Ordering::Relaxed) {
@@ -228,8 +241,7 @@ fn consumer_thread(
     if stop.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let grace = config.shutdown_grace;
-    pipeline.run(stop, grace)
+    pipeline.run(stop, start.grace)
 }
 
 /// What an instance scores with, loaded and checked before anything connects.
@@ -418,14 +430,14 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
 
 /// The input, output, dead-letter and drift topics (and the shadow comparisons' topic) of
 /// `config`, for `--create-topics`.
-fn new_topics(config: &RunConfig) -> admin::NewTopics<'_> {
+fn new_topics(config: &RunConfig) -> admin::NewTopics {
     let mut names = vec![
-        config.input_topic.as_str(),
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
+        config.input_topic.clone(),
+        config.output_topic.clone(),
+        config.dlq_topic.clone(),
+        config.drift_topic.clone(),
     ];
-    names.extend(config.models.comparison_topic.as_deref());
+    names.extend(config.models.comparison_topic.clone());
     admin::NewTopics {
         names,
         partitions: config.topic_partitions,

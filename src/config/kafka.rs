@@ -7,6 +7,7 @@ use rdkafka::error::KafkaError;
 
 use super::{ProcessingGuarantee, RunConfig};
 use crate::error::{Error, Result};
+use crate::kafka::KafkaClients;
 
 /// Properties driftwood sets itself because at-least-once delivery depends on them.
 const MANAGED_KEYS: &[&str] = &[
@@ -121,18 +122,6 @@ pub enum ClientRole {
     Producer,
     /// The admin client that creates topics.
     Admin,
-}
-
-/// The librdkafka configuration of each client, built once from the settings (secret files
-/// and variables read once) and checked.
-#[derive(Clone)]
-pub struct KafkaClients {
-    /// The input consumer.
-    pub consumer: ClientConfig,
-    /// The output producer.
-    pub producer: ClientConfig,
-    /// The admin client that creates topics.
-    pub admin: ClientConfig,
 }
 
 impl RunConfig {

@@ -24,7 +24,7 @@ mod registry;
 
 pub use drift::DriftArgs;
 
-pub use kafka::{ClientRole, KafkaClients, Profile, parse_key_value};
+pub use kafka::{ClientRole, Profile, parse_key_value};
 
 /// The bootstrap servers every command uses: the flag (or its `DRIFTWOOD_*` variable), else
 /// `KAFKA_BOOTSTRAP_SERVERS`, else `localhost:9092`.
@@ -344,6 +344,30 @@ impl RunConfig {
     /// it left open, and distinct between instances.
     pub fn transactional_id(&self) -> String {
         format!("driftwood-{}-{}", self.group_id, self.instance())
+    }
+
+    /// The loop's settings, in its own terms.
+    pub(crate) fn loop_settings(&self) -> crate::pipeline::LoopSettings {
+        use crate::pipeline::scorer::OutputTopics;
+        crate::pipeline::LoopSettings {
+            input_topic: self.input_topic.clone(),
+            group_id: self.group_id.clone(),
+            outputs: OutputTopics {
+                predictions: self.output_topic.clone(),
+                dead_letters: self.dlq_topic.clone(),
+                drift_reports: self.drift_topic.clone(),
+                schema_ids: Default::default(),
+            },
+            register_outputs: self.schema_registry.output_format == OutputFormat::Confluent,
+            exactly_once: (self.processing_guarantee == ProcessingGuarantee::ExactlyOnce)
+                .then_some(self.transaction_interval),
+            revoke_drain: self.revoke_drain,
+            pass_through: self.pass_through,
+            drift: self.drift.settings(self.instance()),
+            explain: self.models.explain(),
+            max_batch: self.profile.max_batch(),
+            max_in_flight: self.max_in_flight,
+        }
     }
 
     /// This instance's id in drift reports.

@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 
 /// Topics to create, each with the same partitions and replicas.
 #[derive(Debug, Clone)]
-pub struct NewTopics<'a> {
+pub struct NewTopics {
     /// Their names.
-    pub names: Vec<&'a str>,
+    pub names: Vec<String>,
     /// Partitions of each.
     pub partitions: i32,
     /// Replicas of each partition.
@@ -28,15 +28,16 @@ pub struct NewTopics<'a> {
 /// is unreachable. Gives up when `stop` is set, or at once on an error no retry can cure (not
 /// authorized, a replication factor or configuration the cluster refuses).
 pub fn create_topics(
-    topics: &NewTopics<'_>,
+    topics: &NewTopics,
     client: &ClientConfig,
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
+    let names: Vec<&str> = topics.names.iter().map(String::as_str).collect();
     let attempt = || {
         runtime.block_on(create_missing(
             client,
-            &topics.names,
+            &names,
             topics.partitions,
             topics.replication,
         ))

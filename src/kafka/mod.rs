@@ -17,3 +17,15 @@ pub use sink::{
     HEADER_SOURCE_TOPIC, HEADER_TRUNCATED_FROM,
 };
 pub use trace::{TRACEPARENT, TraceParent};
+
+/// The librdkafka configuration of each client, built once from the settings (secret files
+/// and variables read once) and checked.
+#[derive(Clone)]
+pub struct KafkaClients {
+    /// The input consumer.
+    pub consumer: rdkafka::ClientConfig,
+    /// The output producer.
+    pub producer: rdkafka::ClientConfig,
+    /// The admin client that creates topics.
+    pub admin: rdkafka::ClientConfig,
+}

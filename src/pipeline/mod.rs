@@ -30,9 +30,9 @@ use crate::codec::decode::FeatureDecoder;
 use crate::codec::registry::{
     self, OutputSchemaIds, RegistryClient, RegistrySettings, WriterSchemas,
 };
-use crate::config::OutputFormat;
-use crate::config::{KafkaClients, ProcessingGuarantee, RunConfig};
+use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
+use crate::kafka::KafkaClients;
 use crate::kafka::offsets::Progress;
 use crate::kafka::sink::Sink;
 use crate::kafka::source::{Guarantee, SourceContext};
@@ -43,6 +43,7 @@ use crate::obs::health::{Health, LoopGuard};
 use crate::obs::metrics::Metrics;
 use crate::obs::rate_limit::RateLimit;
 use backpressure::{Backpressure, Mode};
+use explain::ExplainSettings;
 use resolve::Resolver;
 use rollback::{RollBack, RollbackPolicy};
 use route::Router;
@@ -52,10 +53,38 @@ use shadow::Shadow;
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// What the loop is told, in its own terms (`config` builds it from the command line).
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// The input topic.
+    pub input_topic: String,
+    /// The consumer group.
+    pub group_id: String,
+    /// Where predictions, dead letters and drift reports go.
+    pub outputs: OutputTopics,
+    /// Whether the output schemas are registered and outputs framed with their ids
+    /// (`--output-format confluent`).
+    pub register_outputs: bool,
+    /// `None` for at-least-once; with exactly-once, how long a transaction stays open.
+    pub exactly_once: Option<Duration>,
+    /// How long a revoked partition's outputs may take to be acknowledged.
+    pub revoke_drain: Duration,
+    /// Forward the input without decoding or scoring (`--pass-through`).
+    pub pass_through: bool,
+    /// Drift windows.
+    pub drift: DriftSettings,
+    /// Which records are explained.
+    pub explain: ExplainSettings,
+    /// Records polled at most per batch.
+    pub max_batch: usize,
+    /// Outputs awaiting acknowledgement before fetching pauses.
+    pub max_in_flight: usize,
+}
+
 /// Everything the loop needs, built before it starts.
 pub struct Pipeline {
     /// Settings.
-    pub config: RunConfig,
+    pub settings: LoopSettings,
     /// The Kafka clients' configurations.
     pub clients: KafkaClients,
     /// The model.
@@ -117,17 +146,18 @@ impl Pipeline {
         // Built here, on the loop's thread: the blocking client must not live in the async
         // runtime.
         let client = RegistryClient::new(settings)?;
-        let config = &self.config;
-        let ids = match config.schema_registry.output_format {
-            OutputFormat::Confluent => {
+        let settings = &self.settings;
+        let ids = match settings.register_outputs {
+            true => {
                 let comparisons = self.shadow.as_ref().and_then(Shadow::topic);
-                let (predictions, drift) = (&config.output_topic, &config.drift_topic);
+                let outputs = &settings.outputs;
+                let (predictions, drift) = (&outputs.predictions, &outputs.drift_reports);
                 registry::register_outputs(&client, predictions, drift, comparisons, stop)?
             }
-            OutputFormat::Avro => OutputSchemaIds::default(),
+            false => OutputSchemaIds::default(),
         };
         let resolver = schemas.clone().map(|schemas| {
-            let (topic, health) = (config.input_topic.clone(), self.health.clone());
+            let (topic, health) = (settings.input_topic.clone(), self.health.clone());
             Resolver::new(client, schemas, topic, health, self.metrics.clone())
         });
         Ok((resolver, ids))
@@ -141,23 +171,22 @@ impl Pipeline {
             self.metrics.clone(),
             self.health.clone(),
         )?);
-        let guarantee = match self.config.processing_guarantee {
-            ProcessingGuarantee::AtLeastOnce => Guarantee::AtLeastOnce,
-            ProcessingGuarantee::ExactlyOnce => {
-                Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(
-                    &sink,
-                    self.config.transaction_interval,
-                    self.metrics.clone(),
-                )?)))
-            }
+        let settings = &self.settings;
+        let guarantee = match settings.exactly_once {
+            None => Guarantee::AtLeastOnce,
+            Some(interval) => Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(
+                &sink,
+                interval,
+                self.metrics.clone(),
+            )?))),
         };
         let context = SourceContext::new(
             progress.clone(),
             sink.clone(),
             self.health.clone(),
             self.metrics.clone(),
-            self.config.input_topic.clone(),
-            self.config.revoke_drain,
+            settings.input_topic.clone(),
+            settings.revoke_drain,
             guarantee,
         );
         let consumer: BaseConsumer<SourceContext> = self
@@ -165,26 +194,24 @@ impl Pipeline {
             .consumer
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
-        let topic = &self.config.input_topic;
+        let topic = &settings.input_topic;
         consumer
             .subscribe(&[topic])
             .map_err(|e| Error::kafka(format!("subscribing to {topic}"), e))?;
-        info!(%topic, group = %self.config.group_id, "consumer started");
+        info!(%topic, group = %settings.group_id, "consumer started");
         Ok((consumer, sink))
     }
 
     fn scorer(&self, progress: Progress, schema_ids: OutputSchemaIds) -> Scorer {
-        let config = &self.config;
+        let loop_settings = &self.settings;
         let settings = ScorerSettings {
             topics: OutputTopics {
-                predictions: config.output_topic.clone(),
-                dead_letters: config.dlq_topic.clone(),
-                drift_reports: config.drift_topic.clone(),
                 schema_ids,
+                ..loop_settings.outputs.clone()
             },
-            pass_through: config.pass_through,
-            drift: config.drift.settings(config.instance()),
-            explain: config.models.explain(),
+            pass_through: loop_settings.pass_through,
+            drift: loop_settings.drift.clone(),
+            explain: loop_settings.explain.clone(),
         };
         let decoder = self.decoder.clone();
         Scorer::new(
@@ -206,9 +233,9 @@ impl Pipeline {
         mut resolver: Option<&mut Resolver>,
         stop: &AtomicBool,
     ) -> Result<()> {
-        let max_batch = self.config.profile.max_batch();
+        let max_batch = self.settings.max_batch;
         let mut batch = Vec::with_capacity(max_batch);
-        let mut backpressure = Backpressure::new(self.config.max_in_flight, self.metrics.clone());
+        let mut backpressure = Backpressure::new(self.settings.max_in_flight, self.metrics.clone());
         let mut poll_errors = PollErrors::default();
         while !stop.load(Ordering::Relaxed) {
             self.health.heartbeat();
