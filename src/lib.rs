@@ -1,15 +1,15 @@
 //! driftwood scores Avro feature streams from Kafka with an in-memory random forest.
 //!
-//! The folders follow the data path, Kafka in → decode → model → Kafka out → drift → sidecar:
+//! The folders follow the data path, Kafka in → decode → model → Kafka out → drift → sidecar.
+//! Their layers, bottom to top, are in `tests/architecture.rs` and ARCHITECTURE.md:
 //!
 //! - [`config`]: command-line and environment settings, and the librdkafka configuration of
 //!   each client, checked before anything connects.
 //! - [`kafka`]: Kafka in and out: `kafka::source` (the consumer's rebalances, statistics
 //!   and commits), `kafka::sink` (one producer for every output, acknowledgements),
 //!   `kafka::retry` (which failures to retry, and how), `kafka::offsets` (which input
-//!   offsets are safe to commit) and `kafka::admin` (creating missing topics). Internal, but
-//!   for the dead-letter headers.
-//! - [`codec`]: [`codec::decode`] (input framing, features by name) over `codec::avro` (the
+//!   offsets are safe to commit) and `kafka::admin` (creating missing topics).
+//! - [`codec`]: [`codec::dead_letter`] (what a dead letter's headers say), [`codec::decode`] (input framing, features by name) over `codec::avro` (the
 //!   plan compiled from the writer schema), [`codec::encode`] (predictions and feature
 //!   records), and [`codec::registry`] (the schema registry: writer schemas by id, output
 //!   schemas registered).

@@ -3,6 +3,7 @@
 //! reports, and the schema registry that writer schemas come from and output schemas go to.
 
 pub(crate) mod avro;
+pub mod dead_letter;
 pub mod decode;
 pub mod encode;
 pub mod registry;

@@ -12,10 +12,7 @@ pub(crate) mod testing;
 pub(crate) mod trace;
 pub(crate) mod transaction;
 
-pub use sink::{
-    HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC, HEADER_TRUNCATED_FROM,
-};
+pub use sink::HEADER_TRUNCATED_FROM;
 pub use trace::{TRACEPARENT, TraceParent};
 
 /// The librdkafka configuration of each client, built once from the settings (secret files

@@ -18,22 +18,13 @@ use tracing::warn;
 
 use super::offsets::{Lease, Progress};
 use super::retry::{self, Retry, RetryQueue};
+use crate::codec::dead_letter;
 use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
 use crate::obs::health::Health;
 use crate::obs::metrics::{Metrics, OutcomeCounters};
 use crate::obs::rate_limit::RateLimit;
 
-/// Header naming why a record was dead-lettered ([`DecodeErrorKind::as_str`]).
-pub const HEADER_ERROR_KIND: &str = "driftwood.error.kind";
-/// Header with a readable error message.
-pub const HEADER_ERROR_MESSAGE: &str = "driftwood.error.message";
-/// Header with the input topic.
-pub const HEADER_SOURCE_TOPIC: &str = "driftwood.source.topic";
-/// Header with the input partition (decimal).
-pub const HEADER_SOURCE_PARTITION: &str = "driftwood.source.partition";
-/// Header with the input offset (decimal).
-pub const HEADER_SOURCE_OFFSET: &str = "driftwood.source.offset";
 /// Header set when a dead letter's payload had to be cut to fit the broker's size limit; its
 /// value is the original length.
 pub const HEADER_TRUNCATED_FROM: &str = "driftwood.payload.truncated_from";
@@ -259,7 +250,7 @@ impl Sink {
             progress,
             retries: Mutex::default(),
             failure: Mutex::default(),
-            counters: OutcomeCounters::new(&metrics, &DecodeErrorKind::ALL.map(|k| k.as_str())),
+            counters: OutcomeCounters::new(&metrics, &dead_letter::kinds()),
             health,
             transactional: config.get("transactional.id").is_some(),
             abort_needed: AtomicBool::new(false),
@@ -497,30 +488,6 @@ impl Sink {
     pub(crate) fn producer(&self) -> &BaseProducer<SinkContext> {
         &self.producer
     }
-}
-
-/// Dead-letter headers: the input's own headers, then the error and where the input came from.
-pub fn dead_letter_headers(
-    original: Option<OwnedHeaders>,
-    error: &crate::codec::decode::DecodeError,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> OwnedHeaders {
-    let mut headers = original.unwrap_or_default();
-    for (key, value) in [
-        (HEADER_ERROR_KIND, error.kind.as_str().to_string()),
-        (HEADER_ERROR_MESSAGE, error.message.clone()),
-        (HEADER_SOURCE_TOPIC, topic.to_string()),
-        (HEADER_SOURCE_PARTITION, partition.to_string()),
-        (HEADER_SOURCE_OFFSET, offset.to_string()),
-    ] {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_bytes()),
-        });
-    }
-    headers
 }
 
 #[cfg(test)]

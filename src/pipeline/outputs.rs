@@ -1,15 +1,16 @@
 //! A batch's outputs, one per input record: predictions (with their explanations and the
 //! input's headers), dead letters, forwarded records, and drift reports.
 
-use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use tracing::{debug, debug_span};
 
 use super::explain;
+use crate::codec::dead_letter;
 use crate::codec::decode::{DecodeError, RecordMeta};
 use crate::codec::encode::PredictionFields;
 use crate::codec::registry::{self, OutputSchemaIds};
 use crate::drift::DriftReport;
-use crate::kafka::sink::{Outcome, Output, Sink, dead_letter_headers};
+use crate::kafka::sink::{Outcome, Output, Sink};
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
 use crate::model::{Labelled, Model, Predicted};
@@ -155,8 +156,13 @@ impl Outputs {
     /// Sends `message` unchanged to the dead-letter topic, with headers saying why.
     pub fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError, sink: &Sink) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let original = message.headers().map(|h| h.detach());
-        let headers = dead_letter_headers(original, error, topic, partition, offset);
+        let mut headers = message.headers().map(|h| h.detach()).unwrap_or_default();
+        for (key, value) in dead_letter::headers(error, topic, partition, offset) {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
         sink.send(
             &self.topics.dead_letters,
             message.key(),

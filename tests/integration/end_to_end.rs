@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use driftwood::codec::encode::{AvroCodec, PredictionRecord};
-use driftwood::kafka::{
+use driftwood::codec::dead_letter::{
     HEADER_ERROR_KIND, HEADER_ERROR_MESSAGE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };
+use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 use driftwood::model::artifact::bundled_reference;
 use driftwood::model::dataset::Dataset;
 use driftwood::service::Service;

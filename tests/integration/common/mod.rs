@@ -306,7 +306,7 @@ pub fn source_of_prediction(m: &OwnedMessage) -> (i32, i64) {
 
 /// The input `(partition, offset)` a dead letter names in its headers.
 pub fn source_of_dead_letter(m: &OwnedMessage) -> (i32, i64) {
-    use driftwood::kafka::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
+    use driftwood::codec::dead_letter::{HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION};
     let partition = header(m, HEADER_SOURCE_PARTITION).unwrap().parse().unwrap();
     let offset = header(m, HEADER_SOURCE_OFFSET).unwrap().parse().unwrap();
     (partition, offset)
