@@ -53,7 +53,7 @@ async fn input_headers_and_trace_context_reach_the_prediction() {
         .spawn()
         .unwrap();
     let predictions = read_topic(bootstrap, &config.output_topic, 3, Duration::from_secs(60));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     child.wait().unwrap();
 
     let parent = TraceParent::parse(PARENT.as_bytes()).unwrap();
@@ -115,7 +115,7 @@ async fn scoring_spans_reach_an_opentelemetry_collector_with_the_predictions_spa
     .unwrap();
     let predictions = read_topic(bootstrap, &config.output_topic, 5, Duration::from_secs(60));
     // Spans leave in batches; SIGTERM makes driftwood flush what is queued before it exits.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 
     let children: Vec<TraceParent> = predictions

@@ -79,7 +79,7 @@ async fn serve(name: &str) -> Served {
     let timeout = Duration::from_secs(120);
     let predictions = read_topic(bootstrap, &config.output_topic, RECORDS - CORRUPT, timeout);
     let dead = read_topic(bootstrap, &config.dlq_topic, CORRUPT, timeout).len();
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
     // Every report is on the topic once the process has ended (the last window is
     // published at shutdown): read what is there.

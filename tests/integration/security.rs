@@ -79,7 +79,7 @@ async fn sasl_scram_over_tls_scores_and_never_shows_the_password() {
         let (_, body) = http_get(addr, path);
         assert!(!body.contains(&secret), "{path} shows the password");
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -120,7 +120,7 @@ async fn a_wrong_password_is_refused_and_reported() {
     wait_for_port(port, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (status, body) = http_get(addr, "/ready");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     let _ = child.wait();
     assert_eq!(status, 503, "{body}");
     let logged = std::fs::read_to_string(&log).unwrap();

@@ -67,8 +67,7 @@ async fn sigterm_with_outputs_unacknowledged_exits_non_zero() {
     })
     .await;
     let started = Instant::now();
-    // SAFETY: a pid this test owns.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     let output = child.wait_with_output().unwrap();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);

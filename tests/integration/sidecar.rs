@@ -137,9 +137,7 @@ async fn sigterm_stops_the_process_cleanly() {
         .await
         .unwrap()
         .unwrap();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -56,9 +56,7 @@ pub fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
 
 /// SIGTERM to `child`, then up to 30 s for it to exit before SIGKILL.
 pub fn terminate(child: &mut Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    super::process::sigterm(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

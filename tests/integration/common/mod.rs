@@ -19,7 +19,7 @@ pub mod stream;
 pub use collector::otlp_collector;
 pub use conservation::{Committed, Conservation, conservation, wait_caught_up};
 pub use kafka::{Kafka, KafkaCluster, SecureKafka};
-pub use process::Member;
+pub use process::{Member, sigterm};
 pub use stream::{fresh_topics, settle, stream};
 
 use std::collections::HashMap;

@@ -97,9 +97,7 @@ impl Member {
 
     /// SIGTERM, then waits for the exit; whether it exited with status 0.
     pub fn terminate(self, timeout: Duration) -> bool {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        sigterm(&self.child);
         self.wait_exit(timeout)
     }
 }
@@ -109,4 +107,18 @@ impl Drop for Member {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGTERM to `child` (a process the test started): what Kubernetes sends to stop a
+/// pod, which driftwood answers by draining, committing and leaving its group.
+pub fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("a pid fits an i32");
+    // SAFETY: kill(2) with a pid this test owns and a valid signal number.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(
+        sent,
+        0,
+        "SIGTERM to {pid}: {}",
+        std::io::Error::last_os_error()
+    );
 }
