@@ -96,35 +96,25 @@ mod tests {
     }
 
     #[test]
-    fn null_rejection_rates_are_nominal_for_normal_data() {
-        let (location, scale) = null_rejections(10_000, 200, 400, 1, |rng| {
-            rng.sample::<f64, _>(StandardNormal)
-        });
-        let (lo, hi) = binomial_interval(10_000, 0.05, 0.999);
-        assert!(
-            (lo..=hi).contains(&(location as u64)),
-            "location: {location} of 10,000, not in [{lo}, {hi}]"
-        );
-        assert!(
-            (lo..=hi).contains(&(scale as u64)),
-            "scale: {scale} of 10,000, not in [{lo}, {hi}]"
-        );
-    }
-
-    #[test]
-    fn null_rejection_rates_are_nominal_for_skewed_data() {
-        // Exponential: skewness 2, kurtosis 9, where the t and F tests' tails are wrong.
+    fn null_rejection_rates_are_nominal_for_normal_and_skewed_data() {
         let exp = Exp::new(1.0).unwrap();
-        let (location, scale) = null_rejections(10_000, 200, 400, 2, |rng| rng.sample(exp));
+        let normal = |rng: &mut dyn rand::RngCore| rng.sample::<f64, _>(StandardNormal);
+        // Exponential: skewness 2, kurtosis 9, where the t and F tests' tails are wrong.
+        let skewed = |rng: &mut dyn rand::RngCore| rng.sample(exp);
+        type Draw<'a> = &'a dyn Fn(&mut dyn rand::RngCore) -> f64;
+        let cases: [(&str, u64, Draw); 2] = [("normal", 1, &normal), ("exponential", 2, &skewed)];
         let (lo, hi) = binomial_interval(10_000, 0.05, 0.999);
-        assert!(
-            (lo..=hi).contains(&(location as u64)),
-            "location: {location} of 10,000, not in [{lo}, {hi}]"
-        );
-        assert!(
-            (lo..=hi).contains(&(scale as u64)),
-            "scale: {scale} of 10,000, not in [{lo}, {hi}]"
-        );
+        for (name, seed, draw) in cases {
+            let (location, scale) = null_rejections(10_000, 200, 400, seed, draw);
+            assert!(
+                (lo..=hi).contains(&(location as u64)),
+                "{name} location: {location} of 10,000, not in [{lo}, {hi}]"
+            );
+            assert!(
+                (lo..=hi).contains(&(scale as u64)),
+                "{name} scale: {scale} of 10,000, not in [{lo}, {hi}]"
+            );
+        }
     }
 
     #[test]
