@@ -8,10 +8,3 @@ pub mod decode;
 pub mod encode;
 pub mod registry;
 pub mod route;
-
-/// Now, as records carry time: milliseconds since the Unix epoch.
-pub fn epoch_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

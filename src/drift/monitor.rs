@@ -20,8 +20,8 @@ use super::plan::{DriftSettings, MIN_TESTED_RECORDS, Plan};
 use super::report::{DriftReport, Flag, WindowOrigin};
 use super::sequential::Sequential;
 use super::window::DriftWindow;
-use crate::codec::epoch_millis;
 use crate::model::{Model, Predicted};
+use crate::obs::epoch_millis;
 use crate::obs::metrics::{DriftMetrics, Metrics};
 
 /// Counts records into windows and computes a report per window.

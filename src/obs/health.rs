@@ -71,9 +71,7 @@ pub struct Readiness {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    (super::epoch_millis() / 1000) as u64
 }
 
 impl Health {

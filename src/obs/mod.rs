@@ -9,3 +9,10 @@ pub(crate) mod rate_limit;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;
+
+/// Now, as records, reports and health checks carry time: milliseconds since the Unix epoch.
+pub fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

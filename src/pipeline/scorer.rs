@@ -7,7 +7,7 @@ use std::time::Instant;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
-use crate::codec::epoch_millis;
+use crate::obs::epoch_millis;
 use tracing::{error, info, warn};
 
 use super::Served;

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{FeatureEncoder, FeatureRow};
-use crate::codec::epoch_millis;
 use crate::codec::registry::{self, RegistryClient, RegistrySettings};
 use crate::config::bootstrap_servers;
 use crate::config::parse_key_value;
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
+use crate::obs::epoch_millis;
 
 /// Settings for `driftwood produce`.
 #[derive(Debug, Clone, Args)]

@@ -133,7 +133,7 @@ async fn an_output_broker_down_past_max_poll_interval_commits_nothing_past_it() 
         }
         // A query that fails (the cluster is rearranging itself) is only a missed sample.
         if let Ok(offsets) = committed.read() {
-            commits.push((offsets, driftwood::codec::epoch_millis()));
+            commits.push((offsets, driftwood::obs::epoch_millis()));
         }
     }
     assert!(commits.len() >= 10, "{} commit samples", commits.len());

@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::instance::{Instance, RunTopics};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{AvroCodec, PredictionRecord};
-use crate::codec::epoch_millis;
 use crate::error::{Error, Result};
+use crate::obs::epoch_millis;
 use crate::tools::produce::{ProduceConfig, produce};
 
 /// What sits between the generator's topic and the measuring reader in a latency run.

@@ -62,23 +62,23 @@ pub(super) fn print(r: &BenchReport) {
             );
         }
     }
-    let pairs: Vec<String> = (r.drift.pairs.iter())
-        .map(|p| format!("{:.2}", p.cpu_us_per_record))
-        .collect();
+    let each = |figure: fn(&super::DriftPair) -> f64| {
+        let figures: Vec<String> = (r.drift.pairs.iter())
+            .map(|p| format!("{:.2}", figure(p)))
+            .collect();
+        figures.join(", ")
+    };
     println!(
         "{:<28} {:>28.2}  (median of the pairs: {})",
         "drift's CPU µs/record",
         r.drift.cpu_us_per_record,
-        pairs.join(", ")
+        each(|p| p.cpu_us_per_record)
     );
-    let own: Vec<String> = (r.drift.pairs.iter())
-        .map(|p| format!("{:.2}", p.with.drift_own_cpu_us_per_record))
-        .collect();
     println!(
         "{:<28} {:>28.2}  (median of the runs with drift: {})",
         "drift windows' own µs/record",
         r.drift.own_cpu_us_per_record,
-        own.join(", ")
+        each(|p| p.with.drift_own_cpu_us_per_record)
     );
     if let Some(ratio) = r.following_pointer_to_pipeline {
         println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
