@@ -62,7 +62,7 @@ impl Service {
             .flat_map(|r| r.models.iter().map(|(m, _)| m.clone()));
         let served: Vec<Arc<Model>> = std::iter::once(model.clone()).chain(routed).collect();
         for m in &served {
-            (metrics.model_info)
+            (metrics.serving.model_info)
                 .with_label_values(&[&m.metadata.name, &m.metadata.version])
                 .set(1);
         }

@@ -144,7 +144,7 @@ impl SinkContext {
                     Outcome::PassedThrough => c.passed_through(),
                 }
             }
-            Output::DriftReport => c.metrics().drift_reports.inc(),
+            Output::DriftReport => c.metrics().outputs.drift_reports.inc(),
             Output::Comparison => {}
         }
         self.health.set_output_error(None);
@@ -157,7 +157,7 @@ impl SinkContext {
         let topic = message.topic();
         self.counters
             .metrics()
-            .delivery_errors
+            .transport.delivery_errors
             .with_label_values(&[&format!("{code:?}")])
             .inc();
         self.health
@@ -185,7 +185,7 @@ impl SinkContext {
             // Once a second at most: an outage fails every queued output at once.
             warn!(error = %err, topic, output = ?tag.output, attempt = tag.attempt, retry_in = ?delay, suppressed, "delivery failed; will send again (suppressed: similar failures since the last warning)");
         }
-        self.counters.metrics().delivery_retries.inc();
+        self.counters.metrics().transport.delivery_retries.inc();
         self.retries.lock().expect("retry queue").push(Retry {
             due: Instant::now() + delay,
             topic: topic.to_string(),
@@ -345,7 +345,7 @@ impl Sink {
                         return;
                     }
                     warn!(%err, topic, "could not enqueue output; will send again");
-                    context.counters.metrics().delivery_retries.inc();
+                    context.counters.metrics().transport.delivery_retries.inc();
                     context.retries.lock().expect("retry queue").push(Retry {
                         due: Instant::now() + retry::delay(tag.attempt),
                         topic: topic.to_string(),
@@ -393,7 +393,7 @@ impl Sink {
             }
         }
         let in_flight = context.progress.lock().in_flight();
-        context.counters.metrics().in_flight.set(in_flight as i64);
+        context.counters.metrics().transport.in_flight.set(in_flight as i64);
     }
 
     /// rust-rdkafka's `BaseProducer::poll` serves events until its whole timeout has

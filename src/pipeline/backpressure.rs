@@ -113,9 +113,9 @@ impl Backpressure {
         if pause != self.paused {
             self.paused = pause;
             self.over_since = None;
-            self.metrics.fetch_paused.set(i64::from(pause));
+            self.metrics.transport.fetch_paused.set(i64::from(pause));
             if pause {
-                self.metrics.fetch_pauses.inc();
+                self.metrics.transport.fetch_pauses.inc();
             }
             debug!(
                 in_flight,

@@ -124,7 +124,7 @@ impl Outputs {
             explanation: explanation.map(|e| explain::fields(model, e)),
         };
         if explanation.is_some() {
-            self.metrics.explanations.inc();
+            self.metrics.outputs.explanations.inc();
         }
         self.encoded.clear();
         if let Some(id) = self.topics.schema_ids.predictions {

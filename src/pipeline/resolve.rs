@@ -81,7 +81,7 @@ impl Resolver {
         metrics: Metrics,
     ) -> Self {
         for outcome in ["found", "unknown", "unavailable", "refused"] {
-            metrics.registry_requests.with_label_values(&[outcome]);
+            metrics.transport.registry_requests.with_label_values(&[outcome]);
         }
         Resolver {
             client,
@@ -273,7 +273,7 @@ impl Resolver {
 
     fn count(&self, outcome: &str) {
         self.metrics
-            .registry_requests
+            .transport.registry_requests
             .with_label_values(&[outcome])
             .inc();
     }
@@ -336,7 +336,7 @@ impl Resolver {
         // A partition let go to be asked again counts until its record is decoded, so that
         // the gauge (and the alert on it) does not flap with each retry.
         let waiting = self.held.len() + self.released.len();
-        self.metrics.held_partitions.set(waiting as i64);
+        self.metrics.transport.held_partitions.set(waiting as i64);
         let error = (self.waiting.values())
             .filter(|w| w.failed_at.elapsed() < UNREADY_AFTER_FAILURE)
             .max_by_key(|w| w.failed_at)

@@ -149,7 +149,7 @@ impl Scorer {
             }
             match (lane, result, scored_row) {
                 (Some(l), Ok(meta), Some(i)) => {
-                    self.metrics.scoring_seconds.observe(per_record);
+                    self.metrics.outputs.scoring_seconds.observe(per_record);
                     scored_records += u64::from(l == 0);
                     let record = Scoring {
                         index,
@@ -240,7 +240,7 @@ impl Scorer {
         match roll_back(&version) {
             Ok(change) => {
                 warn!(%change, %reason, "rolled the promoted version back automatically");
-                (self.metrics.auto_rollbacks)
+                (self.metrics.serving.auto_rollbacks)
                     .with_label_values(&["rolled_back"])
                     .inc();
                 self.notice = Some(format!("automatic rollback {change}: {reason}"));
@@ -248,7 +248,7 @@ impl Scorer {
             }
             Err(e) => {
                 error!(%version, %reason, error = %e, "cannot roll the promoted version back");
-                (self.metrics.auto_rollbacks)
+                (self.metrics.serving.auto_rollbacks)
                     .with_label_values(&["failed"])
                     .inc();
             }
@@ -298,8 +298,8 @@ impl Scorer {
         }
         let old = &self.lanes[l].model.metadata.version;
         let new = &model.metadata.version;
-        let _ = (self.metrics.model_info).remove_label_values(&[&name, old]);
-        (self.metrics.model_info)
+        let _ = (self.metrics.serving.model_info).remove_label_values(&[&name, old]);
+        (self.metrics.serving.model_info)
             .with_label_values(&[&name, new])
             .set(1);
         info!(model = %name, from = %old, to = %new, "swapped the serving model");

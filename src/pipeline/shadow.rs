@@ -54,7 +54,7 @@ impl Shadow {
             share,
             topic,
             agreement: ["agree", "disagree"]
-                .map(|a| metrics.shadow_predictions.with_label_values(&[a])),
+                .map(|a| metrics.serving.shadow_predictions.with_label_values(&[a])),
             pairs: Vec::new(),
             metrics,
             noted: Vec::new(),
@@ -133,7 +133,7 @@ impl Shadow {
         let agree = ours == theirs;
         self.agreement[usize::from(!agree)].inc();
         self.metrics
-            .shadow_confidence_delta
+            .serving.shadow_confidence_delta
             .observe(c_theirs - c_ours);
         self.confusion(ours, theirs).inc();
         self.topic.as_ref()?;
@@ -167,7 +167,7 @@ impl Shadow {
             None => {
                 let labels = [ours.to_string(), theirs.to_string()];
                 let counter =
-                    (self.metrics.shadow_confusion).with_label_values(&[&labels[0], &labels[1]]);
+                    (self.metrics.serving.shadow_confusion).with_label_values(&[&labels[0], &labels[1]]);
                 self.pairs.push(((ours, theirs), counter));
                 self.pairs.len() - 1
             }

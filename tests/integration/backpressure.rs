@@ -43,14 +43,14 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
     wait_until(
         "in-flight outputs to reach the bound",
         Duration::from_secs(60),
-        || metrics.in_flight.get() >= MAX_IN_FLIGHT as i64,
+        || metrics.transport.in_flight.get() >= MAX_IN_FLIGHT as i64,
     )
     .await;
 
     // Longer than max.poll.interval.ms: a consumer that stopped polling is evicted by now.
     let mut most_in_flight = 0;
     for _ in 0..150 {
-        most_in_flight = most_in_flight.max(metrics.in_flight.get());
+        most_in_flight = most_in_flight.max(metrics.transport.in_flight.get());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
@@ -62,7 +62,7 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         0,
         "nothing acknowledged while the output is unwritable"
     );
-    assert_eq!(metrics.fetch_paused.get(), 1, "fetching is paused");
+    assert_eq!(metrics.transport.fetch_paused.get(), 1, "fetching is paused");
     let readiness = service.health().readiness();
     assert!(
         !readiness.ready
@@ -119,7 +119,7 @@ async fn partitions_paused_before_a_rebalance_fetch_again_after_it() {
     let first = Service::start(config.clone()).await.unwrap();
     let metrics = first.metrics().clone();
     wait_until("the first member to pause", Duration::from_secs(60), || {
-        metrics.fetch_paused.get() == 1
+        metrics.transport.fetch_paused.get() == 1
     })
     .await;
 
@@ -132,7 +132,7 @@ async fn partitions_paused_before_a_rebalance_fetch_again_after_it() {
     wait_until(
         "the first member to hold every partition again",
         Duration::from_secs(60),
-        || metrics.assigned_partitions.get() == 3,
+        || metrics.transport.assigned_partitions.get() == 3,
     )
     .await;
 

@@ -120,11 +120,11 @@ async fn a_window_closes_by_age_when_records_stop() {
     wait_until(
         "a report from the aged window",
         Duration::from_secs(60),
-        || metrics.drift_reports.get() >= 1,
+        || metrics.outputs.drift_reports.get() >= 1,
     )
     .await;
     service.stop().await.unwrap();
-    let published = metrics.drift_reports.get() as usize;
+    let published = metrics.outputs.drift_reports.get() as usize;
     let messages = read_topic(
         bootstrap,
         &config.drift_topic,

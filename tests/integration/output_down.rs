@@ -128,7 +128,7 @@ async fn an_output_broker_down_past_max_poll_interval_commits_nothing_past_it() 
     let mut most_in_flight = 0;
     for _ in 0..20 {
         for _ in 0..10 {
-            most_in_flight = most_in_flight.max(metrics.in_flight.get());
+            most_in_flight = most_in_flight.max(metrics.transport.in_flight.get());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // A query that fails (the cluster is rearranging itself) is only a missed sample.

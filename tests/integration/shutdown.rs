@@ -32,7 +32,7 @@ async fn a_stop_with_outputs_unacknowledged_takes_one_grace_and_says_so() {
     let service = Service::start(config).await.unwrap();
     let metrics = service.metrics().clone();
     wait_until("outputs in flight", Duration::from_secs(30), || {
-        metrics.in_flight.get() > 0
+        metrics.transport.in_flight.get() > 0
     })
     .await;
 

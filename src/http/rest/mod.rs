@@ -116,7 +116,7 @@ async fn predict(
 ) -> Response {
     let response = respond(&rest, &headers, body);
     let status = response.status();
-    (rest.metrics.rest_requests)
+    (rest.metrics.serving.rest_requests)
         .with_label_values(&[status.as_str()])
         .inc();
     response

@@ -95,7 +95,7 @@ fn reading_the_pointer_does_not_wake_the_watch_again() {
     let watch = ModelWatch::start(settings, load, metrics.clone()).unwrap();
     std::thread::sleep(Duration::from_millis(2_100));
     drop(watch);
-    let reads = metrics.model_pointer_reads.get();
+    let reads = metrics.serving.model_pointer_reads.get();
     assert!(
         (3..=7).contains(&reads),
         "{reads} reads in 2.1 s at one per 0.4 s"
