@@ -233,20 +233,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", args.output.display()))?;
             println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
         }
-        Command::Import(args) => {
-            let outcome = driftwood::model::import::run(&args)?;
-            let m = &outcome.metadata;
-            println!(
-                "wrote {} ({}, {} features, {} on the {} reference rows, sha256 {})",
-                outcome.dir.display(),
-                m.algorithm,
-                m.features.len(),
-                m.outputs_and_fit(),
-                m.imported.as_ref().map_or(0, |i| i.reference_rows),
-                m.model_sha256
-            );
-            println!("{}", serving_note(&outcome.promoted, m));
-        }
+        Command::Import(args) => println!("{}", imported(driftwood::model::import::run(&args)?)),
         Command::Models(args) => print!("{}", driftwood::tools::models::run(&args)?),
         Command::BenchDrift(args) => driftwood::tools::bench_drift::run(&args)?,
         Command::BenchModel(args) => {
@@ -257,25 +244,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             eprintln!("{}", serde_json::to_string(&results)?);
         }
-        Command::Train(args) => {
-            let outcome = train::run(args)?;
-            let m = &outcome.metadata;
-            let training = m
-                .training
-                .as_ref()
-                .expect("a trained model records its training");
-            println!(
-                "wrote {} ({} trees, {} on {} held-out rows, sha256 {})",
-                outcome.dir.display(),
-                training.hyperparameters.n_trees,
-                m.outputs_and_fit(),
-                training.test_rows,
-                m.model_sha256
-            );
-            println!("{}", serving_note(&outcome.promoted, m));
-        }
+        Command::Train(args) => println!("{}", trained(train::run(args)?)),
     }
     Ok(())
+}
+
+/// What `driftwood import` says it wrote.
+fn imported(outcome: driftwood::model::import::ImportOutcome) -> String {
+    let m = &outcome.metadata;
+    format!(
+        "wrote {} ({}, {} features, {} on the {} reference rows, sha256 {})\n{}",
+        outcome.dir.display(),
+        m.algorithm,
+        m.features.len(),
+        m.outputs_and_fit(),
+        m.imported.as_ref().map_or(0, |i| i.reference_rows),
+        m.model_sha256,
+        serving_note(&outcome.promoted, m)
+    )
+}
+
+/// What `driftwood train` says it wrote.
+fn trained(outcome: train::TrainOutcome) -> String {
+    let m = &outcome.metadata;
+    let training = m
+        .training
+        .as_ref()
+        .expect("a trained model records its training");
+    format!(
+        "wrote {} ({} trees, {} on {} held-out rows, sha256 {})\n{}",
+        outcome.dir.display(),
+        training.hyperparameters.n_trees,
+        m.outputs_and_fit(),
+        training.test_rows,
+        m.model_sha256,
+        serving_note(&outcome.promoted, m)
+    )
 }
 
 /// Whether a model just written serves: its first version does; a later one waits.

@@ -41,6 +41,37 @@ pub struct Service {
     http_task: JoinHandle<std::io::Result<()>>,
 }
 
+/// Binds the sidecar (and the REST twin, when enabled) and serves it on a task of its own
+/// until the sender it hands back is used or dropped.
+async fn serve_http(
+    config: &RunConfig,
+    health: &Arc<Health>,
+    metrics: &Metrics,
+    serving: &Serving,
+) -> Result<(
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<std::io::Result<()>>,
+)> {
+    let rest = config.rest.then(|| Rest {
+        serving: serving.clone(),
+        body_limit: config.rest_body_limit,
+        metrics: metrics.clone(),
+    });
+    let (http_stop, http_stopped) = oneshot::channel::<()>();
+    let (http_addr, server) = sidecar::bind(
+        config.http_addr,
+        health.clone(),
+        metrics.clone(),
+        rest,
+        async {
+            let _ = http_stopped.await;
+        },
+    )
+    .await?;
+    Ok((http_addr, http_stop, tokio::spawn(server)))
+}
+
 impl Service {
     /// Validates the configuration, loads the model and schema (failing fast on any problem),
     /// binds the sidecar, then starts the consumer loop. A broker that cannot be reached does
@@ -70,23 +101,8 @@ impl Service {
         health.set_model_loaded(true);
 
         let serving = Serving::new(served.clone());
-        let rest = config.rest.then(|| Rest {
-            serving: serving.clone(),
-            body_limit: config.rest_body_limit,
-            metrics: metrics.clone(),
-        });
-        let (http_stop, http_stopped) = oneshot::channel::<()>();
-        let (http_addr, server) = sidecar::bind(
-            config.http_addr,
-            health.clone(),
-            metrics.clone(),
-            rest,
-            async {
-                let _ = http_stopped.await;
-            },
-        )
-        .await?;
-        let http_task = tokio::spawn(server);
+        let (http_addr, http_stop, http_task) =
+            serve_http(&config, &health, &metrics, &serving).await?;
         info!(
             %http_addr,
             model = %model.metadata.name,

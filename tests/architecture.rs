@@ -41,10 +41,7 @@ fn level(module: &str) -> Option<usize> {
 
 /// The crate's modules `text` uses, outside comments and its `#[cfg(test)] mod tests`.
 fn imports(text: &str) -> BTreeSet<String> {
-    let code = match text.find("#[cfg(test)]\nmod tests") {
-        Some(end) => &text[..end],
-        None => text,
-    };
+    let code = non_test(text);
     let mut out = BTreeSet::new();
     for line in code.lines() {
         let line = line.split("//").next().unwrap_or("");
@@ -171,4 +168,104 @@ fn the_check_catches_an_upward_and_a_sideways_import() {
     // Downward, in a comment, or in the tests module: not a violation.
     let fine = "use crate::obs::metrics::Metrics; // crate::tools\n#[cfg(test)]\nmod tests {\n    use crate::tools::demo;\n}\n";
     assert!(violations("src/kafka/sink.rs", "kafka", fine).is_empty());
+}
+
+/// A file's code, without its `#[cfg(test)] mod tests` (tests may run long).
+fn non_test(text: &str) -> &str {
+    match text.find("#[cfg(test)]\nmod tests") {
+        Some(end) => &text[..end],
+        None => text,
+    }
+}
+
+/// Each function of `code` (as rustfmt lays it out) with its first line and length in lines:
+/// from its `fn` line to the `}` at the same indentation. Declarations without a body are
+/// left out.
+fn function_lengths(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let signature = trimmed
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("async ")
+            .trim_start_matches("const ")
+            .trim_start_matches("unsafe ");
+        let Some(rest) = signature.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{}}}", " ".repeat(indent));
+        let body = lines[at..].iter().position(|l| {
+            let open = l.trim_end().ends_with('{');
+            let declared =
+                l.trim_end().ends_with(';') && l.len() - l.trim_start().len() <= indent + 4;
+            open || declared
+        });
+        match body.map(|b| lines[at + b].trim_end().ends_with('{')) {
+            Some(true) => {}
+            _ => continue,
+        }
+        // A one-line body (`fn f() -> u8 { 1 }`) ends where it starts.
+        if line.trim_end().ends_with('}') {
+            out.push((name, at + 1, 1));
+            continue;
+        }
+        if let Some(end) = lines[at..].iter().position(|l| l.trim_end() == close) {
+            out.push((name, at + 1, end + 1));
+        }
+    }
+    out
+}
+
+/// The longest a file of `src/` (tests aside) and a function may be.
+const MAX_FILE_LINES: usize = 500;
+const MAX_FUNCTION_LINES: usize = 80;
+
+#[test]
+fn files_and_functions_stay_readable() {
+    let mut too_long = Vec::new();
+    for (path, _, text) in sources() {
+        if path.ends_with("tests.rs") || path.contains("/tests/") {
+            continue;
+        }
+        let code = non_test(&text);
+        let lines = code.lines().count();
+        if lines > MAX_FILE_LINES {
+            too_long.push(format!("{path}: {lines} lines"));
+        }
+        for (name, line, length) in function_lengths(code) {
+            if length > MAX_FUNCTION_LINES {
+                too_long.push(format!("{path}:{line}: fn {name}, {length} lines"));
+            }
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "over {MAX_FILE_LINES} lines a file or {MAX_FUNCTION_LINES} a function (split by concern): {too_long:#?}"
+    );
+}
+
+#[test]
+fn the_length_check_measures_functions_as_laid_out() {
+    let code = "fn a() {\n    let x = 1;\n}\n\ntrait T {\n    fn b(&self);\n    fn c(&self) -> u8 { 1 }\n}\n\npub(crate) async fn d(\n    x: u8,\n) -> u8 {\n    x\n}\n";
+    assert_eq!(
+        function_lengths(code),
+        [
+            ("a".to_string(), 1, 3),
+            ("c".to_string(), 7, 1),
+            ("d".to_string(), 10, 5)
+        ]
+    );
+    let long = format!(
+        "fn long() {{\n{}}}\n",
+        "    x();\n".repeat(MAX_FUNCTION_LINES)
+    );
+    assert!(function_lengths(&long)[0].2 > MAX_FUNCTION_LINES);
 }

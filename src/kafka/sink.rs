@@ -157,7 +157,8 @@ impl SinkContext {
         let topic = message.topic();
         self.counters
             .metrics()
-            .transport.delivery_errors
+            .transport
+            .delivery_errors
             .with_label_values(&[&format!("{code:?}")])
             .inc();
         self.health
@@ -393,7 +394,12 @@ impl Sink {
             }
         }
         let in_flight = context.progress.lock().in_flight();
-        context.counters.metrics().transport.in_flight.set(in_flight as i64);
+        context
+            .counters
+            .metrics()
+            .transport
+            .in_flight
+            .set(in_flight as i64);
     }
 
     /// rust-rdkafka's `BaseProducer::poll` serves events until its whole timeout has

@@ -203,7 +203,8 @@ impl SourceContext {
         let mut progress = self.progress.lock();
         change(&mut progress);
         self.metrics
-            .transport.assigned_partitions
+            .transport
+            .assigned_partitions
             .set(progress.assigned().count() as i64);
     }
 
@@ -226,7 +227,8 @@ impl ClientContext for SourceContext {
             for (partition, p) in &topic.partitions {
                 if *partition >= 0 && tracker.is_assigned(*partition) && p.consumer_lag >= 0 {
                     self.metrics
-                        .transport.consumer_lag
+                        .transport
+                        .consumer_lag
                         .with_label_values(&[&self.topic, &partition.to_string()])
                         .set(p.consumer_lag);
                 }
@@ -247,7 +249,11 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.partitions(tpl);
             info!(?partitions, "partitions revoked; draining and committing");
-            self.metrics.transport.rebalances.with_label_values(&["revoke"]).inc();
+            self.metrics
+                .transport
+                .rebalances
+                .with_label_values(&["revoke"])
+                .inc();
             // A transaction's commit waits for its outputs itself.
             let at_least_once = matches!(self.guarantee, Guarantee::AtLeastOnce);
             if at_least_once && !self.sink.drain(&partitions, self.revoke_drain) {
@@ -261,7 +267,8 @@ impl ConsumerContext for SourceContext {
             for p in &partitions {
                 let _ = self
                     .metrics
-                    .transport.consumer_lag
+                    .transport
+                    .consumer_lag
                     .remove_label_values(&[&self.topic, &p.to_string()]);
             }
             self.health.set_joined(false);
@@ -279,7 +286,11 @@ impl ConsumerContext for SourceContext {
                 if let Err(e) = consumer.resume(tpl) {
                     warn!(error = %e, ?partitions, "could not resume newly assigned partitions");
                 }
-                self.metrics.transport.rebalances.with_label_values(&["assign"]).inc();
+                self.metrics
+                    .transport
+                    .rebalances
+                    .with_label_values(&["assign"])
+                    .inc();
                 if !partitions.is_empty() {
                     self.health.set_input_topic_missing(false);
                 }

@@ -148,7 +148,8 @@ impl Transaction {
             Ok(()) => {
                 progress.lock().transaction_committed(&positions);
                 self.metrics
-                    .transport.transactions
+                    .transport
+                    .transactions
                     .with_label_values(&["committed"])
                     .inc();
                 Ok(Ended::Committed)
@@ -176,7 +177,8 @@ impl Transaction {
             .abort_transaction(CALL_TIMEOUT)
             .map_err(|e| fatal("aborting a transaction", &e))?;
         self.metrics
-            .transport.transactions
+            .transport
+            .transactions
             .with_label_values(&["aborted"])
             .inc();
         let rewound = progress.lock().rewind();

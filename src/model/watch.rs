@@ -126,7 +126,11 @@ fn follow<T>(
                     promoted,
                 };
                 info!(model = %settings.name, from = %serving, to = %version, "new version loaded; swapping it in between batches");
-                metrics.serving.model_reloads.with_label_values(&["loaded"]).inc();
+                metrics
+                    .serving
+                    .model_reloads
+                    .with_label_values(&["loaded"])
+                    .inc();
                 serving = version;
                 refused = None;
                 if send.send(loaded).is_err() {
@@ -135,7 +139,11 @@ fn follow<T>(
             }
             Err(e) => {
                 error!(model = %settings.name, %version, error = %e, serving = %serving, "refusing the promoted version; the serving version stays");
-                metrics.serving.model_reloads.with_label_values(&["refused"]).inc();
+                metrics
+                    .serving
+                    .model_reloads
+                    .with_label_values(&["refused"])
+                    .inc();
                 refused = Some(version);
             }
         }

@@ -167,8 +167,14 @@ impl OutcomeCounters {
     pub fn new(metrics: &Metrics, dead_letter_kinds: &[&'static str]) -> Self {
         OutcomeCounters {
             scored: metrics.outputs.records.with_label_values(&["scored"]),
-            dead_lettered: metrics.outputs.records.with_label_values(&["dead_lettered"]),
-            passed_through: metrics.outputs.records.with_label_values(&["passed_through"]),
+            dead_lettered: metrics
+                .outputs
+                .records
+                .with_label_values(&["dead_lettered"]),
+            passed_through: metrics
+                .outputs
+                .records
+                .with_label_values(&["passed_through"]),
             correct: metrics.outputs.labeled.with_label_values(&["correct"]),
             incorrect: metrics.outputs.labeled.with_label_values(&["incorrect"]),
             dead_letter_kinds: (dead_letter_kinds.iter())
@@ -199,7 +205,8 @@ impl OutcomeCounters {
                 None => {
                     let counter = self
                         .metrics
-                        .outputs.predictions
+                        .outputs
+                        .predictions
                         .with_label_values(&[&label.to_string()]);
                     counter.inc();
                     by_label.push((label, counter));
@@ -219,7 +226,12 @@ impl OutcomeCounters {
         self.dead_lettered.inc();
         match self.dead_letter_kinds.iter().find(|(k, _)| *k == kind) {
             Some((_, counter)) => counter.inc(),
-            None => self.metrics.outputs.dead_letters.with_label_values(&[kind]).inc(),
+            None => self
+                .metrics
+                .outputs
+                .dead_letters
+                .with_label_values(&[kind])
+                .inc(),
         }
     }
 

@@ -103,6 +103,10 @@ impl Lane {
 fn counters(model: &Model, metrics: &Metrics) -> [IntCounter; 2] {
     let (name, version) = (&model.metadata.name, &model.metadata.version);
     ["scored", "dead_lettered"].map(|outcome| {
-        (metrics.outputs.model_records).with_label_values(&[name.as_str(), version.as_str(), outcome])
+        (metrics.outputs.model_records).with_label_values(&[
+            name.as_str(),
+            version.as_str(),
+            outcome,
+        ])
     })
 }

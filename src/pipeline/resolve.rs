@@ -81,7 +81,10 @@ impl Resolver {
         metrics: Metrics,
     ) -> Self {
         for outcome in ["found", "unknown", "unavailable", "refused"] {
-            metrics.transport.registry_requests.with_label_values(&[outcome]);
+            metrics
+                .transport
+                .registry_requests
+                .with_label_values(&[outcome]);
         }
         Resolver {
             client,
@@ -273,7 +276,8 @@ impl Resolver {
 
     fn count(&self, outcome: &str) {
         self.metrics
-            .transport.registry_requests
+            .transport
+            .registry_requests
             .with_label_values(&[outcome])
             .inc();
     }

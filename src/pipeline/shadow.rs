@@ -133,7 +133,8 @@ impl Shadow {
         let agree = ours == theirs;
         self.agreement[usize::from(!agree)].inc();
         self.metrics
-            .serving.shadow_confidence_delta
+            .serving
+            .shadow_confidence_delta
             .observe(c_theirs - c_ours);
         self.confusion(ours, theirs).inc();
         self.topic.as_ref()?;
@@ -166,8 +167,8 @@ impl Shadow {
             Some(at) => at,
             None => {
                 let labels = [ours.to_string(), theirs.to_string()];
-                let counter =
-                    (self.metrics.serving.shadow_confusion).with_label_values(&[&labels[0], &labels[1]]);
+                let counter = (self.metrics.serving.shadow_confusion)
+                    .with_label_values(&[&labels[0], &labels[1]]);
                 self.pairs.push(((ours, theirs), counter));
                 self.pairs.len() - 1
             }

@@ -182,8 +182,16 @@ async fn until_scored(service: &Service, total: u64) -> Result<DemoSummary> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let correct = metrics.outputs.labeled.with_label_values(&["correct"]).get();
-    let incorrect = metrics.outputs.labeled.with_label_values(&["incorrect"]).get();
+    let correct = metrics
+        .outputs
+        .labeled
+        .with_label_values(&["correct"])
+        .get();
+    let incorrect = metrics
+        .outputs
+        .labeled
+        .with_label_values(&["incorrect"])
+        .get();
     Ok(DemoSummary {
         scored: metrics.scored(),
         dead_lettered: metrics.dead_lettered(),

@@ -62,7 +62,11 @@ async fn an_unwritable_output_pauses_fetching_without_leaving_the_group() {
         0,
         "nothing acknowledged while the output is unwritable"
     );
-    assert_eq!(metrics.transport.fetch_paused.get(), 1, "fetching is paused");
+    assert_eq!(
+        metrics.transport.fetch_paused.get(),
+        1,
+        "fetching is paused"
+    );
     let readiness = service.health().readiness();
     assert!(
         !readiness.ready

@@ -57,7 +57,9 @@ async fn graceful_restart_loses_no_record() {
                     )
                 })
                 .collect();
-            lags.len() == 3 && lags.iter().all(|l| *l == 0.0) && metrics2.transport.in_flight.get() == 0
+            lags.len() == 3
+                && lags.iter().all(|l| *l == 0.0)
+                && metrics2.transport.in_flight.get() == 0
         },
     )
     .await;
