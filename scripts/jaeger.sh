@@ -13,17 +13,16 @@
 # ${XDG_CACHE_HOME:-~/.cache}/driftwood/tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 JAEGER_VERSION=v1.76.0
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/tools"
 binary="$tools/jaeger-$JAEGER_VERSION"
 state="${JAEGER_STATE_DIR:-.jaeger}"
 
-die() { echo "jaeger.sh: $*" >&2; exit 1; }
-
 install() {
   [ -x "$binary" ] && return
-  command -v go >/dev/null || die "go not found: building Jaeger $JAEGER_VERSION needs Go 1.26+"
+  need go "building Jaeger $JAEGER_VERSION needs Go 1.26+"
   echo "building Jaeger $JAEGER_VERSION from the Go module proxy into $binary…" >&2
   local src="$tools/jaeger-src"
   rm -rf "$src" && mkdir -p "$src"
@@ -86,39 +85,32 @@ start() {
   local port=${1:-4318}
   install
   mkdir -p "$state"
-  if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+  if alive "$state/pid"; then
     die "already running (pid $(cat "$state/pid")); scripts/jaeger.sh stop first"
   fi
   write_config "$port" >"$state/config.yaml"
   echo "$port" >"$state/port"
-  nohup "$binary" --config "$state/config.yaml" >"$state/jaeger.log" 2>&1 &
-  echo $! >"$state/pid"
-  for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$((port + 3))/status" >/dev/null 2>&1 \
-      && curl -fsS "http://127.0.0.1:$((port + 1))/api/services" >/dev/null 2>&1; then
-      echo "http://127.0.0.1:$port"
-      return
-    fi
-    kill -0 "$(cat "$state/pid")" 2>/dev/null || die "exited at start; see $state/jaeger.log"
-    sleep 0.2
-  done
-  die "not healthy after 20 s; see $state/jaeger.log"
+  spawn "$state/pid" "$state/jaeger.log" "$binary" --config "$state/config.yaml"
+  poll 100 0.2 healthy "$port" || die "not healthy after 20 s; see $state/jaeger.log"
+  echo "http://127.0.0.1:$port"
 }
 
-stop() {
-  [ -f "$state/pid" ] || return 0
-  local pid
-  pid=$(cat "$state/pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$state/pid"
+# healthy PORT: whether the health check and the query API answer; dies when Jaeger has
+# exited.
+healthy() {
+  local port=$1
+  if curl -fsS "http://127.0.0.1:$((port + 3))/status" >/dev/null 2>&1 \
+    && curl -fsS "http://127.0.0.1:$((port + 1))/api/services" >/dev/null 2>&1; then
+    return 0
+  fi
+  alive "$state/pid" || die "exited at start; see $state/jaeger.log"
+  return 1
 }
 
 case "${1:-}" in
   install) install ;;
   start) start "${2:-}" ;;
   query-url) echo "http://127.0.0.1:$(( $(cat "$state/port") + 1 ))" ;;
-  stop) stop ;;
+  stop) stop_pidfile "$state/pid" TERM 100 ;;
   *) die "usage: scripts/jaeger.sh install | start [PORT] | query-url | stop" ;;
 esac

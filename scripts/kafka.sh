@@ -30,6 +30,7 @@
 # purpose in a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 # The one place the broker's version is pinned (and the log4j that the release tarball ships).
 KAFKA_VERSION=4.4.0
@@ -40,10 +41,8 @@ state="${KAFKA_STATE_DIR:-.kafka}"
 probe_src="scripts/kafka/KafkaProbe.java"
 heap="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 
-die() { echo "kafka.sh: $*" >&2; exit 1; }
-
 need_java() {
-  command -v java >/dev/null || die "java not found: Apache Kafka $KAFKA_VERSION needs Java 17 or newer"
+  need java "Apache Kafka $KAFKA_VERSION needs Java 17 or newer"
   local major
   major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
   [ "${major%%.*}" -ge 17 ] 2>/dev/null || die "Java $major found; Apache Kafka $KAFKA_VERSION needs 17 or newer"
@@ -52,14 +51,13 @@ need_java() {
 install() {
   need_java
   if [ ! -f "$cache/lib/kafka_2.13-$KAFKA_VERSION.jar" ]; then
-    command -v mvn >/dev/null || die "mvn not found: installing Apache Kafka needs Maven (and Java 17+)"
+    need mvn "installing Apache Kafka needs Maven (and Java 17+)"
     echo "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $cache…" >&2
     mkdir -p "$cache/build"
     write_pom >"$cache/build/pom.xml"
     rm -rf "$cache/lib.part"
-    (cd "$cache/build" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-      -DoutputDirectory="$cache/lib.part" -DincludeScope=runtime) >&2 \
-      || die "Maven could not fetch the broker's jars (see above)"
+    maven "$cache/build" "Maven could not fetch the broker's jars (see above)" \
+      dependency:copy-dependencies -DoutputDirectory="$cache/lib.part" -DincludeScope=runtime
     rm -rf "$cache/lib" && mv "$cache/lib.part" "$cache/lib"
   fi
   if [ ! -f "$cache/classes/KafkaProbe.class" ] || [ "$probe_src" -nt "$cache/classes/KafkaProbe.class" ]; then
@@ -88,10 +86,6 @@ EOF
 }
 
 probe() { java -cp "$cache/classes:$cache/lib/*" KafkaProbe "$@"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # node_config DIR ID PORT CONTROLLER_PORT VOTERS: server.properties of one node. VOTERS is
 # empty for a single node (dynamic quorum, formatted --standalone) or the static voter list.
@@ -160,8 +154,6 @@ java_command() {
     -cp "$cache/lib/*" kafka.Kafka "$dir/server.properties")
 }
 
-running() { [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
-
 # prepare_single DIR PORT: configuration and storage of a one-node cluster (kept when present).
 prepare_single() {
   local dir=$1 port=$2
@@ -185,10 +177,9 @@ probe_uuid() { java -cp "$cache/lib/*" kafka.tools.StorageTool random-uuid; }
 # launch DIR: starts the node of DIR in the background and records its pid.
 launch() {
   local dir=$1
-  running "$dir" && die "a broker already runs from $dir (pid $(cat "$dir/pid"))"
+  alive "$dir/pid" && die "a broker already runs from $dir (pid $(cat "$dir/pid"))"
   java_command "$dir"
-  nohup "${cmd[@]}" >"$dir/logs/stdout.log" 2>&1 &
-  echo $! >"$dir/pid"
+  spawn "$dir/pid" "$dir/logs/stdout.log" "${cmd[@]}"
 }
 
 bootstrap_of() {
@@ -201,29 +192,26 @@ bootstrap_of() {
 
 # await BOOTSTRAP NODES DIRS...: until a metadata request lists NODES brokers, or a node dies.
 await() {
-  local bootstrap=$1 nodes=$2; shift 2
-  for _ in $(seq 1 18); do
-    for d in "$@"; do
-      running "$d" || die "the node in $d exited: $(tail -3 "$d/logs/stdout.log" "$d/logs/server.log" 2>/dev/null)"
-    done
-    probe ready "$bootstrap" "$nodes" 5 2>/dev/null && return 0
-  done
+  local bootstrap=$1 nodes=$2
+  poll 18 0 nodes_ready "$@" && return 0
   probe ready "$bootstrap" "$nodes" 1 || die "no broker ready at $bootstrap after 90 s; logs in $state"
+}
+
+# nodes_ready BOOTSTRAP NODES DIRS...: whether a metadata request (5 s at most) lists NODES
+# brokers; dies when a node in DIRS has exited.
+nodes_ready() {
+  local bootstrap=$1 nodes=$2; shift 2
+  for d in "$@"; do
+    alive "$d/pid" || die "the node in $d exited: $(tail -3 "$d/logs/stdout.log" "$d/logs/server.log" 2>/dev/null)"
+  done
+  probe ready "$bootstrap" "$nodes" 5 2>/dev/null
 }
 
 # halt DIR SIGNAL: signal the node and wait for it to exit.
 halt() {
-  local dir=$1 signal=$2 pid
-  [ -f "$dir/pid" ] || return 0
-  pid=$(cat "$dir/pid")
-  kill "-$signal" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "kafka.sh: node in $dir did not exit within 60 s of SIG$signal; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  rm -f "$dir/pid"
+  local dir=$1 signal=$2
+  stop_pidfile "$dir/pid" "$signal" 600 \
+    "node in $dir did not exit within 60 s of SIG$signal; killing it"
 }
 
 node_dirs() { ls -d "$state"/node-* 2>/dev/null || true; }
@@ -232,15 +220,10 @@ node_dirs() { ls -d "$state"/node-* 2>/dev/null || true; }
 # signed by it, in a PKCS12 keystore.
 certificates() {
   local dir=$1 pass=$2
-  command -v openssl >/dev/null || die "openssl not found: the secure broker needs it for certificates"
+  need openssl "the secure broker needs it for certificates"
   (
     cd "$dir"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 7 \
-      -subj "/CN=driftwood test CA"
-    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem \
-      -days 7 -extfile san.ext
+    server_certificate "driftwood test CA" broker
     openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -out broker.p12 \
       -passout "pass:$pass"
   ) >"$dir/openssl.log" 2>&1 || die "making certificates failed: $(tail -3 "$dir/openssl.log")"

@@ -21,35 +21,32 @@
 # KAFKA_CACHE_DIR (default ~/.cache/driftwood) holds the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 REGISTRY_VERSION=$(sed -n 's#^  <version>\(.*\)</version>#\1#p' scripts/registry/pom.xml | head -1)
 cache="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/driftwood}/apicurio-registry-$REGISTRY_VERSION"
 state="${REGISTRY_STATE_DIR:-.registry}"
 runner="$cache/build/target/apicurio-registry-$REGISTRY_VERSION-runner.jar"
 
-die() { echo "registry.sh: $*" >&2; exit 1; }
-
 install() {
-  command -v java >/dev/null || die "java not found: Apicurio Registry needs Java 17 or newer"
+  need java "Apicurio Registry needs Java 17 or newer"
   # Built again when the POM or the build's properties change (by content: a fresh clone's
   # files are all new).
   local stamp
   stamp=$( (cat scripts/registry/pom.xml; build_properties) | sha256sum | cut -c1-16)
   if [ -f "$runner" ] && [ "$(cat "$cache/build/.stamp" 2>/dev/null)" = "$stamp" ]; then return 0; fi
-  command -v mvn >/dev/null || die "mvn not found: building Apicurio Registry needs Maven (and Java 17+)"
+  need mvn "building Apicurio Registry needs Maven (and Java 17+)"
   echo "building Apicurio Registry $REGISTRY_VERSION from Maven Central into $cache…" >&2
   rm -rf "$cache/build" && mkdir -p "$cache/build/src/main/resources"
   cp scripts/registry/pom.xml "$cache/build/pom.xml"
   local app="io.apicurio:apicurio-registry-app:$REGISTRY_VERSION"
-  (cd "$cache/build" && mvn -B -q -Dstyle.color=never dependency:copy \
-    -Dartifact="$app" -DoutputDirectory="$cache/build/app") >&2 \
-    || die "Maven could not fetch $app (see above)"
+  maven "$cache/build" "Maven could not fetch $app (see above)" \
+    dependency:copy -Dartifact="$app" -DoutputDirectory="$cache/build/app"
   # The release's own configuration, and the published app jar indexed as the application.
   unzip -p "$cache/build/app/apicurio-registry-app-$REGISTRY_VERSION.jar" application.properties \
     >"$cache/build/src/main/resources/application.properties"
   build_properties >>"$cache/build/src/main/resources/application.properties"
-  (cd "$cache/build" && mvn -B -q -Dstyle.color=never package) >&2 \
-    || die "building Apicurio Registry failed (see above)"
+  maven "$cache/build" "building Apicurio Registry failed (see above)" package
   [ -f "$runner" ] || die "the build made no $runner"
   echo "$stamp" >"$cache/build/.stamp"
 }
@@ -64,8 +61,6 @@ quarkus.index-dependency.registry.artifact-id=apicurio-registry-app
 quarkus.http.ssl.client-auth=required
 PROPS
 }
-
-running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }
 
 # command_line PORT [PROPERTY...]: sets the array `cmd` to the registry's command line, its
 # schemas in $state/data, with the given -D properties (HTTPS for secure-start).
@@ -94,16 +89,11 @@ secure_properties() {
 # a client certificate signed by it (PEM, PKCS#8 key); the CA as the server's trust store.
 certificates() {
   local tls="$state/tls"
-  command -v openssl >/dev/null || die "openssl not found: the secure registry needs it for certificates"
+  need openssl "the secure registry needs it for certificates"
   mkdir -p "$tls"
   (
     cd "$tls"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 7 \
-      -subj "/CN=driftwood test registry CA"
-    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-      -days 7 -extfile san.ext
+    server_certificate "driftwood test registry CA" server
     openssl pkcs12 -export -in server.pem -inkey server.key -out server.p12 -passout pass:changeit
     openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=driftwood"
     openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 7
@@ -116,23 +106,17 @@ certificates() {
 # await URL [CURL_ARGS...]: until the Confluent-compatible API at URL answers, or the
 # process dies.
 await() {
-  local url=$1; shift
-  for _ in $(seq 1 600); do
-    running || die "the registry exited: $(tail -5 "$state/registry.log" 2>/dev/null)"
-    if curl -fsS -m 2 "$@" "$url/subjects" >/dev/null 2>&1; then echo "$url"; return 0; fi
-    sleep 0.1
-  done
-  die "no registry answering at $url after 60 s; log in $state/registry.log"
+  local url=$1
+  poll 600 0.1 answers "$@" || die "no registry answering at $url after 60 s; log in $state/registry.log"
+  echo "$url"
 }
 
-halt() {
-  [ -f "$state/pid" ] || return 0
-  local pid
-  pid=$(cat "$state/pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$state/pid"
+# answers URL [CURL_ARGS...]: whether the Confluent-compatible API at URL answers (2 s at
+# most); dies when the registry has exited.
+answers() {
+  local url=$1; shift
+  alive "$state/pid" || die "the registry exited: $(tail -5 "$state/registry.log" 2>/dev/null)"
+  curl -fsS -m 2 "$@" "$url/subjects" >/dev/null 2>&1
 }
 
 case "${1:-}" in
@@ -143,7 +127,7 @@ case "${1:-}" in
     install
     port=${2:-8081}
     mkdir -p "$state"
-    running && die "a registry already runs from $state (pid $(cat "$state/pid"))"
+    alive "$state/pid" && die "a registry already runs from $state (pid $(cat "$state/pid"))"
     if [ "$1" = secure-start ]; then
       certificates
       mapfile -t secure < <(secure_properties "$port")
@@ -152,8 +136,7 @@ case "${1:-}" in
       command_line "$port"
     fi
     [ "$1" = run ] && exec "${cmd[@]}"
-    nohup "${cmd[@]}" >"$state/registry.log" 2>&1 &
-    echo $! >"$state/pid"
+    spawn "$state/pid" "$state/registry.log" "${cmd[@]}"
     if [ "$1" = secure-start ]; then
       tls="$state/tls"
       await "https://localhost:$port/apis/ccompat/v7" --cacert "$tls/ca.pem" \
@@ -161,7 +144,7 @@ case "${1:-}" in
     else
       await "http://127.0.0.1:$port/apis/ccompat/v7"
     fi ;;
-  stop) halt ;;
+  stop) stop_pidfile "$state/pid" TERM 300 ;;
   version) echo "$REGISTRY_VERSION" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

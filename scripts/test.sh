@@ -15,18 +15,10 @@
 # `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-cleanup=()
-trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+. scripts/lib.sh
 
 if [ -z "${DRIFTWOOD_OTLP_ENDPOINT:-}" ]; then
-  scripts/jaeger.sh install
-  JAEGER_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-jaeger.XXXXXX")
-  export JAEGER_STATE_DIR
-  cleanup+=('scripts/jaeger.sh stop; rm -rf "$JAEGER_STATE_DIR"')
+  own_instance jaeger JAEGER_STATE_DIR
   # Four ports from the first: OTLP, query, query gRPC, health. A free one and the next three
   # are free almost always; a clash fails the start loudly.
   DRIFTWOOD_OTLP_ENDPOINT=$(scripts/jaeger.sh start "$(free_port)")
@@ -52,10 +44,7 @@ fi
 # (scripts/registry.sh), unless SCHEMA_REGISTRY_URL names one. Tests that stop and restart a
 # registry start their own.
 if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
-  scripts/registry.sh install
-  REGISTRY_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-registry.XXXXXX")
-  export REGISTRY_STATE_DIR
-  cleanup+=('scripts/registry.sh stop; rm -rf "$REGISTRY_STATE_DIR"')
+  own_instance registry REGISTRY_STATE_DIR
   SCHEMA_REGISTRY_URL=$(scripts/registry.sh start "$(free_port)")
   export SCHEMA_REGISTRY_URL
   echo "Apicurio Registry $(scripts/registry.sh version) at $SCHEMA_REGISTRY_URL"
@@ -68,11 +57,8 @@ if [ -z "${DRIFTWOOD_SCHEMATHESIS:-}" ]; then
 fi
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-  scripts/kafka.sh install
   # A state directory of its own, so a broker you started with scripts/kafka.sh keeps running.
-  KAFKA_STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-test-kafka.XXXXXX")
-  export KAFKA_STATE_DIR
-  cleanup+=('scripts/kafka.sh stop; rm -rf "$KAFKA_STATE_DIR"')
+  own_instance kafka KAFKA_STATE_DIR
   port=$(free_port)
   started=$(date +%s%N)
   KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka.sh start "$port")

@@ -33,6 +33,22 @@ import pandas as pd  # noqa: E402
 PACKAGE = "nannyml.datasets.data"
 WHEEL_DIR = "nannyml/datasets/data"
 
+
+def car_loan(loader: str, prefix: str) -> dict:
+    """The synthetic car loan dataset's roles, of the files PREFIX_reference.csv and
+    PREFIX_analysis.csv; both variants share the analysis target file."""
+    return {
+        "loader": loader,
+        "files": {"reference": f"{prefix}_reference.csv",
+                  "analysis": f"{prefix}_analysis.csv",
+                  "analysis_target": "synthetic_car_loan_analysis_target.csv"},
+        "features": ["car_value", "salary_range", "debt_to_income_ratio", "loan_length",
+                     "repaid_loan_on_prev_car", "size_of_downpayment", "driver_tenure"],
+        "timestamp": "timestamp", "target": "repaid", "prediction": "y_pred",
+        "prediction_proba": ["y_pred_proba"], "id": "id", "docs_chunk_size": 5000,
+    }
+
+
 # Roles from the NannyML docs (docs/datasets/*.rst, docs/quick.rst, the tutorial notebooks).
 DATASETS = {
     "employment_MA": {
@@ -45,26 +61,10 @@ DATASETS = {
         "prediction": "prediction", "prediction_proba": ["predicted_probability"],
         "id": "id", "docs_chunk_size": 5000,
     },
-    "synthetic_car_loan": {
-        "loader": "nannyml.load_synthetic_car_loan_dataset",
-        "files": {"reference": "synthetic_car_loan_reference.csv",
-                  "analysis": "synthetic_car_loan_analysis.csv",
-                  "analysis_target": "synthetic_car_loan_analysis_target.csv"},
-        "features": ["car_value", "salary_range", "debt_to_income_ratio", "loan_length",
-                     "repaid_loan_on_prev_car", "size_of_downpayment", "driver_tenure"],
-        "timestamp": "timestamp", "target": "repaid", "prediction": "y_pred",
-        "prediction_proba": ["y_pred_proba"], "id": "id", "docs_chunk_size": 5000,
-    },
-    "synthetic_car_loan_dq": {
-        "loader": "nannyml.load_synthetic_car_loan_data_quality_dataset",
-        "files": {"reference": "synthetic_car_loan_dq_reference.csv",
-                  "analysis": "synthetic_car_loan_dq_analysis.csv",
-                  "analysis_target": "synthetic_car_loan_analysis_target.csv"},
-        "features": ["car_value", "salary_range", "debt_to_income_ratio", "loan_length",
-                     "repaid_loan_on_prev_car", "size_of_downpayment", "driver_tenure"],
-        "timestamp": "timestamp", "target": "repaid", "prediction": "y_pred",
-        "prediction_proba": ["y_pred_proba"], "id": "id", "docs_chunk_size": 5000,
-    },
+    "synthetic_car_loan": car_loan("nannyml.load_synthetic_car_loan_dataset",
+                                   "synthetic_car_loan"),
+    "synthetic_car_loan_dq": car_loan("nannyml.load_synthetic_car_loan_data_quality_dataset",
+                                      "synthetic_car_loan_dq"),
     "mc": {
         "loader": "nannyml.load_synthetic_multiclass_classification_dataset",
         "files": {"reference": "mc_reference.csv", "analysis": "mc_analysis.csv",

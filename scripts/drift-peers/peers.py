@@ -208,21 +208,53 @@ class Evidently:
         note("evidently", "stattests chosen", methods=sorted(m for m in self.seen_methods if m))
 
 
+def nannyml_fit(calculator: str, ref, cols, n):
+    """nannyml.<calculator>(column_names=cols, chunk_size=n) fitted on the reference, quietly;
+    returns (nannyml, pandas, the fitted calculator, when the fit started)."""
+    with quiet():
+        import nannyml as nml
+        import pandas as pd
+    silence_loggers()
+    t0 = time.perf_counter()
+    with quiet():
+        calc = getattr(nml, calculator)(column_names=list(cols), chunk_size=n)
+        calc.fit(pd.DataFrame(ref, columns=cols))
+    return nml, pd, calc, t0
+
+
+def nannyml_run(tool, calc, pd, cols, windows, chunk_result):
+    """Runs a fitted NannyML calculator on the windows as one analysis period, a chunk per
+    window, and yields each window's result: chunk_result(res, row) gives (alert, flagged,
+    score) from the chunk's row of the results. When the calculator fails, every window's result
+    carries the error."""
+    if not windows:
+        return
+    t0 = time.perf_counter()
+    data = pd.DataFrame(np.vstack([w for _, w in windows]), columns=cols)
+    try:
+        with quiet():
+            res = calc.calculate(data).filter(period="analysis").to_df()
+    except Exception as e:
+        secs = (time.perf_counter() - t0) / len(windows)
+        for i, _ in windows:
+            yield result(tool, i, None, [], None, secs, error=repr(e)[:300])
+        return
+    secs = (time.perf_counter() - t0) / len(windows)
+    if len(res) != len(windows):
+        raise RuntimeError(f"nannyml made {len(res)} chunks from {len(windows)} windows")
+    for row, (i, _) in enumerate(windows):
+        alert, flagged, score = chunk_result(res, row)
+        yield result(tool, i, alert, flagged, score, secs)
+
+
 class NannymlUnivariate:
     """UnivariateDriftCalculator, default methods (jensen_shannon) and thresholds, chunk_size=n."""
 
     names = ["nannyml-univariate"]
 
     def fit(self, ref, cols, n):
-        with quiet():
-            import nannyml as nml
-            import pandas as pd
-        silence_loggers()
-        self.pd, self.cols, self.n = pd, cols, n
-        t0 = time.perf_counter()
-        with quiet():
-            self.calc = nml.UnivariateDriftCalculator(column_names=list(cols), chunk_size=n)
-            self.calc.fit(pd.DataFrame(ref, columns=cols))
+        nml, self.pd, self.calc, t0 = nannyml_fit("UnivariateDriftCalculator", ref, cols, n)
+        self.cols, self.n = cols, n
         m = ref.shape[0]
         chunks = math.ceil(m / n)
         note("nannyml-univariate",
@@ -237,31 +269,20 @@ class NannymlUnivariate:
              fit_seconds=round(time.perf_counter() - t0, 3), reference_chunks=chunks)
 
     def run(self, windows):
-        if not windows:
-            return
-        t0 = time.perf_counter()
-        data = self.pd.DataFrame(np.vstack([w for _, w in windows]), columns=self.cols)
-        try:
-            with quiet():
-                res = self.calc.calculate(data).filter(period="analysis").to_df()
-        except Exception as e:
-            secs = (time.perf_counter() - t0) / len(windows)
-            for i, _ in windows:
-                yield result("nannyml-univariate", i, None, [], None, secs, error=repr(e)[:300])
-            return
-        secs = (time.perf_counter() - t0) / len(windows)
-        if len(res) != len(windows):
-            raise RuntimeError(f"nannyml made {len(res)} chunks from {len(windows)} windows")
-        for row, (i, _) in enumerate(windows):
-            flagged, best = [], float("nan")
-            for j, c in enumerate(self.cols):
-                a = res[(c, "jensen_shannon", "alert")].iloc[row]
-                v = res[(c, "jensen_shannon", "value")].iloc[row]
-                if bool(a):
-                    flagged.append(j)
-                if not math.isnan(v) and not (v <= best):
-                    best = float(v)
-            yield result("nannyml-univariate", i, bool(flagged), flagged, best, secs)
+        return nannyml_run("nannyml-univariate", self.calc, self.pd, self.cols, windows,
+                           self.chunk_result)
+
+    def chunk_result(self, res, row):
+        """Alert when any feature's chunk alerts; those features; the largest distance."""
+        flagged, best = [], float("nan")
+        for j, c in enumerate(self.cols):
+            a = res[(c, "jensen_shannon", "alert")].iloc[row]
+            v = res[(c, "jensen_shannon", "value")].iloc[row]
+            if bool(a):
+                flagged.append(j)
+            if not math.isnan(v) and not (v <= best):
+                best = float(v)
+        return bool(flagged), flagged, best
 
     def finish(self):
         pass
@@ -273,15 +294,8 @@ class NannymlPCA:
     names = ["nannyml-pca"]
 
     def fit(self, ref, cols, n):
-        with quiet():
-            import nannyml as nml
-            import pandas as pd
-        silence_loggers()
-        self.pd, self.cols, self.n = pd, cols, n
-        t0 = time.perf_counter()
-        with quiet():
-            self.calc = nml.DataReconstructionDriftCalculator(column_names=list(cols), chunk_size=n)
-            self.calc.fit(pd.DataFrame(ref, columns=cols))
+        nml, self.pd, self.calc, t0 = nannyml_fit("DataReconstructionDriftCalculator", ref, cols, n)
+        self.cols, self.n = cols, n
         lo, hi = self.calc.lower_threshold_value, self.calc.upper_threshold_value
         m = ref.shape[0]
         note("nannyml-pca",
@@ -293,25 +307,15 @@ class NannymlPCA:
              components=int(self.calc._pca.n_components_), lower=lo, upper=hi)
 
     def run(self, windows):
-        if not windows:
-            return
-        t0 = time.perf_counter()
-        data = self.pd.DataFrame(np.vstack([w for _, w in windows]), columns=self.cols)
-        try:
-            with quiet():
-                res = self.calc.calculate(data).filter(period="analysis").to_df()
-        except Exception as e:
-            secs = (time.perf_counter() - t0) / len(windows)
-            for i, _ in windows:
-                yield result("nannyml-pca", i, None, [], None, secs, error=repr(e)[:300])
-            return
-        secs = (time.perf_counter() - t0) / len(windows)
-        if len(res) != len(windows):
-            raise RuntimeError(f"nannyml made {len(res)} chunks from {len(windows)} windows")
-        for row, (i, _) in enumerate(windows):
-            a = res[("reconstruction_error", "alert")].iloc[row]
-            v = res[("reconstruction_error", "value")].iloc[row]
-            yield result("nannyml-pca", i, bool(a), [], float(v), secs)
+        return nannyml_run("nannyml-pca", self.calc, self.pd, self.cols, windows,
+                           self.chunk_result)
+
+    @staticmethod
+    def chunk_result(res, row):
+        """Alert when the chunk's reconstruction error is outside the thresholds; that error."""
+        a = res[("reconstruction_error", "alert")].iloc[row]
+        v = res[("reconstruction_error", "value")].iloc[row]
+        return bool(a), [], float(v)
 
     def finish(self):
         pass

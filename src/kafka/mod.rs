@@ -1,8 +1,11 @@
 //! Kafka in and out: the consumer's context, the producer that writes every output, which
-//! input offsets are safe to commit, exactly-once transactions, and topic creation. Internal to driftwood but for the
-//! headers it puts on dead letters, which are part of its output.
+//! input offsets are safe to commit, exactly-once transactions, and topic creation. What the
+//! clients see goes up as typed events (`events.rs`): this layer knows nothing of metrics,
+//! health or what an output holds. Internal to driftwood but for the header it puts on a
+//! truncated dead letter, which is part of its output.
 
 pub(crate) mod admin;
+pub(crate) mod events;
 pub(crate) mod offsets;
 pub(crate) mod retry;
 pub(crate) mod sink;

@@ -53,7 +53,7 @@ pub fn delay(attempt: u32) -> Duration {
 }
 
 /// An output waiting to be sent again.
-pub struct Retry {
+pub struct Retry<O> {
     /// When it is due.
     pub due: Instant,
     /// Its topic.
@@ -65,10 +65,10 @@ pub struct Retry {
     /// Its headers.
     pub headers: Option<OwnedHeaders>,
     /// What it stands for, with the attempt it will be.
-    pub tag: Tag,
+    pub tag: Tag<O>,
 }
 
-impl Retry {
+impl<O> Retry<O> {
     fn bytes(&self) -> usize {
         self.topic.len()
             + self.key.as_ref().map_or(0, Vec::len)
@@ -77,25 +77,33 @@ impl Retry {
 }
 
 /// Outputs waiting to be sent again, and the bytes they hold.
-#[derive(Default)]
-pub struct RetryQueue {
-    entries: Vec<Retry>,
+pub struct RetryQueue<O> {
+    entries: Vec<Retry<O>>,
     bytes: usize,
 }
 
-impl RetryQueue {
+impl<O> Default for RetryQueue<O> {
+    fn default() -> Self {
+        RetryQueue {
+            entries: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<O> RetryQueue<O> {
     /// Queues `retry`.
-    pub fn push(&mut self, retry: Retry) {
+    pub fn push(&mut self, retry: Retry<O>) {
         self.bytes += retry.bytes();
         self.entries.push(retry);
     }
 
     /// Takes every entry due by `now`.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Retry> {
+    pub fn take_due(&mut self, now: Instant) -> Vec<Retry<O>> {
         if self.entries.is_empty() {
             return Vec::new();
         }
-        let (due, later): (Vec<Retry>, Vec<Retry>) =
+        let (due, later): (Vec<Retry<O>>, Vec<Retry<O>>) =
             self.entries.drain(..).partition(|r| r.due <= now);
         self.entries = later;
         self.bytes -= due.iter().map(Retry::bytes).sum::<usize>();
@@ -111,7 +119,7 @@ impl RetryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::sink::Output;
+    use crate::kafka::events::Output;
     use RDKafkaErrorCode as C;
 
     #[test]
@@ -162,7 +170,7 @@ mod tests {
             payload: Some(vec![0; payload]),
             headers: None,
             tag: Tag {
-                output: Output::DriftReport,
+                output: Output::Detached(()),
                 attempt: 1,
                 lease: None,
             },

@@ -16,63 +16,22 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::warn;
 
+use super::events::{Event, Observer, Output};
 use super::offsets::{Lease, Progress};
 use super::retry::{self, Retry, RetryQueue};
-use crate::codec::dead_letter;
-use crate::codec::decode::DecodeErrorKind;
 use crate::error::{Error, Result};
-use crate::obs::health::Health;
-use crate::obs::metrics::{Metrics, OutcomeCounters};
 use crate::obs::rate_limit::RateLimit;
 
 /// Header set when a dead letter's payload had to be cut to fit the broker's size limit; its
 /// value is the original length.
 pub const HEADER_TRUNCATED_FROM: &str = "driftwood.payload.truncated_from";
 
-/// What an output of an input record stands for, counted in metrics once acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome {
-    /// A classifier's prediction.
-    Classified {
-        /// Predicted label.
-        label: i32,
-        /// Its probability.
-        confidence: f64,
-        /// Whether it matched the record's ground truth, when it had one.
-        correct: Option<bool>,
-    },
-    /// A regressor's prediction.
-    Valued,
-    /// A dead letter.
-    DeadLettered(DecodeErrorKind),
-    /// The input forwarded unchanged (`--pass-through`, for benchmarks).
-    PassedThrough,
-}
-
-/// What an output stands for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Output {
-    /// The output of one input record, whose offset waits for its acknowledgement.
-    Record {
-        /// Input partition.
-        partition: i32,
-        /// Input offset.
-        offset: i64,
-        /// What the output is.
-        outcome: Outcome,
-    },
-    /// A drift report: it belongs to no input offset, so it holds back no commit.
-    DriftReport,
-    /// A shadow comparison: like a drift report, it holds back no commit.
-    Comparison,
-}
-
 /// An output and the delivery attempt it is on; travels through librdkafka as the delivery
 /// opaque.
 #[derive(Debug, Clone, Copy)]
-pub struct Tag {
+pub struct Tag<O> {
     /// What the output stands for.
-    pub output: Output,
+    pub output: Output<O>,
     /// Deliveries tried before this one.
     pub attempt: u32,
     /// The assignment of the input partition the record was read under (records only).
@@ -87,12 +46,11 @@ const SERVE_SLICE: Duration = Duration::from_millis(1);
 
 /// Producer callbacks: acknowledgements advance partition progress, failures queue a retry or,
 /// when no retry can succeed, record why the output cannot go on.
-pub struct SinkContext {
+pub struct SinkContext<W: Observer> {
     progress: Progress,
-    retries: Mutex<RetryQueue>,
+    retries: Mutex<RetryQueue<W::Outcome>>,
     failure: Mutex<Option<(String, String)>>,
-    counters: OutcomeCounters,
-    health: Arc<Health>,
+    observer: Arc<W>,
     /// Exactly-once: a failed delivery is not sent again; the transaction aborts instead and
     /// its records are read again.
     transactional: bool,
@@ -101,7 +59,7 @@ pub struct SinkContext {
     failure_log: RateLimit,
 }
 
-impl ClientContext for SinkContext {
+impl<W: Observer> ClientContext for SinkContext<W> {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             self.fail("every topic", format!("fatal producer error: {reason}"));
@@ -110,10 +68,10 @@ impl ClientContext for SinkContext {
     }
 }
 
-impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<Tag>;
+impl<W: Observer> ProducerContext for SinkContext<W> {
+    type DeliveryOpaque = Box<Tag<W::Outcome>>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag<W::Outcome>>) {
         match result {
             Ok(_) => self.acknowledged(*tag),
             Err((err, message)) => self.failed(err, message, *tag),
@@ -121,48 +79,32 @@ impl ProducerContext for SinkContext {
     }
 }
 
-impl SinkContext {
-    fn acknowledged(&self, tag: Tag) {
-        let c = &self.counters;
-        match tag.output {
+impl<W: Observer> SinkContext<W> {
+    fn acknowledged(&self, tag: Tag<W::Outcome>) {
+        if let (
             Output::Record {
-                partition,
-                offset,
-                outcome,
-            } => {
-                if let Some(lease) = tag.lease {
-                    self.progress.lock().acknowledged(partition, lease, offset);
-                }
-                match outcome {
-                    Outcome::Classified {
-                        label,
-                        confidence,
-                        correct,
-                    } => c.classified(label, confidence, correct),
-                    Outcome::Valued => c.valued(),
-                    Outcome::DeadLettered(kind) => c.dead_lettered(kind.as_str()),
-                    Outcome::PassedThrough => c.passed_through(),
-                }
-            }
-            Output::DriftReport => c.metrics().outputs.drift_reports.inc(),
-            Output::Comparison => {}
+                partition, offset, ..
+            },
+            Some(lease),
+        ) = (tag.output, tag.lease)
+        {
+            self.progress.lock().acknowledged(partition, lease, offset);
         }
-        self.health.set_output_error(None);
+        self.observer.acknowledged(&tag.output);
     }
 
     /// A delivery failed: queue it again (truncated, for a dead letter too large for the
     /// broker), or record that the output cannot go on.
-    fn failed(&self, err: &KafkaError, message: &rdkafka::message::BorrowedMessage<'_>, tag: Tag) {
+    fn failed(
+        &self,
+        err: &KafkaError,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        tag: Tag<W::Outcome>,
+    ) {
         let code = err.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
         let topic = message.topic();
-        self.counters
-            .metrics()
-            .transport
-            .delivery_errors
-            .with_label_values(&[&format!("{code:?}")])
-            .inc();
-        self.health
-            .set_output_error(Some(format!("delivery to {topic} failed: {err}")));
+        self.observer
+            .on(Event::DeliveryFailed { topic, error: err });
         if self.transactional {
             if retry::is_permanent(code) {
                 self.fail(topic, format!("{err} (for {:?})", tag.output));
@@ -173,7 +115,7 @@ impl SinkContext {
         let mut headers = message.headers().map(|h| h.detach());
         if retry::is_permanent(code) {
             if !(code == RDKafkaErrorCode::MessageSizeTooLarge
-                && truncatable(tag, payload.as_deref()))
+                && truncatable::<W>(tag, payload.as_deref()))
             {
                 self.fail(topic, format!("{err} (for {:?})", tag.output));
                 return;
@@ -186,7 +128,7 @@ impl SinkContext {
             // Once a second at most: an outage fails every queued output at once.
             warn!(error = %err, topic, output = ?tag.output, attempt = tag.attempt, retry_in = ?delay, suppressed, "delivery failed; will send again (suppressed: similar failures since the last warning)");
         }
-        self.counters.metrics().transport.delivery_retries.inc();
+        self.observer.on(Event::Resent);
         self.retries.lock().expect("retry queue").push(Retry {
             due: Instant::now() + delay,
             topic: topic.to_string(),
@@ -210,15 +152,9 @@ impl SinkContext {
     }
 }
 
-/// Whether `payload` is a dead letter that may still be cut to fit the broker.
-fn truncatable(tag: Tag, payload: Option<&[u8]>) -> bool {
-    matches!(
-        tag.output,
-        Output::Record {
-            outcome: Outcome::DeadLettered(_),
-            ..
-        }
-    ) && payload.is_some_and(|p| p.len() > SMALLEST_TRUNCATION)
+/// Whether `payload` is an output (a dead letter) that may still be cut to fit the broker.
+fn truncatable<W: Observer>(tag: Tag<W::Outcome>, payload: Option<&[u8]>) -> bool {
+    W::truncatable(tag.output.outcome()) && payload.is_some_and(|p| p.len() > SMALLEST_TRUNCATION)
 }
 
 /// The first half of a dead letter's payload, with a header saying how long it was.
@@ -233,26 +169,20 @@ fn truncated(payload: &[u8], headers: Option<OwnedHeaders>) -> (Vec<u8>, OwnedHe
 }
 
 /// The output side: one producer for every output.
-pub struct Sink {
-    producer: BaseProducer<SinkContext>,
+pub struct Sink<W: Observer> {
+    producer: BaseProducer<SinkContext<W>>,
 }
 
-impl Sink {
-    /// Creates the producer (no broker contact yet). Acknowledgements advance `progress`;
-    /// failing deliveries show in `health` until one succeeds. A producer with a
+impl<W: Observer> Sink<W> {
+    /// Creates the producer (no broker contact yet). Acknowledgements advance `progress`
+    /// and go to `observer` with every other delivery event. A producer with a
     /// `transactional.id` never sends a failed output again: its transaction aborts instead.
-    pub fn new(
-        config: &ClientConfig,
-        progress: Progress,
-        metrics: Metrics,
-        health: Arc<Health>,
-    ) -> Result<Self> {
+    pub fn new(config: &ClientConfig, progress: Progress, observer: Arc<W>) -> Result<Self> {
         let context = SinkContext {
             progress,
             retries: Mutex::default(),
             failure: Mutex::default(),
-            counters: OutcomeCounters::new(&metrics, &dead_letter::kinds()),
-            health,
+            observer,
             transactional: config.get("transactional.id").is_some(),
             abort_needed: AtomicBool::new(false),
             failure_log: RateLimit::every(Duration::from_secs(1)),
@@ -271,7 +201,7 @@ impl Sink {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
-        output: Output,
+        output: Output<W::Outcome>,
     ) {
         let lease = match output {
             Output::Record {
@@ -289,7 +219,7 @@ impl Sink {
                 }
                 lease
             }
-            Output::DriftReport | Output::Comparison => None,
+            Output::Detached(_) => None,
         };
         let tag = Tag {
             output,
@@ -305,7 +235,7 @@ impl Sink {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         mut headers: Option<OwnedHeaders>,
-        tag: Tag,
+        tag: Tag<W::Outcome>,
     ) {
         // The payload once truncated to fit.
         let mut cut: Option<Vec<u8>> = None;
@@ -324,7 +254,7 @@ impl Sink {
                     headers = rejected_headers;
                     self.poll(Duration::from_millis(100));
                 }
-                Some(RDKafkaErrorCode::MessageSizeTooLarge) if truncatable(tag, current) => {
+                Some(RDKafkaErrorCode::MessageSizeTooLarge) if truncatable::<W>(tag, current) => {
                     // A dead letter must land even when the original is too large: keep the
                     // first part and say how long it was.
                     let (shorter, h) = truncated(current.unwrap_or_default(), rejected_headers);
@@ -340,13 +270,11 @@ impl Sink {
                     if context.transactional {
                         // Not in the transaction: it must not commit without this output.
                         context.abort_needed.store(true, Ordering::Relaxed);
-                        context
-                            .health
-                            .set_output_error(Some(format!("cannot send to {topic}: {err}")));
+                        context.observer.on(Event::NotQueued { topic, error: &err });
                         return;
                     }
                     warn!(%err, topic, "could not enqueue output; will send again");
-                    context.counters.metrics().transport.delivery_retries.inc();
+                    context.observer.on(Event::Resent);
                     context.retries.lock().expect("retry queue").push(Retry {
                         due: Instant::now() + retry::delay(tag.attempt),
                         topic: topic.to_string(),
@@ -381,7 +309,7 @@ impl Sink {
                     context.progress.lock().holds(partition, lease)
                 }
                 (Output::Record { .. }, None) => false,
-                (Output::DriftReport | Output::Comparison, _) => true,
+                (Output::Detached(_), _) => true,
             };
             if owned {
                 self.enqueue(
@@ -394,12 +322,7 @@ impl Sink {
             }
         }
         let in_flight = context.progress.lock().in_flight();
-        context
-            .counters
-            .metrics()
-            .transport
-            .in_flight
-            .set(in_flight as i64);
+        context.observer.on(Event::InFlight(in_flight));
     }
 
     /// rust-rdkafka's `BaseProducer::poll` serves events until its whole timeout has
@@ -490,8 +413,13 @@ impl Sink {
             .swap(false, Ordering::Relaxed)
     }
 
+    /// Who hears what the transport sees.
+    pub(crate) fn observer(&self) -> &W {
+        &self.producer.context().observer
+    }
+
     /// The producer, for the transaction calls.
-    pub(crate) fn producer(&self) -> &BaseProducer<SinkContext> {
+    pub(crate) fn producer(&self) -> &BaseProducer<SinkContext<W>> {
         &self.producer
     }
 }
@@ -501,13 +429,14 @@ mod tests {
     use rdkafka::message::Headers;
 
     use super::*;
+    use crate::kafka::testing::{Kind, Recorder};
 
-    fn dead_letter() -> Tag {
+    fn dead_letter() -> Tag<Kind> {
         Tag {
             output: Output::Record {
                 partition: 0,
                 offset: 7,
-                outcome: Outcome::DeadLettered(DecodeErrorKind::Undecodable),
+                outcome: Kind::DeadLetter,
             },
             attempt: 0,
             lease: None,
@@ -525,23 +454,23 @@ mod tests {
 
     #[test]
     fn only_dead_letters_above_a_kilobyte_are_cut() {
-        assert!(truncatable(dead_letter(), Some(&[0; 1025])));
-        assert!(!truncatable(dead_letter(), Some(&[0; 1024])));
+        assert!(truncatable::<Recorder>(dead_letter(), Some(&[0; 1025])));
+        assert!(!truncatable::<Recorder>(dead_letter(), Some(&[0; 1024])));
         let prediction = Tag {
             output: Output::Record {
                 partition: 0,
                 offset: 7,
-                outcome: Outcome::PassedThrough,
+                outcome: Kind::Other,
             },
             attempt: 0,
             lease: None,
         };
-        assert!(!truncatable(prediction, Some(&[0; 5000])));
+        assert!(!truncatable::<Recorder>(prediction, Some(&[0; 5000])));
         let report = Tag {
-            output: Output::DriftReport,
+            output: Output::Detached(Kind::Other),
             attempt: 0,
             lease: None,
         };
-        assert!(!truncatable(report, Some(&[0; 5000])));
+        assert!(!truncatable::<Recorder>(report, Some(&[0; 5000])));
     }
 }

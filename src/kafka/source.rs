@@ -1,5 +1,6 @@
 //! Kafka in: the consumer's context. Rebalances drain and commit revoked partitions before
-//! they move; librdkafka statistics feed the lag gauge and broker reachability.
+//! they move; what the consumer sees (assignments, lag, whether a broker is up) goes to the
+//! sink's observer as events.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,12 +13,11 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use super::events::{Event, Observer};
 use super::offsets::Progress;
 use super::sink::Sink;
 use super::transaction::{Ended, Transaction};
 use crate::error::{Error, Result};
-use crate::obs::health::Health;
-use crate::obs::metrics::Metrics;
 
 /// How input offsets are committed.
 pub enum Guarantee {
@@ -28,7 +28,7 @@ pub enum Guarantee {
 }
 
 /// The consumer's callbacks.
-pub struct SourceContext {
+pub struct SourceContext<W: Observer> {
     /// How input offsets are committed.
     pub guarantee: Guarantee,
     /// A failure inside a rebalance callback, for the loop to stop on.
@@ -38,25 +38,22 @@ pub struct SourceContext {
     rewound: AtomicBool,
     /// Partition progress: what is assigned, and what may be committed.
     pub progress: Progress,
-    /// The sink, drained of a revoked partition's outputs before it moves.
-    pub sink: Arc<Sink>,
-    /// Health flags to update.
-    pub health: Arc<Health>,
-    /// Metrics to update.
-    pub metrics: Metrics,
+    /// The sink, drained of a revoked partition's outputs before it moves; its observer
+    /// hears what the consumer sees.
+    pub sink: Arc<Sink<W>>,
+    /// Whether a broker was up at last sight.
+    brokers_up: AtomicBool,
     /// The input topic.
     pub topic: String,
     /// How long a revocation waits for in-flight outputs.
     pub revoke_drain: Duration,
 }
 
-impl SourceContext {
+impl<W: Observer> SourceContext<W> {
     /// The callbacks of a consumer of `topic`.
     pub fn new(
         progress: Progress,
-        sink: Arc<Sink>,
-        health: Arc<Health>,
-        metrics: Metrics,
+        sink: Arc<Sink<W>>,
         topic: String,
         revoke_drain: Duration,
         guarantee: Guarantee,
@@ -67,8 +64,7 @@ impl SourceContext {
             rewound: AtomicBool::new(false),
             progress,
             sink,
-            health,
-            metrics,
+            brokers_up: AtomicBool::new(false),
             topic,
             revoke_drain,
         }
@@ -84,7 +80,7 @@ impl SourceContext {
     /// Called on every pass of the loop: at-least-once hands acknowledged positions to
     /// librdkafka, which commits them in the background; exactly-once commits the
     /// transaction once its interval has passed.
-    pub fn checkpoint(&self, consumer: &BaseConsumer<SourceContext>) -> Result<()> {
+    pub fn checkpoint(&self, consumer: &BaseConsumer<SourceContext<W>>) -> Result<()> {
         match &self.guarantee {
             Guarantee::AtLeastOnce => {
                 self.store_offsets(consumer);
@@ -94,7 +90,7 @@ impl SourceContext {
                 // Not while the brokers are away: a commit started then can hang in
                 // librdkafka; the transaction waits (its outputs are held by back-pressure).
                 let due = transaction.lock().expect("transaction").due()
-                    && self.health.broker_reachable();
+                    && self.brokers_up.load(Ordering::Relaxed);
                 if due {
                     self.end_transaction(consumer, transaction)
                 } else {
@@ -129,7 +125,7 @@ impl SourceContext {
     /// records are read and scored again.
     fn end_transaction(
         &self,
-        consumer: &BaseConsumer<SourceContext>,
+        consumer: &BaseConsumer<SourceContext<W>>,
         transaction: &Mutex<Transaction>,
     ) -> Result<()> {
         let ended = transaction.lock().expect("transaction").commit(
@@ -138,6 +134,11 @@ impl SourceContext {
             &self.topic,
             consumer.group_metadata(),
         )?;
+        match &ended {
+            Ended::Committed => self.observer().on(Event::Committed),
+            Ended::Aborted(_) => self.observer().on(Event::Aborted),
+            Ended::Idle => {}
+        }
         if let Ended::Aborted(positions) = ended {
             self.rewound.store(true, Ordering::Relaxed);
             for (p, position) in positions {
@@ -160,7 +161,7 @@ impl SourceContext {
         Ok(())
     }
 
-    fn store_offsets(&self, consumer: &BaseConsumer<SourceContext>) {
+    fn store_offsets(&self, consumer: &BaseConsumer<SourceContext<W>>) {
         let positions = self.progress.lock().take_committable();
         if positions.is_empty() {
             return;
@@ -175,7 +176,7 @@ impl SourceContext {
     /// Commits now, before `partitions` move or the consumer stops: at-least-once commits
     /// their acknowledged positions synchronously, exactly-once the open transaction (a
     /// failure is kept for the loop).
-    pub fn commit(&self, consumer: &BaseConsumer<SourceContext>, partitions: &[i32]) {
+    pub fn commit(&self, consumer: &BaseConsumer<SourceContext<W>>, partitions: &[i32]) {
         if let Guarantee::ExactlyOnce(transaction) = &self.guarantee {
             if let Err(e) = self.end_transaction(consumer, transaction) {
                 *self.failure.lock().expect("failure") = Some(e);
@@ -198,14 +199,22 @@ impl SourceContext {
         }
     }
 
-    /// Changes the assigned partitions and shows their count in `/metrics`.
+    /// Changes the assigned partitions and says how many are held.
     fn track(&self, change: impl FnOnce(&mut super::offsets::OffsetTracker)) {
         let mut progress = self.progress.lock();
         change(&mut progress);
-        self.metrics
-            .transport
-            .assigned_partitions
-            .set(progress.assigned().count() as i64);
+        let holding = progress.assigned().count();
+        drop(progress);
+        self.observer().on(Event::Holding(holding));
+    }
+
+    fn observer(&self) -> &W {
+        self.sink.observer()
+    }
+
+    fn brokers_up(&self, up: bool) {
+        self.brokers_up.store(up, Ordering::Relaxed);
+        self.observer().on(Event::BrokersUp(up));
     }
 
     fn position_list(&self, positions: &[(i32, i64)]) -> TopicPartitionList {
@@ -218,19 +227,18 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {
+impl<W: Observer> ClientContext for SourceContext<W> {
     fn stats(&self, stats: Statistics) {
-        let reachable = stats.brokers.values().any(|b| b.state == "UP");
-        self.health.set_broker_reachable(reachable);
+        self.brokers_up(stats.brokers.values().any(|b| b.state == "UP"));
         if let Some(topic) = stats.topics.get(&self.topic) {
             let tracker = self.progress.lock();
-            for (partition, p) in &topic.partitions {
-                if *partition >= 0 && tracker.is_assigned(*partition) && p.consumer_lag >= 0 {
-                    self.metrics
-                        .transport
-                        .consumer_lag
-                        .with_label_values(&[&self.topic, &partition.to_string()])
-                        .set(p.consumer_lag);
+            for (&partition, p) in &topic.partitions {
+                if partition >= 0 && tracker.is_assigned(partition) && p.consumer_lag >= 0 {
+                    self.observer().on(Event::Lag {
+                        topic: &self.topic,
+                        partition,
+                        lag: p.consumer_lag,
+                    });
                 }
             }
         }
@@ -238,22 +246,17 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.health.set_broker_reachable(false);
+            self.brokers_up(false);
         }
         warn!(%error, reason, "consumer error");
     }
 }
 
-impl ConsumerContext for SourceContext {
+impl<W: Observer> ConsumerContext for SourceContext<W> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.partitions(tpl);
             info!(?partitions, "partitions revoked; draining and committing");
-            self.metrics
-                .transport
-                .rebalances
-                .with_label_values(&["revoke"])
-                .inc();
             // A transaction's commit waits for its outputs itself.
             let at_least_once = matches!(self.guarantee, Guarantee::AtLeastOnce);
             if at_least_once && !self.sink.drain(&partitions, self.revoke_drain) {
@@ -264,14 +267,10 @@ impl ConsumerContext for SourceContext {
             }
             self.commit(consumer, &partitions);
             self.track(|progress| progress.revoke(partitions.iter().copied()));
-            for p in &partitions {
-                let _ = self
-                    .metrics
-                    .transport
-                    .consumer_lag
-                    .remove_label_values(&[&self.topic, &p.to_string()]);
-            }
-            self.health.set_joined(false);
+            self.observer().on(Event::Revoked {
+                topic: &self.topic,
+                partitions: &partitions,
+            });
         }
     }
 
@@ -286,18 +285,10 @@ impl ConsumerContext for SourceContext {
                 if let Err(e) = consumer.resume(tpl) {
                     warn!(error = %e, ?partitions, "could not resume newly assigned partitions");
                 }
-                self.metrics
-                    .transport
-                    .rebalances
-                    .with_label_values(&["assign"])
-                    .inc();
-                if !partitions.is_empty() {
-                    self.health.set_input_topic_missing(false);
-                }
+                self.observer().on(Event::Assigned(&partitions));
                 self.track(|progress| progress.assign(partitions));
                 // Joining the group took a coordinator round trip: the broker is reachable.
-                self.health.set_broker_reachable(true);
-                self.health.set_joined(true);
+                self.brokers_up(true);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
@@ -310,35 +301,31 @@ mod tests {
     use rdkafka::ClientConfig;
 
     use super::*;
-    use crate::kafka::sink::{Outcome, Output};
-    use crate::kafka::testing::{cluster, eventually, producer_config};
+    use crate::kafka::events::Output;
+    use crate::kafka::testing::{Kind, Recorder, cluster, eventually, producer_config};
 
     #[test]
     fn a_revoke_waits_for_the_revoked_outputs_then_commits_past_them() {
         let cluster = cluster(&["in", "out"], 1);
         let bootstrap = cluster.bootstrap_servers();
         let progress = Progress::default();
-        let metrics = Metrics::new();
-        let health = Arc::new(Health::default());
+        let recorder = Arc::new(Recorder::default());
         let sink = Arc::new(
             Sink::new(
                 &producer_config(&bootstrap),
                 progress.clone(),
-                metrics.clone(),
-                health.clone(),
+                recorder.clone(),
             )
             .unwrap(),
         );
         let context = SourceContext::new(
             progress.clone(),
             sink.clone(),
-            health,
-            metrics,
             "in".into(),
             Duration::from_secs(10),
             Guarantee::AtLeastOnce,
         );
-        let consumer: BaseConsumer<SourceContext> = ClientConfig::new()
+        let consumer: BaseConsumer<SourceContext<Recorder>> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .set("group.id", "g")
             .set("enable.auto.offset.store", "false")
@@ -356,7 +343,7 @@ mod tests {
             let output = Output::Record {
                 partition: 0,
                 offset,
-                outcome: Outcome::PassedThrough,
+                outcome: Kind::Other,
             };
             sink.send("out", None, Some(b"x"), None, output);
         }

@@ -1,12 +1,14 @@
 //! For unit tests of the Kafka side: librdkafka's in-process mock cluster (the real client
 //! code on both ends), with topics and feature records in chosen partitions.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use super::events::{Event, Observer, Output};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{FeatureEncoder, FeatureRow};
 use crate::model::dataset::Dataset;
@@ -70,4 +72,38 @@ pub fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+/// What a test's output is, to the transport: a dead letter (which may be cut to fit) or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// A dead letter.
+    DeadLetter,
+    /// Anything else.
+    Other,
+}
+
+/// An observer that keeps what it hears, for tests of the transport to look at.
+#[derive(Default)]
+pub struct Recorder {
+    /// The outputs acknowledged, in order.
+    pub acknowledged: Mutex<Vec<Output<Kind>>>,
+    /// The other events, as `Debug` text.
+    pub events: Mutex<Vec<String>>,
+}
+
+impl Observer for Recorder {
+    type Outcome = Kind;
+
+    fn truncatable(outcome: &Kind) -> bool {
+        *outcome == Kind::DeadLetter
+    }
+
+    fn acknowledged(&self, output: &Output<Kind>) {
+        self.acknowledged.lock().unwrap().push(*output);
+    }
+
+    fn on(&self, event: Event<'_>) {
+        self.events.lock().unwrap().push(format!("{event:?}"));
+    }
 }

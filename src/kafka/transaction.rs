@@ -17,10 +17,10 @@ use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use super::events::Observer;
 use super::offsets::Progress;
 use super::sink::Sink;
 use crate::error::{Error, Result};
-use crate::obs::metrics::Metrics;
 
 /// How long one transaction call may block.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,14 +78,13 @@ pub enum Ended {
 pub struct Transaction {
     interval: Duration,
     opened: Option<Instant>,
-    metrics: Metrics,
 }
 
 impl Transaction {
     /// Registers the `transactional.id` with the broker (fencing an earlier producer with the
     /// same id and aborting what it left open). Fails, saying so, when the cluster cannot
     /// run transactions.
-    pub fn start(sink: &Sink, interval: Duration, metrics: Metrics) -> Result<Self> {
+    pub fn start<W: Observer>(sink: &Sink<W>, interval: Duration) -> Result<Self> {
         sink.producer()
             .init_transactions(CALL_TIMEOUT)
             .map_err(|e| {
@@ -100,12 +99,11 @@ impl Transaction {
         Ok(Transaction {
             interval,
             opened: None,
-            metrics,
         })
     }
 
     /// Opens a transaction unless one is open.
-    pub fn ensure_open(&mut self, sink: &Sink) -> Result<()> {
+    pub fn ensure_open<W: Observer>(&mut self, sink: &Sink<W>) -> Result<()> {
         if self.opened.is_none() {
             sink.producer()
                 .begin_transaction()
@@ -122,9 +120,9 @@ impl Transaction {
 
     /// Commits the open transaction with the positions `progress` has sent for `topic`;
     /// aborts it when it cannot commit, and rewinds `progress`.
-    pub fn commit(
+    pub fn commit<W: Observer>(
         &mut self,
-        sink: &Arc<Sink>,
+        sink: &Arc<Sink<W>>,
         progress: &Progress,
         topic: &str,
         group: Option<ConsumerGroupMetadata>,
@@ -147,11 +145,6 @@ impl Transaction {
         match committed {
             Ok(()) => {
                 progress.lock().transaction_committed(&positions);
-                self.metrics
-                    .transport
-                    .transactions
-                    .with_label_values(&["committed"])
-                    .inc();
                 Ok(Ended::Committed)
             }
             Err(Failure::Fatal) => Err(Error::Fatal {
@@ -164,7 +157,7 @@ impl Transaction {
         }
     }
 
-    fn abort(&mut self, sink: &Sink, progress: &Progress) -> Result<Ended> {
+    fn abort<W: Observer>(&mut self, sink: &Sink<W>, progress: &Progress) -> Result<Ended> {
         // The aborted outputs are dropped, not delivered: purge them, and serve their
         // delivery reports here, as abort_transaction waits for them without serving them.
         let producer = sink.producer();
@@ -176,11 +169,6 @@ impl Transaction {
         producer
             .abort_transaction(CALL_TIMEOUT)
             .map_err(|e| fatal("aborting a transaction", &e))?;
-        self.metrics
-            .transport
-            .transactions
-            .with_label_values(&["aborted"])
-            .inc();
         let rewound = progress.lock().rewind();
         warn!(?rewound, "transaction aborted; its records are read again");
         Ok(Ended::Aborted(rewound))
@@ -188,8 +176,8 @@ impl Transaction {
 }
 
 /// Runs [`try_commit`] on a thread of its own and waits at most [`COMMIT_DEADLINE`] for it.
-fn commit_within_deadline(
-    sink: &Arc<Sink>,
+fn commit_within_deadline<W: Observer>(
+    sink: &Arc<Sink<W>>,
     offsets: TopicPartitionList,
     group: ConsumerGroupMetadata,
 ) -> Result<std::result::Result<(), Failure>> {
@@ -214,8 +202,8 @@ fn commit_within_deadline(
 }
 
 /// Sends the offsets and commits, trying a retriable failure again a few times.
-fn try_commit(
-    sink: &Sink,
+fn try_commit<W: Observer>(
+    sink: &Sink<W>,
     offsets: &TopicPartitionList,
     group: &ConsumerGroupMetadata,
 ) -> std::result::Result<(), Failure> {

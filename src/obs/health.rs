@@ -85,11 +85,6 @@ impl Health {
         self.broker_reachable.store(v, Ordering::Relaxed);
     }
 
-    /// Whether a broker was reachable at last sight.
-    pub(crate) fn broker_reachable(&self) -> bool {
-        self.broker_reachable.load(Ordering::Relaxed)
-    }
-
     /// Records whether the consumer holds a group assignment.
     pub(crate) fn set_joined(&self, v: bool) {
         self.joined.store(v, Ordering::Relaxed);

@@ -5,14 +5,14 @@
 //! is unwritable. Pausing is kept for long stalls because it is not free: it drops what
 //! librdkafka had prefetched (up to 32 MiB), to be fetched again on resume.
 
+use super::accounting::Input;
 use std::time::{Duration, Instant};
 
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use tracing::{debug, warn};
 
 use crate::kafka::retry::RETRY_QUEUE_BYTES;
-use crate::kafka::source::SourceContext;
 use crate::obs::metrics::Metrics;
 
 /// How long a stall may last before the partitions are paused; far below any
@@ -56,7 +56,7 @@ impl Backpressure {
     /// partitions (waiting for the schema registry) stay paused when the rest resume.
     pub(super) fn apply(
         &mut self,
-        consumer: &BaseConsumer<SourceContext>,
+        consumer: &Input,
         in_flight: usize,
         retry_bytes: usize,
         held: &[i32],
@@ -80,13 +80,7 @@ impl Backpressure {
         Mode::Paused
     }
 
-    fn set_paused(
-        &mut self,
-        consumer: &BaseConsumer<SourceContext>,
-        pause: bool,
-        in_flight: usize,
-        held: &[i32],
-    ) {
+    fn set_paused(&mut self, consumer: &Input, pause: bool, in_flight: usize, held: &[i32]) {
         let mut assignment = consumer
             .assignment()
             .unwrap_or_else(|_| TopicPartitionList::new());

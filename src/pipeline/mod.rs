@@ -6,6 +6,7 @@
 //! it pauses the assigned partitions instead, so the member stays in its group however long
 //! the output is unwritable.
 
+mod accounting;
 mod backpressure;
 pub mod explain;
 mod lane;
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use tracing::{info, warn};
@@ -34,7 +35,6 @@ use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
 use crate::kafka::offsets::Progress;
-use crate::kafka::sink::Sink;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
 use crate::model::watch::ModelWatch;
@@ -42,6 +42,7 @@ use crate::model::{Model, Serving};
 use crate::obs::health::{Health, LoopGuard};
 use crate::obs::metrics::Metrics;
 use crate::obs::rate_limit::RateLimit;
+use accounting::{Accounting, Input, Sink};
 use backpressure::{Backpressure, Mode};
 use explain::ExplainSettings;
 use resolve::Resolver;
@@ -164,32 +165,28 @@ impl Pipeline {
     }
 
     /// Creates the producer and the consumer, both moving `progress`, and subscribes.
-    fn connect(&self, progress: &Progress) -> Result<(BaseConsumer<SourceContext>, Arc<Sink>)> {
+    fn connect(&self, progress: &Progress) -> Result<(Input, Arc<Sink>)> {
+        let accounting = Accounting::new(&self.metrics, self.health.clone());
         let sink = Arc::new(Sink::new(
             &self.clients.producer,
             progress.clone(),
-            self.metrics.clone(),
-            self.health.clone(),
+            Arc::new(accounting),
         )?);
         let settings = &self.settings;
         let guarantee = match settings.exactly_once {
             None => Guarantee::AtLeastOnce,
-            Some(interval) => Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(
-                &sink,
-                interval,
-                self.metrics.clone(),
-            )?))),
+            Some(interval) => {
+                Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(&sink, interval)?)))
+            }
         };
         let context = SourceContext::new(
             progress.clone(),
             sink.clone(),
-            self.health.clone(),
-            self.metrics.clone(),
             settings.input_topic.clone(),
             settings.revoke_drain,
             guarantee,
         );
-        let consumer: BaseConsumer<SourceContext> = self
+        let consumer: Input = self
             .clients
             .consumer
             .create_with_context(context)
@@ -227,7 +224,7 @@ impl Pipeline {
     /// The loop proper, until `stop` is set or the consumer fails for good.
     fn consume(
         &self,
-        consumer: &BaseConsumer<SourceContext>,
+        consumer: &Input,
         sink: &Sink,
         scorer: &mut Scorer,
         mut resolver: Option<&mut Resolver>,
@@ -293,7 +290,7 @@ impl Pipeline {
     /// the group; fails when outputs were still unacknowledged at the deadline.
     fn finish(
         &self,
-        consumer: BaseConsumer<SourceContext>,
+        consumer: Input,
         sink: &Sink,
         scorer: &mut Scorer,
         grace: Duration,
@@ -343,7 +340,7 @@ impl Pipeline {
 /// Waits up to `timeout` for the first message, then takes whatever else is already
 /// fetched, up to `max` messages.
 fn poll_batch<'c>(
-    consumer: &'c BaseConsumer<SourceContext>,
+    consumer: &'c Input,
     batch: &mut Vec<BorrowedMessage<'c>>,
     max: usize,
     mut timeout: Duration,
@@ -380,12 +377,7 @@ impl Default for PollErrors {
 impl PollErrors {
     /// Records what the error means for readiness; fails for a fatal error, after which the
     /// consumer can do nothing. Anything else librdkafka keeps retrying by itself.
-    fn handle(
-        &mut self,
-        consumer: &BaseConsumer<SourceContext>,
-        health: &Health,
-        error: KafkaError,
-    ) -> Result<()> {
+    fn handle(&mut self, consumer: &Input, health: &Health, error: KafkaError) -> Result<()> {
         if let Some((code, reason)) = consumer.client().fatal_error() {
             return Err(Error::Fatal {
                 client: "consumer",

@@ -4,13 +4,14 @@
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use tracing::{debug, debug_span};
 
+use super::accounting::{Outcome, Sink};
 use super::explain;
 use crate::codec::dead_letter;
 use crate::codec::decode::{DecodeError, RecordMeta};
 use crate::codec::encode::PredictionFields;
 use crate::codec::registry::{self, OutputSchemaIds};
 use crate::drift::DriftReport;
-use crate::kafka::sink::{Outcome, Output, Sink};
+use crate::kafka::events::Output;
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
 use crate::model::{Labelled, Model, Predicted};
@@ -69,7 +70,7 @@ impl Outputs {
             Some(instance_id.as_bytes()),
             Some(&self.encoded),
             None,
-            Output::DriftReport,
+            Output::Detached(Outcome::DriftReport),
         );
     }
 

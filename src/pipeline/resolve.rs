@@ -7,12 +7,13 @@
 //! from 500 ms to 30 s), and `/ready` says 503 while any is held. An id the registry does
 //! not know is remembered as unusable: its records are dead-lettered, not held.
 
+use super::accounting::Input;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -21,7 +22,6 @@ use crate::codec::decode::FeatureDecoder;
 use crate::codec::registry::client::Lookup;
 use crate::codec::registry::{RegistryClient, RegistryError, WriterSchema, WriterSchemas};
 use crate::error::{Error, Result};
-use crate::kafka::source::SourceContext;
 use crate::obs::health::Health;
 use crate::obs::metrics::Metrics;
 use crate::obs::rate_limit::RateLimit;
@@ -109,7 +109,7 @@ impl Resolver {
     /// the partition there. Fails when the registry refuses for good (credentials).
     pub(super) fn admit(
         &mut self,
-        consumer: &BaseConsumer<SourceContext>,
+        consumer: &Input,
         batch: &mut Vec<BorrowedMessage<'_>>,
     ) -> Result<()> {
         let mut hold_at: BTreeMap<i32, (i64, u32)> = BTreeMap::new();
@@ -189,12 +189,7 @@ impl Resolver {
     /// Lets go of the held partitions whose id is due to be asked again, and of those no
     /// longer assigned: resumes fetching them at the held record. Nothing is let go while
     /// `fetching` is false (paused for back-pressure, which resumes only what is not held).
-    pub(super) fn release_due(
-        &mut self,
-        consumer: &BaseConsumer<SourceContext>,
-        assigned: &[i32],
-        fetching: bool,
-    ) {
+    pub(super) fn release_due(&mut self, consumer: &Input, assigned: &[i32], fetching: bool) {
         self.released.retain(|p, _| assigned.contains(p));
         if !fetching {
             return;
@@ -222,12 +217,7 @@ impl Resolver {
 
     /// Resumes `partition` and seeks it to the held record again: the seek made when it was
     /// held is not relied on alone. Its first record is checked (`hold_point`).
-    fn resume_at(
-        &mut self,
-        consumer: &BaseConsumer<SourceContext>,
-        partition: i32,
-        at: (i64, u32),
-    ) {
+    fn resume_at(&mut self, consumer: &Input, partition: i32, at: (i64, u32)) {
         self.position(consumer, partition, at.0, Fetching::Resume);
         self.released.insert(partition, at);
     }
@@ -306,20 +296,14 @@ impl Resolver {
 
     /// Pauses `partition` and seeks it back to `offset`, where it is read again when let go.
     /// Paused first: a seek before a pause would be forgotten on resume.
-    fn hold(&mut self, consumer: &BaseConsumer<SourceContext>, partition: i32, at: (i64, u32)) {
+    fn hold(&mut self, consumer: &Input, partition: i32, at: (i64, u32)) {
         self.position(consumer, partition, at.0, Fetching::Pause);
         self.held.insert(partition, at);
     }
 
     /// Pauses or resumes `partition`, then seeks it to `offset`; a failure is logged, and
     /// the first record after a resume is checked anyway.
-    fn position(
-        &self,
-        consumer: &BaseConsumer<SourceContext>,
-        partition: i32,
-        offset: i64,
-        fetching: Fetching,
-    ) {
+    fn position(&self, consumer: &Input, partition: i32, offset: i64, fetching: Fetching) {
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.topic, partition);
         let switched = match fetching {

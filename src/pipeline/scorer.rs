@@ -19,9 +19,9 @@ use super::rollback::{Guard, RollBack, RollbackPolicy};
 use super::route::Router;
 use super::shadow::Shadow;
 
+use super::accounting::Sink;
 use crate::drift::{DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
-use crate::kafka::sink::Sink;
 use crate::model::{Model, Serving};
 use crate::obs::metrics::Metrics;
 
@@ -394,6 +394,7 @@ mod tests {
     use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, InputFormat};
     use crate::kafka::testing::{cluster, eventually, produce_records, producer_config};
     use crate::obs::health::Health;
+    use crate::pipeline::accounting::Accounting;
 
     #[test]
     fn records_of_a_partition_revoked_meanwhile_are_not_sent() {
@@ -425,13 +426,8 @@ mod tests {
         progress.lock().assign([0]);
         let metrics = Metrics::new();
         let health = Arc::new(Health::default());
-        let sink = Sink::new(
-            &producer_config(&bootstrap),
-            progress.clone(),
-            metrics.clone(),
-            health,
-        )
-        .unwrap();
+        let accounting = Arc::new(Accounting::new(&metrics, health));
+        let sink = Sink::new(&producer_config(&bootstrap), progress.clone(), accounting).unwrap();
         let model_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
         let model = Arc::new(Model::load(&model_dir).unwrap());

@@ -9,10 +9,11 @@ use prometheus::IntCounter;
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::warn;
 
+use super::accounting::{Outcome, Sink};
 use super::sample::chosen;
 use crate::codec::decode::FeatureDecoder;
 use crate::codec::encode::{AvroCodec, Comparison};
-use crate::kafka::sink::{Output, Sink};
+use crate::kafka::events::Output;
 use crate::model::{Model, Predicted, Scored};
 use crate::obs::metrics::Metrics;
 
@@ -188,6 +189,12 @@ impl Shadow {
             warn!(error = %e, "cannot encode a shadow comparison; dropping it");
             return;
         }
-        sink.send(topic, key, Some(&self.encoded), None, Output::Comparison);
+        sink.send(
+            topic,
+            key,
+            Some(&self.encoded),
+            None,
+            Output::Detached(Outcome::Comparison),
+        );
     }
 }
