@@ -48,6 +48,20 @@ pub enum Error {
         message: String,
     },
 
+    /// The model registry cannot do what was asked.
+    #[error("model registry: {0}")]
+    ModelRegistry(#[from] RegistryError),
+
+    /// The cluster cannot run transactions (`--processing-guarantee exactly-once`).
+    #[error(
+        "--processing-guarantee exactly-once needs Kafka transactions, and the cluster did not grant them: {source} (brokers 0.11+ with the transaction state log writable: transaction.state.log.replication.factor and min.isr must fit the cluster)"
+    )]
+    NoTransactions {
+        /// What librdkafka said.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
     /// Training failed (bad data, smartcore error).
     #[error("training failed: {0}")]
     Training(String),
@@ -135,6 +149,55 @@ pub enum Error {
         tool: &'static str,
         /// What went wrong.
         message: String,
+    },
+}
+
+/// Why the model registry refused a request, for a caller to match on.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The model has no such version.
+    #[error("{name} has no version {version:?} in {root} (versions: {versions})")]
+    NoSuchVersion {
+        /// The model.
+        name: String,
+        /// The version asked for.
+        version: String,
+        /// The registry's root.
+        root: PathBuf,
+        /// The versions it has, comma-separated.
+        versions: String,
+    },
+    /// A version, once written, is never overwritten.
+    #[error("{0} exists: a version is never overwritten; write another version")]
+    VersionExists(PathBuf),
+    /// A pointer file could not be parsed.
+    #[error("{path}: not a model pointer: {message}")]
+    BadPointer {
+        /// The pointer file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A rollback was asked of a model no version of which serves.
+    #[error("{0} has no serving version to roll back from")]
+    NotServing(String),
+    /// A rollback from a version that no longer serves.
+    #[error("{name} no longer serves version {from} (it serves {serving})")]
+    NoLongerServes {
+        /// The model.
+        name: String,
+        /// The version the rollback was to leave.
+        from: String,
+        /// The version serving.
+        serving: String,
+    },
+    /// A rollback of a model that has served one version only.
+    #[error("{name} has served only version {version}: nothing to roll back to")]
+    NothingToRollBackTo {
+        /// The model.
+        name: String,
+        /// Its one version.
+        version: String,
     },
 }
 

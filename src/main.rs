@@ -3,10 +3,12 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use driftwood::config::RunConfig;
-use driftwood::model::train::{self, TrainArgs};
+use driftwood::config::tools::DemoConfig;
+use driftwood::config::tools::ProduceConfig;
+use driftwood::config::{ImportArgs, TrainArgs};
+use driftwood::model::train;
 use driftwood::obs::telemetry::OtlpExport;
-use driftwood::tools::demo::DemoConfig;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 
 #[derive(Parser)]
 #[command(
@@ -53,18 +55,18 @@ enum Command {
     /// Train a random forest and write a versioned model artifact.
     Train(TrainArgs),
     /// Import a tree model from ONNX (scikit-learn, XGBoost, LightGBM) as a model artifact.
-    Import(driftwood::model::import::ImportArgs),
+    Import(ImportArgs),
     /// Write a forest driftwood trained as ONNX, for other runtimes.
     Export(ExportArgs),
     /// The model registry: list, show, promote and roll back versions.
-    Models(driftwood::tools::models::ModelsArgs),
+    Models(driftwood::config::tools::ModelsArgs),
     /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
-    Bench(driftwood::tools::bench::BenchConfig),
+    Bench(driftwood::config::tools::BenchConfig),
     /// Measure how fast a model scores (ns/row at batch sizes, one thread, no Kafka).
-    BenchModel(driftwood::tools::bench_model::BenchModelArgs),
+    BenchModel(driftwood::config::tools::BenchModelArgs),
     /// Measure the drift tests: false-alarm rates, power, detection delay, and the peers on
     /// the same windows (no Kafka).
-    BenchDrift(driftwood::tools::bench_drift::BenchDriftArgs),
+    BenchDrift(driftwood::config::tools::BenchDriftArgs),
     /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
     /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
     Healthcheck(HealthcheckArgs),
@@ -233,7 +235,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", args.output.display()))?;
             println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
         }
-        Command::Import(args) => println!("{}", imported(driftwood::model::import::run(&args)?)),
+        Command::Import(args) => {
+            println!("{}", imported(driftwood::model::import::run(&args.into())?))
+        }
         Command::Models(args) => print!("{}", driftwood::tools::models::run(&args)?),
         Command::BenchDrift(args) => driftwood::tools::bench_drift::run(&args)?,
         Command::BenchModel(args) => {
@@ -244,7 +248,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             eprintln!("{}", serde_json::to_string(&results)?);
         }
-        Command::Train(args) => println!("{}", trained(train::run(args)?)),
+        Command::Train(args) => println!("{}", trained(train::run(args.request())?)),
     }
     Ok(())
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::ValueEnum;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
@@ -16,7 +15,7 @@ mod models;
 
 use crate::codec::decode::{FeatureDecoder, InputFormat};
 use crate::codec::registry::{RegistryClient, RegistrySettings, WriterSchemas};
-use crate::config::RunConfig;
+use crate::config::{RunConfig, flag_value};
 use crate::error::{Error, Result};
 use crate::http::rest::Rest;
 use crate::http::sidecar;
@@ -430,13 +429,6 @@ fn drift_summary(config: &RunConfig, model: &Model) -> String {
         settings.rates.warn * 100.0,
         plan.summary(model.drift_reference(), settings.window_records),
     )
-}
-
-/// A value as its flag spells it (`latency`, not `Latency`).
-fn flag_value(value: impl ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// Runs driftwood until `shutdown` resolves.

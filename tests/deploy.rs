@@ -10,7 +10,7 @@ use std::process::Command;
 
 use clap::Parser;
 use driftwood::config::RunConfig;
-use driftwood::tools::produce::ProduceConfig;
+use driftwood::config::tools::ProduceConfig;
 use serde_yaml_ng::Value;
 
 fn repo() -> PathBuf {

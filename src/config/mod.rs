@@ -17,11 +17,14 @@ use crate::error::{Error, Result};
 pub use models::{ModelArgs, RouteBy};
 pub use registry::{OutputFormat, PASSWORD_ENV, RegistryArgs};
 
+mod commands;
 mod drift;
 mod kafka;
 mod models;
 mod registry;
+pub mod tools;
 
+pub use commands::{HyperparameterArgs, ImportArgs, TrainArgs, flag_value};
 pub use drift::DriftArgs;
 
 pub use kafka::{ClientRole, Profile, parse_key_value};

@@ -38,6 +38,14 @@ pub struct Tag<O> {
     pub lease: Option<Lease>,
 }
 
+/// Why the outputs stopped: the first output that can never be delivered.
+struct Stop {
+    /// Its topic.
+    topic: String,
+    /// Why, as the broker or librdkafka said it.
+    cause: String,
+}
+
 /// A dead letter this size or smaller is not truncated further.
 const SMALLEST_TRUNCATION: usize = 1024;
 
@@ -49,7 +57,7 @@ const SERVE_SLICE: Duration = Duration::from_millis(1);
 pub struct SinkContext<W: Observer> {
     progress: Progress,
     retries: Mutex<RetryQueue<W::Outcome>>,
-    failure: Mutex<Option<(String, String)>>,
+    failure: Mutex<Option<Stop>>,
     observer: Arc<W>,
     /// Exactly-once: a failed delivery is not sent again; the transaction aborts instead and
     /// its records are read again.
@@ -147,7 +155,10 @@ impl<W: Observer> SinkContext<W> {
         let mut failure = self.failure.lock().expect("failure");
         if failure.is_none() {
             tracing::error!(topic, %cause, "outputs cannot be written; stopping");
-            *failure = Some((topic.to_string(), cause));
+            *failure = Some(Stop {
+                topic: topic.to_string(),
+                cause,
+            });
         }
     }
 }
@@ -381,9 +392,9 @@ impl<W: Observer> Sink<W> {
                 reason: format!("{code:?}: {reason}"),
             });
         }
-        failure.as_ref().map(|(topic, cause)| Error::Output {
-            topic: topic.clone(),
-            cause: cause.clone(),
+        failure.as_ref().map(|stop| Error::Output {
+            topic: stop.topic.clone(),
+            cause: stop.cause.clone(),
         })
     }
 

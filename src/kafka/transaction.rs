@@ -87,14 +87,7 @@ impl Transaction {
     pub fn start<W: Observer>(sink: &Sink<W>, interval: Duration) -> Result<Self> {
         sink.producer()
             .init_transactions(CALL_TIMEOUT)
-            .map_err(|e| {
-                Error::Config(format!(
-                    "--processing-guarantee exactly-once needs Kafka transactions, and the \
-                     cluster did not grant them: {e} (brokers 0.11+ with the transaction state \
-                     log writable: transaction.state.log.replication.factor and min.isr must \
-                     fit the cluster)"
-                ))
-            })?;
+            .map_err(|source| Error::NoTransactions { source })?;
         info!(?interval, "transactions ready");
         Ok(Transaction {
             interval,

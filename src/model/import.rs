@@ -18,30 +18,21 @@ use super::onnx;
 use super::registry::{Change, Registry};
 use crate::error::{Error, Result};
 
-/// `driftwood import`'s arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ImportArgs {
-    /// The ONNX file (a `TreeEnsembleClassifier` or `TreeEnsembleRegressor`, e.g. from
-    /// skl2onnx or onnxmltools).
+/// What `driftwood import` is asked for.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The ONNX file (a `TreeEnsembleClassifier` or `TreeEnsembleRegressor`).
     pub model: PathBuf,
     /// Model name.
-    #[arg(long)]
     pub name: String,
     /// Model version [default: the next in the registry, 1 for a new model].
-    #[arg(long)]
     pub version: Option<String>,
-    /// CSV of reference rows with a header: the model's features in its input order (their
-    /// names must be the input schema's field names) and the label column; an empty or NaN
-    /// feature cell is a missing value. Read as a stream, twice, so it may be of any size:
-    /// the drift reference and the accuracy figure come from every row.
-    #[arg(long)]
+    /// CSV of reference rows with a header: the model's features in its input order and the
+    /// label column. Read as a stream, twice, so it may be of any size.
     pub reference: PathBuf,
-    /// The reference CSV's target column: integer class labels, the class names of a model
-    /// whose classes are strings, or a regressor's values.
-    #[arg(long, default_value = "target")]
+    /// The reference CSV's target column.
     pub target: String,
     /// The registry's root directory.
-    #[arg(long, alias = "registry", default_value = "models")]
     pub output: PathBuf,
 }
 
@@ -59,7 +50,7 @@ pub struct ImportOutcome {
 /// Reads, checks and compiles the model, reads the reference rows twice as a stream
 /// (scoring them, profiling them for drift, keeping an even sample for explanations), and
 /// writes the artifact `output/name/version`, then loads it back as `driftwood run` would.
-pub fn run(args: &ImportArgs) -> Result<ImportOutcome> {
+pub fn run(args: &ImportRequest) -> Result<ImportOutcome> {
     let bytes = std::fs::read(&args.model).map_err(|e| Error::io(&args.model, e))?;
     let imported = onnx::decode(&bytes, &args.model)?;
     let engine = Engine::new(imported.ensemble);
@@ -136,7 +127,7 @@ type TruthParser = Box<dyn Fn(&str) -> Option<Truth>>;
 /// The reference rows as a stream, with targets parsed for the model: integer labels, class
 /// names or numbers. Empty and NaN feature cells are missing values.
 fn reference_rows(
-    args: &ImportArgs,
+    args: &ImportRequest,
     classes: &[i32],
     names: Option<&[String]>,
 ) -> Result<CsvRows<Truth, TruthParser>> {
@@ -187,7 +178,7 @@ struct Scan {
 
 impl Scan {
     fn run(
-        args: &ImportArgs,
+        args: &ImportRequest,
         engine: &Engine,
         classes: &[i32],
         names: Option<&[String]>,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{METADATA_FILE, Model};
-use crate::error::{Error, Result};
+use crate::error::{Error, RegistryError, Result};
 
 /// Name of the pointer file in a model's directory.
 pub const POINTER_FILE: &str = "serving.json";
@@ -123,9 +123,12 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Config(format!("{}: not a model pointer: {e}", path.display())))
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::from(RegistryError::BadPointer {
+                path: path.clone(),
+                message: e.to_string(),
+            })
+        })
     }
 
     /// Loads `name`'s artifact `version` and checks that it may serve: its checksum, its
@@ -134,11 +137,13 @@ impl Registry {
     pub fn verify(&self, name: &str, version: &str, features: FeatureCheck<'_>) -> Result<Model> {
         let dir = self.artifact_dir(name, version);
         if !dir.join(METADATA_FILE).is_file() {
-            return Err(Error::Config(format!(
-                "{name} has no version {version:?} in {} (versions: {})",
-                self.root.display(),
-                self.versions(name)?.join(", ")
-            )));
+            return Err(RegistryError::NoSuchVersion {
+                name: name.to_string(),
+                version: version.to_string(),
+                root: self.root.clone(),
+                versions: self.versions(name)?.join(", "),
+            }
+            .into());
         }
         let model = Model::load(&dir)?;
         if (
@@ -202,20 +207,23 @@ impl Registry {
         from: Option<&str>,
         features: FeatureCheck<'_>,
     ) -> Result<Change> {
-        let pointer = self.pointer(name)?.ok_or_else(|| {
-            Error::Config(format!("{name} has no serving version to roll back from"))
-        })?;
+        let pointer = self
+            .pointer(name)?
+            .ok_or_else(|| Error::from(RegistryError::NotServing(name.to_string())))?;
         if let Some(from) = from.filter(|&v| v != pointer.version) {
-            return Err(Error::Config(format!(
-                "{name} no longer serves version {from} (it serves {})",
-                pointer.version
-            )));
+            return Err(RegistryError::NoLongerServes {
+                name: name.to_string(),
+                from: from.to_string(),
+                serving: pointer.version,
+            }
+            .into());
         }
         let Some((back_to, earlier)) = pointer.previous.split_first() else {
-            return Err(Error::Config(format!(
-                "{name} has served only version {}: nothing to roll back to",
-                pointer.version
-            )));
+            return Err(RegistryError::NothingToRollBackTo {
+                name: name.to_string(),
+                version: pointer.version,
+            }
+            .into());
         };
         self.verify(name, back_to, features)?;
         self.write_pointer(name, back_to, earlier.to_vec())?;

@@ -20,65 +20,58 @@ use super::registry::{Change, Registry};
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
 
-/// `driftwood train`'s command line: the data, the artifact's name and place, and the
+/// What `driftwood train` is asked for: the data, the artifact's name and place, and the
 /// hyperparameters.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TrainArgs {
-    /// Bundled dataset to train on.
-    #[arg(
-        long,
-        value_enum,
-        conflicts_with = "csv",
-        required_unless_present = "csv"
-    )]
-    pub dataset: Option<BundledDataset>,
-    /// CSV file with a header row to train on.
-    #[arg(long, requires = "target")]
-    pub csv: Option<PathBuf>,
-    /// Label column of the CSV file (integer class labels).
-    #[arg(long)]
-    pub target: Option<String>,
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// The data to train on.
+    pub data: TrainingData,
     /// Model name [default: the dataset name, or the CSV file stem].
-    #[arg(long)]
     pub name: Option<String>,
     /// Model version [default: the next in the registry, 1 for a new model].
-    #[arg(long)]
     pub version: Option<String>,
     /// The registry's root directory.
-    #[arg(long, alias = "registry", default_value = "models")]
     pub output: PathBuf,
     /// How the forest is grown.
-    #[command(flatten)]
     pub hyperparameters: Hyperparameters,
 }
 
+/// What a model is trained on.
+#[derive(Debug, Clone)]
+pub enum TrainingData {
+    /// A dataset that comes with driftwood.
+    Bundled(BundledDataset),
+    /// A CSV file with a header row, and its label column (integer class labels).
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The label column.
+        target: String,
+    },
+}
+
 /// Datasets that come with driftwood.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BundledDataset {
     /// Wisconsin breast cancer (569 rows, 30 features, 2 classes).
     BreastCancer,
 }
 
 /// `driftwood train`: reads the data the arguments name and trains on it.
-pub fn run(args: TrainArgs) -> Result<TrainOutcome> {
-    let (data, source, target, default_name) = match (args.dataset, &args.csv, args.target) {
-        (Some(BundledDataset::BreastCancer), _, _) => (
+pub fn run(args: TrainRequest) -> Result<TrainOutcome> {
+    let (data, source, target, default_name) = match args.data {
+        TrainingData::Bundled(BundledDataset::BreastCancer) => (
             Dataset::breast_cancer(),
             "dataset:breast-cancer".to_string(),
             "target".to_string(),
             "breast-cancer".to_string(),
         ),
-        (None, Some(path), Some(target)) => {
+        TrainingData::Csv { path, target } => {
             let name = path
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-            let data = Dataset::from_csv(path, &target)?;
+            let data = Dataset::from_csv(&path, &target)?;
             (data, format!("csv:{}", path.display()), target, name)
-        }
-        _ => {
-            return Err(Error::Config(
-                "give --dataset, or --csv with --target".into(),
-            ));
         }
     };
     let name = args.name.unwrap_or(default_name);
@@ -217,8 +210,8 @@ fn fit(
 /// The training and held-out rows' indices, or why `h` cannot split `data`.
 fn holdout(data: &Dataset, h: &Hyperparameters) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(h.test_fraction > 0.0 && h.test_fraction < 1.0) {
-        return Err(Error::Config(format!(
-            "--test-fraction must be between 0 and 1, got {}",
+        return Err(Error::Training(format!(
+            "the held-out share must be between 0 and 1, not {}",
             h.test_fraction
         )));
     }

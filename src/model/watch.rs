@@ -63,7 +63,7 @@ impl<T: Send + 'static> ModelWatch<T> {
         let thread = std::thread::Builder::new()
             .name("model-watch".into())
             .spawn(move || follow(settings, load, metrics, send, &flag))
-            .map_err(|e| crate::error::Error::Config(format!("starting the model watch: {e}")))?;
+            .map_err(crate::error::Error::start("the model watch"))?;
         Ok(ModelWatch {
             loaded,
             stop,

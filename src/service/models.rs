@@ -216,11 +216,12 @@ pub(super) fn watches(
         .collect()
 }
 
-/// What an error says, without the "invalid configuration" of a configuration error (the
-/// caller's message says that already).
+/// What an error says, without the "invalid configuration" of a configuration error or the
+/// "model registry" of a registry's refusal (the caller's message says that already).
 pub(super) fn detail(e: Error) -> String {
     match e {
         Error::Config(message) => message,
+        Error::ModelRegistry(refused) => refused.to_string(),
         other => other.to_string(),
     }
 }

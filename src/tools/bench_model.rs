@@ -3,32 +3,11 @@
 //! runs it beside onnxruntime, tl2cgen and the libraries' own `predict` on the same rows.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::config::tools::BenchModelArgs;
 use crate::error::{Error, Result};
 use crate::model::{Engine, Model, Scored};
-
-/// `driftwood bench-model`'s arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchModelArgs {
-    /// An ONNX file, or a model artifact directory [default: the bundled model].
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Rows to score: float64 little-endian, row-major, the model's width [default: the
-    /// bundled data set, for the bundled model].
-    #[arg(long)]
-    pub rows: Option<PathBuf>,
-    /// Batch sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
-    pub batches: Vec<usize>,
-    /// Time spent measuring each batch size (after a warm-up of a tenth of it).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
-    /// Time smartcore's own `predict` instead (a forest driftwood trained), for comparison.
-    #[arg(long)]
-    pub smartcore: bool,
-}
 
 /// One batch size's result.
 #[derive(Debug, Clone, serde::Serialize)]

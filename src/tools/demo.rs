@@ -2,41 +2,18 @@
 //! Docker or network needed.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use rdkafka::mocking::MockCluster;
 
 use crate::codec::encode::AvroCodec;
 use crate::config::RunConfig;
+use crate::config::tools::DemoConfig;
+use crate::config::tools::ProduceConfig;
 use crate::drift::{DriftReport, Flag};
 use crate::error::{Error, Result};
 use crate::service::Service;
-use crate::tools::produce::{ProduceConfig, produce};
-
-/// Settings for `driftwood demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoConfig {
-    /// Records to produce.
-    #[arg(long, default_value_t = 3000)]
-    pub count: usize,
-    /// Of which corrupt.
-    #[arg(long, default_value_t = 30)]
-    pub corrupt: usize,
-    /// Records produced afterwards with every feature 20% larger, to show a drift alert.
-    #[arg(long, default_value_t = 1000)]
-    pub shifted: usize,
-    /// Model artifact directory [default: the bundled breast-cancer model].
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Where the sidecar listens (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    pub http_addr: SocketAddr,
-    /// Keep serving /metrics after the summary until Ctrl-C.
-    #[arg(long)]
-    pub keep_running: bool,
-}
+use crate::tools::produce::produce;
 
 /// What the demo measured.
 #[derive(Debug, Clone)]

@@ -4,59 +4,13 @@
 //! watch, and print what changed.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use crate::codec::decode::FeatureDecoder;
+use crate::config::tools::{ModelsArgs, ModelsCommand};
 use crate::drift::{DriftSettings, Plan};
 use crate::error::Result;
 use crate::model::Model;
 use crate::model::registry::{Pointer, Registry};
-
-/// `driftwood models`' arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ModelsArgs {
-    /// The registry's root directory.
-    #[arg(
-        long,
-        env = "DRIFTWOOD_REGISTRY",
-        default_value = "models",
-        global = true
-    )]
-    pub registry: PathBuf,
-    /// Writer schema of the input the models must read, to check their features against
-    /// [default: the bundled schemas/features.avsc].
-    #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA", global = true)]
-    pub input_schema: Option<PathBuf>,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: ModelsCommand,
-}
-
-/// A registry operation.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ModelsCommand {
-    /// Every model, its versions and the one that serves.
-    List,
-    /// One model's serving version and history, and each version's metadata and whether it
-    /// may serve.
-    Show {
-        /// The model.
-        name: String,
-    },
-    /// Make a version serve (after verifying it); the one it replaces is what `rollback`
-    /// returns to.
-    Promote {
-        /// The model.
-        name: String,
-        /// The version.
-        version: String,
-    },
-    /// Make the version that served before the current one serve again.
-    Rollback {
-        /// The model.
-        name: String,
-    },
-}
 
 /// Runs the operation; returns what to print.
 pub fn run(args: &ModelsArgs) -> Result<String> {

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -15,64 +14,10 @@ use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{FeatureEncoder, FeatureRow};
 use crate::codec::registry::{self, RegistryClient, RegistrySettings};
 use crate::config::bootstrap_servers;
-use crate::config::parse_key_value;
+use crate::config::tools::ProduceConfig;
 use crate::error::{Error, Result};
 use crate::model::dataset::Dataset;
 use crate::obs::epoch_millis;
-
-/// Settings for `driftwood produce`.
-#[derive(Debug, Clone, Args)]
-pub struct ProduceConfig {
-    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
-    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
-    pub bootstrap_servers: Option<String>,
-    /// Topic to write to.
-    #[arg(long, default_value = "features")]
-    pub topic: String,
-    /// Records to emit, corrupt ones included.
-    #[arg(long, default_value_t = 10_000)]
-    pub count: usize,
-    /// Records per second (0: as fast as possible).
-    #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
-    /// Multiply every feature by 1+F (simulated drift).
-    #[arg(long, default_value_t = 0.0)]
-    pub shift: f64,
-    /// Shift only these features (comma-separated names) [default: every feature].
-    #[arg(long, value_delimiter = ',')]
-    pub shift_features: Vec<String>,
-    /// How many of the records are corrupt (undecodable), spread evenly.
-    #[arg(long, default_value_t = 0)]
-    pub corrupt: usize,
-    /// Framing.
-    #[arg(long, value_enum, default_value = "avro")]
-    pub format: InputFormat,
-    /// With `--format confluent`: register the bundled schema under `<topic>-value` in this
-    /// Confluent-compatible schema registry and frame records with its id (else id 1).
-    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_URL", hide_env_values = true)]
-    pub schema_registry_url: Option<String>,
-    /// librdkafka property KEY=VALUE (repeatable).
-    #[arg(long = "kafka-option", value_parser = parse_key_value)]
-    pub kafka_options: Vec<(String, String)>,
-}
-
-impl ProduceConfig {
-    /// Defaults for `count` records to `topic`.
-    pub fn new(bootstrap_servers: &str, topic: &str, count: usize) -> Self {
-        ProduceConfig {
-            bootstrap_servers: Some(bootstrap_servers.into()),
-            topic: topic.into(),
-            count,
-            rate: 0.0,
-            shift: 0.0,
-            shift_features: Vec::new(),
-            corrupt: 0,
-            format: InputFormat::Avro,
-            schema_registry_url: None,
-            kafka_options: Vec::new(),
-        }
-    }
-}
 
 /// Whether record `seq` of `count` is one of the `corrupt` ones (evenly spaced).
 pub fn is_corrupt(seq: usize, count: usize, corrupt: usize) -> bool {

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crate::common::*;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 
 const RECORDS: usize = 3_000;
 const MAX_IN_FLIGHT: usize = 100;

@@ -130,7 +130,7 @@ async fn kip848_members_share_partitions_and_stay_ready() {
         health.readiness()
     );
 
-    let spec = driftwood::tools::produce::ProduceConfig::new(bootstrap, &config.input_topic, 600);
+    let spec = driftwood::config::tools::ProduceConfig::new(bootstrap, &config.input_topic, 600);
     tokio::task::spawn_blocking(move || driftwood::tools::produce::produce(&spec))
         .await
         .unwrap()

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crate::common::*;
 use driftwood::codec::encode::AvroCodec;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::drift::{DriftReport, Flag};
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 use rdkafka::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

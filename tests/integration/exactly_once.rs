@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crate::common::*;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 
 const EXACTLY_ONCE: [&str; 2] = ["--processing-guarantee", "exactly-once"];
 

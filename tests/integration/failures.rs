@@ -5,7 +5,8 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::config::tools::ProduceConfig;
+use driftwood::tools::produce::produce;
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use driftwood::config::RunConfig;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 
 const GRACE: Duration = Duration::from_secs(3);
 

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use driftwood::codec::decode::InputFormat;
+use driftwood::config::tools::ProduceConfig;
 use driftwood::service::Service;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::tools::produce::produce;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_waits_for_the_broker_and_metrics_count_records() {

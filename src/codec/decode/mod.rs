@@ -27,7 +27,7 @@ pub const EVENT_TIME_FIELD: &str = "event_time";
 pub const LABEL_FIELD: &str = "label";
 
 /// How input messages are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
     /// The Avro binary encoding of one record, nothing else.

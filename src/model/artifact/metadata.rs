@@ -170,26 +170,20 @@ pub struct Imported {
     pub reference_rows: usize,
 }
 
-/// How the forest is grown: `driftwood train`'s flags, recorded in the artifact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+/// How the forest is grown (`driftwood train`'s flags), recorded in the artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hyperparameters {
     /// Number of trees.
-    #[arg(long = "trees", default_value_t = 100)]
     pub n_trees: u16,
     /// Maximum tree depth.
-    #[arg(long, default_value_t = 10)]
     pub max_depth: u16,
     /// Minimum rows in a leaf.
-    #[arg(long, default_value_t = 1)]
     pub min_samples_leaf: usize,
     /// Minimum rows to split a node.
-    #[arg(long, default_value_t = 2)]
     pub min_samples_split: usize,
     /// Seed for the holdout split and the forest.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Share of rows held out for the accuracy figure and baselines, in (0, 1).
-    #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::reference::reference_csv;
 use super::{METADATA_FILE, MODEL_FILE, ModelMetadata, REFERENCE_FILE, ReferenceRows};
 use super::{model_error, sha256_hex};
-use crate::error::{Error, Result};
+use crate::error::{Error, RegistryError, Result};
 use crate::model::drift_reference::{DRIFT_REFERENCE_FILE, DriftReference, DriftReferenceFile};
 use crate::model::forest::SmartcoreForest;
 
@@ -34,10 +34,7 @@ pub fn save_file(
 ) -> Result<()> {
     // A version, once written, may be serving somewhere: it never changes.
     if dir.join(METADATA_FILE).exists() {
-        return Err(Error::Config(format!(
-            "{} exists: a version is never overwritten; write another version",
-            dir.display()
-        )));
+        return Err(RegistryError::VersionExists(dir.to_path_buf()).into());
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     metadata.model_file = file.to_string();

@@ -13,9 +13,10 @@ use serde::Serialize;
 use super::instance::{Instance, RunTopics};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{AvroCodec, PredictionRecord};
+use crate::config::tools::ProduceConfig;
 use crate::error::{Error, Result};
 use crate::obs::epoch_millis;
-use crate::tools::produce::{ProduceConfig, produce};
+use crate::tools::produce::produce;
 
 /// What sits between the generator's topic and the measuring reader in a latency run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

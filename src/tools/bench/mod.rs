@@ -10,63 +10,20 @@ mod instance;
 mod latency;
 mod table;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use rdkafka::ClientConfig;
 use serde::Serialize;
 
 use crate::config::bootstrap_servers;
+use crate::config::tools::BenchConfig;
+use crate::config::tools::ProduceConfig;
 use crate::error::{Error, Result};
-use crate::tools::produce::{ProduceConfig, produce};
+use crate::tools::produce::produce;
 pub use drift_cost::{DriftCost, DriftPair};
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
 use latency::{LatencySpec, latency_run};
-
-/// Settings for `driftwood bench`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchConfig {
-    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
-    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
-    pub bootstrap_servers: Option<String>,
-    /// Records for the throughput runs.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub records: usize,
-    /// Partitions of the benchmark topics.
-    #[arg(long, default_value_t = 3)]
-    pub partitions: i32,
-    /// Offered rates (records/s) of the latency runs, comma-separated; `0` runs none.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000.0, 10_000.0, 50_000.0])]
-    pub latency_rates: Vec<f64>,
-    /// Duration of each latency run (after the warm-up).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub latency_duration: Duration,
-    /// Records of the first part of each latency run are delivered but not measured, so that
-    /// connection set-up and first fetches do not count.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub latency_warmup: Duration,
-    /// Model artifact directory [default: the bundled breast-cancer model].
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Registry whose `breast-cancer` pointer a further pipeline run follows
-    /// (`--model-name`), to measure what following a pointer costs when it does not move
-    /// (skipped with `--model`, or when the registry has no such pointer).
-    #[arg(long, default_value = "models")]
-    pub registry: PathBuf,
-    /// Pairs of pipeline runs with and without drift windows (in alternating order) whose
-    /// median difference of CPU per record is drift's cost.
-    #[arg(long, default_value_t = 3)]
-    pub drift_pairs: usize,
-    /// The `driftwood` executable the measured runs start [default: this one], to measure
-    /// another build with this harness.
-    #[arg(long)]
-    pub executable: Option<PathBuf>,
-    /// Where to write the results as JSON.
-    #[arg(long, default_value = "bench.json")]
-    pub json: PathBuf,
-}
 
 /// One throughput measurement.
 #[derive(Debug, Clone, Serialize)]

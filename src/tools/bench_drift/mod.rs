@@ -21,86 +21,15 @@ mod real;
 mod synthetic;
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use crate::config::tools::{BenchDriftArgs, Part};
 use crate::error::{Error, Result};
 use crate::stats::wilson::wilson;
 pub use cell::Tally;
 use peers::Peers;
 use synthetic::{Scenario, World};
-
-/// Parts of the benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Part {
-    /// The synthetic scenarios.
-    Synthetic,
-    /// The persistent small shift, for the sequential alarm.
-    Persistent,
-    /// The bundled model's data set replayed.
-    Bundled,
-    /// The nannyml data sets.
-    Real,
-}
-
-/// `driftwood bench-drift`'s settings.
-#[derive(Debug, Clone, Args)]
-pub struct BenchDriftArgs {
-    /// Which parts to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["synthetic", "persistent", "bundled", "real"])]
-    pub parts: Vec<Part>,
-    /// Window sizes of the synthetic scenarios.
-    #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000, 20000])]
-    pub sizes: Vec<usize>,
-    /// Windows without a shift, per window size.
-    #[arg(long, default_value_t = 3000)]
-    pub null_windows: usize,
-    /// Windows of each shift scenario, per window size (0: only the windows without a
-    /// shift, e.g. to measure a false-alarm rate more closely).
-    #[arg(long, default_value_t = 1000)]
-    pub shift_windows: usize,
-    /// Runs of the persistent shift (each with its own reference).
-    #[arg(long, default_value_t = 300)]
-    pub persistent_runs: usize,
-    /// A Python with the peers installed (`scripts/py-env.sh scripts/drift-peers/requirements.txt`);
-    /// without it, driftwood runs alone.
-    #[arg(long, env = "DRIFTWOOD_PEERS_PYTHON")]
-    pub peers_python: Option<PathBuf>,
-    /// The peers' script.
-    #[arg(long, default_value = "scripts/drift-peers/peers.py")]
-    pub peers_script: PathBuf,
-    /// The peer tools (`peers.py --tools`).
-    #[arg(
-        long,
-        default_value = "evidently,nannyml-univariate,nannyml-pca,alibi-ks,psi"
-    )]
-    pub peers_tools: String,
-    /// Of each shift scenario's windows, the slow peers (`--slow-peers`) see this many
-    /// (twice as many without a shift); the others `--fast-peer-windows`.
-    #[arg(long, default_value_t = 40)]
-    pub peer_windows: usize,
-    /// The fast peers' windows of each shift scenario (twice as many without a shift).
-    #[arg(long, default_value_t = 200)]
-    pub fast_peer_windows: usize,
-    /// The peer tools that take seconds a window (Evidently).
-    #[arg(long, default_value = "evidently")]
-    pub slow_peers: String,
-    /// Runs of the persistent shift the peers see (20 windows each).
-    #[arg(long, default_value_t = 5)]
-    pub peer_runs: usize,
-    /// The nannyml data sets as CSV (`scripts/drift-peers/extract_datasets.py` writes them).
-    #[arg(long, default_value = "target/nannyml-data")]
-    pub real_data: PathBuf,
-    /// Where the results go, one JSON object per line.
-    #[arg(long, default_value = "target/bench-drift/results.jsonl")]
-    pub output: PathBuf,
-    /// Seed of every window. The figures published come from this one, which no test and
-    /// no development run used (20261205 served to calibrate the budget's split).
-    #[arg(long, default_value_t = 20_261_206)]
-    pub seed: u64,
-}
 
 /// One result: a tool's rate over a cell's windows.
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +116,8 @@ impl Output {
                 .map_or(String::new(), |e| format!("  {e}"))
         );
         let line = serde_json::to_string(&row).expect("a row serializes");
-        writeln!(self.file, "{line}").map_err(|e| Error::Config(format!("writing results: {e}")))
+        writeln!(self.file, "{line}")
+            .map_err(|e| Error::tool("bench-drift", format!("writing results: {e}")))
     }
 }
 

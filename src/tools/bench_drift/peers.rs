@@ -58,7 +58,7 @@ pub struct Run {
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("peers.py: {what}: {e}"))
+    Error::tool("bench-drift", format!("peers.py: {what}: {e}"))
 }
 
 impl Peers {

@@ -215,13 +215,13 @@ const DATA_SETS: [(&str, usize); 4] = [
 pub fn nannyml(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
     let manifest = args.real_data.join("manifest.json");
     let text = std::fs::read_to_string(&manifest).map_err(|e| {
-        Error::Config(format!(
+        Error::tool("bench-drift", format!(
             "{}: {e}; write it with `$(scripts/py-env.sh scripts/drift-peers/requirements.txt) scripts/drift-peers/extract_datasets.py`",
             manifest.display()
         ))
     })?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: {e}", manifest.display())))?;
+        .map_err(|e| Error::tool("bench-drift", format!("{}: {e}", manifest.display())))?;
     for (name, drift_from) in DATA_SETS {
         let data = load(&manifest, name, drift_from)?;
         chunks(&data, peers, out)?;
@@ -348,8 +348,12 @@ fn load(manifest: &serde_json::Value, name: &str, drift_from: usize) -> Result<D
     let probabilities = strings("prediction_proba");
     let csv = |part: &str| -> Result<std::path::PathBuf> {
         let path = entry["files"][part]["csv"].as_str();
-        path.map(Into::into)
-            .ok_or_else(|| Error::Config(format!("the manifest has no {part} CSV of {name}")))
+        path.map(Into::into).ok_or_else(|| {
+            Error::tool(
+                "bench-drift",
+                format!("the manifest has no {part} CSV of {name}"),
+            )
+        })
     };
     let (reference, analysis) = (read_csv(&csv("reference")?)?, read_csv(&csv("analysis")?)?);
     let mut classes: Vec<String> = reference.column(&prediction)?.to_vec();
@@ -381,12 +385,12 @@ struct RawTable {
 impl RawTable {
     fn column(&self, name: &str) -> Result<&[String]> {
         (self.columns.get(name).map(Vec::as_slice))
-            .ok_or_else(|| Error::Config(format!("no column {name:?}")))
+            .ok_or_else(|| Error::tool("bench-drift", format!("no column {name:?}")))
     }
 }
 
 fn read_csv(path: &Path) -> Result<RawTable> {
-    let bad = |e: csv::Error| Error::Config(format!("{}: {e}", path.display()));
+    let bad = |e: csv::Error| Error::tool("bench-drift", format!("{}: {e}", path.display()));
     let mut reader = csv::Reader::from_path(path).map_err(bad)?;
     let headers: Vec<String> = reader
         .headers()

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use driftwood::config::RunConfig;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::config::tools::ProduceConfig;
+use driftwood::tools::produce::produce;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -28,7 +28,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use driftwood::config::RunConfig;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::config::tools::ProduceConfig;
+use driftwood::tools::produce::produce;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use driftwood::config::RunConfig;
-use driftwood::tools::produce::{ProduceConfig, produce};
+use driftwood::config::tools::ProduceConfig;
+use driftwood::tools::produce::produce;
 
 use super::{
     Conservation, Member, conservation, create_replicated_topics, run_config, wait_caught_up,

@@ -1,0 +1,267 @@
+//! The flags of the tools beside the data path: `demo`, `produce`, `bench`, `bench-drift`,
+//! `bench-model` and `models`. The tools take these as they are; clap stays in config/.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::parse_key_value;
+use crate::codec::decode::InputFormat;
+
+/// Settings for `driftwood bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConfig {
+    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Records for the throughput runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Offered rates (records/s) of the latency runs, comma-separated; `0` runs none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000.0, 10_000.0, 50_000.0])]
+    pub latency_rates: Vec<f64>,
+    /// Duration of each latency run (after the warm-up).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub latency_duration: Duration,
+    /// Records of the first part of each latency run are delivered but not measured, so that
+    /// connection set-up and first fetches do not count.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub latency_warmup: Duration,
+    /// Model artifact directory [default: the bundled breast-cancer model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Registry whose `breast-cancer` pointer a further pipeline run follows
+    /// (`--model-name`), to measure what following a pointer costs when it does not move
+    /// (skipped with `--model`, or when the registry has no such pointer).
+    #[arg(long, default_value = "models")]
+    pub registry: PathBuf,
+    /// Pairs of pipeline runs with and without drift windows (in alternating order) whose
+    /// median difference of CPU per record is drift's cost.
+    #[arg(long, default_value_t = 3)]
+    pub drift_pairs: usize,
+    /// The `driftwood` executable the measured runs start [default: this one], to measure
+    /// another build with this harness.
+    #[arg(long)]
+    pub executable: Option<PathBuf>,
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "bench.json")]
+    pub json: PathBuf,
+}
+
+/// Parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// The synthetic scenarios.
+    Synthetic,
+    /// The persistent small shift, for the sequential alarm.
+    Persistent,
+    /// The bundled model's data set replayed.
+    Bundled,
+    /// The nannyml data sets.
+    Real,
+}
+
+/// `driftwood bench-drift`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct BenchDriftArgs {
+    /// Which parts to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["synthetic", "persistent", "bundled", "real"])]
+    pub parts: Vec<Part>,
+    /// Window sizes of the synthetic scenarios.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000, 20000])]
+    pub sizes: Vec<usize>,
+    /// Windows without a shift, per window size.
+    #[arg(long, default_value_t = 3000)]
+    pub null_windows: usize,
+    /// Windows of each shift scenario, per window size (0: only the windows without a
+    /// shift, e.g. to measure a false-alarm rate more closely).
+    #[arg(long, default_value_t = 1000)]
+    pub shift_windows: usize,
+    /// Runs of the persistent shift (each with its own reference).
+    #[arg(long, default_value_t = 300)]
+    pub persistent_runs: usize,
+    /// A Python with the peers installed (`scripts/py-env.sh scripts/drift-peers/requirements.txt`);
+    /// without it, driftwood runs alone.
+    #[arg(long, env = "DRIFTWOOD_PEERS_PYTHON")]
+    pub peers_python: Option<PathBuf>,
+    /// The peers' script.
+    #[arg(long, default_value = "scripts/drift-peers/peers.py")]
+    pub peers_script: PathBuf,
+    /// The peer tools (`peers.py --tools`).
+    #[arg(
+        long,
+        default_value = "evidently,nannyml-univariate,nannyml-pca,alibi-ks,psi"
+    )]
+    pub peers_tools: String,
+    /// Of each shift scenario's windows, the slow peers (`--slow-peers`) see this many
+    /// (twice as many without a shift); the others `--fast-peer-windows`.
+    #[arg(long, default_value_t = 40)]
+    pub peer_windows: usize,
+    /// The fast peers' windows of each shift scenario (twice as many without a shift).
+    #[arg(long, default_value_t = 200)]
+    pub fast_peer_windows: usize,
+    /// The peer tools that take seconds a window (Evidently).
+    #[arg(long, default_value = "evidently")]
+    pub slow_peers: String,
+    /// Runs of the persistent shift the peers see (20 windows each).
+    #[arg(long, default_value_t = 5)]
+    pub peer_runs: usize,
+    /// The nannyml data sets as CSV (`scripts/drift-peers/extract_datasets.py` writes them).
+    #[arg(long, default_value = "target/nannyml-data")]
+    pub real_data: PathBuf,
+    /// Where the results go, one JSON object per line.
+    #[arg(long, default_value = "target/bench-drift/results.jsonl")]
+    pub output: PathBuf,
+    /// Seed of every window. The figures published come from this one, which no test and
+    /// no development run used (20261205 served to calibrate the budget's split).
+    #[arg(long, default_value_t = 20_261_206)]
+    pub seed: u64,
+}
+
+/// `driftwood bench-model`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BenchModelArgs {
+    /// An ONNX file, or a model artifact directory [default: the bundled model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Rows to score: float64 little-endian, row-major, the model's width [default: the
+    /// bundled data set, for the bundled model].
+    #[arg(long)]
+    pub rows: Option<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    pub batches: Vec<usize>,
+    /// Time spent measuring each batch size (after a warm-up of a tenth of it).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Time smartcore's own `predict` instead (a forest driftwood trained), for comparison.
+    #[arg(long)]
+    pub smartcore: bool,
+}
+
+/// Settings for `driftwood demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoConfig {
+    /// Records to produce.
+    #[arg(long, default_value_t = 3000)]
+    pub count: usize,
+    /// Of which corrupt.
+    #[arg(long, default_value_t = 30)]
+    pub corrupt: usize,
+    /// Records produced afterwards with every feature 20% larger, to show a drift alert.
+    #[arg(long, default_value_t = 1000)]
+    pub shifted: usize,
+    /// Model artifact directory [default: the bundled breast-cancer model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Where the sidecar listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub http_addr: SocketAddr,
+    /// Keep serving /metrics after the summary until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+}
+
+/// `driftwood models`' arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    /// The registry's root directory.
+    #[arg(
+        long,
+        env = "DRIFTWOOD_REGISTRY",
+        default_value = "models",
+        global = true
+    )]
+    pub registry: PathBuf,
+    /// Writer schema of the input the models must read, to check their features against
+    /// [default: the bundled schemas/features.avsc].
+    #[arg(long, env = "DRIFTWOOD_INPUT_SCHEMA", global = true)]
+    pub input_schema: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// A registry operation.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model, its versions and the one that serves.
+    List,
+    /// One model's serving version and history, and each version's metadata and whether it
+    /// may serve.
+    Show {
+        /// The model.
+        name: String,
+    },
+    /// Make a version serve (after verifying it); the one it replaces is what `rollback`
+    /// returns to.
+    Promote {
+        /// The model.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// Make the version that served before the current one serve again.
+    Rollback {
+        /// The model.
+        name: String,
+    },
+}
+
+/// Settings for `driftwood produce`.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceConfig {
+    /// Kafka bootstrap servers. Falls back to KAFKA_BOOTSTRAP_SERVERS, then localhost:9092.
+    #[arg(long, env = "DRIFTWOOD_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Topic to write to.
+    #[arg(long, default_value = "features")]
+    pub topic: String,
+    /// Records to emit, corrupt ones included.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Records per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Multiply every feature by 1+F (simulated drift).
+    #[arg(long, default_value_t = 0.0)]
+    pub shift: f64,
+    /// Shift only these features (comma-separated names) [default: every feature].
+    #[arg(long, value_delimiter = ',')]
+    pub shift_features: Vec<String>,
+    /// How many of the records are corrupt (undecodable), spread evenly.
+    #[arg(long, default_value_t = 0)]
+    pub corrupt: usize,
+    /// Framing.
+    #[arg(long, value_enum, default_value = "avro")]
+    pub format: InputFormat,
+    /// With `--format confluent`: register the bundled schema under `<topic>-value` in this
+    /// Confluent-compatible schema registry and frame records with its id (else id 1).
+    #[arg(long, env = "DRIFTWOOD_SCHEMA_REGISTRY_URL", hide_env_values = true)]
+    pub schema_registry_url: Option<String>,
+    /// librdkafka property KEY=VALUE (repeatable).
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+}
+impl ProduceConfig {
+    /// Defaults for `count` records to `topic`.
+    pub fn new(bootstrap_servers: &str, topic: &str, count: usize) -> Self {
+        ProduceConfig {
+            bootstrap_servers: Some(bootstrap_servers.into()),
+            topic: topic.into(),
+            count,
+            rate: 0.0,
+            shift: 0.0,
+            shift_features: Vec::new(),
+            corrupt: 0,
+            format: InputFormat::Avro,
+            schema_registry_url: None,
+            kafka_options: Vec::new(),
+        }
+    }
+}
