@@ -24,9 +24,9 @@ use crate::kafka::admin;
 use crate::model::{Model, Serving};
 use crate::obs::health::Health;
 use crate::obs::metrics::Metrics;
-use crate::pipeline::shadow::Shadow;
+use crate::pipeline::serving::{Routes, ServingSet};
 use crate::pipeline::{Pipeline, Served};
-use models::{Decoders, Routes, open_model, rollback, routes, shadow_candidate, watches};
+use models::{Decoders, Start, open_model, routes, serving_set, shadow_candidate};
 
 /// A running driftwood instance.
 pub struct Service {
@@ -87,39 +87,22 @@ impl Service {
         } = prepare(&config)?;
 
         let metrics = Metrics::new();
-        let routed = routes
-            .iter()
-            .flat_map(|r| r.models.iter().map(|(m, _)| m.clone()));
-        let served: Vec<Arc<Model>> = std::iter::once(model.clone()).chain(routed).collect();
-        for m in &served {
-            (metrics.serving.model_info)
-                .with_label_values(&[&m.metadata.name, &m.metadata.version])
-                .set(1);
-        }
         let health = Arc::new(Health::default());
         health.set_model_loaded(true);
-
-        let serving = Serving::new(served.clone());
+        let settings = config.loop_settings();
+        let (name, version) = (model.metadata.name.clone(), model.metadata.version.clone());
+        let start = Start {
+            default: (model, decoder),
+            routes,
+            shadow,
+            decoders,
+        };
+        let serving = serving_set(&config, start, &settings.drift, &metrics)?;
+        let published = serving.published();
         let (http_addr, http_stop, http_task) =
-            serve_http(&config, &health, &metrics, &serving).await?;
-        info!(
-            %http_addr,
-            model = %model.metadata.name,
-            version = %model.metadata.version,
-            config = ?config,
-            "driftwood started"
-        );
+            serve_http(&config, &health, &metrics, &published).await?;
+        info!(%http_addr, model = %name, %version, config = ?config, "driftwood started");
 
-        let rollback = rollback(&config, decoders.clone());
-        let shadow = shadow.map(|(candidate, decoder)| {
-            let (share, topic) = (
-                config.models.shadow_share,
-                config.models.comparison_topic.clone(),
-            );
-            Shadow::new(candidate, decoder, share, topic, metrics.clone())
-        });
-        let served: Vec<&Model> = served.iter().map(|m| m.as_ref()).collect();
-        let watches = watches(&config, &served, &decoders, &metrics)?;
         let stop = Arc::new(AtomicBool::new(false));
         let grace = config.shutdown_grace;
         let start = LoopStart {
@@ -127,20 +110,13 @@ impl Service {
             grace,
         };
         let pipeline = Pipeline {
-            settings: config.loop_settings(),
+            settings,
             clients,
-            model,
-            decoder,
             metrics: metrics.clone(),
             health: health.clone(),
-            watches,
-            rollback,
-            shadow,
-            serving,
-            routes: routes.map(|r| (r.router, r.models)),
             schema_registry,
         };
-        let pipeline_done = spawn_consumer(pipeline, start, stop.clone())?;
+        let pipeline_done = spawn_consumer(pipeline, serving, start, stop.clone())?;
         Ok(Service {
             http_addr,
             metrics,
@@ -214,6 +190,7 @@ impl Service {
 /// receiver gets its result.
 fn spawn_consumer(
     pipeline: Pipeline,
+    serving: ServingSet,
     start: LoopStart,
     stop: Arc<AtomicBool>,
 ) -> Result<oneshot::Receiver<Result<()>>> {
@@ -222,7 +199,7 @@ fn spawn_consumer(
     std::thread::Builder::new()
         .name("driftwood-pipeline".into())
         .spawn(move || {
-            let _ = done_tx.send(consumer_thread(pipeline, start, &stop, &runtime));
+            let _ = done_tx.send(consumer_thread(pipeline, serving, start, &stop, &runtime));
         })
         .map_err(Error::start("the consumer thread"))?;
     Ok(done)
@@ -239,6 +216,7 @@ struct LoopStart {
 /// Creates the topics if asked to, then runs the loop until `stop` is set.
 fn consumer_thread(
     pipeline: Pipeline,
+    serving: ServingSet,
     start: LoopStart,
     stop: &AtomicBool,
     runtime: &tokio::runtime::Handle,
@@ -256,7 +234,7 @@ fn consumer_thread(
     if stop.load(Ordering::Relaxed) {
         return Ok(());
     }
-    pipeline.run(stop, start.grace)
+    pipeline.run(serving, stop, start.grace)
 }
 
 /// What an instance scores with, loaded and checked before anything connects.

@@ -269,3 +269,16 @@ fn the_length_check_measures_functions_as_laid_out() {
     );
     assert!(function_lengths(&long)[0].2 > MAX_FUNCTION_LINES);
 }
+
+#[test]
+fn clap_stays_in_config() {
+    let outside: Vec<String> = sources()
+        .into_iter()
+        .filter(|(_, module, text)| module != "config" && non_test(text).contains("clap::"))
+        .map(|(path, _, _)| path)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "command-line parsing outside config/ and main.rs (take plain settings instead): {outside:?}"
+    );
+}

@@ -50,17 +50,6 @@ impl Lane {
         }
     }
 
-    /// Serves `model` from now on, with a new drift window (the caller closed the old one).
-    pub fn replace(
-        &mut self,
-        model: Arc<Model>,
-        decoder: FeatureDecoder,
-        drift: &DriftSettings,
-        metrics: &Metrics,
-    ) {
-        *self = Lane::new(model, decoder, drift, metrics);
-    }
-
     /// Empties the rows for a new batch.
     pub fn begin(&mut self) {
         self.rows.clear();

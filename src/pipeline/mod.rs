@@ -16,6 +16,7 @@ pub mod rollback;
 pub mod route;
 mod sample;
 pub mod scorer;
+pub mod serving;
 pub mod shadow;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +38,7 @@ use crate::kafka::KafkaClients;
 use crate::kafka::offsets::Progress;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
-use crate::model::watch::ModelWatch;
-use crate::model::{Model, Serving};
+use crate::model::Model;
 use crate::obs::health::{Health, LoopGuard};
 use crate::obs::metrics::Metrics;
 use crate::obs::rate_limit::RateLimit;
@@ -46,10 +46,8 @@ use accounting::{Accounting, Input, Sink};
 use backpressure::{Backpressure, Mode};
 use explain::ExplainSettings;
 use resolve::Resolver;
-use rollback::{RollBack, RollbackPolicy};
-use route::Router;
 use scorer::{OutputTopics, Scorer, ScorerSettings};
-use shadow::Shadow;
+use serving::ServingSet;
 
 /// How long one consumer poll may block; bounds the reaction time to shutdown.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -88,24 +86,10 @@ pub struct Pipeline {
     pub settings: LoopSettings,
     /// The Kafka clients' configurations.
     pub clients: KafkaClients,
-    /// The model.
-    pub model: Arc<Model>,
-    /// The input decoder, matched to the model.
-    pub decoder: FeatureDecoder,
     /// Metrics to update.
     pub metrics: Metrics,
     /// Health flags to update.
     pub health: Arc<Health>,
-    /// New versions of the models, when they follow registry pointers.
-    pub watches: Vec<ModelWatch<FeatureDecoder>>,
-    /// Automatic rollback of promoted versions, when configured.
-    pub rollback: Option<(RollbackPolicy, RollBack)>,
-    /// The shadow candidate, when configured.
-    pub shadow: Option<Shadow>,
-    /// Where each version swapped in is published.
-    pub serving: Serving,
-    /// With routing: the router and the models besides the default, with their decoders.
-    pub routes: Option<(Router, Vec<Served>)>,
     /// The schema registry, when configured, and the writer schemas the decoders read
     /// Confluent-framed input with (filled from it by the loop).
     pub schema_registry: Option<(RegistrySettings, Option<WriterSchemas>)>,
@@ -115,24 +99,16 @@ pub struct Pipeline {
 pub type Served = (Arc<Model>, FeatureDecoder);
 
 impl Pipeline {
-    /// Runs until `stop` is set, then stops fetching, waits up to `grace` for in-flight
-    /// outputs, commits and leaves the group.
-    pub fn run(mut self, stop: &AtomicBool, grace: Duration) -> Result<()> {
+    /// Serves `serving`'s models until `stop` is set, then stops fetching, waits up to
+    /// `grace` for in-flight outputs, commits and leaves the group.
+    pub fn run(self, mut serving: ServingSet, stop: &AtomicBool, grace: Duration) -> Result<()> {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
         let progress = Progress::default();
-        let (mut resolver, schema_ids) = self.registry(stop)?;
+        let (mut resolver, schema_ids) = self.registry(serving.comparison_topic(), stop)?;
         let (consumer, sink) = self.connect(&progress)?;
-        let mut scorer = self.scorer(progress, schema_ids);
-        if let Some((policy, roll_back)) = self.rollback.take() {
-            scorer = scorer.with_rollback(policy, roll_back);
-        }
-        if let Some(shadow) = self.shadow.take() {
-            scorer = scorer.with_shadow(shadow.with_schema_id(schema_ids.comparisons));
-        }
-        if let Some((router, models)) = self.routes.take() {
-            scorer = scorer.with_routes(router, models);
-        }
+        serving.frame_comparisons(schema_ids.comparisons);
+        let mut scorer = self.scorer(serving, progress, schema_ids);
         let looped = self.consume(&consumer, &sink, &mut scorer, resolver.as_mut(), stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
         looped.and(finished)
@@ -140,7 +116,11 @@ impl Pipeline {
 
     /// With a schema registry: the resolver of input schema ids (for Confluent-framed
     /// input), and the output schemas' ids (registered with `--output-format confluent`).
-    fn registry(&self, stop: &AtomicBool) -> Result<(Option<Resolver>, OutputSchemaIds)> {
+    fn registry(
+        &self,
+        comparisons: Option<&str>,
+        stop: &AtomicBool,
+    ) -> Result<(Option<Resolver>, OutputSchemaIds)> {
         let Some((settings, schemas)) = &self.schema_registry else {
             return Ok((None, OutputSchemaIds::default()));
         };
@@ -150,7 +130,6 @@ impl Pipeline {
         let settings = &self.settings;
         let ids = match settings.register_outputs {
             true => {
-                let comparisons = self.shadow.as_ref().and_then(Shadow::topic);
                 let outputs = &settings.outputs;
                 let (predictions, drift) = (&outputs.predictions, &outputs.drift_reports);
                 registry::register_outputs(&client, predictions, drift, comparisons, stop)?
@@ -199,26 +178,18 @@ impl Pipeline {
         Ok((consumer, sink))
     }
 
-    fn scorer(&self, progress: Progress, schema_ids: OutputSchemaIds) -> Scorer {
+    fn scorer(&self, serving: ServingSet, progress: Progress, ids: OutputSchemaIds) -> Scorer {
         let loop_settings = &self.settings;
         let settings = ScorerSettings {
             topics: OutputTopics {
-                schema_ids,
+                schema_ids: ids,
                 ..loop_settings.outputs.clone()
             },
             pass_through: loop_settings.pass_through,
             drift: loop_settings.drift.clone(),
             explain: loop_settings.explain.clone(),
         };
-        let decoder = self.decoder.clone();
-        Scorer::new(
-            self.model.clone(),
-            decoder,
-            self.metrics.clone(),
-            progress,
-            settings,
-        )
-        .with_serving(self.serving.clone())
+        Scorer::new(serving, self.metrics.clone(), progress, settings)
     }
 
     /// The loop proper, until `stop` is set or the consumer fails for good.
@@ -273,8 +244,8 @@ impl Pipeline {
                 r.admit(consumer, &mut batch)?;
             }
             consumer.context().before_send()?;
-            for loaded in self.watches.iter().filter_map(ModelWatch::take) {
-                scorer.swap(loaded.model, loaded.extra, loaded.promoted, sink);
+            for loaded in scorer.serving().loaded() {
+                scorer.swap(loaded, sink);
             }
             if batch.is_empty() {
                 scorer.tick(sink);

@@ -6,9 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
+use tracing::{error, info, warn};
+
 use crate::drift::{DriftReport, Flag};
 use crate::error::Result;
 use crate::model::registry::Change;
+use crate::obs::metrics::Metrics;
 
 /// Fewest records before the dead-letter share may judge a version.
 const MIN_RECORDS: u64 = 200;
@@ -96,6 +100,70 @@ impl Guard {
             ));
         }
         None
+    }
+}
+
+/// Automatic rollback as it runs: the bounds, how to move the pointer back, and the promoted
+/// version under watch.
+pub struct AutoRollback {
+    policy: RollbackPolicy,
+    roll_back: RollBack,
+    guard: Option<Guard>,
+    /// `driftwood_model_auto_rollbacks_total`: rolled back, failed.
+    outcomes: [IntCounter; 2],
+}
+
+impl AutoRollback {
+    /// Rolls newly promoted versions back by `roll_back` when they cross `policy`'s bounds.
+    pub fn new(policy: RollbackPolicy, roll_back: RollBack, metrics: &Metrics) -> Self {
+        let rollbacks = &metrics.serving.auto_rollbacks;
+        AutoRollback {
+            policy,
+            roll_back,
+            guard: None,
+            outcomes: ["rolled_back", "failed"].map(|o| rollbacks.with_label_values(&[o])),
+        }
+    }
+
+    /// A version of the watched model now serves: watched if it was promoted, else the watch
+    /// ends.
+    pub fn swapped(&mut self, version: &str, promoted: bool) {
+        self.guard = promoted.then(|| Guard::new(self.policy, version.to_string()));
+    }
+
+    /// Counts a closed drift window of the watched model.
+    pub fn report(&mut self, report: &DriftReport) {
+        if let Some(guard) = &mut self.guard {
+            guard.report(report);
+        }
+    }
+
+    /// Counts a batch of the watched model, and rolls the promoted version back if it crossed
+    /// a bound: the pointer moves, and every instance following it swaps back. Returns the
+    /// notice of a rollback done.
+    pub fn batch(&mut self, scored: u64, dead_letters: u64) -> Option<String> {
+        let guard = self.guard.as_mut()?;
+        guard.batch(scored, dead_letters);
+        if guard.expired() {
+            info!(version = %guard.version(), "the promoted version passed its watch");
+            self.guard = None;
+            return None;
+        }
+        let reason = guard.verdict()?;
+        let version = guard.version().to_string();
+        self.guard = None;
+        match (self.roll_back)(&version) {
+            Ok(change) => {
+                warn!(%change, %reason, "rolled the promoted version back automatically");
+                self.outcomes[0].inc();
+                Some(format!("automatic rollback {change}: {reason}"))
+            }
+            Err(e) => {
+                error!(%version, %reason, error = %e, "cannot roll the promoted version back");
+                self.outcomes[1].inc();
+                None
+            }
+        }
     }
 }
 

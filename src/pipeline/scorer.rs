@@ -1,28 +1,25 @@
 //! Turns a batch of input messages into outputs: decode every message, score the good ones
 //! in one forest call, then send each prediction or dead letter in input order.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::codec::decode::{DecodeError, FeatureDecoder, RecordMeta};
+use crate::codec::decode::{DecodeError, RecordMeta};
+use crate::model::watch::Loaded;
 use crate::obs::epoch_millis;
-use tracing::{error, info, warn};
 
-use super::Served;
 use super::explain::{self, ExplainSettings};
 use super::lane::Lane;
 pub use super::outputs::OutputTopics;
 use super::outputs::{Outputs, Scoring};
-use super::rollback::{Guard, RollBack, RollbackPolicy};
 use super::route::Router;
-use super::shadow::Shadow;
+use super::serving::ServingSet;
 
 use super::accounting::Sink;
+use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftReport, DriftSettings};
 use crate::kafka::offsets::Progress;
-use crate::model::{Model, Serving};
 use crate::obs::metrics::Metrics;
 
 /// How a scorer works, besides the model and decoder it scores with.
@@ -38,86 +35,40 @@ pub struct ScorerSettings {
     pub explain: ExplainSettings,
 }
 
-/// The per-batch work of the consumer loop, with buffers reused across batches.
+/// The per-batch work of the consumer loop (decode, score, outputs), with buffers reused
+/// across batches. Which model scores is the serving set's to say.
 pub struct Scorer {
-    /// The models served, the default first (one, unless records are routed).
-    lanes: Vec<Lane>,
-    /// How records choose a lane, when several models serve.
-    router: Option<Router>,
-    /// The default model's name, whose versions automatic rollback and shadowing watch.
-    default_name: String,
+    serving: ServingSet,
     metrics: Metrics,
     progress: Progress,
     settings: ScorerSettings,
     outputs: Outputs,
-    /// Automatic rollback, when configured: the bounds and how to move the pointer back.
-    rollback: Option<(RollbackPolicy, RollBack)>,
-    /// The promoted version under watch.
-    guard: Option<Guard>,
-    /// Said in the next drift report.
-    notice: Option<String>,
-    /// The shadow candidate, when configured.
-    shadow: Option<Shadow>,
-    /// Where the version serving is published for others (the REST twin).
-    serving: Option<Serving>,
 }
 
 /// Each message's lane (none when it names a model not served) and what decoding it said.
 type Decoded<'a> = Vec<(Option<usize>, Result<RecordMeta<'a>, DecodeError>)>;
 
 impl Scorer {
-    /// A scorer for `model`, reading the assignment from `progress` (records of a partition
-    /// revoked meanwhile are skipped).
+    /// A scorer for the models `serving` serves, reading the assignment from `progress`
+    /// (records of a partition revoked meanwhile are skipped).
     pub fn new(
-        model: Arc<Model>,
-        decoder: FeatureDecoder,
+        serving: ServingSet,
         metrics: Metrics,
         progress: Progress,
         settings: ScorerSettings,
     ) -> Self {
         Scorer {
-            default_name: model.metadata.name.clone(),
-            lanes: vec![Lane::new(model, decoder, &settings.drift, &metrics)],
-            router: None,
+            serving,
             outputs: Outputs::new(settings.topics.clone(), metrics.clone()),
             metrics,
             progress,
             settings,
-            rollback: None,
-            guard: None,
-            notice: None,
-            shadow: None,
-            serving: None,
         }
     }
 
-    /// Routes records by `router` among the default model and `models` (in the router's
-    /// order after the default).
-    pub fn with_routes(mut self, router: Router, models: Vec<Served>) -> Self {
-        for (model, decoder) in models {
-            let lane = Lane::new(model, decoder, &self.settings.drift, &self.metrics);
-            self.lanes.push(lane);
-        }
-        self.router = Some(router);
-        self
-    }
-
-    /// Scores a share of the records with `shadow`'s candidate as well, and compares.
-    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
-        self.shadow = Some(shadow);
-        self
-    }
-
-    /// Rolls newly promoted versions back by `roll_back` when they cross `policy`'s bounds.
-    pub fn with_rollback(mut self, policy: RollbackPolicy, roll_back: RollBack) -> Self {
-        self.rollback = Some((policy, roll_back));
-        self
-    }
-
-    /// Publishes every version swapped in to `serving`.
-    pub fn with_serving(mut self, serving: Serving) -> Self {
-        self.serving = Some(serving);
-        self
+    /// The serving set, between batches.
+    pub fn serving(&mut self) -> &mut ServingSet {
+        &mut self.serving
     }
 
     /// Sends one output per message of `batch`, in order. Messages of partitions revoked
@@ -131,8 +82,8 @@ impl Scorer {
         }
         let started = Instant::now();
         // Owned for the loop, which needs `self` mutably; put back afterwards.
-        let mut lanes = std::mem::take(&mut self.lanes);
-        let decoded = decode(self.router.as_ref(), &mut lanes, batch);
+        let mut lanes = std::mem::take(&mut self.serving.lanes);
+        let decoded = decode(self.serving.router.as_ref(), &mut lanes, batch);
         lanes.iter_mut().for_each(Lane::score);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
@@ -157,7 +108,7 @@ impl Scorer {
                         row: i,
                         now,
                     };
-                    self.send_scored(&mut lanes[l], message, record, sink);
+                    self.send_scored((l, &mut lanes[l]), message, record, sink);
                 }
                 (lane, Err(error), _) => {
                     if let Some(l) = lane {
@@ -169,27 +120,30 @@ impl Scorer {
                 (_, Ok(_), _) => unreachable!("one scored row per decoded record"),
             }
         }
-        for lane in &mut lanes {
-            let publish = |report: DriftReport| self.publish(&report, sink);
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let publish = |report: DriftReport| self.publish(l, &report, sink);
             lane.drift.count_batch(&lane.rows, &assigned, publish);
         }
-        if let Some(shadow) = &mut self.shadow {
+        if let Some(shadow) = &mut self.serving.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
         }
         lanes.iter_mut().for_each(Lane::end);
-        self.lanes = lanes;
-        if self.lanes.len() > 1 {
+        self.serving.lanes = lanes;
+        if self.serving.lanes.len() > 1 {
             // A lane no record came to closes its window by age.
             self.tick(sink);
         }
-        // Records of partitions revoked meanwhile were skipped, and count for nothing.
-        self.watch_promotion(scored_records, dead_letters, sink);
+        // Records of partitions revoked meanwhile were skipped, and count for nothing. A
+        // rollback closes the windows; the default model's carries the notice.
+        if self.serving.batch_done(scored_records, dead_letters) {
+            self.flush_drift(sink);
+        }
     }
 
     /// One scored record's drift, shadow note, explanation and prediction.
     fn send_scored(
         &mut self,
-        lane: &mut Lane,
+        (l, lane): (usize, &mut Lane),
         message: &BorrowedMessage<'_>,
         record: Scoring<'_>,
         sink: &Sink,
@@ -202,8 +156,8 @@ impl Scorer {
             predicted,
             record.meta.label,
         );
-        if let Some(shadow) = &mut self.shadow
-            && lane.model.metadata.name == self.default_name
+        if let Some(shadow) = &mut self.serving.shadow
+            && l == 0
         {
             shadow.note(record.index, message, predicted);
         }
@@ -217,44 +171,6 @@ impl Scorer {
         (self.outputs).prediction(model, message, record, scores, explanation.as_ref(), sink);
     }
 
-    /// Counts a batch for the promoted version under watch, and rolls it back if it crossed
-    /// a bound: the pointer moves, and every instance following it swaps back.
-    fn watch_promotion(&mut self, scored: u64, dead_letters: u64, sink: &Sink) {
-        let Some(guard) = &mut self.guard else {
-            return;
-        };
-        guard.batch(scored, dead_letters);
-        if guard.expired() {
-            info!(version = %guard.version(), "the promoted version passed its watch");
-            self.guard = None;
-            return;
-        }
-        let Some(reason) = guard.verdict() else {
-            return;
-        };
-        let version = guard.version().to_string();
-        self.guard = None;
-        let Some((_, roll_back)) = &self.rollback else {
-            return;
-        };
-        match roll_back(&version) {
-            Ok(change) => {
-                warn!(%change, %reason, "rolled the promoted version back automatically");
-                (self.metrics.serving.auto_rollbacks)
-                    .with_label_values(&["rolled_back"])
-                    .inc();
-                self.notice = Some(format!("automatic rollback {change}: {reason}"));
-                self.flush_drift(sink);
-            }
-            Err(e) => {
-                error!(%version, %reason, error = %e, "cannot roll the promoted version back");
-                (self.metrics.serving.auto_rollbacks)
-                    .with_label_values(&["failed"])
-                    .inc();
-            }
-        }
-    }
-
     /// `--pass-through`: forwards each message of an assigned partition unchanged.
     fn forward_batch(&mut self, batch: &[BorrowedMessage<'_>], assigned: &[i32], sink: &Sink) {
         for message in batch {
@@ -264,50 +180,13 @@ impl Scorer {
         }
     }
 
-    /// Serves `model` (read through `decoder`) in place of the version of its name from the
-    /// next batch on: the old version's drift window closes and is published, and a new one
-    /// opens against the new version's baselines. Called between batches, so each record is
-    /// scored once, by the version serving when its batch came.
-    pub fn swap(
-        &mut self,
-        model: Arc<Model>,
-        decoder: FeatureDecoder,
-        promoted: bool,
-        sink: &Sink,
-    ) {
-        let name = model.metadata.name.clone();
-        let Some(l) = self
-            .lanes
-            .iter()
-            .position(|l| l.model.metadata.name == name)
-        else {
-            warn!(model = %name, "a version of a model not served was loaded; ignored");
-            return;
-        };
+    /// Serves the version `loaded` from the next batch on (see [`ServingSet::swap`]); the
+    /// old version's drift window is published.
+    pub fn swap(&mut self, loaded: Loaded<FeatureDecoder>, sink: &Sink) {
         let assigned: Vec<i32> = self.progress.lock().assigned().collect();
-        if let Some(report) = self.lanes[l].drift.close(&assigned) {
-            self.publish(&report, sink);
+        if let Some((l, report)) = self.serving.swap(loaded, &assigned) {
+            self.publish(l, &report, sink);
         }
-        if name == self.default_name {
-            self.guard = match (&self.rollback, promoted) {
-                (Some((policy, _)), true) => {
-                    Some(Guard::new(*policy, model.metadata.version.clone()))
-                }
-                _ => None,
-            };
-        }
-        let old = &self.lanes[l].model.metadata.version;
-        let new = &model.metadata.version;
-        let _ = (self.metrics.serving.model_info).remove_label_values(&[&name, old]);
-        (self.metrics.serving.model_info)
-            .with_label_values(&[&name, new])
-            .set(1);
-        info!(model = %name, from = %old, to = %new, "swapped the serving model");
-        if let Some(serving) = &self.serving {
-            serving.publish(model.clone());
-        }
-        let (drift, metrics) = (&self.settings.drift, &self.metrics);
-        self.lanes[l].replace(model, decoder, drift, metrics);
     }
 
     /// Closes the drift windows that are old enough (called when no records arrive, and
@@ -315,9 +194,9 @@ impl Scorer {
     pub fn tick(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = self.progress.lock().assigned().collect();
-            for l in 0..self.lanes.len() {
-                if let Some(report) = self.lanes[l].drift.close_if_due(&assigned) {
-                    self.publish(&report, sink);
+            for l in 0..self.serving.lanes.len() {
+                if let Some(report) = self.serving.lanes[l].drift.close_if_due(&assigned) {
+                    self.publish(l, &report, sink);
                 }
             }
         }
@@ -327,25 +206,19 @@ impl Scorer {
     pub fn flush_drift(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = self.progress.lock().assigned().collect();
-            for l in 0..self.lanes.len() {
-                if let Some(report) = self.lanes[l].drift.close(&assigned) {
-                    self.publish(&report, sink);
+            for l in 0..self.serving.lanes.len() {
+                if let Some(report) = self.serving.lanes[l].drift.close(&assigned) {
+                    self.publish(l, &report, sink);
                 }
             }
         }
     }
 
-    /// Sends a drift report, keyed by this instance's id; a report of the default model
-    /// carries the pending notice, and counts for the promoted version under watch.
-    fn publish(&mut self, report: &DriftReport, sink: &Sink) {
-        let default = report.model_name == self.default_name;
-        if let Some(guard) = &mut self.guard
-            && default
-        {
-            guard.report(report);
-        }
+    /// Sends lane `l`'s drift report, keyed by this instance's id, with the notice the
+    /// serving set has for it.
+    fn publish(&mut self, l: usize, report: &DriftReport, sink: &Sink) {
         let noticed;
-        let report = match self.notice.take_if(|_| default) {
+        let report = match self.serving.reported(l, report) {
             Some(notice) => {
                 noticed = DriftReport {
                     notice: Some(notice),
@@ -385,6 +258,7 @@ fn decode<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -393,6 +267,7 @@ mod tests {
     use super::*;
     use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, InputFormat};
     use crate::kafka::testing::{cluster, eventually, produce_records, producer_config};
+    use crate::model::Model;
     use crate::obs::health::Health;
     use crate::pipeline::accounting::Accounting;
 
@@ -446,7 +321,8 @@ mod tests {
             drift: DriftSettings::new("test".into()),
             explain: ExplainSettings::default(),
         };
-        let mut scorer = Scorer::new(model, decoder, metrics.clone(), progress.clone(), settings);
+        let serving = ServingSet::new((model, decoder), &settings.drift, &metrics);
+        let mut scorer = Scorer::new(serving, metrics.clone(), progress.clone(), settings);
         scorer.handle_batch(&batch, &sink);
 
         assert_eq!(

@@ -73,9 +73,8 @@ impl Shadow {
     }
 
     /// Frames comparisons with schema `id` (Confluent wire format).
-    pub fn with_schema_id(mut self, id: Option<u32>) -> Self {
+    pub fn frame_with(&mut self, id: Option<u32>) {
         self.schema_id = id;
-        self
     }
 
     /// Notes the serving model's prediction for the batch's record `index`, if the record

@@ -8,6 +8,7 @@ use crate::codec::decode::FeatureDecoder;
 use crate::codec::registry::WriterSchemas;
 use crate::codec::route::RouteField;
 use crate::config::{RouteBy, RunConfig};
+use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::registry::Registry;
@@ -16,6 +17,8 @@ use crate::obs::metrics::Metrics;
 use crate::pipeline::Served;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 use crate::pipeline::route::{RouteSource, Router};
+use crate::pipeline::serving::{Routes, ServingSet};
+use crate::pipeline::shadow::Shadow;
 
 /// The model `--model` or `--model-name` names (the bundled one without either), checked.
 pub(super) fn open_model(config: &RunConfig, decoders: &Decoders) -> Result<Model> {
@@ -55,15 +58,6 @@ fn open_registered(
                 detail(e)
             ))
         })
-}
-
-/// The models records may be routed to besides the default, loaded and checked, and the
-/// router that chooses among them (`--route-by`, `--route-models`).
-pub(super) struct Routes {
-    /// Chooses each record's model.
-    pub router: Router,
-    /// The models besides the default, in the router's order, with their decoders.
-    pub models: Vec<Served>,
 }
 
 /// With `--route-by`, the routes: each of `--route-models` at the version its pointer names.
@@ -162,11 +156,47 @@ pub(super) fn shadow_candidate(config: &RunConfig, decoders: &Decoders) -> Resul
     Ok(Some((Arc::new(candidate), decoder)))
 }
 
-/// With `--auto-rollback-within`, the bounds and the pointer move back.
-pub(super) fn rollback(
+/// What serves at start, as `prepare` loaded and checked it.
+pub(super) struct Start {
+    /// The default model and its decoder.
+    pub default: Served,
+    /// The models records are routed to besides the default, and the router.
+    pub routes: Option<Routes>,
+    /// The shadow candidate and its decoder (`--shadow`).
+    pub shadow: Option<Served>,
+    /// What builds decoders for versions loaded later.
+    pub decoders: Decoders,
+}
+
+/// The models serving at start and the policy that changes them: the routes, the watches of
+/// the registry pointers, automatic rollback and the shadow candidate.
+pub(super) fn serving_set(
     config: &RunConfig,
-    decoders: Decoders,
-) -> Option<(RollbackPolicy, RollBack)> {
+    start: Start,
+    drift: &DriftSettings,
+    metrics: &Metrics,
+) -> Result<ServingSet> {
+    let mut set = ServingSet::new(start.default, drift, metrics);
+    if let Some(routes) = start.routes {
+        set = set.with_routes(routes);
+    }
+    let served = set.models();
+    let served: Vec<&Model> = served.iter().map(|m| m.as_ref()).collect();
+    set = set.with_watches(watches(config, &served, &start.decoders, metrics)?);
+    if let Some((policy, roll_back)) = rollback(config, start.decoders) {
+        set = set.with_rollback(policy, roll_back);
+    }
+    if let Some((candidate, decoder)) = start.shadow {
+        let models = &config.models;
+        let (share, topic) = (models.shadow_share, models.comparison_topic.clone());
+        let shadow = Shadow::new(candidate, decoder, share, topic, metrics.clone());
+        set = set.with_shadow(shadow);
+    }
+    Ok(set)
+}
+
+/// With `--auto-rollback-within`, the bounds and the pointer move back.
+fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, RollBack)> {
     let (within, name) = (
         config.models.auto_rollback_within?,
         config.models.model_name.clone()?,
@@ -186,7 +216,7 @@ pub(super) fn rollback(
 
 /// The watches that load each version the registry pointers name: of the default model
 /// with `--model-name`, and of every model records are routed to.
-pub(super) fn watches(
+fn watches(
     config: &RunConfig,
     serving: &[&Model],
     decoders: &Decoders,

@@ -1,0 +1,194 @@
+//! Which model serves: the one owner of the serving policy. The lanes (one per model served,
+//! the default first), the router that chooses among them, the watches that bring new
+//! versions, automatic rollback, the shadow candidate, and the handle the versions serving
+//! are published through (with the `driftwood_model_info` gauge) all live here. The scorer
+//! asks it which lane a record goes to and tells it what each batch and window showed; it
+//! does the rest.
+
+use std::sync::Arc;
+
+use prometheus::IntGaugeVec;
+use tracing::{info, warn};
+
+use super::Served;
+use super::lane::Lane;
+use super::rollback::{AutoRollback, RollBack, RollbackPolicy};
+use super::route::Router;
+use super::shadow::Shadow;
+use crate::codec::decode::FeatureDecoder;
+use crate::drift::{DriftReport, DriftSettings};
+use crate::model::watch::{Loaded, ModelWatch};
+use crate::model::{Model, Serving};
+use crate::obs::metrics::Metrics;
+
+/// The models records may be routed to besides the default, and the router that chooses.
+pub struct Routes {
+    /// Chooses each record's model.
+    pub router: Router,
+    /// The models besides the default, in the router's order, with their decoders.
+    pub models: Vec<Served>,
+}
+
+/// The models serving and the policy that changes them.
+pub struct ServingSet {
+    /// One lane per model served, the default first.
+    pub(super) lanes: Vec<Lane>,
+    /// How records choose a lane, when several models serve.
+    pub(super) router: Option<Router>,
+    /// The shadow candidate, compared with the default model.
+    pub(super) shadow: Option<Shadow>,
+    watches: Vec<ModelWatch<FeatureDecoder>>,
+    rollback: Option<AutoRollback>,
+    /// Said in the default model's next drift report.
+    notice: Option<String>,
+    published: Serving,
+    model_info: IntGaugeVec,
+    drift: DriftSettings,
+    metrics: Metrics,
+}
+
+impl ServingSet {
+    /// Serves `default` alone, with drift windows as `drift` says.
+    pub fn new(default: Served, drift: &DriftSettings, metrics: &Metrics) -> Self {
+        let (model, decoder) = default;
+        let set = ServingSet {
+            published: Serving::new(vec![model.clone()]),
+            lanes: vec![Lane::new(model.clone(), decoder, drift, metrics)],
+            router: None,
+            shadow: None,
+            watches: Vec::new(),
+            rollback: None,
+            notice: None,
+            model_info: metrics.serving.model_info.clone(),
+            drift: drift.clone(),
+            metrics: metrics.clone(),
+        };
+        set.show(&model);
+        set
+    }
+
+    /// Routes records by `routes.router` among the default model and `routes.models`.
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        for (model, decoder) in routes.models {
+            self.show(&model);
+            self.published.publish(model.clone());
+            let lane = Lane::new(model, decoder, &self.drift, &self.metrics);
+            self.lanes.push(lane);
+        }
+        self.router = Some(routes.router);
+        self
+    }
+
+    /// Swaps in the versions `watches` load.
+    pub fn with_watches(mut self, watches: Vec<ModelWatch<FeatureDecoder>>) -> Self {
+        self.watches = watches;
+        self
+    }
+
+    /// Rolls newly promoted versions of the default model back by `roll_back` when they
+    /// cross `policy`'s bounds.
+    pub fn with_rollback(mut self, policy: RollbackPolicy, roll_back: RollBack) -> Self {
+        self.rollback = Some(AutoRollback::new(policy, roll_back, &self.metrics));
+        self
+    }
+
+    /// Scores a share of the default model's records with `shadow`'s candidate as well.
+    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
+    /// The versions serving, as the REST twin reads them.
+    pub fn published(&self) -> Serving {
+        self.published.clone()
+    }
+
+    /// The models serving now, the default first.
+    pub fn models(&self) -> Vec<Arc<Model>> {
+        self.lanes.iter().map(|l| l.model.clone()).collect()
+    }
+
+    /// The topic the shadow's comparisons go to, if they are published.
+    pub(super) fn comparison_topic(&self) -> Option<&str> {
+        self.shadow.as_ref().and_then(Shadow::topic)
+    }
+
+    /// Frames the shadow's comparisons with schema `id` (Confluent wire format).
+    pub(super) fn frame_comparisons(&mut self, id: Option<u32>) {
+        if let Some(shadow) = &mut self.shadow {
+            shadow.frame_with(id);
+        }
+    }
+
+    /// The versions the watches loaded since the last call.
+    pub(super) fn loaded(&self) -> Vec<Loaded<FeatureDecoder>> {
+        self.watches.iter().filter_map(ModelWatch::take).collect()
+    }
+
+    /// Serves `loaded` in place of the version of its name from the next batch on, with a
+    /// new drift window; returns the old version's window, closed, to publish (with its
+    /// lane). Called
+    /// between batches, so each record is scored once, by the version serving when its batch
+    /// came.
+    pub(super) fn swap(
+        &mut self,
+        loaded: Loaded<FeatureDecoder>,
+        assigned: &[i32],
+    ) -> Option<(usize, DriftReport)> {
+        let model = loaded.model;
+        let name = &model.metadata.name;
+        let Some(l) = self
+            .lanes
+            .iter()
+            .position(|l| &l.model.metadata.name == name)
+        else {
+            warn!(model = %name, "a version of a model not served was loaded; ignored");
+            return None;
+        };
+        let closed = self.lanes[l]
+            .drift
+            .close(assigned)
+            .map(|report| (l, report));
+        if l == 0
+            && let Some(rollback) = &mut self.rollback
+        {
+            rollback.swapped(&model.metadata.version, loaded.promoted);
+        }
+        let old = &self.lanes[l].model.metadata.version;
+        let _ = self.model_info.remove_label_values(&[name, old]);
+        self.show(&model);
+        info!(model = %name, from = %old, to = %model.metadata.version, "swapped the serving model");
+        self.published.publish(model.clone());
+        let lane = Lane::new(model, loaded.extra, &self.drift, &self.metrics);
+        self.lanes[l] = lane;
+        closed
+    }
+
+    /// Counts a batch's records of the default model for automatic rollback; true when it
+    /// rolled the promoted version back (the caller closes the drift windows, the first of
+    /// which carries the notice).
+    pub(super) fn batch_done(&mut self, scored: u64, dead_letters: u64) -> bool {
+        let notice = (self.rollback.as_mut()).and_then(|r| r.batch(scored, dead_letters));
+        let rolled_back = notice.is_some();
+        self.notice = notice.or(self.notice.take());
+        rolled_back
+    }
+
+    /// A drift window of lane `lane` closed: the default model's (lane 0) counts for
+    /// automatic rollback, and takes the notice its report is to carry.
+    pub(super) fn reported(&mut self, lane: usize, report: &DriftReport) -> Option<String> {
+        if lane != 0 {
+            return None;
+        }
+        if let Some(rollback) = &mut self.rollback {
+            rollback.report(report);
+        }
+        self.notice.take()
+    }
+
+    /// Shows `model` as serving in `driftwood_model_info`.
+    fn show(&self, model: &Model) {
+        let (name, version) = (&model.metadata.name, &model.metadata.version);
+        self.model_info.with_label_values(&[name, version]).set(1);
+    }
+}
