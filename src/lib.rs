@@ -5,10 +5,11 @@
 //!
 //! - [`config`]: command-line and environment settings, and the librdkafka configuration of
 //!   each client, checked before anything connects.
-//! - [`kafka`]: Kafka in and out: `kafka::source` (the consumer's rebalances, statistics
-//!   and commits), `kafka::sink` (one producer for every output, acknowledgements),
-//!   `kafka::retry` (which failures to retry, and how), `kafka::offsets` (which input
-//!   offsets are safe to commit) and `kafka::admin` (creating missing topics).
+//! - `kafka` (internal): Kafka in and out: `kafka::source` (the consumer's rebalances,
+//!   statistics and commits), `kafka::sink` (one producer for every output,
+//!   acknowledgements), `kafka::retry` (which failures to retry, and how), `kafka::offsets`
+//!   (which input offsets are safe to commit), `kafka::admin` (creating missing topics), and
+//!   `kafka::events` (what it reports to the layer above, typed).
 //! - [`codec`]: [`codec::dead_letter`] (what a dead letter's headers say), [`codec::decode`] (input framing, features by name) over `codec::avro` (the
 //!   plan compiled from the writer schema), [`codec::encode`] (predictions and feature
 //!   records), and [`codec::registry`] (the schema registry: writer schemas by id, output
@@ -16,8 +17,9 @@
 //! - [`model`]: training data, training, the artifact on disk, the compiled forest.
 //! - `pipeline` (internal): the consumer loop (poll a batch, hand it on, store offsets,
 //!   pause under back-pressure), `pipeline::resolve` (a batch's new schema ids fetched, or
-//!   their partitions held while the registry is away) and `pipeline::scorer` (a batch to
-//!   outputs).
+//!   their partitions held while the registry is away), `pipeline::serving` (which model
+//!   serves), `pipeline::scorer` (a batch to outputs) and `pipeline::accounting` (the
+//!   transport's events as metrics and health).
 //! - [`stats`]: the statistics drift's tests rest on (binned rank tests, Holm's correction,
 //!   CUSUM, Wilson bounds), knowing nothing of records or models.
 //! - [`drift`]: windows of records tested against the model's drift reference, at stated
@@ -35,7 +37,7 @@ pub mod config;
 pub mod drift;
 pub mod error;
 pub mod http;
-pub mod kafka;
+mod kafka;
 pub mod model;
 pub mod obs;
 pub(crate) mod pipeline;

@@ -1,96 +1,10 @@
 //! The `driftwood` command line; all logic lives in the library.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use driftwood::config::RunConfig;
-use driftwood::config::tools::DemoConfig;
-use driftwood::config::tools::ProduceConfig;
-use driftwood::config::{ImportArgs, TrainArgs};
+use driftwood::config::cli::{Cli, Command, LogFormat};
 use driftwood::model::train;
 use driftwood::obs::telemetry::OtlpExport;
 use driftwood::tools::produce::produce;
-
-#[derive(Parser)]
-#[command(
-    name = "driftwood",
-    about = "Score Avro feature streams from Kafka with tree models (forests, boosted trees)"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(
-        long,
-        global = true,
-        env = "DRIFTWOOD_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwood=debug`) [default: info;
-    /// warn for the demo, whose summary is its output].
-    #[arg(long, global = true, env = "DRIFTWOOD_LOG")]
-    log: Option<String>,
-    /// Export spans to this OpenTelemetry collector's OTLP/HTTP receiver (e.g.
-    /// http://localhost:4318); off when unset. Records that carry a W3C `traceparent` make a
-    /// `score` span each, a child of the producer's.
-    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
-    otlp_endpoint: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Consume feature records, score them, publish predictions and dead letters.
-    Run(Box<RunConfig>),
-    /// Run the whole pipeline on an in-process mock Kafka cluster and print a summary.
-    Demo(DemoConfig),
-    /// Emit feature records from the bundled dataset (load and demo generator).
-    Produce(ProduceConfig),
-    /// Train a random forest and write a versioned model artifact.
-    Train(TrainArgs),
-    /// Import a tree model from ONNX (scikit-learn, XGBoost, LightGBM) as a model artifact.
-    Import(ImportArgs),
-    /// Write a forest driftwood trained as ONNX, for other runtimes.
-    Export(ExportArgs),
-    /// The model registry: list, show, promote and roll back versions.
-    Models(driftwood::config::tools::ModelsArgs),
-    /// Measure pass-through ceiling, pipeline throughput, latency and memory on a broker.
-    Bench(driftwood::config::tools::BenchConfig),
-    /// Measure how fast a model scores (ns/row at batch sizes, one thread, no Kafka).
-    BenchModel(driftwood::config::tools::BenchModelArgs),
-    /// Measure the drift tests: false-alarm rates, power, detection delay, and the peers on
-    /// the same windows (no Kafka).
-    BenchDrift(driftwood::config::tools::BenchDriftArgs),
-    /// Exit 0 if a running instance's sidecar answers 200 (for Docker's HEALTHCHECK, which has
-    /// no HTTP client in a slim image; Kubernetes probes the endpoints itself).
-    Healthcheck(HealthcheckArgs),
-}
-
-#[derive(clap::Args)]
-struct ExportArgs {
-    /// The model artifact directory [default: the bundled model].
-    #[arg(long)]
-    model: Option<std::path::PathBuf>,
-    /// Where to write the ONNX file.
-    #[arg(long)]
-    output: std::path::PathBuf,
-}
-
-#[derive(clap::Args)]
-struct HealthcheckArgs {
-    /// The instance's sidecar address; an unspecified IP (0.0.0.0) means this host.
-    #[arg(long, env = "DRIFTWOOD_HTTP_ADDR", default_value = "127.0.0.1:9090")]
-    http_addr: std::net::SocketAddr,
-    /// `/ready` (connected to the broker, input topic present) or `/health` (alive).
-    #[arg(long, default_value = "/ready")]
-    path: String,
-}
 
 /// Logs to stderr through `filter`; spans to a collector as well when `export` is given
 /// (its own filter: driftwood's spans, whatever the log level).

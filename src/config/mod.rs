@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub use models::{ModelArgs, RouteBy};
 pub use registry::{OutputFormat, PASSWORD_ENV, RegistryArgs};
 
+pub mod cli;
 mod commands;
 mod drift;
 mod kafka;

@@ -15,9 +15,6 @@ pub(crate) mod testing;
 pub(crate) mod trace;
 pub(crate) mod transaction;
 
-pub use sink::HEADER_TRUNCATED_FROM;
-pub use trace::{TRACEPARENT, TraceParent};
-
 /// The librdkafka configuration of each client, built once from the settings (secret files
 /// and variables read once) and checked.
 #[derive(Clone)]

@@ -5,10 +5,7 @@
 
 use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
 
-pub use crate::obs::trace::TraceParent;
-
-/// The W3C trace-context header.
-pub const TRACEPARENT: &str = "traceparent";
+pub use crate::obs::trace::{TRACEPARENT, TraceParent};
 
 /// The prediction's headers: the input's, with a valid `traceparent` replaced by `child`.
 /// Returns `None` when the input had none.

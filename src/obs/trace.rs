@@ -2,6 +2,9 @@
 //! and a child of it for the prediction, so that a producer's trace continues through
 //! driftwood's scoring (`crate::kafka::trace` carries it in Kafka headers).
 
+/// The W3C trace-context header.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// A parsed W3C `traceparent` (version 00): `00-<trace id>-<parent span id>-<flags>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {

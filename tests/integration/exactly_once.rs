@@ -100,6 +100,8 @@ async fn a_broker_restart_in_exactly_once_mode_duplicates_nothing() {
     let mut member = Member::start(&config, &EXACTLY_ONCE, &log);
     member.wait_scored(2_000.0, Duration::from_secs(60));
     kafka.stop();
+    // The outage itself: the broker stays down this long (part of the scenario, not a
+    // wait before an assertion).
     tokio::time::sleep(Duration::from_secs(3)).await;
     kafka.resume();
     let scored = member.scored();

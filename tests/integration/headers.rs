@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use driftwood::config::RunConfig;
-use driftwood::kafka::{TRACEPARENT, TraceParent};
+use driftwood::obs::trace::{TRACEPARENT, TraceParent};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 
 use crate::common::dressed::dressed_input;

@@ -107,6 +107,8 @@ async fn a_broker_restart_mid_stream_needs_no_driftwood_restart() {
     })
     .await;
     let scored_while_down = member.scored();
+    // The outage itself: the broker stays down this long (part of the scenario, not a
+    // wait before an assertion).
     tokio::time::sleep(Duration::from_secs(3)).await;
     kafka.resume();
     wait_until("/ready to say 200 again", Duration::from_secs(90), || {

@@ -118,7 +118,14 @@ async fn a_wrong_password_is_refused_and_reported() {
         .unwrap();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     wait_for_port(port, Duration::from_secs(30));
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let refused =
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Authentication failed"));
+    wait_until(
+        "the broker to refuse the password",
+        Duration::from_secs(60),
+        refused,
+    )
+    .await;
     let (status, body) = http_get(addr, "/ready");
     sigterm(&child);
     let _ = child.wait();

@@ -20,9 +20,15 @@ async fn ready_waits_for_the_broker_and_metrics_count_records() {
     config.input_format = InputFormat::Confluent;
     let service = Service::start(config.clone()).await.unwrap();
     let addr = service.http_addr();
-    let (status, _) = http_get(addr, "/health");
-    assert_eq!(status, 200, "alive while the broker is missing");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // For two seconds of trying, it stays alive and not ready (an observation period, not
+    // a wait for something to happen).
+    let trying = std::time::Instant::now();
+    while trying.elapsed() < Duration::from_secs(2) {
+        let (health, _) = http_get(addr, "/health");
+        let (ready, body) = http_get(addr, "/ready");
+        assert_eq!((health, ready), (200, 503), "alive, not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (status, body) = http_get(addr, "/ready");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"joined_group\":false"), "{body}");
