@@ -24,8 +24,8 @@ use crate::kafka::admin;
 use crate::model::{Model, Serving};
 use crate::obs::health::Health;
 use crate::obs::metrics::Metrics;
-use crate::pipeline::serving::{Routes, ServingSet};
-use crate::pipeline::{Pipeline, Served};
+use crate::pipeline::Pipeline;
+use crate::pipeline::serving::ServingSet;
 use models::{Decoders, Start, open_model, routes, serving_set, shadow_candidate};
 
 /// A running driftwood instance.
@@ -77,12 +77,8 @@ impl Service {
     /// not fail this: the loop keeps trying and `/ready` says 503 meanwhile.
     pub async fn start(config: RunConfig) -> Result<Self> {
         let Prepared {
-            model,
-            decoder,
+            models,
             clients,
-            decoders,
-            shadow,
-            routes,
             schema_registry,
         } = prepare(&config)?;
 
@@ -90,14 +86,9 @@ impl Service {
         let health = Arc::new(Health::default());
         health.set_model_loaded(true);
         let settings = config.loop_settings();
-        let (name, version) = (model.metadata.name.clone(), model.metadata.version.clone());
-        let start = Start {
-            default: (model, decoder),
-            routes,
-            shadow,
-            decoders,
-        };
-        let serving = serving_set(&config, start, &settings.drift, &metrics)?;
+        let default = &models.default.0.metadata;
+        let (name, version) = (default.name.clone(), default.version.clone());
+        let serving = serving_set(&config, models, &settings.drift, &metrics)?;
         let published = serving.published();
         let (http_addr, http_stop, http_task) =
             serve_http(&config, &health, &metrics, &published).await?;
@@ -239,18 +230,10 @@ fn consumer_thread(
 
 /// What an instance scores with, loaded and checked before anything connects.
 struct Prepared {
-    /// The model artifact.
-    pub model: Arc<Model>,
-    /// The decoder for the input schema and the model's features.
-    pub decoder: FeatureDecoder,
+    /// The models that serve at start, with their decoders.
+    models: Start,
     /// Every Kafka client's configuration, checked.
-    pub clients: KafkaClients,
-    /// What builds decoders for versions loaded later.
-    decoders: Decoders,
-    /// The shadow candidate and its decoder (`--shadow`).
-    shadow: Option<Served>,
-    /// The models records are routed to besides the default, and the router.
-    routes: Option<Routes>,
+    clients: KafkaClients,
     /// The schema registry's settings, and the writer schemas fetched from it.
     schema_registry: Option<(RegistrySettings, Option<WriterSchemas>)>,
 }
@@ -278,17 +261,17 @@ fn prepare(config: &RunConfig) -> Result<Prepared> {
         registered: registered.clone(),
     };
     let model = Arc::new(open_model(config, &decoders)?);
-    let decoder = decoders.for_model(&model)?;
-    let shadow = shadow_candidate(config, &decoders)?;
-    let routes = routes(config, &model, &decoders)?;
-    Ok(Prepared {
-        model,
-        decoder,
-        clients,
+    let models = Start {
+        default: (model.clone(), decoders.for_model(&model)?),
+        shadow: shadow_candidate(config, &decoders)?,
+        routes: routes(config, &model, &decoders)?,
         decoders,
-        shadow,
-        routes,
-        schema_registry: registry.map(|settings| (settings, registered)),
+    };
+    let schema_registry = registry.map(|settings| (settings, registered));
+    Ok(Prepared {
+        models,
+        clients,
+        schema_registry,
     })
 }
 
@@ -318,12 +301,12 @@ fn registry_summary(config: &RunConfig) -> String {
 /// `driftwood run --check-config`: every check `driftwood run` makes before it connects,
 /// then a summary of what would run.
 pub fn check(config: &RunConfig) -> Result<String> {
-    let Prepared {
-        model,
+    let Start {
+        default: (model, _),
         shadow,
         routes,
         ..
-    } = prepare(config)?;
+    } = prepare(config)?.models;
     let m = &model.metadata;
     let routes = routes.map_or("none (every record to the default model)".into(), |r| {
         let models = (r.models.iter())
