@@ -74,6 +74,9 @@ echo "client: $(target/debug/driftwood --version)"
 # Some tests start brokers of their own (scripts/kafka.sh run), from the same installation.
 cargo test --all-targets "$@"
 
+# The library's documentation: no link to an item that is not there or not public.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 # The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the
 # code already).
 scripts/validate-k8s.sh

@@ -30,12 +30,16 @@
 //! - [`service`]: all of the above as one running instance, and the checks before it starts.
 //! - [`tools`]: beside the data path: the load generator, the demo and the benchmark.
 //!
-//! [`error`] holds the library's error type.
+//! `error` holds the library's error type, re-exported here with the causes a caller matches
+//! on ([`Error`], [`RegistryError`]).
+//!
+//! What is public is what the binary, the integration tests and the benchmarks use; the
+//! transport (`kafka`), the loop (`pipeline`) and most submodules are the crate's own.
 
 pub mod codec;
 pub mod config;
 pub mod drift;
-pub mod error;
+pub(crate) mod error;
 pub mod http;
 mod kafka;
 pub mod model;
@@ -45,4 +49,4 @@ pub mod service;
 pub mod stats;
 pub mod tools;
 
-pub use error::{Error, Result};
+pub use error::{Error, RegistryError, Result};

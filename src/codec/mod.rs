@@ -7,4 +7,4 @@ pub mod dead_letter;
 pub mod decode;
 pub mod encode;
 pub mod registry;
-pub mod route;
+pub(crate) mod route;

@@ -1,28 +1,28 @@
 //! Drift detection: live windows of records tested against the model's drift reference
 //! ([`crate::model::drift_reference`]), with false-alarm rates that hold.
 //!
-//! - [`plan`]: which tests a model's windows get and each one's share of the error budget.
-//! - [`window`]: a window's raw counts (mergeable sums); `products`: the sums of its
+//! - `plan`: which tests a model's windows get and each one's share of the error budget.
+//! - `window`: a window's raw counts (mergeable sums); `products`: the sums of its
 //!   scores' products in pairs, a block of records at a time.
-//! - [`report`]: the report published per window, as Avro `DriftReport`s (`encode`: its
+//! - `report`: the report published per window, as Avro `DriftReport`s (`encode`: its
 //!   bytes).
 //! - `prepared`: a reference distribution's parts that every window's tests reuse.
 //! - `compute`: the report from the counts: the tests ([`crate::stats`]), Holm's correction
 //!   over all of them, the flags and effects.
 //! - `sequential`: the CUSUM alarm across windows, for shifts too slow for one window.
-//! - [`monitor`]: the pipeline's tumbling windows, whose reports the scorer publishes;
-//!   [`tester`]: the same windows tested outside the pipeline (benchmark, tests).
+//! - `monitor`: the pipeline's tumbling windows, whose reports the scorer publishes;
+//!   `tester`: the same windows tested outside the pipeline (benchmark, tests).
 
 mod compute;
 mod encode;
-pub mod monitor;
-pub mod plan;
+pub(crate) mod monitor;
+pub(crate) mod plan;
 mod prepared;
 mod products;
-pub mod report;
+pub(crate) mod report;
 mod sequential;
-pub mod tester;
-pub mod window;
+pub(crate) mod tester;
+pub(crate) mod window;
 
 pub use compute::Inputs;
 pub use monitor::DriftMonitor;

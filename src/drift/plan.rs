@@ -241,7 +241,7 @@ impl Plan {
     }
 
     /// The smallest shift of a feature's location, in its standard deviations, that a
-    /// window of `n` records against `m` reference values detects with [`POWER`] at the alert
+    /// window of `n` records against `m` reference values detects with `POWER` at the alert
     /// rate (for a normally distributed feature; the first step of Holm's correction).
     pub fn detectable_shift(&self, n: f64, m: f64) -> f64 {
         let level = self.window_rates.alert * self.feature_weight(TestKind::Location);
@@ -250,7 +250,7 @@ impl Plan {
 
     /// What the tests cover and what a window of `n` records detects, in a sentence: the
     /// pair and whole-vector tests the reference supports, the outputs tested, and the
-    /// smallest mean shift of one feature found with [`POWER`] at the alert rate.
+    /// smallest mean shift of one feature found with `POWER` at the alert rate.
     pub fn summary(&self, reference: &DriftReference, n: i64) -> String {
         let m = reference
             .features

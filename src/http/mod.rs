@@ -2,5 +2,5 @@
 //! Prometheus, and the REST twin of the pipeline (`rest`). At the top of the crate: it serves
 //! what the layers below it report and score.
 
-pub mod rest;
+pub(crate) mod rest;
 pub mod sidecar;

@@ -66,7 +66,7 @@ pub struct OutputReference {
     pub distribution: Marginal,
 }
 
-/// Pass 1 over the feature rows (see [`crate::stats::profile`]).
+/// Pass 1 over the feature rows (see `crate::stats::profile`).
 #[derive(Debug)]
 pub struct FeaturePass(Sketch);
 

@@ -1,24 +1,24 @@
 //! The model: training data ([`dataset`]), training ([`train`]), the artifact on disk
-//! ([`artifact`]), drift baselines ([`baseline`]) and references ([`drift_reference`]), and the
+//! ([`artifact`]), drift baselines (`baseline`) and references ([`drift_reference`]), and the
 //! compiled forest that scores
 //! ([`forest`]); the general tree engine ([`ensemble`]) and the ONNX models it imports
 //! ([`onnx`]).
 
 pub mod artifact;
-pub mod baseline;
+pub(crate) mod baseline;
 pub mod dataset;
 pub mod drift_reference;
-pub mod engine;
+pub(crate) mod engine;
 pub mod ensemble;
 pub mod forest;
 pub mod import;
 pub mod onnx;
 pub mod registry;
-pub mod serving;
+pub(crate) mod serving;
 #[cfg(test)]
 mod testing;
 pub mod train;
-pub mod watch;
+pub(crate) mod watch;
 
 pub use artifact::{Model, ModelMetadata};
 pub use engine::{Engine, Labelled, Predicted, Scored};

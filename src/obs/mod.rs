@@ -3,8 +3,8 @@
 //! rate-limited warnings. A leaf: it imports nothing from the crate but its error type, so
 //! that every layer may report through it (`tests/architecture.rs` keeps it so).
 
-pub mod health;
-pub mod metrics;
+pub(crate) mod health;
+pub(crate) mod metrics;
 pub(crate) mod rate_limit;
 pub mod shutdown;
 pub mod telemetry;

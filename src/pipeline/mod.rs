@@ -8,16 +8,16 @@
 
 mod accounting;
 mod backpressure;
-pub mod explain;
+pub(crate) mod explain;
 mod lane;
 mod outputs;
 mod resolve;
-pub mod rollback;
-pub mod route;
+pub(crate) mod rollback;
+pub(crate) mod route;
 mod sample;
-pub mod scorer;
-pub mod serving;
-pub mod shadow;
+pub(crate) mod scorer;
+pub(crate) mod serving;
+pub(crate) mod shadow;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -473,7 +473,8 @@ impl PairMoments<'_> {
 }
 
 /// Builds a profile from rows held in memory: both passes over `rows`, with `joint` moments
-/// when asked for.
+/// when asked for (for the statistics' own tests).
+#[cfg(test)]
 pub fn profile_rows<'a>(
     rows: impl Iterator<Item = &'a [f64]> + Clone,
     p: usize,

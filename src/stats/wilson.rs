@@ -20,7 +20,8 @@ pub fn wilson(k: u64, n: u64, level: f64) -> (f64, f64) {
 
 /// The central interval `[lo, hi]` holding a Binomial(`n`, `rate`) count with probability at
 /// least `level`: each tail outside it has probability at most (1 − level) / 2. Exact, from
-/// the probability mass function.
+/// the probability mass function. (For the statistics' own tests.)
+#[cfg(test)]
 pub fn binomial_interval(n: u64, rate: f64, level: f64) -> (u64, u64) {
     let tail = (1.0 - level) / 2.0;
     let ln_pmf = |k: u64| {

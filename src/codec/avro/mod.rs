@@ -2,8 +2,8 @@
 //! writer schema (no `Value` tree, no allocation), and encoding writes primitives straight
 //! into a reused buffer. apache-avro parses the schemas and is the reference in tests.
 
-pub mod binary;
-pub mod plan;
+pub(crate) mod binary;
+pub(crate) mod plan;
 
 pub use binary::{AvroError, Cursor, Writer};
 pub use plan::{CompiledSchema, Plan, Scalar};

@@ -1,12 +1,12 @@
 //! The Confluent-compatible Schema Registry: writer schemas of Confluent-framed input fetched
-//! by id ([`client`]), cached with a bound ([`WriterSchemas`]), and the output schemas
+//! by id (`client`), cached with a bound ([`WriterSchemas`]), and the output schemas
 //! registered under `<topic>-value`.
 //!
 //! Decoding never calls the registry: the consumer loop resolves a batch's new ids first
 //! (`pipeline::resolve`), so a registry that is down holds only the partitions whose records
 //! carry an id not seen before, and records of known ids keep flowing.
 
-pub mod client;
+pub(crate) mod client;
 mod schemas;
 
 pub use client::{RegistryClient, RegistryError, RegistrySettings};
