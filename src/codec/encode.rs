@@ -19,26 +19,35 @@ pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../../schemas/drift_report.a
 /// The shadow comparison schema (`schemas/comparison.avsc`).
 pub const COMPARISON_SCHEMA: &str = include_str!("../../schemas/comparison.avsc");
 
+/// What a model said about one record, as the prediction topic's records and the REST
+/// twin's answers both carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Prediction {
+    /// The model that scored it.
+    pub model_name: String,
+    /// Its version.
+    pub model_version: String,
+    /// Predicted class label (a class's index, for a model whose classes are names); null
+    /// for a regressor.
+    pub predicted_label: Option<i32>,
+    /// The predicted class's name, for a model whose classes are names.
+    pub predicted_class: Option<String>,
+    /// Probability of the predicted class; null for a regressor.
+    pub confidence: Option<f64>,
+    /// A regressor's value; null for a classifier.
+    pub value: Option<f64>,
+    /// Probability of each class (empty for a regressor).
+    pub probabilities: Vec<ClassProbability>,
+}
+
 /// One prediction, shaped like `schemas/prediction.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PredictionRecord {
     /// The input record's id.
     pub id: String,
-    /// Model name.
-    pub model_name: String,
-    /// Model version.
-    pub model_version: String,
-    /// Predicted class label (a class's index, for a model whose classes are names); `None`
-    /// for a regressor.
-    pub predicted_label: Option<i32>,
-    /// The predicted class's name, for a model whose classes are names.
-    pub predicted_class: Option<String>,
-    /// Probability of the predicted class; `None` for a regressor.
-    pub confidence: Option<f64>,
-    /// A regressor's value.
-    pub value: Option<f64>,
-    /// Probability of each class.
-    pub probabilities: Vec<ClassProbability>,
+    /// What the model said (the schema's fields from `model_name` to `probabilities`).
+    #[serde(flatten)]
+    pub prediction: Prediction,
     /// Ground truth from the input, if any.
     pub actual_label: Option<i32>,
     /// Input topic.
@@ -422,8 +431,7 @@ mod tests {
     #[test]
     fn hand_encoded_prediction_matches_the_schema() {
         let (hand, decoded, reference) = hand_and_reference(&classifier());
-        let expected = PredictionRecord {
-            id: "rec-7".into(),
+        let prediction = Prediction {
             model_name: "breast-cancer".into(),
             model_version: "1".into(),
             predicted_label: Some(1),
@@ -442,6 +450,10 @@ mod tests {
                     probability: 0.93,
                 },
             ],
+        };
+        let expected = PredictionRecord {
+            id: "rec-7".into(),
+            prediction,
             actual_label: Some(0),
             source_topic: "features".into(),
             source_partition: 2,
@@ -470,8 +482,12 @@ mod tests {
         };
         let (hand, decoded, reference) = hand_and_reference(&named);
         assert_eq!(hand, reference);
-        assert_eq!(decoded.predicted_class.as_deref(), Some("malignant"));
+        assert_eq!(
+            decoded.prediction.predicted_class.as_deref(),
+            Some("malignant")
+        );
         let decoded_names: Vec<_> = decoded
+            .prediction
             .probabilities
             .iter()
             .map(|c| c.name.clone())
@@ -493,10 +509,14 @@ mod tests {
         let (hand, decoded, reference) = hand_and_reference(&regressor);
         assert_eq!(hand, reference);
         assert_eq!(
-            (decoded.predicted_label, decoded.confidence, decoded.value),
+            (
+                decoded.prediction.predicted_label,
+                decoded.prediction.confidence,
+                decoded.prediction.value
+            ),
             (None, None, Some(151.25))
         );
-        assert!(decoded.probabilities.is_empty());
+        assert!(decoded.prediction.probabilities.is_empty());
     }
 
     #[test]

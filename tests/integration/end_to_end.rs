@@ -92,12 +92,12 @@ pub async fn scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap:
         );
         let row = row_of(seq, &data);
         assert_eq!(
-            p.predicted_label,
+            p.prediction.predicted_label,
             Some(expected[row]),
             "record {seq} (row {row})"
         );
         assert_eq!(p.actual_label, Some(data.labels[row]));
-        assert_eq!(p.model_name, metadata.name);
+        assert_eq!(p.prediction.model_name, metadata.name);
         assert_eq!(p.source_topic, config.input_topic);
         let input = inputs[&(p.source_partition, p.source_offset)];
         assert_eq!(input.key(), Some(p.id.as_bytes()));
@@ -106,7 +106,12 @@ pub async fn scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap:
             input.key(),
             "predictions are keyed like the input"
         );
-        let shares: f64 = p.probabilities.iter().map(|c| c.probability).sum();
+        let shares: f64 = p
+            .prediction
+            .probabilities
+            .iter()
+            .map(|c| c.probability)
+            .sum();
         assert!((shares - 1.0).abs() < 1e-9);
     }
 

@@ -58,7 +58,7 @@ async fn records_asking_for_an_explanation_get_one_that_adds_up_to_the_vote_shar
             continue;
         };
         assert!(asked, "offset {} did not ask", p.source_offset);
-        assert_eq!(explanation.label, p.predicted_label);
+        assert_eq!(explanation.label, p.prediction.predicted_label);
         let named: Vec<&str> = (explanation.contributions.iter())
             .map(|c| c.feature.as_str())
             .collect();
@@ -71,7 +71,7 @@ async fn records_asking_for_an_explanation_get_one_that_adds_up_to_the_vote_shar
             .iter()
             .map(|c| c.contribution)
             .sum();
-        let confidence = p.confidence.unwrap();
+        let confidence = p.prediction.confidence.unwrap();
         largest = largest.max((explanation.bias + total - confidence).abs());
     }
     assert!(

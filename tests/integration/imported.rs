@@ -99,7 +99,10 @@ async fn serve(name: &str) -> Served {
             let seq: usize = p.id.parse().unwrap();
             assert!(!is_corrupt(seq, RECORDS, CORRUPT));
             assert_eq!(
-                (p.model_name.as_str(), p.model_version.as_str()),
+                (
+                    p.prediction.model_name.as_str(),
+                    p.prediction.model_version.as_str()
+                ),
                 (name, "3")
             );
             (row_of(seq, &data), p)
@@ -128,20 +131,28 @@ async fn an_imported_scikit_learn_forest_serves_onnxruntimes_probabilities() {
     assert_eq!(served.dead, CORRUPT);
     let mut largest = 0f64;
     for (row, p) in &served.predictions {
-        let ours: Vec<f64> = p.probabilities.iter().map(|c| c.probability).collect();
+        let ours: Vec<f64> = p
+            .prediction
+            .probabilities
+            .iter()
+            .map(|c| c.probability)
+            .collect();
         let theirs = &served.expected[row * 2..][..2];
         for (a, &b) in ours.iter().zip(theirs) {
             largest = largest.max((a - f64::from(b)).abs());
         }
         let label = two_class_label(theirs);
         assert_eq!(
-            p.predicted_label,
+            p.prediction.predicted_label,
             Some(label as i32),
             "{} (row {row})",
             p.id
         );
-        assert_eq!(p.confidence, Some(ours[label]));
-        assert_eq!((p.predicted_class.as_ref(), p.value), (None, None));
+        assert_eq!(p.prediction.confidence, Some(ours[label]));
+        assert_eq!(
+            (p.prediction.predicted_class.as_ref(), p.prediction.value),
+            (None, None)
+        );
     }
     println!(
         "largest |driftwood - onnxruntime| over {} predictions: {largest:e}",
@@ -162,9 +173,18 @@ async fn a_forest_whose_classes_are_names_publishes_the_names() {
     for (row, p) in &served.predictions {
         let theirs = &served.expected[row * 2..][..2];
         let label = two_class_label(theirs);
-        assert_eq!(p.predicted_class.as_deref(), Some(names[label]), "{}", p.id);
-        assert_eq!(p.predicted_label, Some(label as i32), "the class's index");
-        let published: Vec<(Option<&str>, f64)> = (p.probabilities.iter())
+        assert_eq!(
+            p.prediction.predicted_class.as_deref(),
+            Some(names[label]),
+            "{}",
+            p.id
+        );
+        assert_eq!(
+            p.prediction.predicted_label,
+            Some(label as i32),
+            "the class's index"
+        );
+        let published: Vec<(Option<&str>, f64)> = (p.prediction.probabilities.iter())
             .map(|c| (c.name.as_deref(), c.probability))
             .collect();
         let expected: Vec<(Option<&str>, f64)> = (names.iter().zip(theirs))
@@ -185,11 +205,17 @@ async fn an_imported_boosted_regressor_publishes_onnxruntimes_values_and_drift_o
     let mut largest = 0f64;
     for (row, p) in &served.predictions {
         let value = p
+            .prediction
             .value
             .unwrap_or_else(|| panic!("{} has no value: {p:?}", p.id));
         largest = largest.max((value - f64::from(served.expected[*row])).abs());
-        assert_eq!((p.predicted_label, p.confidence), (None, None), "{}", p.id);
-        assert!(p.probabilities.is_empty());
+        assert_eq!(
+            (p.prediction.predicted_label, p.prediction.confidence),
+            (None, None),
+            "{}",
+            p.id
+        );
+        assert!(p.prediction.probabilities.is_empty());
     }
     println!(
         "largest |driftwood - onnxruntime| over {} values: {largest:e}",

@@ -60,7 +60,7 @@ async fn promote_then_roll_back_mid_stream_scores_every_record_once_by_the_servi
         decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
     for p in predictions {
         (by_partition.entry(p.source_partition).or_default())
-            .push((p.source_offset, p.model_version));
+            .push((p.source_offset, p.prediction.model_version));
     }
     let mut per_version: BTreeMap<String, usize> = BTreeMap::new();
     for (partition, predictions) in &mut by_partition {
@@ -144,8 +144,10 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
 
     let predictions: Vec<PredictionRecord> =
         decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
-    let versions: std::collections::BTreeSet<String> =
-        predictions.into_iter().map(|p| p.model_version).collect();
+    let versions: std::collections::BTreeSet<String> = predictions
+        .into_iter()
+        .map(|p| p.prediction.model_version)
+        .collect();
     assert_eq!(versions, ["1".to_string()].into(), "only version 1 served");
 
     let logs = std::fs::read_to_string(&log).unwrap();

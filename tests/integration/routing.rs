@@ -60,7 +60,7 @@ async fn routed(
     let predictions: Vec<PredictionRecord> =
         decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
     let scored_by = (predictions.into_iter())
-        .map(|p| (p.source_offset, p.model_name))
+        .map(|p| (p.source_offset, p.prediction.model_name))
         .collect();
     let dead = read_to_end(bootstrap, &config.dlq_topic, Duration::from_secs(30));
     let kinds = (dead.iter())

@@ -96,8 +96,8 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
             &by_record[&format!("v2-{i}")],
         );
         assert_eq!(
-            (a.predicted_label, a.confidence),
-            (b.predicted_label, b.confidence),
+            (a.prediction.predicted_label, a.prediction.confidence),
+            (b.prediction.predicted_label, b.prediction.confidence),
             "record {i}: the evolved schema's record scores as the original"
         );
     }

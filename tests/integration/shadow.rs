@@ -62,7 +62,10 @@ async fn shadowed(
 
     let predictions: Vec<PredictionRecord> =
         decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
-    let versions = predictions.into_iter().map(|p| p.model_version).collect();
+    let versions = predictions
+        .into_iter()
+        .map(|p| p.prediction.model_version)
+        .collect();
     let published = decoded(bootstrap, &comparisons, &AvroCodec::comparisons());
     (counts, versions, published)
 }

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::codec::encode::{ClassProbability, ExplanationRecord};
+use crate::codec::encode::{ClassProbability, ExplanationRecord, Prediction};
 use crate::model::{Model, Predicted, Scored, Serving};
 use crate::obs::metrics::Metrics;
 use crate::pipeline::explain;
@@ -60,26 +60,15 @@ pub struct Problems {
     pub errors: Vec<FieldError>,
 }
 
-/// One record's prediction, as the prediction topic carries it (without the Kafka source).
+/// One record's prediction, as the prediction topic carries it (without the Kafka source),
+/// by the version the stream serves.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RestPrediction {
     /// The request's `id`, if it gave one.
     pub id: Option<String>,
-    /// The model that scored it.
-    pub model_name: String,
-    /// Its version: the one the stream serves.
-    pub model_version: String,
-    /// Predicted class label (its index, for a model whose classes are names); null for a
-    /// regressor.
-    pub predicted_label: Option<i32>,
-    /// The predicted class's name, for a model whose classes are names.
-    pub predicted_class: Option<String>,
-    /// Probability of the predicted class; null for a regressor.
-    pub confidence: Option<f64>,
-    /// A regressor's value; null for a classifier.
-    pub value: Option<f64>,
-    /// Probability of every class (empty for a regressor).
-    pub probabilities: Vec<ClassProbability>,
+    /// What the model said.
+    #[serde(flatten)]
+    pub prediction: Prediction,
     /// Saabas contributions, when the request asked for them.
     pub explanation: Option<ExplanationRecord>,
 }
@@ -177,8 +166,7 @@ fn score(model: &Model, requests: &[Request]) -> Vec<RestPrediction> {
                     probability,
                 })
                 .collect();
-            RestPrediction {
-                id: request.id.clone(),
+            let prediction = Prediction {
                 model_name: metadata.name.clone(),
                 model_version: metadata.version.clone(),
                 predicted_label: said.label,
@@ -186,6 +174,10 @@ fn score(model: &Model, requests: &[Request]) -> Vec<RestPrediction> {
                 confidence: said.confidence,
                 value: said.value,
                 probabilities,
+            };
+            RestPrediction {
+                id: request.id.clone(),
+                prediction,
                 explanation: request
                     .explain
                     .then(|| explain(model, &request.row, predicted)),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
 use super::{FieldError, Problems, Rest, RestPrediction};
-use crate::codec::encode::{ClassProbability, ExplanationRecord, FeatureContribution};
+use crate::codec::encode::{ClassProbability, ExplanationRecord, FeatureContribution, Prediction};
 
 /// One record to score.
 #[derive(serde::Serialize, ToSchema)]
@@ -64,6 +64,7 @@ pub enum PredictResponse {
         Features,
         PredictResponse,
         RestPrediction,
+        Prediction,
         ClassProbability,
         ExplanationRecord,
         FeatureContribution,
