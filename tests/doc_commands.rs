@@ -1,9 +1,11 @@
 //! Every `driftwood` command the docs show is one driftwood accepts: each is read out of the
 //! README, ARCHITECTURE.md and docs/ (code blocks and inline code) and parsed by the command
-//! line's own definition, so a renamed flag or subcommand cannot stay in the docs. (What the
-//! commands then do is tested where it is built: `tests/integration/`, `scripts/test.sh`.)
+//! line's own definition, so a renamed flag or subcommand cannot stay in the docs. The model
+//! lifecycle of docs/models.md is run as it stands, and prints what its comments say. (What
+//! the commands that need a broker do is tested where it is built: `tests/integration/`.)
 
 use std::path::Path;
+use std::process::Command;
 
 use clap::Parser;
 use driftwood::config::cli::Cli;
@@ -163,4 +165,73 @@ fn the_check_refuses_a_flag_that_does_not_exist() {
             ("driftwood run --no-drift".to_string(), Shown::Block)
         ]
     );
+}
+
+/// Whether `output` says what `expected` says, `…` standing for anything.
+fn says(output: &str, expected: &str) -> bool {
+    let mut rest = output;
+    for piece in expected.split('…').map(str::trim).filter(|p| !p.is_empty()) {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Copies the directory `from` into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a directory");
+    for entry in std::fs::read_dir(from).expect("a directory") {
+        let path = entry.expect("an entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        match path.is_dir() {
+            true => copy_dir(&path, &target),
+            false => drop(std::fs::copy(&path, &target).expect("a copy")),
+        }
+    }
+}
+
+/// docs/models.md's model lifecycle, run line by line in a copy of the repository's model
+/// registry: each command succeeds and prints what its comment says.
+#[test]
+fn the_model_lifecycle_in_the_docs_runs_as_shown() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/models.md")).expect("docs/models.md");
+    let block: Vec<&str> = text
+        .split("```sh\n")
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("driftwood models list"))
+        .expect("the lifecycle block")
+        .lines()
+        .collect();
+    assert!(block.len() >= 5, "{block:?}");
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lifecycle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(
+        &root.join("models/breast-cancer"),
+        &dir.join("models/breast-cancer"),
+    );
+    for line in block {
+        let (command, expected) = line.split_once('#').expect("each line says what it prints");
+        let args = words(command);
+        assert_eq!(args[0], "driftwood", "{line}");
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+            .args(&args[1..])
+            .current_dir(&dir)
+            .output()
+            .expect("driftwood runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            says(&stdout, expected.trim()),
+            "`{command}` printed {stdout:?}, the docs say {expected:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
 }
