@@ -235,3 +235,32 @@ fn the_model_lifecycle_in_the_docs_runs_as_shown() {
     }
     std::fs::remove_dir_all(&dir).expect("cleaned up");
 }
+
+/// The README's first command: the demo prints what the README shows (every figure but the
+/// throughput, which the README leaves out as `…`).
+#[test]
+fn the_demo_prints_what_the_readme_shows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let shown = readme
+        .split("```\n")
+        .find(|b| b.starts_with("records scored"))
+        .expect("the README shows the demo's output");
+    // `cargo run -- demo`, on a free port for the sidecar.
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["demo", "--http-addr", "127.0.0.1:0"])
+        .output()
+        .expect("driftwood demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in shown.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            says(&stdout, line),
+            "the README shows {line:?}; the demo printed:\n{stdout}"
+        );
+    }
+}
