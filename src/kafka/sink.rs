@@ -52,7 +52,7 @@ const SMALLEST_TRUNCATION: usize = 1024;
 /// The longest a wait for acknowledgements sleeps without looking whether one came.
 const SERVE_SLICE: Duration = Duration::from_millis(1);
 
-/// Producer callbacks: acknowledgements advance partition progress, failures queue a retry or,
+/// Producer callbacks: acknowledgements advance partition progress (the sink owns it), failures queue a retry or,
 /// when no retry can succeed, record why the output cannot go on.
 pub struct SinkContext<W: Observer> {
     progress: Progress,
@@ -185,12 +185,12 @@ pub struct Sink<W: Observer> {
 }
 
 impl<W: Observer> Sink<W> {
-    /// Creates the producer (no broker contact yet). Acknowledgements advance `progress`
-    /// and go to `observer` with every other delivery event. A producer with a
+    /// Creates the producer (no broker contact yet), and the partition progress it owns:
+    /// acknowledgements advance it, and go to `observer` with every other delivery event. A producer with a
     /// `transactional.id` never sends a failed output again: its transaction aborts instead.
-    pub fn new(config: &ClientConfig, progress: Progress, observer: Arc<W>) -> Result<Self> {
+    pub fn new(config: &ClientConfig, observer: Arc<W>) -> Result<Self> {
         let context = SinkContext {
-            progress,
+            progress: Progress::default(),
             retries: Mutex::default(),
             failure: Mutex::default(),
             observer,
@@ -422,6 +422,12 @@ impl<W: Observer> Sink<W> {
             .context()
             .abort_needed
             .swap(false, Ordering::Relaxed)
+    }
+
+    /// Partition progress: what is assigned, what is in flight, what may be committed. The
+    /// sink owns it; the consumer context and the loop reach it through here.
+    pub fn progress(&self) -> &Progress {
+        &self.producer.context().progress
     }
 
     /// Who hears what the transport sees.

@@ -36,8 +36,6 @@ pub struct SourceContext<W: Observer> {
     /// Set when an aborted transaction rewound partitions: records already polled past the
     /// rewind point must not be handled, as they are read again.
     rewound: AtomicBool,
-    /// Partition progress: what is assigned, and what may be committed.
-    pub progress: Progress,
     /// The sink, drained of a revoked partition's outputs before it moves; its observer
     /// hears what the consumer sees.
     pub sink: Arc<Sink<W>>,
@@ -52,7 +50,6 @@ pub struct SourceContext<W: Observer> {
 impl<W: Observer> SourceContext<W> {
     /// The callbacks of a consumer of `topic`.
     pub fn new(
-        progress: Progress,
         sink: Arc<Sink<W>>,
         topic: String,
         revoke_drain: Duration,
@@ -62,7 +59,6 @@ impl<W: Observer> SourceContext<W> {
             guarantee,
             failure: Mutex::default(),
             rewound: AtomicBool::new(false),
-            progress,
             sink,
             brokers_up: AtomicBool::new(false),
             topic,
@@ -130,7 +126,7 @@ impl<W: Observer> SourceContext<W> {
     ) -> Result<()> {
         let ended = transaction.lock().expect("transaction").commit(
             &self.sink,
-            &self.progress,
+            self.progress(),
             &self.topic,
             consumer.group_metadata(),
         )?;
@@ -162,7 +158,7 @@ impl<W: Observer> SourceContext<W> {
     }
 
     fn store_offsets(&self, consumer: &BaseConsumer<SourceContext<W>>) {
-        let positions = self.progress.lock().take_committable();
+        let positions = self.progress().lock().take_committable();
         if positions.is_empty() {
             return;
         }
@@ -186,7 +182,7 @@ impl<W: Observer> SourceContext<W> {
         // Stored first: librdkafka commits the stored offsets again as the consumer closes,
         // and an older stored offset would then move the commit back.
         self.store_offsets(consumer);
-        let positions = self.progress.lock().committable(partitions);
+        let positions = self.progress().lock().committable(partitions);
         if positions.is_empty() {
             return;
         }
@@ -201,11 +197,16 @@ impl<W: Observer> SourceContext<W> {
 
     /// Changes the assigned partitions and says how many are held.
     fn track(&self, change: impl FnOnce(&mut super::offsets::OffsetTracker)) {
-        let mut progress = self.progress.lock();
+        let mut progress = self.progress().lock();
         change(&mut progress);
         let holding = progress.assigned().count();
         drop(progress);
         self.observer().on(Event::Holding(holding));
+    }
+
+    /// Partition progress (the sink's).
+    pub fn progress(&self) -> &Progress {
+        self.sink.progress()
     }
 
     fn observer(&self) -> &W {
@@ -231,7 +232,7 @@ impl<W: Observer> ClientContext for SourceContext<W> {
     fn stats(&self, stats: Statistics) {
         self.brokers_up(stats.brokers.values().any(|b| b.state == "UP"));
         if let Some(topic) = stats.topics.get(&self.topic) {
-            let tracker = self.progress.lock();
+            let tracker = self.progress().lock();
             for (&partition, p) in &topic.partitions {
                 if partition >= 0 && tracker.is_assigned(partition) && p.consumer_lag >= 0 {
                     self.observer().on(Event::Lag {
@@ -308,18 +309,10 @@ mod tests {
     fn a_revoke_waits_for_the_revoked_outputs_then_commits_past_them() {
         let cluster = cluster(&["in", "out"], 1);
         let bootstrap = cluster.bootstrap_servers();
-        let progress = Progress::default();
         let recorder = Arc::new(Recorder::default());
-        let sink = Arc::new(
-            Sink::new(
-                &producer_config(&bootstrap),
-                progress.clone(),
-                recorder.clone(),
-            )
-            .unwrap(),
-        );
+        let sink = Arc::new(Sink::new(&producer_config(&bootstrap), recorder.clone()).unwrap());
+        let progress = sink.progress().clone();
         let context = SourceContext::new(
-            progress.clone(),
             sink.clone(),
             "in".into(),
             Duration::from_secs(10),

@@ -35,7 +35,6 @@ use crate::codec::registry::{
 use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
-use crate::kafka::offsets::Progress;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
 use crate::model::Model;
@@ -104,11 +103,10 @@ impl Pipeline {
     pub fn run(self, mut serving: ServingSet, stop: &AtomicBool, grace: Duration) -> Result<()> {
         let health = self.health.clone();
         let _guard = LoopGuard(&health);
-        let progress = Progress::default();
         let (mut resolver, schema_ids) = self.registry(serving.comparison_topic(), stop)?;
-        let (consumer, sink) = self.connect(&progress)?;
+        let (consumer, sink) = self.connect()?;
         serving.frame_comparisons(schema_ids.comparisons);
-        let mut scorer = self.scorer(serving, progress, schema_ids);
+        let mut scorer = self.scorer(serving, schema_ids);
         let looped = self.consume(&consumer, &sink, &mut scorer, resolver.as_mut(), stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
         looped.and(finished)
@@ -143,14 +141,11 @@ impl Pipeline {
         Ok((resolver, ids))
     }
 
-    /// Creates the producer and the consumer, both moving `progress`, and subscribes.
-    fn connect(&self, progress: &Progress) -> Result<(Input, Arc<Sink>)> {
+    /// Creates the producer (which owns the partition progress) and the consumer, and
+    /// subscribes.
+    fn connect(&self) -> Result<(Input, Arc<Sink>)> {
         let accounting = Accounting::new(&self.metrics, self.health.clone());
-        let sink = Arc::new(Sink::new(
-            &self.clients.producer,
-            progress.clone(),
-            Arc::new(accounting),
-        )?);
+        let sink = Arc::new(Sink::new(&self.clients.producer, Arc::new(accounting))?);
         let settings = &self.settings;
         let guarantee = match settings.exactly_once {
             None => Guarantee::AtLeastOnce,
@@ -159,7 +154,6 @@ impl Pipeline {
             }
         };
         let context = SourceContext::new(
-            progress.clone(),
             sink.clone(),
             settings.input_topic.clone(),
             settings.revoke_drain,
@@ -178,7 +172,7 @@ impl Pipeline {
         Ok((consumer, sink))
     }
 
-    fn scorer(&self, serving: ServingSet, progress: Progress, ids: OutputSchemaIds) -> Scorer {
+    fn scorer(&self, serving: ServingSet, ids: OutputSchemaIds) -> Scorer {
         let loop_settings = &self.settings;
         let settings = ScorerSettings {
             topics: OutputTopics {
@@ -189,7 +183,7 @@ impl Pipeline {
             drift: loop_settings.drift.clone(),
             explain: loop_settings.explain.clone(),
         };
-        Scorer::new(serving, self.metrics.clone(), progress, settings)
+        Scorer::new(serving, self.metrics.clone(), settings)
     }
 
     /// The loop proper, until `stop` is set or the consumer fails for good.
@@ -213,7 +207,7 @@ impl Pipeline {
             }
             consumer.context().checkpoint(consumer)?;
             let (in_flight, assigned) = {
-                let progress = consumer.context().progress.lock();
+                let progress = consumer.context().progress().lock();
                 (
                     progress.in_flight(),
                     progress.assigned().collect::<Vec<_>>(),
@@ -271,7 +265,7 @@ impl Pipeline {
         let context = consumer.context();
         context.before_send()?;
         scorer.flush_drift(sink);
-        let assigned: Vec<i32> = context.progress.lock().assigned().collect();
+        let assigned: Vec<i32> = context.progress().lock().assigned().collect();
         sink.drain(
             &assigned,
             deadline.saturating_duration_since(Instant::now()),
@@ -279,7 +273,7 @@ impl Pipeline {
         context.commit(&consumer, &assigned);
         let failed = context.take_failure();
         let unacknowledged = {
-            let mut progress = context.progress.lock();
+            let mut progress = context.progress().lock();
             let left = progress.in_flight();
             // Done with: the revoke callback that runs as the consumer leaves finds nothing
             // to drain or commit, so shutdown waits for one grace period, not two.

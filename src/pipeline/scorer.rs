@@ -19,7 +19,6 @@ use super::serving::ServingSet;
 use super::accounting::Sink;
 use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftReport, DriftSettings};
-use crate::kafka::offsets::Progress;
 use crate::obs::metrics::Metrics;
 
 /// How a scorer works, besides the model and decoder it scores with.
@@ -40,7 +39,6 @@ pub struct ScorerSettings {
 pub struct Scorer {
     serving: ServingSet,
     metrics: Metrics,
-    progress: Progress,
     settings: ScorerSettings,
     outputs: Outputs,
 }
@@ -49,19 +47,13 @@ pub struct Scorer {
 type Decoded<'a> = Vec<(Option<usize>, Result<RecordMeta<'a>, DecodeError>)>;
 
 impl Scorer {
-    /// A scorer for the models `serving` serves, reading the assignment from `progress`
-    /// (records of a partition revoked meanwhile are skipped).
-    pub fn new(
-        serving: ServingSet,
-        metrics: Metrics,
-        progress: Progress,
-        settings: ScorerSettings,
-    ) -> Self {
+    /// A scorer for the models `serving` serves. It reads the assignment from the sink's
+    /// partition progress (records of a partition revoked meanwhile are skipped).
+    pub fn new(serving: ServingSet, metrics: Metrics, settings: ScorerSettings) -> Self {
         Scorer {
             serving,
             outputs: Outputs::new(settings.topics.clone(), metrics.clone()),
             metrics,
-            progress,
             settings,
         }
     }
@@ -76,7 +68,7 @@ impl Scorer {
     pub fn handle_batch(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
         // Rebalances happen only inside the consumer's poll, never while a batch is handled,
         // so one look at the assignment serves the whole batch.
-        let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+        let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
         if self.settings.pass_through {
             return self.forward_batch(batch, &assigned, sink);
         }
@@ -183,7 +175,7 @@ impl Scorer {
     /// Serves the version `loaded` from the next batch on (see [`ServingSet::swap`]); the
     /// old version's drift window is published.
     pub fn swap(&mut self, loaded: Loaded<FeatureDecoder>, sink: &Sink) {
-        let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+        let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
         if let Some((l, report)) = self.serving.swap(loaded, &assigned) {
             self.publish(l, &report, sink);
         }
@@ -193,7 +185,7 @@ impl Scorer {
     /// after each batch).
     pub fn tick(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
-            let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+            let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
             for l in 0..self.serving.lanes.len() {
                 if let Some(report) = self.serving.lanes[l].drift.close_if_due(&assigned) {
                     self.publish(l, &report, sink);
@@ -205,7 +197,7 @@ impl Scorer {
     /// Closes and publishes every drift window (at shutdown, and after a rollback).
     pub fn flush_drift(&mut self, sink: &Sink) {
         if !self.settings.pass_through {
-            let assigned: Vec<i32> = self.progress.lock().assigned().collect();
+            let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
             for l in 0..self.serving.lanes.len() {
                 if let Some(report) = self.serving.lanes[l].drift.close(&assigned) {
                     self.publish(l, &report, sink);
@@ -297,12 +289,13 @@ mod tests {
         assert!(collected, "read {} of 4 records", batch.len());
 
         // Partition 1 was revoked while the batch was collected.
-        let progress = Progress::default();
-        progress.lock().assign([0]);
+
         let metrics = Metrics::new();
         let health = Arc::new(Health::default());
         let accounting = Arc::new(Accounting::new(&metrics, health));
-        let sink = Sink::new(&producer_config(&bootstrap), progress.clone(), accounting).unwrap();
+        let sink = Sink::new(&producer_config(&bootstrap), accounting).unwrap();
+        let progress = sink.progress();
+        progress.lock().assign([0]);
         let model_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1");
         let model = Arc::new(Model::load(&model_dir).unwrap());
@@ -322,7 +315,7 @@ mod tests {
             explain: ExplainSettings::default(),
         };
         let serving = ServingSet::new((model, decoder), &settings.drift, &metrics);
-        let mut scorer = Scorer::new(serving, metrics.clone(), progress.clone(), settings);
+        let mut scorer = Scorer::new(serving, metrics.clone(), settings);
         scorer.handle_batch(&batch, &sink);
 
         assert_eq!(
