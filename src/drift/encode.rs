@@ -103,9 +103,7 @@ fn feature(w: &mut Writer, f: &FeatureDrift) {
 }
 
 fn divergence(w: &mut Writer, d: &Divergence) {
-    w.double(d.psi);
-    w.double(d.kl);
-    w.double(d.js);
+    w.double_fields(&[d.psi, d.kl, d.js]);
 }
 
 /// The enum's symbol index (`ok`, `warn`, `alert`).
@@ -123,10 +121,7 @@ fn test(w: &mut Writer, t: &TestResult) {
         TestKind::ClassMix => 4,
     };
     w.long(kind);
-    w.double(t.statistic);
-    w.double(t.p_value);
-    w.double(t.adjusted_p);
-    w.double(t.effect);
+    w.double_fields(&[t.statistic, t.p_value, t.adjusted_p, t.effect]);
     flag(w, t.flag);
 }
 
@@ -140,19 +135,14 @@ fn recall(w: &mut Writer, r: &ClassRecall) {
 fn pair(w: &mut Writer, p: &PairDrift) {
     w.string(&p.a);
     w.string(&p.b);
-    w.double(p.reference);
-    w.double(p.window);
-    w.double(p.statistic);
-    w.double(p.adjusted_p);
+    w.double_fields(&[p.reference, p.window, p.statistic, p.adjusted_p]);
     flag(w, p.flag);
 }
 
 fn vector(w: &mut Writer, v: &VectorDrift) {
     w.double(v.statistic);
     w.long(v.features.into());
-    w.double(v.p_value);
-    w.double(v.adjusted_p);
-    w.double(v.distance);
+    w.double_fields(&[v.p_value, v.adjusted_p, v.distance]);
     flag(w, v.flag);
 }
 

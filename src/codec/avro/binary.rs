@@ -145,6 +145,13 @@ impl Writer<'_> {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
+    /// Consecutive `double` fields of a record, in order (no array framing).
+    pub fn double_fields(&mut self, values: &[f64]) {
+        for &v in values {
+            self.double(v);
+        }
+    }
+
     /// A length-prefixed string.
     #[inline]
     pub fn string(&mut self, s: &str) {
