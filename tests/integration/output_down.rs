@@ -36,7 +36,9 @@ fn coordinator(bootstrap: &str, group: &str) -> i32 {
             .unwrap();
         let partitions = metadata.topics()[0].partitions();
         if !partitions.is_empty() {
-            let partition = (hash & 0x7fff_ffff) as usize % partitions.len();
+            // Kafka's `Utils.abs` (not the partitioner's `toPositive`): |hash|, and 0 for
+            // i32::MIN.
+            let partition = hash.checked_abs().unwrap_or(0) as usize % partitions.len();
             let leader = partitions.iter().find(|p| p.id() as usize == partition);
             if let Some(leader) = leader.map(|p| p.leader()).filter(|l| *l > 0) {
                 return leader;
