@@ -179,6 +179,18 @@ fn says(output: &str, expected: &str) -> bool {
     true
 }
 
+/// Runs the driftwood under test with `args` in `dir`: whether it succeeded, its standard
+/// output and its standard error.
+fn driftwood<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("driftwood runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
 /// Copies the directory `from` into `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("a directory");
@@ -217,17 +229,8 @@ fn the_model_lifecycle_in_the_docs_runs_as_shown() {
         let (command, expected) = line.split_once('#').expect("each line says what it prints");
         let args = words(command);
         assert_eq!(args[0], "driftwood", "{line}");
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
-            .args(&args[1..])
-            .current_dir(&dir)
-            .output()
-            .expect("driftwood runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "`{command}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (ok, stdout, stderr) = driftwood(&args[1..], &dir);
+        assert!(ok, "`{command}` failed: {stderr}");
         assert!(
             says(&stdout, expected.trim()),
             "`{command}` printed {stdout:?}, the docs say {expected:?}"
@@ -247,16 +250,8 @@ fn the_demo_prints_what_the_readme_shows() {
         .find(|b| b.starts_with("records scored"))
         .expect("the README shows the demo's output");
     // `cargo run -- demo`, on a free port for the sidecar.
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
-        .args(["demo", "--http-addr", "127.0.0.1:0"])
-        .output()
-        .expect("driftwood demo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout, stderr) = driftwood(&["demo", "--http-addr", "127.0.0.1:0"], root);
+    assert!(ok, "{stderr}");
     for line in shown.lines().filter(|l| !l.trim().is_empty()) {
         assert!(
             says(&stdout, line),

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use prometheus::IntGaugeVec;
 use tracing::{info, warn};
 
 use super::Served;
@@ -42,7 +41,6 @@ pub struct ServingSet {
     /// Said in the default model's next drift report.
     notice: Option<String>,
     published: Serving,
-    model_info: IntGaugeVec,
     drift: DriftSettings,
     metrics: Metrics,
 }
@@ -59,7 +57,6 @@ impl ServingSet {
             watches: Vec::new(),
             rollback: None,
             notice: None,
-            model_info: metrics.serving.model_info.clone(),
             drift: drift.clone(),
             metrics: metrics.clone(),
         };
@@ -155,7 +152,7 @@ impl ServingSet {
             rollback.swapped(&model.metadata.version, loaded.promoted);
         }
         let old = &self.lanes[l].model.metadata.version;
-        let _ = self.model_info.remove_label_values(&[name, old]);
+        let _ = (self.metrics.serving.model_info).remove_label_values(&[name, old]);
         self.show(&model);
         info!(model = %name, from = %old, to = %model.metadata.version, "swapped the serving model");
         self.published.publish(model.clone());
@@ -189,6 +186,8 @@ impl ServingSet {
     /// Shows `model` as serving in `driftwood_model_info`.
     fn show(&self, model: &Model) {
         let (name, version) = (&model.metadata.name, &model.metadata.version);
-        self.model_info.with_label_values(&[name, version]).set(1);
+        (self.metrics.serving.model_info)
+            .with_label_values(&[name, version])
+            .set(1);
     }
 }
