@@ -6,6 +6,13 @@ use driftwood::model::train;
 use driftwood::obs::telemetry::OtlpExport;
 use driftwood::tools::produce::produce;
 
+/// mimalloc, for Rust and (through its `override` feature) for librdkafka's C code too. The
+/// consumer loop frees the messages librdkafka's fetch thread allocated; glibc's malloc makes
+/// that free wait on the other thread's arena lock, and the loop spent up to half its time
+/// asleep on it (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logs to stderr through `filter`; spans to a collector as well when `export` is given
 /// (its own filter: driftwood's spans, whatever the log level).
 fn init_logging(

@@ -15,7 +15,7 @@ mod transport;
 pub use drift::DriftMetrics;
 pub use outputs::OutputMetrics;
 pub use serving::ServingMetrics;
-pub use transport::TransportMetrics;
+pub use transport::{LoopPhase, TransportMetrics};
 
 /// The service's metrics, by concern. Cheap to clone handles; all share one registry.
 #[derive(Clone)]

@@ -39,7 +39,7 @@ use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
 use crate::model::Model;
 use crate::obs::health::{Health, LoopGuard};
-use crate::obs::metrics::Metrics;
+use crate::obs::metrics::{LoopPhase, Metrics};
 use crate::obs::rate_limit::RateLimit;
 use accounting::{Accounting, Input, Sink};
 use backpressure::{Backpressure, Mode};
@@ -199,6 +199,7 @@ impl Pipeline {
         let mut batch = Vec::with_capacity(max_batch);
         let mut backpressure = Backpressure::new(self.settings.max_in_flight, self.metrics.clone());
         let mut poll_errors = PollErrors::default();
+        let mut clock = LoopClock::new(&self.metrics);
         while !stop.load(Ordering::Relaxed) {
             self.health.heartbeat();
             sink.poll(Duration::ZERO);
@@ -218,20 +219,25 @@ impl Pipeline {
             if let Some(r) = resolver.as_deref_mut() {
                 r.release_due(consumer, &assigned, mode == Mode::Fetch);
             }
+            clock.mark(LoopPhase::Work);
             let timeout = match mode {
                 Mode::Fetch => POLL_TIMEOUT,
                 Mode::Wait => {
                     sink.poll(Duration::from_millis(10));
+                    clock.mark(LoopPhase::Acknowledgements);
                     continue;
                 }
                 // Wait on acknowledgements, and poll the consumer too so that it stays in
                 // its group.
                 Mode::Paused => {
                     sink.poll(POLL_TIMEOUT);
+                    clock.mark(LoopPhase::Acknowledgements);
                     Duration::ZERO
                 }
             };
-            if let Err(e) = poll_batch(consumer, &mut batch, max_batch, timeout) {
+            let polled = poll_batch(consumer, &mut batch, max_batch, timeout);
+            clock.mark(LoopPhase::Input);
+            if let Err(e) = polled {
                 poll_errors.handle(consumer, &self.health, e)?;
             }
             if let Some(r) = resolver.as_deref_mut() {
@@ -244,10 +250,15 @@ impl Pipeline {
             if batch.is_empty() {
                 scorer.tick(sink);
             } else {
+                self.metrics
+                    .transport
+                    .batch_records
+                    .observe(batch.len() as f64);
                 scorer.handle_batch(&batch, sink);
                 batch.clear();
             }
         }
+        clock.mark(LoopPhase::Work);
         Ok(())
     }
 
@@ -299,6 +310,29 @@ impl Pipeline {
                 grace,
             })
         }
+    }
+}
+
+/// Adds the loop's wall time to `driftwood_loop_seconds_total` by phase.
+struct LoopClock {
+    since: Instant,
+    phases: [prometheus::Counter; 3],
+}
+
+impl LoopClock {
+    fn new(metrics: &Metrics) -> Self {
+        let phase = |p: LoopPhase| (metrics.transport.loop_seconds).with_label_values(&[p.label()]);
+        LoopClock {
+            since: Instant::now(),
+            phases: LoopPhase::ALL.map(phase),
+        }
+    }
+
+    /// Counts the time since the last mark as `phase`.
+    fn mark(&mut self, phase: LoopPhase) {
+        let now = Instant::now();
+        self.phases[phase as usize].inc_by(now.duration_since(self.since).as_secs_f64());
+        self.since = now;
     }
 }
 

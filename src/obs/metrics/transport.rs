@@ -1,6 +1,6 @@
 //! The Kafka side: the group, lag, deliveries, back-pressure, transactions, the schema registry.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{CounterVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 
 use super::Registrar;
 
@@ -33,6 +33,13 @@ pub struct TransportMetrics {
     /// `driftwood_schema_held_partitions`: partitions paused at a record whose writer schema
     /// the registry could not be asked for yet.
     pub held_partitions: IntGauge,
+    /// `driftwood_loop_seconds_total{phase}`: the consumer loop's wall time by what it did:
+    /// `input` (waiting in the consumer's poll for records), `acknowledgements` (waiting on
+    /// the producer under back-pressure), `work` (decoding, scoring, sending, bookkeeping).
+    /// A loop that keeps up spends most of its time on `input`; a busy one on `work`.
+    pub loop_seconds: CounterVec,
+    /// `driftwood_batch_records`: records per batch the loop handled.
+    pub batch_records: Histogram,
 }
 
 impl TransportMetrics {
@@ -68,6 +75,51 @@ impl TransportMetrics {
             &["outcome"],
         ),
             held_partitions: r.gauge("driftwood_schema_held_partitions", "Partitions paused at a record whose writer schema the registry could not be asked for yet."),
+            loop_seconds: {
+                let opts = Opts::new(
+                    "driftwood_loop_seconds_total",
+                    "Wall time of the consumer loop by phase (input, acknowledgements, work).",
+                );
+                let phases = super::register(r.0, CounterVec::new(opts, &["phase"]));
+                for phase in LoopPhase::ALL {
+                    phases.with_label_values(&[phase.label()]);
+                }
+                phases
+            },
+            batch_records: r.histogram(
+                "driftwood_batch_records",
+                "Records per batch the consumer loop handled.",
+                vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+            ),
+        }
+    }
+}
+
+/// What the consumer loop spends its time on (`driftwood_loop_seconds_total{phase}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopPhase {
+    /// Waiting in the consumer's poll for records.
+    Input,
+    /// Waiting on the producer's acknowledgements under back-pressure.
+    Acknowledgements,
+    /// Decoding, scoring, sending, bookkeeping.
+    Work,
+}
+
+impl LoopPhase {
+    /// Every phase.
+    pub const ALL: [LoopPhase; 3] = [
+        LoopPhase::Input,
+        LoopPhase::Acknowledgements,
+        LoopPhase::Work,
+    ];
+
+    /// Its label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoopPhase::Input => "input",
+            LoopPhase::Acknowledgements => "acknowledgements",
+            LoopPhase::Work => "work",
         }
     }
 }
