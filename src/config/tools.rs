@@ -32,6 +32,23 @@ pub struct BenchConfig {
     /// connection set-up and first fetches do not count.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub latency_warmup: Duration,
+    /// Rounds of latency runs; each round runs every relay, in the reverse order of the
+    /// round before, and the table shows the median and the spread.
+    #[arg(long, default_value_t = 2)]
+    pub latency_repeats: usize,
+    /// Producers writing the stock-client input, each with librdkafka's defaults.
+    #[arg(long, default_value_t = 4)]
+    pub stock_producers: usize,
+    /// Records per second the stock producers write, together (small batches, as services
+    /// producing at their own pace write them).
+    #[arg(long, default_value_t = 100_000.0)]
+    pub stock_rate: f64,
+    /// Instance counts of the scaling runs, comma-separated; `0` runs none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+    pub scaling_instances: Vec<usize>,
+    /// Partitions of the scaling runs' topics.
+    #[arg(long, default_value_t = 12)]
+    pub scaling_partitions: i32,
     /// Model artifact directory [default: the bundled breast-cancer model].
     #[arg(long)]
     pub model: Option<PathBuf>,

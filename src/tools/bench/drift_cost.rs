@@ -100,7 +100,7 @@ pub fn measure(
 }
 
 /// The median of `values` (NaN when there are none).
-fn median(mut values: Vec<f64>) -> f64 {
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {

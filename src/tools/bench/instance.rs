@@ -31,6 +31,18 @@ impl Instance {
     /// and waits until its `/ready` says 200. `model` is `None` for the bundled one.
     pub fn start(
         brokers: &str,
+        binary: (Option<&Path>, Option<&Path>),
+        topics: &RunTopics,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let instance = Instance::spawn(brokers, binary, topics, extra)?;
+        instance.wait_ready(Duration::from_secs(60))?;
+        Ok(instance)
+    }
+
+    /// Starts `driftwood run` as [`Instance::start`] does, without waiting for it.
+    pub fn spawn(
+        brokers: &str,
         (model, executable): (Option<&Path>, Option<&Path>),
         topics: &RunTopics,
         extra: &[&str],
@@ -64,9 +76,7 @@ impl Instance {
             .stderr(Stdio::null())
             .spawn()
             .map_err(Error::start("driftwood run"))?;
-        let instance = Instance { child, http };
-        instance.wait_ready(Duration::from_secs(60))?;
-        Ok(instance)
+        Ok(Instance { child, http })
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -111,7 +121,7 @@ impl Instance {
         }
     }
 
-    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while self.get("/ready").map(|(s, _)| s) != Some(200) {
             if Instant::now() > deadline {
@@ -127,41 +137,47 @@ impl Instance {
 
     /// VmHWM: the process's peak resident memory, bytes.
     pub fn peak_rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map_or(0, |kb| kb * 1024)
+        super::proc::peak_rss(self.child.id())
     }
 
-    /// User plus system CPU time the process has used so far (`/proc/<pid>/stat`).
+    /// User plus system CPU time the process has used so far.
     pub fn cpu_time(&self) -> Duration {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .ok()
-            .and_then(|s| cpu_ticks(&s))
-            .map_or(Duration::ZERO, |ticks| {
-                // SAFETY: sysconf has no preconditions.
-                let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-                Duration::from_secs_f64(ticks as f64 / per_second)
-            })
+        super::proc::cpu_time(self.child.id()).unwrap_or_default()
+    }
+
+    /// Input partitions the instance holds (`driftwood_assigned_partitions`).
+    pub fn assigned(&self) -> Option<u64> {
+        let (_, text) = self.get("/metrics")?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("driftwood_assigned_partitions "))?;
+        line.rsplit(' ').next()?.parse().ok()
     }
 }
 
-/// utime + stime, in clock ticks, from the text of `/proc/<pid>/stat`. The command name (field
-/// 2) may hold spaces and parentheses, so fields are counted from its closing parenthesis:
-/// state is field 3, utime 14 and stime 15.
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
-    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
-    Some(utime + stime)
+/// Waits until `instances` hold `partitions` input partitions between them, each at least
+/// one: the group has formed, so the offered load and the measurement can start.
+pub(super) fn wait_assigned(instances: &mut [Instance], partitions: i32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held: Vec<u64> = instances
+            .iter()
+            .map(|i| i.assigned().unwrap_or(0))
+            .collect();
+        if held.iter().sum::<u64>() == partitions as u64 && held.iter().all(|&h| h > 0) {
+            return Ok(());
+        }
+        for instance in instances.iter_mut() {
+            instance.check_running()?;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::tool(
+                "bench",
+                format!("the group did not settle within 60 s: partitions held {held:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for Instance {
@@ -171,20 +187,5 @@ impl Drop for Instance {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_count_fields_after_the_command_name() {
-        let stat = "4242 (drift wood) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 3";
-        assert_eq!(cpu_ticks(stat), Some(281));
-        assert_eq!(cpu_ticks("garbage"), None);
-        // This very process, read for real.
-        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(cpu_ticks(&own).is_some(), "{own}");
     }
 }

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::instance::{Instance, RunTopics};
+use super::instance::{Instance, RunTopics, wait_assigned};
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
 use crate::codec::encode::{AvroCodec, PredictionRecord};
 use crate::config::tools::ProduceConfig;
@@ -67,6 +67,10 @@ pub(super) struct LatencySpec<'a> {
     pub rate: f64,
     pub warmup: Duration,
     pub duration: Duration,
+    /// Partitions of the input, all of which the instance must hold before the load starts.
+    pub partitions: i32,
+    /// Which round of runs this is (0, 1, …).
+    pub round: usize,
 }
 
 /// Latency of one relay at one offered rate, measured after the warm-up.
@@ -74,6 +78,8 @@ pub(super) struct LatencySpec<'a> {
 pub struct Latency {
     /// What carried the records.
     pub relay: Relay,
+    /// The round of runs (each round runs every relay, in alternating order).
+    pub round: usize,
     /// Records per second the generator was asked for.
     pub offered_rate: f64,
     /// Records per second it achieved (below the offer when it cannot keep up).
@@ -104,13 +110,18 @@ pub(super) fn latency_run(
     topics: &RunTopics,
     relay: Relay,
 ) -> Result<Latency> {
-    let instance = relay
+    let mut instance = relay
         .flags()
         .map(|extra| {
             let binary = (spec.model, spec.executable);
             Instance::start(spec.brokers, binary, topics, extra)
         })
         .transpose()?;
+    // The load starts once the group has formed (on a fresh broker that includes creating
+    // its offsets topic), so that a broker's set-up is not counted as driftwood's latency.
+    if let Some(instance) = instance.as_mut() {
+        wait_assigned(std::slice::from_mut(instance), spec.partitions)?;
+    }
     let read_from = if instance.is_some() {
         &topics.output
     } else {
@@ -150,6 +161,7 @@ pub(super) fn latency_run(
     input_leg.sort_by(f64::total_cmp);
     Ok(Latency {
         relay,
+        round: spec.round,
         offered_rate: spec.rate,
         achieved_rate: produced.records as f64 / produced.elapsed.as_secs_f64(),
         samples: end_to_end.len(),

@@ -6,11 +6,13 @@
 //! throughput comes from its `/metrics`, peak memory and CPU time from its `/proc/<pid>`.
 
 mod drift_cost;
+mod input;
 mod instance;
 mod latency;
+mod proc;
+mod scaling;
 mod table;
-
-use std::time::{Duration, Instant};
+mod throughput;
 
 use rdkafka::ClientConfig;
 use serde::Serialize;
@@ -20,29 +22,16 @@ use crate::config::tools::BenchConfig;
 use crate::config::tools::ProduceConfig;
 use crate::error::{Error, Result};
 use crate::tools::produce::produce;
+use drift_cost::median;
 pub use drift_cost::{DriftCost, DriftPair};
+use input::StockInput;
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
 use latency::{LatencySpec, latency_run};
-
-/// One throughput measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct Throughput {
-    /// Records handled.
-    pub records: u64,
-    /// Seconds from the first handled record to the last.
-    pub seconds: f64,
-    /// Records per second.
-    pub records_per_second: f64,
-    /// CPU time (user + system) of the `driftwood run` process per record over the same
-    /// span, µs: the cost a platform team budgets by.
-    pub cpu_us_per_record: f64,
-    /// Of that, what the scoring thread spent on drift windows (its own CPU clock, read
-    /// around their work), µs per record.
-    pub drift_own_cpu_us_per_record: f64,
-    /// Peak resident memory of the `driftwood run` process, bytes.
-    pub peak_rss_bytes: u64,
-}
+pub use scaling::Scaled;
+use scaling::{ScalingSpec, scaling_runs};
+pub use throughput::Throughput;
+use throughput::{Start, measure};
 
 /// Everything `driftwood bench` measured.
 #[derive(Debug, Clone, Serialize)]
@@ -72,12 +61,36 @@ pub struct BenchReport {
     pub following_pointer: Option<Throughput>,
     /// `following_pointer / pipeline` records per second.
     pub following_pointer_to_pipeline: Option<f64>,
+    /// The same input written by stock clients (small batches, no compression): pass-through
+    /// and pipeline runs in the order pass, pipeline, pipeline, pass.
+    pub stock_input: StockRuns,
+    /// 1, 2, 3… instances in one group on `scaling_partitions` partitions.
+    pub scaling: Vec<Scaled>,
+    /// Partitions of the scaling runs' topics.
+    pub scaling_partitions: i32,
     /// Warm-up excluded from each latency run, seconds.
     pub latency_warmup_seconds: f64,
     /// Every latency run: each offered rate through each relay.
     pub latency: Vec<Latency>,
     /// CPU model and count, for reading the figures.
     pub machine: String,
+}
+
+/// The throughput runs on stock-client input.
+#[derive(Debug, Clone, Serialize)]
+pub struct StockRuns {
+    /// Producers that wrote it.
+    pub producers: usize,
+    /// Records per second they were asked for, together.
+    pub offered_rate: f64,
+    /// Records per second they achieved.
+    pub produce_records_per_second: f64,
+    /// The pass-through runs, in the order they ran.
+    pub pass_through: Vec<Throughput>,
+    /// The pipeline runs, in the order they ran.
+    pub pipeline: Vec<Throughput>,
+    /// Median pipeline over median pass-through records per second.
+    pub pipeline_to_ceiling: f64,
 }
 
 /// Runs the benchmark, prints a table and writes JSON.
@@ -123,6 +136,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let following_pointer = following_pointer_run(config, &brokers, &follow)?;
     let following_pointer_to_pipeline =
         (following_pointer.as_ref()).map(|f| f.records_per_second / pipeline.records_per_second);
+    let stock_input = stock_runs(config, &brokers, &name)?;
+    let scaling = scaling(config, &brokers, &name)?;
 
     let report = BenchReport {
         records: config.records,
@@ -137,6 +152,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         exactly_once_per_batch,
         following_pointer_to_pipeline,
         following_pointer,
+        stock_input,
+        scaling,
+        scaling_partitions: config.scaling_partitions,
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
         latency,
         machine: machine(),
@@ -196,7 +214,8 @@ fn following_pointer_run(
     throughput_run(config, brokers, topics, &flags).map(Some)
 }
 
-/// Every latency run: each offered rate through each relay, on fresh topics and group each.
+/// Every latency run: each offered rate through each relay, on fresh topics and group each,
+/// `--latency-repeats` times, each round in the reverse order of the round before.
 fn latency_runs(
     config: &BenchConfig,
     brokers: &str,
@@ -204,30 +223,39 @@ fn latency_runs(
     shared: &RunTopics,
 ) -> Result<Vec<Latency>> {
     let mut latency = Vec::new();
-    for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
-        for relay in Relay::ALL {
-            eprintln!(
-                "latency at {rate} records/s for {:?} through {relay:?}…",
-                config.latency_duration
-            );
-            let run = |what: &str| name(&format!("lat-{rate}-{relay:?}-{what}"));
-            let topics = RunTopics {
-                input: run("in"),
-                output: run("out"),
-                dlq: shared.dlq.clone(),
-                drift: shared.drift.clone(),
-                group: run("group"),
-            };
-            create_topics(brokers, &[&topics.input, &topics.output], config.partitions)?;
-            let spec = LatencySpec {
-                brokers,
-                model: config.model.as_deref(),
-                executable: config.executable.as_deref(),
-                rate,
-                warmup: config.latency_warmup,
-                duration: config.latency_duration,
-            };
-            latency.push(latency_run(&spec, &topics, relay)?);
+    for round in 0..config.latency_repeats {
+        let mut relays = Relay::ALL;
+        if round % 2 == 1 {
+            relays.reverse();
+        }
+        for &rate in config.latency_rates.iter().filter(|r| **r > 0.0) {
+            for relay in relays {
+                eprintln!(
+                    "latency round {} at {rate} records/s for {:?} through {relay:?}…",
+                    round + 1,
+                    config.latency_duration
+                );
+                let run = |what: &str| name(&format!("lat-{round}-{rate}-{relay:?}-{what}"));
+                let topics = RunTopics {
+                    input: run("in"),
+                    output: run("out"),
+                    dlq: shared.dlq.clone(),
+                    drift: shared.drift.clone(),
+                    group: run("group"),
+                };
+                create_topics(brokers, &[&topics.input, &topics.output], config.partitions)?;
+                let spec = LatencySpec {
+                    brokers,
+                    model: config.model.as_deref(),
+                    executable: config.executable.as_deref(),
+                    rate,
+                    warmup: config.latency_warmup,
+                    duration: config.latency_duration,
+                    partitions: config.partitions,
+                    round,
+                };
+                latency.push(latency_run(&spec, &topics, relay)?);
+            }
         }
     }
     Ok(latency)
@@ -241,46 +269,104 @@ fn throughput_run(
     extra: &[&str],
 ) -> Result<Throughput> {
     let binary = (config.model.as_deref(), config.executable.as_deref());
-    let mut instance = Instance::start(brokers, binary, topics, extra)?;
-    let total = config.records as u64;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    // (when, records done, CPU used, drift's CPU) at the first sight of progress.
-    let mut first: Option<(Instant, u64, Duration, Duration)> = None;
-    loop {
-        let now = Instant::now();
-        let done = instance.processed().unwrap_or(0);
-        if first.is_none() && done > 0 {
-            let drift = instance.drift_cpu().unwrap_or_default();
-            first = Some((now, done, instance.cpu_time(), drift));
+    let instance = Instance::start(brokers, binary, topics, extra)?;
+    let broker = proc::local_broker(brokers);
+    measure(
+        &mut [instance],
+        config.records as u64,
+        broker,
+        Start::FirstRecord,
+    )
+}
+
+/// The same number of records written by stock clients, through pass-through and the
+/// pipeline twice each, in the order pass, pipeline, pipeline, pass.
+fn stock_runs(
+    config: &BenchConfig,
+    brokers: &str,
+    name: &dyn Fn(&str) -> String,
+) -> Result<StockRuns> {
+    let input = StockInput {
+        producers: config.stock_producers,
+        rate: config.stock_rate,
+    };
+    let topic = name("stock-in");
+    create_topics(brokers, &[&topic], config.partitions)?;
+    eprintln!(
+        "producing {} records as {} stock clients at {} records/s…",
+        config.records, input.producers, input.rate
+    );
+    let produced = input::write_stock(brokers, &topic, config.records, input)?;
+    let (mut pass_through, mut pipeline) = (Vec::new(), Vec::new());
+    for (k, pass) in [true, false, false, true].into_iter().enumerate() {
+        let topics = RunTopics {
+            input: topic.clone(),
+            output: name(&format!("stock-out-{k}")),
+            dlq: name("dlq"),
+            drift: name("drift"),
+            group: name(&format!("g-stock-{k}")),
+        };
+        create_topics(brokers, &[&topics.output], config.partitions)?;
+        let what = if pass { "pass-through" } else { "pipeline" };
+        eprintln!("stock-client input, {what}…");
+        let flags: &[&str] = if pass { &["--pass-through"] } else { &[] };
+        let run = throughput_run(config, brokers, &topics, flags)?;
+        if pass {
+            &mut pass_through
+        } else {
+            &mut pipeline
         }
-        if let Some((t0, done0, cpu0, drift0)) = first
-            && done >= total
-        {
-            let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
-            let records = (total - done0).max(1);
-            return Ok(Throughput {
-                records: total,
-                seconds,
-                records_per_second: records as f64 / seconds,
-                cpu_us_per_record: (instance.cpu_time() - cpu0).as_secs_f64() * 1e6
-                    / records as f64,
-                drift_own_cpu_us_per_record: (instance.drift_cpu().unwrap_or_default())
-                    .saturating_sub(drift0)
-                    .as_secs_f64()
-                    * 1e6
-                    / records as f64,
-                peak_rss_bytes: instance.peak_rss(),
-            });
-        }
-        instance.check_running()?;
-        if now > deadline {
-            return Err(Error::tool(
-                "bench",
-                format!("only {done} of {total} records in 10 minutes"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        .push(run);
     }
+    let rates =
+        |runs: &[Throughput]| -> Vec<f64> { runs.iter().map(|t| t.records_per_second).collect() };
+    Ok(StockRuns {
+        producers: input.producers,
+        offered_rate: input.rate,
+        produce_records_per_second: produced,
+        pipeline_to_ceiling: median(rates(&pipeline)) / median(rates(&pass_through)),
+        pass_through,
+        pipeline,
+    })
+}
+
+/// The scaling runs: three times `--records`, written by the stock producers as fast as they
+/// go, on `--scaling-partitions` partitions, read by each count of `--scaling-instances` in a
+/// group of its own. The first instance to join starts on every partition before the others
+/// are up, so the measurement starts once the group has settled, and the input is large
+/// enough that most of it is left by then.
+fn scaling(
+    config: &BenchConfig,
+    brokers: &str,
+    name: &dyn Fn(&str) -> String,
+) -> Result<Vec<Scaled>> {
+    if config.scaling_instances.iter().all(|n| *n == 0) {
+        return Ok(Vec::new());
+    }
+    let (input, output) = (name("scale-in"), name("scale-out"));
+    create_topics(brokers, &[&input, &output], config.scaling_partitions)?;
+    let records = 3 * config.records;
+    let stock = StockInput {
+        producers: config.stock_producers,
+        rate: 0.0,
+    };
+    eprintln!("producing {records} records for the scaling runs…");
+    input::write_stock(brokers, &input, records, stock)?;
+    let spec = ScalingSpec {
+        brokers,
+        binary: (config.model.as_deref(), config.executable.as_deref()),
+        records: records as u64,
+        partitions: config.scaling_partitions,
+        broker: proc::local_broker(brokers),
+    };
+    let topics = |n: usize| RunTopics {
+        input: input.clone(),
+        output: output.clone(),
+        dlq: name("dlq"),
+        drift: name("drift"),
+        group: name(&format!("g-scale-{n}")),
+    };
+    scaling_runs(&spec, &config.scaling_instances, &topics)
 }
 
 fn create_topics(brokers: &str, topics: &[&String], partitions: i32) -> Result<()> {

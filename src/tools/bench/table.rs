@@ -1,6 +1,6 @@
 //! The human-readable summary of a bench run (the JSON holds the same figures).
 
-use super::{BenchReport, Relay};
+use super::{BenchReport, Latency, Relay, Throughput, median};
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
@@ -14,8 +14,8 @@ pub(super) fn print(r: &BenchReport) {
         r.records, r.partitions, r.machine
     );
     println!(
-        "{:<28} {:>12} {:>15} {:>10}",
-        "throughput", "records/s", "CPU µs/record", "peak RSS"
+        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7}",
+        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker"
     );
     println!(
         "{:<28} {:>12.0}",
@@ -32,12 +32,7 @@ pub(super) fn print(r: &BenchReport) {
         ("pipeline following pointer", r.following_pointer.as_ref()),
     ];
     for (name, t) in runs.into_iter().filter_map(|(n, t)| Some((n, t?))) {
-        println!(
-            "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB",
-            t.records_per_second,
-            t.cpu_us_per_record,
-            mb(t.peak_rss_bytes)
-        );
+        print_run(name, t);
     }
     println!(
         "{:<28} {:>12.2}",
@@ -83,8 +78,64 @@ pub(super) fn print(r: &BenchReport) {
     if let Some(ratio) = r.following_pointer_to_pipeline {
         println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
     }
+    print_stock(r);
+    print_scaling(r);
     if !r.latency.is_empty() {
         print_latency(r);
+    }
+}
+
+/// One throughput row.
+fn print_run(name: &str, t: &Throughput) {
+    println!(
+        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7}",
+        t.records_per_second,
+        t.cpu_us_per_record,
+        mb(t.peak_rss_bytes),
+        t.driftwood_cores,
+        t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
+    );
+}
+
+/// The runs on stock-client input, in the order they ran.
+fn print_stock(r: &BenchReport) {
+    let s = &r.stock_input;
+    println!();
+    println!(
+        "stock-client input ({} producers with librdkafka's defaults at {:.0} records/s: {:.0} achieved)",
+        s.producers, s.offered_rate, s.produce_records_per_second
+    );
+    let (pass, pipe) = (&s.pass_through, &s.pipeline);
+    let order = [(pass.first(), "pass-through"), (pipe.first(), "pipeline")]
+        .into_iter()
+        .chain([(pipe.get(1), "pipeline"), (pass.get(1), "pass-through")]);
+    for (k, (run, name)) in order.enumerate() {
+        if let Some(t) = run {
+            print_run(&format!("{}. {name}", k + 1), t);
+        }
+    }
+    println!(
+        "{:<28} {:>12.2}",
+        "pipeline / ceiling (medians)", s.pipeline_to_ceiling
+    );
+}
+
+/// The scaling runs.
+fn print_scaling(r: &BenchReport) {
+    if r.scaling.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "scaling out: instances in one group on {} partitions, stock-client input",
+        r.scaling_partitions
+    );
+    for s in &r.scaling {
+        print_run(&format!("{} instance(s)", s.instances), &s.throughput);
+        println!(
+            "{:<28} {:>12.2}  ({} records before the group settled, not measured)",
+            "  × one instance", s.speedup, s.before_settled
+        );
     }
 }
 
@@ -112,7 +163,7 @@ fn print_latency(r: &BenchReport) {
         println!(
             "{:>9.0} {:<13} {:>10.0} {:>8} {:>6.0} {:>6.0} {:>6.0} {:>6.0} {:>12} {:>8}",
             l.offered_rate,
-            relay_name(l.relay),
+            format!("{} #{}", relay_name(l.relay), l.round + 1),
             l.achieved_rate,
             l.samples,
             l.p50_ms,
@@ -125,19 +176,55 @@ fn print_latency(r: &BenchReport) {
                 .map_or("-".into(), |b| format!("{:.1}", mb(b))),
         );
     }
+    print_spread(r);
     for pipeline in r.latency.iter().filter(|l| l.relay == Relay::Pipeline) {
-        let relay = r
-            .latency
-            .iter()
-            .find(|l| l.relay == Relay::PassThrough && l.offered_rate == pipeline.offered_rate);
+        let relay = r.latency.iter().find(|l| {
+            l.relay == Relay::PassThrough
+                && l.offered_rate == pipeline.offered_rate
+                && l.round == pipeline.round
+        });
         if let (Some(relay), Some((leg50, leg99))) = (relay, pipeline.input_leg_ms) {
             println!(
-                "at {:.0}/s driftwood's share (pipeline - relay): p50 {:+.0} ms, p99 {:+.0} ms; event -> scored p50 {leg50:.0}, p99 {leg99:.0} ms",
+                "at {:.0}/s, round {}: driftwood's share (pipeline - relay): p50 {:+.0} ms, p99 {:+.0} ms; event -> scored p50 {leg50:.0}, p99 {leg99:.0} ms",
                 pipeline.offered_rate,
+                pipeline.round + 1,
                 pipeline.p50_ms - relay.p50_ms,
                 pipeline.p99_ms - relay.p99_ms,
             );
         }
+    }
+}
+
+/// Per rate and relay, over the rounds: the median p50 and p99 and their range.
+fn print_spread(r: &BenchReport) {
+    let rounds = r.latency.iter().map(|l| l.round).max().map_or(0, |m| m + 1);
+    if rounds < 2 {
+        return;
+    }
+    println!("over the {rounds} rounds: median (min–max), ms");
+    let mut keys: Vec<(f64, Relay)> = Vec::new();
+    for l in &r.latency {
+        if !keys.contains(&(l.offered_rate, l.relay)) {
+            keys.push((l.offered_rate, l.relay));
+        }
+    }
+    for (rate, relay) in keys {
+        let runs: Vec<&Latency> = (r.latency.iter())
+            .filter(|l| l.offered_rate == rate && l.relay == relay)
+            .collect();
+        let spread = |f: fn(&Latency) -> f64| {
+            let v: Vec<f64> = runs.iter().map(|l| f(l)).collect();
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            format!("{:.1} ({lo:.0}–{hi:.0})", median(v))
+        };
+        println!(
+            "{rate:>9.0} {:<13} p50 {:<16} p99 {}",
+            relay_name(relay),
+            spread(|l| l.p50_ms),
+            spread(|l| l.p99_ms)
+        );
     }
 }
 

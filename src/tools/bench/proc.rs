@@ -1,0 +1,113 @@
+//! What `/proc` says about a process on this machine: CPU time, peak memory, and which
+//! process listens on a TCP port (to find a local broker and measure its CPU beside ours).
+
+use std::time::Duration;
+
+/// User plus system CPU time process `pid` has used so far (`/proc/<pid>/stat`).
+pub(super) fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = cpu_ticks(&stat)?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second))
+}
+
+/// VmHWM: the process's peak resident memory, bytes.
+pub(super) fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// utime + stime, in clock ticks, from the text of `/proc/<pid>/stat`. The command name (field
+/// 2) may hold spaces and parentheses, so fields are counted from its closing parenthesis:
+/// state is field 3, utime 14 and stime 15.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The process listening on the first of `brokers` when it is on this machine (loopback or
+/// `localhost`), found through the socket's inode; `None` for a remote broker or when the
+/// process is not ours to look at.
+pub(super) fn local_broker(brokers: &str) -> Option<u32> {
+    let first = brokers.split(',').next()?.trim();
+    let (host, port) = first.rsplit_once(':')?;
+    let host = host.trim_matches(['[', ']']);
+    if !matches!(host, "localhost" | "127.0.0.1" | "::1" | "0.0.0.0") {
+        return None;
+    }
+    let port: u16 = port.parse().ok()?;
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return None;
+    }
+    let sockets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+                .then_some(pid)
+        })
+}
+
+/// Inodes of the TCP sockets listening on `port` (`/proc/net/tcp` and `tcp6`).
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            let rows: Vec<u64> = (table.lines().skip(1))
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    // local_address, state 0A (LISTEN), inode.
+                    let listening = f.get(1)?.ends_with(&local) && *f.get(3)? == "0A";
+                    listening.then(|| f.get(9)?.parse().ok()).flatten()
+                })
+                .collect();
+            rows
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_count_fields_after_the_command_name() {
+        let stat = "4242 (drift wood) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 3";
+        assert_eq!(cpu_ticks(stat), Some(281));
+        assert_eq!(cpu_ticks("garbage"), None);
+        // This very process, read for real.
+        assert!(cpu_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn the_listener_of_a_local_port_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let brokers = format!("127.0.0.1:{port},10.0.0.1:9092");
+        assert_eq!(local_broker(&brokers), Some(std::process::id()));
+        assert_eq!(local_broker(&format!("10.0.0.1:{port}")), None);
+        drop(listener);
+        assert_eq!(local_broker(&format!("localhost:{port}")), None);
+    }
+}
