@@ -85,27 +85,28 @@ impl Instance {
 
     /// Sum of `driftwood_records_total` over outcomes.
     pub fn processed(&self) -> Option<u64> {
-        self.metric_sum("driftwood_records_total").map(|n| n as u64)
+        self.counters().map(|c| c.processed)
     }
 
-    /// CPU time the instance's scoring thread spent on drift windows, over its models.
-    pub fn drift_cpu(&self) -> Option<Duration> {
-        self.metric_sum("driftwood_drift_cpu_seconds_total")
-            .map(Duration::from_secs_f64)
-    }
-
-    /// The sum of a metric's series (0 when it has none yet).
-    fn metric_sum(&self, name: &str) -> Option<f64> {
+    /// The counters a throughput sample reads, from one scrape of `/metrics`.
+    pub fn counters(&self) -> Option<Counters> {
         let (_, text) = self.get("/metrics")?;
-        Some(
-            text.lines()
-                .filter(|l| {
-                    l.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with('{'))
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>(),
-        )
+        let phase = |p: &str| {
+            let series = format!("driftwood_loop_seconds_total{{phase=\"{p}\"}} ");
+            (text.lines())
+                .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let waiting = phase("input") + phase("acknowledgements");
+        Some(Counters {
+            processed: metric_sum(&text, "driftwood_records_total") as u64,
+            drift_cpu: Duration::from_secs_f64(metric_sum(
+                &text,
+                "driftwood_drift_cpu_seconds_total",
+            )),
+            loop_waiting: waiting,
+            loop_total: waiting + phase("work"),
+        })
     }
 
     /// Fails, with its exit status, if the process has ended.
@@ -188,4 +189,26 @@ impl Drop for Instance {
         }
         let _ = self.child.wait();
     }
+}
+
+/// What an instance has counted so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// Records handled (`driftwood_records_total`, every outcome).
+    pub processed: u64,
+    /// CPU time its scoring thread spent on drift windows, over its models.
+    pub drift_cpu: Duration,
+    /// Seconds its loop waited on input or on acknowledgements
+    /// (`driftwood_loop_seconds_total`; 0 from a build without it).
+    pub loop_waiting: f64,
+    /// Seconds its loop ran, waiting or working.
+    pub loop_total: f64,
+}
+
+/// The sum of a metric's series (0 when it has none yet).
+fn metric_sum(text: &str, name: &str) -> f64 {
+    (text.lines())
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -14,8 +14,8 @@ pub(super) fn print(r: &BenchReport) {
         r.records, r.partitions, r.machine
     );
     println!(
-        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7}",
-        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker"
+        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9}",
+        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker", "loop idle"
     );
     println!(
         "{:<28} {:>12.0}",
@@ -88,12 +88,13 @@ pub(super) fn print(r: &BenchReport) {
 /// One throughput row.
 fn print_run(name: &str, t: &Throughput) {
     println!(
-        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7}",
+        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9}",
         t.records_per_second,
         t.cpu_us_per_record,
         mb(t.peak_rss_bytes),
         t.driftwood_cores,
         t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
+        t.loop_waiting.map_or("-".into(), |w| format!("{:.0}%", w * 100.0)),
     );
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::instance::Instance;
+use super::instance::{Counters, Instance};
 use super::proc;
 use crate::error::{Error, Result};
 
@@ -31,6 +31,10 @@ pub struct Throughput {
     pub driftwood_cores: f64,
     /// Cores the broker process used meanwhile, when it runs on this machine.
     pub broker_cores: Option<f64>,
+    /// The share of the loop's time it waited on input or on acknowledgements rather than
+    /// working (`driftwood_loop_seconds_total`), over the instances; none from a build
+    /// without that metric.
+    pub loop_waiting: Option<f64>,
 }
 
 /// Where a measurement starts.
@@ -48,16 +52,24 @@ struct Sample {
     done: u64,
     cpu: Duration,
     drift: Duration,
+    /// Seconds of the loops' time spent waiting, and in all.
+    looped: (f64, f64),
     broker: Option<Duration>,
 }
 
 fn sample(instances: &[Instance], broker: Option<u32>) -> Sample {
-    let each = |f: &dyn Fn(&Instance) -> Duration| instances.iter().map(f).sum::<Duration>();
+    let counters: Vec<Counters> = (instances.iter())
+        .map(|i| i.counters().unwrap_or_default())
+        .collect();
     Sample {
         at: Instant::now(),
-        done: (instances.iter()).map(|i| i.processed().unwrap_or(0)).sum(),
-        cpu: each(&|i| i.cpu_time()),
-        drift: each(&|i| i.drift_cpu().unwrap_or_default()),
+        done: counters.iter().map(|c| c.processed).sum(),
+        cpu: instances.iter().map(Instance::cpu_time).sum(),
+        drift: counters.iter().map(|c| c.drift_cpu).sum(),
+        looped: (
+            counters.iter().map(|c| c.loop_waiting).sum(),
+            counters.iter().map(|c| c.loop_total).sum(),
+        ),
         broker: broker.and_then(proc::cpu_time),
     }
 }
@@ -114,5 +126,9 @@ fn figures(first: &Sample, last: &Sample, total: u64, instances: &[Instance]) ->
         peak_rss_bytes: instances.iter().map(Instance::peak_rss).max().unwrap_or(0),
         driftwood_cores: cpu.as_secs_f64() / seconds,
         broker_cores: broker.map(|b| b.as_secs_f64() / seconds),
+        loop_waiting: {
+            let looped = last.looped.1 - first.looped.1;
+            (looped > 0.0).then(|| (last.looped.0 - first.looped.0) / looped)
+        },
     }
 }
