@@ -208,7 +208,10 @@ pub struct Counters {
 /// The sum of a metric's series (0 when it has none yet).
 fn metric_sum(text: &str, name: &str) -> f64 {
     (text.lines())
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{'))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
