@@ -1,15 +1,13 @@
 //! The pipeline's drift windows, counted on a thread of their own. The consumer loop notes
-//! each record as it sends its output, gathers the batches' rows and hands them over
-//! [`HANDOVER_RECORDS`] at a time without waiting: the windows are counted, closed and
-//! tested beside the next batches, and their reports come back to the loop to publish later.
+//! each record as it sends its output and hands the batch over at the batch's end, without
+//! waiting: the windows are counted, closed and tested beside the next batches, and their
+//! reports come back to the loop to publish a batch or two later.
 //!
 //! Hidden contracts:
 //! - Reports come back in the order the windows closed; [`DriftWorker::close`] returns
 //!   every report not yet handed out before the one it closes.
-//! - At most [`QUEUED_BATCHES`] hand-overs wait for the thread; the loop waits when the
-//!   thread falls further behind, so memory stays bounded. A window closes at most
-//!   [`HANDOVER_RECORDS`] records late; closing one (`close`, `close_if_due`) hands over
-//!   what was gathered first.
+//! - At most [`QUEUED_BATCHES`] batches wait for the thread; the loop waits when the thread
+//!   falls further behind, so memory stays bounded.
 //! - With drift turned off, or where a thread cannot be started, the windows are counted on
 //!   the loop's own thread, as [`DriftMonitor`] does.
 //!
@@ -28,26 +26,14 @@ use super::report::DriftReport;
 use crate::model::{Model, Predicted};
 use crate::obs::metrics::Metrics;
 
-/// Hand-overs that may wait for the drift thread before the loop waits for it.
+/// Batches handed over that may wait for the drift thread before the loop waits for it.
 const QUEUED_BATCHES: usize = 2;
-
-/// Records gathered before they are handed over. Each hand-over wakes the drift thread, which
-/// costs tens of microseconds of CPU: at low rates, where a batch holds a record or two,
-/// waking it for every batch cost 35 µs a record more at 1,000 records/s. A window closes
-/// at most this many records late.
-const HANDOVER_RECORDS: usize = 256;
 
 /// A model's drift windows, counted on a thread of their own where drift is on.
 pub struct DriftWorker {
     counting: Counting,
-    /// The records noted, in order, not yet handed over.
+    /// The batch's records, noted in order, not yet handed over.
     notes: Vec<Note>,
-    /// Their rows (row-major); the notes of the batch being noted (from `batch_start` on)
-    /// number their rows from the batch's first.
-    rows: Vec<f64>,
-    batch_start: usize,
-    /// Features a row holds.
-    n: usize,
 }
 
 enum Counting {
@@ -95,18 +81,9 @@ enum Reply {
 impl DriftWorker {
     /// Windows for `model` against its reference, on a thread of their own when drift is on.
     pub fn new(model: Arc<Model>, settings: DriftSettings, metrics: Metrics) -> Self {
-        let n = model.engine.n_features();
-        let with = |counting| DriftWorker {
-            counting,
+        let here = |model, settings, metrics| DriftWorker {
+            counting: Counting::Here(Box::new(DriftMonitor::new(model, settings, metrics))),
             notes: Vec::new(),
-            rows: Vec::new(),
-            batch_start: 0,
-            n,
-        };
-        let here = |model, settings, metrics| {
-            with(Counting::Here(Box::new(DriftMonitor::new(
-                model, settings, metrics,
-            ))))
         };
         if !settings.enabled {
             return here(model, settings, metrics);
@@ -118,11 +95,14 @@ impl DriftWorker {
             .name("driftwood-drift".into())
             .spawn(move || work(monitor, inbox, outbox));
         match spawned {
-            Ok(handle) => with(Counting::Thread(Thread {
-                jobs: Some(jobs),
-                replies,
-                handle: Some(handle),
-            })),
+            Ok(handle) => DriftWorker {
+                counting: Counting::Thread(Thread {
+                    jobs: Some(jobs),
+                    replies,
+                    handle: Some(handle),
+                }),
+                notes: Vec::new(),
+            },
             Err(error) => {
                 warn!(%error, "could not start the drift thread; counting drift on the loop's");
                 here(model, settings, metrics)
@@ -151,35 +131,33 @@ impl DriftWorker {
         }
     }
 
-    /// Counts the records noted since the last call, with `rows` the batch's rows
-    /// (row-major), and gives `publish` the reports of the windows closed so far, in order.
-    /// With drift on its thread, the records are handed over once [`HANDOVER_RECORDS`] have
-    /// gathered, and the reports are those the thread has sent back by now.
+    /// Hands the records noted since the last call over for counting, with `rows` the
+    /// batch's rows (row-major), and gives `publish` the reports of the windows closed so
+    /// far, in order.
     pub fn count_batch(
         &mut self,
         rows: &[f64],
         assigned: &[i32],
         publish: impl FnMut(DriftReport),
     ) {
-        let thread = match &mut self.counting {
-            Counting::Here(monitor) => return monitor.count_batch(rows, assigned, publish),
-            Counting::Thread(thread) => thread,
-        };
-        if self.notes.len() > self.batch_start {
-            let first_row = self.rows.len() / self.n.max(1);
-            for note in &mut self.notes[self.batch_start..] {
-                if let Note::Scored { row, .. } = note {
-                    *row += first_row;
-                }
+        match &mut self.counting {
+            Counting::Here(monitor) => monitor.count_batch(rows, assigned, publish),
+            Counting::Thread(thread) => {
+                let notes = std::mem::take(&mut self.notes);
+                let rows = if notes.is_empty() {
+                    Vec::new()
+                } else {
+                    rows.to_vec()
+                };
+                let assigned = assigned.to_vec();
+                thread.send(Job::Count {
+                    notes,
+                    rows,
+                    assigned,
+                });
+                thread.ready().into_iter().for_each(publish);
             }
-            self.rows.extend_from_slice(rows);
-            self.batch_start = self.notes.len();
         }
-        if self.notes.len() >= HANDOVER_RECORDS {
-            hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-            self.batch_start = 0;
-        }
-        thread.ready().into_iter().for_each(publish);
     }
 
     /// The reports of the windows closed so far, and the window's own if it is old enough;
@@ -188,8 +166,6 @@ impl DriftWorker {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.close_if_due(assigned).into_iter().collect(),
             Counting::Thread(thread) => {
-                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-                self.batch_start = 0;
                 let assigned = assigned.to_vec();
                 thread.send(Job::CloseIfDue { assigned });
                 thread.ready()
@@ -202,30 +178,12 @@ impl DriftWorker {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.close(assigned).into_iter().collect(),
             Counting::Thread(thread) => {
-                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-                self.batch_start = 0;
                 let assigned = assigned.to_vec();
                 thread.send(Job::Close { assigned });
                 thread.until_done()
             }
         }
     }
-}
-
-/// Hands the records gathered over to the drift thread (when there are any), and starts
-/// gathering again.
-fn hand_over(thread: &mut Thread, notes: &mut Vec<Note>, rows: &mut Vec<f64>, assigned: &[i32]) {
-    if notes.is_empty() {
-        return;
-    }
-    let notes = std::mem::take(notes);
-    let rows = std::mem::take(rows);
-    let assigned = assigned.to_vec();
-    thread.send(Job::Count {
-        notes,
-        rows,
-        assigned,
-    });
 }
 
 /// The drift thread, as the loop holds it.
