@@ -11,7 +11,6 @@
 //!   over all of them, the flags and effects.
 //! - `sequential`: the CUSUM alarm across windows, for shifts too slow for one window.
 //! - `monitor`: the pipeline's tumbling windows, whose reports the scorer publishes;
-//!   `worker`: those windows counted on a thread of their own, beside the loop;
 //!   `tester`: the same windows tested outside the pipeline (benchmark, tests).
 
 mod compute;
@@ -24,7 +23,6 @@ pub(crate) mod report;
 mod sequential;
 pub(crate) mod tester;
 pub(crate) mod window;
-mod worker;
 
 pub use compute::Inputs;
 pub use monitor::DriftMonitor;
@@ -33,6 +31,5 @@ pub use report::{DriftReport, Flag};
 pub use sequential::{Outcome, Sequential};
 pub use tester::Tester;
 pub use window::{DriftWindow, WindowCounts};
-pub use worker::DriftWorker;
 #[cfg(test)]
 mod tests;
