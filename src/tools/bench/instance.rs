@@ -149,10 +149,7 @@ impl Instance {
     /// Input partitions the instance holds (`driftwood_assigned_partitions`).
     pub fn assigned(&self) -> Option<u64> {
         let (_, text) = self.get("/metrics")?;
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("driftwood_assigned_partitions "))?;
-        line.rsplit(' ').next()?.parse().ok()
+        Some(metric_sum(&text, "driftwood_assigned_partitions") as u64)
     }
 }
 
@@ -205,12 +202,12 @@ pub struct Counters {
     pub loop_total: f64,
 }
 
-/// The sum of a metric's series (0 when it has none yet).
+/// The sum of a metric's series, labelled or not (0 when it has none yet).
 fn metric_sum(text: &str, name: &str) -> f64 {
     (text.lines())
         .filter(|l| {
             l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{'))
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
