@@ -9,6 +9,9 @@ use super::{ProcessingGuarantee, RunConfig};
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
 
+/// The exactly-once producer's `connections.max.idle.ms` (see where it is set).
+const EOS_IDLE_CLOSE_MS: &str = "20000";
+
 /// Properties driftwood sets itself because at-least-once delivery depends on them.
 const MANAGED_KEYS: &[&str] = &[
     "enable.auto.offset.store",
@@ -324,6 +327,11 @@ impl RunConfig {
                     );
                 if self.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
                     config.set("transactional.id", self.transactional_id());
+                    // A commit that lost its group coordinator in a broker restart can wait
+                    // for a broker state change that never comes (confluentinc/librdkafka
+                    // #5456, #5511): closing idle connections makes one, well inside the
+                    // 60 s commit deadline. While records flow no connection is idle.
+                    config.set("connections.max.idle.ms", EOS_IDLE_CLOSE_MS);
                 }
             }
             ClientRole::Admin => {}
@@ -404,6 +412,24 @@ mod tests {
         c.kafka_option_envs = vec![("sasl.username".into(), "DRIFTWOOD_TEST_UNSET_VAR".into())];
         let err = c.kafka_clients().err().unwrap().to_string();
         assert!(err.contains("DRIFTWOOD_TEST_UNSET_VAR is not set"), "{err}");
+    }
+
+    #[test]
+    fn an_exactly_once_producer_closes_idle_connections_unless_told_otherwise() {
+        let mut c = RunConfig::defaults("b:9092").unwrap();
+        let idle = |c: &RunConfig| {
+            c.kafka_clients()
+                .unwrap()
+                .producer
+                .get(IDLE)
+                .map(String::from)
+        };
+        const IDLE: &str = "connections.max.idle.ms";
+        assert_eq!(idle(&c), None, "at-least-once keeps librdkafka's default");
+        c.processing_guarantee = ProcessingGuarantee::ExactlyOnce;
+        assert_eq!(idle(&c).as_deref(), Some(EOS_IDLE_CLOSE_MS));
+        c.kafka_options = vec![("producer.connections.max.idle.ms".into(), "0".into())];
+        assert_eq!(idle(&c).as_deref(), Some("0"));
     }
 
     /// `--kafka-option` values that would break at-least-once delivery, bare or prefixed.

@@ -11,6 +11,7 @@
 //!   over all of them, the flags and effects.
 //! - `sequential`: the CUSUM alarm across windows, for shifts too slow for one window.
 //! - `monitor`: the pipeline's tumbling windows, whose reports the scorer publishes;
+//!   `worker`: those windows counted on a thread of their own, beside the loop;
 //!   `tester`: the same windows tested outside the pipeline (benchmark, tests).
 
 mod compute;
@@ -23,6 +24,7 @@ pub(crate) mod report;
 mod sequential;
 pub(crate) mod tester;
 pub(crate) mod window;
+mod worker;
 
 pub use compute::Inputs;
 pub use monitor::DriftMonitor;
@@ -31,5 +33,6 @@ pub use report::{DriftReport, Flag};
 pub use sequential::{Outcome, Sequential};
 pub use tester::Tester;
 pub use window::{DriftWindow, WindowCounts};
+pub use worker::DriftWorker;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use prometheus::IntCounter;
 
 use crate::codec::decode::FeatureDecoder;
-use crate::drift::{DriftMonitor, DriftSettings};
+use crate::drift::{DriftSettings, DriftWorker};
 use crate::model::{Model, Scored};
 use crate::obs::metrics::Metrics;
 
@@ -16,8 +16,8 @@ pub struct Lane {
     pub model: Arc<Model>,
     /// The input decoder for its features.
     pub decoder: FeatureDecoder,
-    /// Its drift window, against its baselines.
-    pub drift: DriftMonitor,
+    /// Its drift windows, against its baselines, counted on a thread of their own.
+    pub drift: DriftWorker,
     /// The batch's decoded rows routed here, row-major.
     pub rows: Vec<f64>,
     /// What the model said about them.
@@ -39,7 +39,7 @@ impl Lane {
         metrics: &Metrics,
     ) -> Self {
         Lane {
-            drift: DriftMonitor::new(model.clone(), drift.clone(), metrics.clone()),
+            drift: DriftWorker::new(model.clone(), drift.clone(), metrics.clone()),
             counted: counters(&model, metrics),
             model,
             decoder,

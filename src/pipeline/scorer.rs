@@ -176,8 +176,10 @@ impl Scorer {
     /// old version's drift window is published.
     pub fn swap(&mut self, loaded: Loaded<FeatureDecoder>, sink: &Sink) {
         let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
-        if let Some((l, report)) = self.serving.swap(loaded, &assigned) {
-            self.publish(l, &report, sink);
+        if let Some((l, reports)) = self.serving.swap(loaded, &assigned) {
+            for report in reports {
+                self.publish(l, &report, sink);
+            }
         }
     }
 
@@ -187,7 +189,7 @@ impl Scorer {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
             for l in 0..self.serving.lanes.len() {
-                if let Some(report) = self.serving.lanes[l].drift.close_if_due(&assigned) {
+                for report in self.serving.lanes[l].drift.close_if_due(&assigned) {
                     self.publish(l, &report, sink);
                 }
             }
@@ -199,7 +201,7 @@ impl Scorer {
         if !self.settings.pass_through {
             let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
             for l in 0..self.serving.lanes.len() {
-                if let Some(report) = self.serving.lanes[l].drift.close(&assigned) {
+                for report in self.serving.lanes[l].drift.close(&assigned) {
                     self.publish(l, &report, sink);
                 }
             }

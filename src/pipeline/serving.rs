@@ -123,15 +123,14 @@ impl ServingSet {
     }
 
     /// Serves `loaded` in place of the version of its name from the next batch on, with a
-    /// new drift window; returns the old version's window, closed, to publish (with its
-    /// lane). Called
-    /// between batches, so each record is scored once, by the version serving when its batch
+    /// new drift window; returns the old version's reports not yet published and its window,
+    /// closed, to publish (with its lane). Called between batches, so each record is scored once, by the version serving when its batch
     /// came.
     pub(super) fn swap(
         &mut self,
         loaded: Loaded<FeatureDecoder>,
         assigned: &[i32],
-    ) -> Option<(usize, DriftReport)> {
+    ) -> Option<(usize, Vec<DriftReport>)> {
         let model = loaded.model;
         let name = &model.metadata.name;
         let Some(l) = self
@@ -142,10 +141,7 @@ impl ServingSet {
             warn!(model = %name, "a version of a model not served was loaded; ignored");
             return None;
         };
-        let closed = self.lanes[l]
-            .drift
-            .close(assigned)
-            .map(|report| (l, report));
+        let closed = Some((l, self.lanes[l].drift.close(assigned)));
         if l == 0
             && let Some(rollback) = &mut self.rollback
         {

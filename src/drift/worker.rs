@@ -1,0 +1,325 @@
+//! The pipeline's drift windows, counted on a thread of their own. The consumer loop notes
+//! each record as it sends its output, gathers the batches' rows and hands them over
+//! [`HANDOVER_RECORDS`] at a time without waiting: the windows are counted, closed and
+//! tested beside the next batches, and their reports come back to the loop to publish later.
+//!
+//! Hidden contracts:
+//! - Reports come back in the order the windows closed; [`DriftWorker::close`] returns
+//!   every report not yet handed out before the one it closes.
+//! - At most [`QUEUED_BATCHES`] hand-overs wait for the thread; the loop waits when the
+//!   thread falls further behind, so memory stays bounded. A window closes at most
+//!   [`HANDOVER_RECORDS`] records late; closing one (`close`, `close_if_due`) hands over
+//!   what was gathered first.
+//! - With drift turned off, or where a thread cannot be started, the windows are counted on
+//!   the loop's own thread, as [`DriftMonitor`] does.
+//!
+//! Counting on the loop's thread cost a quarter of the pipeline's records per second on
+//! stock-client input (docs/performance.md).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::thread::JoinHandle;
+
+use tracing::warn;
+
+use super::monitor::DriftMonitor;
+use super::plan::DriftSettings;
+use super::report::DriftReport;
+use crate::model::{Model, Predicted};
+use crate::obs::metrics::Metrics;
+
+/// Hand-overs that may wait for the drift thread before the loop waits for it.
+const QUEUED_BATCHES: usize = 2;
+
+/// Records gathered before they are handed over. Each hand-over wakes the drift thread, which
+/// costs tens of microseconds of CPU: at low rates, where a batch holds a record or two,
+/// waking it for every batch cost 35 µs a record more at 1,000 records/s. A window closes
+/// at most this many records late.
+const HANDOVER_RECORDS: usize = 256;
+
+/// A model's drift windows, counted on a thread of their own where drift is on.
+pub struct DriftWorker {
+    counting: Counting,
+    /// The records noted, in order, not yet handed over.
+    notes: Vec<Note>,
+    /// Their rows (row-major); the notes of the batch being noted (from `batch_start` on)
+    /// number their rows from the batch's first.
+    rows: Vec<f64>,
+    batch_start: usize,
+    /// Features a row holds.
+    n: usize,
+}
+
+enum Counting {
+    /// On the caller's thread.
+    Here(Box<DriftMonitor>),
+    /// On a thread of its own.
+    Thread(Thread),
+}
+
+/// One record of a batch, as noted.
+#[derive(Debug, Clone, Copy)]
+enum Note {
+    Scored {
+        partition: i32,
+        row: usize,
+        predicted: Predicted,
+        actual: Option<i32>,
+    },
+    Invalid {
+        partition: i32,
+    },
+}
+
+/// What the loop asks of the drift thread.
+enum Job {
+    /// Count a batch's records, closing the windows that fill or grow old.
+    Count {
+        notes: Vec<Note>,
+        rows: Vec<f64>,
+        assigned: Vec<i32>,
+    },
+    /// Close the window if it is old enough.
+    CloseIfDue { assigned: Vec<i32> },
+    /// Close the window now, then say [`Reply::Done`].
+    Close { assigned: Vec<i32> },
+}
+
+/// What the drift thread sends back.
+enum Reply {
+    Report(Box<DriftReport>),
+    /// A [`Job::Close`] is done: every report before it has been sent.
+    Done,
+}
+
+impl DriftWorker {
+    /// Windows for `model` against its reference, on a thread of their own when drift is on.
+    pub fn new(model: Arc<Model>, settings: DriftSettings, metrics: Metrics) -> Self {
+        let n = model.engine.n_features();
+        let with = |counting| DriftWorker {
+            counting,
+            notes: Vec::new(),
+            rows: Vec::new(),
+            batch_start: 0,
+            n,
+        };
+        let here = |model, settings, metrics| {
+            with(Counting::Here(Box::new(DriftMonitor::new(
+                model, settings, metrics,
+            ))))
+        };
+        if !settings.enabled {
+            return here(model, settings, metrics);
+        }
+        let monitor = DriftMonitor::new(model.clone(), settings.clone(), metrics.clone());
+        let (jobs, inbox) = sync_channel(QUEUED_BATCHES);
+        let (outbox, replies) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("driftwood-drift".into())
+            .spawn(move || work(monitor, inbox, outbox));
+        match spawned {
+            Ok(handle) => with(Counting::Thread(Thread {
+                jobs: Some(jobs),
+                replies,
+                handle: Some(handle),
+            })),
+            Err(error) => {
+                warn!(%error, "could not start the drift thread; counting drift on the loop's");
+                here(model, settings, metrics)
+            }
+        }
+    }
+
+    /// Notes a scored record: the `row`-th of the rows `count_batch` is given.
+    pub fn note(&mut self, partition: i32, row: usize, predicted: Predicted, actual: Option<i32>) {
+        match &mut self.counting {
+            Counting::Here(monitor) => monitor.note(partition, row, predicted, actual),
+            Counting::Thread(_) => self.notes.push(Note::Scored {
+                partition,
+                row,
+                predicted,
+                actual,
+            }),
+        }
+    }
+
+    /// Notes a record that could not be scored.
+    pub fn note_invalid(&mut self, partition: i32) {
+        match &mut self.counting {
+            Counting::Here(monitor) => monitor.note_invalid(partition),
+            Counting::Thread(_) => self.notes.push(Note::Invalid { partition }),
+        }
+    }
+
+    /// Counts the records noted since the last call, with `rows` the batch's rows
+    /// (row-major), and gives `publish` the reports of the windows closed so far, in order.
+    /// With drift on its thread, the records are handed over once [`HANDOVER_RECORDS`] have
+    /// gathered, and the reports are those the thread has sent back by now.
+    pub fn count_batch(
+        &mut self,
+        rows: &[f64],
+        assigned: &[i32],
+        publish: impl FnMut(DriftReport),
+    ) {
+        let thread = match &mut self.counting {
+            Counting::Here(monitor) => return monitor.count_batch(rows, assigned, publish),
+            Counting::Thread(thread) => thread,
+        };
+        if self.notes.len() > self.batch_start {
+            let first_row = self.rows.len() / self.n.max(1);
+            for note in &mut self.notes[self.batch_start..] {
+                if let Note::Scored { row, .. } = note {
+                    *row += first_row;
+                }
+            }
+            self.rows.extend_from_slice(rows);
+            self.batch_start = self.notes.len();
+        }
+        if self.notes.len() >= HANDOVER_RECORDS {
+            hand_over(thread, &mut self.notes, &mut self.rows, assigned);
+            self.batch_start = 0;
+        }
+        thread.ready().into_iter().for_each(publish);
+    }
+
+    /// The reports of the windows closed so far, and the window's own if it is old enough;
+    /// with drift on its thread, a window closed by age now comes with a later call.
+    pub fn close_if_due(&mut self, assigned: &[i32]) -> Vec<DriftReport> {
+        match &mut self.counting {
+            Counting::Here(monitor) => monitor.close_if_due(assigned).into_iter().collect(),
+            Counting::Thread(thread) => {
+                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
+                self.batch_start = 0;
+                let assigned = assigned.to_vec();
+                thread.send(Job::CloseIfDue { assigned });
+                thread.ready()
+            }
+        }
+    }
+
+    /// Every report not yet handed out, then the window's own, closed now (unless empty).
+    pub fn close(&mut self, assigned: &[i32]) -> Vec<DriftReport> {
+        match &mut self.counting {
+            Counting::Here(monitor) => monitor.close(assigned).into_iter().collect(),
+            Counting::Thread(thread) => {
+                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
+                self.batch_start = 0;
+                let assigned = assigned.to_vec();
+                thread.send(Job::Close { assigned });
+                thread.until_done()
+            }
+        }
+    }
+}
+
+/// Hands the records gathered over to the drift thread (when there are any), and starts
+/// gathering again.
+fn hand_over(thread: &mut Thread, notes: &mut Vec<Note>, rows: &mut Vec<f64>, assigned: &[i32]) {
+    if notes.is_empty() {
+        return;
+    }
+    let notes = std::mem::take(notes);
+    let rows = std::mem::take(rows);
+    let assigned = assigned.to_vec();
+    thread.send(Job::Count {
+        notes,
+        rows,
+        assigned,
+    });
+}
+
+/// The drift thread, as the loop holds it.
+struct Thread {
+    /// None once dropped, which ends the thread.
+    jobs: Option<SyncSender<Job>>,
+    replies: Receiver<Reply>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Thread {
+    fn send(&mut self, job: Job) {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            self.ended();
+        }
+    }
+
+    /// The reports already sent back.
+    fn ready(&mut self) -> Vec<DriftReport> {
+        let mut reports = Vec::new();
+        loop {
+            match self.replies.try_recv() {
+                Ok(Reply::Report(report)) => reports.push(*report),
+                Ok(Reply::Done) => {}
+                Err(TryRecvError::Empty) => return reports,
+                Err(TryRecvError::Disconnected) => self.ended(),
+            }
+        }
+    }
+
+    /// The reports sent back until the thread says it is done with a [`Job::Close`].
+    fn until_done(&mut self) -> Vec<DriftReport> {
+        let mut reports = Vec::new();
+        loop {
+            match self.replies.recv() {
+                Ok(Reply::Report(report)) => reports.push(*report),
+                Ok(Reply::Done) => return reports,
+                Err(_) => self.ended(),
+            }
+        }
+    }
+
+    /// The thread ended while the loop still needs it: only a panic ends it, passed on.
+    fn ended(&mut self) -> ! {
+        self.jobs = None;
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            _ => panic!("the drift thread ended"),
+        }
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The drift thread: counts what the loop hands over until the loop lets go.
+fn work(mut monitor: DriftMonitor, inbox: Receiver<Job>, outbox: Sender<Reply>) {
+    let send = |report: DriftReport| {
+        let _ = outbox.send(Reply::Report(Box::new(report)));
+    };
+    for job in inbox {
+        match job {
+            Job::Count {
+                notes,
+                rows,
+                assigned,
+            } => {
+                for note in notes {
+                    match note {
+                        Note::Scored {
+                            partition,
+                            row,
+                            predicted,
+                            actual,
+                        } => monitor.note(partition, row, predicted, actual),
+                        Note::Invalid { partition } => monitor.note_invalid(partition),
+                    }
+                }
+                monitor.count_batch(&rows, &assigned, send);
+            }
+            Job::CloseIfDue { assigned } => {
+                monitor.close_if_due(&assigned).into_iter().for_each(send)
+            }
+            Job::Close { assigned } => {
+                monitor.close(&assigned).into_iter().for_each(send);
+                let _ = outbox.send(Reply::Done);
+            }
+        }
+    }
+}
