@@ -21,7 +21,8 @@
 //!   serves), `pipeline::scorer` (a batch to outputs) and `pipeline::accounting` (the
 //!   transport's events as metrics and health).
 //! - [`stats`]: the statistics drift's tests rest on (binned rank tests, Holm's correction,
-//!   CUSUM, Wilson bounds), knowing nothing of records or models.
+//!   CUSUM, Wilson bounds) and performance estimated without labels (isotonic calibration,
+//!   CBPE's expected confusion matrix), knowing nothing of records or models.
 //! - [`drift`]: windows of records tested against the model's drift reference, at stated
 //!   false-alarm rates.
 //! - [`obs`]: metrics, health, telemetry and shutdown signals: the leaf every layer reports
