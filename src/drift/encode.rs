@@ -40,6 +40,11 @@ impl DriftReport {
         w.double(self.alert_rate);
         w.double(self.warn_rate);
         w.long(self.reference_rows);
+        w.optional(self.estimated.as_ref(), |w, e| {
+            w.optional(e.accuracy, Writer::double);
+            w.optional(e.f1, Writer::double);
+            w.optional(e.roc_auc, Writer::double);
+        });
     }
 }
 
@@ -87,6 +92,9 @@ fn counts(w: &mut Writer, c: &WindowCounts) {
     w.long(c.correct);
     longs(w, &c.class_support);
     longs(w, &c.class_hits);
+    doubles(w, &c.expected);
+    longs(w, &c.score_records);
+    doubles(w, &c.score_positives);
 }
 
 fn feature(w: &mut Writer, f: &FeatureDrift) {

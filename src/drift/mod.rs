@@ -3,7 +3,8 @@
 //!
 //! - `plan`: which tests a model's windows get and each one's share of the error budget.
 //! - `window`: a window's raw counts (mergeable sums); `products`: the sums of its
-//!   scores' products in pairs, a block of records at a time.
+//!   scores' products in pairs, a block of records at a time; `estimate`: a calibrated
+//!   binary classifier's expected performance, from sums of the same kind.
 //! - `report`: the report published per window, as Avro `DriftReport`s (`encode`: its
 //!   bytes).
 //! - `prepared`: a reference distribution's parts that every window's tests reuse.
@@ -16,6 +17,7 @@
 
 mod compute;
 mod encode;
+pub(crate) mod estimate;
 pub(crate) mod monitor;
 pub(crate) mod plan;
 mod prepared;
@@ -27,6 +29,7 @@ pub(crate) mod window;
 mod worker;
 
 pub use compute::Inputs;
+pub use estimate::EstimatedPerformance;
 pub use monitor::DriftMonitor;
 pub use plan::{DriftSettings, Plan, Rates};
 pub use report::{DriftReport, Flag};

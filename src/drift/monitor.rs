@@ -214,6 +214,17 @@ impl DriftMonitor {
         if let Some(accuracy) = report.accuracy {
             m.window_accuracy.with_label_values(&[model]).set(accuracy);
         }
+        if let Some(e) = report.estimated {
+            for (metric, value) in [
+                ("accuracy", e.accuracy),
+                ("f1", e.f1),
+                ("roc_auc", e.roc_auc),
+            ] {
+                if let Some(value) = value {
+                    (m.window_estimated.with_label_values(&[model, metric])).set(value);
+                }
+            }
+        }
         if !report.sequential.is_empty() {
             m.alerts.with_label_values(&[model, "sequential"]).inc();
             info!(model, alarms = ?report.sequential, "sequential drift alarm: a persistent shift");

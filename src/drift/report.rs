@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::estimate::EstimatedPerformance;
 use super::window::WindowCounts;
 pub use crate::stats::binned::Divergence;
 
@@ -231,4 +232,7 @@ pub struct DriftReport {
     /// Rows of the drift reference.
     #[serde(default)]
     pub reference_rows: i64,
+    /// Performance expected without labels (a calibrated binary classifier's).
+    #[serde(default)]
+    pub estimated: Option<EstimatedPerformance>,
 }

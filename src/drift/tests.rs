@@ -361,3 +361,88 @@ fn the_drift_thread_closes_the_same_windows_as_the_loop_and_hands_out_each_repor
     let flags = |reports: &[DriftReport]| reports.iter().map(|r| r.flag).collect::<Vec<_>>();
     assert_eq!(flags(&counted_there), flags(&counted_here));
 }
+
+/// A binary classifier whose reference carries a calibration gets the expected performance
+/// of each window: the sums a window keeps give what `stats::cbpe` gives on its records, add
+/// up across replicas, and go through the published schema.
+#[test]
+fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
+    use crate::model::calibrate::{CalibrationPass, positive_probability};
+    use crate::stats::cbpe::{self, Scored};
+    let model = Model::open(None).unwrap();
+    let data = Dataset::breast_cancer();
+    let classes = &model.metadata.classes;
+    let all = model
+        .engine
+        .predict_all(&data.rows.iter().flatten().copied().collect::<Vec<_>>());
+    let mut pass = CalibrationPass::new(2).unwrap();
+    for (&p, label) in all.iter().zip(&data.labels) {
+        pass.add(p, classes.iter().position(|c| c == label));
+    }
+    let mut reference = model.drift_reference().clone();
+    reference.outputs.calibration = pass.finish();
+    let calibration = reference.outputs.calibration.clone().unwrap();
+    let settings = DriftSettings::new("test".into());
+    let count = |rows: &[(Vec<f64>, i32)]| {
+        let mut tester = Tester::new(&model.metadata, &reference, &settings);
+        let flat: Vec<f64> = rows.iter().flat_map(|(r, _)| r.clone()).collect();
+        let predicted = model.engine.predict_all(&flat);
+        let records = rows
+            .iter()
+            .zip(predicted)
+            .map(|((row, label), p)| (row.as_slice(), p, Some(*label)));
+        tester.count(records)
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let rows = sample(&data, &mut rng, 600, &[], 0.0, &sds(&data));
+    let mut tester = Tester::new(&model.metadata, &reference, &settings);
+    let report = tester.report(count(&rows));
+    let estimated = report.estimated.expect("an estimate");
+
+    let flat: Vec<f64> = rows.iter().flat_map(|(r, _)| r.clone()).collect();
+    let scored: Vec<Scored> = (model.engine.predict_all(&flat).into_iter())
+        .map(|p| {
+            let score = positive_probability(p).unwrap();
+            Scored {
+                score,
+                predicted_positive: p.class() == Some(1),
+                probability: calibration.apply(score),
+            }
+        })
+        .collect();
+    let direct = cbpe::estimate(&scored);
+    let near = |a: Option<f64>, b: Option<f64>, tolerance: f64| {
+        (a.unwrap() - b.unwrap()).abs() <= tolerance
+    };
+    assert!(
+        near(estimated.accuracy, direct.accuracy, 1e-9),
+        "{estimated:?} {direct:?}"
+    );
+    assert!(
+        near(estimated.f1, direct.f1, 1e-9),
+        "{estimated:?} {direct:?}"
+    );
+    // Ranked by 100 bins instead of exact scores: a forest's vote shares are multiples of
+    // 1/trees, so the bins change little.
+    assert!(
+        near(estimated.roc_auc, direct.roc_auc, 0.01),
+        "{estimated:?} {direct:?}"
+    );
+
+    let (first, second) = rows.split_at(250);
+    let mut halves = count(first);
+    halves.add(&count(second));
+    let whole = count(&rows);
+    assert_eq!(halves.score_records, whole.score_records);
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9);
+    assert!(close(&halves.expected, &whole.expected));
+    assert!(close(&halves.score_positives, &whole.score_positives));
+
+    let codec = crate::codec::encode::AvroCodec::drift_reports();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    report.encode_avro(&mut ours);
+    codec.encode(&report, &mut theirs).unwrap();
+    assert!(ours == theirs, "the encodings differ");
+    let back: DriftReport = codec.decode(&ours).unwrap();
+    assert_eq!(back.estimated, report.estimated);
+}

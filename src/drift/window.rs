@@ -4,9 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::estimate;
 use super::products::Products;
 use crate::model::Predicted;
 use crate::model::drift_reference::{DriftReference, output_value};
+use crate::stats::calibration::Isotonic;
 use crate::stats::profile::Marginal;
 use crate::stats::search::{BinIndex, cell};
 
@@ -57,6 +59,16 @@ pub struct WindowCounts {
     pub class_support: Vec<i64>,
     /// Correct predictions per true class.
     pub class_hits: Vec<i64>,
+    /// A calibrated binary classifier's expected confusion matrix (TP, FP, FN, TN), sums of
+    /// calibrated probabilities; empty without a calibration (see `drift::estimate`).
+    #[serde(default)]
+    pub expected: Vec<f64>,
+    /// Per bin of the model's probability of the second class, records…
+    #[serde(default)]
+    pub score_records: Vec<i64>,
+    /// …and the sum of their calibrated probabilities.
+    #[serde(default)]
+    pub score_positives: Vec<f64>,
 }
 
 impl WindowCounts {
@@ -67,7 +79,7 @@ impl WindowCounts {
         let bins = |m: &Marginal| vec![0; m.counts.len()];
         let outputs = bins(&reference.outputs.distribution);
         let regressor = classes == 0;
-        WindowCounts {
+        let mut counts = WindowCounts {
             records: 0,
             invalid: 0,
             features: reference.features.iter().map(bins).collect(),
@@ -89,7 +101,14 @@ impl WindowCounts {
             correct: 0,
             class_support: vec![0; classes],
             class_hits: vec![0; classes],
+            expected: Vec::new(),
+            score_records: Vec::new(),
+            score_positives: Vec::new(),
+        };
+        if classes == 2 && reference.outputs.calibration.is_some() {
+            estimate::shape(&mut counts);
         }
+        counts
     }
 }
 
@@ -101,8 +120,11 @@ impl WindowCounts {
             + self.predictions.len()
             + self.confidence.len()
             + self.class_support.len()
-            + self.class_hits.len();
-        let floats = self.deviations.len()
+            + self.class_hits.len()
+            + self.score_records.len();
+        let floats = self.expected.len()
+            + self.score_positives.len()
+            + self.deviations.len()
             + self.squares.len()
             + self.score_sums.len()
             + self.score_products.len();
@@ -135,6 +157,9 @@ impl WindowCounts {
         self.correct += other.correct;
         ints(&mut self.class_support, &other.class_support);
         ints(&mut self.class_hits, &other.class_hits);
+        floats(&mut self.expected, &other.expected);
+        ints(&mut self.score_records, &other.score_records);
+        floats(&mut self.score_positives, &other.score_positives);
     }
 }
 
@@ -146,6 +171,8 @@ pub struct DriftWindow {
     /// The outputs' bins (a classifier's confidence, a regressor's value).
     output: BinIndex,
     classes: Vec<i32>,
+    /// A binary classifier's calibration, for the expected performance.
+    calibration: Option<Isotonic>,
     counts: WindowCounts,
     /// Zero counts of the right shape, to start each window from.
     empty: WindowCounts,
@@ -201,6 +228,7 @@ impl DriftWindow {
             joint: reference.joint.is_some(),
             output: BinIndex::new(&reference.outputs.distribution.edges),
             classes: classes.to_vec(),
+            calibration: (reference.outputs.calibration.clone()).filter(|_| classes.len() == 2),
             products: Products::new(p),
             cells: vec![0; p],
             tally: vec![0; marginals.iter().map(|m| m.counts.len()).sum()],
@@ -238,6 +266,9 @@ impl DriftWindow {
         let b = self.output.bin(output_value(predicted));
         let class_index = match predicted {
             Predicted::Class { index, confidence } => {
+                if let Some(calibration) = &self.calibration {
+                    estimate::observe(c, calibration, predicted);
+                }
                 c.predictions[index] += 1;
                 c.confidence[b] += 1;
                 c.confidence_sum += confidence;

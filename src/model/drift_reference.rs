@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::artifact::{ModelMetadata, Task};
 use super::baseline::{Baselines, CONFIDENCE_EDGES};
 use super::engine::Predicted;
+use crate::stats::calibration::Isotonic;
 use crate::stats::profile::{Accumulator, Joint, Marginal, Sketch};
 
 /// Name of the drift reference inside an artifact directory.
@@ -64,6 +65,10 @@ pub struct OutputReference {
     pub classes: Vec<u64>,
     /// A classifier's confidence, or a regressor's value.
     pub distribution: Marginal,
+    /// A binary classifier's calibration, fitted on these rows' labels (absent for other
+    /// models, and in artifacts made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Isotonic>,
 }
 
 /// Pass 1 over the feature rows (see `crate::stats::profile`).
@@ -149,6 +154,7 @@ impl OutputCounts {
             rows: self.rows,
             classes: self.classes,
             distribution: self.values.finish().0.remove(0),
+            calibration: None,
         }
     }
 }
@@ -343,6 +349,7 @@ fn outputs_from_baselines(b: &Baselines, rows: u64, source: String) -> OutputRef
         rows,
         classes,
         distribution: Marginal::from_counts(edges, bin_counts, 0),
+        calibration: None,
     }
 }
 

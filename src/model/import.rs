@@ -10,6 +10,7 @@ use super::artifact::{
     Task,
 };
 use super::baseline::Baselines;
+use super::calibrate::CalibrationPass;
 use super::dataset::{CsvRows, Missing};
 use super::drift_reference::{DriftReference, FeaturePass, OutputPass};
 use super::engine::{Engine, Predicted};
@@ -202,9 +203,13 @@ impl Scan {
             OutputPass::new(classes.len()),
         );
         let mut fit = Fit::default();
+        let mut calibration = CalibrationPass::new(classes.len());
         let rows = scored_batches(stream, engine, |row, predicted, truth| {
             features.add(row);
             outputs.add(predicted);
+            if let (Some(c), Truth::Class(truth)) = (calibration.as_mut(), truth) {
+                c.add(predicted, truth);
+            }
             fit.add(predicted, truth);
         })?;
         if rows == 0 {
@@ -225,7 +230,8 @@ impl Scan {
             index += 1;
         })?;
         let source = format!("{rows} rows of {}", args.reference.display());
-        let drift = features.finish(source.clone(), outputs.finish(source));
+        let mut drift = features.finish(source.clone(), outputs.finish(source));
+        drift.outputs.calibration = calibration.and_then(CalibrationPass::finish);
         Ok(Scan {
             feature_names,
             rows,

@@ -12,6 +12,7 @@ use super::artifact::{
     self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, Task, TrainingParameters,
 };
 use super::baseline::Baselines;
+use super::calibrate::CalibrationPass;
 use super::drift_reference::DriftReference;
 use super::engine::Engine;
 use super::ensemble::Labels;
@@ -172,12 +173,20 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     // Features against every training row; outputs against the held-out rows, where the
     // forest is as sure of itself as it will be on new records (on its own training rows
     // it is surer).
-    let drift = DriftReference::from_rows(
+    let mut drift = DriftReference::from_rows(
         format!("{} training rows", train_rows.len()),
         &train_rows,
         (format!("{} held-out rows", test_idx.len()), &predictions),
         classes.len(),
     );
+    // Calibrated on the held-out rows too: the forest's vote shares on rows it learned from
+    // are surer than on new ones.
+    if let Some(mut calibration) = CalibrationPass::new(classes.len()) {
+        for (&p, &i) in predictions.iter().zip(&test_idx) {
+            calibration.add(p, classes.iter().position(|&c| c == data.labels[i]));
+        }
+        drift.outputs.calibration = calibration.finish();
+    }
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
     artifact::save(&dir, &reference, (&train_rows, &drift), &mut metadata)?;
     // Read it back so a broken artifact fails here, not in production.
@@ -271,6 +280,9 @@ mod tests {
         );
 
         let model = Model::load(&first.dir).unwrap();
+        let calibration = model.drift_reference().outputs.calibration.as_ref();
+        let calibration = calibration.expect("a binary classifier is calibrated on held-out rows");
+        assert!(calibration.apply(0.0) <= calibration.apply(1.0));
         let (_, reference) = artifact::load_reference(&first.dir).unwrap();
         let expected = reference
             .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())

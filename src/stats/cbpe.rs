@@ -89,24 +89,24 @@ pub fn expected_roc_auc(records: &[Scored]) -> Option<f64> {
         .map(|r| (r.score, r.probability.clamp(0.0, 1.0)))
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let positives: f64 = ranked.iter().map(|r| r.1).sum();
-    let negatives = ranked.len() as f64 - positives;
-    if positives <= 0.0 || negatives <= 0.0 {
-        return None;
-    }
+    let ties = ranked.chunk_by(|a, b| a.0 == b.0);
+    area_under_steps(ties.map(|tie| {
+        let positives: f64 = tie.iter().map(|r| r.1).sum();
+        (positives, tie.len() as f64 - positives)
+    }))
+}
+
+/// The area under the ROC curve of `steps`, groups of records from the highest score down,
+/// each (expected positives, expected negatives), records of a group tied; `None` when
+/// either total is zero.
+pub fn area_under_steps(steps: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
     let (mut tp, mut fp, mut area) = (0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i < ranked.len() {
-        let (step_tp, step_fp) = (tp, fp);
-        let score = ranked[i].0;
-        while i < ranked.len() && ranked[i].0 == score {
-            tp += ranked[i].1;
-            fp += 1.0 - ranked[i].1;
-            i += 1;
-        }
-        area += (fp - step_fp) * (tp + step_tp) / 2.0;
+    for (positives, negatives) in steps {
+        area += negatives * (2.0 * tp + positives) / 2.0;
+        tp += positives;
+        fp += negatives;
     }
-    Some(area / (positives * negatives))
+    (tp > 0.0 && fp > 0.0).then(|| area / (tp * fp))
 }
 
 #[cfg(test)]

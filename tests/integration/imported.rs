@@ -162,6 +162,13 @@ async fn an_imported_scikit_learn_forest_serves_onnxruntimes_probabilities() {
         largest <= 1e-6,
         "a probability differs from onnxruntime's by {largest:e}"
     );
+    // A binary classifier imported with labelled reference rows is calibrated on them, and
+    // its windows carry the accuracy expected without labels.
+    for report in served.reports.iter().filter(|r| r.counts.records > 0) {
+        let estimated = report.estimated.expect("an expected performance");
+        let accuracy = estimated.accuracy.unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{estimated:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,10 @@ pub struct DriftMetrics {
     /// `driftwood_window_accuracy{model}`: accuracy among labeled records of the model's last
     /// closed window.
     pub window_accuracy: GaugeVec,
+    /// `driftwood_window_estimated{model,metric}`: performance expected without labels
+    /// (`accuracy`, `f1`, `roc_auc`) in the model's last closed window, for a calibrated
+    /// binary classifier.
+    pub window_estimated: GaugeVec,
     /// `driftwood_drift_alerts_total{model,level}`: windows flagged `warn` or `alert` by
     /// their tests, and `sequential` alarms.
     pub alerts: IntCounterVec,
@@ -64,6 +68,11 @@ impl DriftMetrics {
                 "driftwood_window_accuracy",
                 "Accuracy among labeled records, last closed window.",
                 &["model"],
+            ),
+            window_estimated: gauges(
+                "driftwood_window_estimated",
+                "Performance expected without labels from calibrated probabilities (CBPE), last closed window.",
+                &["model", "metric"],
             ),
             alerts: register(
                 registry,
