@@ -2,7 +2,7 @@
 //! earlier offset's output of the same partition have been acknowledged; outputs of one
 //! input partition may be acknowledged out of order (they go to several output partitions).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Partition progress, created by the pipeline and handed to the two places that move it: the
@@ -36,7 +36,7 @@ pub struct OffsetTracker {
 struct PartitionState {
     lease: Lease,
     /// Offsets sent and not yet acknowledged.
-    in_flight: BTreeSet<i64>,
+    in_flight: InFlight,
     /// One past the highest offset sent.
     next: Option<i64>,
     /// The last offset handed to the consumer for committing.
@@ -51,11 +51,69 @@ impl PartitionState {
     fn new(lease: Lease, start: Option<i64>) -> Self {
         PartitionState {
             lease,
-            in_flight: BTreeSet::new(),
+            in_flight: InFlight::default(),
             next: start,
             stored: None,
             rewind_to: start,
         }
+    }
+}
+
+/// A partition's offsets sent and not yet acknowledged: a set, kept as the offsets in the
+/// order sent (ascending, as a partition is read) with a mark for those acknowledged, which
+/// leave once every earlier one has. Sending and acknowledging are then a push and a binary
+/// search instead of a tree's insert and remove (which cost the loop 4% of its time).
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Ascending; the front is never acknowledged.
+    offsets: VecDeque<(i64, bool)>,
+    /// Of `offsets`, those not acknowledged.
+    pending: usize,
+}
+
+impl InFlight {
+    fn insert(&mut self, offset: i64) {
+        match self.offsets.back() {
+            Some(&(last, _)) if last >= offset => match self.find(offset) {
+                Ok(i) if self.offsets[i].1 => {
+                    self.offsets[i].1 = false;
+                    self.pending += 1;
+                }
+                Ok(_) => {}
+                Err(i) => {
+                    self.offsets.insert(i, (offset, false));
+                    self.pending += 1;
+                }
+            },
+            _ => {
+                self.offsets.push_back((offset, false));
+                self.pending += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, offset: i64) {
+        if let Ok(i) = self.find(offset)
+            && !self.offsets[i].1
+        {
+            self.offsets[i].1 = true;
+            self.pending -= 1;
+            while self.offsets.front().is_some_and(|o| o.1) {
+                self.offsets.pop_front();
+            }
+        }
+    }
+
+    fn find(&self, offset: i64) -> Result<usize, usize> {
+        self.offsets.binary_search_by_key(&offset, |o| o.0)
+    }
+
+    fn first(&self) -> Option<i64> {
+        self.offsets.front().map(|o| o.0)
+    }
+
+    fn len(&self) -> usize {
+        self.pending
     }
 }
 
@@ -113,7 +171,7 @@ impl OffsetTracker {
         if let Some(state) = self.partitions.get_mut(&partition)
             && state.lease == lease
         {
-            state.in_flight.remove(&offset);
+            state.in_flight.remove(offset);
         }
     }
 
@@ -136,7 +194,7 @@ impl OffsetTracker {
     pub fn take_committable(&mut self) -> Vec<(i32, i64)> {
         let mut out = Vec::new();
         for (&p, state) in &mut self.partitions {
-            let position = state.in_flight.first().copied().or(state.next);
+            let position = state.in_flight.first().or(state.next);
             if let Some(position) = position
                 && state.stored != Some(position)
             {
@@ -194,7 +252,7 @@ impl OffsetTracker {
             .iter()
             .filter_map(|&p| {
                 let state = self.partitions.get(&p)?;
-                Some((p, state.in_flight.first().copied().or(state.next)?))
+                Some((p, state.in_flight.first().or(state.next)?))
             })
             .collect()
     }
@@ -203,6 +261,36 @@ impl OffsetTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-flight set answers as a tree set would, whatever the order of sends and
+    /// acknowledgements (mostly ascending sends, as a partition is read, and some not).
+    #[test]
+    fn in_flight_offsets_behave_as_a_set() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (mut ours, mut set) = (InFlight::default(), std::collections::BTreeSet::new());
+        let mut next = 0i64;
+        for _ in 0..20_000 {
+            let offset = match rng.random_range(0..10) {
+                0..=5 => {
+                    next += rng.random_range(1..3);
+                    next
+                }
+                _ => next - rng.random_range(0..40),
+            };
+            if rng.random_bool(0.45) {
+                ours.insert(offset);
+                set.insert(offset);
+            } else {
+                ours.remove(offset);
+                set.remove(&offset);
+            }
+            assert_eq!(
+                (ours.first(), ours.len()),
+                (set.first().copied(), set.len())
+            );
+        }
+    }
 
     #[test]
     fn commits_only_the_acknowledged_prefix() {

@@ -81,6 +81,8 @@ impl Scorer {
         let now = epoch_millis();
         // The default model's records, which its rollback guard counts.
         let (mut scored_records, mut dead_letters) = (0u64, 0u64);
+        // Counted here and added to the shared histogram once, at the end of the batch.
+        let scoring_seconds = self.metrics.outputs.scoring_seconds.local();
         for (index, (message, (lane, result))) in batch.iter().zip(decoded).enumerate() {
             let scored_row = match (lane, &result) {
                 (Some(l), Ok(_)) => Some(lanes[l].next_row()),
@@ -92,7 +94,7 @@ impl Scorer {
             }
             match (lane, result, scored_row) {
                 (Some(l), Ok(meta), Some(i)) => {
-                    self.metrics.outputs.scoring_seconds.observe(per_record);
+                    scoring_seconds.observe(per_record);
                     scored_records += u64::from(l == 0);
                     let record = Scoring {
                         index,
