@@ -81,6 +81,9 @@ pub enum Part {
     Bundled,
     /// The nannyml data sets.
     Real,
+    /// Performance estimated without labels against the realized, on the binary nannyml data
+    /// sets, beside NannyML's CBPE with `--estimate-python` (not run unless asked for).
+    Estimate,
 }
 
 /// `driftwood bench-drift`'s settings.
@@ -109,6 +112,13 @@ pub struct BenchDriftArgs {
     /// The peers' script.
     #[arg(long, default_value = "scripts/drift-peers/peers.py")]
     pub peers_script: PathBuf,
+    /// A Python with NannyML (`scripts/py-env.sh scripts/estimate-peers/requirements.txt`),
+    /// for its CBPE beside driftwood's estimate (`--parts estimate`).
+    #[arg(long, env = "DRIFTWOOD_ESTIMATE_PYTHON")]
+    pub estimate_python: Option<PathBuf>,
+    /// The CBPE script.
+    #[arg(long, default_value = "scripts/estimate-peers/cbpe.py")]
+    pub estimate_script: PathBuf,
     /// The peer tools (`peers.py --tools`).
     #[arg(
         long,

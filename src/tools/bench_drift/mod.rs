@@ -8,13 +8,16 @@
 //! - **persistent**: a 0.04 standard deviation shift from the first window on, and how many
 //!   windows pass before it is flagged;
 //! - **bundled**: the bundled model's own data set replayed, as a new user would;
-//! - **real**: the time-ordered data sets in the `nannyml` wheel, window by window.
+//! - **real**: the time-ordered data sets in the `nannyml` wheel, window by window;
+//! - **estimate** (only when asked for): performance estimated without labels, chunk by
+//!   chunk of the binary `nannyml` data sets, against the realized and NannyML's CBPE.
 //!
 //! With `--peers-python`, the peers (`scripts/drift-peers/peers.py`) see a share of the same
 //! windows. Every rate comes with its Wilson 95% interval; results go to a JSON-lines file
 //! (`scripts/drift-peers/plot.py` draws the power curve from it).
 
 mod cell;
+mod estimate;
 mod peers;
 mod persistent;
 mod real;
@@ -141,6 +144,9 @@ pub fn run(args: &BenchDriftArgs) -> Result<()> {
     }
     if args.parts.contains(&Part::Real) {
         real::nannyml(args, peers.as_ref(), &mut out)?;
+    }
+    if args.parts.contains(&Part::Estimate) {
+        estimate::run(args, &mut out)?;
     }
     println!("\nresults in {}", args.output.display());
     Ok(())

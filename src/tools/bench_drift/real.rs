@@ -3,7 +3,7 @@
 //! window by window against their reference period.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -24,7 +24,12 @@ fn psi_rule(report: &DriftReport, level: f64) -> bool {
 }
 
 /// Counts `rows` (row-major, `predicted` for each) into one window and reports it.
-fn test(tester: &mut Tester, p: usize, rows: &[f64], predicted: &[Predicted]) -> DriftReport {
+pub(super) fn test(
+    tester: &mut Tester,
+    p: usize,
+    rows: &[f64],
+    predicted: &[Predicted],
+) -> DriftReport {
     let records = rows
         .chunks(p)
         .zip(predicted)
@@ -182,13 +187,13 @@ fn tally_peers(verdicts: Vec<super::peers::Verdict>) -> BTreeMap<String, Tally> 
 }
 
 /// A data set of the `nannyml` wheel: its features, reference and analysis rows.
-struct Data {
+pub(super) struct Data {
     name: String,
-    features: Vec<String>,
-    classes: Vec<String>,
-    reference: Table,
-    analysis: Table,
-    chunk: usize,
+    pub(super) features: Vec<String>,
+    pub(super) classes: Vec<String>,
+    pub(super) reference: Table,
+    pub(super) analysis: Table,
+    pub(super) chunk: usize,
     /// The first analysis chunk the data set's documentation says has drifted.
     drift_from: usize,
 }
@@ -196,9 +201,9 @@ struct Data {
 /// Rows (row-major; categories as their index among the sorted values, NaN where empty) and
 /// the model's predictions on them.
 #[derive(Default)]
-struct Table {
-    rows: Vec<f64>,
-    predicted: Vec<Predicted>,
+pub(super) struct Table {
+    pub(super) rows: Vec<f64>,
+    pub(super) predicted: Vec<Predicted>,
 }
 
 /// Each data set with the chunk its documentation says the drift starts at (chunks of the
@@ -213,20 +218,27 @@ const DATA_SETS: [(&str, usize); 4] = [
 
 /// The nannyml data sets, chunk by chunk.
 pub fn nannyml(args: &BenchDriftArgs, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
-    let manifest = args.real_data.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest).map_err(|e| {
-        Error::tool("bench-drift", format!(
-            "{}: {e}; write it with `$(scripts/py-env.sh scripts/drift-peers/requirements.txt) scripts/drift-peers/extract_datasets.py`",
-            manifest.display()
-        ))
-    })?;
-    let manifest: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::tool("bench-drift", format!("{}: {e}", manifest.display())))?;
+    let (manifest, _) = manifest(args)?;
     for (name, drift_from) in DATA_SETS {
         let data = load(&manifest, name, drift_from)?;
         chunks(&data, peers, out)?;
     }
     Ok(())
+}
+
+/// The manifest `scripts/drift-peers/extract_datasets.py` writes beside the data sets, and
+/// its path.
+pub(super) fn manifest(args: &BenchDriftArgs) -> Result<(serde_json::Value, PathBuf)> {
+    let path = args.real_data.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::tool("bench-drift", format!(
+            "{}: {e}; write it with `$(scripts/py-env.sh scripts/drift-peers/requirements.txt) scripts/drift-peers/extract_datasets.py`",
+            path.display()
+        ))
+    })?;
+    let manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::tool("bench-drift", format!("{}: {e}", path.display())))?;
+    Ok((manifest, path))
 }
 
 /// Tests every analysis chunk of `data` and writes, per tool, the chunks flagged before and
@@ -300,7 +312,7 @@ fn chunks(data: &Data, peers: Option<&Peers>, out: &mut Output) -> Result<()> {
 
 /// The data set's model as driftwood sees it: its features and classes, and the drift
 /// reference of its reference period with the model's predictions there.
-fn model_of(data: &Data) -> (ModelMetadata, DriftReference) {
+pub(super) fn model_of(data: &Data) -> (ModelMetadata, DriftReference) {
     let p = data.features.len();
     let mut metadata = metadata(p, (0..data.classes.len() as i32).collect());
     metadata.features = data.features.clone();
@@ -333,7 +345,7 @@ fn write_chunks(out: &mut Output, data: &Data, tool: &str, symbols: &str) -> Res
 }
 
 /// Reads one data set's CSVs as the manifest describes them.
-fn load(manifest: &serde_json::Value, name: &str, drift_from: usize) -> Result<Data> {
+pub(super) fn load(manifest: &serde_json::Value, name: &str, drift_from: usize) -> Result<Data> {
     let entry = &manifest["datasets"][name];
     let strings = |key: &str| -> Vec<String> {
         (entry[key].as_array().into_iter().flatten())
@@ -378,18 +390,18 @@ fn load(manifest: &serde_json::Value, name: &str, drift_from: usize) -> Result<D
 }
 
 /// A CSV's cells as text, by column.
-struct RawTable {
+pub(super) struct RawTable {
     columns: BTreeMap<String, Vec<String>>,
 }
 
 impl RawTable {
-    fn column(&self, name: &str) -> Result<&[String]> {
+    pub(super) fn column(&self, name: &str) -> Result<&[String]> {
         (self.columns.get(name).map(Vec::as_slice))
             .ok_or_else(|| Error::tool("bench-drift", format!("no column {name:?}")))
     }
 }
 
-fn read_csv(path: &Path) -> Result<RawTable> {
+pub(super) fn read_csv(path: &Path) -> Result<RawTable> {
     let bad = |e: csv::Error| Error::tool("bench-drift", format!("{}: {e}", path.display()));
     let mut reader = csv::Reader::from_path(path).map_err(bad)?;
     let headers: Vec<String> = reader
