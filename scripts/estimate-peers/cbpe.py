@@ -8,8 +8,10 @@ bench-drift --parts estimate`, which runs driftwood's estimate on the same chunk
 
 Reads the reference and analysis CSVs (and the analysis targets) that
 scripts/drift-peers/extract_datasets.py wrote, fits CBPE on the reference with its defaults
-(problem_type classification_binary, isotonic calibration) and estimates accuracy, F1 and ROC
-AUC on consecutive chunks of CHUNK analysis rows (full chunks only, in the file's order).
+(isotonic calibration; classification_binary for one probability column, else
+classification_multiclass with a column per class, named y_pred_proba_CLASS) and estimates
+accuracy, F1 and ROC AUC on consecutive chunks of CHUNK analysis rows (full chunks only, in
+the file's order).
 Writes one JSON line per chunk to stdout: {"chunk", "accuracy", "f1", "roc_auc"}.
 """
 
@@ -40,14 +42,19 @@ def main() -> None:
     reference = pd.read_csv(files["reference"]["csv"])
     analysis = pd.read_csv(files["analysis"]["csv"])
     target, prediction = entry["target"], entry["prediction"]
-    (proba,) = entry["prediction_proba"]
+    probas = entry["prediction_proba"]
+    if len(probas) == 1:
+        problem, proba = "classification_binary", probas[0]
+    else:
+        prefix = os.path.commonprefix(probas)
+        problem, proba = "classification_multiclass", {p[len(prefix):]: p for p in probas}
     if target not in analysis.columns:
         targets = pd.read_csv(files["analysis_target"]["csv"])
         analysis = analysis.merge(targets, on=entry["id"], how="left", sort=False)
     full = len(analysis) // args.chunk * args.chunk
     analysis = analysis.iloc[:full].reset_index(drop=True)
     estimator = nml.CBPE(
-        problem_type="classification_binary",
+        problem_type=problem,
         y_pred_proba=proba,
         y_pred=prediction,
         y_true=target,

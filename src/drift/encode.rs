@@ -95,6 +95,7 @@ fn counts(w: &mut Writer, c: &WindowCounts) {
     doubles(w, &c.expected);
     longs(w, &c.score_records);
     doubles(w, &c.score_positives);
+    w.optional(c.expected_correct, Writer::double);
 }
 
 fn feature(w: &mut Writer, f: &FeatureDrift) {

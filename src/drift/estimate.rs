@@ -1,7 +1,9 @@
-//! A window's performance expected without labels, for a binary classifier whose artifact
-//! carries a calibration (`model::calibrate`): each record adds its calibrated probability to
-//! the expected confusion matrix and to its score bin; the report reads accuracy, F1 and ROC
-//! AUC from those sums (`stats::cbpe`). The sums add up across replicas like the rest of the
+//! A window's performance expected without labels, for a classifier whose artifact carries a
+//! calibration (`model::calibrate`). A binary classifier's record adds its calibrated
+//! probability to the expected confusion matrix and to its score bin, and the report reads
+//! accuracy, F1 and ROC AUC from those sums (`stats::cbpe`); another classifier's adds the
+//! calibrated probability that its prediction is right, and the report reads the expected
+//! accuracy. The sums add up across replicas like the rest of the
 //! window's counts. Records are ranked for the AUC by bin ([`SCORE_BINS`] equal bins of the
 //! model's probability), records of one bin counting as ties.
 
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::window::WindowCounts;
 use crate::model::Predicted;
+use crate::model::calibrate::{Calibration, positive_probability};
 use crate::stats::calibration::Isotonic;
 use crate::stats::cbpe::{self, Confusion};
 
@@ -30,9 +33,21 @@ pub fn shape(counts: &mut WindowCounts) {
     counts.score_positives = vec![0.0; SCORE_BINS];
 }
 
-/// Counts one prediction of a binary classifier (nothing for any other prediction).
-pub fn observe(counts: &mut WindowCounts, calibration: &Isotonic, predicted: Predicted) {
-    let Some(score) = crate::model::positive_probability(predicted) else {
+/// Counts one prediction of a calibrated classifier.
+pub fn observe(counts: &mut WindowCounts, calibration: &Calibration, predicted: Predicted) {
+    match (calibration, predicted) {
+        (Calibration::Binary(fit), _) => observe_binary(counts, fit, predicted),
+        (Calibration::Correctness(fit), Predicted::Class { confidence, .. }) => {
+            if let Some(sum) = &mut counts.expected_correct {
+                *sum += fit.apply(confidence).clamp(0.0, 1.0);
+            }
+        }
+        (Calibration::Correctness(_), Predicted::Value(_)) => {}
+    }
+}
+
+fn observe_binary(counts: &mut WindowCounts, calibration: &Isotonic, predicted: Predicted) {
+    let (Some(score), false) = (positive_probability(predicted), counts.expected.is_empty()) else {
         return;
     };
     let p = calibration.apply(score).clamp(0.0, 1.0);
@@ -49,6 +64,13 @@ pub fn observe(counts: &mut WindowCounts, calibration: &Isotonic, predicted: Pre
 
 /// The estimate of a window's counts; `None` without a calibration or records.
 pub fn estimate(counts: &WindowCounts) -> Option<EstimatedPerformance> {
+    if let Some(correct) = counts.expected_correct {
+        return (counts.records > 0).then(|| EstimatedPerformance {
+            accuracy: Some(correct / counts.records as f64),
+            f1: None,
+            roc_auc: None,
+        });
+    }
     let [tp, fp, fn_, tn] = counts.expected[..] else {
         return None;
     };

@@ -381,7 +381,11 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
     }
     let mut reference = model.drift_reference().clone();
     reference.outputs.calibration = pass.finish();
-    let calibration = reference.outputs.calibration.clone().unwrap();
+    let Some(crate::model::calibrate::Calibration::Binary(calibration)) =
+        reference.outputs.calibration.clone()
+    else {
+        panic!("a binary calibration")
+    };
     let settings = DriftSettings::new("test".into());
     let count = |rows: &[(Vec<f64>, i32)]| {
         let mut tester = Tester::new(&model.metadata, &reference, &settings);
@@ -445,4 +449,78 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
     assert!(ours == theirs, "the encodings differ");
     let back: DriftReport = codec.decode(&ours).unwrap();
     assert_eq!(back.estimated, report.estimated);
+}
+
+/// A classifier of three classes calibrated by correctness: its windows carry the expected
+/// accuracy, the mean of its predictions' calibrated chances of being right, which adds up
+/// across replicas and goes through the published schema.
+#[test]
+fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
+    use crate::model::Predicted;
+    use crate::model::calibrate::{Calibration, CalibrationPass};
+    let model = Model::open(None).unwrap();
+    let data = Dataset::breast_cancer();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    // A made-up three-class model: its confidence says how often it is right.
+    let mut predict = |_: &[f64]| -> (Predicted, bool) {
+        let confidence = rng.random_range(0.34..1.0);
+        let right = rng.random_bool(confidence);
+        let index = rng.random_range(0..3);
+        (Predicted::Class { index, confidence }, right)
+    };
+    let made: Vec<(Predicted, bool)> = data.rows.iter().map(|r| predict(r)).collect();
+    let predictions: Vec<Predicted> = made.iter().map(|m| m.0).collect();
+    let mut metadata = model.metadata.clone();
+    metadata.classes = vec![0, 1, 2];
+    let mut reference = crate::model::drift_reference::DriftReference::from_rows(
+        "rows".into(),
+        &data.rows,
+        ("rows".into(), &predictions),
+        3,
+    );
+    let mut pass = CalibrationPass::new(3).unwrap();
+    for (p, right) in &made {
+        let Predicted::Class { index, .. } = *p else {
+            unreachable!()
+        };
+        pass.add(*p, Some(if *right { index } else { (index + 1) % 3 }));
+    }
+    reference.outputs.calibration = pass.finish();
+    let Some(Calibration::Correctness(fit)) = reference.outputs.calibration.clone() else {
+        panic!("a correctness calibration")
+    };
+    let settings = DriftSettings::new("test".into());
+    let window: Vec<(&[f64], Predicted)> = (data.rows.iter().take(400))
+        .map(|r| (r.as_slice(), predict(r).0))
+        .collect();
+    let count = |records: &[(&[f64], Predicted)]| {
+        let mut tester = Tester::new(&metadata, &reference, &settings);
+        tester.count(records.iter().map(|&(row, p)| (row, p, None)))
+    };
+    let mut tester = Tester::new(&metadata, &reference, &settings);
+    let report = tester.report(count(&window));
+    let expected: f64 = (window.iter())
+        .map(|(_, p)| match p {
+            Predicted::Class { confidence, .. } => fit.apply(*confidence),
+            Predicted::Value(_) => unreachable!(),
+        })
+        .sum::<f64>()
+        / window.len() as f64;
+    let estimated = report.estimated.expect("an expected accuracy");
+    assert!(
+        (estimated.accuracy.unwrap() - expected).abs() < 1e-9,
+        "{estimated:?}"
+    );
+    assert_eq!((estimated.f1, estimated.roc_auc), (None, None));
+
+    let mut halves = count(&window[..150]);
+    halves.add(&count(&window[150..]));
+    let whole = count(&window);
+    assert!((halves.expected_correct.unwrap() - whole.expected_correct.unwrap()).abs() < 1e-9);
+
+    let codec = crate::codec::encode::AvroCodec::drift_reports();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    report.encode_avro(&mut ours);
+    codec.encode(&report, &mut theirs).unwrap();
+    assert!(ours == theirs, "the encodings differ");
 }

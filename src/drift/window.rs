@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::estimate;
 use super::products::Products;
 use crate::model::Predicted;
+use crate::model::calibrate::Calibration;
 use crate::model::drift_reference::{DriftReference, output_value};
-use crate::stats::calibration::Isotonic;
 use crate::stats::profile::Marginal;
 use crate::stats::search::{BinIndex, cell};
 
@@ -69,6 +69,10 @@ pub struct WindowCounts {
     /// …and the sum of their calibrated probabilities.
     #[serde(default)]
     pub score_positives: Vec<f64>,
+    /// A classifier of three classes or more with a calibration: the sum of its
+    /// predictions' calibrated probabilities of being right.
+    #[serde(default)]
+    pub expected_correct: Option<f64>,
 }
 
 impl WindowCounts {
@@ -104,9 +108,12 @@ impl WindowCounts {
             expected: Vec::new(),
             score_records: Vec::new(),
             score_positives: Vec::new(),
+            expected_correct: None,
         };
-        if classes == 2 && reference.outputs.calibration.is_some() {
-            estimate::shape(&mut counts);
+        match &reference.outputs.calibration {
+            Some(Calibration::Binary(_)) if classes == 2 => estimate::shape(&mut counts),
+            Some(Calibration::Correctness(_)) if classes > 2 => counts.expected_correct = Some(0.0),
+            _ => {}
         }
         counts
     }
@@ -160,6 +167,9 @@ impl WindowCounts {
         floats(&mut self.expected, &other.expected);
         ints(&mut self.score_records, &other.score_records);
         floats(&mut self.score_positives, &other.score_positives);
+        if let (Some(a), Some(b)) = (&mut self.expected_correct, other.expected_correct) {
+            *a += b;
+        }
     }
 }
 
@@ -171,8 +181,8 @@ pub struct DriftWindow {
     /// The outputs' bins (a classifier's confidence, a regressor's value).
     output: BinIndex,
     classes: Vec<i32>,
-    /// A binary classifier's calibration, for the expected performance.
-    calibration: Option<Isotonic>,
+    /// A classifier's calibration, for the expected performance.
+    calibration: Option<Calibration>,
     counts: WindowCounts,
     /// Zero counts of the right shape, to start each window from.
     empty: WindowCounts,
@@ -228,7 +238,7 @@ impl DriftWindow {
             joint: reference.joint.is_some(),
             output: BinIndex::new(&reference.outputs.distribution.edges),
             classes: classes.to_vec(),
-            calibration: (reference.outputs.calibration.clone()).filter(|_| classes.len() == 2),
+            calibration: reference.outputs.calibration.clone(),
             products: Products::new(p),
             cells: vec![0; p],
             tally: vec![0; marginals.iter().map(|m| m.counts.len()).sum()],

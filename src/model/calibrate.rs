@@ -1,14 +1,29 @@
-//! A binary classifier's calibration, fitted where the model is made (`train` on its held-out
-//! rows, `import` on the reference rows) and kept in its drift reference: an isotonic map
-//! from the model's probability of the second class to how often a record with it is of that
-//! class. The label-free performance estimate rests on it (see `crate::stats::cbpe`).
+//! A classifier's calibration, fitted where the model is made (`train` on its held-out rows,
+//! `import` on the reference rows) and kept in its drift reference; the label-free
+//! performance estimate rests on it (`crate::drift::estimate`, `crate::stats::cbpe`). A binary
+//! classifier's maps its probability of the second class to how often a record with it is of
+//! that class; any other classifier's maps its confidence to how often it is right.
 //!
 //! Rows the model learned from make it look surer than it is on new records, so the rows
 //! should be ones it did not learn from: a trained model's held-out rows; for an imported
-//! model, the reference CSV should be such rows too (docs/models.md says so).
+//! model, the reference CSV should be such rows too (docs/drift.md says so).
+
+use serde::{Deserialize, Serialize};
 
 use super::engine::Predicted;
 use crate::stats::calibration::Isotonic;
+
+/// A classifier's calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    /// A binary classifier's: the probability that a record is of the second class, from
+    /// the model's probability of it (CBPE's expected confusion matrix rests on it).
+    Binary(Isotonic),
+    /// A classifier of three classes or more: the probability that its prediction is right,
+    /// from its confidence (the expected accuracy rests on it).
+    Correctness(Isotonic),
+}
 
 /// The model's probability that a binary classifier's record is of its second class (the
 /// class of index 1): its confidence when it predicted that class, one minus it otherwise.
@@ -26,30 +41,47 @@ pub fn positive_probability(predicted: Predicted) -> Option<f64> {
     }
 }
 
-/// Labelled rows gathered for the fit (a binary classifier's only).
-#[derive(Debug, Default)]
+/// Labelled rows gathered for the fit: (score, outcome) pairs of the calibration's kind.
+#[derive(Debug)]
 pub struct CalibrationPass {
+    binary: bool,
     scores: Vec<f64>,
     outcomes: Vec<bool>,
 }
 
 impl CalibrationPass {
-    /// For a model of `classes` classes: `None` unless there are two.
+    /// For a classifier of `classes` classes; `None` for a regressor (or a single class).
     pub fn new(classes: usize) -> Option<Self> {
-        (classes == 2).then(Self::default)
+        (classes >= 2).then(|| CalibrationPass {
+            binary: classes == 2,
+            scores: Vec::new(),
+            outcomes: Vec::new(),
+        })
     }
 
     /// One row: the model's prediction and the index of its true class, if it has one.
     pub fn add(&mut self, predicted: Predicted, truth: Option<usize>) {
-        if let (Some(score), Some(truth)) = (positive_probability(predicted), truth) {
-            self.scores.push(score);
-            self.outcomes.push(truth == 1);
+        let (Predicted::Class { index, confidence }, Some(truth)) = (predicted, truth) else {
+            return;
+        };
+        match positive_probability(predicted).filter(|_| self.binary) {
+            Some(score) => self.push(score, truth == 1),
+            None => self.push(confidence, truth == index),
         }
     }
 
+    fn push(&mut self, score: f64, outcome: bool) {
+        self.scores.push(score);
+        self.outcomes.push(outcome);
+    }
+
     /// The fit; `None` without labelled rows.
-    pub fn finish(self) -> Option<Isotonic> {
-        Isotonic::fit(&self.scores, &self.outcomes).ok()
+    pub fn finish(self) -> Option<Calibration> {
+        let fit = Isotonic::fit(&self.scores, &self.outcomes).ok()?;
+        Some(match self.binary {
+            true => Calibration::Binary(fit),
+            false => Calibration::Correctness(fit),
+        })
     }
 }
 
@@ -58,18 +90,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_binary_classifier_with_labels_is_calibrated() {
-        assert!(CalibrationPass::new(3).is_none());
+    fn a_binary_classifier_is_calibrated_by_class_and_others_by_correctness() {
+        assert!(CalibrationPass::new(1).is_none());
         assert!(CalibrationPass::new(2).unwrap().finish().is_none());
-        let mut pass = CalibrationPass::new(2).unwrap();
         let class = |index, confidence| Predicted::Class { index, confidence };
+        let mut pass = CalibrationPass::new(2).unwrap();
         // Sure of class 1 and right; sure of class 0 and wrong half the time.
         pass.add(class(1, 0.9), Some(1));
         pass.add(class(0, 0.9), Some(0));
         pass.add(class(0, 0.9), Some(1));
         pass.add(class(1, 0.9), None);
-        let fit = pass.finish().unwrap();
+        let Some(Calibration::Binary(fit)) = pass.finish() else {
+            panic!("a binary calibration")
+        };
         assert_eq!(fit.apply(0.9), 1.0);
         assert_eq!(fit.apply(1.0 - 0.9), 0.5);
+
+        let mut pass = CalibrationPass::new(3).unwrap();
+        pass.add(class(2, 0.6), Some(2));
+        pass.add(class(2, 0.6), Some(0));
+        pass.add(class(1, 0.9), Some(1));
+        let Some(Calibration::Correctness(fit)) = pass.finish() else {
+            panic!("a correctness calibration")
+        };
+        assert_eq!((fit.apply(0.6), fit.apply(0.9)), (0.5, 1.0));
     }
 }

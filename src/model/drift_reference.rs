@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::artifact::{ModelMetadata, Task};
 use super::baseline::{Baselines, CONFIDENCE_EDGES};
+use super::calibrate::Calibration;
 use super::engine::Predicted;
-use crate::stats::calibration::Isotonic;
 use crate::stats::profile::{Accumulator, Joint, Marginal, Sketch};
 
 /// Name of the drift reference inside an artifact directory.
@@ -65,10 +65,10 @@ pub struct OutputReference {
     pub classes: Vec<u64>,
     /// A classifier's confidence, or a regressor's value.
     pub distribution: Marginal,
-    /// A binary classifier's calibration, fitted on these rows' labels (absent for other
-    /// models, and in artifacts made before it existed).
+    /// A classifier's calibration, fitted on labelled rows (absent for a regressor, and in
+    /// artifacts made before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration: Option<Isotonic>,
+    pub calibration: Option<Calibration>,
 }
 
 /// Pass 1 over the feature rows (see `crate::stats::profile`).

@@ -6,7 +6,7 @@
 
 pub mod artifact;
 pub(crate) mod baseline;
-pub(crate) mod calibrate;
+pub mod calibrate;
 pub mod dataset;
 pub mod drift_reference;
 pub(crate) mod engine;
@@ -22,7 +22,6 @@ pub mod train;
 pub(crate) mod watch;
 
 pub use artifact::{Model, ModelMetadata};
-pub(crate) use calibrate::positive_probability;
 pub use engine::{Engine, Labelled, Predicted, Scored};
 pub use forest::Forest;
 pub use serving::Serving;

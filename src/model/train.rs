@@ -246,6 +246,7 @@ fn split(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::calibrate::Calibration;
 
     fn spec(root: &std::path::Path, n_trees: u16) -> TrainSpec {
         TrainSpec {
@@ -281,7 +282,9 @@ mod tests {
 
         let model = Model::load(&first.dir).unwrap();
         let calibration = model.drift_reference().outputs.calibration.as_ref();
-        let calibration = calibration.expect("a binary classifier is calibrated on held-out rows");
+        let Some(Calibration::Binary(calibration)) = calibration else {
+            panic!("a binary classifier is calibrated on held-out rows: {calibration:?}")
+        };
         assert!(calibration.apply(0.0) <= calibration.apply(1.0));
         let (_, reference) = artifact::load_reference(&first.dir).unwrap();
         let expected = reference

@@ -1,7 +1,7 @@
-//! Performance without labels, measured: on the binary data sets of the `nannyml` wheel, each
-//! analysis chunk's accuracy as driftwood's drift windows estimate it (the data set's model's
-//! probabilities calibrated on its reference period, as `train` and `import` calibrate, and
-//! the chunk counted by the pipeline's window code), as NannyML's CBPE estimates it with its
+//! Performance without labels, measured: on the classification data sets of the `nannyml`
+//! wheel, each analysis chunk's accuracy as driftwood's drift windows estimate it (the data
+//! set's model's probabilities calibrated on its reference period, as `train` and `import`
+//! calibrate, and the chunk counted by the pipeline's window code), as NannyML's CBPE estimates it with its
 //! defaults (`scripts/estimate-peers/cbpe.py`), and as realized from the chunk's targets.
 //! Per tool: the chunks within 1.5 points of the realized accuracy (with their Wilson
 //! interval), and the 95th percentile and largest of the errors in accuracy and ROC AUC.
@@ -17,13 +17,13 @@ use crate::error::{Error, Result};
 use crate::model::calibrate::{CalibrationPass, positive_probability};
 use crate::stats::cbpe::{self, Scored};
 
-/// The binary data sets.
-const DATA_SETS: [&str; 2] = ["synthetic_car_loan", "employment_MA"];
+/// The classification data sets (two binary, one of three classes).
+const DATA_SETS: [&str; 3] = ["synthetic_car_loan", "employment_MA", "mc"];
 
 /// The bound on the accuracy's error the issue sets.
 const WITHIN: f64 = 0.015;
 
-/// Runs the comparison on every binary data set.
+/// Runs the comparison on every data set.
 pub fn run(args: &BenchDriftArgs, out: &mut Output) -> Result<()> {
     let (manifest, path) = manifest(args)?;
     for name in DATA_SETS {
@@ -49,11 +49,11 @@ pub fn run(args: &BenchDriftArgs, out: &mut Output) -> Result<()> {
 
 /// Each chunk's estimate by the drift window of a reference calibrated on the reference
 /// period's targets.
-fn driftwood(data: &Data, targets: &[Option<bool>], chunks: usize) -> Vec<EstimatedPerformance> {
+fn driftwood(data: &Data, targets: &[Truth], chunks: usize) -> Vec<EstimatedPerformance> {
     let (metadata, mut reference) = super::real::model_of(data);
-    let mut pass = CalibrationPass::new(2).expect("a binary data set");
+    let mut pass = CalibrationPass::new(data.classes.len()).expect("a classifier");
     for (&p, &t) in data.reference.predicted.iter().zip(targets) {
-        pass.add(p, t.map(usize::from));
+        pass.add(p, t);
     }
     reference.outputs.calibration = pass.finish();
     let mut settings = DriftSettings::new("bench".into());
@@ -67,21 +67,33 @@ fn driftwood(data: &Data, targets: &[Option<bool>], chunks: usize) -> Vec<Estima
             let report = test(&mut tester, p, rows, &data.analysis.predicted[span]);
             report
                 .estimated
-                .expect("a calibrated binary classifier's estimate")
+                .expect("a calibrated classifier's estimate")
         })
         .collect()
 }
 
-/// A chunk's accuracy, F1 and ROC AUC from its targets (rows without one left out).
-fn realized(data: &Data, targets: &[Option<bool>], chunk: usize) -> EstimatedPerformance {
+/// A chunk's accuracy (and a binary classifier's F1 and ROC AUC) from its targets (rows
+/// without one left out).
+fn realized(data: &Data, targets: &[Truth], chunk: usize) -> EstimatedPerformance {
     let span = chunk * data.chunk..(chunk + 1) * data.chunk;
-    let scored: Vec<Scored> = (data.analysis.predicted[span.clone()].iter())
-        .zip(&targets[span])
+    let pairs = || (data.analysis.predicted[span.clone()].iter()).zip(&targets[span.clone()]);
+    if data.classes.len() > 2 {
+        let labelled: Vec<bool> = pairs()
+            .filter_map(|(p, t)| Some(p.class() == Some((*t)?)))
+            .collect();
+        let right = labelled.iter().filter(|&&r| r).count();
+        return EstimatedPerformance {
+            accuracy: Some(right as f64 / labelled.len().max(1) as f64),
+            f1: None,
+            roc_auc: None,
+        };
+    }
+    let scored: Vec<Scored> = pairs()
         .filter_map(|(&p, &t)| {
             Some(Scored {
                 score: positive_probability(p)?,
                 predicted_positive: p.class() == Some(1),
-                probability: f64::from(u8::from(t?)),
+                probability: f64::from(u8::from(t? == 1)),
             })
         })
         .collect();
@@ -93,17 +105,17 @@ fn realized(data: &Data, targets: &[Option<bool>], chunk: usize) -> EstimatedPer
     }
 }
 
-/// Per row, whether its target is the positive class (`None`: no target).
-type Positives = Vec<Option<bool>>;
+/// A row's target: its class's index among the model's classes (`None`: no target, or one
+/// the model does not know).
+type Truth = Option<usize>;
 
-/// Whether each reference and analysis row's target is the positive class (the second of
-/// the model's classes); analysis targets are joined by id when they live in a file of
-/// their own.
+/// Each reference and analysis row's target; analysis targets are joined by id when they
+/// live in a file of their own.
 fn targets(
     manifest: &serde_json::Value,
     name: &str,
     data: &Data,
-) -> Result<(Positives, Positives)> {
+) -> Result<(Vec<Truth>, Vec<Truth>)> {
     let entry = &manifest["datasets"][name];
     let field = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
     let (target, id) = (field("target"), field("id"));
@@ -116,20 +128,21 @@ fn targets(
         })?;
         read_csv(Path::new(path))
     };
-    let positive = |cell: &str| -> Option<bool> {
-        let class = &data.classes[1];
-        let number = |s: &str| s.parse::<f64>().ok();
-        (!cell.is_empty())
-            .then(|| cell == class || number(cell).is_some_and(|v| Some(v) == number(class)))
+    let number = |s: &str| s.parse::<f64>().ok();
+    let class_of = |cell: &str| -> Truth {
+        (data.classes.iter()).position(|class| {
+            !cell.is_empty()
+                && (cell == class || number(cell).is_some_and(|v| Some(v) == number(class)))
+        })
     };
     let reference = csv("reference")?
         .column(&target)?
         .iter()
-        .map(|c| positive(c))
+        .map(|c| class_of(c))
         .collect();
     let analysis = csv("analysis")?;
     let analysis = match analysis.column(&target) {
-        Ok(column) => column.iter().map(|c| positive(c)).collect(),
+        Ok(column) => column.iter().map(|c| class_of(c)).collect(),
         Err(_) => {
             let joined = csv("analysis_target")?;
             let by_id: HashMap<&str, &str> = (joined.column(&id)?.iter())
@@ -137,7 +150,7 @@ fn targets(
                 .map(|(i, t)| (i.as_str(), t.as_str()))
                 .collect();
             (analysis.column(&id)?.iter())
-                .map(|i| by_id.get(i.as_str()).and_then(|t| positive(t)))
+                .map(|i| by_id.get(i.as_str()).and_then(|t| class_of(t)))
                 .collect()
         }
     };
