@@ -119,6 +119,9 @@ pub struct BenchDriftArgs {
     /// The CBPE script.
     #[arg(long, default_value = "scripts/estimate-peers/cbpe.py")]
     pub estimate_script: PathBuf,
+    /// Windows of each simulated scenario of `--parts estimate`.
+    #[arg(long, default_value_t = 300)]
+    pub estimate_windows: usize,
     /// The peer tools (`peers.py --tools`).
     #[arg(
         long,

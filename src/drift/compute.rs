@@ -464,7 +464,7 @@ fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> Drift
         alert_rate: inputs.plan.rates.alert,
         warn_rate: inputs.plan.rates.warn,
         reference_rows: reference.rows as i64,
-        estimated: super::estimate::estimate(c),
+        estimated: super::estimate::estimate(c, reference),
     }
 }
 

@@ -44,6 +44,8 @@ impl DriftReport {
             w.optional(e.accuracy, Writer::double);
             w.optional(e.f1, Writer::double);
             w.optional(e.roc_auc, Writer::double);
+            w.optional(e.outside_share, Writer::double);
+            w.boolean(e.unreliable);
         });
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::window::WindowCounts;
 use crate::model::Predicted;
 use crate::model::calibrate::{Calibration, positive_probability};
+use crate::model::drift_reference::DriftReference;
 use crate::stats::calibration::Isotonic;
 use crate::stats::cbpe::{self, Confusion};
 
@@ -19,11 +20,52 @@ use crate::stats::cbpe::{self, Confusion};
 pub const SCORE_BINS: usize = 100;
 
 /// What a window's counts let be expected of the model's performance.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EstimatedPerformance {
     pub accuracy: Option<f64>,
     pub f1: Option<f64>,
     pub roc_auc: Option<f64>,
+    /// The largest share of a feature's values in the reference's two outermost bins (see
+    /// [`outside_share`]).
+    #[serde(default)]
+    pub outside_share: Option<f64>,
+    /// The window left the reference's support (see [`unreliable`]): the estimate rests on a
+    /// calibration that saw few such records.
+    #[serde(default)]
+    pub unreliable: bool,
+}
+
+/// A window is unreliable when some feature has at least this share of its values in the
+/// reference's two outermost bins…
+pub const OUTSIDE_SHARE: f64 = 0.10;
+/// …where the reference holds at most this share of its own (the percentile bins' 2%, not
+/// a discrete feature's lumped values)…
+const MAX_OUTER_MASS: f64 = 0.05;
+/// …and the excess is beyond chance: this many standard errors above the reference's share.
+const OUTSIDE_Z: f64 = 4.0;
+
+/// Of the features whose reference holds at most [`MAX_OUTER_MASS`] of its values in the two
+/// outermost bins, the largest share the window holds there, and whether one is at least
+/// [`OUTSIDE_SHARE`] and [`OUTSIDE_Z`] standard errors above the reference's: where the
+/// reference has 2% of its rows, the window has a tenth of its own.
+pub fn outside_share(counts: &WindowCounts, reference: &DriftReference) -> (Option<f64>, bool) {
+    let (mut largest, mut unreliable) = (None::<f64>, false);
+    for (m, c) in reference.features.iter().zip(&counts.features) {
+        let (total, n): (u64, i64) = (m.counts.iter().sum(), c.iter().sum());
+        if m.counts.len() < 3 || total == 0 || n == 0 {
+            continue;
+        }
+        let r = (m.counts[0] + m.counts[m.counts.len() - 1]) as f64 / total as f64;
+        if r > MAX_OUTER_MASS {
+            continue;
+        }
+        let k = (c[0] + c[c.len() - 1]) as f64;
+        let share = k / n as f64;
+        largest = Some(largest.map_or(share, |l| l.max(share)));
+        let z = (k - n as f64 * r) / (n as f64 * r * (1.0 - r)).sqrt().max(f64::MIN_POSITIVE);
+        unreliable |= share >= OUTSIDE_SHARE && z >= OUTSIDE_Z;
+    }
+    (largest, unreliable)
 }
 
 /// Shapes `counts` for the estimate: four cells and the score bins.
@@ -62,13 +104,17 @@ fn observe_binary(counts: &mut WindowCounts, calibration: &Isotonic, predicted: 
     counts.score_positives[bin] += p;
 }
 
-/// The estimate of a window's counts; `None` without a calibration or records.
-pub fn estimate(counts: &WindowCounts) -> Option<EstimatedPerformance> {
+/// The estimate of a window's counts against `reference`; `None` without a calibration or
+/// records.
+pub fn estimate(counts: &WindowCounts, reference: &DriftReference) -> Option<EstimatedPerformance> {
+    let (outside_share, unreliable) = outside_share(counts, reference);
     if let Some(correct) = counts.expected_correct {
         return (counts.records > 0).then(|| EstimatedPerformance {
             accuracy: Some(correct / counts.records as f64),
             f1: None,
             roc_auc: None,
+            outside_share,
+            unreliable,
         });
     }
     let [tp, fp, fn_, tn] = counts.expected[..] else {
@@ -94,5 +140,48 @@ pub fn estimate(counts: &WindowCounts) -> Option<EstimatedPerformance> {
         accuracy: confusion.accuracy(),
         f1: confusion.f1(),
         roc_auc: cbpe::area_under_steps(steps),
+        outside_share,
+        unreliable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::window::DriftWindow;
+
+    /// The rule as written: a tenth of the window where the reference has 2% is flagged;
+    /// what chance puts there, or a twentieth, is not.
+    #[test]
+    fn a_window_is_unreliable_when_a_tenth_of_it_lies_where_the_reference_is_thin() {
+        let rows: Vec<Vec<f64>> = (0..20_000).map(|i| vec![i as f64 / 20_000.0]).collect();
+        let predicted = Predicted::Class {
+            index: 0,
+            confidence: 0.9,
+        };
+        let reference = DriftReference::from_rows(
+            "uniform".into(),
+            &rows,
+            ("uniform".into(), &vec![predicted; rows.len()]),
+            2,
+        );
+        let window = |far: usize| {
+            let mut w = DriftWindow::new(&reference, &[0, 1]);
+            for i in 0..5_000 {
+                let x = if i < far {
+                    5.0
+                } else {
+                    (i as f64 + 0.5) / 5_000.0
+                };
+                w.observe(&[x], predicted, None);
+            }
+            outside_share(&w.take(), &reference)
+        };
+        let (share, unreliable) = window(0);
+        assert!(share.unwrap() < 0.03 && !unreliable, "{share:?}");
+        let (share, unreliable) = window(250);
+        assert!(share.unwrap() < OUTSIDE_SHARE && !unreliable, "{share:?}");
+        let (share, unreliable) = window(500);
+        assert!(share.unwrap() >= OUTSIDE_SHARE && unreliable, "{share:?}");
+    }
 }

@@ -152,6 +152,12 @@ impl Writer<'_> {
         }
     }
 
+    /// A `boolean`: one byte, 0 or 1.
+    #[inline]
+    pub fn boolean(&mut self, v: bool) {
+        self.0.push(u8::from(v));
+    }
+
     /// A length-prefixed string.
     #[inline]
     pub fn string(&mut self, s: &str) {

@@ -84,8 +84,7 @@ fn realized(data: &Data, targets: &[Truth], chunk: usize) -> EstimatedPerformanc
         let right = labelled.iter().filter(|&&r| r).count();
         return EstimatedPerformance {
             accuracy: Some(right as f64 / labelled.len().max(1) as f64),
-            f1: None,
-            roc_auc: None,
+            ..EstimatedPerformance::default()
         };
     }
     let scored: Vec<Scored> = pairs()
@@ -102,6 +101,7 @@ fn realized(data: &Data, targets: &[Truth], chunk: usize) -> EstimatedPerformanc
         accuracy: e.accuracy,
         f1: e.f1,
         roc_auc: e.roc_auc,
+        ..EstimatedPerformance::default()
     }
 }
 
@@ -189,6 +189,7 @@ fn cbpe(
                 accuracy: value(&line, "accuracy"),
                 f1: value(&line, "f1"),
                 roc_auc: value(&line, "roc_auc"),
+                ..EstimatedPerformance::default()
             })
         })
         .collect()
@@ -232,6 +233,7 @@ fn write(
         "roc_auc_error_max": auc.last(),
         "estimated_accuracy": estimates.iter().map(|e| e.accuracy).collect::<Vec<_>>(),
         "realized_accuracy": realized.iter().map(|e| e.accuracy).collect::<Vec<_>>(),
+        "unreliable": estimates.iter().map(|e| e.unreliable).collect::<Vec<_>>(),
     }));
     out.row(row)
 }

@@ -18,6 +18,7 @@
 
 mod cell;
 mod estimate;
+mod estimate_synthetic;
 mod peers;
 mod persistent;
 mod real;
@@ -146,6 +147,7 @@ pub fn run(args: &BenchDriftArgs) -> Result<()> {
         real::nannyml(args, peers.as_ref(), &mut out)?;
     }
     if args.parts.contains(&Part::Estimate) {
+        estimate_synthetic::run(args, &mut out)?;
         estimate::run(args, &mut out)?;
     }
     println!("\nresults in {}", args.output.display());

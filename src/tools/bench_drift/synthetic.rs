@@ -86,10 +86,15 @@ impl World {
         (0..n).flat_map(|_| self.gaussian.draw(rng)).collect()
     }
 
+    /// The sum of a row's features over its standard deviation.
+    pub fn standardized_sum(&self, row: &[f64]) -> f64 {
+        row.iter().sum::<f64>() / self.sum_sd
+    }
+
     /// The classifier: class 1 when the standardized sum of the features is positive,
     /// confident as the logistic of twice its size.
     pub fn predict(&self, row: &[f64]) -> Predicted {
-        let s = row.iter().sum::<f64>() / self.sum_sd;
+        let s = self.standardized_sum(row);
         Predicted::Class {
             index: usize::from(s > 0.0),
             confidence: 1.0 / (1.0 + (-2.0 * s.abs()).exp()),
