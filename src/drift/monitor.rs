@@ -215,6 +215,8 @@ impl DriftMonitor {
             m.window_accuracy.with_label_values(&[model]).set(accuracy);
         }
         if let Some(e) = report.estimated {
+            (m.window_estimate_unreliable.with_label_values(&[model]))
+                .set(f64::from(u8::from(e.unreliable)));
             for (metric, value) in [
                 ("accuracy", e.accuracy),
                 ("f1", e.f1),

@@ -20,6 +20,10 @@ pub struct DriftMetrics {
     /// (`accuracy`, `f1`, `roc_auc`) in the model's last closed window, for a calibrated
     /// binary classifier.
     pub window_estimated: GaugeVec,
+    /// `driftwood_window_estimate_unreliable{model}`: 1 when the model's last closed window
+    /// left the reference's support (the estimate rests on a calibration that saw few such
+    /// records), else 0.
+    pub window_estimate_unreliable: GaugeVec,
     /// `driftwood_drift_alerts_total{model,level}`: windows flagged `warn` or `alert` by
     /// their tests, and `sequential` alarms.
     pub alerts: IntCounterVec,
@@ -73,6 +77,11 @@ impl DriftMetrics {
                 "driftwood_window_estimated",
                 "Performance expected without labels from calibrated probabilities (CBPE), last closed window.",
                 &["model", "metric"],
+            ),
+            window_estimate_unreliable: gauges(
+                "driftwood_window_estimate_unreliable",
+                "1 when the last closed window left the reference's support, so that its estimated performance is unreliable.",
+                &["model"],
             ),
             alerts: register(
                 registry,
