@@ -67,7 +67,14 @@ impl Model {
                     )?),
                     None => None,
                 };
-                Self::verified(metadata, engine, rows, None, origin)
+                let mut model = Self::verified(metadata, engine, rows, None, origin)?;
+                // Made before calibrations were kept: fitted on its held-out rows again.
+                let calibration = super::train::held_out_calibration(&model);
+                Arc::get_mut(&mut model.drift)
+                    .expect("the model's own reference")
+                    .outputs
+                    .calibration = calibration;
+                Ok(model)
             }
         }
     }

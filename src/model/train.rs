@@ -12,7 +12,7 @@ use super::artifact::{
     self, FORMAT_VERSION, Hyperparameters, Model, ModelMetadata, Task, TrainingParameters,
 };
 use super::baseline::Baselines;
-use super::calibrate::CalibrationPass;
+use super::calibrate::{Calibration, CalibrationPass};
 use super::drift_reference::DriftReference;
 use super::engine::Engine;
 use super::ensemble::Labels;
@@ -215,7 +215,27 @@ fn fit(
     SmartcoreForest::fit(x, &labels, params).map_err(|e| Error::Training(e.to_string()))
 }
 
-/// Seeded shuffle split into (train, test) row indices.
+/// The calibration of a model trained on the bundled data set, fitted on the rows its
+/// training held out (the split is seeded, so it is found again); `None` for any other.
+pub(super) fn held_out_calibration(model: &Model) -> Option<Calibration> {
+    let training = model.metadata.training.as_ref()?;
+    if training.source != "dataset:breast-cancer" {
+        return None;
+    }
+    let data = Dataset::breast_cancer();
+    let (_, test_idx) = holdout(&data, &training.hyperparameters).ok()?;
+    let rows: Vec<f64> = test_idx
+        .iter()
+        .flat_map(|&i| data.rows[i].clone())
+        .collect();
+    let classes = &model.metadata.classes;
+    let mut pass = CalibrationPass::new(classes.len())?;
+    for (p, &i) in model.engine.predict_all(&rows).into_iter().zip(&test_idx) {
+        pass.add(p, classes.iter().position(|&c| c == data.labels[i]));
+    }
+    pass.finish()
+}
+
 /// The training and held-out rows' indices, or why `h` cannot split `data`.
 fn holdout(data: &Dataset, h: &Hyperparameters) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(h.test_fraction > 0.0 && h.test_fraction < 1.0) {
@@ -301,6 +321,32 @@ mod tests {
             assert!((shares - 1.0).abs() < 1e-9);
             assert!(probabilities[class] >= 0.5);
         }
+    }
+
+    #[test]
+    fn the_bundled_model_is_calibrated_on_the_rows_its_training_held_out() {
+        let model = Model::open(None).unwrap();
+        let calibration = &model.drift_reference().outputs.calibration;
+        assert!(
+            matches!(calibration, Some(Calibration::Binary(_))),
+            "{calibration:?}"
+        );
+        // The seeded split is found again: those rows score the accuracy training recorded.
+        let data = Dataset::breast_cancer();
+        let training = model.metadata.training.as_ref().unwrap();
+        let (_, test_idx) = holdout(&data, &training.hyperparameters).unwrap();
+        let rows: Vec<f64> = test_idx
+            .iter()
+            .flat_map(|&i| data.rows[i].clone())
+            .collect();
+        let classes = &model.metadata.classes;
+        let right = (model.engine.predict_all(&rows).iter().zip(&test_idx))
+            .filter(|(p, i)| p.class().map(|c| classes[c]) == Some(data.labels[**i]))
+            .count();
+        assert_eq!(
+            Some(right as f64 / test_idx.len() as f64),
+            model.metadata.holdout_accuracy
+        );
     }
 
     #[test]

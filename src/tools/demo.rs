@@ -79,7 +79,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
 }
 
 /// One report in a line: records, flag, the flagged features (the most significant first)
-/// with their mean shift, and the accuracy.
+/// with their mean shift, and the accuracy: expected without labels, and realized.
 fn window_line(r: &DriftReport) -> String {
     let mut flagged: Vec<_> = r.features.iter().filter(|f| f.flag != Flag::Ok).collect();
     flagged.sort_by(|a, b| a.p_value.total_cmp(&b.p_value));
@@ -95,13 +95,17 @@ fn window_line(r: &DriftReport) -> String {
         (_, 0) => format!("{} flagged", named.join(", ")),
         _ => format!("{} and {more} more flagged", named.join(", ")),
     };
+    let percent = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+    let expected = r.estimated.map_or("-".into(), |e| {
+        let unreliable = if e.unreliable { " (unreliable)" } else { "" };
+        format!("{}{unreliable}", percent(e.accuracy))
+    });
     format!(
-        "{:>5} records, {:<5}  {features}, prediction {}, accuracy {}",
+        "{:>5} records, {:<5}  {features}, prediction {}, accuracy expected {expected}, realized {}",
         r.counts.records + r.counts.invalid,
         format!("{:?}", r.flag).to_lowercase(),
         format!("{:?}", r.prediction_flag).to_lowercase(),
-        r.accuracy
-            .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+        percent(r.accuracy),
     )
 }
 
