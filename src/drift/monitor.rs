@@ -212,10 +212,13 @@ impl DriftMonitor {
         }
         (m.prediction_psi.with_label_values(&[model])).set(report.prediction.psi);
         if let Some(accuracy) = report.accuracy {
-            m.window_accuracy.with_label_values(&[model]).set(accuracy);
+            m.performance
+                .accuracy
+                .with_label_values(&[model])
+                .set(accuracy);
         }
         if let Some(e) = report.estimated {
-            (m.window_estimate_unreliable.with_label_values(&[model]))
+            (m.performance.unreliable.with_label_values(&[model]))
                 .set(f64::from(u8::from(e.unreliable)));
             for (metric, value) in [
                 ("accuracy", e.accuracy),
@@ -223,7 +226,7 @@ impl DriftMonitor {
                 ("roc_auc", e.roc_auc),
             ] {
                 if let Some(value) = value {
-                    (m.window_estimated.with_label_values(&[model, metric])).set(value);
+                    (m.performance.estimated.with_label_values(&[model, metric])).set(value);
                 }
             }
         }

@@ -13,17 +13,8 @@ pub struct DriftMetrics {
     /// `driftwood_prediction_psi{model}`: PSI of the predicted class mix in the model's last
     /// closed window.
     pub prediction_psi: GaugeVec,
-    /// `driftwood_window_accuracy{model}`: accuracy among labeled records of the model's last
-    /// closed window.
-    pub window_accuracy: GaugeVec,
-    /// `driftwood_window_estimated{model,metric}`: performance expected without labels
-    /// (`accuracy`, `f1`, `roc_auc`) in the model's last closed window, for a calibrated
-    /// binary classifier.
-    pub window_estimated: GaugeVec,
-    /// `driftwood_window_estimate_unreliable{model}`: 1 when the model's last closed window
-    /// left the reference's support (the estimate rests on a calibration that saw few such
-    /// records), else 0.
-    pub window_estimate_unreliable: GaugeVec,
+    /// The model's performance in its last closed window, realized and expected.
+    pub performance: PerformanceGauges,
     /// `driftwood_drift_alerts_total{model,level}`: windows flagged `warn` or `alert` by
     /// their tests, and `sequential` alarms.
     pub alerts: IntCounterVec,
@@ -68,21 +59,7 @@ impl DriftMetrics {
                 "PSI of the predicted class mix against the reference, last closed window.",
                 &["model"],
             ),
-            window_accuracy: gauges(
-                "driftwood_window_accuracy",
-                "Accuracy among labeled records, last closed window.",
-                &["model"],
-            ),
-            window_estimated: gauges(
-                "driftwood_window_estimated",
-                "Performance expected without labels from calibrated probabilities (CBPE), last closed window.",
-                &["model", "metric"],
-            ),
-            window_estimate_unreliable: gauges(
-                "driftwood_window_estimate_unreliable",
-                "1 when the last closed window left the reference's support, so that its estimated performance is unreliable.",
-                &["model"],
-            ),
+            performance: PerformanceGauges::new(&gauges),
             alerts: register(
                 registry,
                 IntCounterVec::new(
@@ -132,6 +109,41 @@ impl DriftMetrics {
                     ),
                     &["model"],
                 ),
+            ),
+        }
+    }
+}
+
+/// A model's performance in its last closed window.
+#[derive(Clone)]
+pub struct PerformanceGauges {
+    /// `driftwood_window_accuracy{model}`: accuracy among labeled records.
+    pub accuracy: GaugeVec,
+    /// `driftwood_window_estimated{model,metric}`: performance expected without labels
+    /// (`accuracy`, `f1`, `roc_auc`), for a calibrated classifier.
+    pub estimated: GaugeVec,
+    /// `driftwood_window_estimate_unreliable{model}`: 1 when the window left the reference's
+    /// support (the estimate rests on a calibration that saw few such records), else 0.
+    pub unreliable: GaugeVec,
+}
+
+impl PerformanceGauges {
+    fn new(gauges: &dyn Fn(&str, &str, &[&str]) -> GaugeVec) -> Self {
+        PerformanceGauges {
+            accuracy: gauges(
+                "driftwood_window_accuracy",
+                "Accuracy among labeled records, last closed window.",
+                &["model"],
+            ),
+            estimated: gauges(
+                "driftwood_window_estimated",
+                "Performance expected without labels from calibrated probabilities (CBPE), last closed window.",
+                &["model", "metric"],
+            ),
+            unreliable: gauges(
+                "driftwood_window_estimate_unreliable",
+                "1 when the last closed window left the reference's support, so that its estimated performance is unreliable.",
+                &["model"],
             ),
         }
     }
