@@ -26,10 +26,10 @@ pub struct EstimatedPerformance {
     pub f1: Option<f64>,
     pub roc_auc: Option<f64>,
     /// The largest share of a feature's values in the reference's two outermost bins (see
-    /// [`outside_share`]).
+    /// `outside_share`).
     #[serde(default)]
     pub outside_share: Option<f64>,
-    /// The window left the reference's support (see [`unreliable`]): the estimate rests on a
+    /// The window left the reference's support (see `outside_share`): the estimate rests on a
     /// calibration that saw few such records.
     #[serde(default)]
     pub unreliable: bool,

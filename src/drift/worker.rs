@@ -1,6 +1,6 @@
 //! The pipeline's drift windows, counted on a thread of their own. The consumer loop notes
 //! each record as it sends its output, gathers the batches' rows and hands them over
-//! [`HANDOVER_RECORDS`] at a time without waiting: the windows are counted, closed and
+//! `HANDOVER_RECORDS` at a time without waiting: the windows are counted, closed and
 //! tested beside the next batches, and their reports come back to the loop to publish later.
 //!
 //! Hidden contracts:
@@ -8,7 +8,7 @@
 //!   every report not yet handed out before the one it closes.
 //! - At most [`QUEUED_BATCHES`] hand-overs wait for the thread; the loop waits when the
 //!   thread falls further behind, so memory stays bounded. A window closes at most
-//!   [`HANDOVER_RECORDS`] records late; closing one (`close`, `close_if_due`) hands over
+//!   `HANDOVER_RECORDS` records late; closing one (`close`, `close_if_due`) hands over
 //!   what was gathered first.
 //! - With drift turned off, or where a thread cannot be started, the windows are counted on
 //!   the loop's own thread, as [`DriftMonitor`] does.
@@ -153,7 +153,7 @@ impl DriftWorker {
 
     /// Counts the records noted since the last call, with `rows` the batch's rows
     /// (row-major), and gives `publish` the reports of the windows closed so far, in order.
-    /// With drift on its thread, the records are handed over once [`HANDOVER_RECORDS`] have
+    /// With drift on its thread, the records are handed over once `HANDOVER_RECORDS` have
     /// gathered, and the reports are those the thread has sent back by now.
     pub fn count_batch(
         &mut self,
