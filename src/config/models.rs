@@ -75,6 +75,13 @@ pub struct ModelArgs {
     )]
     pub auto_rollback_alert_share: f64,
 
+    /// Accuracy drop at which a watched version is rolled back: the mean accuracy of its
+    /// drift windows (at least 2) below its own holdout accuracy by more than this. A
+    /// window counts its realized accuracy where records carried labels, else the accuracy
+    /// expected without labels (windows flagged unreliable do not count). Off when unset.
+    #[arg(long, env = "DRIFTWOOD_AUTO_ROLLBACK_ACCURACY_DROP")]
+    pub auto_rollback_accuracy_drop: Option<f64>,
+
     /// Score a share of the records with this candidate as well (`NAME:VERSION` of the
     /// registry), and compare: label agreement, confidence delta and confusion in the
     /// metrics, and on `--comparison-topic` if given. Predictions still come from the
@@ -140,6 +147,10 @@ impl ModelArgs {
                 self.auto_rollback_alert_share,
             ),
             ("--shadow-share", self.shadow_share),
+            (
+                "--auto-rollback-accuracy-drop",
+                self.auto_rollback_accuracy_drop.unwrap_or(1.0),
+            ),
         ] {
             if !(share > 0.0 && share <= 1.0) {
                 return bad(format!("{flag} {share} is not a share in (0, 1]"));

@@ -1,7 +1,8 @@
 //! Automatic rollback (opt-in, `--auto-rollback-within`): for a while after a new version is
-//! promoted, the scorer watches its dead-letter share and the share of its drift windows
-//! flagged `alert`; when either crosses its bound, it moves the registry pointer back to the
-//! version that served before. Every instance following the pointer then swaps back, as after
+//! promoted, the scorer watches its dead-letter share, the share of its drift windows
+//! flagged `alert`, and (with `--auto-rollback-accuracy-drop`) its windows' accuracy, realized
+//! or expected without labels, against its own holdout accuracy; when one crosses its bound,
+//! it moves the registry pointer back to the version that served before. Every instance following the pointer then swaps back, as after
 //! `driftwood models rollback`.
 
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ pub struct RollbackPolicy {
     pub dead_letter_share: f64,
     /// Share of its drift windows flagged `alert` at or above which it is rolled back.
     pub alert_share: f64,
+    /// How far below its holdout accuracy its windows' mean accuracy may fall.
+    pub accuracy_drop: Option<f64>,
 }
 
 /// Moves the pointer of the model back from the version given (which must still serve).
@@ -42,11 +45,40 @@ pub struct Guard {
     dead_letters: u64,
     windows: u32,
     alerts: u32,
+    /// The version's holdout accuracy, which its windows' accuracy is held to.
+    baseline: Option<f64>,
+    accuracy: WindowAccuracy,
+}
+
+/// The accuracy of a watched version's windows: realized where records carried labels,
+/// else expected without labels, unless the window left the reference's support.
+#[derive(Debug, Default)]
+struct WindowAccuracy {
+    sum: f64,
+    windows: u32,
+    realized: u32,
+}
+
+impl WindowAccuracy {
+    fn add(&mut self, report: &DriftReport) {
+        let expected = (report.estimated)
+            .filter(|e| !e.unreliable)
+            .and_then(|e| e.accuracy);
+        if let Some(accuracy) = report.accuracy.or(expected) {
+            self.sum += accuracy;
+            self.windows += 1;
+            self.realized += u32::from(report.accuracy.is_some());
+        }
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.windows >= MIN_WINDOWS).then(|| self.sum / f64::from(self.windows))
+    }
 }
 
 impl Guard {
-    /// Starts watching `version`, promoted now.
-    pub fn new(policy: RollbackPolicy, version: String) -> Self {
+    /// Starts watching `version`, promoted now, whose holdout accuracy is `baseline`.
+    pub fn new(policy: RollbackPolicy, version: String, baseline: Option<f64>) -> Self {
         Guard {
             policy,
             version,
@@ -55,6 +87,8 @@ impl Guard {
             dead_letters: 0,
             windows: 0,
             alerts: 0,
+            baseline,
+            accuracy: WindowAccuracy::default(),
         }
     }
 
@@ -74,6 +108,7 @@ impl Guard {
         if report.model_version == self.version {
             self.windows += 1;
             self.alerts += u32::from(report.flag == Flag::Alert);
+            self.accuracy.add(report);
         }
     }
 
@@ -99,7 +134,22 @@ impl Guard {
                 self.alerts, self.windows, p.alert_share
             ));
         }
-        None
+        self.accuracy_verdict()
+    }
+
+    /// Whether the windows' mean accuracy fell further below the holdout accuracy than the
+    /// policy allows.
+    fn accuracy_verdict(&self) -> Option<String> {
+        let (drop, baseline) = (self.policy.accuracy_drop?, self.baseline?);
+        let mean = self.accuracy.mean()?;
+        (mean < baseline - drop).then(|| {
+            let a = &self.accuracy;
+            format!(
+                "mean accuracy {mean:.3} of {} drift windows ({} realized, the others expected \
+                 without labels) is more than {drop} below its holdout accuracy {baseline:.3}",
+                a.windows, a.realized
+            )
+        })
     }
 }
 
@@ -127,8 +177,8 @@ impl AutoRollback {
 
     /// A version of the watched model now serves: watched if it was promoted, else the watch
     /// ends.
-    pub fn swapped(&mut self, version: &str, promoted: bool) {
-        self.guard = promoted.then(|| Guard::new(self.policy, version.to_string()));
+    pub fn swapped(&mut self, version: &str, promoted: bool, baseline: Option<f64>) {
+        self.guard = promoted.then(|| Guard::new(self.policy, version.to_string(), baseline));
     }
 
     /// Counts a closed drift window of the watched model.
@@ -176,21 +226,64 @@ mod tests {
             within: Duration::from_secs(600),
             dead_letter_share: 0.05,
             alert_share: 0.5,
+            accuracy_drop: Some(0.05),
         }
     }
 
     #[test]
     fn a_dead_letter_share_above_the_bound_rolls_back_once_enough_records_came() {
-        let mut guard = Guard::new(policy(), "2".into());
+        let mut guard = Guard::new(policy(), "2".into(), None);
         guard.batch(90, 10);
         assert_eq!(guard.verdict(), None, "too few records to judge");
         guard.batch(90, 10);
         let verdict = guard.verdict().unwrap();
         assert!(verdict.contains("0.100 of 200 records"), "{verdict}");
 
-        let mut fine = Guard::new(policy(), "2".into());
+        let mut fine = Guard::new(policy(), "2".into(), None);
         fine.batch(1_000, 50);
         assert_eq!(fine.verdict(), None, "4.8% is under 5%");
         assert!(!fine.expired());
+    }
+
+    #[test]
+    fn windows_whose_accuracy_falls_further_below_the_holdout_than_the_drop_roll_back() {
+        use crate::drift::{DriftSettings, EstimatedPerformance, Tester};
+        use crate::model::Model;
+        let model = Model::open(None).unwrap();
+        let data = crate::model::dataset::Dataset::breast_cancer();
+        let settings = DriftSettings::new("test".into());
+        let mut tester = Tester::new(&model.metadata, model.drift_reference(), &settings);
+        let rows: Vec<f64> = data.rows[..200].iter().flatten().copied().collect();
+        let predicted = model.engine.predict_all(&rows);
+        let records = (rows.chunks(30).zip(predicted)).map(|(r, p)| (r, p, None));
+        let counts = tester.count(records);
+        let mut report = tester.report(counts);
+        (report.model_version, report.flag) = ("2".into(), Flag::Ok);
+        let window = |realized: Option<f64>, expected: f64, unreliable: bool| {
+            let mut r = report.clone();
+            r.accuracy = realized;
+            r.estimated = Some(EstimatedPerformance {
+                accuracy: Some(expected),
+                unreliable,
+                ..EstimatedPerformance::default()
+            });
+            r
+        };
+        let mut guard = Guard::new(policy(), "2".into(), Some(0.95));
+        guard.report(&window(None, 0.93, false));
+        guard.report(&window(None, 0.50, true));
+        assert_eq!(guard.verdict(), None, "an unreliable window does not count");
+        guard.report(&window(None, 0.94, false));
+        assert_eq!(guard.verdict(), None, "0.935 is within 0.05 of 0.95");
+        guard.report(&window(Some(0.70), 0.94, false));
+        let verdict = guard.verdict().expect("a mean of 0.857");
+        assert!(
+            verdict.contains("of 3 drift windows (1 realized"),
+            "the realized accuracy counts where there is one: {verdict}"
+        );
+        let mut off = Guard::new(policy(), "2".into(), None);
+        off.report(&window(Some(0.1), 0.1, false));
+        off.report(&window(Some(0.1), 0.1, false));
+        assert_eq!(off.verdict(), None, "no holdout accuracy to hold it to");
     }
 }

@@ -145,7 +145,12 @@ impl ServingSet {
         if l == 0
             && let Some(rollback) = &mut self.rollback
         {
-            rollback.swapped(&model.metadata.version, loaded.promoted);
+            let metadata = &model.metadata;
+            rollback.swapped(
+                &metadata.version,
+                loaded.promoted,
+                metadata.holdout_accuracy,
+            );
         }
         let old = &self.lanes[l].model.metadata.version;
         let _ = (self.metrics.serving.model_info).remove_label_values(&[name, old]);

@@ -205,6 +205,7 @@ fn rollback(config: &RunConfig, decoders: Decoders) -> Option<(RollbackPolicy, R
         within,
         dead_letter_share: config.models.auto_rollback_dead_letter_share,
         alert_share: config.models.auto_rollback_alert_share,
+        accuracy_drop: config.models.auto_rollback_accuracy_drop,
     };
     let registry = Registry::new(&config.models.registry);
     let roll_back: RollBack = Box::new(move |from| {
