@@ -211,22 +211,23 @@ impl DriftMonitor {
                 .set(level);
         }
         (m.prediction_psi.with_label_values(&[model])).set(report.prediction.psi);
+        let version = self.model.metadata.version.as_str();
         if let Some(accuracy) = report.accuracy {
-            m.performance
-                .accuracy
-                .with_label_values(&[model])
-                .set(accuracy);
+            (m.performance.accuracy.with_label_values(&[model, version])).set(accuracy);
         }
         if let Some(e) = report.estimated {
-            (m.performance.unreliable.with_label_values(&[model]))
-                .set(f64::from(u8::from(e.unreliable)));
+            (m.performance
+                .unreliable
+                .with_label_values(&[model, version]))
+            .set(f64::from(u8::from(e.unreliable)));
             for (metric, value) in [
                 ("accuracy", e.accuracy),
                 ("f1", e.f1),
                 ("roc_auc", e.roc_auc),
             ] {
                 if let Some(value) = value {
-                    (m.performance.estimated.with_label_values(&[model, metric])).set(value);
+                    let labels = [model, version, metric];
+                    (m.performance.estimated.with_label_values(&labels)).set(value);
                 }
             }
         }

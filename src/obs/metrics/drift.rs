@@ -117,12 +117,12 @@ impl DriftMetrics {
 /// A model's performance in its last closed window.
 #[derive(Clone)]
 pub struct PerformanceGauges {
-    /// `driftwood_window_accuracy{model}`: accuracy among labeled records.
+    /// `driftwood_window_accuracy{model,version}`: accuracy among labeled records.
     pub accuracy: GaugeVec,
-    /// `driftwood_window_estimated{model,metric}`: performance expected without labels
+    /// `driftwood_window_estimated{model,version,metric}`: performance expected without labels
     /// (`accuracy`, `f1`, `roc_auc`), for a calibrated classifier.
     pub estimated: GaugeVec,
-    /// `driftwood_window_estimate_unreliable{model}`: 1 when the window left the reference's
+    /// `driftwood_window_estimate_unreliable{model,version}`: 1 when the window left the reference's
     /// support (the estimate rests on a calibration that saw few such records), else 0.
     pub unreliable: GaugeVec,
 }
@@ -132,18 +132,18 @@ impl PerformanceGauges {
         PerformanceGauges {
             accuracy: gauges(
                 "driftwood_window_accuracy",
-                "Accuracy among labeled records, last closed window.",
-                &["model"],
+                "Accuracy among labeled records, last closed window of the model version.",
+                &["model", "version"],
             ),
             estimated: gauges(
                 "driftwood_window_estimated",
-                "Performance expected without labels from calibrated probabilities (CBPE), last closed window.",
-                &["model", "metric"],
+                "Performance expected without labels from calibrated probabilities (CBPE), last closed window of the model version.",
+                &["model", "version", "metric"],
             ),
             unreliable: gauges(
                 "driftwood_window_estimate_unreliable",
                 "1 when the last closed window left the reference's support, so that its estimated performance is unreliable.",
-                &["model"],
+                &["model", "version"],
             ),
         }
     }
