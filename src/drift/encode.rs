@@ -46,6 +46,7 @@ impl DriftReport {
             w.optional(e.roc_auc, Writer::double);
             w.optional(e.outside_share, Writer::double);
             w.boolean(e.unreliable);
+            w.optional(e.labeled_accuracy, Writer::double);
         });
     }
 }
@@ -98,6 +99,7 @@ fn counts(w: &mut Writer, c: &WindowCounts) {
     longs(w, &c.score_records);
     doubles(w, &c.score_positives);
     w.optional(c.expected_correct, Writer::double);
+    w.double(c.labeled_expected_correct);
 }
 
 fn feature(w: &mut Writer, f: &FeatureDrift) {

@@ -33,6 +33,10 @@ pub struct EstimatedPerformance {
     /// calibration that saw few such records.
     #[serde(default)]
     pub unreliable: bool,
+    /// The accuracy expected over the window's records that carried a label, beside the
+    /// realized accuracy over the same records: their difference is the estimate's error.
+    #[serde(default)]
+    pub labeled_accuracy: Option<f64>,
 }
 
 /// A window is unreliable when some feature has at least this share of its values in the
@@ -75,23 +79,31 @@ pub fn shape(counts: &mut WindowCounts) {
     counts.score_positives = vec![0.0; SCORE_BINS];
 }
 
-/// Counts one prediction of a calibrated classifier.
-pub fn observe(counts: &mut WindowCounts, calibration: &Calibration, predicted: Predicted) {
+/// Counts one prediction of a calibrated classifier; the calibrated probability that it is
+/// right, for a record whose label came with it (see `labeled_expected_correct`).
+pub fn observe(
+    counts: &mut WindowCounts,
+    calibration: &Calibration,
+    predicted: Predicted,
+) -> Option<f64> {
     match (calibration, predicted) {
         (Calibration::Binary(fit), _) => observe_binary(counts, fit, predicted),
         (Calibration::Correctness(fit), Predicted::Class { confidence, .. }) => {
-            if let Some(sum) = &mut counts.expected_correct {
-                *sum += fit.apply(confidence).clamp(0.0, 1.0);
-            }
+            let right = fit.apply(confidence).clamp(0.0, 1.0);
+            let sum = counts.expected_correct.as_mut()?;
+            *sum += right;
+            Some(right)
         }
-        (Calibration::Correctness(_), Predicted::Value(_)) => {}
+        (Calibration::Correctness(_), Predicted::Value(_)) => None,
     }
 }
 
-fn observe_binary(counts: &mut WindowCounts, calibration: &Isotonic, predicted: Predicted) {
-    let (Some(score), false) = (positive_probability(predicted), counts.expected.is_empty()) else {
-        return;
-    };
+fn observe_binary(
+    counts: &mut WindowCounts,
+    calibration: &Isotonic,
+    predicted: Predicted,
+) -> Option<f64> {
+    let score = positive_probability(predicted).filter(|_| !counts.expected.is_empty())?;
     let p = calibration.apply(score).clamp(0.0, 1.0);
     let cell = match predicted {
         Predicted::Class { index: 1, .. } => 0,
@@ -102,11 +114,19 @@ fn observe_binary(counts: &mut WindowCounts, calibration: &Isotonic, predicted: 
     let bin = ((score * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1);
     counts.score_records[bin] += 1;
     counts.score_positives[bin] += p;
+    Some(if cell == 0 { p } else { 1.0 - p })
 }
 
 /// The estimate of a window's counts against `reference`; `None` without a calibration or
 /// records.
 pub fn estimate(counts: &WindowCounts, reference: &DriftReference) -> Option<EstimatedPerformance> {
+    let mut estimated = estimate_all(counts, reference)?;
+    estimated.labeled_accuracy =
+        (counts.labeled > 0).then(|| counts.labeled_expected_correct / counts.labeled as f64);
+    Some(estimated)
+}
+
+fn estimate_all(counts: &WindowCounts, reference: &DriftReference) -> Option<EstimatedPerformance> {
     let (outside_share, unreliable) = outside_share(counts, reference);
     if let Some(correct) = counts.expected_correct {
         return (counts.records > 0).then(|| EstimatedPerformance {
@@ -115,6 +135,7 @@ pub fn estimate(counts: &WindowCounts, reference: &DriftReference) -> Option<Est
             roc_auc: None,
             outside_share,
             unreliable,
+            labeled_accuracy: None,
         });
     }
     let [tp, fp, fn_, tn] = counts.expected[..] else {
@@ -142,6 +163,7 @@ pub fn estimate(counts: &WindowCounts, reference: &DriftReference) -> Option<Est
         roc_auc: cbpe::area_under_steps(steps),
         outside_share,
         unreliable,
+        labeled_accuracy: None,
     })
 }
 

@@ -432,6 +432,13 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
         near(estimated.roc_auc, direct.roc_auc, 0.01),
         "{estimated:?} {direct:?}"
     );
+    // Every record carried its label: the expectation over the labeled ones is the whole's,
+    // beside the realized accuracy of the same records.
+    assert!(
+        near(estimated.labeled_accuracy, estimated.accuracy, 1e-9),
+        "{estimated:?}"
+    );
+    assert!(report.accuracy.is_some());
 
     let (first, second) = rows.split_at(250);
     let mut halves = count(first);
@@ -512,6 +519,10 @@ fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
         "{estimated:?}"
     );
     assert_eq!((estimated.f1, estimated.roc_auc), (None, None));
+    assert_eq!(
+        estimated.labeled_accuracy, None,
+        "no record carried a label"
+    );
 
     let mut halves = count(&window[..150]);
     halves.add(&count(&window[150..]));

@@ -73,6 +73,11 @@ pub struct WindowCounts {
     /// predictions' calibrated probabilities of being right.
     #[serde(default)]
     pub expected_correct: Option<f64>,
+    /// A calibrated classifier: over the labeled records, the sum of their predictions'
+    /// calibrated probabilities of being right (the estimate on the records whose realized
+    /// accuracy is known).
+    #[serde(default)]
+    pub labeled_expected_correct: f64,
 }
 
 impl WindowCounts {
@@ -109,6 +114,7 @@ impl WindowCounts {
             score_records: Vec::new(),
             score_positives: Vec::new(),
             expected_correct: None,
+            labeled_expected_correct: 0.0,
         };
         match &reference.outputs.calibration {
             Some(Calibration::Binary(_)) if classes == 2 => estimate::shape(&mut counts),
@@ -170,6 +176,7 @@ impl WindowCounts {
         if let (Some(a), Some(b)) = (&mut self.expected_correct, other.expected_correct) {
             *a += b;
         }
+        self.labeled_expected_correct += other.labeled_expected_correct;
     }
 }
 
@@ -274,10 +281,11 @@ impl DriftWindow {
     fn observe_output(&mut self, predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
         let b = self.output.bin(output_value(predicted));
+        let mut right = None;
         let class_index = match predicted {
             Predicted::Class { index, confidence } => {
                 if let Some(calibration) = &self.calibration {
-                    estimate::observe(c, calibration, predicted);
+                    right = estimate::observe(c, calibration, predicted);
                 }
                 c.predictions[index] += 1;
                 c.confidence[b] += 1;
@@ -292,6 +300,7 @@ impl DriftWindow {
         };
         if let Some(truth) = actual.and_then(|l| self.classes.iter().position(|&k| k == l)) {
             c.labeled += 1;
+            c.labeled_expected_correct += right.unwrap_or(0.0);
             c.class_support[truth] += 1;
             if truth == class_index {
                 c.correct += 1;
