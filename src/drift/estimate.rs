@@ -103,7 +103,7 @@ fn observe_binary(
     calibration: &Isotonic,
     predicted: Predicted,
 ) -> Option<f64> {
-    let score = positive_probability(predicted).filter(|_| !counts.expected.is_empty())?;
+    let score = positive_probability(predicted)?;
     let p = calibration.apply(score).clamp(0.0, 1.0);
     let cell = match predicted {
         Predicted::Class { index: 1, .. } => 0,
@@ -120,22 +120,18 @@ fn observe_binary(
 /// The estimate of a window's counts against `reference`; `None` without a calibration or
 /// records.
 pub fn estimate(counts: &WindowCounts, reference: &DriftReference) -> Option<EstimatedPerformance> {
-    let mut estimated = estimate_all(counts, reference)?;
-    estimated.labeled_accuracy =
-        (counts.labeled > 0).then(|| counts.labeled_expected_correct / counts.labeled as f64);
-    Some(estimated)
-}
-
-fn estimate_all(counts: &WindowCounts, reference: &DriftReference) -> Option<EstimatedPerformance> {
     let (outside_share, unreliable) = outside_share(counts, reference);
+    let known = EstimatedPerformance {
+        outside_share,
+        unreliable,
+        labeled_accuracy: (counts.labeled > 0)
+            .then(|| counts.labeled_expected_correct / counts.labeled as f64),
+        ..EstimatedPerformance::default()
+    };
     if let Some(correct) = counts.expected_correct {
         return (counts.records > 0).then(|| EstimatedPerformance {
             accuracy: Some(correct / counts.records as f64),
-            f1: None,
-            roc_auc: None,
-            outside_share,
-            unreliable,
-            labeled_accuracy: None,
+            ..known
         });
     }
     let [tp, fp, fn_, tn] = counts.expected[..] else {
@@ -161,9 +157,7 @@ fn estimate_all(counts: &WindowCounts, reference: &DriftReference) -> Option<Est
         accuracy: confusion.accuracy(),
         f1: confusion.f1(),
         roc_auc: cbpe::area_under_steps(steps),
-        outside_share,
-        unreliable,
-        labeled_accuracy: None,
+        ..known
     })
 }
 

@@ -259,11 +259,17 @@ fn reports_round_trip_through_the_published_schema_and_windows_add_up() {
 
 /// The counts of one window of `rows`.
 fn counted(model: &Model, rows: &[(Vec<f64>, i32)]) -> super::window::WindowCounts {
-    let mut tester = Tester::new(
-        &model.metadata,
-        model.drift_reference(),
-        &DriftSettings::new("test".into()),
-    );
+    counted_against(model, model.drift_reference(), rows)
+}
+
+/// The counts of one window of `rows` against `reference`.
+fn counted_against(
+    model: &Model,
+    reference: &crate::model::drift_reference::DriftReference,
+    rows: &[(Vec<f64>, i32)],
+) -> super::window::WindowCounts {
+    let settings = DriftSettings::new("test".into());
+    let mut tester = Tester::new(&model.metadata, reference, &settings);
     let predicted = model
         .engine
         .predict_all(&rows.iter().flat_map(|(r, _)| r.clone()).collect::<Vec<_>>());
@@ -387,16 +393,7 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
         panic!("a binary calibration")
     };
     let settings = DriftSettings::new("test".into());
-    let count = |rows: &[(Vec<f64>, i32)]| {
-        let mut tester = Tester::new(&model.metadata, &reference, &settings);
-        let flat: Vec<f64> = rows.iter().flat_map(|(r, _)| r.clone()).collect();
-        let predicted = model.engine.predict_all(&flat);
-        let records = rows
-            .iter()
-            .zip(predicted)
-            .map(|((row, label), p)| (row.as_slice(), p, Some(*label)));
-        tester.count(records)
-    };
+    let count = |rows: &[(Vec<f64>, i32)]| counted_against(&model, &reference, rows);
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let rows = sample(&data, &mut rng, 600, &[], 0.0, &sds(&data));
     let mut tester = Tester::new(&model.metadata, &reference, &settings);

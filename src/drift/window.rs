@@ -116,10 +116,10 @@ impl WindowCounts {
             expected_correct: None,
             labeled_expected_correct: 0.0,
         };
-        match &reference.outputs.calibration {
-            Some(Calibration::Binary(_)) if classes == 2 => estimate::shape(&mut counts),
-            Some(Calibration::Correctness(_)) if classes > 2 => counts.expected_correct = Some(0.0),
-            _ => {}
+        match fitting(reference, classes) {
+            Some(Calibration::Binary(_)) => estimate::shape(&mut counts),
+            Some(Calibration::Correctness(_)) => counts.expected_correct = Some(0.0),
+            None => {}
         }
         counts
     }
@@ -178,6 +178,12 @@ impl WindowCounts {
         }
         self.labeled_expected_correct += other.labeled_expected_correct;
     }
+}
+
+/// The reference's calibration, if it is of the kind a classifier of `classes` classes has:
+/// a window counts the estimate's sums for it alone.
+fn fitting(reference: &DriftReference, classes: usize) -> Option<&Calibration> {
+    (reference.outputs.calibration.as_ref()).filter(|c| c.fits(classes))
 }
 
 /// Accumulates one window's records.
@@ -245,7 +251,7 @@ impl DriftWindow {
             joint: reference.joint.is_some(),
             output: BinIndex::new(&reference.outputs.distribution.edges),
             classes: classes.to_vec(),
-            calibration: reference.outputs.calibration.clone(),
+            calibration: fitting(reference, classes.len()).cloned(),
             products: Products::new(p),
             cells: vec![0; p],
             tally: vec![0; marginals.iter().map(|m| m.counts.len()).sum()],

@@ -40,7 +40,12 @@ const HANDOVER_RECORDS: usize = 256;
 /// A model's drift windows, counted on a thread of their own where drift is on.
 pub struct DriftWorker {
     counting: Counting,
-    /// The records noted, in order, not yet handed over.
+    gathered: Gathered,
+}
+
+/// The records noted and their rows, not yet handed over to the drift thread.
+struct Gathered {
+    /// The records noted, in order.
     notes: Vec<Note>,
     /// Their rows (row-major); the notes of the batch being noted (from `batch_start` on)
     /// number their rows from the batch's first.
@@ -48,6 +53,40 @@ pub struct DriftWorker {
     batch_start: usize,
     /// Features a row holds.
     n: usize,
+}
+
+impl Gathered {
+    /// Adds the batch being noted: its `rows`, and its notes' rows numbered from the first
+    /// row gathered.
+    fn add_batch(&mut self, rows: &[f64]) {
+        if self.notes.len() > self.batch_start {
+            let first_row = self.rows.len() / self.n.max(1);
+            for note in &mut self.notes[self.batch_start..] {
+                if let Note::Scored { row, .. } = note {
+                    *row += first_row;
+                }
+            }
+            self.rows.extend_from_slice(rows);
+            self.batch_start = self.notes.len();
+        }
+    }
+
+    /// Hands what was gathered over to the drift thread (when there is any), and starts
+    /// gathering again.
+    fn hand_over(&mut self, thread: &mut Thread, assigned: &[i32]) {
+        self.batch_start = 0;
+        if self.notes.is_empty() {
+            return;
+        }
+        let notes = std::mem::take(&mut self.notes);
+        let rows = std::mem::take(&mut self.rows);
+        let assigned = assigned.to_vec();
+        thread.send(Job::Count {
+            notes,
+            rows,
+            assigned,
+        });
+    }
 }
 
 enum Counting {
@@ -98,10 +137,12 @@ impl DriftWorker {
         let n = model.engine.n_features();
         let with = |counting| DriftWorker {
             counting,
-            notes: Vec::new(),
-            rows: Vec::new(),
-            batch_start: 0,
-            n,
+            gathered: Gathered {
+                notes: Vec::new(),
+                rows: Vec::new(),
+                batch_start: 0,
+                n,
+            },
         };
         let here = |model, settings, metrics| {
             with(Counting::Here(Box::new(DriftMonitor::new(
@@ -134,7 +175,7 @@ impl DriftWorker {
     pub fn note(&mut self, partition: i32, row: usize, predicted: Predicted, actual: Option<i32>) {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.note(partition, row, predicted, actual),
-            Counting::Thread(_) => self.notes.push(Note::Scored {
+            Counting::Thread(_) => self.gathered.notes.push(Note::Scored {
                 partition,
                 row,
                 predicted,
@@ -147,7 +188,7 @@ impl DriftWorker {
     pub fn note_invalid(&mut self, partition: i32) {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.note_invalid(partition),
-            Counting::Thread(_) => self.notes.push(Note::Invalid { partition }),
+            Counting::Thread(_) => self.gathered.notes.push(Note::Invalid { partition }),
         }
     }
 
@@ -165,19 +206,9 @@ impl DriftWorker {
             Counting::Here(monitor) => return monitor.count_batch(rows, assigned, publish),
             Counting::Thread(thread) => thread,
         };
-        if self.notes.len() > self.batch_start {
-            let first_row = self.rows.len() / self.n.max(1);
-            for note in &mut self.notes[self.batch_start..] {
-                if let Note::Scored { row, .. } = note {
-                    *row += first_row;
-                }
-            }
-            self.rows.extend_from_slice(rows);
-            self.batch_start = self.notes.len();
-        }
-        if self.notes.len() >= HANDOVER_RECORDS {
-            hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-            self.batch_start = 0;
+        self.gathered.add_batch(rows);
+        if self.gathered.notes.len() >= HANDOVER_RECORDS {
+            self.gathered.hand_over(thread, assigned);
         }
         thread.ready().into_iter().for_each(publish);
     }
@@ -188,8 +219,7 @@ impl DriftWorker {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.close_if_due(assigned).into_iter().collect(),
             Counting::Thread(thread) => {
-                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-                self.batch_start = 0;
+                self.gathered.hand_over(thread, assigned);
                 let assigned = assigned.to_vec();
                 thread.send(Job::CloseIfDue { assigned });
                 thread.ready()
@@ -202,30 +232,13 @@ impl DriftWorker {
         match &mut self.counting {
             Counting::Here(monitor) => monitor.close(assigned).into_iter().collect(),
             Counting::Thread(thread) => {
-                hand_over(thread, &mut self.notes, &mut self.rows, assigned);
-                self.batch_start = 0;
+                self.gathered.hand_over(thread, assigned);
                 let assigned = assigned.to_vec();
                 thread.send(Job::Close { assigned });
                 thread.until_done()
             }
         }
     }
-}
-
-/// Hands the records gathered over to the drift thread (when there are any), and starts
-/// gathering again.
-fn hand_over(thread: &mut Thread, notes: &mut Vec<Note>, rows: &mut Vec<f64>, assigned: &[i32]) {
-    if notes.is_empty() {
-        return;
-    }
-    let notes = std::mem::take(notes);
-    let rows = std::mem::take(rows);
-    let assigned = assigned.to_vec();
-    thread.send(Job::Count {
-        notes,
-        rows,
-        assigned,
-    });
 }
 
 /// The drift thread, as the loop holds it.

@@ -25,6 +25,16 @@ pub enum Calibration {
     Correctness(Isotonic),
 }
 
+impl Calibration {
+    /// Whether it is the kind a classifier of `classes` classes has.
+    pub fn fits(&self, classes: usize) -> bool {
+        match self {
+            Calibration::Binary(_) => classes == 2,
+            Calibration::Correctness(_) => classes > 2,
+        }
+    }
+}
+
 /// The model's probability that a binary classifier's record is of its second class (the
 /// class of index 1): its confidence when it predicted that class, one minus it otherwise.
 pub fn positive_probability(predicted: Predicted) -> Option<f64> {

@@ -14,7 +14,7 @@ use super::artifact::{
 use super::baseline::Baselines;
 use super::calibrate::{Calibration, CalibrationPass};
 use super::drift_reference::DriftReference;
-use super::engine::Engine;
+use super::engine::{Engine, Predicted};
 use super::ensemble::Labels;
 use super::forest::{self, SmartcoreForest};
 use super::registry::{Change, Registry};
@@ -181,12 +181,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome> {
     );
     // Calibrated on the held-out rows too: the forest's vote shares on rows it learned from
     // are surer than on new ones.
-    if let Some(mut calibration) = CalibrationPass::new(classes.len()) {
-        for (&p, &i) in predictions.iter().zip(&test_idx) {
-            calibration.add(p, classes.iter().position(|&c| c == data.labels[i]));
-        }
-        drift.outputs.calibration = calibration.finish();
-    }
+    drift.outputs.calibration = calibrate(&classes, &predictions, data, &test_idx);
     let dir = spec.output_root.join(&spec.name).join(&spec.version);
     artifact::save(&dir, &reference, (&train_rows, &drift), &mut metadata)?;
     // Read it back so a broken artifact fails here, not in production.
@@ -228,9 +223,19 @@ pub(super) fn held_out_calibration(model: &Model) -> Option<Calibration> {
         .iter()
         .flat_map(|&i| data.rows[i].clone())
         .collect();
-    let classes = &model.metadata.classes;
+    let predictions = model.engine.predict_all(&rows);
+    calibrate(&model.metadata.classes, &predictions, &data, &test_idx)
+}
+
+/// The calibration fitted on `predictions` of rows `rows` of `data` (held out from training).
+fn calibrate(
+    classes: &[i32],
+    predictions: &[Predicted],
+    data: &Dataset,
+    rows: &[usize],
+) -> Option<Calibration> {
     let mut pass = CalibrationPass::new(classes.len())?;
-    for (p, &i) in model.engine.predict_all(&rows).into_iter().zip(&test_idx) {
+    for (&p, &i) in predictions.iter().zip(rows) {
         pass.add(p, classes.iter().position(|&c| c == data.labels[i]));
     }
     pass.finish()
