@@ -25,6 +25,8 @@
 //!   CBPE's expected confusion matrix), knowing nothing of records or models.
 //! - [`drift`]: windows of records tested against the model's drift reference, at stated
 //!   false-alarm rates.
+//! - [`labels`]: delayed ground truth: predictions awaiting their labels, joined by id
+//!   within a horizon, and the realized performance per model version and window of labels.
 //! - [`obs`]: metrics, health, telemetry and shutdown signals: the leaf every layer reports
 //!   through.
 //! - [`http`]: the sidecar (probes, `/metrics`) and the REST twin, at the top.
@@ -43,6 +45,7 @@ pub mod drift;
 pub(crate) mod error;
 pub mod http;
 mod kafka;
+pub mod labels;
 pub mod model;
 pub mod obs;
 pub(crate) mod pipeline;

@@ -407,6 +407,9 @@ fn new_topics(config: &RunConfig) -> admin::NewTopics {
         config.drift_topic.clone(),
     ];
     names.extend(config.models.comparison_topic.clone());
+    if let Some(labels) = &config.labels.labels_topic {
+        names.extend([labels.clone(), config.labels.performance_topic.clone()]);
+    }
     admin::NewTopics {
         names,
         partitions: config.topic_partitions,

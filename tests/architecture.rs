@@ -18,8 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     // Kafka transport.
     &["kafka"],
-    // Drift windows and their tests.
-    &["drift"],
+    // Drift windows and their tests; labels joined to their predictions.
+    &["drift", "labels"],
     // The consumer loop and the scorer.
     &["pipeline"],
     // Settings from the command line and the environment.

@@ -16,6 +16,10 @@ pub const PREDICTION_SCHEMA: &str = include_str!("../../schemas/prediction.avsc"
 
 /// The bundled drift report schema.
 pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../../schemas/drift_report.avsc");
+/// The realized performance schema (`schemas/performance.avsc`).
+pub const PERFORMANCE_SCHEMA: &str = include_str!("../../schemas/performance.avsc");
+/// The schema of label records (`schemas/ground_truth.avsc`).
+pub const GROUND_TRUTH_SCHEMA: &str = include_str!("../../schemas/ground_truth.avsc");
 /// The shadow comparison schema (`schemas/comparison.avsc`).
 pub const COMPARISON_SCHEMA: &str = include_str!("../../schemas/comparison.avsc");
 
@@ -264,6 +268,20 @@ impl AvroCodec {
     pub fn comparisons() -> Self {
         AvroCodec {
             schema: Schema::parse_str(COMPARISON_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// A codec for the bundled realized performance schema.
+    pub fn performance() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(PERFORMANCE_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// A codec for the bundled label record schema.
+    pub fn ground_truth() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(GROUND_TRUTH_SCHEMA).expect("bundled schema parses"),
         }
     }
 

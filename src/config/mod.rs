@@ -21,12 +21,14 @@ pub mod cli;
 mod commands;
 mod drift;
 mod kafka;
+mod labels;
 mod models;
 mod registry;
 pub mod tools;
 
 pub use commands::{HyperparameterArgs, ImportArgs, TrainArgs, flag_value};
 pub use drift::DriftArgs;
+pub use labels::LabelArgs;
 
 pub use kafka::{ClientRole, Profile, parse_key_value};
 
@@ -78,6 +80,10 @@ pub struct RunConfig {
     /// Drift windows and their tests.
     #[command(flatten)]
     pub drift: DriftArgs,
+
+    /// Labels arriving later, on a topic of their own.
+    #[command(flatten)]
+    pub labels: LabelArgs,
 
     /// This instance's id: in drift reports, in the exactly-once `transactional.id`, and with
     /// --static-membership as the consumer's `group.instance.id`. Two live instances must
@@ -291,6 +297,7 @@ impl RunConfig {
             return bad("--route-by field: reads the configured writer schema; with --schema-registry-url, route by header".into());
         }
         self.drift.validate()?;
+        self.labels.validate(&self.input_topic)?;
         if self.group_id.is_empty() {
             return bad("--group-id is empty".into());
         }
@@ -371,6 +378,7 @@ impl RunConfig {
             explain: self.models.explain(),
             max_batch: self.profile.max_batch(),
             max_in_flight: self.max_in_flight,
+            labels: self.labels.settings(),
         }
     }
 

@@ -22,6 +22,16 @@ pub enum Output<O> {
         /// What the output is, for the observer.
         outcome: O,
     },
+    /// The output of one record of the labels topic (its dead letter, or the performance
+    /// window whose first record it is), whose offset waits for its acknowledgement.
+    Label {
+        /// Labels partition.
+        partition: i32,
+        /// Labels offset.
+        offset: i64,
+        /// What the output is, for the observer.
+        outcome: O,
+    },
     /// An output that belongs to no input offset (a drift report, a comparison): it holds
     /// back no commit.
     Detached(O),
@@ -31,7 +41,9 @@ impl<O> Output<O> {
     /// What the output is, for the observer.
     pub fn outcome(&self) -> &O {
         match self {
-            Output::Record { outcome, .. } | Output::Detached(outcome) => outcome,
+            Output::Record { outcome, .. }
+            | Output::Label { outcome, .. }
+            | Output::Detached(outcome) => outcome,
         }
     }
 }

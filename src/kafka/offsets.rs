@@ -7,14 +7,65 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Partition progress, created by the pipeline and handed to the two places that move it: the
 /// consumer's callbacks (assign, revoke, commit) and the producer's (acknowledgements). Both
-/// run inside the pipeline thread's polls, so the lock is never contended.
+/// run inside the pipeline thread's polls, so the lock is never contended. The input topic
+/// and the labels topic (`--labels-topic`) are tracked apart: their partitions share numbers.
 #[derive(Debug, Clone, Default)]
-pub struct Progress(Arc<Mutex<OffsetTracker>>);
+pub struct Progress {
+    input: Arc<Mutex<OffsetTracker>>,
+    labels: Arc<Mutex<OffsetTracker>>,
+}
+
+/// Which of the consumed topics a partition number belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The features to score.
+    Input,
+    /// Their labels, arriving later (`--labels-topic`).
+    Labels,
+}
+
+/// The consumed topics' names.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// The input topic.
+    pub input: String,
+    /// The labels topic, when labels come on a topic of their own.
+    pub labels: Option<String>,
+}
+
+impl Topics {
+    /// Each consumed topic with its stream.
+    pub fn streams(&self) -> impl Iterator<Item = (Stream, &str)> {
+        let labels = self.labels.as_deref().map(|t| (Stream::Labels, t));
+        std::iter::once((Stream::Input, self.input.as_str())).chain(labels)
+    }
+
+    /// The topic of `stream` (none for labels without a labels topic).
+    pub fn name(&self, stream: Stream) -> Option<&str> {
+        match stream {
+            Stream::Input => Some(&self.input),
+            Stream::Labels => self.labels.as_deref(),
+        }
+    }
+}
 
 impl Progress {
-    /// The tracker; hold the guard briefly, never across a Kafka poll.
+    /// The tracker of `stream`'s partitions.
+    pub fn of(&self, stream: Stream) -> MutexGuard<'_, OffsetTracker> {
+        match stream {
+            Stream::Input => self.lock(),
+            Stream::Labels => self.labels(),
+        }
+    }
+
+    /// The input topic's tracker; hold the guard briefly, never across a Kafka poll.
     pub fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
-        self.0.lock().expect("offset tracker")
+        self.input.lock().expect("offset tracker")
+    }
+
+    /// The labels topic's tracker (empty without `--labels-topic`).
+    pub fn labels(&self) -> MutexGuard<'_, OffsetTracker> {
+        self.labels.lock().expect("labels offset tracker")
     }
 }
 
@@ -44,6 +95,9 @@ struct PartitionState {
     /// Exactly-once: where reading starts again if the open transaction aborts (the position
     /// its last transaction committed, else the first offset sent under this lease).
     rewind_to: Option<i64>,
+    /// No commit reaches past this offset: the first record of a labels window not yet
+    /// published, whose records are read again if the window is lost.
+    hold: Option<i64>,
 }
 
 impl PartitionState {
@@ -55,7 +109,15 @@ impl PartitionState {
             next: start,
             stored: None,
             rewind_to: start,
+            hold: None,
         }
+    }
+
+    /// The committable position: the lowest unacknowledged offset, or one past the highest
+    /// sent, and never past the hold.
+    fn position(&self) -> Option<i64> {
+        let position = self.in_flight.first().or(self.next)?;
+        Some(self.hold.map_or(position, |h| h.min(position)))
     }
 }
 
@@ -148,6 +210,11 @@ impl OffsetTracker {
         self.partitions.contains_key(&partition)
     }
 
+    /// The partition's current lease, if it is assigned.
+    pub fn lease(&self, partition: i32) -> Option<Lease> {
+        self.partitions.get(&partition).map(|s| s.lease)
+    }
+
     /// Whether `lease` is the partition's current assignment.
     pub fn holds(&self, partition: i32, lease: Lease) -> bool {
         self.partitions
@@ -163,6 +230,22 @@ impl OffsetTracker {
         state.in_flight.insert(offset);
         state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
         Some(state.lease)
+    }
+
+    /// Records that the record at `offset` was dealt with and needs no output of its own;
+    /// `None` when the partition is not assigned, else its current lease.
+    pub fn processed(&mut self, partition: i32, offset: i64) -> Option<Lease> {
+        let state = self.partitions.get_mut(&partition)?;
+        state.rewind_to.get_or_insert(offset);
+        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        Some(state.lease)
+    }
+
+    /// Keeps commits of `partition` from reaching past `offset` (or lets them, with `None`).
+    pub fn hold(&mut self, partition: i32, offset: Option<i64>) {
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.hold = offset;
+        }
     }
 
     /// Records that the output for `offset`, sent under `lease`, was acknowledged. Outputs of
@@ -194,8 +277,7 @@ impl OffsetTracker {
     pub fn take_committable(&mut self) -> Vec<(i32, i64)> {
         let mut out = Vec::new();
         for (&p, state) in &mut self.partitions {
-            let position = state.in_flight.first().or(state.next);
-            if let Some(position) = position
+            if let Some(position) = state.position()
                 && state.stored != Some(position)
             {
                 state.stored = Some(position);
@@ -206,12 +288,13 @@ impl OffsetTracker {
     }
 
     /// Exactly-once: one past the highest offset sent, for every partition that sent anything
-    /// since its last committed transaction. A transaction commits its outputs all or none,
-    /// so acknowledgements do not matter here.
+    /// since its last committed transaction, never past its hold. A transaction commits its
+    /// outputs all or none, so acknowledgements do not matter here.
     pub fn transaction_positions(&self) -> Vec<(i32, i64)> {
+        let position = |s: &PartitionState| s.next.map(|n| s.hold.map_or(n, |h| h.min(n)));
         self.partitions
             .iter()
-            .filter_map(|(&p, s)| s.next.filter(|n| s.rewind_to != Some(*n)).map(|n| (p, n)))
+            .filter_map(|(&p, s)| position(s).filter(|n| s.rewind_to != Some(*n)).map(|n| (p, n)))
             .collect()
     }
 
@@ -251,8 +334,7 @@ impl OffsetTracker {
         partitions
             .iter()
             .filter_map(|&p| {
-                let state = self.partitions.get(&p)?;
-                Some((p, state.in_flight.first().or(state.next)?))
+                Some((p, self.partitions.get(&p)?.position()?))
             })
             .collect()
     }

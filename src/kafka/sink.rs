@@ -89,14 +89,14 @@ impl<W: Observer> ProducerContext for SinkContext<W> {
 
 impl<W: Observer> SinkContext<W> {
     fn acknowledged(&self, tag: Tag<W::Outcome>) {
-        if let (
-            Output::Record {
-                partition, offset, ..
-            },
-            Some(lease),
-        ) = (tag.output, tag.lease)
-        {
-            self.progress.lock().acknowledged(partition, lease, offset);
+        match (tag.output, tag.lease) {
+            (Output::Record { partition, offset, .. }, Some(lease)) => {
+                self.progress.lock().acknowledged(partition, lease, offset);
+            }
+            (Output::Label { partition, offset, .. }, Some(lease)) => {
+                self.progress.labels().acknowledged(partition, lease, offset);
+            }
+            _ => {}
         }
         self.observer.acknowledged(&tag.output);
     }
@@ -214,24 +214,20 @@ impl<W: Observer> Sink<W> {
         headers: Option<OwnedHeaders>,
         output: Output<W::Outcome>,
     ) {
+        let progress = &self.producer.context().progress;
         let lease = match output {
             Output::Record {
                 partition, offset, ..
-            } => {
-                let lease = self
-                    .producer
-                    .context()
-                    .progress
-                    .lock()
-                    .sent(partition, offset);
-                if lease.is_none() {
-                    // Revoked since it was read: its next owner reads it again.
-                    return;
-                }
-                lease
-            }
+            } => progress.lock().sent(partition, offset),
+            Output::Label {
+                partition, offset, ..
+            } => progress.labels().sent(partition, offset),
             Output::Detached(_) => None,
         };
+        if lease.is_none() && !matches!(output, Output::Detached(_)) {
+            // Revoked since it was read: its next owner reads it again.
+            return;
+        }
         let tag = Tag {
             output,
             attempt: 0,
@@ -319,7 +315,10 @@ impl<W: Observer> Sink<W> {
                 (Output::Record { partition, .. }, Some(lease)) => {
                     context.progress.lock().holds(partition, lease)
                 }
-                (Output::Record { .. }, None) => false,
+                (Output::Label { partition, .. }, Some(lease)) => {
+                    context.progress.labels().holds(partition, lease)
+                }
+                (Output::Record { .. } | Output::Label { .. }, None) => false,
                 (Output::Detached(_), _) => true,
             };
             if owned {

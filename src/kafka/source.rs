@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::events::{Event, Observer};
-use super::offsets::Progress;
+use super::offsets::{Progress, Stream, Topics};
 use super::sink::Sink;
 use super::transaction::{Ended, Transaction};
 use crate::error::{Error, Result};
@@ -41,17 +41,17 @@ pub struct SourceContext<W: Observer> {
     pub sink: Arc<Sink<W>>,
     /// Whether a broker was up at last sight.
     brokers_up: AtomicBool,
-    /// The input topic.
-    pub topic: String,
+    /// The input topic, and the labels topic if any.
+    pub topics: Topics,
     /// How long a revocation waits for in-flight outputs.
     pub revoke_drain: Duration,
 }
 
 impl<W: Observer> SourceContext<W> {
-    /// The callbacks of a consumer of `topic`.
+    /// The callbacks of a consumer of `topics`.
     pub fn new(
         sink: Arc<Sink<W>>,
-        topic: String,
+        topics: Topics,
         revoke_drain: Duration,
         guarantee: Guarantee,
     ) -> Self {
@@ -61,13 +61,17 @@ impl<W: Observer> SourceContext<W> {
             rewound: AtomicBool::new(false),
             sink,
             brokers_up: AtomicBool::new(false),
-            topic,
+            topics,
             revoke_drain,
         }
     }
 
-    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
-        tpl.elements_for_topic(&self.topic)
+    /// `tpl`'s partitions of `stream`'s topic.
+    fn partitions(&self, tpl: &TopicPartitionList, stream: Stream) -> Vec<i32> {
+        let Some(topic) = self.topics.name(stream) else {
+            return Vec::new();
+        };
+        tpl.elements_for_topic(topic)
             .iter()
             .map(|e| e.partition())
             .collect()
@@ -127,7 +131,7 @@ impl<W: Observer> SourceContext<W> {
         let ended = transaction.lock().expect("transaction").commit(
             &self.sink,
             self.progress(),
-            &self.topic,
+            &self.topics,
             consumer.group_metadata(),
         )?;
         match &ended {
@@ -137,10 +141,11 @@ impl<W: Observer> SourceContext<W> {
         }
         if let Ended::Aborted(positions) = ended {
             self.rewound.store(true, Ordering::Relaxed);
-            for (p, position) in positions {
+            for (stream, p, position) in positions {
+                let topic = self.topics.name(stream).expect("a rewound stream is consumed");
                 consumer
                     .seek(
-                        &self.topic,
+                        topic,
                         p,
                         Offset::Offset(position),
                         Duration::from_secs(10),
@@ -148,8 +153,8 @@ impl<W: Observer> SourceContext<W> {
                     .map_err(|e| Error::Fatal {
                         client: "consumer",
                         reason: format!(
-                            "cannot read partition {p} again from {position} after an aborted \
-                             transaction: {e}"
+                            "cannot read {topic} partition {p} again from {position} after an \
+                             aborted transaction: {e}"
                         ),
                     })?;
             }
@@ -158,21 +163,29 @@ impl<W: Observer> SourceContext<W> {
     }
 
     fn store_offsets(&self, consumer: &BaseConsumer<SourceContext<W>>) {
-        let positions = self.progress().lock().take_committable();
-        if positions.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        for (stream, topic) in self.topics.streams() {
+            let positions = self.progress().of(stream).take_committable();
+            add_positions(&mut tpl, topic, &positions);
+        }
+        if tpl.count() == 0 {
             return;
         }
-        let tpl = self.position_list(&positions);
         if let Err(e) = consumer.store_offsets(&tpl) {
             // Happens for a partition revoked a moment ago; its new owner re-reads.
             warn!(error = %e, "could not store offsets");
         }
     }
 
-    /// Commits now, before `partitions` move or the consumer stops: at-least-once commits
-    /// their acknowledged positions synchronously, exactly-once the open transaction (a
-    /// failure is kept for the loop).
-    pub fn commit(&self, consumer: &BaseConsumer<SourceContext<W>>, partitions: &[i32]) {
+    /// Commits now, before `partitions` (of the input, and of the labels topic) move or the
+    /// consumer stops: at-least-once commits their acknowledged positions synchronously,
+    /// exactly-once the open transaction (a failure is kept for the loop).
+    pub fn commit(
+        &self,
+        consumer: &BaseConsumer<SourceContext<W>>,
+        partitions: &[i32],
+        labels: &[i32],
+    ) {
         if let Guarantee::ExactlyOnce(transaction) = &self.guarantee {
             if let Err(e) = self.end_transaction(consumer, transaction) {
                 *self.failure.lock().expect("failure") = Some(e);
@@ -182,11 +195,16 @@ impl<W: Observer> SourceContext<W> {
         // Stored first: librdkafka commits the stored offsets again as the consumer closes,
         // and an older stored offset would then move the commit back.
         self.store_offsets(consumer);
-        let positions = self.progress().lock().committable(partitions);
+        let mut tpl = TopicPartitionList::new();
+        let mut positions = Vec::new();
+        for ((stream, topic), partitions) in self.topics.streams().zip([partitions, labels]) {
+            let committable = self.progress().of(stream).committable(partitions);
+            add_positions(&mut tpl, topic, &committable);
+            positions.extend(committable.into_iter().map(|(p, at)| (topic.to_owned(), p, at)));
+        }
         if positions.is_empty() {
             return;
         }
-        let tpl = self.position_list(&positions);
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => info!(?positions, "committed"),
             Err(e) => {
@@ -218,25 +236,25 @@ impl<W: Observer> SourceContext<W> {
         self.observer().on(Event::BrokersUp(up));
     }
 
-    fn position_list(&self, positions: &[(i32, i64)]) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for &(p, offset) in positions {
-            tpl.add_partition_offset(&self.topic, p, Offset::Offset(offset))
-                .expect("valid offset");
-        }
-        tpl
+}
+
+/// Adds `topic`'s `(partition, position)`s to `tpl`.
+fn add_positions(tpl: &mut TopicPartitionList, topic: &str, positions: &[(i32, i64)]) {
+    for &(p, offset) in positions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .expect("valid offset");
     }
 }
 
 impl<W: Observer> ClientContext for SourceContext<W> {
     fn stats(&self, stats: Statistics) {
         self.brokers_up(stats.brokers.values().any(|b| b.state == "UP"));
-        if let Some(topic) = stats.topics.get(&self.topic) {
+        if let Some(topic) = stats.topics.get(&self.topics.input) {
             let tracker = self.progress().lock();
             for (&partition, p) in &topic.partitions {
                 if partition >= 0 && tracker.is_assigned(partition) && p.consumer_lag >= 0 {
                     self.observer().on(Event::Lag {
-                        topic: &self.topic,
+                        topic: &self.topics.input,
                         partition,
                         lag: p.consumer_lag,
                     });
@@ -256,7 +274,8 @@ impl<W: Observer> ClientContext for SourceContext<W> {
 impl<W: Observer> ConsumerContext for SourceContext<W> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let partitions = self.partitions(tpl);
+            let partitions = self.partitions(tpl, Stream::Input);
+            let labels = self.partitions(tpl, Stream::Labels);
             info!(?partitions, "partitions revoked; draining and committing");
             // A transaction's commit waits for its outputs itself.
             let at_least_once = matches!(self.guarantee, Guarantee::AtLeastOnce);
@@ -266,10 +285,11 @@ impl<W: Observer> ConsumerContext for SourceContext<W> {
                     "some outputs were not acknowledged in time; their records will be re-read by the next owner"
                 );
             }
-            self.commit(consumer, &partitions);
+            self.commit(consumer, &partitions, &labels);
+            self.progress().labels().revoke(labels);
             self.track(|progress| progress.revoke(partitions.iter().copied()));
             self.observer().on(Event::Revoked {
-                topic: &self.topic,
+                topic: &self.topics.input,
                 partitions: &partitions,
             });
         }
@@ -278,8 +298,9 @@ impl<W: Observer> ConsumerContext for SourceContext<W> {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                let partitions = self.partitions(tpl);
-                info!(?partitions, "partitions assigned");
+                let partitions = self.partitions(tpl, Stream::Input);
+                let labels = self.partitions(tpl, Stream::Labels);
+                info!(?partitions, ?labels, "partitions assigned");
                 // librdkafka keeps a partition's paused flag through a revoke and a new
                 // assignment: a partition paused for back-pressure before a rebalance would
                 // never fetch again. Back-pressure pauses it again on its next pass if it must.
@@ -287,6 +308,7 @@ impl<W: Observer> ConsumerContext for SourceContext<W> {
                     warn!(error = %e, ?partitions, "could not resume newly assigned partitions");
                 }
                 self.observer().on(Event::Assigned(&partitions));
+                self.progress().labels().assign(labels);
                 self.track(|progress| progress.assign(partitions));
                 // Joining the group took a coordinator round trip: the broker is reachable.
                 self.brokers_up(true);
@@ -312,9 +334,13 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let sink = Arc::new(Sink::new(&producer_config(&bootstrap), recorder.clone()).unwrap());
         let progress = sink.progress().clone();
+        let topics = Topics {
+            input: "in".into(),
+            labels: None,
+        };
         let context = SourceContext::new(
             sink.clone(),
-            "in".into(),
+            topics,
             Duration::from_secs(10),
             Guarantee::AtLeastOnce,
         );

@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::events::Observer;
-use super::offsets::Progress;
+use super::offsets::{Progress, Stream, Topics};
 use super::sink::Sink;
 use crate::error::{Error, Result};
 
@@ -70,8 +70,8 @@ pub enum Ended {
     Idle,
     /// Outputs and offsets are committed.
     Committed,
-    /// Aborted: read these `(partition, position)` again.
-    Aborted(Vec<(i32, i64)>),
+    /// Aborted: read these `(stream, partition, position)` again.
+    Aborted(Vec<(Stream, i32, i64)>),
 }
 
 /// The open transaction of one instance.
@@ -111,24 +111,28 @@ impl Transaction {
         self.opened.is_some_and(|t| t.elapsed() >= self.interval)
     }
 
-    /// Commits the open transaction with the positions `progress` has sent for `topic`;
+    /// Commits the open transaction with the positions `progress` has sent for `topics`;
     /// aborts it when it cannot commit, and rewinds `progress`.
     pub fn commit<W: Observer>(
         &mut self,
         sink: &Arc<Sink<W>>,
         progress: &Progress,
-        topic: &str,
+        topics: &Topics,
         group: Option<ConsumerGroupMetadata>,
     ) -> Result<Ended> {
         if self.opened.take().is_none() {
             return Ok(Ended::Idle);
         }
-        let positions = progress.lock().transaction_positions();
         let mut offsets = TopicPartitionList::new();
-        for &(p, position) in &positions {
-            offsets
-                .add_partition_offset(topic, p, Offset::Offset(position))
-                .expect("valid offset");
+        let mut positions = Vec::new();
+        for (stream, topic) in topics.streams() {
+            let sent = progress.of(stream).transaction_positions();
+            for &(p, position) in &sent {
+                offsets
+                    .add_partition_offset(topic, p, Offset::Offset(position))
+                    .expect("valid offset");
+            }
+            positions.push((stream, sent));
         }
         let committed = match group {
             _ if sink.take_abort_needed() => Err(Failure::Abortable),
@@ -137,7 +141,9 @@ impl Transaction {
         };
         match committed {
             Ok(()) => {
-                progress.lock().transaction_committed(&positions);
+                for (stream, sent) in &positions {
+                    progress.of(*stream).transaction_committed(sent);
+                }
                 Ok(Ended::Committed)
             }
             Err(Failure::Fatal) => Err(Error::Fatal {
@@ -162,7 +168,13 @@ impl Transaction {
         producer
             .abort_transaction(CALL_TIMEOUT)
             .map_err(|e| fatal("aborting a transaction", &e))?;
-        let rewound = progress.lock().rewind();
+        let rewound: Vec<(Stream, i32, i64)> = [Stream::Input, Stream::Labels]
+            .into_iter()
+            .flat_map(|stream| {
+                let positions = progress.of(stream).rewind();
+                positions.into_iter().map(move |(p, at)| (stream, p, at))
+            })
+            .collect();
         warn!(?rewound, "transaction aborted; its records are read again");
         Ok(Ended::Aborted(rewound))
     }

@@ -33,6 +33,20 @@ impl Calibration {
             Calibration::Correctness(_) => classes > 2,
         }
     }
+
+    /// The calibrated chance that `predicted` is right.
+    pub fn chance_right(&self, predicted: Predicted) -> Option<f64> {
+        match (self, predicted) {
+            (Calibration::Binary(fit), Predicted::Class { index, .. }) => {
+                let p = fit.apply(positive_probability(predicted)?).clamp(0.0, 1.0);
+                Some(if index == 1 { p } else { 1.0 - p })
+            }
+            (Calibration::Correctness(fit), Predicted::Class { confidence, .. }) => {
+                Some(fit.apply(confidence).clamp(0.0, 1.0))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The model's probability that a binary classifier's record is of its second class (the

@@ -8,11 +8,13 @@ use prometheus::{
 };
 
 mod drift;
+mod labels;
 mod outputs;
 mod serving;
 mod transport;
 
 pub use drift::DriftMetrics;
+pub use labels::LabelMetrics;
 pub use outputs::OutputMetrics;
 pub use serving::ServingMetrics;
 pub use transport::{LoopPhase, TransportMetrics};
@@ -29,6 +31,8 @@ pub struct Metrics {
     pub transport: TransportMetrics,
     /// The drift metrics (`driftwood_feature_psi`, `driftwood_drift_*`, …).
     pub drift: DriftMetrics,
+    /// The delayed-labels metrics (`driftwood_labels_total`, `driftwood_realized_*`, …).
+    pub labels: LabelMetrics,
     /// `driftwood_ready`: 1 while `/ready` answers 200 (set at each scrape), so that alerts
     /// can count ready replicas.
     pub ready: IntGauge,
@@ -101,6 +105,7 @@ impl Metrics {
             serving: ServingMetrics::new(&r),
             transport: TransportMetrics::new(&r),
             drift: DriftMetrics::new(&registry),
+            labels: LabelMetrics::new(&registry),
             ready: r.gauge(
                 "driftwood_ready",
                 "1 while /ready answers 200 (set at each scrape).",

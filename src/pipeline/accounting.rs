@@ -41,6 +41,10 @@ pub enum Outcome {
     DriftReport,
     /// A shadow comparison.
     Comparison,
+    /// An undecodable label record, dead-lettered.
+    LabelDeadLettered(DecodeErrorKind),
+    /// A window of realized performance.
+    Performance,
 }
 
 /// The transport's observer: outcome counters, the Kafka metrics and the health flags the
@@ -68,7 +72,10 @@ impl Observer for Accounting {
     type Outcome = Outcome;
 
     fn truncatable(outcome: &Outcome) -> bool {
-        matches!(outcome, Outcome::DeadLettered(_))
+        matches!(
+            outcome,
+            Outcome::DeadLettered(_) | Outcome::LabelDeadLettered(_)
+        )
     }
 
     fn acknowledged(&self, output: &Output<Outcome>) {
@@ -83,7 +90,8 @@ impl Observer for Accounting {
             Outcome::DeadLettered(kind) => c.dead_lettered(kind.as_str()),
             Outcome::PassedThrough => c.passed_through(),
             Outcome::DriftReport => self.metrics().outputs.drift_reports.inc(),
-            Outcome::Comparison => {}
+            Outcome::Comparison | Outcome::LabelDeadLettered(_) => {}
+            Outcome::Performance => self.metrics().labels.windows.inc(),
         }
         self.health.set_output_error(None);
     }

@@ -9,6 +9,7 @@
 mod accounting;
 mod backpressure;
 pub(crate) mod explain;
+pub(crate) mod labels;
 mod lane;
 mod outputs;
 mod resolve;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Message};
 use tracing::{info, warn};
 
 use crate::codec::decode::FeatureDecoder;
@@ -35,6 +36,7 @@ use crate::codec::registry::{
 use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
 use crate::kafka::KafkaClients;
+use crate::kafka::offsets::Topics;
 use crate::kafka::source::{Guarantee, SourceContext};
 use crate::kafka::transaction::Transaction;
 use crate::model::Model;
@@ -44,6 +46,7 @@ use crate::obs::rate_limit::RateLimit;
 use accounting::{Accounting, Input, Sink};
 use backpressure::{Backpressure, Mode};
 use explain::ExplainSettings;
+use labels::{LabelSettings, Labels};
 use resolve::Resolver;
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 use serving::ServingSet;
@@ -77,6 +80,8 @@ pub struct LoopSettings {
     pub max_batch: usize,
     /// Outputs awaiting acknowledgement before fetching pauses.
     pub max_in_flight: usize,
+    /// Labels arriving later on a topic of their own (`--labels-topic`).
+    pub labels: Option<LabelSettings>,
 }
 
 /// Everything the loop needs, built before it starts.
@@ -106,7 +111,7 @@ impl Pipeline {
         let (mut resolver, schema_ids) = self.registry(serving.comparison_topic(), stop)?;
         let (consumer, sink) = self.connect()?;
         serving.frame_comparisons(schema_ids.comparisons);
-        let mut scorer = self.scorer(serving, schema_ids);
+        let mut scorer = self.scorer(serving, schema_ids)?;
         let looped = self.consume(&consumer, &sink, &mut scorer, resolver.as_mut(), stop);
         let finished = self.finish(consumer, &sink, &mut scorer, grace);
         looped.and(finished)
@@ -153,9 +158,13 @@ impl Pipeline {
                 Guarantee::ExactlyOnce(Box::new(Mutex::new(Transaction::start(&sink, interval)?)))
             }
         };
+        let topics = Topics {
+            input: settings.input_topic.clone(),
+            labels: settings.labels.as_ref().map(|l| l.topic.clone()),
+        };
         let context = SourceContext::new(
             sink.clone(),
-            settings.input_topic.clone(),
+            topics.clone(),
             settings.revoke_drain,
             guarantee,
         );
@@ -164,15 +173,15 @@ impl Pipeline {
             .consumer
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating the consumer", e))?;
-        let topic = &settings.input_topic;
+        let subscribed: Vec<&str> = topics.streams().map(|(_, t)| t).collect();
         consumer
-            .subscribe(&[topic])
-            .map_err(|e| Error::kafka(format!("subscribing to {topic}"), e))?;
-        info!(%topic, group = %settings.group_id, "consumer started");
+            .subscribe(&subscribed)
+            .map_err(|e| Error::kafka(format!("subscribing to {subscribed:?}"), e))?;
+        info!(topics = ?subscribed, group = %settings.group_id, "consumer started");
         Ok((consumer, sink))
     }
 
-    fn scorer(&self, serving: ServingSet, ids: OutputSchemaIds) -> Scorer {
+    fn scorer(&self, serving: ServingSet, ids: OutputSchemaIds) -> Result<Scorer> {
         let loop_settings = &self.settings;
         let settings = ScorerSettings {
             topics: OutputTopics {
@@ -183,7 +192,15 @@ impl Pipeline {
             drift: loop_settings.drift.clone(),
             explain: loop_settings.explain.clone(),
         };
-        Scorer::new(serving, self.metrics.clone(), settings)
+        let scorer = Scorer::new(serving, self.metrics.clone(), settings);
+        Ok(match &loop_settings.labels {
+            None => scorer,
+            Some(labels) => {
+                let instance = &loop_settings.drift.instance_id;
+                let labels = Labels::new(labels, instance, self.metrics.labels.clone())?;
+                scorer.with_labels(labels)
+            }
+        })
     }
 
     /// The loop proper, until `stop` is set or the consumer fails for good.
@@ -197,6 +214,8 @@ impl Pipeline {
     ) -> Result<()> {
         let max_batch = self.settings.max_batch;
         let mut batch = Vec::with_capacity(max_batch);
+        let mut labels = Vec::new();
+        let labels_topic = self.settings.labels.as_ref().map(|l| l.topic.as_str());
         let mut backpressure = Backpressure::new(self.settings.max_in_flight, self.metrics.clone());
         let mut poll_errors = PollErrors::default();
         let mut clock = LoopClock::new(&self.metrics);
@@ -240,6 +259,9 @@ impl Pipeline {
             if let Err(e) = polled {
                 poll_errors.handle(consumer, &self.health, e)?;
             }
+            if let Some(topic) = labels_topic {
+                take_labels(&mut batch, &mut labels, topic);
+            }
             if let Some(r) = resolver.as_deref_mut() {
                 r.admit(consumer, &mut batch)?;
             }
@@ -257,6 +279,8 @@ impl Pipeline {
                 scorer.handle_batch(&batch, sink);
                 batch.clear();
             }
+            scorer.handle_labels(&labels, sink);
+            labels.clear();
         }
         clock.mark(LoopPhase::Work);
         Ok(())
@@ -277,11 +301,12 @@ impl Pipeline {
         context.before_send()?;
         scorer.flush_drift(sink);
         let assigned: Vec<i32> = context.progress().lock().assigned().collect();
+        let labels: Vec<i32> = context.progress().labels().assigned().collect();
         sink.drain(
             &assigned,
             deadline.saturating_duration_since(Instant::now()),
         );
-        context.commit(&consumer, &assigned);
+        context.commit(&consumer, &assigned, &labels);
         let failed = context.take_failure();
         let unacknowledged = {
             let mut progress = context.progress().lock();
@@ -358,6 +383,19 @@ fn poll_batch<'c>(
         timeout = Duration::ZERO;
     }
     Ok(())
+}
+
+/// Moves the records of the labels `topic` from `batch` to `labels`, keeping both in order.
+fn take_labels<'c>(
+    batch: &mut Vec<BorrowedMessage<'c>>,
+    labels: &mut Vec<BorrowedMessage<'c>>,
+    topic: &str,
+) {
+    if batch.iter().any(|m| m.topic() == topic) {
+        let (l, input): (Vec<_>, Vec<_>) = batch.drain(..).partition(|m| m.topic() == topic);
+        *batch = input;
+        labels.extend(l);
+    }
 }
 
 /// What the loop makes of a consumer error.

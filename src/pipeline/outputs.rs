@@ -1,6 +1,8 @@
 //! A batch's outputs, one per input record: predictions (with their explanations and the
 //! input's headers), dead letters, forwarded records, and drift reports.
 
+use std::borrow::Cow;
+
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use tracing::{debug, debug_span};
 
@@ -94,16 +96,9 @@ impl Outputs {
             confidence,
             value,
         } = predicted.labelled(metadata);
-        let fallback_id;
-        let id = match meta.id {
-            Some(id) => id,
-            None => {
-                fallback_id = format!("{topic}-{partition}-{offset}");
-                &fallback_id
-            }
-        };
+        let id = record_id(message, &meta);
         let prediction = PredictionFields {
-            id,
+            id: &id,
             model_name: &metadata.name,
             model_version: &metadata.version,
             predicted_label: label,
@@ -117,10 +112,7 @@ impl Outputs {
             source_topic: topic,
             source_partition: partition,
             source_offset: offset,
-            event_time: meta
-                .event_time_ms
-                .or_else(|| message.timestamp().to_millis())
-                .unwrap_or(now),
+            event_time: event_time(message, &meta, now),
             scored_at: now,
             explanation: explanation.map(|e| explain::fields(model, e)),
         };
@@ -156,6 +148,22 @@ impl Outputs {
 
     /// Sends `message` unchanged to the dead-letter topic, with headers saying why.
     pub fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &DecodeError, sink: &Sink) {
+        let output = Output::Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            outcome: Outcome::DeadLettered(error.kind),
+        };
+        self.dead_letter_as(message, error, sink, output);
+    }
+
+    /// Sends `message` unchanged to the dead-letter topic as `output`.
+    pub fn dead_letter_as(
+        &self,
+        message: &BorrowedMessage<'_>,
+        error: &DecodeError,
+        sink: &Sink,
+        output: Output<Outcome>,
+    ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let mut headers = message.headers().map(|h| h.detach()).unwrap_or_default();
         for (key, value) in dead_letter::headers(error, topic, partition, offset) {
@@ -169,11 +177,7 @@ impl Outputs {
             message.key(),
             message.payload(),
             Some(headers),
-            Output::Record {
-                partition,
-                offset,
-                outcome: Outcome::DeadLettered(error.kind),
-            },
+            output,
         );
     }
 
@@ -191,6 +195,26 @@ impl Outputs {
             },
         );
     }
+}
+
+/// The input record's id, or where it was read (`topic-partition-offset`) when it has none.
+pub fn record_id<'m>(message: &BorrowedMessage<'_>, meta: &RecordMeta<'m>) -> Cow<'m, str> {
+    match meta.id {
+        Some(id) => Cow::Borrowed(id),
+        None => {
+            let (topic, partition, offset) =
+                (message.topic(), message.partition(), message.offset());
+            Cow::Owned(format!("{topic}-{partition}-{offset}"))
+        }
+    }
+}
+
+/// The input record's event time (ms): its `event_time`, else the message's timestamp, else
+/// `now`.
+pub fn event_time(message: &BorrowedMessage<'_>, meta: &RecordMeta<'_>, now: i64) -> i64 {
+    (meta.event_time_ms)
+        .or_else(|| message.timestamp().to_millis())
+        .unwrap_or(now)
 }
 
 /// The prediction's headers: the input's, with its W3C `traceparent` (if any) replaced by

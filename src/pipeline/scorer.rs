@@ -12,7 +12,8 @@ use crate::obs::epoch_millis;
 use super::explain::{self, ExplainSettings};
 use super::lane::Lane;
 pub use super::outputs::OutputTopics;
-use super::outputs::{Outputs, Scoring};
+use super::labels::Labels;
+use super::outputs::{self, Outputs, Scoring};
 use super::route::Router;
 use super::serving::ServingSet;
 
@@ -41,6 +42,8 @@ pub struct Scorer {
     metrics: Metrics,
     settings: ScorerSettings,
     outputs: Outputs,
+    /// With `--labels-topic`: predictions kept for their labels, and the labels joined.
+    labels: Option<Labels>,
 }
 
 /// Each message's lane (none when it names a model not served) and what decoding it said.
@@ -55,6 +58,23 @@ impl Scorer {
             outputs: Outputs::new(settings.topics.clone(), metrics.clone()),
             metrics,
             settings,
+            labels: None,
+        }
+    }
+
+    /// This scorer, keeping its predictions for `labels`.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
+        self
+    }
+
+    /// Joins a batch of label records (after the batch of input read with them, so that a
+    /// label read with its record finds its prediction).
+    pub fn handle_labels(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
+        if let Some(labels) = &mut self.labels {
+            let now = epoch_millis();
+            labels.handle(batch, &self.outputs, sink, now);
+            labels.tick(sink, now);
         }
     }
 
@@ -162,6 +182,11 @@ impl Scorer {
             .flatten();
         let scores = (predicted, lane.scored.row(record.row));
         let model = &lane.model;
+        if let Some(labels) = &mut self.labels {
+            let id = outputs::record_id(message, &record.meta);
+            let at = outputs::event_time(message, &record.meta, record.now);
+            labels.awaits((message.partition(), &id), model, scores, (at, record.now));
+        }
         (self.outputs).prediction(model, message, record, scores, explanation.as_ref(), sink);
     }
 

@@ -1,0 +1,67 @@
+//! Labels that arrive later than their features, on a topic of their own: `driftwood run`'s
+//! `--labels-topic`, `--label-horizon` and `--performance-*` flags.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::pipeline::labels::LabelSettings;
+
+/// The delayed-labels flags.
+#[derive(Debug, Clone, Args)]
+pub struct LabelArgs {
+    /// Topic of label records (Avro `GroundTruth`, `schemas/ground_truth.avsc`), keyed like
+    /// the input so that a label lands on the partition numbered as its record's. Each is
+    /// joined to its record's prediction by id, and realized performance is published per
+    /// window of labels. Needs the range assignor (the default), and as many partitions as
+    /// the input. [default: off]
+    #[arg(long, env = "DRIFTWOOD_LABELS_TOPIC")]
+    pub labels_topic: Option<String>,
+
+    /// A label more than this after its prediction's event time is counted `late`, not
+    /// joined. Predictions are kept twice as long.
+    #[arg(long, env = "DRIFTWOOD_LABEL_HORIZON", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub label_horizon: Duration,
+
+    /// Topic windows of realized performance (Avro `PerformanceWindow`,
+    /// `schemas/performance.avsc`) are written to, keyed by labels partition.
+    #[arg(long, env = "DRIFTWOOD_PERFORMANCE_TOPIC", default_value = "performance")]
+    pub performance_topic: String,
+
+    /// Label records per window of one labels partition.
+    #[arg(long, env = "DRIFTWOOD_PERFORMANCE_WINDOW", default_value_t = 1000)]
+    pub performance_window: usize,
+}
+
+impl LabelArgs {
+    /// Checks the flags against the input topic.
+    pub fn validate(&self, input_topic: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        let Some(topic) = &self.labels_topic else {
+            return Ok(());
+        };
+        if topic == input_topic || topic == &self.performance_topic {
+            return bad(format!(
+                "--labels-topic {topic:?} must differ from --input-topic and --performance-topic"
+            ));
+        }
+        if self.performance_window == 0 {
+            return bad("--performance-window must be at least 1".into());
+        }
+        if self.label_horizon.is_zero() {
+            return bad("--label-horizon must be longer than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The loop's settings, when labels come on a topic of their own.
+    pub fn settings(&self) -> Option<LabelSettings> {
+        Some(LabelSettings {
+            topic: self.labels_topic.clone()?,
+            performance_topic: self.performance_topic.clone(),
+            horizon: self.label_horizon,
+            window_records: self.performance_window,
+        })
+    }
+}

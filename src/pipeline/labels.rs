@@ -1,0 +1,216 @@
+//! The labels topic in the loop (`--labels-topic`): each scored record's prediction kept for
+//! its label, each label record decoded and joined (`crate::labels`), each full window of
+//! labels published to the performance topic, and the labels partitions' commits held at the
+//! first record of their open window until it is.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{BorrowedMessage, Message};
+
+use super::accounting::{Outcome, Sink};
+use super::outputs::Outputs;
+use crate::codec::decode::{DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures};
+use crate::codec::encode::{AvroCodec, GROUND_TRUTH_SCHEMA};
+use crate::error::Result;
+use crate::kafka::events::Output;
+use crate::kafka::offsets::Lease;
+use crate::labels::awaiting::Awaited;
+use crate::labels::realized::{Said, Truth, VersionPerformance};
+use crate::labels::{Join, JoinSettings, PerformanceWindow};
+use crate::model::{Model, Predicted};
+use crate::obs::metrics::LabelMetrics;
+
+/// How often predictions older than twice the horizon are swept, and the gauges set.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Where labels come from and where their windows go.
+#[derive(Debug, Clone)]
+pub struct LabelSettings {
+    /// The labels topic (`GroundTruth` records, plain Avro).
+    pub topic: String,
+    /// Where windows of realized performance go.
+    pub performance_topic: String,
+    /// A label later than this after its prediction's event is late.
+    pub horizon: Duration,
+    /// Label records per window and labels partition.
+    pub window_records: usize,
+}
+
+/// The join and what it needs to read labels and publish windows.
+pub struct Labels {
+    join: Join<Lease>,
+    decoder: FeatureDecoder,
+    performance_topic: String,
+    codec: AvroCodec,
+    metrics: LabelMetrics,
+    encoded: Vec<u8>,
+    row: Vec<f64>,
+    swept: Instant,
+}
+
+impl Labels {
+    /// Labels per `settings`, windows named with `instance_id`.
+    pub fn new(settings: &LabelSettings, instance_id: &str, metrics: LabelMetrics) -> Result<Self> {
+        let schema = FeatureDecoder::parse_schema(GROUND_TRUTH_SCHEMA, "ground_truth.avsc")?;
+        let decoder = FeatureDecoder::new(schema, &["value".into()], InputFormat::Avro, 1 << 20)?
+            .with_missing(MissingFeatures::Score);
+        let join = Join::new(JoinSettings {
+            horizon_ms: settings.horizon.as_millis() as i64,
+            window_records: settings.window_records,
+            instance_id: instance_id.to_owned(),
+            labels_topic: settings.topic.clone(),
+        });
+        Ok(Labels {
+            join,
+            decoder,
+            performance_topic: settings.performance_topic.clone(),
+            codec: AvroCodec::performance(),
+            metrics,
+            encoded: Vec::new(),
+            row: Vec::new(),
+            swept: Instant::now(),
+        })
+    }
+
+    /// Keeps the prediction `model` made of record `id` (input `partition`, event at
+    /// `event_time`) for its label.
+    pub fn awaits(
+        &mut self,
+        (partition, id): (i32, &str),
+        model: &Model,
+        (predicted, probabilities): (Predicted, &[f64]),
+        (event_time, now): (i64, i64),
+    ) {
+        let calibration = model.drift_reference().outputs.calibration.as_ref();
+        let version = self.join.version(&model.metadata, calibration);
+        let said = match predicted {
+            Predicted::Class { index, .. } => Said::Class {
+                label: model.metadata.classes[index],
+                probabilities: probabilities.iter().map(|&p| p as f32).collect(),
+            },
+            Predicted::Value(v) => Said::Value(v),
+        };
+        let chance_right = (self.join.calibration(version))
+            .and_then(|c| c.chance_right(predicted))
+            .map(|c| c as f32);
+        let awaited = Awaited {
+            version,
+            said,
+            chance_right,
+            event_time,
+            scored_at: now,
+            joined_at: None,
+        };
+        self.join.awaits(partition, id, awaited);
+    }
+
+    /// Joins each label record of `messages`, dead-letters those that cannot be read, and
+    /// publishes the windows they fill.
+    pub fn handle(&mut self, messages: &[BorrowedMessage<'_>], outputs: &Outputs, sink: &Sink, now: i64) {
+        let progress = sink.progress();
+        for message in messages {
+            let (partition, offset) = (message.partition(), message.offset());
+            let Some(lease) = progress.labels().lease(partition) else {
+                continue; // Revoked meanwhile: its next owner reads it again.
+            };
+            let read = self.read(message);
+            let joined = match &read {
+                Ok((id, truth, at)) => self.join.label((partition, offset, lease), Some((id, *truth, *at)), now),
+                Err(_) => self.join.label((partition, offset, lease), None, now),
+            };
+            if let Some(first) = joined.opened {
+                progress.labels().hold(partition, Some(first));
+            }
+            match read {
+                Ok(_) => {
+                    progress.labels().processed(partition, offset);
+                }
+                Err(error) => {
+                    let output = Output::Label {
+                        partition,
+                        offset,
+                        outcome: Outcome::LabelDeadLettered(error.kind),
+                    };
+                    outputs.dead_letter_as(message, &error, sink, output);
+                }
+            }
+            self.metrics.labels.with_label_values(&[joined.outcome.as_str()]).inc();
+            if let Some(window) = joined.closed {
+                self.publish(&window, sink);
+                progress.labels().hold(partition, None);
+            }
+        }
+    }
+
+    /// A label record's id, truth and event time (ms), or why it cannot be joined.
+    fn read<'m>(&mut self, message: &'m BorrowedMessage<'_>) -> Result<(&'m str, Truth, i64), DecodeError> {
+        self.row.clear();
+        let meta = self.decoder.decode(message.payload(), &mut self.row)?;
+        let missing = |what: &str| DecodeError::new(DecodeErrorKind::MissingFeature, what.to_owned());
+        let id = meta.id.ok_or_else(|| missing("a label record needs an id"))?;
+        let truth = match (meta.label, self.row[0]) {
+            (Some(label), _) => Truth::Class(label),
+            (None, value) if value.is_finite() => Truth::Value(value),
+            _ => return Err(missing("a label record needs a label or a finite value")),
+        };
+        let at = meta.event_time_ms.or_else(|| message.timestamp().to_millis());
+        Ok((id, truth, at.unwrap_or(0)))
+    }
+
+    /// Sends `window` to the performance topic, keyed by its labels partition; its first
+    /// offset waits for the acknowledgement.
+    fn publish(&mut self, window: &PerformanceWindow, sink: &Sink) {
+        self.encoded.clear();
+        self.codec
+            .encode(window, &mut self.encoded)
+            .expect("a window matches its schema");
+        let output = Output::Label {
+            partition: window.partition,
+            offset: window.first_offset,
+            outcome: Outcome::Performance,
+        };
+        let key = window.partition.to_string();
+        sink.send(&self.performance_topic, Some(key.as_bytes()), Some(&self.encoded), None, output);
+        for version in &window.versions {
+            self.show(version);
+        }
+    }
+
+    /// Sets the version's realized gauges.
+    fn show(&self, v: &VersionPerformance) {
+        let figures = [
+            ("accuracy", v.accuracy),
+            ("f1", v.f1),
+            ("roc_auc", v.roc_auc),
+            ("log_loss", v.log_loss),
+            ("expected_accuracy", v.expected_accuracy),
+            ("mae", v.mae),
+            ("rmse", v.rmse),
+            ("r2", v.r2),
+        ];
+        for (metric, figure) in figures {
+            if let Some(figure) = figure {
+                let labels = [v.model_name.as_str(), &v.model_version, metric];
+                self.metrics.realized.with_label_values(&labels).set(figure);
+            }
+        }
+    }
+
+    /// Forgets what partitions no longer held had, and (every few seconds) predictions
+    /// older than twice the horizon; sets the awaiting gauges.
+    pub fn tick(&mut self, sink: &Sink, now: i64) {
+        if self.swept.elapsed() < SWEEP_EVERY {
+            return;
+        }
+        self.swept = Instant::now();
+        let progress = sink.progress();
+        let input = progress.lock().assigned().collect::<Vec<_>>();
+        let labels = progress.labels();
+        self.join.retain(|p| input.contains(&p), |p, lease| labels.holds(p, lease));
+        drop(labels);
+        self.join.sweep(now);
+        let (count, bytes) = self.join.awaiting();
+        self.metrics.awaiting.set(count as i64);
+        self.metrics.awaiting_bytes.set(bytes as i64);
+    }
+}
