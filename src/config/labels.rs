@@ -26,7 +26,11 @@ pub struct LabelArgs {
 
     /// Topic windows of realized performance (Avro `PerformanceWindow`,
     /// `schemas/performance.avsc`) are written to, keyed by labels partition.
-    #[arg(long, env = "DRIFTWOOD_PERFORMANCE_TOPIC", default_value = "performance")]
+    #[arg(
+        long,
+        env = "DRIFTWOOD_PERFORMANCE_TOPIC",
+        default_value = "performance"
+    )]
     pub performance_topic: String,
 
     /// Label records per window of one labels partition.

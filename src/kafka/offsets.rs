@@ -294,7 +294,11 @@ impl OffsetTracker {
         let position = |s: &PartitionState| s.next.map(|n| s.hold.map_or(n, |h| h.min(n)));
         self.partitions
             .iter()
-            .filter_map(|(&p, s)| position(s).filter(|n| s.rewind_to != Some(*n)).map(|n| (p, n)))
+            .filter_map(|(&p, s)| {
+                position(s)
+                    .filter(|n| s.rewind_to != Some(*n))
+                    .map(|n| (p, n))
+            })
             .collect()
     }
 
@@ -333,9 +337,7 @@ impl OffsetTracker {
     pub fn committable(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         partitions
             .iter()
-            .filter_map(|&p| {
-                Some((p, self.partitions.get(&p)?.position()?))
-            })
+            .filter_map(|&p| Some((p, self.partitions.get(&p)?.position()?)))
             .collect()
     }
 }

@@ -90,11 +90,23 @@ impl<W: Observer> ProducerContext for SinkContext<W> {
 impl<W: Observer> SinkContext<W> {
     fn acknowledged(&self, tag: Tag<W::Outcome>) {
         match (tag.output, tag.lease) {
-            (Output::Record { partition, offset, .. }, Some(lease)) => {
+            (
+                Output::Record {
+                    partition, offset, ..
+                },
+                Some(lease),
+            ) => {
                 self.progress.lock().acknowledged(partition, lease, offset);
             }
-            (Output::Label { partition, offset, .. }, Some(lease)) => {
-                self.progress.labels().acknowledged(partition, lease, offset);
+            (
+                Output::Label {
+                    partition, offset, ..
+                },
+                Some(lease),
+            ) => {
+                self.progress
+                    .labels()
+                    .acknowledged(partition, lease, offset);
             }
             _ => {}
         }

@@ -142,14 +142,12 @@ impl<W: Observer> SourceContext<W> {
         if let Ended::Aborted(positions) = ended {
             self.rewound.store(true, Ordering::Relaxed);
             for (stream, p, position) in positions {
-                let topic = self.topics.name(stream).expect("a rewound stream is consumed");
+                let topic = self
+                    .topics
+                    .name(stream)
+                    .expect("a rewound stream is consumed");
                 consumer
-                    .seek(
-                        topic,
-                        p,
-                        Offset::Offset(position),
-                        Duration::from_secs(10),
-                    )
+                    .seek(topic, p, Offset::Offset(position), Duration::from_secs(10))
                     .map_err(|e| Error::Fatal {
                         client: "consumer",
                         reason: format!(
@@ -200,7 +198,11 @@ impl<W: Observer> SourceContext<W> {
         for ((stream, topic), partitions) in self.topics.streams().zip([partitions, labels]) {
             let committable = self.progress().of(stream).committable(partitions);
             add_positions(&mut tpl, topic, &committable);
-            positions.extend(committable.into_iter().map(|(p, at)| (topic.to_owned(), p, at)));
+            positions.extend(
+                committable
+                    .into_iter()
+                    .map(|(p, at)| (topic.to_owned(), p, at)),
+            );
         }
         if positions.is_empty() {
             return;
@@ -235,7 +237,6 @@ impl<W: Observer> SourceContext<W> {
         self.brokers_up.store(up, Ordering::Relaxed);
         self.observer().on(Event::BrokersUp(up));
     }
-
 }
 
 /// Adds `topic`'s `(partition, position)`s to `tpl`.

@@ -103,7 +103,12 @@ impl LabelCounts {
 
     /// All records counted.
     pub fn total(&self) -> i64 {
-        self.joined + self.unknown + self.duplicate + self.late + self.mismatched + self.dead_lettered
+        self.joined
+            + self.unknown
+            + self.duplicate
+            + self.late
+            + self.mismatched
+            + self.dead_lettered
     }
 }
 
@@ -201,7 +206,9 @@ impl<L: Copy + Eq> Join<L> {
                 name: metadata.name.clone(),
                 version: metadata.version.clone(),
                 classes: metadata.classes.clone(),
-                calibration: calibration.filter(|c| c.fits(metadata.classes.len())).cloned(),
+                calibration: calibration
+                    .filter(|c| c.fits(metadata.classes.len()))
+                    .cloned(),
             });
             self.versions.len() - 1
         });
@@ -215,7 +222,10 @@ impl<L: Copy + Eq> Join<L> {
 
     /// Keeps a prediction of input partition `partition` until its label comes.
     pub fn awaits(&mut self, partition: i32, id: &str, awaited: Awaited) {
-        self.awaiting.entry(partition).or_default().insert(id, awaited);
+        self.awaiting
+            .entry(partition)
+            .or_default()
+            .insert(id, awaited);
     }
 
     /// Joins the label of record `id` (of labels `partition`, at `offset`, read under `lease`)
@@ -245,7 +255,11 @@ impl<L: Copy + Eq> Join<L> {
 
     /// Opens a window at `offset` unless one is open under `lease`.
     fn open(&mut self, partition: i32, offset: i64, lease: L) -> Option<i64> {
-        if self.windows.get(&partition).is_some_and(|w| w.lease == lease) {
+        if self
+            .windows
+            .get(&partition)
+            .is_some_and(|w| w.lease == lease)
+        {
             return None;
         }
         let window = Window {
@@ -259,7 +273,14 @@ impl<L: Copy + Eq> Join<L> {
         Some(offset)
     }
 
-    fn join(&mut self, partition: i32, offset: i64, id: &str, truth: Truth, at: i64) -> LabelOutcome {
+    fn join(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        id: &str,
+        truth: Truth,
+        at: i64,
+    ) -> LabelOutcome {
         let Some(awaited) = (self.awaiting.get_mut(&partition)).and_then(|a| a.get_mut(id)) else {
             return LabelOutcome::Unknown;
         };
@@ -269,7 +290,10 @@ impl<L: Copy + Eq> Join<L> {
         if awaited.joined_at.is_some_and(|j| j < offset) {
             return LabelOutcome::Duplicate;
         }
-        let window = self.windows.get_mut(&partition).expect("opened before the join");
+        let window = self
+            .windows
+            .get_mut(&partition)
+            .expect("opened before the join");
         let realized = window.by_version.entry(awaited.version).or_default();
         let classes = &self.versions[usize::from(awaited.version)].classes;
         let before = realized.mismatched();

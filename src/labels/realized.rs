@@ -165,7 +165,9 @@ impl Realized {
             joined: self.joined as i64,
             accuracy: classified.then(|| correct as f64 / n),
             f1: classified.then(|| f1(&per_class, classes)).flatten(),
-            roc_auc: (classes.len() == 2).then(|| roc_auc(&self.scores)).flatten(),
+            roc_auc: (classes.len() == 2)
+                .then(|| roc_auc(&self.scores))
+                .flatten(),
             log_loss: classified.then(|| self.log_loss / n),
             classes: if classified { per_class } else { Vec::new() },
             expected_accuracy: (self.with_chance > 0)
@@ -232,7 +234,10 @@ pub fn roc_auc(scores: &[(f32, bool)]) -> Option<f64> {
     let (mut negatives_below, mut pairs_right) = (0.0f64, 0.0f64);
     let mut i = 0;
     while i < sorted.len() {
-        let tied = sorted[i..].iter().take_while(|s| s.0 == sorted[i].0).count();
+        let tied = sorted[i..]
+            .iter()
+            .take_while(|s| s.0 == sorted[i].0)
+            .count();
         let group = &sorted[i..i + tied];
         let positives = group.iter().filter(|s| s.1).count() as f64;
         let negatives = tied as f64 - positives;
@@ -275,10 +280,16 @@ mod tests {
             .map(|&p| f64::from(p).ln())
             .sum::<f64>()
             / 5.0;
-        assert!((f.log_loss.unwrap() - expected_loss).abs() < 1e-6, "probabilities are kept as f32");
+        assert!(
+            (f.log_loss.unwrap() - expected_loss).abs() < 1e-6,
+            "probabilities are kept as f32"
+        );
         assert_eq!(f.expected_accuracy, Some(0.5));
         let one = f.classes.iter().find(|c| c.label == 1).unwrap();
-        assert_eq!((one.support, one.precision, one.recall), (3, Some(2.0 / 3.0), Some(2.0 / 3.0)));
+        assert_eq!(
+            (one.support, one.precision, one.recall),
+            (3, Some(2.0 / 3.0), Some(2.0 / 3.0))
+        );
         assert_eq!((f.mae, f.rmse, f.r2), (None, None, None));
     }
 

@@ -9,7 +9,9 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use super::accounting::{Outcome, Sink};
 use super::outputs::Outputs;
-use crate::codec::decode::{DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures};
+use crate::codec::decode::{
+    DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures,
+};
 use crate::codec::encode::{AvroCodec, GROUND_TRUTH_SCHEMA};
 use crate::error::Result;
 use crate::kafka::events::Output;
@@ -106,7 +108,13 @@ impl Labels {
 
     /// Joins each label record of `messages`, dead-letters those that cannot be read, and
     /// publishes the windows they fill.
-    pub fn handle(&mut self, messages: &[BorrowedMessage<'_>], outputs: &Outputs, sink: &Sink, now: i64) {
+    pub fn handle(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+        outputs: &Outputs,
+        sink: &Sink,
+        now: i64,
+    ) {
         let progress = sink.progress();
         for message in messages {
             let (partition, offset) = (message.partition(), message.offset());
@@ -115,7 +123,10 @@ impl Labels {
             };
             let read = self.read(message);
             let joined = match &read {
-                Ok((id, truth, at)) => self.join.label((partition, offset, lease), Some((id, *truth, *at)), now),
+                Ok((id, truth, at)) => {
+                    self.join
+                        .label((partition, offset, lease), Some((id, *truth, *at)), now)
+                }
                 Err(_) => self.join.label((partition, offset, lease), None, now),
             };
             if let Some(first) = joined.opened {
@@ -134,7 +145,10 @@ impl Labels {
                     outputs.dead_letter_as(message, &error, sink, output);
                 }
             }
-            self.metrics.labels.with_label_values(&[joined.outcome.as_str()]).inc();
+            self.metrics
+                .labels
+                .with_label_values(&[joined.outcome.as_str()])
+                .inc();
             if let Some(window) = joined.closed {
                 self.publish(&window, sink);
                 progress.labels().hold(partition, None);
@@ -143,17 +157,25 @@ impl Labels {
     }
 
     /// A label record's id, truth and event time (ms), or why it cannot be joined.
-    fn read<'m>(&mut self, message: &'m BorrowedMessage<'_>) -> Result<(&'m str, Truth, i64), DecodeError> {
+    fn read<'m>(
+        &mut self,
+        message: &'m BorrowedMessage<'_>,
+    ) -> Result<(&'m str, Truth, i64), DecodeError> {
         self.row.clear();
         let meta = self.decoder.decode(message.payload(), &mut self.row)?;
-        let missing = |what: &str| DecodeError::new(DecodeErrorKind::MissingFeature, what.to_owned());
-        let id = meta.id.ok_or_else(|| missing("a label record needs an id"))?;
+        let missing =
+            |what: &str| DecodeError::new(DecodeErrorKind::MissingFeature, what.to_owned());
+        let id = meta
+            .id
+            .ok_or_else(|| missing("a label record needs an id"))?;
         let truth = match (meta.label, self.row[0]) {
             (Some(label), _) => Truth::Class(label),
             (None, value) if value.is_finite() => Truth::Value(value),
             _ => return Err(missing("a label record needs a label or a finite value")),
         };
-        let at = meta.event_time_ms.or_else(|| message.timestamp().to_millis());
+        let at = meta
+            .event_time_ms
+            .or_else(|| message.timestamp().to_millis());
         Ok((id, truth, at.unwrap_or(0)))
     }
 
@@ -170,7 +192,13 @@ impl Labels {
             outcome: Outcome::Performance,
         };
         let key = window.partition.to_string();
-        sink.send(&self.performance_topic, Some(key.as_bytes()), Some(&self.encoded), None, output);
+        sink.send(
+            &self.performance_topic,
+            Some(key.as_bytes()),
+            Some(&self.encoded),
+            None,
+            output,
+        );
         for version in &window.versions {
             self.show(version);
         }
@@ -206,7 +234,8 @@ impl Labels {
         let progress = sink.progress();
         let input = progress.lock().assigned().collect::<Vec<_>>();
         let labels = progress.labels();
-        self.join.retain(|p| input.contains(&p), |p, lease| labels.holds(p, lease));
+        self.join
+            .retain(|p| input.contains(&p), |p, lease| labels.holds(p, lease));
         drop(labels);
         self.join.sweep(now);
         let (count, bytes) = self.join.awaiting();

@@ -10,9 +10,9 @@ use crate::model::watch::Loaded;
 use crate::obs::epoch_millis;
 
 use super::explain::{self, ExplainSettings};
+use super::labels::Labels;
 use super::lane::Lane;
 pub use super::outputs::OutputTopics;
-use super::labels::Labels;
 use super::outputs::{self, Outputs, Scoring};
 use super::route::Router;
 use super::serving::ServingSet;
