@@ -145,6 +145,7 @@ impl RunConfig {
         };
         self.check_delivery_guarantees(&clients)?;
         check_group_protocol(&clients.consumer)?;
+        self.labels.check_assignor(&clients.consumer)?;
         self.check_revoke_drain(&clients.consumer)?;
         for (role, config) in [
             (ClientRole::Consumer, &clients.consumer),

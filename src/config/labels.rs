@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use rdkafka::ClientConfig;
 
 use crate::error::{Error, Result};
 use crate::pipeline::labels::LabelSettings;
@@ -59,6 +60,36 @@ impl LabelArgs {
         Ok(())
     }
 
+    /// With a labels topic, refuses a consumer whose assignor could give a labels partition
+    /// and the input partition of the same number to two members: the range assignor does
+    /// not (librdkafka's default with the classic protocol; `group.remote.assignor=range`
+    /// with KIP-848's).
+    pub fn check_assignor(&self, consumer: &ClientConfig) -> Result<()> {
+        if self.labels_topic.is_none() {
+            return Ok(());
+        }
+        let (key, value) = match consumer.get("group.protocol") {
+            Some("consumer") => (
+                "group.remote.assignor",
+                consumer.get("group.remote.assignor"),
+            ),
+            _ => (
+                "partition.assignment.strategy",
+                consumer
+                    .get("partition.assignment.strategy")
+                    .or(Some("range")),
+            ),
+        };
+        let first = value.and_then(|v| v.split(',').next()).map(str::trim);
+        if first == Some("range") {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "--labels-topic needs the range assignor, which gives a labels partition and the \
+             input partition of the same number to one member: set {key}=range (it is {value:?})"
+        )))
+    }
+
     /// The loop's settings, when labels come on a topic of their own.
     pub fn settings(&self) -> Option<LabelSettings> {
         Some(LabelSettings {
@@ -67,5 +98,44 @@ impl LabelArgs {
             horizon: self.label_horizon,
             window_records: self.performance_window,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_need_the_range_assignor() {
+        let args = |topic: Option<&str>| LabelArgs {
+            labels_topic: topic.map(Into::into),
+            label_horizon: Duration::from_secs(60),
+            performance_topic: "performance".into(),
+            performance_window: 10,
+        };
+        let mut consumer = ClientConfig::new();
+        assert!(
+            args(Some("labels")).check_assignor(&consumer).is_ok(),
+            "the default"
+        );
+        consumer.set("partition.assignment.strategy", "cooperative-sticky");
+        let refused = args(Some("labels")).check_assignor(&consumer).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("partition.assignment.strategy=range"),
+            "{refused}"
+        );
+        assert!(
+            args(None).check_assignor(&consumer).is_ok(),
+            "no labels topic"
+        );
+        consumer.set("group.protocol", "consumer");
+        assert!(
+            args(Some("labels")).check_assignor(&consumer).is_err(),
+            "uniform by default"
+        );
+        consumer.set("group.remote.assignor", "range");
+        assert!(args(Some("labels")).check_assignor(&consumer).is_ok());
     }
 }

@@ -377,6 +377,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_keeps_commits_before_it_in_both_modes() {
+        let mut t = OffsetTracker::default();
+        t.assign([0]);
+        for offset in 0..5 {
+            t.processed(0, offset);
+        }
+        t.hold(0, Some(2));
+        assert_eq!(t.take_committable(), vec![(0, 2)]);
+        assert_eq!(t.transaction_positions(), vec![(0, 2)]);
+        // The window is published: its record holds the commit until acknowledged, the
+        // transaction's position moves on (its outputs commit with it).
+        let lease = t.sent(0, 2).unwrap();
+        t.hold(0, None);
+        assert_eq!(t.committable(&[0]), vec![(0, 2)]);
+        assert_eq!(t.transaction_positions(), vec![(0, 5)]);
+        t.acknowledged(0, lease, 2);
+        assert_eq!(t.take_committable(), vec![(0, 5)]);
+    }
+
+    #[test]
     fn commits_only_the_acknowledged_prefix() {
         let mut t = OffsetTracker::default();
         t.assign([0, 1]);
