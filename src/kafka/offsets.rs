@@ -86,6 +86,9 @@ pub struct OffsetTracker {
 #[derive(Debug)]
 struct PartitionState {
     lease: Lease,
+    /// The lease it was assigned under, kept when an abort rewinds it (which grants a new
+    /// `lease`): what was learnt of the partition since its assignment stays true.
+    assigned_as: Lease,
     /// Offsets sent and not yet acknowledged.
     in_flight: InFlight,
     /// One past the highest offset sent.
@@ -105,6 +108,7 @@ impl PartitionState {
     fn new(lease: Lease, start: Option<i64>) -> Self {
         PartitionState {
             lease,
+            assigned_as: lease,
             in_flight: InFlight::default(),
             next: start,
             stored: None,
@@ -213,6 +217,11 @@ impl OffsetTracker {
     /// The partition's current lease, if it is assigned.
     pub fn lease(&self, partition: i32) -> Option<Lease> {
         self.partitions.get(&partition).map(|s| s.lease)
+    }
+
+    /// The lease the partition was assigned under (unchanged by rewinds), if it is assigned.
+    pub fn assignment(&self, partition: i32) -> Option<Lease> {
+        self.partitions.get(&partition).map(|s| s.assigned_as)
     }
 
     /// Whether `lease` is the partition's current assignment.
@@ -328,6 +337,7 @@ impl OffsetTracker {
         for &(p, position) in &rewound {
             let mut fresh = PartitionState::new(self.grant_lease(), Some(position));
             fresh.stored = self.partitions[&p].stored;
+            fresh.assigned_as = self.partitions[&p].assigned_as;
             self.partitions.insert(p, fresh);
         }
         rewound

@@ -173,6 +173,7 @@ mod tests {
                 output: Output::Detached(()),
                 attempt: 1,
                 lease: None,
+                partition: None,
             },
         };
         let mut queue = RetryQueue::default();

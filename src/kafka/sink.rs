@@ -36,6 +36,8 @@ pub struct Tag<O> {
     pub attempt: u32,
     /// The assignment of the input partition the record was read under (records only).
     pub lease: Option<Lease>,
+    /// The output partition, when the output names one (else the key's partitioner says).
+    pub partition: Option<i32>,
 }
 
 /// Why the outputs stopped: the first output that can never be delivered.
@@ -226,6 +228,18 @@ impl<W: Observer> Sink<W> {
         headers: Option<OwnedHeaders>,
         output: Output<W::Outcome>,
     ) {
+        self.send_to((topic, None), key, payload, headers, output);
+    }
+
+    /// [`Sink::send`] to `partition` of `topic` when one is given.
+    pub fn send_to(
+        &self,
+        (topic, partition): (&str, Option<i32>),
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+        output: Output<W::Outcome>,
+    ) {
         let progress = &self.producer.context().progress;
         let lease = match output {
             Output::Record {
@@ -244,6 +258,7 @@ impl<W: Observer> Sink<W> {
             output,
             attempt: 0,
             lease,
+            partition,
         };
         self.enqueue(topic, key, payload, headers, tag);
     }
@@ -261,6 +276,7 @@ impl<W: Observer> Sink<W> {
         loop {
             let current = cut.as_deref().or(payload);
             let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, Box::new(tag));
+            record.partition = tag.partition;
             record.payload = current;
             record.key = key;
             record.headers = headers.take();
@@ -486,6 +502,7 @@ mod tests {
             },
             attempt: 0,
             lease: None,
+            partition: None,
         }
     }
 
@@ -510,12 +527,14 @@ mod tests {
             },
             attempt: 0,
             lease: None,
+            partition: None,
         };
         assert!(!truncatable::<Recorder>(prediction, Some(&[0; 5000])));
         let report = Tag {
             output: Output::Detached(Kind::Other),
             attempt: 0,
             lease: None,
+            partition: None,
         };
         assert!(!truncatable::<Recorder>(report, Some(&[0; 5000])));
     }

@@ -88,6 +88,11 @@ impl Awaiting {
         self.entries.len()
     }
 
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Their estimated bytes.
     pub fn bytes(&self) -> usize {
         self.bytes

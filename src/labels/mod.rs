@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::ModelMetadata;
 use crate::model::calibrate::Calibration;
 use awaiting::{Awaited, Awaiting};
-use realized::{Realized, Truth, VersionPerformance};
+use realized::{Realized, Said, Truth, VersionPerformance};
 
 /// What became of a label record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,20 +199,77 @@ impl<L: Copy + Eq> Join<L> {
 
     /// The index of the model version of `metadata` (its calibration from `calibration`).
     pub fn version(&mut self, metadata: &ModelMetadata, calibration: Option<&Calibration>) -> u16 {
-        let found = (self.versions.iter())
-            .position(|v| v.version == metadata.version && v.name == metadata.name);
-        let index = found.unwrap_or_else(|| {
-            self.versions.push(Version {
-                name: metadata.name.clone(),
-                version: metadata.version.clone(),
-                classes: metadata.classes.clone(),
-                calibration: calibration
-                    .filter(|c| c.fits(metadata.classes.len()))
-                    .cloned(),
-            });
-            self.versions.len() - 1
-        });
+        let model = (metadata.name.as_str(), metadata.version.as_str());
+        self.intern(model, &metadata.classes, calibration)
+    }
+
+    /// The index of `model` (name, version) with `classes`; a calibration given later than
+    /// the version was first seen (read back before it served here) is kept then.
+    fn intern(
+        &mut self,
+        (name, version): (&str, &str),
+        classes: &[i32],
+        calibration: Option<&Calibration>,
+    ) -> u16 {
+        let calibration = calibration.filter(|c| c.fits(classes.len()));
+        let found = (self.versions.iter()).position(|v| v.version == version && v.name == name);
+        let index = match found {
+            Some(i) => {
+                let known = &mut self.versions[i].calibration;
+                if known.is_none() {
+                    *known = calibration.cloned();
+                }
+                i
+            }
+            None => {
+                self.versions.push(Version {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    classes: classes.to_vec(),
+                    calibration: calibration.cloned(),
+                });
+                self.versions.len() - 1
+            }
+        };
         u16::try_from(index).expect("fewer than 65,536 model versions")
+    }
+
+    /// Keeps a prediction read back for input `partition` (from the predictions topic) unless
+    /// one for `id` waits already (scored here since).
+    pub fn restored(
+        &mut self,
+        (partition, id): (i32, &str),
+        (model, classes): ((&str, &str), &[i32]),
+        said: Said,
+        (event_time, scored_at): (i64, i64),
+    ) {
+        let version = self.intern(model, classes, None);
+        let awaiting = self.awaiting.entry(partition).or_default();
+        if awaiting.get_mut(id).is_some() {
+            return;
+        }
+        let calibration = self.versions[usize::from(version)].calibration.as_ref();
+        let awaited = Awaited {
+            version,
+            chance_right: calibration.and_then(|c| chance_right(c, &said, classes)),
+            said,
+            event_time,
+            scored_at,
+            joined_at: None,
+        };
+        awaiting.insert(id, awaited);
+    }
+
+    /// Marks the prediction for `id` of input `partition` joined by the label at `offset`
+    /// (read back from the labels topic), unless an earlier label joined it.
+    pub fn joined_before(&mut self, partition: i32, id: &str, offset: i64) {
+        let found = self
+            .awaiting
+            .get_mut(&partition)
+            .and_then(|a| a.get_mut(id));
+        if let Some(awaited) = found {
+            awaited.joined_at = Some(awaited.joined_at.map_or(offset, |j| j.min(offset)));
+        }
     }
 
     /// The calibration of version `index`.
@@ -346,6 +403,21 @@ impl<L: Copy + Eq> Join<L> {
         let bytes = self.awaiting.values().map(Awaiting::bytes).sum();
         (count, bytes)
     }
+}
+
+/// The calibrated chance that a classifier's `said` (with `classes`) is right.
+fn chance_right(calibration: &Calibration, said: &Said, classes: &[i32]) -> Option<f32> {
+    let Said::Class {
+        label,
+        probabilities,
+    } = said
+    else {
+        return None;
+    };
+    let index = classes.iter().position(|c| c == label)?;
+    let confidence = f64::from(*probabilities.get(index)?);
+    let predicted = crate::model::Predicted::Class { index, confidence };
+    calibration.chance_right(predicted).map(|c| c as f32)
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! labels published to the performance topic, and the labels partitions' commits held at the
 //! first record of their open window until it is.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{BorrowedMessage, Message};
 
 use super::accounting::{Outcome, Sink};
 use super::outputs::Outputs;
+use super::restore::{Restored, Restorer};
 use crate::codec::decode::{
     DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures,
 };
@@ -38,9 +40,23 @@ pub struct LabelSettings {
     pub window_records: usize,
 }
 
+/// A label record read while its partition was being restored.
+struct Pending {
+    offset: i64,
+    lease: Lease,
+    /// Its id, truth and event time; none when it was dead-lettered.
+    read: Option<(String, Truth, i64)>,
+}
+
 /// The join and what it needs to read labels and publish windows.
 pub struct Labels {
     join: Join<Lease>,
+    restorer: Restorer,
+    /// The assignment each labels partition's state was restored for, and is being.
+    restored: HashMap<i32, Lease>,
+    restoring: HashMap<i32, Lease>,
+    /// Label records read before their partition's restore finished, in order.
+    pending: HashMap<i32, Vec<Pending>>,
     decoder: FeatureDecoder,
     performance_topic: String,
     codec: AvroCodec,
@@ -51,8 +67,14 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// Labels per `settings`, windows named with `instance_id`.
-    pub fn new(settings: &LabelSettings, instance_id: &str, metrics: LabelMetrics) -> Result<Self> {
+    /// Labels per `settings`, windows named with `instance_id`; state is restored with
+    /// `restorer`.
+    pub fn new(
+        settings: &LabelSettings,
+        instance_id: &str,
+        restorer: Restorer,
+        metrics: LabelMetrics,
+    ) -> Result<Self> {
         let schema = FeatureDecoder::parse_schema(GROUND_TRUTH_SCHEMA, "ground_truth.avsc")?;
         let decoder = FeatureDecoder::new(schema, &["value".into()], InputFormat::Avro, 1 << 20)?
             .with_missing(MissingFeatures::Score);
@@ -64,6 +86,10 @@ impl Labels {
         });
         Ok(Labels {
             join,
+            restorer,
+            restored: HashMap::new(),
+            restoring: HashMap::new(),
+            pending: HashMap::new(),
             decoder,
             performance_topic: settings.performance_topic.clone(),
             codec: AvroCodec::performance(),
@@ -106,8 +132,8 @@ impl Labels {
         self.join.awaits(partition, id, awaited);
     }
 
-    /// Joins each label record of `messages`, dead-letters those that cannot be read, and
-    /// publishes the windows they fill.
+    /// Joins each label record of `messages` (or keeps it until its partition is restored),
+    /// dead-letters those that cannot be read, and publishes the windows they fill.
     pub fn handle(
         &mut self,
         messages: &[BorrowedMessage<'_>],
@@ -118,24 +144,15 @@ impl Labels {
         let progress = sink.progress();
         for message in messages {
             let (partition, offset) = (message.partition(), message.offset());
-            let Some(lease) = progress.labels().lease(partition) else {
+            let tracker = progress.labels();
+            let (Some(lease), Some(assignment)) =
+                (tracker.lease(partition), tracker.assignment(partition))
+            else {
                 continue; // Revoked meanwhile: its next owner reads it again.
             };
-            let read = self.read(message);
-            let joined = match &read {
-                Ok((id, truth, at)) => {
-                    self.join
-                        .label((partition, offset, lease), Some((id, *truth, *at)), now)
-                }
-                Err(_) => self.join.label((partition, offset, lease), None, now),
-            };
-            if let Some(first) = joined.opened {
-                progress.labels().hold(partition, Some(first));
-            }
-            match read {
-                Ok(_) => {
-                    progress.labels().processed(partition, offset);
-                }
+            drop(tracker);
+            let read = match self.read(message) {
+                Ok((id, truth, at)) => Some((id.to_owned(), truth, at)),
                 Err(error) => {
                     let output = Output::Label {
                         partition,
@@ -143,16 +160,52 @@ impl Labels {
                         outcome: Outcome::LabelDeadLettered(error.kind),
                     };
                     outputs.dead_letter_as(message, &error, sink, output);
+                    None
                 }
+            };
+            let label = Pending {
+                offset,
+                lease,
+                read,
+            };
+            if self.restored.get(&partition) == Some(&assignment) {
+                self.apply(partition, label, sink, now);
+                continue;
             }
-            self.metrics
-                .labels
-                .with_label_values(&[joined.outcome.as_str()])
-                .inc();
-            if let Some(window) = joined.closed {
-                self.publish(&window, sink);
-                progress.labels().hold(partition, None);
+            // Not restored yet: kept, in order, and nothing from here on is committed.
+            let pending = self.pending.entry(partition).or_default();
+            pending.retain(|p| p.lease == lease);
+            if pending.is_empty() {
+                progress.labels().hold(partition, Some(offset));
             }
+            pending.push(label);
+        }
+    }
+
+    /// Joins one label record (or counts it dead-lettered), holds commits at a window's
+    /// first record while it is open, and publishes it when full.
+    fn apply(&mut self, partition: i32, label: Pending, sink: &Sink, now: i64) {
+        let progress = sink.progress();
+        let truth = label
+            .read
+            .as_ref()
+            .map(|(id, t, at)| (id.as_str(), *t, *at));
+        let joined = self
+            .join
+            .label((partition, label.offset, label.lease), truth, now);
+        if let Some(first) = joined.opened {
+            progress.labels().hold(partition, Some(first));
+        }
+        if label.read.is_some() {
+            progress.labels().processed(partition, label.offset);
+        }
+        self.metrics
+            .labels
+            .with_label_values(&[joined.outcome.as_str()])
+            .inc();
+        if let Some(window) = joined.closed {
+            self.publish(&window, sink);
+            progress.labels().hold(partition, None);
         }
     }
 
@@ -224,14 +277,39 @@ impl Labels {
         }
     }
 
-    /// Forgets what partitions no longer held had, and (every few seconds) predictions
-    /// older than twice the horizon; sets the awaiting gauges.
-    pub fn tick(&mut self, sink: &Sink, now: i64) {
+    /// Starts restoring newly assigned partitions, takes in finished restores (then joins
+    /// the labels kept meanwhile), and every few seconds forgets what partitions no longer
+    /// held had and predictions older than twice the horizon, and sets the gauges. Fails
+    /// when a restore failed.
+    pub fn tick(&mut self, sink: &Sink, now: i64) -> Result<()> {
+        let progress = sink.progress();
+        let assigned: Vec<(i32, Lease)> = {
+            let labels = progress.labels();
+            let partitions: Vec<i32> = labels.assigned().collect();
+            (partitions.into_iter())
+                .filter_map(|p| Some((p, labels.assignment(p)?)))
+                .collect()
+        };
+        for &(p, lease) in &assigned {
+            let started = [self.restored.get(&p), self.restoring.get(&p)];
+            if !started.contains(&Some(&lease)) {
+                self.restorer.start(p, lease, now)?;
+                self.restoring.insert(p, lease);
+            }
+        }
+        let finished: Vec<Restored> = self.restorer.finished().collect();
+        for restored in finished {
+            self.take_in(restored, sink, now)?;
+        }
         if self.swept.elapsed() < SWEEP_EVERY {
-            return;
+            return Ok(());
         }
         self.swept = Instant::now();
-        let progress = sink.progress();
+        let held = |p: i32, lease: Lease| assigned.contains(&(p, lease));
+        self.restored.retain(|&p, &mut l| held(p, l));
+        self.restoring.retain(|&p, &mut l| held(p, l));
+        self.pending
+            .retain(|p, _| assigned.iter().any(|a| a.0 == *p));
         let input = progress.lock().assigned().collect::<Vec<_>>();
         let labels = progress.labels();
         self.join
@@ -241,5 +319,41 @@ impl Labels {
         let (count, bytes) = self.join.awaiting();
         self.metrics.awaiting.set(count as i64);
         self.metrics.awaiting_bytes.set(bytes as i64);
+        Ok(())
+    }
+
+    /// Adds a finished restore to the join, if the partition is still held under the
+    /// assignment it was begun for, and joins the labels kept while it ran.
+    fn take_in(&mut self, restored: Restored, sink: &Sink, now: i64) -> Result<()> {
+        let Restored {
+            partition,
+            lease,
+            state,
+        } = restored;
+        if self.restoring.get(&partition) == Some(&lease) {
+            self.restoring.remove(&partition);
+        }
+        let current = sink.progress().labels().assignment(partition);
+        if current != Some(lease) {
+            return Ok(()); // Revoked since; a later assignment restores again.
+        }
+        let state = state?;
+        for (id, p) in state.predictions {
+            let model = (p.model.0.as_str(), p.model.1.as_str());
+            let at = (p.event_time, p.scored_at);
+            self.join
+                .restored((partition, &id), (model, &p.classes), p.said, at);
+        }
+        for (id, offset) in state.joined {
+            self.join.joined_before(partition, &id, offset);
+        }
+        self.restored.insert(partition, lease);
+        let current = sink.progress().labels().lease(partition);
+        for label in self.pending.remove(&partition).unwrap_or_default() {
+            if Some(label.lease) == current {
+                self.apply(partition, label, sink, now);
+            }
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod labels;
 mod lane;
 mod outputs;
 mod resolve;
+mod restore;
 pub(crate) mod rollback;
 pub(crate) mod route;
 mod sample;
@@ -48,6 +49,7 @@ use backpressure::{Backpressure, Mode};
 use explain::ExplainSettings;
 use labels::{LabelSettings, Labels};
 use resolve::Resolver;
+use restore::{RestoreTopics, Restorer};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 use serving::ServingSet;
 
@@ -197,7 +199,15 @@ impl Pipeline {
             None => scorer,
             Some(labels) => {
                 let instance = &loop_settings.drift.instance_id;
-                let labels = Labels::new(labels, instance, self.metrics.labels.clone())?;
+                let topics = RestoreTopics {
+                    input: loop_settings.input_topic.clone(),
+                    predictions: loop_settings.outputs.predictions.clone(),
+                    labels: labels.topic.clone(),
+                };
+                let horizon = labels.horizon.as_millis() as i64;
+                let restorer = Restorer::new(&self.clients.consumer, topics, horizon);
+                let metrics = self.metrics.labels.clone();
+                let labels = Labels::new(labels, instance, restorer, metrics)?;
                 scorer.with_labels(labels)
             }
         })
@@ -279,7 +289,7 @@ impl Pipeline {
                 scorer.handle_batch(&batch, sink);
                 batch.clear();
             }
-            scorer.handle_labels(&labels, sink);
+            scorer.handle_labels(&labels, sink)?;
             labels.clear();
         }
         clock.mark(LoopPhase::Work);

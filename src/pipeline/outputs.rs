@@ -48,6 +48,9 @@ pub struct Outputs {
     topics: OutputTopics,
     metrics: Metrics,
     encoded: Vec<u8>,
+    /// Predictions go to the partition numbered as their input's (with `--labels-topic`,
+    /// so that a partition's predictions can be read back when it is assigned).
+    like_input: bool,
 }
 
 impl Outputs {
@@ -57,7 +60,13 @@ impl Outputs {
             topics,
             metrics,
             encoded: Vec::new(),
+            like_input: false,
         }
+    }
+
+    /// Sends each prediction to the partition numbered as its input's.
+    pub fn partition_like_input(&mut self) {
+        self.like_input = true;
     }
 
     /// Sends a drift report keyed by `instance_id`.
@@ -133,8 +142,9 @@ impl Outputs {
             },
             _ => Outcome::Valued,
         };
-        sink.send(
-            &self.topics.predictions,
+        let to = self.like_input.then_some(partition);
+        sink.send_to(
+            (&self.topics.predictions, to),
             message.key(),
             Some(&self.encoded),
             headers,

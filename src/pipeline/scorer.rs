@@ -6,6 +6,7 @@ use std::time::Instant;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec::decode::{DecodeError, RecordMeta};
+use crate::error::Result;
 use crate::model::watch::Loaded;
 use crate::obs::epoch_millis;
 
@@ -64,18 +65,21 @@ impl Scorer {
 
     /// This scorer, keeping its predictions for `labels`.
     pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.outputs.partition_like_input();
         self.labels = Some(labels);
         self
     }
 
     /// Joins a batch of label records (after the batch of input read with them, so that a
     /// label read with its record finds its prediction).
-    pub fn handle_labels(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) {
-        if let Some(labels) = &mut self.labels {
-            let now = epoch_millis();
-            labels.handle(batch, &self.outputs, sink, now);
-            labels.tick(sink, now);
-        }
+    /// Fails when the labels' state could not be restored.
+    pub fn handle_labels(&mut self, batch: &[BorrowedMessage<'_>], sink: &Sink) -> Result<()> {
+        let Some(labels) = &mut self.labels else {
+            return Ok(());
+        };
+        let now = epoch_millis();
+        labels.handle(batch, &self.outputs, sink, now);
+        labels.tick(sink, now)
     }
 
     /// The serving set, between batches.

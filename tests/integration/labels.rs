@@ -3,10 +3,12 @@
 //! undecodable, give per window of labels exactly the figures an offline computation over
 //! the same joined pairs gives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use crate::common::conservation::Committed;
 use crate::common::framed::send;
+use crate::common::process::Member;
 use crate::common::*;
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 use driftwood::labels::realized::roc_auc;
@@ -18,6 +20,9 @@ use rand::seq::SliceRandom;
 use rdkafka::Message;
 
 const WINDOW: usize = 50;
+
+/// `(partition, payload)` messages to write.
+type Messages = Vec<(i32, Vec<u8>)>;
 const HOUR_MS: i64 = 3_600_000;
 
 #[derive(serde::Serialize)]
@@ -103,14 +108,51 @@ fn payload(label: &Sent) -> Vec<u8> {
     out
 }
 
-/// What the window of `labels` should say, computed here from the predictions: outcome
-/// counts, then accuracy, log loss and ROC AUC over the joined pairs (`joined` carries the
-/// ids joined by earlier windows of the partition).
+/// What a window says, in terms both sides compute: its outcome counts, and over its
+/// joined pairs the accuracy, the log loss (to 9 decimals: probabilities are kept as f32) and
+/// the ROC AUC.
+type Figures = (LabelCounts, Option<(f64, String, Option<f64>)>);
+
+/// Each window of each partition's `sent` labels, by (partition, first offset), as computed
+/// here from the predictions: outcome counts, then the figures over the joined pairs.
+fn expected_windows(
+    sent: &HashMap<i32, Vec<Sent>>,
+    by_id: &HashMap<&str, &PredictionRecord>,
+) -> BTreeMap<(i32, i64), Figures> {
+    let mut out = BTreeMap::new();
+    for (&partition, labels) in sent {
+        let mut joined = HashSet::new();
+        for (k, window) in labels.chunks(WINDOW).enumerate() {
+            let first = (k * WINDOW) as i64;
+            out.insert((partition, first), offline(window, by_id, &mut joined));
+        }
+    }
+    out
+}
+
+/// The published windows in the same terms; a window published twice (at-least-once) must
+/// say the same both times.
+fn published_windows(windows: &[PerformanceWindow]) -> BTreeMap<(i32, i64), Figures> {
+    let mut out = BTreeMap::new();
+    for w in windows {
+        assert_eq!(w.last_offset - w.first_offset + 1, WINDOW as i64, "{w:?}");
+        let figures = w.versions.first().map(|v| {
+            let log_loss = format!("{:.9}", v.log_loss.unwrap());
+            (v.accuracy.unwrap(), log_loss, v.roc_auc)
+        });
+        let said = (w.labels.clone(), figures);
+        if let Some(before) = out.insert((w.partition, w.first_offset), said.clone()) {
+            assert_eq!(before, said, "a window published twice says the same");
+        }
+    }
+    out
+}
+
 fn offline(
     labels: &[Sent],
     by_id: &HashMap<&str, &PredictionRecord>,
     joined: &mut HashSet<String>,
-) -> (LabelCounts, Option<(f64, f64, Option<f64>)>) {
+) -> Figures {
     let mut counts = LabelCounts::default();
     let (mut right, mut loss, mut scores) = (0usize, 0.0f64, Vec::new());
     for label in labels {
@@ -138,8 +180,59 @@ fn offline(
         }
     }
     let n = counts.joined as f64;
-    let figures = (counts.joined > 0).then(|| (right as f64 / n, loss / n, roc_auc(&scores)));
+    let figures = (counts.joined > 0).then(|| {
+        (
+            right as f64 / n,
+            format!("{:.9}", loss / n),
+            roc_auc(&scores),
+        )
+    });
     (counts, figures)
+}
+
+/// The predictions of `config`'s output topic, read back (900 of them).
+fn predictions(bootstrap: &str, topic: &str) -> Vec<PredictionRecord> {
+    let codec = AvroCodec::predictions();
+    read_topic(bootstrap, topic, 900, Duration::from_secs(60))
+        .iter()
+        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+        .collect()
+}
+
+/// Each partition's label records for `predictions`, and the messages to write them.
+fn labels(predictions: &[PredictionRecord]) -> (HashMap<i32, Vec<Sent>>, Messages) {
+    let mut rng = StdRng::seed_from_u64(24);
+    let mut sent: HashMap<i32, Vec<Sent>> = HashMap::new();
+    for partition in 0..3 {
+        let mut of: Vec<&PredictionRecord> = predictions
+            .iter()
+            .filter(|p| p.source_partition == partition)
+            .collect();
+        of.sort_by_key(|p| p.source_offset);
+        of.dedup_by_key(|p| p.source_offset);
+        sent.insert(partition, labels_for(partition, &of, &mut rng));
+    }
+    // Interleaved, so that any prefix has labels of every partition.
+    let longest = sent.values().map(Vec::len).max().unwrap_or(0);
+    let messages = (0..longest)
+        .flat_map(|i| (0..3).map(move |p| (p, i)))
+        .filter_map(|(p, i)| Some((p, payload(sent[&p].get(i)?))))
+        .collect();
+    (sent, messages)
+}
+
+/// `config` reading `labels` as its input (for [`Committed`], which reads the input's commits).
+fn labels_of(config: &driftwood::config::RunConfig, labels: &str) -> driftwood::config::RunConfig {
+    let mut config = config.clone();
+    config.input_topic = labels.to_owned();
+    config
+}
+
+fn decoded(messages: &[rdkafka::message::OwnedMessage]) -> Vec<PerformanceWindow> {
+    let codec = AvroCodec::performance();
+    (messages.iter())
+        .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,88 +253,101 @@ async fn late_shuffled_duplicated_and_missing_labels_give_the_offline_figures_pe
     .await;
 
     // The labels come after the predictions, written by another producer.
-    let codec = AvroCodec::predictions();
-    let predictions: Vec<PredictionRecord> = read_topic(
-        bootstrap,
-        &config.output_topic,
-        900,
-        Duration::from_secs(30),
-    )
-    .iter()
-    .map(|m| codec.decode(m.payload().unwrap()).unwrap())
-    .collect();
+    let predictions = predictions(bootstrap, &config.output_topic);
     let by_id: HashMap<&str, &PredictionRecord> =
         predictions.iter().map(|p| (p.id.as_str(), p)).collect();
-    let mut rng = StdRng::seed_from_u64(24);
-    let mut sent: HashMap<i32, Vec<Sent>> = HashMap::new();
-    for partition in 0..3 {
-        let mut of: Vec<&PredictionRecord> = predictions
-            .iter()
-            .filter(|p| p.source_partition == partition)
-            .collect();
-        of.sort_by_key(|p| p.source_offset);
-        sent.insert(partition, labels_for(partition, &of, &mut rng));
-    }
-    let messages: Vec<(i32, Vec<u8>)> = (sent.iter())
-        .flat_map(|(&p, labels)| labels.iter().map(move |l| (p, payload(l))))
-        .collect();
+    let (sent, messages) = labels(&predictions);
     send(bootstrap, &labels_topic, &messages);
     let windows = messages.len() / WINDOW;
     assert!(windows >= 15, "{windows} windows");
-
-    let published: Vec<PerformanceWindow> =
-        read_topic(bootstrap, &performance, windows, Duration::from_secs(60))
-            .iter()
-            .map(|m| {
-                AvroCodec::performance()
-                    .decode(m.payload().unwrap())
-                    .unwrap()
-            })
-            .collect();
+    let published = decoded(&read_topic(
+        bootstrap,
+        &performance,
+        windows,
+        Duration::from_secs(60),
+    ));
     service.stop().await.unwrap();
-    assert_eq!(published.len(), windows, "one record per window");
 
-    let mut joined_ids: HashMap<i32, HashSet<String>> = HashMap::new();
-    let mut total = LabelCounts::default();
-    for window in &published {
-        let labels = &sent[&window.partition];
-        let (first, last) = (window.first_offset as usize, window.last_offset as usize);
-        assert_eq!(last + 1 - first, WINDOW, "windows of {WINDOW} records");
-        let joined = joined_ids.entry(window.partition).or_default();
-        let (counts, figures) = offline(&labels[first..=last], &by_id, joined);
-        assert_eq!(window.labels, counts, "window {}:{first}", window.partition);
-        let version = window.versions.first();
-        match (figures, version) {
-            (None, None) => {}
-            (Some((accuracy, log_loss, auc)), Some(v)) => {
-                assert_eq!(v.joined, counts.joined);
-                assert_eq!(
-                    v.accuracy,
-                    Some(accuracy),
-                    "window {}:{first}",
-                    window.partition
-                );
-                assert!(
-                    (v.log_loss.unwrap() - log_loss).abs() < 1e-9,
-                    "{v:?} {log_loss}"
-                );
-                assert_eq!(v.roc_auc, auc);
-            }
-            other => panic!("window {}:{first}: {other:?}", window.partition),
-        }
-        total.joined += counts.joined;
-        total.duplicate += counts.duplicate;
-        total.late += counts.late;
-        total.dead_lettered += counts.dead_lettered;
-    }
-    assert!(
-        total.joined > 600 && total.duplicate > 50 && total.late > 10,
-        "{total:?}"
-    );
-    assert_eq!(total.dead_lettered, 1);
+    let expected = expected_windows(&sent, &by_id);
+    assert_eq!(published.len(), windows, "one record per window");
+    assert_eq!(published_windows(&published), expected);
+    let total = |f: fn(&LabelCounts) -> i64| expected.values().map(|(c, _)| f(c)).sum::<i64>();
+    let (joined, duplicate) = (total(|c| c.joined), total(|c| c.duplicate));
+    assert!(joined > 600 && duplicate > 50 && total(|c| c.late) > 10);
+    assert_eq!(total(|c| c.dead_lettered), 1);
     let counted = |o: &str| metrics.labels.labels.with_label_values(&[o]).get() as i64;
-    assert_eq!(counted("joined"), total.joined);
-    assert_eq!(counted("duplicate"), total.duplicate);
+    assert_eq!(
+        (counted("joined"), counted("duplicate")),
+        (joined, duplicate)
+    );
     let dead = read_topic(bootstrap, &config.dlq_topic, 1, Duration::from_secs(30));
     assert_eq!(dead.len(), 1, "the undecodable label is dead-lettered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_the_predictions_and_joins_are_read_back_and_nothing_counts_twice() {
+    let bootstrap = bootstrap();
+    let config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
+    let (labels_topic, performance) = (unique("labels"), unique("performance"));
+    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
+    let window = WINDOW.to_string();
+    let extra = [
+        "--labels-topic",
+        &labels_topic,
+        "--performance-topic",
+        &performance,
+        "--performance-window",
+        &window,
+        "--label-horizon",
+        "1h",
+        "--static-membership",
+        "--instance-id",
+        "labels-member",
+    ];
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("labels.log"));
+    let mut first = Member::start(&config, &extra, &log);
+    first.wait_scored(900.0, Duration::from_secs(120));
+    let predictions = predictions(bootstrap, &config.output_topic);
+    let by_id: HashMap<&str, &PredictionRecord> =
+        predictions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let (sent, messages) = labels(&predictions);
+    let windows = messages.len() / WINDOW;
+
+    // Two fifths of the labels, some windows published, then SIGKILL with windows open.
+    let (early, late) = messages.split_at(messages.len() * 2 / 5);
+    send(bootstrap, &labels_topic, early);
+    read_topic(bootstrap, &performance, 3, Duration::from_secs(60));
+    let committed = Committed::reader(bootstrap, &labels_of(&config, &labels_topic), 0..3);
+    let labels_committed = || {
+        let read = committed.read().unwrap_or_default();
+        read.iter()
+            .any(|(_, o)| matches!(o, rdkafka::Offset::Offset(o) if *o > 0))
+    };
+    wait_until("a labels commit", Duration::from_secs(30), labels_committed).await;
+    first.kill();
+
+    // A new process knows nothing but what it reads back.
+    let second = Member::start(&config, &extra, &log);
+    send(bootstrap, &labels_topic, late);
+    let mut published = Vec::new();
+    let all = wait_until("every window published", Duration::from_secs(120), || {
+        published = decoded(&read_available(
+            bootstrap,
+            &performance,
+            100_000,
+            Duration::from_secs(2),
+        ));
+        published_windows(&published).len() >= windows
+    });
+    all.await;
+    assert!(
+        second.terminate(Duration::from_secs(30)),
+        "logs in {}",
+        log.display()
+    );
+
+    assert_eq!(
+        published_windows(&published),
+        expected_windows(&sent, &by_id)
+    );
 }
