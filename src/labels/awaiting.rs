@@ -4,7 +4,7 @@
 //! after a rewind still finds what it joined). The store's size is reported as the bytes its
 //! entries take on the heap with the hash table's own share, an estimate (docs/labels.md).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::realized::Said;
 
