@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::common::conservation::Committed;
 use crate::common::framed::send;
+use crate::common::labels::{GroundTruth, encoded};
 use crate::common::process::Member;
 use crate::common::*;
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
@@ -24,14 +25,6 @@ const WINDOW: usize = 50;
 /// `(partition, payload)` messages to write.
 type Messages = Vec<(i32, Vec<u8>)>;
 const HOUR_MS: i64 = 3_600_000;
-
-#[derive(serde::Serialize)]
-struct GroundTruth {
-    id: String,
-    label: Option<i32>,
-    value: Option<f64>,
-    event_time: i64,
-}
 
 /// A label record as sent: its id and truth (none for the undecodable one), its event time.
 #[derive(Clone)]
@@ -97,15 +90,12 @@ fn payload(label: &Sent) -> Vec<u8> {
     if label.label.is_none() {
         return b"\x02not a ground truth".to_vec();
     }
-    let record = GroundTruth {
+    encoded(&GroundTruth {
         id: label.id.clone(),
         label: label.label,
         value: None,
         event_time: label.event_time,
-    };
-    let mut out = Vec::new();
-    AvroCodec::ground_truth().encode(&record, &mut out).unwrap();
-    out
+    })
 }
 
 /// What a window says, in terms both sides compute: its outcome counts, and over its

@@ -105,27 +105,55 @@ fn served(exposition: &str) -> BTreeMap<String, BTreeSet<String>> {
 async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     let bootstrap = bootstrap();
     let config = prepared_topics(bootstrap, 2_000, 20, |_| {}).await;
+    let (labels, performance) = (unique("labels"), unique("performance"));
+    create_topics(bootstrap, &[&labels, &performance], 3).await;
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("monitoring.log"));
-    let flags = ["--drift-window-records", "200", "--stats-interval", "1s"];
+    let flags = [
+        "--drift-window-records",
+        "200",
+        "--stats-interval",
+        "1s",
+        "--labels-topic",
+        &labels,
+        "--performance-topic",
+        &performance,
+        "--performance-window",
+        "20",
+    ];
     let mut member = Member::start(&config, &flags, &log);
     member.wait_scored(1_980.0, Duration::from_secs(60));
+    // Realized performance comes with the first window of labels.
+    let predictions = read_topic(
+        bootstrap,
+        &config.output_topic,
+        300,
+        Duration::from_secs(30),
+    );
+    framed::send(bootstrap, &labels, &labels::ground_truths(&predictions));
     // Lag comes with librdkafka's statistics, drift gauges with the first closed window.
     let mut exposition = String::new();
-    wait_until("lag and drift gauges", Duration::from_secs(30), || {
-        let (_, body) = driftwood::http::sidecar::probe(member.addr, "/metrics").unwrap();
-        exposition = body;
-        ["driftwood_consumer_lag{", "driftwood_drift_flagged_pairs{"]
-            .iter()
-            .all(|m| exposition.contains(m))
-    })
+    let wanted = [
+        "driftwood_consumer_lag{",
+        "driftwood_drift_flagged_pairs{",
+        "driftwood_realized_performance{",
+    ];
+    wait_until(
+        "lag, drift and realized gauges",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = driftwood::http::sidecar::probe(member.addr, "/metrics").unwrap();
+            exposition = body;
+            wanted.iter().all(|m| exposition.contains(m))
+        },
+    )
     .await;
     let served = served(&exposition);
 
     let mut problems = Vec::new();
     let queries = expressions();
     assert!(
-        queries.len() >= 23,
-        "11 alerts and 12 panels: {}",
+        queries.len() >= 30,
+        "14 alerts and 14 panels: {}",
         queries.len()
     );
     for (source, expr) in &queries {

@@ -10,6 +10,7 @@ pub mod conservation;
 pub mod dressed;
 pub mod framed;
 pub mod kafka;
+pub mod labels;
 pub mod parity;
 pub mod process;
 pub mod registry;

@@ -1,0 +1,47 @@
+//! Label records (`schemas/ground_truth.avsc`) for the predictions a test read back.
+
+use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
+
+/// A label record, shaped like `schemas/ground_truth.avsc`.
+#[derive(serde::Serialize)]
+pub struct GroundTruth {
+    /// The input record's id.
+    pub id: String,
+    /// A classifier's true label.
+    pub label: Option<i32>,
+    /// A regressor's true value.
+    pub value: Option<f64>,
+    /// When the truth became known (ms).
+    pub event_time: i64,
+}
+
+/// The Avro encoding of `truth`.
+pub fn encoded(truth: &GroundTruth) -> Vec<u8> {
+    let mut out = Vec::new();
+    AvroCodec::ground_truth().encode(truth, &mut out).unwrap();
+    out
+}
+
+/// A label for each of `predictions` (their input's own label, a second after its event),
+/// to the labels partition numbered as its input's.
+pub fn ground_truths(predictions: &[OwnedMessage]) -> Vec<(i32, Vec<u8>)> {
+    let codec = AvroCodec::predictions();
+    (predictions.iter())
+        .map(|m| {
+            codec
+                .decode::<PredictionRecord>(m.payload().unwrap())
+                .unwrap()
+        })
+        .map(|p| {
+            let truth = GroundTruth {
+                id: p.id,
+                label: p.actual_label,
+                value: None,
+                event_time: p.event_time + 1_000,
+            };
+            (p.source_partition, encoded(&truth))
+        })
+        .collect()
+}
