@@ -78,7 +78,8 @@ pub struct ModelArgs {
     /// Accuracy drop at which a watched version is rolled back: the mean accuracy of its
     /// drift windows (at least 2) below its own holdout accuracy by more than this. A
     /// window counts its realized accuracy where records carried labels, else the accuracy
-    /// expected without labels (windows flagged unreliable do not count). Off when unset.
+    /// expected without labels (windows flagged unreliable do not count); each window of
+    /// delayed labels (--labels-topic) counts its realized accuracy. Off when unset.
     #[arg(long, env = "DRIFTWOOD_AUTO_ROLLBACK_ACCURACY_DROP")]
     pub auto_rollback_accuracy_drop: Option<f64>,
 

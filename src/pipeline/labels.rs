@@ -64,6 +64,8 @@ pub struct Labels {
     encoded: Vec<u8>,
     row: Vec<f64>,
     swept: Instant,
+    /// Windows published since the last [`Labels::take_published`].
+    published: Vec<PerformanceWindow>,
 }
 
 impl Labels {
@@ -97,6 +99,7 @@ impl Labels {
             encoded: Vec::new(),
             row: Vec::new(),
             swept: Instant::now(),
+            published: Vec::new(),
         })
     }
 
@@ -206,7 +209,13 @@ impl Labels {
         if let Some(window) = joined.closed {
             self.publish(&window, sink);
             progress.labels().hold(partition, None);
+            self.published.push(window);
         }
+    }
+
+    /// The windows published since the last call.
+    pub fn take_published(&mut self) -> Vec<PerformanceWindow> {
+        std::mem::take(&mut self.published)
     }
 
     /// A label record's id, truth and event time (ms), or why it cannot be joined.

@@ -71,6 +71,13 @@ impl WindowAccuracy {
         }
     }
 
+    /// A window of delayed labels: its realized accuracy.
+    fn add_realized(&mut self, accuracy: f64) {
+        self.sum += accuracy;
+        self.windows += 1;
+        self.realized += 1;
+    }
+
     fn mean(&self) -> Option<f64> {
         (self.windows >= MIN_WINDOWS).then(|| self.sum / f64::from(self.windows))
     }
@@ -112,6 +119,13 @@ impl Guard {
         }
     }
 
+    /// Counts the realized accuracy of a window of delayed labels for `version`.
+    pub fn labelled(&mut self, version: &str, accuracy: f64) {
+        if version == self.version {
+            self.accuracy.add_realized(accuracy);
+        }
+    }
+
     /// Whether the watch is over (the version stays).
     pub fn expired(&self) -> bool {
         self.since.elapsed() > self.policy.within
@@ -145,7 +159,7 @@ impl Guard {
         (mean < baseline - drop).then(|| {
             let a = &self.accuracy;
             format!(
-                "mean accuracy {mean:.3} of {} drift windows ({} realized, the others expected \
+                "mean accuracy {mean:.3} of {} windows ({} realized, the others expected \
                  without labels) is more than {drop} below its holdout accuracy {baseline:.3}",
                 a.windows, a.realized
             )
@@ -185,6 +199,14 @@ impl AutoRollback {
     pub fn report(&mut self, report: &DriftReport) {
         if let Some(guard) = &mut self.guard {
             guard.report(report);
+        }
+    }
+
+    /// Counts the realized accuracy of a window of delayed labels for the watched model's
+    /// `version`.
+    pub fn labelled(&mut self, version: &str, accuracy: f64) {
+        if let Some(guard) = &mut self.guard {
+            guard.labelled(version, accuracy);
         }
     }
 
@@ -278,12 +300,27 @@ mod tests {
         guard.report(&window(Some(0.70), 0.94, false));
         let verdict = guard.verdict().expect("a mean of 0.857");
         assert!(
-            verdict.contains("of 3 drift windows (1 realized"),
+            verdict.contains("of 3 windows (1 realized"),
             "the realized accuracy counts where there is one: {verdict}"
         );
         let mut off = Guard::new(policy(), "2".into(), None);
         off.report(&window(Some(0.1), 0.1, false));
         off.report(&window(Some(0.1), 0.1, false));
         assert_eq!(off.verdict(), None, "no holdout accuracy to hold it to");
+    }
+
+    #[test]
+    fn windows_of_delayed_labels_count_as_realized_accuracy() {
+        let mut guard = Guard::new(policy(), "2".into(), Some(0.95));
+        guard.labelled("1", 0.2);
+        guard.labelled("2", 0.93);
+        assert_eq!(
+            guard.verdict(),
+            None,
+            "another version's labels do not count"
+        );
+        guard.labelled("2", 0.80);
+        let verdict = guard.verdict().expect("a mean of 0.865");
+        assert!(verdict.contains("of 2 windows (2 realized"), "{verdict}");
     }
 }

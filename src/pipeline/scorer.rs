@@ -79,7 +79,11 @@ impl Scorer {
         };
         let now = epoch_millis();
         labels.handle(batch, &self.outputs, sink, now);
-        labels.tick(sink, now)
+        let ticked = labels.tick(sink, now);
+        for window in labels.take_published() {
+            self.serving.labelled(&window);
+        }
+        ticked
     }
 
     /// The serving set, between batches.

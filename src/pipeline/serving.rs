@@ -16,6 +16,7 @@ use super::route::Router;
 use super::shadow::Shadow;
 use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftReport, DriftSettings};
+use crate::labels::PerformanceWindow;
 use crate::model::watch::{Loaded, ModelWatch};
 use crate::model::{Model, Serving};
 use crate::obs::metrics::Metrics;
@@ -182,6 +183,19 @@ impl ServingSet {
             rollback.report(report);
         }
         self.notice.take()
+    }
+
+    /// A window of delayed labels was published: the default model's realized accuracy
+    /// counts for automatic rollback.
+    pub(super) fn labelled(&mut self, window: &PerformanceWindow) {
+        let (Some(rollback), Some(lane)) = (&mut self.rollback, self.lanes.first()) else {
+            return;
+        };
+        for v in &window.versions {
+            if let (true, Some(accuracy)) = (v.model_name == lane.model.metadata.name, v.accuracy) {
+                rollback.labelled(&v.model_version, accuracy);
+            }
+        }
     }
 
     /// Shows `model` as serving in `driftwood_model_info`.
