@@ -4,7 +4,7 @@ use anyhow::Context;
 use driftwood::config::cli::{Cli, Command, LogFormat};
 use driftwood::model::train;
 use driftwood::obs::telemetry::OtlpExport;
-use driftwood::tools::produce::produce;
+use driftwood::tools::produce::{produce, produce_labels};
 
 /// mimalloc, for Rust and (through its `override` feature) for librdkafka's C code too. The
 /// consumer loop frees the messages librdkafka's fetch thread allocated; glibc's malloc makes
@@ -137,11 +137,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .context("demo failed")?;
         }
         Command::Produce(config) => {
-            let produced = tokio::task::spawn_blocking(move || produce(&config)).await??;
+            let (produced, labels) = tokio::task::spawn_blocking(move || {
+                let produced = produce(&config)?;
+                Ok::<_, driftwood::Error>((produced, produce_labels(&config)?))
+            })
+            .await??;
             println!(
                 "produced {} records ({} corrupt) in {:.2?}",
                 produced.records, produced.corrupt, produced.elapsed
             );
+            if labels > 0 {
+                println!("then their {labels} labels");
+            }
         }
         Command::Bench(config) => {
             tokio::task::spawn_blocking(move || driftwood::tools::bench::run(&config))

@@ -212,6 +212,19 @@ pub struct ClassProbability {
     pub probability: f64,
 }
 
+/// One label record, shaped like `schemas/ground_truth.avsc`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct GroundTruthRecord {
+    /// The input record's id.
+    pub id: String,
+    /// A classifier's true label.
+    pub label: Option<i32>,
+    /// A regressor's true value.
+    pub value: Option<f64>,
+    /// When the truth became known (ms since the epoch).
+    pub event_time: i64,
+}
+
 /// One comparison, shaped like `schemas/comparison.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Comparison {

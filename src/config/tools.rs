@@ -277,6 +277,13 @@ pub struct ProduceConfig {
     /// librdkafka property KEY=VALUE (repeatable).
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
+    /// The first record's id; ids count up from it.
+    #[arg(long, default_value_t = 0)]
+    pub first_id: usize,
+    /// Write each record's label to this topic instead of in the record (Avro `GroundTruth`,
+    /// keyed like the record), once every record was acknowledged.
+    #[arg(long)]
+    pub labels_topic: Option<String>,
 }
 impl ProduceConfig {
     /// Defaults for `count` records to `topic`.
@@ -292,6 +299,8 @@ impl ProduceConfig {
             format: InputFormat::Avro,
             schema_registry_url: None,
             kafka_options: Vec::new(),
+            first_id: 0,
+            labels_topic: None,
         }
     }
 }

@@ -12,8 +12,12 @@ use crate::config::tools::DemoConfig;
 use crate::config::tools::ProduceConfig;
 use crate::drift::{DriftReport, Flag};
 use crate::error::{Error, Result};
+use crate::labels::PerformanceWindow;
 use crate::service::Service;
-use crate::tools::produce::produce;
+use crate::tools::produce::{produce, produce_labels};
+
+/// Where the demo's labels go, later than their records.
+const LABELS_TOPIC: &str = "labels";
 
 /// What the demo measured.
 #[derive(Debug, Clone)]
@@ -22,7 +26,7 @@ pub struct DemoSummary {
     pub scored: u64,
     /// Records dead-lettered.
     pub dead_lettered: u64,
-    /// Share of labelled records predicted correctly.
+    /// Share of the labels joined to their predictions that were right.
     pub accuracy: f64,
     /// Records per second through the pipeline.
     pub throughput: f64,
@@ -37,7 +41,8 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     let mut run = RunConfig::defaults(&brokers)?;
     run.models.model = config.model.clone();
     run.http_addr = config.http_addr;
-    fill(&cluster, &run, &config).await?;
+    run.labels.labels_topic = Some(LABELS_TOPIC.into());
+    let (features, shifted) = fill(&cluster, &run, &config).await?;
     let service = match Service::start(run.clone()).await {
         Err(Error::Http { .. }) if run.http_addr.port() != 0 => {
             // The demo should run even where 9090 is taken.
@@ -48,12 +53,39 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     };
     println!("scoring…");
     let total = (config.count + config.shifted) as u64;
-    let summary = match until_scored(&service, total).await {
-        Ok(summary) => summary,
+    let throughput = match until_scored(&service, total).await {
+        Ok(throughput) => throughput,
         Err(e) => {
             let _ = service.stop().await;
             return Err(e);
         }
+    };
+    // The labels come later than the features, on a topic of their own.
+    println!("scored; now producing the {total} records' labels to topic {LABELS_TOPIC:?}…");
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        produce_labels(&features)?;
+        produce_labels(&shifted).map(|_| ())
+    })
+    .await
+    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))??;
+    let windows = total.div_ceil(run.labels.performance_window as u64) as usize;
+    let performance =
+        read_back::<PerformanceWindow>(&brokers, &run.labels.performance_topic, windows);
+    let joined: i64 = performance
+        .iter()
+        .flat_map(|w| &w.versions)
+        .map(|v| v.joined)
+        .sum();
+    let right: f64 = (performance.iter().flat_map(|w| &w.versions))
+        .map(|v| v.accuracy.unwrap_or(0.0) * v.joined as f64)
+        .sum();
+    let metrics = service.metrics();
+    let summary = DemoSummary {
+        scored: metrics.scored(),
+        dead_lettered: metrics.dead_lettered(),
+        accuracy: right / joined.max(1) as f64,
+        throughput,
+        http_addr: service.http_addr(),
     };
     println!();
     println!("records scored        {}", summary.scored);
@@ -65,6 +97,7 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     );
     let windows = total.div_ceil(run.drift.window_records as u64) as usize;
     print_drift_reports(&brokers, &run.drift_topic, windows);
+    print_performance(&run.labels.performance_topic, performance);
     if config.keep_running {
         println!(
             "\nserving http://{}/metrics until Ctrl-C…",
@@ -109,13 +142,14 @@ fn window_line(r: &DriftReport) -> String {
     )
 }
 
-/// Creates the demo's topics on `cluster` and produces its records: `config.count` (some
-/// corrupt), then `config.shifted` with every feature 20% larger.
+/// Creates the demo's topics on `cluster` and produces its records without their labels:
+/// `config.count` (some corrupt), then `config.shifted` with every feature 20% larger. Returns
+/// the two batches' settings, for their labels.
 async fn fill(
     cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
     run: &RunConfig,
     config: &DemoConfig,
-) -> Result<()> {
+) -> Result<(ProduceConfig, ProduceConfig)> {
     // One input partition: records are read in the order they were written, so every
     // window holds the same records, and the demo prints the same figures, on every run.
     for (topic, partitions) in [
@@ -123,6 +157,10 @@ async fn fill(
         (&run.output_topic, 3),
         (&run.dlq_topic, 3),
         (&run.drift_topic, 3),
+        // As many partitions as the input: a label lands on the partition numbered as its
+        // record's.
+        (&LABELS_TOPIC.to_string(), 1),
+        (&run.labels.performance_topic, 3),
     ] {
         cluster
             .create_topic(topic, partitions, 1)
@@ -135,21 +173,27 @@ async fn fill(
     );
     let mut spec = ProduceConfig::new(&brokers, &run.input_topic, config.count);
     spec.corrupt = config.corrupt;
+    spec.labels_topic = Some(LABELS_TOPIC.into());
     let mut shifted = ProduceConfig::new(&brokers, &run.input_topic, config.shifted);
     shifted.shift = 0.2;
+    shifted.first_id = config.count;
+    shifted.labels_topic = Some(LABELS_TOPIC.into());
+    let (a, b) = (spec.clone(), shifted.clone());
     tokio::task::spawn_blocking(move || -> Result<()> {
-        produce(&spec)?;
-        if shifted.count > 0 {
-            produce(&shifted)?;
+        produce(&a)?;
+        if b.count > 0 {
+            produce(&b)?;
         }
         Ok(())
     })
     .await
-    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))?
+    .map_err(|e| Error::tool("demo", format!("the producer thread failed: {e}")))??;
+    Ok((spec, shifted))
 }
 
-/// Waits until `total` records are scored or dead-lettered (at most 5 minutes) and sums up.
-async fn until_scored(service: &Service, total: u64) -> Result<DemoSummary> {
+/// Waits until `total` records are scored or dead-lettered (at most 5 minutes); the records
+/// per second since the group was joined.
+async fn until_scored(service: &Service, total: u64) -> Result<f64> {
     let metrics = service.metrics();
     let deadline = Instant::now() + Duration::from_secs(300);
     // Throughput counts from the group join, not from the join's own delay.
@@ -163,27 +207,11 @@ async fn until_scored(service: &Service, total: u64) -> Result<DemoSummary> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let correct = metrics
-        .outputs
-        .labeled
-        .with_label_values(&["correct"])
-        .get();
-    let incorrect = metrics
-        .outputs
-        .labeled
-        .with_label_values(&["incorrect"])
-        .get();
-    Ok(DemoSummary {
-        scored: metrics.scored(),
-        dead_lettered: metrics.dead_lettered(),
-        accuracy: correct as f64 / (correct + incorrect).max(1) as f64,
-        throughput: total as f64 / started.elapsed().as_secs_f64(),
-        http_addr: service.http_addr(),
-    })
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Reads the drift topic back and prints a line per window.
-fn print_drift_reports(brokers: &str, topic: &str, expected: usize) {
+/// Reads up to `expected` records of `topic` (Avro, `T`'s schema) back, for 15 s at most.
+fn read_back<T: ReadBack>(brokers: &str, topic: &str, expected: usize) -> Vec<T> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -192,25 +220,48 @@ fn print_drift_reports(brokers: &str, topic: &str, expected: usize) {
         .set("group.id", "driftwood-demo-reader")
         .create::<BaseConsumer>()
     else {
-        return;
+        return Vec::new();
     };
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
         let _ = tpl.add_partition_offset(topic, p, Offset::Beginning);
     }
     if consumer.assign(&tpl).is_err() {
-        return;
+        return Vec::new();
     }
-    let codec = AvroCodec::drift_reports();
-    let mut reports: Vec<DriftReport> = Vec::new();
+    let codec = T::codec();
+    let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while reports.len() < expected && Instant::now() < deadline {
+    while records.len() < expected && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100))
-            && let Some(Ok(r)) = m.payload().map(|p| codec.decode::<DriftReport>(p))
+            && let Some(Ok(r)) = m.payload().map(|p| codec.decode::<T>(p))
         {
-            reports.push(r);
+            records.push(r);
         }
     }
+    records
+}
+
+/// A record the demo reads back, and its codec.
+trait ReadBack: serde::de::DeserializeOwned {
+    fn codec() -> AvroCodec;
+}
+
+impl ReadBack for DriftReport {
+    fn codec() -> AvroCodec {
+        AvroCodec::drift_reports()
+    }
+}
+
+impl ReadBack for PerformanceWindow {
+    fn codec() -> AvroCodec {
+        AvroCodec::performance()
+    }
+}
+
+/// Reads the drift topic back and prints a line per window.
+fn print_drift_reports(brokers: &str, topic: &str, expected: usize) {
+    let mut reports: Vec<DriftReport> = read_back(brokers, topic, expected);
     reports.sort_by_key(|r| r.origin.window_start);
     println!();
     println!(
@@ -218,5 +269,29 @@ fn print_drift_reports(brokers: &str, topic: &str, expected: usize) {
     );
     for (i, r) in reports.iter().enumerate() {
         println!("  window {}: {}", i + 1, window_line(r));
+    }
+}
+
+/// Prints a line per window of labels: what became of them, and the accuracy realized and
+/// expected of the same predictions.
+fn print_performance(topic: &str, mut windows: Vec<PerformanceWindow>) {
+    windows.sort_by_key(|w| (w.partition, w.first_offset));
+    println!();
+    println!(
+        "realized performance on topic {topic:?} (labels joined to their predictions by id, a window per 1000 labels):"
+    );
+    let percent = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+    for (i, w) in windows.iter().enumerate() {
+        let l = &w.labels;
+        let v = w.versions.first();
+        println!(
+            "  window {}: {:>5} labels, {} joined, {} unknown; accuracy realized {}, expected {}",
+            i + 1,
+            l.total(),
+            l.joined,
+            l.unknown,
+            percent(v.and_then(|v| v.accuracy)),
+            percent(v.and_then(|v| v.expected_accuracy)),
+        );
     }
 }

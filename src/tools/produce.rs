@@ -11,7 +11,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::decode::{BUNDLED_FEATURE_SCHEMA, FeatureDecoder, InputFormat};
-use crate::codec::encode::{FeatureEncoder, FeatureRow};
+use crate::codec::encode::{AvroCodec, FeatureEncoder, FeatureRow, GroundTruthRecord};
 use crate::codec::registry::{self, RegistryClient, RegistrySettings};
 use crate::config::bootstrap_servers;
 use crate::config::tools::ProduceConfig;
@@ -119,14 +119,14 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
         for ((v, x), scale) in values.iter_mut().zip(&data.rows[row]).zip(&scales) {
             *v = x * scale;
         }
-        let id = seq.to_string();
+        let id = (config.first_id + seq).to_string();
         bytes.clear();
         let record = FeatureRow {
             id: &id,
             event_time_ms: epoch_millis(),
             names: &data.feature_names,
             values: &values,
-            label: Some(data.labels[row]),
+            label: config.labels_topic.is_none().then(|| data.labels[row]),
         };
         encoder.encode(record, &mut bytes)?;
         if is_corrupt(seq, config.count, config.corrupt) {
@@ -156,6 +156,41 @@ pub fn produce(config: &ProduceConfig) -> Result<Produced> {
         corrupt,
         elapsed: started.elapsed(),
     })
+}
+
+/// Writes the label of each record `produce` wrote (same ids, same rows) to
+/// `config.labels_topic`, keyed like the record, as of now; how many.
+pub fn produce_labels(config: &ProduceConfig) -> Result<usize> {
+    let Some(topic) = &config.labels_topic else {
+        return Ok(0);
+    };
+    let data = Dataset::breast_cancer();
+    let producer = counting_producer(config)?;
+    let codec = AvroCodec::ground_truth();
+    let mut bytes = Vec::new();
+    for seq in 0..config.count {
+        let id = (config.first_id + seq).to_string();
+        let truth = GroundTruthRecord {
+            id: id.clone(),
+            label: Some(data.labels[row_of(seq, &data)]),
+            value: None,
+            event_time: epoch_millis(),
+        };
+        bytes.clear();
+        codec.encode(&truth, &mut bytes)?;
+        let record = BaseRecord::to(topic).key(id.as_bytes()).payload(&bytes);
+        send(&producer, record).map_err(|e| Error::kafka(format!("producing to {topic}"), e))?;
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|e| Error::kafka("flushing", e))?;
+    match producer.context().failed.load(Ordering::Relaxed) {
+        0 => Ok(config.count),
+        failed => Err(Error::tool(
+            "produce",
+            format!("{failed} of {} labels were not acknowledged", config.count),
+        )),
+    }
 }
 
 /// A producer that counts failed deliveries, with `config`'s options.
