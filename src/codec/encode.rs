@@ -18,6 +18,8 @@ pub const PREDICTION_SCHEMA: &str = include_str!("../../schemas/prediction.avsc"
 pub const DRIFT_REPORT_SCHEMA: &str = include_str!("../../schemas/drift_report.avsc");
 /// The realized performance schema (`schemas/performance.avsc`).
 pub const PERFORMANCE_SCHEMA: &str = include_str!("../../schemas/performance.avsc");
+/// The schema of review requests (`schemas/review.avsc`).
+pub const REVIEW_SCHEMA: &str = include_str!("../../schemas/review.avsc");
 /// The schema of label records (`schemas/ground_truth.avsc`).
 pub const GROUND_TRUTH_SCHEMA: &str = include_str!("../../schemas/ground_truth.avsc");
 /// The shadow comparison schema (`schemas/comparison.avsc`).
@@ -225,6 +227,48 @@ pub struct GroundTruthRecord {
     pub event_time: i64,
 }
 
+/// A record chosen for review, shaped like `schemas/review.avsc`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReviewRequest {
+    /// The input record's id.
+    pub id: String,
+    /// Why it was chosen: `sample` or `least_sure`.
+    pub reason: String,
+    /// The model.
+    pub model_name: String,
+    /// Its version.
+    pub model_version: String,
+    /// A classifier's predicted label.
+    pub predicted_label: Option<i32>,
+    /// Its confidence.
+    pub confidence: Option<f64>,
+    /// A regressor's value.
+    pub value: Option<f64>,
+    /// For `least_sure`: the confidence at or below which records are chosen.
+    pub threshold: Option<f64>,
+    /// The features in the model's order.
+    pub features: Vec<FeatureValue>,
+    /// Input topic.
+    pub source_topic: String,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// The input's event time (ms).
+    pub event_time: i64,
+    /// When it was scored (ms).
+    pub scored_at: i64,
+}
+
+/// A feature's name and value.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FeatureValue {
+    /// The feature.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+}
+
 /// One comparison, shaped like `schemas/comparison.avsc`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Comparison {
@@ -288,6 +332,13 @@ impl AvroCodec {
     pub fn performance() -> Self {
         AvroCodec {
             schema: Schema::parse_str(PERFORMANCE_SCHEMA).expect("bundled schema parses"),
+        }
+    }
+
+    /// A codec for the bundled review request schema.
+    pub fn reviews() -> Self {
+        AvroCodec {
+            schema: Schema::parse_str(REVIEW_SCHEMA).expect("bundled schema parses"),
         }
     }
 

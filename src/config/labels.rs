@@ -8,6 +8,7 @@ use rdkafka::ClientConfig;
 
 use crate::error::{Error, Result};
 use crate::pipeline::labels::LabelSettings;
+use crate::pipeline::review::ReviewSettings;
 
 /// The delayed-labels flags.
 #[derive(Debug, Clone, Args)]
@@ -37,12 +38,38 @@ pub struct LabelArgs {
     /// Label records per window of one labels partition.
     #[arg(long, env = "DRIFTWOOD_PERFORMANCE_WINDOW", default_value_t = 1000)]
     pub performance_window: usize,
+
+    /// Topic scored records chosen for someone to label go to (Avro `ReviewRequest`,
+    /// `schemas/review.avsc`: the prediction, the features, why it was chosen), keyed like the
+    /// input. [default: off]
+    #[arg(long, env = "DRIFTWOOD_REVIEW_TOPIC")]
+    pub review_topic: Option<String>,
+
+    /// Share of all records sent for review, chosen by position.
+    #[arg(long, env = "DRIFTWOOD_REVIEW_SHARE", default_value_t = 0.001)]
+    pub review_share: f64,
+
+    /// Records whose confidence is at or below this quantile of the model's confidence on
+    /// its reference rows are sent for review too (`least_sure`; 0: none).
+    #[arg(long, env = "DRIFTWOOD_REVIEW_LEAST_SURE", default_value_t = 0.01)]
+    pub review_least_sure: f64,
 }
 
 impl LabelArgs {
     /// Checks the flags against the input topic.
     pub fn validate(&self, input_topic: &str) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
+        for (flag, share) in [
+            ("--review-share", self.review_share),
+            ("--review-least-sure", self.review_least_sure),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return bad(format!("{flag} {share} is not in [0, 1]"));
+            }
+        }
+        if self.review_topic.as_deref() == Some(input_topic) {
+            return bad("--review-topic must differ from --input-topic".into());
+        }
         let Some(topic) = &self.labels_topic else {
             return Ok(());
         };
@@ -90,6 +117,15 @@ impl LabelArgs {
         )))
     }
 
+    /// The review queue's settings, when there is one.
+    pub fn review(&self) -> Option<ReviewSettings> {
+        Some(ReviewSettings {
+            topic: self.review_topic.clone()?,
+            share: self.review_share,
+            least_sure: self.review_least_sure,
+        })
+    }
+
     /// The loop's settings, when labels come on a topic of their own.
     pub fn settings(&self) -> Option<LabelSettings> {
         Some(LabelSettings {
@@ -112,6 +148,9 @@ mod tests {
             label_horizon: Duration::from_secs(60),
             performance_topic: "performance".into(),
             performance_window: 10,
+            review_topic: None,
+            review_share: 0.0,
+            review_least_sure: 0.0,
         };
         let mut consumer = ClientConfig::new();
         assert!(

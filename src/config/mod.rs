@@ -379,6 +379,7 @@ impl RunConfig {
             max_batch: self.profile.max_batch(),
             max_in_flight: self.max_in_flight,
             labels: self.labels.settings(),
+            review: self.labels.review(),
         }
     }
 

@@ -45,6 +45,8 @@ pub enum Outcome {
     LabelDeadLettered(DecodeErrorKind),
     /// A window of realized performance.
     Performance,
+    /// A record sent for review (labelling).
+    Review,
 }
 
 /// The transport's observer: outcome counters, the Kafka metrics and the health flags the
@@ -90,7 +92,7 @@ impl Observer for Accounting {
             Outcome::DeadLettered(kind) => c.dead_lettered(kind.as_str()),
             Outcome::PassedThrough => c.passed_through(),
             Outcome::DriftReport => self.metrics().outputs.drift_reports.inc(),
-            Outcome::Comparison | Outcome::LabelDeadLettered(_) => {}
+            Outcome::Comparison | Outcome::LabelDeadLettered(_) | Outcome::Review => {}
             Outcome::Performance => self.metrics().labels.windows.inc(),
         }
         self.health.set_output_error(None);

@@ -14,6 +14,7 @@ mod lane;
 mod outputs;
 mod resolve;
 mod restore;
+pub(crate) mod review;
 pub(crate) mod rollback;
 pub(crate) mod route;
 mod sample;
@@ -50,6 +51,7 @@ use explain::ExplainSettings;
 use labels::{LabelSettings, Labels};
 use resolve::Resolver;
 use restore::{RestoreTopics, Restorer};
+use review::{Review, ReviewSettings};
 use scorer::{OutputTopics, Scorer, ScorerSettings};
 use serving::ServingSet;
 
@@ -84,6 +86,8 @@ pub struct LoopSettings {
     pub max_in_flight: usize,
     /// Labels arriving later on a topic of their own (`--labels-topic`).
     pub labels: Option<LabelSettings>,
+    /// Records chosen for labelling (`--review-topic`).
+    pub review: Option<ReviewSettings>,
 }
 
 /// Everything the loop needs, built before it starts.
@@ -194,7 +198,11 @@ impl Pipeline {
             drift: loop_settings.drift.clone(),
             explain: loop_settings.explain.clone(),
         };
-        let scorer = Scorer::new(serving, self.metrics.clone(), settings);
+        let mut scorer = Scorer::new(serving, self.metrics.clone(), settings);
+        if let Some(review) = &loop_settings.review {
+            let metrics = self.metrics.labels.clone();
+            scorer = scorer.with_review(Review::new(review.clone(), metrics));
+        }
         Ok(match &loop_settings.labels {
             None => scorer,
             Some(labels) => {

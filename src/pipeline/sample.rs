@@ -4,8 +4,13 @@
 
 /// Whether the record at `partition`, `offset` is one of `share` (in [0, 1]) of the records.
 pub fn chosen(partition: i32, offset: i64, share: f64) -> bool {
+    chosen_for(0, partition, offset, share)
+}
+
+/// [`chosen`] for another `purpose`: its choices are independent of the others'.
+pub fn chosen_for(purpose: u64, partition: i32, offset: i64, share: f64) -> bool {
     let position = (partition as u64) << 48 ^ offset as u64;
-    (mix(position) as f64) < share * u64::MAX as f64
+    (mix(position ^ mix(purpose)) as f64) < share * u64::MAX as f64
 }
 
 /// splitmix64's finalizer: spreads positions evenly over `u64`.

@@ -15,6 +15,7 @@ use super::labels::Labels;
 use super::lane::Lane;
 pub use super::outputs::OutputTopics;
 use super::outputs::{self, Outputs, Scoring};
+use super::review::Review;
 use super::route::Router;
 use super::serving::ServingSet;
 
@@ -45,6 +46,8 @@ pub struct Scorer {
     outputs: Outputs,
     /// With `--labels-topic`: predictions kept for their labels, and the labels joined.
     labels: Option<Labels>,
+    /// With `--review-topic`: records chosen for labelling.
+    review: Option<Review>,
 }
 
 /// Each message's lane (none when it names a model not served) and what decoding it said.
@@ -60,7 +63,14 @@ impl Scorer {
             metrics,
             settings,
             labels: None,
+            review: None,
         }
+    }
+
+    /// This scorer, sending records chosen for labelling to `review`.
+    pub fn with_review(mut self, review: Review) -> Self {
+        self.review = Some(review);
+        self
     }
 
     /// This scorer, keeping its predictions for `labels`.
@@ -190,6 +200,9 @@ impl Scorer {
             .flatten();
         let scores = (predicted, lane.scored.row(record.row));
         let model = &lane.model;
+        if let Some(review) = &mut self.review {
+            review.consider(model, message, (&record, row), predicted, sink);
+        }
         if let Some(labels) = &mut self.labels {
             let id = outputs::record_id(message, &record.meta);
             let at = outputs::event_time(message, &record.meta, record.now);

@@ -11,7 +11,7 @@ use crate::common::framed::send;
 use crate::common::labels::{GroundTruth, encoded};
 use crate::common::process::Member;
 use crate::common::*;
-use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+use driftwood::codec::encode::{AvroCodec, PredictionRecord, ReviewRequest};
 use driftwood::labels::realized::roc_auc;
 use driftwood::labels::{LabelCounts, PerformanceWindow};
 use driftwood::service::Service;
@@ -364,4 +364,83 @@ async fn with_exactly_once_each_window_is_published_once_across_kill_9() {
     // commit in one transaction, and the killed process's open one is aborted.
     assert_eq!(run.published.len(), run.windows);
     assert_eq!(published_windows(&run.published), run.expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_chosen_for_review_carry_their_features_and_their_labels_come_back() {
+    let bootstrap = bootstrap();
+    let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
+    let (labels_topic, review) = (unique("labels"), unique("review"));
+    create_topics(bootstrap, &[&labels_topic, &review], 3).await;
+    config.labels.labels_topic = Some(labels_topic.clone());
+    config.labels.performance_topic = unique("performance");
+    config.labels.review_topic = Some(review.clone());
+    config.labels.review_share = 0.05;
+    config.labels.review_least_sure = 0.05;
+    let service = Service::start(config.clone()).await.unwrap();
+    let metrics = service.metrics().clone();
+    wait_until("900 records scored", Duration::from_secs(120), || {
+        metrics.scored() >= 900
+    })
+    .await;
+    let predictions = predictions(bootstrap, &config.output_topic);
+    let chosen = |reason: &str| metrics.labels.reviews.with_label_values(&[reason]).get() as usize;
+    let (sampled, least_sure) = (chosen("sample"), chosen("least_sure"));
+    let codec = AvroCodec::reviews();
+    let requests: Vec<ReviewRequest> = read_topic(
+        bootstrap,
+        &review,
+        sampled + least_sure,
+        Duration::from_secs(30),
+    )
+    .iter()
+    .map(|m| codec.decode(m.payload().unwrap()).unwrap())
+    .collect();
+
+    // About 5% sampled (900 records: 20 to 75 is beyond a 1-in-10^6 binomial deviation).
+    assert!((20..=75).contains(&sampled), "{sampled} sampled");
+    assert!(least_sure > 0, "the forest is unsure of a few of these records");
+    assert_eq!(requests.len(), sampled + least_sure);
+    let by_id: HashMap<&str, &PredictionRecord> =
+        predictions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let threshold = requests.iter().find_map(|r| r.threshold);
+    for r in &requests {
+        let p = by_id[r.id.as_str()];
+        assert_eq!(
+            (r.source_partition, r.source_offset),
+            (p.source_partition, p.source_offset)
+        );
+        assert_eq!(r.confidence, p.prediction.confidence);
+        assert_eq!(r.features.len(), 30, "every feature, by name");
+        if r.reason == "least_sure" {
+            assert!(r.confidence.unwrap() <= r.threshold.unwrap(), "{r:?}");
+        }
+    }
+    // Every record at or below the threshold was sent as least sure.
+    let below = (predictions.iter())
+        .filter(|p| threshold.is_some_and(|t| p.prediction.confidence.unwrap() <= t))
+        .count();
+    assert_eq!(least_sure, below, "threshold {threshold:?}");
+
+    // The reviewers' labels come back on the labels topic and are joined.
+    let truths: Vec<(i32, Vec<u8>)> = (requests.iter())
+        .map(|r| {
+            let truth = GroundTruth {
+                id: r.id.clone(),
+                label: by_id[r.id.as_str()].actual_label,
+                value: None,
+                event_time: r.scored_at,
+            };
+            (r.source_partition, encoded(&truth))
+        })
+        .collect();
+    send(bootstrap, &labels_topic, &truths);
+    let joined = || metrics.labels.labels.with_label_values(&["joined"]).get() as usize;
+    wait_until(
+        "the reviewed records' labels joined",
+        Duration::from_secs(30),
+        || joined() == requests.len(),
+    )
+    .await;
+    service.stop().await.unwrap();
 }

@@ -26,6 +26,8 @@ pub struct LabelMetrics {
     pub awaiting_bytes: IntGauge,
     /// `driftwood_performance_windows_total`: windows of labels published.
     pub windows: IntCounter,
+    /// `driftwood_review_requests_total{reason}`: records sent for review, by why.
+    pub reviews: IntCounterVec,
     /// `driftwood_realized_performance{model,version,metric}`: the version's realized figure
     /// in the last window published with labels for it.
     pub realized: GaugeVec,
@@ -48,8 +50,22 @@ impl LabelMetrics {
             labels.with_label_values(&[outcome]);
         }
         let gauge = |name: &str, help: &str| register(registry, IntGauge::new(name, help));
+        let reviews = register(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "driftwood_review_requests_total",
+                    "Scored records sent to the review topic for labelling, by reason.",
+                ),
+                &["reason"],
+            ),
+        );
+        for reason in ["sample", "least_sure"] {
+            reviews.with_label_values(&[reason]);
+        }
         LabelMetrics {
             labels,
+            reviews,
             awaiting: gauge(
                 "driftwood_awaiting_predictions",
                 "Predictions kept in memory for their label.",
