@@ -399,7 +399,10 @@ async fn records_chosen_for_review_carry_their_features_and_their_labels_come_ba
 
     // About 5% sampled (900 records: 20 to 75 is beyond a 1-in-10^6 binomial deviation).
     assert!((20..=75).contains(&sampled), "{sampled} sampled");
-    assert!(least_sure > 0, "the forest is unsure of a few of these records");
+    assert!(
+        least_sure > 0,
+        "the forest is unsure of a few of these records"
+    );
     assert_eq!(requests.len(), sampled + least_sure);
     let by_id: HashMap<&str, &PredictionRecord> =
         predictions.iter().map(|p| (p.id.as_str(), p)).collect();
@@ -443,4 +446,61 @@ async fn records_chosen_for_review_carry_their_features_and_their_labels_come_ba
     )
     .await;
     service.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_rebalance_the_new_owner_reads_back_and_every_window_says_the_same() {
+    let bootstrap = bootstrap();
+    let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
+    let (labels_topic, performance) = (unique("labels"), unique("performance"));
+    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
+    config.labels.labels_topic = Some(labels_topic.clone());
+    config.labels.performance_topic = performance.clone();
+    config.labels.performance_window = WINDOW;
+    let first = ready_member(&config).await;
+    let metrics = first.metrics().clone();
+    wait_until("900 records scored", Duration::from_secs(120), || {
+        metrics.scored() >= 900
+    })
+    .await;
+    let predictions = predictions(bootstrap, &config.output_topic);
+    let by_id: HashMap<&str, &PredictionRecord> =
+        predictions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let (sent, messages) = labels(&predictions);
+    let windows = messages.len() / WINDOW;
+    let (early, late) = messages.split_at(messages.len() / 2);
+    send(bootstrap, &labels_topic, early);
+    read_topic(bootstrap, &performance, 3, Duration::from_secs(60));
+
+    // A second member joins: some partitions, their labels and their open windows move.
+    let second = ready_member(&config).await;
+    let moved = second.metrics().clone();
+    wait_until("partitions moved", Duration::from_secs(60), || {
+        moved.transport.assigned_partitions.get() > 0
+    })
+    .await;
+    send(bootstrap, &labels_topic, late);
+    let mut published = Vec::new();
+    let all = wait_until("every window published", Duration::from_secs(120), || {
+        published = decoded(&read_available(
+            bootstrap,
+            &performance,
+            100_000,
+            Duration::from_secs(2),
+        ));
+        published_windows(&published).len() >= windows
+    });
+    all.await;
+    second.stop().await.unwrap();
+    first.stop().await.unwrap();
+
+    let second_joined = moved.labels.labels.with_label_values(&["joined"]).get();
+    assert!(
+        second_joined > 0,
+        "the second member joined labels of what it was given"
+    );
+    assert_eq!(
+        published_windows(&published),
+        expected_windows(&sent, &by_id)
+    );
 }
