@@ -15,6 +15,7 @@ use crate::codec::decode::{
     DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures,
 };
 use crate::codec::encode::{AvroCodec, GROUND_TRUTH_SCHEMA};
+use crate::codec::registry;
 use crate::error::Result;
 use crate::kafka::events::Output;
 use crate::kafka::offsets::Lease;
@@ -66,6 +67,8 @@ pub struct Labels {
     swept: Instant,
     /// Windows published since the last [`Labels::take_published`].
     published: Vec<PerformanceWindow>,
+    /// With `--output-format confluent`: the schema id windows are framed with.
+    schema_id: Option<u32>,
 }
 
 impl Labels {
@@ -100,7 +103,14 @@ impl Labels {
             row: Vec::new(),
             swept: Instant::now(),
             published: Vec::new(),
+            schema_id: None,
         })
+    }
+
+    /// These labels, their windows framed with the registered schema `id` (if any).
+    pub fn framed(mut self, id: Option<u32>) -> Self {
+        self.schema_id = id;
+        self
     }
 
     /// Keeps the prediction `model` made of record `id` (input `partition`, event at
@@ -245,6 +255,9 @@ impl Labels {
     /// offset waits for the acknowledgement.
     fn publish(&mut self, window: &PerformanceWindow, sink: &Sink) {
         self.encoded.clear();
+        if let Some(id) = self.schema_id {
+            registry::frame(id, &mut self.encoded);
+        }
         self.codec
             .encode(window, &mut self.encoded)
             .expect("a window matches its schema");

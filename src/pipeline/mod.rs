@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::codec::decode::FeatureDecoder;
 use crate::codec::registry::{
-    self, OutputSchemaIds, RegistryClient, RegistrySettings, WriterSchemas,
+    self, OptionalOutputs, OutputSchemaIds, RegistryClient, RegistrySettings, WriterSchemas,
 };
 use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
@@ -140,8 +140,13 @@ impl Pipeline {
         let ids = match settings.register_outputs {
             true => {
                 let outputs = &settings.outputs;
-                let (predictions, drift) = (&outputs.predictions, &outputs.drift_reports);
-                registry::register_outputs(&client, predictions, drift, comparisons, stop)?
+                let topics = (outputs.predictions.as_str(), outputs.drift_reports.as_str());
+                let optional = OptionalOutputs {
+                    comparisons,
+                    performance: (settings.labels.as_ref()).map(|l| l.performance_topic.as_str()),
+                    reviews: settings.review.as_ref().map(|r| r.topic.as_str()),
+                };
+                registry::register_outputs(&client, topics, optional, stop)?
             }
             false => OutputSchemaIds::default(),
         };
@@ -201,7 +206,8 @@ impl Pipeline {
         let mut scorer = Scorer::new(serving, self.metrics.clone(), settings);
         if let Some(review) = &loop_settings.review {
             let metrics = self.metrics.labels.clone();
-            scorer = scorer.with_review(Review::new(review.clone(), metrics));
+            let review = Review::new(review.clone(), ids.reviews, metrics);
+            scorer = scorer.with_review(review);
         }
         Ok(match &loop_settings.labels {
             None => scorer,
@@ -211,11 +217,13 @@ impl Pipeline {
                     input: loop_settings.input_topic.clone(),
                     predictions: loop_settings.outputs.predictions.clone(),
                     labels: labels.topic.clone(),
+                    framed: ids.predictions.is_some(),
                 };
                 let horizon = labels.horizon.as_millis() as i64;
                 let restorer = Restorer::new(&self.clients.consumer, topics, horizon);
                 let metrics = self.metrics.labels.clone();
-                let labels = Labels::new(labels, instance, restorer, metrics)?;
+                let labels =
+                    Labels::new(labels, instance, restorer, metrics)?.framed(ids.performance);
                 scorer.with_labels(labels)
             }
         })

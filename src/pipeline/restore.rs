@@ -37,6 +37,8 @@ pub struct RestoreTopics {
     pub predictions: String,
     /// The labels topic.
     pub labels: String,
+    /// Whether predictions are Confluent-framed (`--output-format confluent`).
+    pub framed: bool,
 }
 
 /// A prediction read back.
@@ -157,10 +159,11 @@ fn restore(
     let predictions = &topics.predictions;
     let (start, end) = range(&consumer, predictions, partition, since)?;
     read(&consumer, (predictions, partition), (start, end), |m| {
-        let Some(record) = m
-            .payload()
-            .and_then(|p| codec.decode::<PredictionRecord>(p).ok())
-        else {
+        let body = m.payload().map(|p| match topics.framed {
+            true => p.get(5..).unwrap_or_default(),
+            false => p,
+        });
+        let Some(record) = body.and_then(|p| codec.decode::<PredictionRecord>(p).ok()) else {
             return;
         };
         if record.source_topic == topics.input && record.source_partition == partition {

@@ -16,6 +16,7 @@ use super::accounting::{Outcome, Sink};
 use super::outputs::{self, Scoring};
 use super::sample::chosen_for;
 use crate::codec::encode::{AvroCodec, FeatureValue, ReviewRequest};
+use crate::codec::registry;
 use crate::kafka::events::Output;
 use crate::model::{Model, Predicted};
 use crate::obs::metrics::LabelMetrics;
@@ -43,17 +44,20 @@ pub struct Review {
     metrics: LabelMetrics,
     /// Each model version's confidence threshold (none for a regressor).
     thresholds: HashMap<(String, String), Option<f64>>,
+    /// With `--output-format confluent`: the schema id requests are framed with.
+    schema_id: Option<u32>,
     encoded: Vec<u8>,
 }
 
 impl Review {
-    /// A queue per `settings`, counted in `metrics`.
-    pub fn new(settings: ReviewSettings, metrics: LabelMetrics) -> Self {
+    /// A queue per `settings` (framed with `schema_id`, if any), counted in `metrics`.
+    pub fn new(settings: ReviewSettings, schema_id: Option<u32>, metrics: LabelMetrics) -> Self {
         Review {
             settings,
             codec: AvroCodec::reviews(),
             metrics,
             thresholds: HashMap::new(),
+            schema_id,
             encoded: Vec::new(),
         }
     }
@@ -100,6 +104,9 @@ impl Review {
             scored_at: record.now,
         };
         self.encoded.clear();
+        if let Some(id) = self.schema_id {
+            registry::frame(id, &mut self.encoded);
+        }
         if self.codec.encode(&request, &mut self.encoded).is_err() {
             return; // Not reachable: the request is built to its schema.
         }

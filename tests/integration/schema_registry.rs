@@ -450,3 +450,91 @@ fn a_held_partition_that_moves_to_another_member_loses_nothing() {
     );
     assert_eq!(outputs.len(), 40, "nothing twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn performance_windows_and_review_requests_are_registered_and_framed_and_restores_read_framed_predictions()
+ {
+    let bootstrap = bootstrap();
+    let url = tokio::task::spawn_blocking(schema_registry).await.unwrap();
+    let config = prepared_topics(bootstrap, 300, 0, |_| {}).await;
+    let (labels, performance, review) = (unique("labels"), unique("performance"), unique("review"));
+    create_topics(bootstrap, &[&labels, &performance, &review], 3).await;
+    let flags = [
+        "--labels-topic",
+        &labels,
+        "--performance-topic",
+        &performance,
+        "--performance-window",
+        "10",
+        "--review-topic",
+        &review,
+        "--review-share",
+        "0.1",
+        "--output-format",
+        "confluent",
+        "--schema-registry-url",
+        url,
+        "--static-membership",
+        "--instance-id",
+        "framed-labels",
+    ];
+    let mut first = Member::start(&config, &flags, &log("labels"));
+    first.wait_scored(300.0, Duration::from_secs(60));
+    // Killed: the next process knows the predictions only by reading them back, framed.
+    first.kill();
+    let member = Member::start(&config, &flags, &log("labels"));
+    let predictions = read_topic(
+        bootstrap,
+        &config.output_topic,
+        300,
+        Duration::from_secs(30),
+    );
+    let unframed: Vec<OwnedMessage> = (predictions.iter())
+        .map(|m| {
+            let (_, body) = unframe(m);
+            m.clone().set_payload(Some(body))
+        })
+        .collect();
+    // One label per record (the second process scored again what the first left uncommitted).
+    let mut seen = std::collections::HashSet::new();
+    let unframed: Vec<OwnedMessage> = (unframed.into_iter())
+        .filter(|m| seen.insert(rdkafka::Message::key(m).map(<[u8]>::to_vec)))
+        .collect();
+    assert_eq!(unframed.len(), 300);
+    send(
+        bootstrap,
+        &labels,
+        &crate::common::labels::ground_truths(&unframed),
+    );
+    let windows = read_topic(bootstrap, &performance, 27, Duration::from_secs(60));
+    let requests = read_topic(bootstrap, &review, 10, Duration::from_secs(30));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+
+    let id_of = |topic: &str| {
+        let (url, subject) = (url.to_string(), format!("{topic}-value"));
+        std::thread::spawn(move || latest_id(&url, &subject))
+            .join()
+            .unwrap()
+    };
+    let (performance_id, review_id) = (id_of(&performance), id_of(&review));
+    let codec = AvroCodec::performance();
+    for message in &windows {
+        let (framed_with, body) = unframe(message);
+        assert_eq!(
+            framed_with, performance_id,
+            "windows framed with their schema's id"
+        );
+        let window: driftwood::labels::PerformanceWindow = codec.decode(&body).unwrap();
+        assert_eq!(
+            (window.labels.joined, window.labels.unknown),
+            (10, 0),
+            "every label found its prediction, read back framed: {window:?}"
+        );
+    }
+    for message in &requests {
+        assert_eq!(unframe(message).0, review_id, "review requests framed too");
+    }
+}

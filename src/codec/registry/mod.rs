@@ -45,49 +45,76 @@ pub struct OutputSchemaIds {
     pub drift_reports: Option<u32>,
     /// The shadow comparison schema's id under `<comparison topic>-value`.
     pub comparisons: Option<u32>,
+    /// The realized performance schema's id under `<performance topic>-value`.
+    pub performance: Option<u32>,
+    /// The review request schema's id under `<review topic>-value`.
+    pub reviews: Option<u32>,
 }
 
-/// Registers the prediction and drift report schemas (and the shadow comparison schema, when
-/// comparisons are published) under their topics' subjects, or finds them there, and
-/// returns their ids. A registry that is unavailable is asked again for
-/// about a minute (backing off) unless `stop` is set; one that refuses (an incompatible
-/// schema, credentials) fails at once with its reason.
+/// The topics whose schemas `--output-format confluent` registers, besides the
+/// predictions' and the drift reports'.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalOutputs<'a> {
+    /// Shadow comparisons, when published.
+    pub comparisons: Option<&'a str>,
+    /// Windows of realized performance, with `--labels-topic`.
+    pub performance: Option<&'a str>,
+    /// Review requests, with `--review-topic`.
+    pub reviews: Option<&'a str>,
+}
+
+/// Registers the prediction and drift report schemas (and those of the optional outputs
+/// published) under their topics' subjects, or finds them there, and returns their ids. A
+/// registry that is unavailable is asked again for about a minute (backing off) unless
+/// `stop` is set; one that refuses (an incompatible evolution) fails at once.
 pub fn register_outputs(
     client: &RegistryClient,
-    predictions_topic: &str,
-    drift_topic: &str,
-    comparison_topic: Option<&str>,
+    (predictions_topic, drift_topic): (&str, &str),
+    optional: OptionalOutputs<'_>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> crate::Result<OutputSchemaIds> {
-    use crate::codec::encode::{COMPARISON_SCHEMA, DRIFT_REPORT_SCHEMA, PREDICTION_SCHEMA};
-    let register = |topic: &str, schema: &str| {
-        let subject = value_subject(topic);
-        let attempt = || client.register(&subject, schema);
-        let id = backon::BlockingRetryable::retry(
-            attempt,
-            backon::ExponentialBuilder::default()
-                .with_min_delay(std::time::Duration::from_millis(500))
-                .with_max_delay(std::time::Duration::from_secs(10))
-                .with_max_times(8),
-        )
-        .when(|e| {
-            matches!(e, RegistryError::Unavailable(_))
-                && !stop.load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .notify(|e, delay| {
-            tracing::warn!(%subject, error = %e, retry_in = ?delay, "registering an output schema failed; retrying")
-        })
-        .call()
-        .map_err(|e| crate::Error::SchemaRegistry {
-            context: format!("registering the schema of {topic} under {subject} at {}", client.url()),
-            message: e.to_string(),
-        })?;
-        tracing::info!(%subject, id, "output schema registered");
-        Ok::<_, crate::Error>(id)
+    use crate::codec::encode::{
+        COMPARISON_SCHEMA, DRIFT_REPORT_SCHEMA, PERFORMANCE_SCHEMA, PREDICTION_SCHEMA,
+        REVIEW_SCHEMA,
     };
+    let register = |topic: &str, schema: &str| register_output(client, topic, schema, stop);
+    let optional_id = |topic: Option<&str>, schema| topic.map(|t| register(t, schema)).transpose();
     Ok(OutputSchemaIds {
         predictions: Some(register(predictions_topic, PREDICTION_SCHEMA)?),
         drift_reports: Some(register(drift_topic, DRIFT_REPORT_SCHEMA)?),
-        comparisons: (comparison_topic.map(|t| register(t, COMPARISON_SCHEMA))).transpose()?,
+        comparisons: optional_id(optional.comparisons, COMPARISON_SCHEMA)?,
+        performance: optional_id(optional.performance, PERFORMANCE_SCHEMA)?,
+        reviews: optional_id(optional.reviews, REVIEW_SCHEMA)?,
     })
+}
+
+/// Registers `schema` under `topic`'s value subject (see [`register_outputs`]).
+fn register_output(
+    client: &RegistryClient,
+    topic: &str,
+    schema: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> crate::Result<u32> {
+    let subject = value_subject(topic);
+    let attempt = || client.register(&subject, schema);
+    let id = backon::BlockingRetryable::retry(
+        attempt,
+        backon::ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(500))
+            .with_max_delay(std::time::Duration::from_secs(10))
+            .with_max_times(8),
+    )
+    .when(|e| {
+        matches!(e, RegistryError::Unavailable(_)) && !stop.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .notify(|e, delay| {
+        tracing::warn!(%subject, error = %e, retry_in = ?delay, "registering an output schema failed; retrying")
+    })
+    .call()
+    .map_err(|e| crate::Error::SchemaRegistry {
+        context: format!("registering the schema of {topic} under {subject} at {}", client.url()),
+        message: e.to_string(),
+    })?;
+    tracing::info!(%subject, id, "output schema registered");
+    Ok(id)
 }
