@@ -7,8 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use driftwood::labels::awaiting::Awaited;
-use driftwood::labels::realized::{Said, Truth};
+use driftwood::labels::realized::Truth;
 use driftwood::labels::{Join, JoinSettings};
 use driftwood::model::{Model, Predicted};
 
@@ -23,30 +22,19 @@ fn join() -> Join<u32> {
     })
 }
 
-/// What the loop keeps per scored record (`pipeline::labels::Labels::awaits`).
+/// What the loop keeps per scored record (`Join::scored`, as `pipeline::labels` calls it).
 fn awaits(join: &mut Join<u32>, model: &Model, id: &str, i: usize) {
     let confidence = 0.5 + (i % 50) as f64 / 100.0;
     let index = i % 2;
     let predicted = Predicted::Class { index, confidence };
     let probabilities = [1.0 - confidence, confidence];
-    let calibration = model.drift_reference().outputs.calibration.as_ref();
-    let version = join.version(&model.metadata, calibration);
-    let said = Said::Class {
-        label: model.metadata.classes[index],
-        probabilities: probabilities.iter().map(|&p| p as f32).collect(),
-    };
-    let chance_right = (join.calibration(version))
-        .and_then(|c| c.chance_right(predicted))
-        .map(|c| c as f32);
-    let awaited = Awaited {
-        version,
-        said,
-        chance_right,
-        event_time: i as i64,
-        scored_at: i as i64,
-        joined_at: None,
-    };
-    join.awaits((i % 3) as i32, id, awaited);
+    let times = (i as i64, i as i64);
+    join.scored(
+        ((i % 3) as i32, id),
+        model,
+        (predicted, &probabilities),
+        times,
+    );
 }
 
 fn bench(c: &mut Criterion) {

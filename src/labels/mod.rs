@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelMetadata;
 use crate::model::calibrate::Calibration;
+use crate::model::{Model, ModelMetadata, Predicted};
 use awaiting::{Awaited, Awaiting};
 use realized::{Realized, Said, Truth, VersionPerformance};
 
@@ -277,6 +277,39 @@ impl<L: Copy + Eq> Join<L> {
         self.versions[usize::from(index)].calibration.as_ref()
     }
 
+    /// Keeps the prediction `model` made of record `id` of input `partition` (`predicted`,
+    /// with every class's probability) until its label comes: its version, what it said, the
+    /// calibrated chance that it is right, its event time and when it was scored (ms).
+    pub fn scored(
+        &mut self,
+        (partition, id): (i32, &str),
+        model: &Model,
+        (predicted, probabilities): (Predicted, &[f64]),
+        (event_time, scored_at): (i64, i64),
+    ) {
+        let calibration = model.drift_reference().outputs.calibration.as_ref();
+        let version = self.version(&model.metadata, calibration);
+        let said = match predicted {
+            Predicted::Class { index, .. } => Said::Class {
+                label: model.metadata.classes[index],
+                probabilities: probabilities.iter().map(|&p| p as f32).collect(),
+            },
+            Predicted::Value(v) => Said::Value(v),
+        };
+        let chance_right = (self.calibration(version))
+            .and_then(|c| c.chance_right(predicted))
+            .map(|c| c as f32);
+        let awaited = Awaited {
+            version,
+            said,
+            chance_right,
+            event_time,
+            scored_at,
+            joined_at: None,
+        };
+        self.awaits(partition, id, awaited);
+    }
+
     /// Keeps a prediction of input partition `partition` until its label comes.
     pub fn awaits(&mut self, partition: i32, id: &str, awaited: Awaited) {
         self.awaiting
@@ -416,7 +449,7 @@ fn chance_right(calibration: &Calibration, said: &Said, classes: &[i32]) -> Opti
     };
     let index = classes.iter().position(|c| c == label)?;
     let confidence = f64::from(*probabilities.get(index)?);
-    let predicted = crate::model::Predicted::Class { index, confidence };
+    let predicted = Predicted::Class { index, confidence };
     calibration.chance_right(predicted).map(|c| c as f32)
 }
 

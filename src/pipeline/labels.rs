@@ -19,8 +19,7 @@ use crate::codec::registry;
 use crate::error::Result;
 use crate::kafka::events::Output;
 use crate::kafka::offsets::Lease;
-use crate::labels::awaiting::Awaited;
-use crate::labels::realized::{Said, Truth, VersionPerformance};
+use crate::labels::realized::{Truth, VersionPerformance};
 use crate::labels::{Join, JoinSettings, PerformanceWindow};
 use crate::model::{Model, Predicted};
 use crate::obs::metrics::LabelMetrics;
@@ -114,35 +113,15 @@ impl Labels {
     }
 
     /// Keeps the prediction `model` made of record `id` (input `partition`, event at
-    /// `event_time`) for its label.
+    /// `event_time`, scored `now`) for its label.
     pub fn awaits(
         &mut self,
-        (partition, id): (i32, &str),
+        record: (i32, &str),
         model: &Model,
-        (predicted, probabilities): (Predicted, &[f64]),
-        (event_time, now): (i64, i64),
+        scores: (Predicted, &[f64]),
+        times: (i64, i64),
     ) {
-        let calibration = model.drift_reference().outputs.calibration.as_ref();
-        let version = self.join.version(&model.metadata, calibration);
-        let said = match predicted {
-            Predicted::Class { index, .. } => Said::Class {
-                label: model.metadata.classes[index],
-                probabilities: probabilities.iter().map(|&p| p as f32).collect(),
-            },
-            Predicted::Value(v) => Said::Value(v),
-        };
-        let chance_right = (self.join.calibration(version))
-            .and_then(|c| c.chance_right(predicted))
-            .map(|c| c as f32);
-        let awaited = Awaited {
-            version,
-            said,
-            chance_right,
-            event_time,
-            scored_at: now,
-            joined_at: None,
-        };
-        self.join.awaits(partition, id, awaited);
+        self.join.scored(record, model, scores, times);
     }
 
     /// Joins each label record of `messages` (or keeps it until its partition is restored),

@@ -291,25 +291,38 @@ impl Pipeline {
             if let Some(r) = resolver.as_deref_mut() {
                 r.admit(consumer, &mut batch)?;
             }
-            consumer.context().before_send()?;
-            for loaded in scorer.serving().loaded() {
-                scorer.swap(loaded, sink);
-            }
-            if batch.is_empty() {
-                scorer.tick(sink);
-            } else {
-                self.metrics
-                    .transport
-                    .batch_records
-                    .observe(batch.len() as f64);
-                scorer.handle_batch(&batch, sink);
-                batch.clear();
-            }
-            scorer.handle_labels(&labels, sink)?;
-            labels.clear();
+            self.handle(consumer, sink, scorer, (&mut batch, &mut labels))?;
         }
         clock.mark(LoopPhase::Work);
         Ok(())
+    }
+
+    /// Sends the outputs of a polled batch of input records and of label records (then
+    /// empties both), after any model version loaded meanwhile starts serving.
+    fn handle(
+        &self,
+        consumer: &Input,
+        sink: &Sink,
+        scorer: &mut Scorer,
+        (batch, labels): (&mut Vec<BorrowedMessage<'_>>, &mut Vec<BorrowedMessage<'_>>),
+    ) -> Result<()> {
+        consumer.context().before_send()?;
+        for loaded in scorer.serving().loaded() {
+            scorer.swap(loaded, sink);
+        }
+        if batch.is_empty() {
+            scorer.tick(sink);
+        } else {
+            self.metrics
+                .transport
+                .batch_records
+                .observe(batch.len() as f64);
+            scorer.handle_batch(batch, sink);
+            batch.clear();
+        }
+        let handled = scorer.handle_labels(labels, sink);
+        labels.clear();
+        handled
     }
 
     /// Finishes in-flight records within `grace`, commits what was acknowledged and leaves

@@ -218,6 +218,49 @@ fn labels_of(config: &driftwood::config::RunConfig, labels: &str) -> driftwood::
     config
 }
 
+/// A configuration on fresh topics with 900 records produced, whose labels come on a topic
+/// of their own and are reported in windows of [`WINDOW`] (a horizon of an hour).
+async fn with_labels(bootstrap: &str) -> driftwood::config::RunConfig {
+    let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
+    let (labels_topic, performance) = (unique("labels"), unique("performance"));
+    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
+    config.labels.labels_topic = Some(labels_topic);
+    config.labels.performance_topic = performance;
+    config.labels.performance_window = WINDOW;
+    config.labels.label_horizon = Duration::from_secs(3600);
+    config
+}
+
+/// Waits until the 900 records are scored, and reads their predictions back.
+async fn scored(
+    bootstrap: &str,
+    config: &driftwood::config::RunConfig,
+    service: &Service,
+) -> Vec<PredictionRecord> {
+    let metrics = service.metrics();
+    wait_until("900 records scored", Duration::from_secs(120), || {
+        metrics.scored() >= 900
+    })
+    .await;
+    predictions(bootstrap, &config.output_topic)
+}
+
+/// Reads the performance topic until `windows` distinct windows are there (2 minutes at most).
+async fn all_windows(bootstrap: &str, topic: &str, windows: usize) -> Vec<PerformanceWindow> {
+    let mut published = Vec::new();
+    let all = wait_until("every window published", Duration::from_secs(120), || {
+        published = decoded(&read_available(
+            bootstrap,
+            topic,
+            100_000,
+            Duration::from_secs(2),
+        ));
+        published_windows(&published).len() >= windows
+    });
+    all.await;
+    published
+}
+
 fn decoded(messages: &[rdkafka::message::OwnedMessage]) -> Vec<PerformanceWindow> {
     let codec = AvroCodec::performance();
     (messages.iter())
@@ -228,22 +271,13 @@ fn decoded(messages: &[rdkafka::message::OwnedMessage]) -> Vec<PerformanceWindow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_shuffled_duplicated_and_missing_labels_give_the_offline_figures_per_window() {
     let bootstrap = bootstrap();
-    let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
-    let (labels_topic, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
-    config.labels.labels_topic = Some(labels_topic.clone());
-    config.labels.performance_topic = performance.clone();
-    config.labels.performance_window = WINDOW;
-    config.labels.label_horizon = Duration::from_secs(3600);
+    let config = with_labels(bootstrap).await;
+    let labels_topic = config.labels.labels_topic.clone().unwrap();
+    let performance = config.labels.performance_topic.clone();
     let service = Service::start(config.clone()).await.unwrap();
     let metrics = service.metrics().clone();
-    wait_until("900 records scored", Duration::from_secs(120), || {
-        metrics.scored() >= 900
-    })
-    .await;
-
     // The labels come after the predictions, written by another producer.
-    let predictions = predictions(bootstrap, &config.output_topic);
+    let predictions = scored(bootstrap, &config, &service).await;
     let by_id: HashMap<&str, &PredictionRecord> =
         predictions.iter().map(|p| (p.id.as_str(), p)).collect();
     let (sent, messages) = labels(&predictions);
@@ -328,17 +362,7 @@ async fn kill_9_among_labels(guarantee: &[&str]) -> Killed {
     // A new process knows nothing but what it reads back.
     let second = Member::start(&config, &extra, &log);
     send(bootstrap, &labels_topic, late);
-    let mut published = Vec::new();
-    let all = wait_until("every window published", Duration::from_secs(120), || {
-        published = decoded(&read_available(
-            bootstrap,
-            &performance,
-            100_000,
-            Duration::from_secs(2),
-        ));
-        published_windows(&published).len() >= windows
-    });
-    all.await;
+    let published = all_windows(bootstrap, &performance, windows).await;
     let stopped = second.terminate(Duration::from_secs(30));
     assert!(stopped, "exit 0 on SIGTERM; logs in {}", log.display());
     Killed {
@@ -451,19 +475,11 @@ async fn records_chosen_for_review_carry_their_features_and_their_labels_come_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_rebalance_the_new_owner_reads_back_and_every_window_says_the_same() {
     let bootstrap = bootstrap();
-    let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
-    let (labels_topic, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
-    config.labels.labels_topic = Some(labels_topic.clone());
-    config.labels.performance_topic = performance.clone();
-    config.labels.performance_window = WINDOW;
+    let config = with_labels(bootstrap).await;
+    let labels_topic = config.labels.labels_topic.clone().unwrap();
+    let performance = config.labels.performance_topic.clone();
     let first = ready_member(&config).await;
-    let metrics = first.metrics().clone();
-    wait_until("900 records scored", Duration::from_secs(120), || {
-        metrics.scored() >= 900
-    })
-    .await;
-    let predictions = predictions(bootstrap, &config.output_topic);
+    let predictions = scored(bootstrap, &config, &first).await;
     let by_id: HashMap<&str, &PredictionRecord> =
         predictions.iter().map(|p| (p.id.as_str(), p)).collect();
     let (sent, messages) = labels(&predictions);
@@ -480,17 +496,7 @@ async fn across_a_rebalance_the_new_owner_reads_back_and_every_window_says_the_s
     })
     .await;
     send(bootstrap, &labels_topic, late);
-    let mut published = Vec::new();
-    let all = wait_until("every window published", Duration::from_secs(120), || {
-        published = decoded(&read_available(
-            bootstrap,
-            &performance,
-            100_000,
-            Duration::from_secs(2),
-        ));
-        published_windows(&published).len() >= windows
-    });
-    all.await;
+    let published = all_windows(bootstrap, &performance, windows).await;
     second.stop().await.unwrap();
     first.stop().await.unwrap();
 

@@ -37,7 +37,12 @@ const SCENARIOS: [(&str, Scenario, bool, f64); 5] = [
     ("mean 0.50 sd", Scenario::Mean(0.5), false, SLOPE),
     ("class mix 50% → 70%", Scenario::ClassMix(0.7), false, SLOPE),
     ("a tenth out of support", Scenario::Null, true, SLOPE),
-    ("concept drift: slope 3 → 1.5", Scenario::Null, false, SLOPE / 2.0),
+    (
+        "concept drift: slope 3 → 1.5",
+        Scenario::Null,
+        false,
+        SLOPE / 2.0,
+    ),
 ];
 
 /// The true label of a row of the world: class 1 with probability logistic(slope · s).
@@ -53,7 +58,10 @@ pub fn run(args: &BenchDriftArgs, out: &mut Output) -> Result<()> {
     let (flat, mut drift_reference) = reference(&world, &mut rng);
     let mut pass = CalibrationPass::new(2).expect("two classes");
     for row in flat.chunks(FEATURES) {
-        pass.add(world.predict(row), Some(truth(&world, row, SLOPE, &mut rng)));
+        pass.add(
+            world.predict(row),
+            Some(truth(&world, row, SLOPE, &mut rng)),
+        );
     }
     drift_reference.outputs.calibration = pass.finish();
     let metadata = metadata(FEATURES, vec![0, 1]);
