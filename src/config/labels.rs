@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use rdkafka::ClientConfig;
 
+use crate::codec::decode::InputFormat;
 use crate::error::{Error, Result};
 use crate::pipeline::labels::LabelSettings;
 use crate::pipeline::review::ReviewSettings;
@@ -39,6 +40,16 @@ pub struct LabelArgs {
     #[arg(long, env = "DRIFTWOOD_PERFORMANCE_WINDOW", default_value_t = 1000)]
     pub performance_window: usize,
 
+    /// Label record framing: `avro` (the bundled schema), or `confluent` (each record's
+    /// writer schema fetched from the schema registry by its id).
+    #[arg(
+        long,
+        env = "DRIFTWOOD_LABELS_FORMAT",
+        value_enum,
+        default_value = "avro"
+    )]
+    pub labels_format: InputFormat,
+
     /// Topic scored records chosen for someone to label go to (Avro `ReviewRequest`,
     /// `schemas/review.avsc`: the prediction, the features, why it was chosen), keyed like the
     /// input. [default: off]
@@ -56,9 +67,12 @@ pub struct LabelArgs {
 }
 
 impl LabelArgs {
-    /// Checks the flags against the input topic.
-    pub fn validate(&self, input_topic: &str) -> Result<()> {
+    /// Checks the flags against the input topic and whether a schema registry is set.
+    pub fn validate(&self, input_topic: &str, registry: bool) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
+        if self.labels_format == InputFormat::Confluent && !registry {
+            return bad("--labels-format confluent needs --schema-registry-url".into());
+        }
         for (flag, share) in [
             ("--review-share", self.review_share),
             ("--review-least-sure", self.review_least_sure),
@@ -133,6 +147,7 @@ impl LabelArgs {
             performance_topic: self.performance_topic.clone(),
             horizon: self.label_horizon,
             window_records: self.performance_window,
+            framed: self.labels_format == InputFormat::Confluent,
         })
     }
 }
@@ -148,6 +163,7 @@ mod tests {
             label_horizon: Duration::from_secs(60),
             performance_topic: "performance".into(),
             performance_window: 10,
+            labels_format: InputFormat::Avro,
             review_topic: None,
             review_share: 0.0,
             review_least_sure: 0.0,

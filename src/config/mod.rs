@@ -297,7 +297,8 @@ impl RunConfig {
             return bad("--route-by field: reads the configured writer schema; with --schema-registry-url, route by header".into());
         }
         self.drift.validate()?;
-        self.labels.validate(&self.input_topic)?;
+        let registry = self.schema_registry.schema_registry_url.is_some();
+        self.labels.validate(&self.input_topic, registry)?;
         if self.group_id.is_empty() {
             return bad("--group-id is empty".into());
         }

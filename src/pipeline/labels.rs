@@ -3,18 +3,16 @@
 //! labels published to the performance topic, and the labels partitions' commits held at the
 //! first record of their open window until it is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 
 use super::accounting::{Outcome, Sink};
+use super::label_reader::LabelReader;
 use super::outputs::Outputs;
 use super::restore::{Restored, Restorer};
-use crate::codec::decode::{
-    DecodeError, DecodeErrorKind, FeatureDecoder, InputFormat, MissingFeatures,
-};
-use crate::codec::encode::{AvroCodec, GROUND_TRUTH_SCHEMA};
+use crate::codec::encode::AvroCodec;
 use crate::codec::registry;
 use crate::error::Result;
 use crate::kafka::events::Output;
@@ -38,14 +36,14 @@ pub struct LabelSettings {
     pub horizon: Duration,
     /// Label records per window and labels partition.
     pub window_records: usize,
+    /// Whether label records are Confluent-framed, read through the schema registry.
+    pub framed: bool,
 }
 
-/// A label record read while its partition was being restored.
+/// A label record kept until its partition is restored and its schema known.
 struct Pending {
-    offset: i64,
     lease: Lease,
-    /// Its id, truth and event time; none when it was dead-lettered.
-    read: Option<(String, Truth, i64)>,
+    message: OwnedMessage,
 }
 
 /// The join and what it needs to read labels and publish windows.
@@ -55,14 +53,14 @@ pub struct Labels {
     /// The assignment each labels partition's state was restored for, and is being.
     restored: HashMap<i32, Lease>,
     restoring: HashMap<i32, Lease>,
-    /// Label records read before their partition's restore finished, in order.
-    pending: HashMap<i32, Vec<Pending>>,
-    decoder: FeatureDecoder,
+    /// Label records read before their partition was restored or their schema known, in
+    /// order.
+    pending: HashMap<i32, VecDeque<Pending>>,
+    reader: LabelReader,
     performance_topic: String,
     codec: AvroCodec,
     metrics: LabelMetrics,
     encoded: Vec<u8>,
-    row: Vec<f64>,
     swept: Instant,
     /// Windows published since the last [`Labels::take_published`].
     published: Vec<PerformanceWindow>,
@@ -71,17 +69,14 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// Labels per `settings`, windows named with `instance_id`; state is restored with
-    /// `restorer`.
+    /// Labels per `settings`, read by `reader`, windows named with `instance_id`; state is
+    /// restored with `restorer`.
     pub fn new(
         settings: &LabelSettings,
-        instance_id: &str,
+        (instance_id, reader): (&str, LabelReader),
         restorer: Restorer,
         metrics: LabelMetrics,
     ) -> Result<Self> {
-        let schema = FeatureDecoder::parse_schema(GROUND_TRUTH_SCHEMA, "ground_truth.avsc")?;
-        let decoder = FeatureDecoder::new(schema, &["value".into()], InputFormat::Avro, 1 << 20)?
-            .with_missing(MissingFeatures::Score);
         let join = Join::new(JoinSettings {
             horizon_ms: settings.horizon.as_millis() as i64,
             window_records: settings.window_records,
@@ -94,12 +89,11 @@ impl Labels {
             restored: HashMap::new(),
             restoring: HashMap::new(),
             pending: HashMap::new(),
-            decoder,
+            reader,
             performance_topic: settings.performance_topic.clone(),
             codec: AvroCodec::performance(),
             metrics,
             encoded: Vec::new(),
-            row: Vec::new(),
             swept: Instant::now(),
             published: Vec::new(),
             schema_id: None,
@@ -124,15 +118,16 @@ impl Labels {
         self.join.scored(record, model, scores, times);
     }
 
-    /// Joins each label record of `messages` (or keeps it until its partition is restored),
-    /// dead-letters those that cannot be read, and publishes the windows they fill.
+    /// Joins each label record of `messages` (or keeps it until its partition is restored
+    /// and its schema known), dead-letters those that cannot be read, and publishes the
+    /// windows they fill. Fails when the schema registry refuses.
     pub fn handle(
         &mut self,
         messages: &[BorrowedMessage<'_>],
         outputs: &Outputs,
         sink: &Sink,
         now: i64,
-    ) {
+    ) -> Result<()> {
         let progress = sink.progress();
         for message in messages {
             let (partition, offset) = (message.partition(), message.offset());
@@ -143,53 +138,83 @@ impl Labels {
                 continue; // Revoked meanwhile: its next owner reads it again.
             };
             drop(tracker);
-            let read = match self.read(message) {
-                Ok((id, truth, at)) => Some((id.to_owned(), truth, at)),
-                Err(error) => {
-                    let output = Output::Label {
-                        partition,
-                        offset,
-                        outcome: Outcome::LabelDeadLettered(error.kind),
-                    };
-                    outputs.dead_letter_as(message, &error, sink, output);
-                    None
-                }
-            };
-            let label = Pending {
-                offset,
-                lease,
-                read,
-            };
-            if self.restored.get(&partition) == Some(&assignment) {
-                self.apply(partition, label, sink, now);
-                continue;
-            }
-            // Not restored yet: kept, in order, and nothing from here on is committed.
             let pending = self.pending.entry(partition).or_default();
             pending.retain(|p| p.lease == lease);
+            let restored = self.restored.get(&partition) == Some(&assignment);
+            if restored && pending.is_empty() && self.reader.ready(message)? {
+                self.process(message, lease, (outputs, sink), now);
+                continue;
+            }
+            // Kept, in order, and nothing from here on is committed until it is joined.
             if pending.is_empty() {
                 progress.labels().hold(partition, Some(offset));
             }
-            pending.push(label);
+            let message = message.detach();
+            pending.push_back(Pending { lease, message });
         }
+        Ok(())
+    }
+
+    /// Joins the label records kept for `partition` whose schema is known now, in order.
+    fn flush(
+        &mut self,
+        partition: i32,
+        (outputs, sink): (&Outputs, &Sink),
+        now: i64,
+    ) -> Result<()> {
+        let current = sink.progress().labels().lease(partition);
+        while let Some(front) = self.pending.get_mut(&partition).and_then(|q| q.pop_front()) {
+            if Some(front.lease) != current {
+                continue; // Read again under the current lease.
+            }
+            if !self.reader.ready(&front.message)? {
+                self.pending.entry(partition).or_default().push_front(front);
+                break;
+            }
+            self.process(&front.message, front.lease, (outputs, sink), now);
+        }
+        Ok(())
+    }
+
+    /// Reads one label record and joins it, or dead-letters it with its reason.
+    fn process<M: Message>(
+        &mut self,
+        message: &M,
+        lease: Lease,
+        (outputs, sink): (&Outputs, &Sink),
+        now: i64,
+    ) {
+        let (partition, offset) = (message.partition(), message.offset());
+        let read = self.reader.read(message);
+        if let Err(error) = &read {
+            let outcome = Outcome::LabelDeadLettered(error.kind);
+            let output = Output::Label {
+                partition,
+                offset,
+                outcome,
+            };
+            outputs.dead_letter_as(message, error, sink, output);
+        }
+        self.apply((partition, offset, lease), read.ok(), sink, now);
     }
 
     /// Joins one label record (or counts it dead-lettered), holds commits at a window's
     /// first record while it is open, and publishes it when full.
-    fn apply(&mut self, partition: i32, label: Pending, sink: &Sink, now: i64) {
+    fn apply(
+        &mut self,
+        (partition, offset, lease): (i32, i64, Lease),
+        read: Option<(&str, Truth, i64)>,
+        sink: &Sink,
+        now: i64,
+    ) {
         let progress = sink.progress();
-        let truth = label
-            .read
-            .as_ref()
-            .map(|(id, t, at)| (id.as_str(), *t, *at));
-        let joined = self
-            .join
-            .label((partition, label.offset, label.lease), truth, now);
+        let decoded = read.is_some();
+        let joined = self.join.label((partition, offset, lease), read, now);
         if let Some(first) = joined.opened {
             progress.labels().hold(partition, Some(first));
         }
-        if label.read.is_some() {
-            progress.labels().processed(partition, label.offset);
+        if decoded {
+            progress.labels().processed(partition, offset);
         }
         self.metrics
             .labels
@@ -205,29 +230,6 @@ impl Labels {
     /// The windows published since the last call.
     pub fn take_published(&mut self) -> Vec<PerformanceWindow> {
         std::mem::take(&mut self.published)
-    }
-
-    /// A label record's id, truth and event time (ms), or why it cannot be joined.
-    fn read<'m>(
-        &mut self,
-        message: &'m BorrowedMessage<'_>,
-    ) -> Result<(&'m str, Truth, i64), DecodeError> {
-        self.row.clear();
-        let meta = self.decoder.decode(message.payload(), &mut self.row)?;
-        let missing =
-            |what: &str| DecodeError::new(DecodeErrorKind::MissingFeature, what.to_owned());
-        let id = meta
-            .id
-            .ok_or_else(|| missing("a label record needs an id"))?;
-        let truth = match (meta.label, self.row[0]) {
-            (Some(label), _) => Truth::Class(label),
-            (None, value) if value.is_finite() => Truth::Value(value),
-            _ => return Err(missing("a label record needs a label or a finite value")),
-        };
-        let at = meta
-            .event_time_ms
-            .or_else(|| message.timestamp().to_millis());
-        Ok((id, truth, at.unwrap_or(0)))
     }
 
     /// Sends `window` to the performance topic, keyed by its labels partition; its first
@@ -279,13 +281,12 @@ impl Labels {
     }
 
     /// Starts restoring newly assigned partitions, takes in finished restores (then joins
-    /// the labels kept meanwhile), and every few seconds forgets what partitions no longer
-    /// held had and predictions older than twice the horizon, and sets the gauges. Fails
-    /// when a restore failed.
-    pub fn tick(&mut self, sink: &Sink, now: i64) -> Result<()> {
-        let progress = sink.progress();
+    /// the labels kept meanwhile), joins labels whose schema came since, and every few
+    /// seconds forgets what partitions no longer held had and predictions older than twice
+    /// the horizon, and sets the gauges. Fails when a restore failed or the registry refused.
+    pub fn tick(&mut self, (outputs, sink): (&Outputs, &Sink), now: i64) -> Result<()> {
         let assigned: Vec<(i32, Lease)> = {
-            let labels = progress.labels();
+            let labels = sink.progress().labels();
             let partitions: Vec<i32> = labels.assigned().collect();
             (partitions.into_iter())
                 .filter_map(|p| Some((p, labels.assignment(p)?)))
@@ -300,17 +301,34 @@ impl Labels {
         }
         let finished: Vec<Restored> = self.restorer.finished().collect();
         for restored in finished {
-            self.take_in(restored, sink, now)?;
+            self.take_in(restored, (outputs, sink), now)?;
         }
-        if self.swept.elapsed() < SWEEP_EVERY {
-            return Ok(());
+        let waiting: Vec<i32> = (self.pending.iter())
+            .filter(|(p, q)| {
+                !q.is_empty()
+                    && (self.restored.get(p)).is_some_and(|l| assigned.contains(&(**p, *l)))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in waiting {
+            self.flush(partition, (outputs, sink), now)?;
         }
+        if self.swept.elapsed() >= SWEEP_EVERY {
+            self.sweep(sink, &assigned, now);
+        }
+        Ok(())
+    }
+
+    /// Forgets what partitions no longer held had, and predictions older than twice the
+    /// horizon; sets the gauges.
+    fn sweep(&mut self, sink: &Sink, assigned: &[(i32, Lease)], now: i64) {
         self.swept = Instant::now();
         let held = |p: i32, lease: Lease| assigned.contains(&(p, lease));
         self.restored.retain(|&p, &mut l| held(p, l));
         self.restoring.retain(|&p, &mut l| held(p, l));
         self.pending
             .retain(|p, _| assigned.iter().any(|a| a.0 == *p));
+        let progress = sink.progress();
         let input = progress.lock().assigned().collect::<Vec<_>>();
         let labels = progress.labels();
         self.join
@@ -320,12 +338,16 @@ impl Labels {
         let (count, bytes) = self.join.awaiting();
         self.metrics.awaiting.set(count as i64);
         self.metrics.awaiting_bytes.set(bytes as i64);
-        Ok(())
     }
 
     /// Adds a finished restore to the join, if the partition is still held under the
     /// assignment it was begun for, and joins the labels kept while it ran.
-    fn take_in(&mut self, restored: Restored, sink: &Sink, now: i64) -> Result<()> {
+    fn take_in(
+        &mut self,
+        restored: Restored,
+        (outputs, sink): (&Outputs, &Sink),
+        now: i64,
+    ) -> Result<()> {
         let Restored {
             partition,
             lease,
@@ -349,12 +371,6 @@ impl Labels {
             self.join.joined_before(partition, &id, offset);
         }
         self.restored.insert(partition, lease);
-        let current = sink.progress().labels().lease(partition);
-        for label in self.pending.remove(&partition).unwrap_or_default() {
-            if Some(label.lease) == current {
-                self.apply(partition, label, sink, now);
-            }
-        }
-        Ok(())
+        self.flush(partition, (outputs, sink), now)
     }
 }

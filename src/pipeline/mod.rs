@@ -9,6 +9,7 @@
 mod accounting;
 mod backpressure;
 pub(crate) mod explain;
+pub(crate) mod label_reader;
 pub(crate) mod labels;
 mod lane;
 mod outputs;
@@ -48,6 +49,7 @@ use crate::obs::rate_limit::RateLimit;
 use accounting::{Accounting, Input, Sink};
 use backpressure::{Backpressure, Mode};
 use explain::ExplainSettings;
+use label_reader::LabelReader;
 use labels::{LabelSettings, Labels};
 use resolve::Resolver;
 use restore::{RestoreTopics, Restorer};
@@ -220,10 +222,15 @@ impl Pipeline {
                     framed: ids.predictions.is_some(),
                 };
                 let horizon = labels.horizon.as_millis() as i64;
-                let restorer = Restorer::new(&self.clients.consumer, topics, horizon);
+                let registry = (self.schema_registry.as_ref())
+                    .map(|(s, _)| s)
+                    .filter(|_| labels.framed);
+                let consumer = &self.clients.consumer;
+                let restorer = Restorer::new(consumer, topics, horizon, registry.cloned());
                 let metrics = self.metrics.labels.clone();
-                let labels =
-                    Labels::new(labels, instance, restorer, metrics)?.framed(ids.performance);
+                let reader = LabelReader::new(registry)?;
+                let labels = Labels::new(labels, (instance, reader), restorer, metrics)?
+                    .framed(ids.performance);
                 scorer.with_labels(labels)
             }
         })

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use tracing::{debug, debug_span};
 
 use super::accounting::{Outcome, Sink};
@@ -167,15 +167,18 @@ impl Outputs {
     }
 
     /// Sends `message` unchanged to the dead-letter topic as `output`.
-    pub fn dead_letter_as(
+    pub fn dead_letter_as<M: Message>(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &M,
         error: &DecodeError,
         sink: &Sink,
         output: Output<Outcome>,
     ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let mut headers = message.headers().map(|h| h.detach()).unwrap_or_default();
+        let mut headers = OwnedHeaders::new();
+        for h in message.headers().into_iter().flat_map(|h| h.iter()) {
+            headers = headers.insert(h);
+        }
         for (key, value) in dead_letter::headers(error, topic, partition, offset) {
             headers = headers.insert(Header {
                 key,

@@ -14,15 +14,16 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::codec::decode::{FeatureDecoder, InputFormat, MissingFeatures};
-use crate::codec::encode::{AvroCodec, GROUND_TRUTH_SCHEMA, PredictionRecord};
+use super::label_reader::LabelReader;
+use crate::codec::encode::{AvroCodec, PredictionRecord};
+use crate::codec::registry::RegistrySettings;
 use crate::error::{Error, Result};
 use crate::kafka::offsets::Lease;
-use crate::labels::realized::Said;
+use crate::labels::realized::{Said, Truth};
 
 /// How long one restore may take before the member stops, saying so.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(600);
@@ -82,14 +83,22 @@ pub struct Restorer {
     config: ClientConfig,
     topics: RestoreTopics,
     horizon_ms: i64,
+    /// With Confluent-framed labels: the registry their schemas come from.
+    registry: Option<RegistrySettings>,
     done: Sender<Restored>,
     results: Receiver<Restored>,
 }
 
 impl Restorer {
     /// Restores with clients like `consumer` (reading only: nothing committed, no group
-    /// joined) from `topics`, the last two `horizon_ms`.
-    pub fn new(consumer: &ClientConfig, topics: RestoreTopics, horizon_ms: i64) -> Self {
+    /// joined) from `topics`, the last two `horizon_ms`, reading Confluent-framed labels
+    /// through `registry` when given.
+    pub fn new(
+        consumer: &ClientConfig,
+        topics: RestoreTopics,
+        horizon_ms: i64,
+        registry: Option<RegistrySettings>,
+    ) -> Self {
         let mut config = consumer.clone();
         config
             .set("enable.auto.commit", "false")
@@ -100,6 +109,7 @@ impl Restorer {
             config,
             topics,
             horizon_ms,
+            registry,
             done,
             results,
         }
@@ -108,13 +118,15 @@ impl Restorer {
     /// Starts restoring `partition` for the assignment `lease`, as of `now` (ms).
     pub fn start(&self, partition: i32, lease: Lease, now: i64) -> Result<()> {
         let (config, topics, done) = (self.config.clone(), self.topics.clone(), self.done.clone());
+        let registry = self.registry.clone();
         let since = now - 2 * self.horizon_ms;
         let horizon = self.horizon_ms;
         std::thread::Builder::new()
             .name(format!("driftwood-restore-{partition}"))
             .spawn(move || {
                 let started = Instant::now();
-                let state = restore(&config, &topics, partition, (since, horizon));
+                let sources = (&config, &topics, registry.as_ref());
+                let state = restore(sources, partition, (since, horizon));
                 if let Ok(s) = &state {
                     let (predictions, joined) = (s.predictions.len(), s.joined.len());
                     let took = started.elapsed();
@@ -146,8 +158,7 @@ impl Restorer {
 /// Reads back `partition`'s predictions since `since` (ms), then the labels committed
 /// before that joined them.
 fn restore(
-    config: &ClientConfig,
-    topics: &RestoreTopics,
+    (config, topics, registry): (&ClientConfig, &RestoreTopics, Option<&RegistrySettings>),
     partition: i32,
     (since, horizon_ms): (i64, i64),
 ) -> Result<RestoredState> {
@@ -177,39 +188,54 @@ fn restore(
         return Ok(state);
     };
     let (start, _) = range(&consumer, &topics.labels, partition, since)?;
-    let schema = FeatureDecoder::parse_schema(GROUND_TRUTH_SCHEMA, "ground_truth.avsc")?;
-    let decoder = FeatureDecoder::new(schema, &["value".into()], InputFormat::Avro, 1 << 20)?
-        .with_missing(MissingFeatures::Score);
-    let mut row = Vec::new();
+    let mut reader = LabelReader::new(registry)?;
     let mut marked = std::collections::HashSet::new();
+    let mut refused = None;
     read(
         &consumer,
         (&topics.labels, partition),
         (start, committed),
         |m| {
             state.labels_read += 1;
-            row.clear();
-            let Ok(meta) = decoder.decode(m.payload(), &mut row) else {
+            if let Err(e) = wait_ready(&mut reader, m) {
+                refused.get_or_insert(e);
                 return;
-            };
-            let (Some(id), at) = (meta.id, meta.event_time_ms.or(m.timestamp().to_millis())) else {
+            }
+            let Ok((id, truth, at)) = reader.read(m) else {
                 return;
             };
             let Some(p) = state.predictions.get(id) else {
                 return;
             };
-            let fits = match (&p.said, meta.label) {
-                (Said::Class { .. }, Some(_)) => true,
-                (Said::Value(_), None) => row[0].is_finite(),
-                _ => false,
-            };
-            let on_time = at.unwrap_or(0) - p.event_time <= horizon_ms;
+            let fits = matches!(
+                (&p.said, truth),
+                (Said::Class { .. }, Truth::Class(_)) | (Said::Value(_), Truth::Value(_))
+            );
+            let on_time = at - p.event_time <= horizon_ms;
             if fits && on_time && marked.insert(id.to_owned()) {
                 state.joined.push((id.to_owned(), m.offset()));
             }
         },
     )?;
+    if let Some(refused) = refused {
+        return Err(refused);
+    }
     Ok(state)
+}
+
+/// Waits until `reader` knows `message`'s schema (the registry may be away a while).
+fn wait_ready(reader: &mut LabelReader, message: &BorrowedMessage<'_>) -> Result<()> {
+    let deadline = Instant::now() + RESTORE_DEADLINE;
+    while !reader.ready(message)? {
+        if Instant::now() > deadline {
+            return Err(Error::Fatal {
+                client: "schema registry",
+                reason: format!("unreachable for {RESTORE_DEADLINE:?} while restoring labels"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
 }
 
 fn restored(record: PredictionRecord) -> RestoredPrediction {

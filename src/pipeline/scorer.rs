@@ -88,8 +88,8 @@ impl Scorer {
             return Ok(());
         };
         let now = epoch_millis();
-        labels.handle(batch, &self.outputs, sink, now);
-        let ticked = labels.tick(sink, now);
+        let handled = labels.handle(batch, &self.outputs, sink, now);
+        let ticked = handled.and_then(|()| labels.tick((&self.outputs, sink), now));
         for window in labels.take_published() {
             self.serving.labelled(&window);
         }

@@ -452,7 +452,7 @@ fn a_held_partition_that_moves_to_another_member_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn performance_windows_and_review_requests_are_registered_and_framed_and_restores_read_framed_predictions()
+async fn framed_labels_are_read_by_schema_id_outputs_are_framed_and_restores_read_framed_predictions()
  {
     let bootstrap = bootstrap();
     let url = tokio::task::spawn_blocking(schema_registry).await.unwrap();
@@ -474,6 +474,8 @@ async fn performance_windows_and_review_requests_are_registered_and_framed_and_r
         "confluent",
         "--schema-registry-url",
         url,
+        "--labels-format",
+        "confluent",
         "--static-membership",
         "--instance-id",
         "framed-labels",
@@ -501,11 +503,18 @@ async fn performance_windows_and_review_requests_are_registered_and_framed_and_r
         .filter(|m| seen.insert(rdkafka::Message::key(m).map(<[u8]>::to_vec)))
         .collect();
     assert_eq!(unframed.len(), 300);
-    send(
-        bootstrap,
-        &labels,
-        &crate::common::labels::ground_truths(&unframed),
-    );
+    // Labels framed with a writer schema of their own (a field more, first), by id.
+    let evolved = evolved_ground_truth();
+    let subject = format!("{labels}-value");
+    let (url_, schema_) = (url.to_string(), evolved.clone());
+    let id = std::thread::spawn(move || register(&url_, &subject, &schema_))
+        .join()
+        .unwrap();
+    let framed_labels: Vec<(i32, Vec<u8>)> = crate::common::labels::ground_truths(&unframed)
+        .into_iter()
+        .map(|(p, plain)| (p, reframed(&evolved, id, &plain)))
+        .collect();
+    send(bootstrap, &labels, &framed_labels);
     let windows = read_topic(bootstrap, &performance, 27, Duration::from_secs(60));
     let requests = read_topic(bootstrap, &review, 10, Duration::from_secs(30));
     assert!(
@@ -537,4 +546,28 @@ async fn performance_windows_and_review_requests_are_registered_and_framed_and_r
     for message in &requests {
         assert_eq!(unframe(message).0, review_id, "review requests framed too");
     }
+}
+
+/// The bundled `GroundTruth` schema with a field more, first: what a producer of its own
+/// might register.
+fn evolved_ground_truth() -> String {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(driftwood::codec::encode::GROUND_TRUTH_SCHEMA).unwrap();
+    let fields = schema["fields"].as_array_mut().unwrap();
+    fields.insert(0, serde_json::json!({"name": "reviewer", "type": "string"}));
+    schema.to_string()
+}
+
+/// `plain` (a `GroundTruth` in the bundled schema) written again with `schema` (which adds
+/// a string first), framed with `id`.
+fn reframed(schema: &str, id: u32, plain: &[u8]) -> Vec<u8> {
+    let reviewer = b"ann";
+    let mut out = vec![0];
+    out.extend(id.to_be_bytes());
+    // An Avro string: its length (zig-zag varint), then its bytes; the rest is unchanged.
+    out.push((reviewer.len() as u8) << 1);
+    out.extend(reviewer);
+    out.extend(plain);
+    assert!(schema.contains("reviewer"));
+    out
 }
