@@ -289,7 +289,9 @@ impl RunConfig {
             ));
         }
         self.models.validate()?;
-        self.schema_registry.validate(self.input_format)?;
+        let framed_in = self.input_format == InputFormat::Confluent
+            || self.labels.labels_format == InputFormat::Confluent;
+        self.schema_registry.validate(framed_in)?;
         if self.schema_registry.schema_registry_url.is_some()
             && self.input_format == InputFormat::Confluent
             && matches!(self.models.route_by, Some(RouteBy::Field(_)))

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::codec::decode::InputFormat;
 use crate::codec::registry::client::{RegistrySettings, redacted};
 use crate::error::{Error, Result};
 
@@ -105,8 +104,9 @@ impl std::fmt::Debug for RegistryArgs {
 pub const PASSWORD_ENV: &str = "DRIFTWOOD_SCHEMA_REGISTRY_PASSWORD";
 
 impl RegistryArgs {
-    /// Checks the registry settings against the input and output framing.
-    pub fn validate(&self, input_format: InputFormat) -> Result<()> {
+    /// Checks the registry settings against the framing of what is read (the input, or
+    /// `--labels-format`: `framed_in` when either is Confluent-framed) and of the outputs.
+    pub fn validate(&self, framed_in: bool) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(m.into()));
         if self.schema_registry_url.is_none() {
             if self.output_format == OutputFormat::Confluent {
@@ -116,9 +116,9 @@ impl RegistryArgs {
             }
             return Ok(());
         }
-        if input_format != InputFormat::Confluent && self.output_format != OutputFormat::Confluent {
+        if !framed_in && self.output_format != OutputFormat::Confluent {
             return bad(
-                "--schema-registry-url is used with --input-format confluent or --output-format confluent; neither is set",
+                "--schema-registry-url is used with --input-format confluent, --labels-format confluent or --output-format confluent; none is set",
             );
         }
         if self.schema_registry_cache == 0 {
@@ -190,18 +190,12 @@ mod tests {
     #[test]
     fn the_registry_goes_with_confluent_framing_in_or_out() {
         let url = Some("http://registry:8081");
-        args(url, OutputFormat::Avro)
-            .validate(InputFormat::Confluent)
-            .unwrap();
-        args(url, OutputFormat::Confluent)
-            .validate(InputFormat::Avro)
-            .unwrap();
-        let unused = args(url, OutputFormat::Avro)
-            .validate(InputFormat::Avro)
-            .unwrap_err();
-        assert!(unused.to_string().contains("neither is set"), "{unused}");
+        args(url, OutputFormat::Avro).validate(true).unwrap();
+        args(url, OutputFormat::Confluent).validate(false).unwrap();
+        let unused = args(url, OutputFormat::Avro).validate(false).unwrap_err();
+        assert!(unused.to_string().contains("none is set"), "{unused}");
         let missing = args(None, OutputFormat::Confluent)
-            .validate(InputFormat::Avro)
+            .validate(false)
             .unwrap_err();
         assert!(
             missing.to_string().contains("needs --schema-registry-url"),

@@ -571,3 +571,67 @@ fn reframed(schema: &str, id: u32, plain: &[u8]) -> Vec<u8> {
     assert!(schema.contains("reviewer"));
     out
 }
+
+#[test]
+fn framed_labels_wait_while_the_registry_is_away_and_join_when_it_is_back() {
+    let bootstrap = bootstrap();
+    let mut registry = SchemaRegistry::start(free_port());
+    let url = registry.url();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config = runtime.block_on(prepared_topics(bootstrap, 90, 0, |_| {}));
+    let (labels, performance) = (unique("labels"), unique("performance"));
+    runtime.block_on(create_topics(bootstrap, &[&labels, &performance], 3));
+    let evolved = evolved_ground_truth();
+    let id = register(&url, &format!("{labels}-value"), &evolved);
+    let flags = [
+        "--labels-topic",
+        &labels,
+        "--performance-topic",
+        &performance,
+        "--performance-window",
+        "10",
+        "--labels-format",
+        "confluent",
+        "--schema-registry-url",
+        &url,
+    ];
+    let mut member = Member::start(&config, &flags, &log("labels-outage"));
+    member.wait_scored(90.0, Duration::from_secs(60));
+    let predictions = read_topic(bootstrap, &config.output_topic, 90, Duration::from_secs(30));
+
+    registry.stop();
+    let framed_labels: Vec<(i32, Vec<u8>)> = crate::common::labels::ground_truths(&predictions)
+        .into_iter()
+        .map(|(p, plain)| (p, reframed(&evolved, id, &plain)))
+        .collect();
+    send(bootstrap, &labels, &framed_labels);
+    let counted = |outcome: &str| {
+        member
+            .metric(&format!("driftwood_labels_total{{outcome=\"{outcome}\"}}"))
+            .unwrap_or(0.0)
+    };
+    for _ in 0..20 {
+        // Sampled over a few of the registry's retries: the labels wait, none is lost.
+        assert_eq!(counted("joined"), 0.0, "nothing joined without the schema");
+        assert_eq!(counted("dead_lettered"), 0.0, "nor dead-lettered");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    // Back, with the schema it kept: every label joins.
+    registry.restart();
+    runtime.block_on(wait_until(
+        "every label joined",
+        Duration::from_secs(60),
+        || counted("joined") == 90.0,
+    ));
+    // A window per ten labels of a partition.
+    let expected: usize = (0..3)
+        .map(|p| framed_labels.iter().filter(|(q, _)| *q == p).count() / 10)
+        .sum();
+    let windows = read_topic(bootstrap, &performance, expected, Duration::from_secs(30));
+    assert!(
+        member.terminate(Duration::from_secs(30)),
+        "driftwood stops cleanly"
+    );
+    assert_eq!(windows.len(), expected);
+}
