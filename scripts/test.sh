@@ -11,8 +11,9 @@
 # venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). The REST
 # twin's test runs schemathesis, from a venv made the same way (unless DRIFTWOOD_SCHEMATHESIS
 # names an `st`); the schema registry's client test runs Confluent's Python client from a venv
-# too (unless DRIFTWOOD_REGISTRY_PYTHON names a Python that has it). Arguments go to
-# `cargo test`.
+# too (unless DRIFTWOOD_REGISTRY_PYTHON names a Python that has it); the status page's test
+# opens it in Chromium (scripts/chromium.sh) with Playwright from a venv (unless
+# DRIFTWOOD_BROWSER_PYTHON names a Python that has it). Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -49,6 +50,15 @@ if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
   export SCHEMA_REGISTRY_URL
   echo "Apicurio Registry $(scripts/registry.sh version) at $SCHEMA_REGISTRY_URL"
 fi
+
+# A real browser for the status page: Chromium (scripts/chromium.sh installs Debian's) driven
+# by Playwright from a venv (tests/browser/requirements.txt).
+if [ -z "${DRIFTWOOD_BROWSER_PYTHON:-}" ]; then
+  DRIFTWOOD_BROWSER_PYTHON=$(scripts/py-env.sh tests/browser/requirements.txt)
+  export DRIFTWOOD_BROWSER_PYTHON
+fi
+CHROMIUM=$(scripts/chromium.sh)
+export CHROMIUM
 
 # schemathesis, for the REST twin (tests/rest/requirements.txt).
 if [ -z "${DRIFTWOOD_SCHEMATHESIS:-}" ]; then

@@ -4,3 +4,4 @@
 
 pub(crate) mod rest;
 pub mod sidecar;
+pub mod status;

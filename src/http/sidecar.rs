@@ -1,4 +1,5 @@
-//! The HTTP sidecar: `/health` (liveness), `/ready` (readiness) and `/metrics` (Prometheus).
+//! The HTTP sidecar: `/health` (liveness), `/ready` (readiness), `/metrics` (Prometheus), and
+//! the status page (`/`, with `/status.json`), all read-only.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,11 +30,25 @@ fn router(health: Arc<Health>, metrics: Metrics, rest: Option<Rest>) -> Router {
         .route("/health", get(health_handler))
         .route("/ready", get(ready_handler))
         .route("/metrics", get(metrics_handler))
+        .route("/", get(page_handler))
+        .route("/status.json", get(status_handler))
         .with_state(AppState { health, metrics });
     match rest {
         Some(rest) => probes.merge(super::rest::routes(rest)),
         None => probes,
     }
+}
+
+async fn page_handler() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        super::status::PAGE,
+    )
+        .into_response()
+}
+
+async fn status_handler(State(state): State<AppState>) -> Response {
+    Json(super::status::status(&state.metrics, &state.health)).into_response()
 }
 
 async fn health_handler(State(state): State<AppState>) -> Response {

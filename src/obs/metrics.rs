@@ -142,6 +142,11 @@ impl Metrics {
             .sum()
     }
 
+    /// Every metric family, as the registry gathers them (for the status page).
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

@@ -34,3 +34,4 @@ mod security;
 mod shadow;
 mod shutdown;
 mod sidecar;
+mod status_page;
