@@ -3,7 +3,9 @@
 # and Maven), starts one node on a free loopback port in a directory of its own, runs the
 # tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
 # built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
-# (scripts/validate-k8s.sh) and checks the alert rules with promtool (scripts/promtool.sh). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
+# (scripts/validate-k8s.sh), checks the alert rules with promtool (scripts/promtool.sh), the
+# dashboard with Grafana's SDK (scripts/check-dashboard.sh) and docker-compose.yml with Compose
+# v5 (scripts/check-compose.sh; both built from the Go module proxy once). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
 # (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
 # DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. The ONNX parity
@@ -93,3 +95,10 @@ scripts/validate-k8s.sh
 
 # The alert rules: promtool's check and their unit tests.
 scripts/promtool.sh
+
+# The dashboard, by Grafana's own types (grafana-foundation-sdk), and every panel's query by
+# promtool.
+scripts/check-dashboard.sh
+
+# docker-compose.yml, by Docker Compose v5 itself.
+scripts/check-compose.sh
