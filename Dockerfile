@@ -8,7 +8,14 @@
 #
 # tests/deploy.rs checks this file against the code (user, port, health check, paths).
 
-FROM rust:1.95-bookworm AS build
+# Where the binary comes from (--build-arg BINARY=…): `compiled` (the default) builds it in
+# the official Rust image; `prebuilt` takes one built outside, at prebuilt/driftwood in the
+# context, for a builder that cannot pull rust:* (scripts/image.sh does so: no registry is
+# reachable where it runs). Both are the same `cargo build` of the same sources; the
+# prebuilt one must be linked against a glibc no newer than bookworm's.
+ARG BINARY=compiled
+
+FROM rust:1.95-bookworm AS compiled
 WORKDIR /src
 COPY . .
 # librdkafka and OpenSSL are compiled from source by their crates (gcc, make and perl come
@@ -17,6 +24,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin driftwood \
     && cp target/release/driftwood /usr/local/bin/driftwood
+
+FROM debian:bookworm-slim AS prebuilt
+COPY prebuilt/driftwood /usr/local/bin/driftwood
+
+# One of the two stages above, each from a pinned image (not a registry's image).
+# hadolint ignore=DL3006
+# checkov:skip=CKV_DOCKER_7:BINARY names a stage of this file, not an image to pull
+FROM ${BINARY} AS build
 
 FROM debian:bookworm-slim
 # ca-certificates: TLS to brokers (librdkafka reads the system store). Not pinned (hadolint's

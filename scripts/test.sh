@@ -4,7 +4,8 @@
 # tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
 # built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
 # (scripts/validate-k8s.sh), checks the alert rules with promtool (scripts/promtool.sh), the
-# dashboard with Grafana's SDK (scripts/check-dashboard.sh) and docker-compose.yml with Compose
+# dashboard with Grafana's SDK (scripts/check-dashboard.sh), builds and runs the image
+# (scripts/image.sh; buildah and podman from Debian) and checks docker-compose.yml with Compose
 # v5 (scripts/check-compose.sh; both built from the Go module proxy once). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
 # (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
 # built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
@@ -85,6 +86,10 @@ echo "client: $(target/debug/driftwood --version)"
 
 # Some tests start brokers of their own (scripts/kafka.sh run), from the same installation.
 cargo test --all-targets "$@"
+
+# The image, built from the Dockerfile (the binary built above) and run against the broker:
+# unprivileged, read-only, ready, scoring, healthy, stopped by SIGTERM.
+scripts/image.sh
 
 # The library's documentation: no link to an item that is not there or not public.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
