@@ -190,3 +190,65 @@ fn label(labels: &Labels, name: &str) -> String {
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_reads_the_gauges_each_part_of_the_page_shows() {
+        let metrics = Metrics::new();
+        let serving = &metrics.serving.model_info;
+        serving.with_label_values(&["forest", "2"]).set(1);
+        serving.with_label_values(&["forest", "1"]).set(0);
+        metrics
+            .outputs
+            .records
+            .with_label_values(&["scored"])
+            .inc_by(40);
+        let drift = &metrics.drift;
+        let flag = |feature: &str, level: f64| {
+            drift
+                .feature_flag
+                .with_label_values(&["forest", feature])
+                .set(level)
+        };
+        flag("a", 1.0);
+        flag("b", 2.0);
+        flag("c", 0.0);
+        for (feature, shift) in [("a", 0.4), ("b", 0.3)] {
+            (drift
+                .detectable_shift
+                .with_label_values(&["forest", feature]))
+            .set(shift);
+        }
+        let performance = &drift.performance;
+        let estimated = ["forest", "2", "accuracy"];
+        performance.estimated.with_label_values(&estimated).set(0.9);
+        let realized = &metrics.labels.realized;
+        realized
+            .with_label_values(&["forest", "2", "accuracy"])
+            .set(0.8);
+        metrics
+            .labels
+            .labels
+            .with_label_values(&["joined"])
+            .inc_by(5);
+
+        let s = status(&metrics, &Health::default());
+        let serving = [("forest", "2")].map(|(name, version)| Serving {
+            name: name.into(),
+            version: version.into(),
+        });
+        assert_eq!(s.serving, serving, "only the version serving");
+        assert_eq!(s.records["scored"], 40.0);
+        let d = &s.drift[0];
+        assert_eq!(d.flagged, [("b".to_string(), 2.0), ("a".to_string(), 1.0)]);
+        assert_eq!(
+            (d.detectable_shift, d.expected_accuracy),
+            (Some(0.3), Some(0.9))
+        );
+        assert_eq!(s.realized[0].figures["accuracy"], 0.8);
+        assert_eq!(s.labels["joined"], 5.0);
+    }
+}
