@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::conservation::Committed;
 use crate::common::framed::send;
-use crate::common::labels::{GroundTruth, encoded};
+use crate::common::labels::{GroundTruth, encoded, labels_topics};
 use crate::common::process::Member;
 use crate::common::*;
 use driftwood::codec::encode::{AvroCodec, PredictionRecord, ReviewRequest};
@@ -222,8 +222,7 @@ fn labels_of(config: &driftwood::config::RunConfig, labels: &str) -> driftwood::
 /// of their own and are reported in windows of [`WINDOW`] (a horizon of an hour).
 async fn with_labels(bootstrap: &str) -> driftwood::config::RunConfig {
     let mut config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
-    let (labels_topic, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
+    let (labels_topic, performance) = labels_topics(bootstrap).await;
     config.labels.labels_topic = Some(labels_topic);
     config.labels.performance_topic = performance;
     config.labels.performance_window = WINDOW;
@@ -321,8 +320,7 @@ struct Killed {
 async fn kill_9_among_labels(guarantee: &[&str]) -> Killed {
     let bootstrap = bootstrap();
     let config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
-    let (labels_topic, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels_topic, &performance], 3).await;
+    let (labels_topic, performance) = labels_topics(bootstrap).await;
     let window = WINDOW.to_string();
     let mut extra = vec![
         "--labels-topic",

@@ -105,8 +105,7 @@ fn served(exposition: &str) -> BTreeMap<String, BTreeSet<String>> {
 async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     let bootstrap = bootstrap();
     let config = prepared_topics(bootstrap, 2_000, 20, |_| {}).await;
-    let (labels, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels, &performance], 3).await;
+    let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("monitoring.log"));
     let flags = [
         "--drift-window-records",

@@ -579,8 +579,7 @@ fn framed_labels_wait_while_the_registry_is_away_and_join_when_it_is_back() {
     let url = registry.url();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = runtime.block_on(prepared_topics(bootstrap, 90, 0, |_| {}));
-    let (labels, performance) = (unique("labels"), unique("performance"));
-    runtime.block_on(create_topics(bootstrap, &[&labels, &performance], 3));
+    let (labels, performance) = runtime.block_on(labels::labels_topics(bootstrap));
     let evolved = evolved_ground_truth();
     let id = register(&url, &format!("{labels}-value"), &evolved);
     let flags = [

@@ -24,8 +24,7 @@ fn browser_python() -> String {
 async fn the_status_page_shows_the_model_its_rate_its_drift_and_its_realized_accuracy() {
     let bootstrap = bootstrap();
     let config = prepared_topics(bootstrap, 600, 0, |_| {}).await;
-    let (labels, performance) = (unique("labels"), unique("performance"));
-    create_topics(bootstrap, &[&labels, &performance], 3).await;
+    let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("status-page.log"));
     let flags = [
         "--drift-window-records",

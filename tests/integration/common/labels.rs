@@ -1,6 +1,8 @@
 //! Label records (`schemas/ground_truth.avsc`) for the predictions a test read back.
 
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+
+use super::{create_topics, unique};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 
@@ -44,4 +46,11 @@ pub fn ground_truths(predictions: &[OwnedMessage]) -> Vec<(i32, Vec<u8>)> {
             (p.source_partition, encoded(&truth))
         })
         .collect()
+}
+
+/// A fresh labels topic and performance topic of three partitions each (as the input's).
+pub async fn labels_topics(bootstrap: &str) -> (String, String) {
+    let (labels, performance) = (unique("labels"), unique("performance"));
+    create_topics(bootstrap, &[&labels, &performance], 3).await;
+    (labels, performance)
 }
