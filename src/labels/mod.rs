@@ -49,16 +49,6 @@ pub enum LabelOutcome {
 }
 
 impl LabelOutcome {
-    /// Every outcome, in metric order.
-    pub const ALL: [LabelOutcome; 6] = [
-        LabelOutcome::Joined,
-        LabelOutcome::Unknown,
-        LabelOutcome::Duplicate,
-        LabelOutcome::Late,
-        LabelOutcome::Mismatched,
-        LabelOutcome::DeadLettered,
-    ];
-
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -273,7 +263,7 @@ impl<L: Copy + Eq> Join<L> {
     }
 
     /// The calibration of version `index`.
-    pub fn calibration(&self, index: u16) -> Option<&Calibration> {
+    fn calibration(&self, index: u16) -> Option<&Calibration> {
         self.versions[usize::from(index)].calibration.as_ref()
     }
 
