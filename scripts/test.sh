@@ -3,7 +3,8 @@
 # and Maven), starts one node on a free loopback port in a directory of its own, runs the
 # tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
 # built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
-# (scripts/validate-k8s.sh), checks the alert rules with promtool (scripts/promtool.sh), the
+# and the Helm chart (scripts/validate-k8s.sh; Helm built from the Go module proxy once by
+# scripts/helm.sh, and tests/chart.rs compares the chart with the overlays), checks the alert rules with promtool (scripts/promtool.sh), the
 # dashboard with Grafana's SDK (scripts/check-dashboard.sh), builds and runs the image
 # (scripts/image.sh; buildah and podman from Debian) and checks docker-compose.yml with Compose
 # v5 (scripts/check-compose.sh; both built from the Go module proxy once). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
@@ -62,6 +63,14 @@ if [ -z "${DRIFTWOOD_BROWSER_PYTHON:-}" ]; then
 fi
 CHROMIUM=$(scripts/chromium.sh)
 export CHROMIUM
+
+# Helm v4 (scripts/helm.sh builds it once) and kubectl with kustomize (from the deployment
+# tools' venv, tests/k8s/requirements.txt), for the chart's tests (tests/chart.rs).
+HELM=$(scripts/helm.sh)
+if [ -z "${KUBECTL:-}" ]; then
+  KUBECTL=$(dirname "$(scripts/py-env.sh tests/k8s/requirements.txt)")/kubectl
+fi
+export HELM KUBECTL
 
 # schemathesis, for the REST twin (tests/rest/requirements.txt).
 if [ -z "${DRIFTWOOD_SCHEMATHESIS:-}" ]; then

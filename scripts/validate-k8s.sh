@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment files with the tools their users run (scripts/test.sh runs this):
-#   - kubectl kustomize renders each overlay (k8s/overlays/*);
+#   - kubectl kustomize renders each overlay (k8s/overlays/*), and Helm the chart
+#     (charts/driftwood) with its default values and with each overlay's twin (ci/*-values.yaml);
 #   - kubernetes-validate checks every rendered built-in object against the Kubernetes 1.30
 #     API schemas, strictly (an unknown field fails);
 #   - tests/k8s/crd_validate.py checks every custom resource (KEDA ScaledObject, Prometheus
@@ -27,9 +28,16 @@ fi
 
 rendered=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-k8s.XXXXXX")
 trap 'rm -rf "$rendered"' EXIT
-for overlay in k8s/overlays/*/; do
-  name=$(basename "$overlay")
-  "$bin/kubectl" kustomize "$overlay" > "$rendered/$name.yaml"
+helm=$(scripts/helm.sh)
+for overlay in k8s/overlays/*/ charts/driftwood/values.yaml charts/driftwood/ci/*-values.yaml; do
+  case "$overlay" in
+    k8s/*)
+      name=$(basename "$overlay")
+      "$bin/kubectl" kustomize "$overlay" > "$rendered/$name.yaml" ;;
+    *)
+      name=chart-$(basename "$overlay" .yaml)
+      "$helm" template driftwood charts/driftwood --namespace driftwood -f "$overlay" 2>/dev/null > "$rendered/$name.yaml" ;;
+  esac
   echo "== $overlay: $(grep -c '^kind:' "$rendered/$name.yaml") objects"
   # Custom kinds have no schema here: kubernetes-validate warns about them, the CRD check
   # below covers them.
@@ -44,7 +52,7 @@ checkov=("$bin/checkov" --quiet --compact --skip-download)
 "${checkov[@]}" -d .github --framework github_actions
 
 echo "== yamllint, hadolint, actionlint"
-"$bin/yamllint" --strict -c .yamllint.yaml k8s monitoring docker-compose.yml .github .yamllint.yaml
+"$bin/yamllint" --strict -c .yamllint.yaml k8s charts monitoring docker-compose.yml .github .yamllint.yaml
 "$bin/hadolint" Dockerfile
 "$actionlint" .github/workflows/*.yml
 echo "deployment files ok"
