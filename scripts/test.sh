@@ -4,7 +4,9 @@
 # tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
 # built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
 # and the Helm chart (scripts/validate-k8s.sh; Helm built from the Go module proxy once by
-# scripts/helm.sh, and tests/chart.rs compares the chart with the overlays), checks the alert rules with promtool (scripts/promtool.sh), the
+# scripts/helm.sh, and tests/chart.rs compares the chart with the overlays), applies both to a
+# real API server (scripts/check-k8s-server.sh; etcd from Debian, kube-apiserver,
+# kube-scheduler and KWOK built from the Go module proxy once), checks the alert rules with promtool (scripts/promtool.sh), the
 # dashboard with Grafana's SDK (scripts/check-dashboard.sh), builds and runs the image
 # (scripts/image.sh; buildah and podman from Debian) and checks docker-compose.yml with Compose
 # v5 (scripts/check-compose.sh; both built from the Go module proxy once). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
@@ -106,6 +108,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 # The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the
 # code already).
 scripts/validate-k8s.sh
+
+# The same objects applied to a real API server (etcd, kube-apiserver and kube-scheduler
+# built from the Go module proxy once, KWOK's fake node): strict server-side validation, the
+# chart installed by Helm, mistakes refused, Pods from the Deployments scheduled.
+scripts/check-k8s-server.sh
 
 # The alert rules: promtool's check and their unit tests.
 scripts/promtool.sh
