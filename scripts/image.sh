@@ -36,14 +36,7 @@ podman() { command podman --log-level=fatal "$@"; }
 
 base=docker.io/library/debian:bookworm-slim
 if ! podman image exists "$base"; then
-  tar="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/images/debian-bookworm-minbase.tar"
-  if [ ! -f "$tar" ]; then
-    echo "making a Debian bookworm base from Debian's mirror (about 80 s)…" >&2
-    mkdir -p "$(dirname "$tar")"
-    mmdebstrap --format=tar --variant=minbase --include=ca-certificates bookworm "$tar.part" http://deb.debian.org/debian >/dev/null 2>&1
-    mv "$tar.part" "$tar"
-  fi
-  podman import --change 'CMD ["bash"]' "$tar" "$base" >/dev/null
+  podman import --change 'CMD ["bash"]' "$(debian_base_tar)" "$base" >/dev/null
 fi
 
 mkdir -p prebuilt

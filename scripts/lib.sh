@@ -100,3 +100,19 @@ own_instance() {
   export "$var=$dir"
   at_exit "scripts/$name.sh stop; rm -rf \"\$$var\""
 }
+
+# debian_base_tar: the path of a Debian bookworm root filesystem (minbase, ca-certificates) as
+# a tar, made from Debian's mirror by mmdebstrap once (about 80 s) and cached: the base of the
+# images scripts/image.sh and scripts/docker.sh build, where no registry can be pulled from.
+debian_base_tar() {
+  local tar="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/images/debian-bookworm-minbase.tar"
+  if [ ! -f "$tar" ]; then
+    need mmdebstrap "making the Debian base needs mmdebstrap (Debian: mmdebstrap)"
+    echo "making a Debian bookworm base from Debian's mirror (about 80 s)…" >&2
+    mkdir -p "$(dirname "$tar")"
+    mmdebstrap --format=tar --variant=minbase --include=ca-certificates bookworm "$tar.part" \
+      http://deb.debian.org/debian >/dev/null 2>&1 || die "mmdebstrap failed"
+    mv "$tar.part" "$tar"
+  fi
+  echo "$tar"
+}

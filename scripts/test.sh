@@ -95,8 +95,24 @@ scripts/kafka.sh version "$KAFKA_BOOTSTRAP_SERVERS"
 cargo build --quiet --bin driftwood
 echo "client: $(target/debug/driftwood --version)"
 
-# Some tests start brokers of their own (scripts/kafka.sh run), from the same installation.
-cargo test --all-targets "$@"
+# A Docker engine holding apache/kafka:4.4.0, for testcontainers (scripts/docker.sh: Debian's
+# dockerd, the image built from Kafka's jars once), unless DOCKER_HOST names one.
+if [ -z "${DOCKER_HOST:-}" ]; then
+  own_instance docker DOCKER_STATE_DIR
+  DOCKER_HOST=$(scripts/docker.sh start)
+  export DOCKER_HOST
+fi
+echo "Docker engine at $DOCKER_HOST with $(scripts/docker.sh kafka-image)"
+
+# KEDA's own Kafka scaler, for tests/integration/keda.rs (built from the Go module proxy once).
+if [ -z "${DRIFTWOOD_KEDA_SCALER:-}" ]; then
+  DRIFTWOOD_KEDA_SCALER=$(scripts/keda.sh)
+  export DRIFTWOOD_KEDA_SCALER
+fi
+
+# Some tests start brokers of their own (scripts/kafka.sh run), from the same installation;
+# the testcontainers feature adds the test that starts Kafka in Docker.
+cargo test --all-targets --features testcontainers "$@"
 
 # The image, built from the Dockerfile (the binary built above) and run against the broker:
 # unprivileged, read-only, ready, scoring, healthy, stopped by SIGTERM.

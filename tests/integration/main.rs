@@ -20,6 +20,7 @@ mod headers;
 mod imported;
 #[cfg(feature = "testcontainers")]
 mod kafka_container;
+mod keda;
 mod labels;
 mod lifecycle;
 mod monitoring;
