@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# A Docker engine for testcontainers (tests/integration/kafka_container.rs): Debian's dockerd,
-# with the Apache Kafka image testcontainers starts built locally (no registry is reachable).
+# A Docker engine for testcontainers (tests/integration/kafka_container.rs) and for running
+# docker-compose.yml (scripts/check-compose.sh): Debian's dockerd, with the images they start
+# built here (no registry is reachable), under the names they ask for.
 #
 #   scripts/docker.sh install       install docker.io with apt-get when dockerd is missing
 #   scripts/docker.sh start         run dockerd on a socket of its own; prints DOCKER_HOST
 #                                   once it answers
 #   scripts/docker.sh kafka-image   build apache/kafka:4.4.0 unless the engine has it
-#                                   (tests/kafka-image: Kafka's jars as scripts/kafka.sh
+#                                   (tests/images/kafka: Kafka's jars as scripts/kafka.sh
 #                                   installs them, a Java runtime made by jlink); prints its name
+#   scripts/docker.sh registry-image
+#                                   the same for apicurio/apicurio-registry-mem:2.4.2.Final
+#                                   (tests/images/apicurio, from scripts/registry.sh's build)
+#   scripts/docker.sh driftwood-image [BINARY]
+#                                   build driftwood:latest from the Dockerfile, with BINARY
+#                                   (default target/debug/driftwood) built outside
 #   scripts/docker.sh stop          SIGTERM dockerd, wait for it to exit
 #
 # DOCKER_STATE_DIR (default .docker-test) holds the socket, pid, log and exec root. Images
@@ -18,9 +25,8 @@ cd "$(dirname "$0")/.."
 
 state=$(realpath -m "${DOCKER_STATE_DIR:-.docker-test}")
 data="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/docker"
-image=apache/kafka:4.4.0
 socket="unix://$state/docker.sock"
-# kafka-image builds in the engine DOCKER_HOST names, else in the one started here.
+# The images are built in the engine DOCKER_HOST names, else in the one started here.
 export DOCKER_HOST=${DOCKER_HOST:-$socket}
 # Debian's client, which matches its engine.
 docker() { /usr/bin/docker "$@"; }
@@ -51,28 +57,64 @@ answers() {
   docker version >/dev/null 2>&1
 }
 
-kafka_image() {
-  if docker image inspect "$image" >/dev/null 2>&1; then
-    echo "$image"
+# build TAG DIR FILL: builds TAG from DIR's Dockerfile and files unless the engine holds one
+# built from them as they are now (a label keeps their hash); FILL CONTEXT first adds what the
+# Dockerfile copies from this machine. Prints TAG.
+build() {
+  local tag=$1 dir=$2 fill=$3 hash context
+  hash=$(cat "$dir"/* | sha256sum | cut -c1-16)
+  if [ "$(docker image inspect -f '{{index .Config.Labels "driftwood.source"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
+    echo "$tag"
     return
   fi
-  scripts/kafka.sh install
-  local kafka="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/kafka-4.4.0" context java_home
-  context=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-kafka-image.XXXXXX")
+  context=$(mktemp -d "${TMPDIR:-/tmp}/driftwood-image.XXXXXX")
   at_exit "rm -rf '$context'"
   docker image inspect debian:bookworm-slim >/dev/null 2>&1 ||
     docker import --change 'CMD ["bash"]' "$(debian_base_tar)" debian:bookworm-slim >/dev/null
-  cp tests/kafka-image/Dockerfile tests/kafka-image/run tests/kafka-image/log4j2.properties "$context/"
-  cp -r "$kafka/lib" "$context/libs"
-  # A runtime of every module the machine's JDK has (Kafka's tools use several).
+  cp "$dir"/* "$context/"
+  "$fill" "$context"
+  echo "building $tag…" >&2
+  DOCKER_BUILDKIT=0 docker build -q --label "driftwood.source=$hash" -t "$tag" "$context" >/dev/null ||
+    die "building $tag failed"
+  echo "$tag"
+}
+
+# java_runtime DIR: a Java runtime of every module the machine's JDK has, made by jlink.
+java_runtime() {
+  local java_home
   java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
   [ -d "$java_home/jmods" ] || die "$java_home has no jmods: jlink needs a full JDK (Debian: openjdk-17-jdk-headless)"
   "$java_home/bin/jlink" --module-path "$java_home/jmods" --add-modules ALL-MODULE-PATH \
-    --strip-debug --no-man-pages --no-header-files --output "$context/java" ||
-    die "jlink failed"
-  echo "building $image from Kafka's jars and the machine's JDK…" >&2
-  DOCKER_BUILDKIT=0 docker build -q -t "$image" "$context" >/dev/null || die "building $image failed"
-  echo "$image"
+    --strip-debug --no-man-pages --no-header-files --output "$1" 2>/dev/null || die "jlink failed"
+}
+
+# Apache Kafka: the jars scripts/kafka.sh installs and its probe (compose's healthcheck).
+kafka_files() {
+  scripts/kafka.sh install >/dev/null
+  local kafka="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/kafka-4.4.0"
+  cp -r "$kafka/lib" "$1/libs" && cp -r "$kafka/classes" "$1/classes"
+  java_runtime "$1/java"
+}
+
+# Apicurio Registry: what scripts/registry.sh builds from Maven Central.
+registry_files() {
+  scripts/registry.sh install >/dev/null
+  local target
+  target="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/apicurio-registry-$(scripts/registry.sh version)/build/target"
+  cp "$target"/apicurio-registry-*-runner.jar "$1/registry.jar" && cp -r "$target/lib" "$1/lib"
+  java_runtime "$1/java"
+}
+
+# driftwood: the Dockerfile users build, with the binary built outside (BINARY=prebuilt, as
+# scripts/image.sh does), BINARY the binary (default target/debug/driftwood). The `# syntax`
+# line is left out: BuildKit would pull the frontend it names.
+driftwood_image() {
+  local binary=${1:-target/debug/driftwood}
+  mkdir -p prebuilt && cp "$binary" prebuilt/driftwood && strip --strip-debug prebuilt/driftwood
+  echo "building driftwood:latest…" >&2
+  sed '/^# syntax=/d' Dockerfile | DOCKER_BUILDKIT=1 docker build -q --build-arg BINARY=prebuilt \
+    -t driftwood:latest -f - . >/dev/null || die "building driftwood:latest failed"
+  echo driftwood:latest
 }
 
 stop() {
@@ -82,7 +124,9 @@ stop() {
 case "${1:-}" in
   install) install ;;
   start) start ;;
-  kafka-image) kafka_image ;;
+  kafka-image) build apache/kafka:4.4.0 tests/images/kafka kafka_files ;;
+  registry-image) build apicurio/apicurio-registry-mem:2.4.2.Final tests/images/apicurio registry_files ;;
+  driftwood-image) driftwood_image "${2:-}" ;;
   stop) stop ;;
-  *) echo "usage: scripts/docker.sh install|start|kafka-image|stop" >&2; exit 2 ;;
+  *) echo "usage: scripts/docker.sh install|start|kafka-image|registry-image|driftwood-image [BINARY]|stop" >&2; exit 2 ;;
 esac

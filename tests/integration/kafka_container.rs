@@ -1,7 +1,7 @@
 //! The end-to-end scenario against Apache Kafka in Docker, through testcontainers. Needs a
 //! Docker engine (DOCKER_HOST) holding `apache/kafka:4.4.0`: no registry is reachable here,
 //! so scripts/docker.sh starts Debian's dockerd and builds that image from Kafka's jars
-//! (tests/kafka-image); scripts/test.sh does both and runs this with
+//! (tests/images/kafka); scripts/test.sh does both and runs this with
 //! `cargo test --features testcontainers`.
 
 use testcontainers_modules::kafka::apache;
