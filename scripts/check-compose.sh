@@ -47,8 +47,11 @@ started=$(date +%s%N)
 "${dc[@]}" up --detach --no-build --quiet-pull kafka schema-registry driftwood producer 2>&1 | grep -v '^ ' || true
 elapsed() { echo $(( ($(date +%s%N) - started) / 1000000 )); }
 container() { "${dc[@]}" ps --all --quiet "$1"; }
-state() { /usr/bin/docker inspect -f "$1" "$(container "$2")"; }
-healthy() { [ "$(state '{{.State.Health.Status}}' driftwood)" = healthy ]; }
+state() { /usr/bin/docker inspect -f "$1" "$(container "$2")" 2>/dev/null; }
+healthy() {
+  [ "$(state '{{.State.Status}}' kafka)" != exited ] || die "kafka exited: $("${dc[@]}" logs --tail 20 kafka)"
+  [ "$(state '{{if .State.Health}}{{.State.Health.Status}}{{end}}' driftwood)" = healthy ]
+}
 poll 120 1 healthy || die "driftwood was not healthy in 120 s: $("${dc[@]}" logs --tail 20 driftwood)"
 echo "driftwood healthy $(elapsed) ms after \`up\`"
 ip=$(state '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' driftwood)

@@ -76,6 +76,8 @@ build() {
   echo "building $tag…" >&2
   DOCKER_BUILDKIT=0 docker build -q --label "driftwood.source=$hash" -t "$tag" "$context" >/dev/null ||
     die "building $tag failed"
+  # The image this one replaces, if any, is left untagged: gone.
+  docker image prune --force >/dev/null
   echo "$tag"
 }
 

@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test against Apache Kafka: installs it when missing (scripts/kafka.sh; Java 17+
-# and Maven), starts one node on a free loopback port in a directory of its own, runs the
-# tests, stops it; the same for a schema registry (Apicurio Registry, scripts/registry.sh,
-# built from Maven Central jars; SCHEMA_REGISTRY_URL names another); then validates k8s/ against the Kubernetes schemas
-# and the Helm chart (scripts/validate-k8s.sh; Helm built from the Go module proxy once by
-# scripts/helm.sh, and tests/chart.rs compares the chart with the overlays), applies both to a
-# real API server (scripts/check-k8s-server.sh; etcd from Debian, kube-apiserver,
-# kube-scheduler and KWOK built from the Go module proxy once), checks the alert rules with promtool (scripts/promtool.sh), the
-# dashboard with Grafana's SDK (scripts/check-dashboard.sh), builds and runs the image
-# (scripts/image.sh; buildah and podman from Debian) and checks docker-compose.yml with Compose
-# v5 (scripts/check-compose.sh; both built from the Go module proxy once). Set KAFKA_BOOTSTRAP_SERVERS to use another cluster instead
-# (nothing is started then). The OTLP export test needs an OpenTelemetry collector: Jaeger 2,
-# built from the Go module proxy on first use (scripts/jaeger.sh) and started here unless
-# DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL name one already. The ONNX parity
-# test needs scikit-learn, XGBoost, LightGBM and onnxruntime: scripts/parity-env.sh makes a
-# venv of them once (unless DRIFTWOOD_PARITY_PYTHON names a Python that has them). The REST
-# twin's test runs schemathesis, from a venv made the same way (unless DRIFTWOOD_SCHEMATHESIS
-# names an `st`); the schema registry's client test runs Confluent's Python client from a venv
-# too (unless DRIFTWOOD_REGISTRY_PYTHON names a Python that has it); the status page's test
-# opens it in Chromium (scripts/chromium.sh) with Playwright from a venv (unless
-# DRIFTWOOD_BROWSER_PYTHON names a Python that has it). Arguments go to `cargo test`.
+# Runs every test, installing and starting what they need (each piece is fetched or built once,
+# into ~/.cache/driftwood, and works offline after; a variable naming one already skips it):
+#   - Apache Kafka 4.4 from Maven Central jars (scripts/kafka.sh; Java 17+ and Maven), one node
+#     on a free loopback port (KAFKA_BOOTSTRAP_SERVERS names another cluster);
+#   - Apicurio Registry from Maven Central jars (scripts/registry.sh; SCHEMA_REGISTRY_URL);
+#   - an OpenTelemetry collector, Jaeger 2, from the Go module proxy (scripts/jaeger.sh;
+#     DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL);
+#   - Python venvs: the ONNX parity test's exporters and onnxruntime (scripts/parity-env.sh;
+#     DRIFTWOOD_PARITY_PYTHON), schemathesis (DRIFTWOOD_SCHEMATHESIS), Confluent's client
+#     (DRIFTWOOD_REGISTRY_PYTHON), Playwright (DRIFTWOOD_BROWSER_PYTHON) with Debian's Chromium
+#     (scripts/chromium.sh; CHROMIUM);
+#   - Helm v4 (scripts/helm.sh; HELM) and kubectl (KUBECTL) for the chart's tests;
+#   - Debian's dockerd with the images testcontainers and compose start, built here
+#     (scripts/docker.sh; DOCKER_HOST), and KEDA's Kafka scaler (scripts/keda.sh;
+#     DRIFTWOOD_KEDA_SCALER).
+# Then `cargo test --all-targets --features testcontainers` (arguments go to it), and the
+# deployment checks: the image built and run (scripts/image.sh; buildah and podman), k8s/ and
+# the chart validated (scripts/validate-k8s.sh) and applied to a real API server
+# (scripts/check-k8s-server.sh; etcd, kube-apiserver, kube-scheduler and KWOK), the alert
+# rules (scripts/promtool.sh), the dashboard (scripts/check-dashboard.sh) and
+# docker-compose.yml validated and run (scripts/check-compose.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -137,5 +137,5 @@ scripts/promtool.sh
 # promtool.
 scripts/check-dashboard.sh
 
-# docker-compose.yml, by Docker Compose v5 itself.
+# docker-compose.yml, by Docker Compose v5 itself, then run in the Docker engine started above.
 scripts/check-compose.sh
