@@ -61,14 +61,7 @@ fn scaled_object() -> (BTreeMap<String, String>, f64, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keda_asks_for_replicas_by_the_lag_and_fewer_as_driftwood_catches_up() {
     let bootstrap = bootstrap();
-    let config = run_config(bootstrap);
-    let topics = [
-        &config.input_topic,
-        &config.output_topic,
-        &config.dlq_topic,
-        &config.drift_topic,
-    ];
-    create_topics(bootstrap, &topics.map(String::as_str), 6).await;
+    let config = fresh_topics(bootstrap, 6, 1).await;
     let backlog = 250_000;
     let spec = ProduceConfig::new(bootstrap, &config.input_topic, backlog);
     tokio::task::spawn_blocking(move || produce(&spec))
