@@ -97,6 +97,11 @@ echo "client: $(target/debug/driftwood --version)"
 
 # A Docker engine holding apache/kafka:4.4.0, for testcontainers (scripts/docker.sh: Debian's
 # dockerd, the image built from Kafka's jars once), unless DOCKER_HOST names one.
+if [ -z "${DOCKER_HOST:-}" ] && [ -S /var/run/docker.sock ] &&
+  docker -H unix:///var/run/docker.sock version >/dev/null 2>&1; then
+  # The machine's own engine (a CI runner's, say): a second dockerd would fight it for docker0.
+  export DOCKER_HOST=unix:///var/run/docker.sock
+fi
 if [ -z "${DOCKER_HOST:-}" ]; then
   own_instance docker DOCKER_STATE_DIR
   DOCKER_HOST=$(scripts/docker.sh start)
