@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of Helm v4 for the chart's checks (tests/chart.rs, scripts/validate-k8s.sh),
-# building it from the Go module proxy once, into the cache (about 3.5 minutes; needs Go
+# building it from the Go module proxy once, into the cache (2–3.5 minutes; needs Go
 # 1.26+). HELM names another.
 set -euo pipefail
 if [ -n "${HELM:-}" ]; then

@@ -6,7 +6,7 @@
 # controller-manager (it does not build from the proxy: k8s.io/endpointslice is refused), so
 # a Deployment makes no Pods by itself, and no kubelet runs a container.
 #
-#   scripts/kube.sh install   build the binaries into the cache (once: about 10 minutes) and
+#   scripts/kube.sh install   build the binaries into the cache (once: about 5 minutes) and
 #                             install etcd-server with apt-get when missing
 #   scripts/kube.sh start     run the four on free loopback ports; prints the kubeconfig's path
 #                             once the API server is ready
@@ -47,7 +47,7 @@ install() {
   cp tests/k8s/apiserver/go.mod tests/k8s/apiserver/go.sum "$src/"
   local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
   local version_flags="-X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor%%.*} -X $v.gitTreeState=clean"
-  echo "building kube-apiserver and kube-scheduler $KUBE_VERSION from the Go module proxy (about 10 minutes)…" >&2
+  echo "building kube-apiserver and kube-scheduler $KUBE_VERSION from the Go module proxy (about 5 minutes)…" >&2
   for command in kube-apiserver kube-scheduler; do
     # The version it reports (Helm checks a chart's kubeVersion against it); a module build
     # would say v0.0.0-master.
