@@ -322,19 +322,14 @@ async fn kill_9_among_labels(guarantee: &[&str]) -> Killed {
     let config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
     let (labels_topic, performance) = labels_topics(bootstrap).await;
     let window = WINDOW.to_string();
-    let mut extra = vec![
-        "--labels-topic",
-        &labels_topic,
-        "--performance-topic",
-        &performance,
-        "--performance-window",
-        &window,
+    let mut extra = labels::join_flags(&labels_topic, &performance, &window).to_vec();
+    extra.extend([
         "--label-horizon",
         "1h",
         "--static-membership",
         "--instance-id",
         "labels-member",
-    ];
+    ]);
     extra.extend(guarantee);
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("labels.log"));
     let mut first = Member::start(&config, &extra, &log);

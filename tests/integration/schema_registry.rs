@@ -460,26 +460,24 @@ async fn framed_labels_are_read_by_schema_id_outputs_are_framed_and_restores_rea
     let (labels, performance, review) = (unique("labels"), unique("performance"), unique("review"));
     create_topics(bootstrap, &[&labels, &performance, &review], 3).await;
     let flags = [
-        "--labels-topic",
-        &labels,
-        "--performance-topic",
-        &performance,
-        "--performance-window",
-        "10",
-        "--review-topic",
-        &review,
-        "--review-share",
-        "0.1",
-        "--output-format",
-        "confluent",
-        "--schema-registry-url",
-        url,
-        "--labels-format",
-        "confluent",
-        "--static-membership",
-        "--instance-id",
-        "framed-labels",
-    ];
+        labels::join_flags(&labels, &performance, "10").as_slice(),
+        &[
+            "--review-topic",
+            &review,
+            "--review-share",
+            "0.1",
+            "--output-format",
+            "confluent",
+            "--schema-registry-url",
+            url,
+            "--labels-format",
+            "confluent",
+            "--static-membership",
+            "--instance-id",
+            "framed-labels",
+        ],
+    ]
+    .concat();
     let mut first = Member::start(&config, &flags, &log("labels"));
     first.wait_scored(300.0, Duration::from_secs(60));
     // Killed: the next process knows the predictions only by reading them back, framed.
@@ -583,17 +581,15 @@ fn framed_labels_wait_while_the_registry_is_away_and_join_when_it_is_back() {
     let evolved = evolved_ground_truth();
     let id = register(&url, &format!("{labels}-value"), &evolved);
     let flags = [
-        "--labels-topic",
-        &labels,
-        "--performance-topic",
-        &performance,
-        "--performance-window",
-        "10",
-        "--labels-format",
-        "confluent",
-        "--schema-registry-url",
-        &url,
-    ];
+        labels::join_flags(&labels, &performance, "10").as_slice(),
+        &[
+            "--labels-format",
+            "confluent",
+            "--schema-registry-url",
+            &url,
+        ],
+    ]
+    .concat();
     let mut member = Member::start(&config, &flags, &log("labels-outage"));
     member.wait_scored(90.0, Duration::from_secs(60));
     let predictions = read_topic(bootstrap, &config.output_topic, 90, Duration::from_secs(30));

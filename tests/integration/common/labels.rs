@@ -48,6 +48,19 @@ pub fn ground_truths(predictions: &[OwnedMessage]) -> Vec<(i32, Vec<u8>)> {
         .collect()
 }
 
+/// The flags that join labels read from `labels` and publish a window of realized performance
+/// per `window` labels to `performance`.
+pub fn join_flags<'a>(labels: &'a str, performance: &'a str, window: &'a str) -> [&'a str; 6] {
+    [
+        "--labels-topic",
+        labels,
+        "--performance-topic",
+        performance,
+        "--performance-window",
+        window,
+    ]
+}
+
 /// A fresh labels topic and performance topic of three partitions each (as the input's).
 pub async fn labels_topics(bootstrap: &str) -> (String, String) {
     let (labels, performance) = (unique("labels"), unique("performance"));
