@@ -33,12 +33,7 @@ docker() { /usr/bin/docker "$@"; }
 
 install() {
   command -v dockerd >/dev/null && [ -x /usr/bin/docker ] && return
-  need apt-get "dockerd is not installed; install Docker (Debian: docker.io)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing Debian's docker.io…" >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends docker.io >/dev/null ||
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends docker.io >/dev/null; }
+  apt_install "dockerd is not installed; install Docker (Debian: docker.io)" docker.io
 }
 
 start() {

@@ -21,9 +21,8 @@ binary=${1:-target/debug/driftwood}
 [ "$(id -u)" -eq 0 ] || die "image.sh runs buildah and podman as root"
 
 if ! command -v buildah >/dev/null || ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null; then
-  echo "installing buildah, podman and mmdebstrap from Debian…" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    buildah podman mmdebstrap crun uidmap fuse-overlayfs runc >/dev/null
+  apt_install "buildah, podman or mmdebstrap not found; install them" \
+    buildah podman mmdebstrap crun uidmap fuse-overlayfs runc
 fi
 # runc, and limits crun cannot set on this kernel's hybrid cgroups.
 conf="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/containers.conf"

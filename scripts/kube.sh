@@ -27,12 +27,7 @@ state=$(realpath -m "${KUBE_STATE_DIR:-.kube-test}")
 
 install_etcd() {
   command -v etcd >/dev/null && return
-  need apt-get "etcd is not installed; install etcd 3.4+ (Debian: etcd-server)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing Debian's etcd-server…" >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends etcd-server >/dev/null ||
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends etcd-server >/dev/null; }
+  apt_install "etcd is not installed; install etcd 3.4+ (Debian: etcd-server)" etcd-server
 }
 
 # kube-apiserver and kube-scheduler from one module; KWOK on its own, with its stages (the

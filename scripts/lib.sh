@@ -12,6 +12,18 @@ die() { warn "$@"; exit 1; }
 # need COMMAND WHY: dies with "COMMAND not found: WHY" unless COMMAND is on the PATH.
 need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
 
+# apt_install WHY PACKAGE...: installs Debian's PACKAGEs with apt-get (as root, or with sudo),
+# reading the package lists again when the first try fails; without apt-get, dies saying WHY.
+apt_install() {
+  local why=$1 sudo=""; shift
+  need apt-get "$why"
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian's $*…" >&2
+  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@")
+  $sudo "${install[@]}" >/dev/null || { $sudo apt-get update -qq && $sudo "${install[@]}" >/dev/null; } ||
+    die "installing $* with apt-get failed"
+}
+
 # free_port: a TCP port on 127.0.0.1 that is free now (the kernel's choice).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -4,19 +4,12 @@
 # (alerts_test.yml). promtool comes with Debian's `prometheus` package, installed here
 # when missing (the server is not started).
 set -euo pipefail
-cd "$(dirname "$0")/../monitoring/prometheus"
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+cd monitoring/prometheus
 
-if ! command -v promtool >/dev/null; then
-  command -v apt-get >/dev/null || {
-    echo "promtool.sh: promtool not found; install Prometheus (it ships promtool)" >&2
-    exit 1
-  }
-  echo "installing Debian's prometheus package for promtool…" >&2
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends prometheus >/dev/null ||
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends prometheus >/dev/null; }
-fi
+command -v promtool >/dev/null ||
+  apt_install "promtool not found; install Prometheus (it ships promtool)" prometheus
 promtool --version | head -1
 promtool check rules alerts.yml
 # docker-compose.yml's Prometheus configuration, with the rule file it loads.
