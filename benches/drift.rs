@@ -1,6 +1,7 @@
 //! Drift's cost per record: counting one scored record into a window (`drift/observe`), at
 //! 30 features against a reference of 50,000 correlated Gaussian rows (99 percentile edges
-//! per feature, joint score moments), and on the bundled model's reference; and closing a
+//! per feature, joint score moments), the same with a calibration whose correction forest
+//! reads one record in four (`drift/observe_calibrated`; every labelled record: `_labelled`), and on the bundled model's reference; and closing a
 //! window of 5,000 records (every test, the correction, the report), whose cost spreads
 //! over its records (`drift/close_5000`).
 
@@ -8,6 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use driftwood::drift::{DriftSettings, DriftWindow, Tester};
+use driftwood::model::calibrate::CalibrationPass;
 use driftwood::model::drift_reference::DriftReference;
 use driftwood::model::{Model, ModelMetadata, Predicted};
 use driftwood::stats::simulate::Gaussian;
@@ -31,6 +33,26 @@ fn synthetic_reference(rows: &[Vec<f64>]) -> DriftReference {
         ("synthetic".into(), &predictions),
         2,
     )
+}
+
+/// `reference` with a binary calibration (and its correction) fitted on `rows`, whose
+/// outcome leans on the first feature as the synthetic model does and on the second too.
+fn calibrated(reference: &DriftReference, rows: &[Vec<f64>]) -> DriftReference {
+    let mut pass = CalibrationPass::new(2).unwrap();
+    for row in rows {
+        let predicted = Predicted::Class {
+            index: usize::from(row[0] > 0.0),
+            confidence: 0.5 + row[0].abs().min(1.0) / 2.0,
+        };
+        pass.add(
+            row,
+            predicted,
+            Some(usize::from(row[0] + row[1] / 2.0 > 0.0)),
+        );
+    }
+    let mut reference = reference.clone();
+    reference.outputs.calibration = pass.finish();
+    reference
 }
 
 fn observe(c: &mut Criterion) {
@@ -62,6 +84,21 @@ fn observe(c: &mut Criterion) {
             window.observe(black_box(&rows[i]), predicted, Some(1));
         })
     });
+    // Without labels, as records mostly come: one in four reads the correction; a record
+    // that carries its label always does (`observe_calibrated_labelled`).
+    let calibrated = calibrated(&reference, &reference_rows);
+    for (name, label) in [
+        ("observe_calibrated", None),
+        ("observe_calibrated_labelled", Some(1)),
+    ] {
+        let mut window = DriftWindow::new(&calibrated, &[0, 1]);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) & 4095;
+                window.observe(black_box(&rows[i]), predicted, label);
+            })
+        });
+    }
     let model = Model::open(None).unwrap();
     let data = driftwood::model::dataset::Dataset::breast_cancer();
     let mut bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);

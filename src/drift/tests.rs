@@ -382,8 +382,8 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
         .engine
         .predict_all(&data.rows.iter().flatten().copied().collect::<Vec<_>>());
     let mut pass = CalibrationPass::new(2).unwrap();
-    for (&p, label) in all.iter().zip(&data.labels) {
-        pass.add(p, classes.iter().position(|c| c == label));
+    for ((row, &p), label) in data.rows.iter().zip(&all).zip(&data.labels) {
+        pass.add(row, p, classes.iter().position(|c| c == label));
     }
     let mut reference = model.drift_reference().clone();
     reference.outputs.calibration = pass.finish();
@@ -402,12 +402,13 @@ fn a_calibrated_classifier_s_windows_carry_the_expected_performance() {
 
     let flat: Vec<f64> = rows.iter().flat_map(|(r, _)| r.clone()).collect();
     let scored: Vec<Scored> = (model.engine.predict_all(&flat).into_iter())
-        .map(|p| {
+        .zip(&rows)
+        .map(|(p, (row, _))| {
             let score = positive_probability(p).unwrap();
             Scored {
                 score,
                 predicted_positive: p.class() == Some(1),
-                probability: calibration.apply(score),
+                probability: calibration.apply(score, Some(row)),
             }
         })
         .collect();
@@ -483,11 +484,11 @@ fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
         3,
     );
     let mut pass = CalibrationPass::new(3).unwrap();
-    for (p, right) in &made {
+    for (row, (p, right)) in data.rows.iter().zip(&made) {
         let Predicted::Class { index, .. } = *p else {
             unreachable!()
         };
-        pass.add(*p, Some(if *right { index } else { (index + 1) % 3 }));
+        pass.add(row, *p, Some(if *right { index } else { (index + 1) % 3 }));
     }
     reference.outputs.calibration = pass.finish();
     let Some(Calibration::Correctness(fit)) = reference.outputs.calibration.clone() else {
@@ -504,8 +505,8 @@ fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
     let mut tester = Tester::new(&metadata, &reference, &settings);
     let report = tester.report(count(&window));
     let expected: f64 = (window.iter())
-        .map(|(_, p)| match p {
-            Predicted::Class { confidence, .. } => fit.apply(*confidence),
+        .map(|(row, p)| match p {
+            Predicted::Class { confidence, .. } => fit.apply(*confidence, Some(row)),
             Predicted::Value(_) => unreachable!(),
         })
         .sum::<f64>()

@@ -281,17 +281,17 @@ impl DriftWindow {
             c.complete += 1;
             (self.products).add(&mut c.score_sums, &mut c.score_products);
         }
-        self.observe_output(predicted, actual);
+        self.observe_output(row, predicted, actual);
     }
 
-    fn observe_output(&mut self, predicted: Predicted, actual: Option<i32>) {
+    fn observe_output(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
         let b = self.output.bin(output_value(predicted));
         let mut right = None;
         let class_index = match predicted {
             Predicted::Class { index, confidence } => {
                 if let Some(calibration) = &self.calibration {
-                    right = estimate::observe(c, calibration, predicted);
+                    right = estimate::observe(c, calibration, (row, predicted), actual.is_some());
                 }
                 c.predictions[index] += 1;
                 c.confidence[b] += 1;

@@ -287,7 +287,7 @@ impl<L: Copy + Eq> Join<L> {
             Predicted::Value(v) => Said::Value(v),
         };
         let chance_right = (self.calibration(version))
-            .and_then(|c| c.chance_right(predicted))
+            .and_then(|c| c.chance_right(predicted, None))
             .map(|c| c as f32);
         let awaited = Awaited {
             version,
@@ -440,7 +440,7 @@ fn chance_right(calibration: &Calibration, said: &Said, classes: &[i32]) -> Opti
     let index = classes.iter().position(|c| c == label)?;
     let confidence = f64::from(*probabilities.get(index)?);
     let predicted = Predicted::Class { index, confidence };
-    calibration.chance_right(predicted).map(|c| c as f32)
+    calibration.chance_right(predicted, None).map(|c| c as f32)
 }
 
 #[cfg(test)]

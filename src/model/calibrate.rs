@@ -4,6 +4,11 @@
 //! classifier's maps its probability of the second class to how often a record with it is of
 //! that class; any other classifier's maps its confidence to how often it is right.
 //!
+//! Beside the isotonic map, a calibration fitted on enough rows carries a [`Correction`]: a
+//! small forest over the score and the features for what the score alone hides
+//! (`correction`). The window's estimate reads both; a prediction awaiting its label (which
+//! keeps no features) is judged by the isotonic map alone.
+//!
 //! Rows the model learned from make it look surer than it is on new records, so the rows
 //! should be ones it did not learn from: a trained model's held-out rows; for an imported
 //! model, the reference CSV should be such rows too (docs/drift.md says so).
@@ -13,16 +18,42 @@ use serde::{Deserialize, Serialize};
 use super::engine::Predicted;
 use crate::stats::calibration::Isotonic;
 
+mod correction;
+pub use correction::{Correction, CorrectionRows};
+
 /// A classifier's calibration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Calibration {
     /// A binary classifier's: the probability that a record is of the second class, from
     /// the model's probability of it (CBPE's expected confusion matrix rests on it).
-    Binary(Isotonic),
+    Binary(Fit),
     /// A classifier of three classes or more: the probability that its prediction is right,
     /// from its confidence (the expected accuracy rests on it).
-    Correctness(Isotonic),
+    Correctness(Fit),
+}
+
+/// The isotonic map of the score, and the correction that also reads the features (absent
+/// when fitted on too few rows, and in artifacts made before it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    #[serde(flatten)]
+    pub isotonic: Isotonic,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+}
+
+impl Fit {
+    /// The calibrated probability of `score` for a record with features `row` (the isotonic
+    /// map alone without `row` or a correction), within [0, 1].
+    pub fn apply(&self, score: f64, row: Option<&[f64]>) -> f64 {
+        let p = self.isotonic.apply(score);
+        let shift = match (&self.correction, row) {
+            (Some(c), Some(row)) => c.apply(score, row),
+            _ => 0.0,
+        };
+        (p + shift).clamp(0.0, 1.0)
+    }
 }
 
 impl Calibration {
@@ -34,15 +65,16 @@ impl Calibration {
         }
     }
 
-    /// The calibrated chance that `predicted` is right.
-    pub fn chance_right(&self, predicted: Predicted) -> Option<f64> {
+    /// The calibrated chance that `predicted` is right, for a record with features `row` when
+    /// they are known.
+    pub fn chance_right(&self, predicted: Predicted, row: Option<&[f64]>) -> Option<f64> {
         match (self, predicted) {
             (Calibration::Binary(fit), Predicted::Class { index, .. }) => {
-                let p = fit.apply(positive_probability(predicted)?).clamp(0.0, 1.0);
+                let p = fit.apply(positive_probability(predicted)?, row);
                 Some(if index == 1 { p } else { 1.0 - p })
             }
             (Calibration::Correctness(fit), Predicted::Class { confidence, .. }) => {
-                Some(fit.apply(confidence).clamp(0.0, 1.0))
+                Some(fit.apply(confidence, row))
             }
             _ => None,
         }
@@ -65,12 +97,14 @@ pub fn positive_probability(predicted: Predicted) -> Option<f64> {
     }
 }
 
-/// Labelled rows gathered for the fit: (score, outcome) pairs of the calibration's kind.
+/// Labelled rows gathered for the fit: (score, outcome) pairs of the calibration's kind, and
+/// a sample of the rows with their features for the correction.
 #[derive(Debug)]
 pub struct CalibrationPass {
     binary: bool,
     scores: Vec<f64>,
     outcomes: Vec<bool>,
+    rows: CorrectionRows,
 }
 
 impl CalibrationPass {
@@ -80,28 +114,33 @@ impl CalibrationPass {
             binary: classes == 2,
             scores: Vec::new(),
             outcomes: Vec::new(),
+            rows: CorrectionRows::default(),
         })
     }
 
-    /// One row: the model's prediction and the index of its true class, if it has one.
-    pub fn add(&mut self, predicted: Predicted, truth: Option<usize>) {
+    /// One row (its features `row`): the model's prediction and the index of its true class,
+    /// if it has one.
+    pub fn add(&mut self, row: &[f64], predicted: Predicted, truth: Option<usize>) {
         let (Predicted::Class { index, confidence }, Some(truth)) = (predicted, truth) else {
             return;
         };
-        match positive_probability(predicted).filter(|_| self.binary) {
-            Some(score) => self.push(score, truth == 1),
-            None => self.push(confidence, truth == index),
-        }
-    }
-
-    fn push(&mut self, score: f64, outcome: bool) {
+        let (score, outcome) = match positive_probability(predicted).filter(|_| self.binary) {
+            Some(score) => (score, truth == 1),
+            None => (confidence, truth == index),
+        };
         self.scores.push(score);
         self.outcomes.push(outcome);
+        self.rows.add(score, row, outcome);
     }
 
     /// The fit; `None` without labelled rows.
     pub fn finish(self) -> Option<Calibration> {
-        let fit = Isotonic::fit(&self.scores, &self.outcomes).ok()?;
+        let isotonic = Isotonic::fit(&self.scores, &self.outcomes).ok()?;
+        let correction = self.rows.fit(|score| isotonic.apply(score));
+        let fit = Fit {
+            isotonic,
+            correction,
+        };
         Some(match self.binary {
             true => Calibration::Binary(fit),
             false => Calibration::Correctness(fit),
@@ -120,23 +159,24 @@ mod tests {
         let class = |index, confidence| Predicted::Class { index, confidence };
         let mut pass = CalibrationPass::new(2).unwrap();
         // Sure of class 1 and right; sure of class 0 and wrong half the time.
-        pass.add(class(1, 0.9), Some(1));
-        pass.add(class(0, 0.9), Some(0));
-        pass.add(class(0, 0.9), Some(1));
-        pass.add(class(1, 0.9), None);
+        pass.add(&[], class(1, 0.9), Some(1));
+        pass.add(&[], class(0, 0.9), Some(0));
+        pass.add(&[], class(0, 0.9), Some(1));
+        pass.add(&[], class(1, 0.9), None);
         let Some(Calibration::Binary(fit)) = pass.finish() else {
             panic!("a binary calibration")
         };
-        assert_eq!(fit.apply(0.9), 1.0);
-        assert_eq!(fit.apply(1.0 - 0.9), 0.5);
+        assert_eq!(fit.apply(0.9, None), 1.0);
+        assert_eq!(fit.apply(1.0 - 0.9, None), 0.5);
+        assert!(fit.correction.is_none(), "too few rows for a correction");
 
         let mut pass = CalibrationPass::new(3).unwrap();
-        pass.add(class(2, 0.6), Some(2));
-        pass.add(class(2, 0.6), Some(0));
-        pass.add(class(1, 0.9), Some(1));
+        pass.add(&[], class(2, 0.6), Some(2));
+        pass.add(&[], class(2, 0.6), Some(0));
+        pass.add(&[], class(1, 0.9), Some(1));
         let Some(Calibration::Correctness(fit)) = pass.finish() else {
             panic!("a correctness calibration")
         };
-        assert_eq!((fit.apply(0.6), fit.apply(0.9)), (0.5, 1.0));
+        assert_eq!((fit.apply(0.6, None), fit.apply(0.9, None)), (0.5, 1.0));
     }
 }

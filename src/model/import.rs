@@ -208,7 +208,7 @@ impl Scan {
             features.add(row);
             outputs.add(predicted);
             if let (Some(c), Truth::Class(truth)) = (calibration.as_mut(), truth) {
-                c.add(predicted, truth);
+                c.add(row, predicted, truth);
             }
             fit.add(predicted, truth);
         })?;

@@ -236,7 +236,11 @@ fn calibrate(
 ) -> Option<Calibration> {
     let mut pass = CalibrationPass::new(classes.len())?;
     for (&p, &i) in predictions.iter().zip(rows) {
-        pass.add(p, classes.iter().position(|&c| c == data.labels[i]));
+        pass.add(
+            &data.rows[i],
+            p,
+            classes.iter().position(|&c| c == data.labels[i]),
+        );
     }
     pass.finish()
 }
@@ -310,7 +314,7 @@ mod tests {
         let Some(Calibration::Binary(calibration)) = calibration else {
             panic!("a binary classifier is calibrated on held-out rows: {calibration:?}")
         };
-        assert!(calibration.apply(0.0) <= calibration.apply(1.0));
+        assert!(calibration.apply(0.0, None) <= calibration.apply(1.0, None));
         let (_, reference) = artifact::load_reference(&first.dir).unwrap();
         let expected = reference
             .predict(&DenseMatrix::from_2d_vec(&data.rows).unwrap())

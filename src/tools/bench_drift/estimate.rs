@@ -52,14 +52,15 @@ pub fn run(args: &BenchDriftArgs, out: &mut Output) -> Result<()> {
 fn driftwood(data: &Data, targets: &[Truth], chunks: usize) -> Vec<EstimatedPerformance> {
     let (metadata, mut reference) = super::real::model_of(data);
     let mut pass = CalibrationPass::new(data.classes.len()).expect("a classifier");
-    for (&p, &t) in data.reference.predicted.iter().zip(targets) {
-        pass.add(p, t);
+    let p = data.features.len();
+    let rows = data.reference.rows.chunks(p);
+    for ((row, &predicted), &t) in rows.zip(&data.reference.predicted).zip(targets) {
+        pass.add(row, predicted, t);
     }
     reference.outputs.calibration = pass.finish();
     let mut settings = DriftSettings::new("bench".into());
     settings.window_records = data.chunk as i64;
     let mut tester = Tester::new(&metadata, &reference, &settings);
-    let p = data.features.len();
     (0..chunks)
         .map(|c| {
             let span = c * data.chunk..(c + 1) * data.chunk;

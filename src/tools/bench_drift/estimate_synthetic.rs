@@ -59,6 +59,7 @@ pub fn run(args: &BenchDriftArgs, out: &mut Output) -> Result<()> {
     let mut pass = CalibrationPass::new(2).expect("two classes");
     for row in flat.chunks(FEATURES) {
         pass.add(
+            row,
             world.predict(row),
             Some(truth(&world, row, SLOPE, &mut rng)),
         );
