@@ -19,6 +19,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The store of predictions awaiting their labels on disk (`--awaiting-dir`) failed: the
+    /// disk is full or broken. Not retried: the join's state would be incomplete.
+    #[error("awaiting-predictions store in {path}: {message}")]
+    Store {
+        /// Its directory.
+        path: PathBuf,
+        /// fjall's error.
+        message: String,
+    },
+
     /// An Avro schema could not be parsed or does not fit the model.
     #[error("schema {what}: {message}")]
     Schema {

@@ -40,6 +40,14 @@ pub struct LabelArgs {
     #[arg(long, env = "DRIFTWOOD_PERFORMANCE_WINDOW", default_value_t = 1000)]
     pub performance_window: usize,
 
+    /// Keep the predictions awaiting their labels on disk in this directory (fjall, an
+    /// embedded LSM store), not in memory: for horizons whose predictions do not fit in
+    /// memory, at about 10 µs of CPU per label instead of 0.3. The directory is emptied at
+    /// start (a partition's state is read back from the topics on assignment either way).
+    /// [default: in memory]
+    #[arg(long, env = "DRIFTWOOD_AWAITING_DIR")]
+    pub awaiting_dir: Option<std::path::PathBuf>,
+
     /// Label record framing: `avro` (the bundled schema), or `confluent` (each record's
     /// writer schema fetched from the schema registry by its id).
     #[arg(
@@ -148,6 +156,7 @@ impl LabelArgs {
             horizon: self.label_horizon,
             window_records: self.performance_window,
             framed: self.labels_format == InputFormat::Confluent,
+            awaiting_dir: self.awaiting_dir.clone(),
         })
     }
 }
@@ -164,6 +173,7 @@ mod tests {
             performance_topic: "performance".into(),
             performance_window: 10,
             labels_format: InputFormat::Avro,
+            awaiting_dir: None,
             review_topic: None,
             review_share: 0.0,
             review_least_sure: 0.0,

@@ -20,11 +20,14 @@
 
 pub mod awaiting;
 pub mod realized;
+pub mod spill;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::model::calibrate::Calibration;
 use crate::model::{Model, ModelMetadata, Predicted};
 use awaiting::{Awaited, Awaiting};
@@ -134,6 +137,8 @@ pub struct JoinSettings {
     pub instance_id: String,
     /// Named in each window.
     pub labels_topic: String,
+    /// Keep awaiting predictions on disk here (`--awaiting-dir`), not in memory.
+    pub spill: Option<spill::SpillDir>,
 }
 
 /// A model version predictions were made by.
@@ -232,11 +237,10 @@ impl<L: Copy + Eq> Join<L> {
         (model, classes): ((&str, &str), &[i32]),
         said: Said,
         (event_time, scored_at): (i64, i64),
-    ) {
+    ) -> Result<()> {
         let version = self.intern(model, classes, None);
-        let awaiting = self.awaiting.entry(partition).or_default();
-        if awaiting.get_mut(id).is_some() {
-            return;
+        if self.partition(partition)?.contains(id)? {
+            return Ok(());
         }
         let calibration = self.versions[usize::from(version)].calibration.as_ref();
         let awaited = Awaited {
@@ -247,19 +251,26 @@ impl<L: Copy + Eq> Join<L> {
             scored_at,
             joined_at: None,
         };
-        awaiting.insert(id, awaited);
+        self.partition(partition)?.insert(id, awaited)
+    }
+
+    /// The awaiting predictions of input `partition`, made empty if none were kept.
+    fn partition(&mut self, partition: i32) -> Result<&mut Awaiting> {
+        Ok(match self.awaiting.entry(partition) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(Awaiting::new(self.settings.spill.as_ref())?),
+        })
     }
 
     /// Marks the prediction for `id` of input `partition` joined by the label at `offset`
     /// (read back from the labels topic), unless an earlier label joined it.
-    pub fn joined_before(&mut self, partition: i32, id: &str, offset: i64) {
-        let found = self
-            .awaiting
-            .get_mut(&partition)
-            .and_then(|a| a.get_mut(id));
-        if let Some(awaited) = found {
-            awaited.joined_at = Some(awaited.joined_at.map_or(offset, |j| j.min(offset)));
+    pub fn joined_before(&mut self, partition: i32, id: &str, offset: i64) -> Result<()> {
+        if let Some(awaiting) = self.awaiting.get_mut(&partition) {
+            awaiting.change(id, |a| {
+                a.joined_at = Some(a.joined_at.map_or(offset, |j| j.min(offset)));
+            })?;
         }
+        Ok(())
     }
 
     /// The calibration of version `index`.
@@ -276,7 +287,7 @@ impl<L: Copy + Eq> Join<L> {
         model: &Model,
         (predicted, probabilities): (Predicted, &[f64]),
         (event_time, scored_at): (i64, i64),
-    ) {
+    ) -> Result<()> {
         let calibration = model.drift_reference().outputs.calibration.as_ref();
         let version = self.version(&model.metadata, calibration);
         let said = match predicted {
@@ -297,15 +308,12 @@ impl<L: Copy + Eq> Join<L> {
             scored_at,
             joined_at: None,
         };
-        self.awaits(partition, id, awaited);
+        self.awaits(partition, id, awaited)
     }
 
     /// Keeps a prediction of input partition `partition` until its label comes.
-    pub fn awaits(&mut self, partition: i32, id: &str, awaited: Awaited) {
-        self.awaiting
-            .entry(partition)
-            .or_default()
-            .insert(id, awaited);
+    pub fn awaits(&mut self, partition: i32, id: &str, awaited: Awaited) -> Result<()> {
+        self.partition(partition)?.insert(id, awaited)
     }
 
     /// Joins the label of record `id` (of labels `partition`, at `offset`, read under `lease`)
@@ -315,22 +323,22 @@ impl<L: Copy + Eq> Join<L> {
         (partition, offset, lease): (i32, i64, L),
         label: Option<(&str, Truth, i64)>,
         now: i64,
-    ) -> Joined {
+    ) -> Result<Joined> {
         let opened = self.open(partition, offset, lease);
         let outcome = match label {
             None => LabelOutcome::DeadLettered,
-            Some((id, truth, event_time)) => self.join(partition, offset, id, truth, event_time),
+            Some((id, truth, event_time)) => self.join(partition, offset, id, truth, event_time)?,
         };
         let window = self.windows.get_mut(&partition).expect("opened above");
         window.counts.add(outcome);
         window.last = offset;
         let full = window.counts.total() >= self.settings.window_records as i64;
         let closed = full.then(|| self.close(partition, now));
-        Joined {
+        Ok(Joined {
             outcome,
             opened,
             closed,
-        }
+        })
     }
 
     /// Opens a window at `offset` unless one is open under `lease`.
@@ -360,29 +368,31 @@ impl<L: Copy + Eq> Join<L> {
         id: &str,
         truth: Truth,
         at: i64,
-    ) -> LabelOutcome {
-        let Some(awaited) = (self.awaiting.get_mut(&partition)).and_then(|a| a.get_mut(id)) else {
-            return LabelOutcome::Unknown;
+    ) -> Result<LabelOutcome> {
+        let Some(awaiting) = self.awaiting.get_mut(&partition) else {
+            return Ok(LabelOutcome::Unknown);
         };
-        if at - awaited.event_time > self.settings.horizon_ms {
-            return LabelOutcome::Late;
-        }
-        if awaited.joined_at.is_some_and(|j| j < offset) {
-            return LabelOutcome::Duplicate;
-        }
-        let window = self
-            .windows
-            .get_mut(&partition)
-            .expect("opened before the join");
-        let realized = window.by_version.entry(awaited.version).or_default();
-        let classes = &self.versions[usize::from(awaited.version)].classes;
-        let before = realized.mismatched();
-        realized.add(&awaited.said, awaited.chance_right, truth, classes);
-        if realized.mismatched() > before {
-            return LabelOutcome::Mismatched;
-        }
-        awaited.joined_at = Some(offset);
-        LabelOutcome::Joined
+        let (windows, versions) = (&mut self.windows, &self.versions);
+        let horizon_ms = self.settings.horizon_ms;
+        let outcome = awaiting.change(id, |awaited| {
+            if at - awaited.event_time > horizon_ms {
+                return LabelOutcome::Late;
+            }
+            if awaited.joined_at.is_some_and(|j| j < offset) {
+                return LabelOutcome::Duplicate;
+            }
+            let window = windows.get_mut(&partition).expect("opened before the join");
+            let realized = window.by_version.entry(awaited.version).or_default();
+            let classes = &versions[usize::from(awaited.version)].classes;
+            let before = realized.mismatched();
+            realized.add(&awaited.said, awaited.chance_right, truth, classes);
+            if realized.mismatched() > before {
+                return LabelOutcome::Mismatched;
+            }
+            awaited.joined_at = Some(offset);
+            LabelOutcome::Joined
+        })?;
+        Ok(outcome.unwrap_or(LabelOutcome::Unknown))
     }
 
     fn close(&mut self, partition: i32, now: i64) -> PerformanceWindow {
@@ -408,22 +418,42 @@ impl<L: Copy + Eq> Join<L> {
 
     /// Forgets the predictions of input partitions and the windows of labels partitions no
     /// longer held (by `input` and by `labels` with their lease).
-    pub fn retain(&mut self, input: impl Fn(i32) -> bool, labels: impl Fn(i32, L) -> bool) {
-        self.awaiting.retain(|&p, _| input(p));
+    pub fn retain(
+        &mut self,
+        input: impl Fn(i32) -> bool,
+        labels: impl Fn(i32, L) -> bool,
+    ) -> Result<()> {
         self.windows.retain(|&p, w| labels(p, w.lease));
+        let gone: Vec<i32> = (self.awaiting.keys())
+            .filter(|&&p| !input(p))
+            .copied()
+            .collect();
+        for p in gone {
+            let awaiting = self.awaiting.remove(&p).expect("listed above");
+            awaiting.drop_all()?;
+        }
+        Ok(())
     }
 
     /// Forgets the predictions scored more than twice the horizon before `now` (ms); says
     /// how many.
-    pub fn sweep(&mut self, now: i64) -> usize {
+    pub fn sweep(&mut self, now: i64) -> Result<usize> {
         let before = now - 2 * self.settings.horizon_ms;
-        self.awaiting.values_mut().map(|a| a.sweep(before)).sum()
+        let mut swept = 0;
+        for awaiting in self.awaiting.values_mut() {
+            swept += awaiting.sweep(before)?;
+        }
+        Ok(swept)
     }
 
-    /// Predictions awaiting their label, and their estimated bytes.
+    /// Predictions awaiting their label, and their bytes (in memory, estimated; on disk,
+    /// the files' size).
     pub fn awaiting(&self) -> (usize, usize) {
         let count = self.awaiting.values().map(Awaiting::len).sum();
-        let bytes = self.awaiting.values().map(Awaiting::bytes).sum();
+        let bytes = match &self.settings.spill {
+            Some(dir) => usize::try_from(dir.disk_bytes()).unwrap_or(usize::MAX),
+            None => self.awaiting.values().map(Awaiting::bytes).sum(),
+        };
         (count, bytes)
     }
 }

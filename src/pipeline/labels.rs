@@ -14,10 +14,11 @@ use super::outputs::Outputs;
 use super::restore::{Restored, Restorer};
 use crate::codec::encode::AvroCodec;
 use crate::codec::registry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kafka::events::Output;
 use crate::kafka::offsets::Lease;
 use crate::labels::realized::{Truth, VersionPerformance};
+use crate::labels::spill::SpillDir;
 use crate::labels::{Join, JoinSettings, PerformanceWindow};
 use crate::model::{Model, Predicted};
 use crate::obs::metrics::LabelMetrics;
@@ -38,6 +39,8 @@ pub struct LabelSettings {
     pub window_records: usize,
     /// Whether label records are Confluent-framed, read through the schema registry.
     pub framed: bool,
+    /// Where awaiting predictions are kept on disk (`None`: in memory).
+    pub awaiting_dir: Option<std::path::PathBuf>,
 }
 
 /// A label record kept until its partition is restored and its schema known.
@@ -66,6 +69,8 @@ pub struct Labels {
     published: Vec<PerformanceWindow>,
     /// With `--output-format confluent`: the schema id windows are framed with.
     schema_id: Option<u32>,
+    /// The store on disk failed while a prediction was kept (returned by `tick`).
+    failed: Option<Error>,
 }
 
 impl Labels {
@@ -82,6 +87,9 @@ impl Labels {
             window_records: settings.window_records,
             instance_id: instance_id.to_owned(),
             labels_topic: settings.topic.clone(),
+            spill: (settings.awaiting_dir.as_deref())
+                .map(SpillDir::open)
+                .transpose()?,
         });
         Ok(Labels {
             join,
@@ -97,6 +105,7 @@ impl Labels {
             swept: Instant::now(),
             published: Vec::new(),
             schema_id: None,
+            failed: None,
         })
     }
 
@@ -107,7 +116,8 @@ impl Labels {
     }
 
     /// Keeps the prediction `model` made of record `id` (input `partition`, event at
-    /// `event_time`, scored `now`) for its label.
+    /// `event_time`, scored `now`) for its label. A failure of the store on disk is kept
+    /// for the next [`Labels::tick`] to return (the scoring path does not stop mid-batch).
     pub fn awaits(
         &mut self,
         record: (i32, &str),
@@ -115,7 +125,9 @@ impl Labels {
         scores: (Predicted, &[f64]),
         times: (i64, i64),
     ) {
-        self.join.scored(record, model, scores, times);
+        if let Err(e) = self.join.scored(record, model, scores, times) {
+            self.failed.get_or_insert(e);
+        }
     }
 
     /// Joins each label record of `messages` (or keeps it until its partition is restored
@@ -142,7 +154,7 @@ impl Labels {
             pending.retain(|p| p.lease == lease);
             let restored = self.restored.get(&partition) == Some(&assignment);
             if restored && pending.is_empty() && self.reader.ready(message)? {
-                self.process(message, lease, (outputs, sink), now);
+                self.process(message, lease, (outputs, sink), now)?;
                 continue;
             }
             // Kept, in order, and nothing from here on is committed until it is joined.
@@ -171,19 +183,20 @@ impl Labels {
                 self.pending.entry(partition).or_default().push_front(front);
                 break;
             }
-            self.process(&front.message, front.lease, (outputs, sink), now);
+            self.process(&front.message, front.lease, (outputs, sink), now)?;
         }
         Ok(())
     }
 
-    /// Reads one label record and joins it, or dead-letters it with its reason.
+    /// Reads one label record and joins it, or dead-letters it with its reason. Fails when
+    /// the store on disk does.
     fn process<M: Message>(
         &mut self,
         message: &M,
         lease: Lease,
         (outputs, sink): (&Outputs, &Sink),
         now: i64,
-    ) {
+    ) -> Result<()> {
         let (partition, offset) = (message.partition(), message.offset());
         let read = self.reader.read(message);
         if let Err(error) = &read {
@@ -195,7 +208,7 @@ impl Labels {
             };
             outputs.dead_letter_as(message, error, sink, output);
         }
-        self.apply((partition, offset, lease), read.ok(), sink, now);
+        self.apply((partition, offset, lease), read.ok(), sink, now)
     }
 
     /// Joins one label record (or counts it dead-lettered), holds commits at a window's
@@ -206,10 +219,10 @@ impl Labels {
         read: Option<(&str, Truth, i64)>,
         sink: &Sink,
         now: i64,
-    ) {
+    ) -> Result<()> {
         let progress = sink.progress();
         let decoded = read.is_some();
-        let joined = self.join.label((partition, offset, lease), read, now);
+        let joined = self.join.label((partition, offset, lease), read, now)?;
         if let Some(first) = joined.opened {
             progress.labels().hold(partition, Some(first));
         }
@@ -225,6 +238,7 @@ impl Labels {
             progress.labels().hold(partition, None);
             self.published.push(window);
         }
+        Ok(())
     }
 
     /// The windows published since the last call.
@@ -283,8 +297,12 @@ impl Labels {
     /// Starts restoring newly assigned partitions, takes in finished restores (then joins
     /// the labels kept meanwhile), joins labels whose schema came since, and every few
     /// seconds forgets what partitions no longer held had and predictions older than twice
-    /// the horizon, and sets the gauges. Fails when a restore failed or the registry refused.
+    /// the horizon, and sets the gauges. Fails when a restore failed, the registry refused or
+    /// the store on disk failed.
     pub fn tick(&mut self, (outputs, sink): (&Outputs, &Sink), now: i64) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let assigned: Vec<(i32, Lease)> = {
             let labels = sink.progress().labels();
             let partitions: Vec<i32> = labels.assigned().collect();
@@ -314,14 +332,14 @@ impl Labels {
             self.flush(partition, (outputs, sink), now)?;
         }
         if self.swept.elapsed() >= SWEEP_EVERY {
-            self.sweep(sink, &assigned, now);
+            self.sweep(sink, &assigned, now)?;
         }
         Ok(())
     }
 
     /// Forgets what partitions no longer held had, and predictions older than twice the
     /// horizon; sets the gauges.
-    fn sweep(&mut self, sink: &Sink, assigned: &[(i32, Lease)], now: i64) {
+    fn sweep(&mut self, sink: &Sink, assigned: &[(i32, Lease)], now: i64) -> Result<()> {
         self.swept = Instant::now();
         let held = |p: i32, lease: Lease| assigned.contains(&(p, lease));
         self.restored.retain(|&p, &mut l| held(p, l));
@@ -332,12 +350,13 @@ impl Labels {
         let input = progress.lock().assigned().collect::<Vec<_>>();
         let labels = progress.labels();
         self.join
-            .retain(|p| input.contains(&p), |p, lease| labels.holds(p, lease));
+            .retain(|p| input.contains(&p), |p, lease| labels.holds(p, lease))?;
         drop(labels);
-        self.join.sweep(now);
+        self.join.sweep(now)?;
         let (count, bytes) = self.join.awaiting();
         self.metrics.awaiting.set(count as i64);
         self.metrics.awaiting_bytes.set(bytes as i64);
+        Ok(())
     }
 
     /// Adds a finished restore to the join, if the partition is still held under the
@@ -365,10 +384,10 @@ impl Labels {
             let model = (p.model.0.as_str(), p.model.1.as_str());
             let at = (p.event_time, p.scored_at);
             self.join
-                .restored((partition, &id), (model, &p.classes), p.said, at);
+                .restored((partition, &id), (model, &p.classes), p.said, at)?;
         }
         for (id, offset) in state.joined {
-            self.join.joined_before(partition, &id, offset);
+            self.join.joined_before(partition, &id, offset)?;
         }
         self.restored.insert(partition, lease);
         self.flush(partition, (outputs, sink), now)

@@ -316,8 +316,8 @@ struct Killed {
 
 /// Scores 900 records, writes two fifths of their labels, SIGKILLs the process once a labels
 /// commit was made (with windows open), starts a new one, writes the rest, and reads the
-/// performance topic until every window is there; `guarantee` is added to the flags.
-async fn kill_9_among_labels(guarantee: &[&str]) -> Killed {
+/// performance topic until every window is there; `flags` are added.
+async fn kill_9_among_labels(flags: &[&str]) -> Killed {
     let bootstrap = bootstrap();
     let config = prepared_topics(bootstrap, 900, 0, |_| {}).await;
     let (labels_topic, performance) = labels_topics(bootstrap).await;
@@ -330,7 +330,7 @@ async fn kill_9_among_labels(guarantee: &[&str]) -> Killed {
         "--instance-id",
         "labels-member",
     ]);
-    extra.extend(guarantee);
+    extra.extend(flags);
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("labels.log"));
     let mut first = Member::start(&config, &extra, &log);
     first.wait_scored(900.0, Duration::from_secs(120));
@@ -376,7 +376,17 @@ async fn after_kill_9_the_predictions_and_joins_are_read_back_and_nothing_counts
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_exactly_once_each_window_is_published_once_across_kill_9() {
-    let run = kill_9_among_labels(&["--processing-guarantee", "exactly-once"]).await;
+    // The predictions on disk (--awaiting-dir): the second process empties what the first
+    // left there and reads back from the topics as in memory.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("awaiting"));
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let flags = [
+        "--processing-guarantee",
+        "exactly-once",
+        "--awaiting-dir",
+        dir,
+    ];
+    let run = kill_9_among_labels(&flags).await;
     // A committed reader sees each window once: a window's record and its labels' offsets
     // commit in one transaction, and the killed process's open one is aborted.
     assert_eq!(run.published.len(), run.windows);
@@ -481,8 +491,12 @@ async fn across_a_rebalance_the_new_owner_reads_back_and_every_window_says_the_s
     send(bootstrap, &labels_topic, early);
     read_topic(bootstrap, &performance, 3, Duration::from_secs(60));
 
-    // A second member joins: some partitions, their labels and their open windows move.
-    let second = ready_member(&config).await;
+    // A second member joins: some partitions, their labels and their open windows move,
+    // to a member keeping its predictions on disk.
+    let mut on_disk = config.clone();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("awaiting"));
+    on_disk.labels.awaiting_dir = Some(dir);
+    let second = ready_member(&on_disk).await;
     let moved = second.metrics().clone();
     wait_until("partitions moved", Duration::from_secs(60), || {
         moved.transport.assigned_partitions.get() > 0
