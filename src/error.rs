@@ -201,6 +201,17 @@ pub enum RegistryError {
         /// The version serving.
         serving: String,
     },
+    /// `--require-evaluation`: the version has no passed evaluation against the version
+    /// serving now (`driftwood models evaluate`).
+    #[error("{name} version {version} may not serve without an evaluation: {why}")]
+    NotEvaluated {
+        /// The model.
+        name: String,
+        /// The version refused.
+        version: String,
+        /// Why its evaluation does not count.
+        why: Unevaluated,
+    },
     /// A rollback of a model that has served one version only.
     #[error("{name} has served only version {version}: nothing to roll back to")]
     NothingToRollBackTo {
@@ -209,6 +220,30 @@ pub enum RegistryError {
         /// Its one version.
         version: String,
     },
+}
+
+/// Why a version's evaluation does not let it serve.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unevaluated {
+    /// It was never evaluated.
+    #[error(
+        "it was never evaluated (driftwood models evaluate NAME --candidate VERSION --data FILE)"
+    )]
+    Never,
+    /// Its evaluation failed the gate.
+    #[error("its evaluation failed: {0}")]
+    Failed(String),
+    /// It was evaluated against another version than the one serving now.
+    #[error("it was evaluated against version {evaluated_against}, but {serving} serves now")]
+    AgainstAnother {
+        /// The version it was compared with.
+        evaluated_against: String,
+        /// The version serving now (`none` when none does).
+        serving: String,
+    },
+    /// Its artifact, or the serving one's, is not the one evaluated.
+    #[error("the artifact of version {0} changed since the evaluation")]
+    ArtifactChanged(String),
 }
 
 impl Error {

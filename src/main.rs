@@ -166,7 +166,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => {
             println!("{}", imported(driftwood::model::import::run(&args.into())?))
         }
-        Command::Models(args) => print!("{}", driftwood::tools::models::run(&args)?),
+        Command::Models(args) => {
+            let report = driftwood::tools::models::run(&args)?;
+            print!("{}", report.text);
+            if let Some(failure) = report.failure {
+                return Err(failure.into());
+            }
+        }
         Command::BenchDrift(args) => driftwood::tools::bench_drift::run(&args)?,
         Command::BenchModel(args) => {
             let (description, results) = driftwood::tools::bench_model::run(&args)?;

@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// The registry's root directory.
     #[arg(long, alias = "registry", default_value = "models")]
     pub output: PathBuf,
+    /// Also write the rows training held out to this CSV file, with their target: the
+    /// labelled rows `driftwood models evaluate --data` compares versions on.
+    #[arg(long)]
+    pub holdout_csv: Option<PathBuf>,
     /// How the forest is grown.
     #[command(flatten)]
     pub hyperparameters: HyperparameterArgs,
@@ -58,6 +62,7 @@ impl TrainArgs {
             version: self.version,
             output: self.output,
             hyperparameters: self.hyperparameters.into(),
+            holdout_csv: self.holdout_csv,
         }
     }
 }

@@ -235,6 +235,34 @@ pub enum ModelsCommand {
         name: String,
         /// The version.
         version: String,
+        /// Refuse unless `driftwood models evaluate` passed this version against the version
+        /// serving now, neither artifact changed since.
+        #[arg(long)]
+        require_evaluation: bool,
+    },
+    /// Score a labelled CSV file with a candidate version and the serving one (or
+    /// `--against`), print each one's accuracy, per-class recall and log loss (a regressor's
+    /// MAE and RMSE) with the difference and its 95% interval, and keep the verdict in the
+    /// registry for `promote --require-evaluation`. Exits 1 when the candidate fails.
+    Evaluate {
+        /// The model.
+        name: String,
+        /// The version to evaluate.
+        #[arg(long)]
+        candidate: String,
+        /// The labelled CSV file (a header; feature columns by name, the target column).
+        #[arg(long)]
+        data: PathBuf,
+        /// The target column.
+        #[arg(long, default_value = "target")]
+        target: String,
+        /// Compare with this version instead of the serving one.
+        #[arg(long)]
+        against: Option<String>,
+        /// How much worse the candidate may be and pass, at 95%: accuracy points as a
+        /// share (0.01 = one point) for a classifier, a share of the MAE for a regressor.
+        #[arg(long, default_value_t = 0.01)]
+        tolerance: f64,
     },
     /// Make the version that served before the current one serve again.
     Rollback {

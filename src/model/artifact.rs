@@ -309,7 +309,7 @@ fn verify_checksum(metadata: &ModelMetadata, bytes: &[u8], path: &Path) -> Resul
 }
 
 /// Hex-encoded SHA-256.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -17,6 +17,22 @@ pub struct Dataset<T = i32> {
 }
 
 impl Dataset {
+    /// Writes rows `rows` with a header, the target last (in column `target`).
+    pub fn write_csv(&self, path: &Path, target: &str, rows: &[usize]) -> Result<()> {
+        let failed = |e: csv::Error| Error::Training(format!("{}: {e}", path.display()));
+        let mut writer = csv::Writer::from_path(path).map_err(failed)?;
+        let header = self.feature_names.iter().map(String::as_str);
+        writer
+            .write_record(header.chain([target]))
+            .map_err(failed)?;
+        for &i in rows {
+            let cells = self.rows[i].iter().map(f64::to_string);
+            let label = self.labels[i].to_string();
+            writer.write_record(cells.chain([label])).map_err(failed)?;
+        }
+        writer.flush().map_err(|e| Error::io(path, e))
+    }
+
     /// The Wisconsin breast-cancer data shipped inside smartcore (569 rows, 30 features),
     /// with feature names in snake_case (`mean radius` becomes `mean_radius`).
     pub fn breast_cancer() -> Self {

@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod drift_reference;
 pub(crate) mod engine;
 pub mod ensemble;
+pub mod evaluate;
 pub mod forest;
 pub mod import;
 pub mod onnx;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{METADATA_FILE, Model};
-use crate::error::{Error, RegistryError, Result};
+use super::evaluate::Evaluation;
+use crate::error::{Error, RegistryError, Result, Unevaluated};
 
 /// Name of the pointer file in a model's directory.
 pub const POINTER_FILE: &str = "serving.json";
@@ -234,6 +235,76 @@ impl Registry {
         })
     }
 
+    /// Where the evaluation of `name`'s version `candidate` is kept (beside the versions,
+    /// in a directory that holds no `metadata.json` and so is no version).
+    pub fn evaluation_path(&self, name: &str, candidate: &str) -> PathBuf {
+        self.root
+            .join(name)
+            .join("evaluations")
+            .join(format!("{candidate}.json"))
+    }
+
+    /// Keeps `evaluation` (replacing an earlier one of the same candidate); its path.
+    pub fn keep_evaluation(&self, evaluation: &Evaluation) -> Result<PathBuf> {
+        let path = self.evaluation_path(&evaluation.name, &evaluation.candidate.version);
+        let dir = path.parent().expect("a directory");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let text = serde_json::to_string_pretty(evaluation).expect("an evaluation serializes");
+        write_atomically(&path, &(text + "\n"))?;
+        Ok(path)
+    }
+
+    /// The evaluation kept for `name`'s version `candidate`, if any.
+    pub fn evaluation(&self, name: &str, candidate: &str) -> Result<Option<Evaluation>> {
+        let path = self.evaluation_path(name, candidate);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::Model {
+                    path,
+                    message: format!("not an evaluation: {e}"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// [`Registry::promote`], only when `version` passed an evaluation against the version
+    /// serving now, both artifacts unchanged since (`--require-evaluation`).
+    pub fn promote_evaluated(
+        &self,
+        name: &str,
+        version: &str,
+        features: FeatureCheck<'_>,
+    ) -> Result<Change> {
+        let refused = |why| RegistryError::NotEvaluated {
+            name: name.into(),
+            version: version.into(),
+            why,
+        };
+        let evaluation = self
+            .evaluation(name, version)?
+            .ok_or(refused(Unevaluated::Never))?;
+        let serving = self.pointer(name)?.map(|p| p.version);
+        if serving.as_deref() != Some(evaluation.baseline.version.as_str()) {
+            return Err(refused(Unevaluated::AgainstAnother {
+                evaluated_against: evaluation.baseline.version,
+                serving: serving.unwrap_or_else(|| "none".into()),
+            })
+            .into());
+        }
+        for side in [&evaluation.candidate, &evaluation.baseline] {
+            let model = self.verify(name, &side.version, &|_| Ok(()))?;
+            if model.metadata.model_sha256 != side.model_sha256 {
+                return Err(refused(Unevaluated::ArtifactChanged(side.version.clone())).into());
+            }
+        }
+        if !evaluation.verdict.passed {
+            return Err(refused(Unevaluated::Failed(evaluation.verdict.reason)).into());
+        }
+        self.promote(name, version, features)
+    }
+
     /// Writes the pointer beside the old one and renames it over it.
     fn write_pointer(&self, name: &str, version: &str, previous: Vec<String>) -> Result<()> {
         let pointer = Pointer {
@@ -241,12 +312,16 @@ impl Registry {
             previous,
             changed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         };
-        let path = self.pointer_path(name);
-        let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(&pointer).expect("a pointer serializes");
-        std::fs::write(&temporary, text + "\n").map_err(|e| Error::io(&temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| Error::io(&path, e))
+        write_atomically(&self.pointer_path(name), &(text + "\n"))
     }
+}
+
+/// Writes `text` beside `path` and renames it over it.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, text).map_err(|e| Error::io(&temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| Error::io(path, e))
 }
 
 /// Names of the directories in `dir` (following symlinks), hidden ones left out (a

@@ -35,6 +35,8 @@ pub struct TrainRequest {
     pub output: PathBuf,
     /// How the forest is grown.
     pub hyperparameters: Hyperparameters,
+    /// Write the rows training held out here, with their target (for `models evaluate`).
+    pub holdout_csv: Option<PathBuf>,
 }
 
 /// What a model is trained on.
@@ -89,6 +91,10 @@ pub fn run(args: TrainRequest) -> Result<TrainOutcome> {
         hyperparameters: args.hyperparameters,
     };
     let mut outcome = train(&data, &spec)?;
+    if let Some(path) = &args.holdout_csv {
+        let (_, test_idx) = holdout(&data, &spec.hyperparameters)?;
+        data.write_csv(path, &spec.target, &test_idx)?;
+    }
     outcome.promoted = registry.promote_first(&spec.name, &spec.version)?;
     Ok(outcome)
 }

@@ -1,34 +1,143 @@
 //! `driftwood models`: the registry from the command line. `list` and `show` read it (`show`
 //! verifies an artifact as a running instance would before serving it, and says why one is
 //! refused); `promote` and `rollback` move a model's pointer, which running instances
-//! watch, and print what changed.
+//! watch, and print what changed; `evaluate` compares a candidate with the serving version
+//! on labelled rows (`model::evaluate`) and keeps the verdict `promote --require-evaluation`
+//! reads.
 
 use std::fmt::Write;
 
 use crate::codec::decode::FeatureDecoder;
 use crate::config::tools::{ModelsArgs, ModelsCommand};
 use crate::drift::{DriftSettings, Plan};
-use crate::error::Result;
+use crate::error::{Error, RegistryError, Result, Unevaluated};
 use crate::model::Model;
+use crate::model::evaluate::{self, EvaluateRequest, Evaluation};
 use crate::model::registry::{Pointer, Registry};
 
+/// What an operation prints, and the error to exit with after printing it (a failed
+/// evaluation).
+#[derive(Debug)]
+pub struct Report {
+    pub text: String,
+    pub failure: Option<Error>,
+}
+
+impl From<String> for Report {
+    fn from(text: String) -> Self {
+        Report {
+            text,
+            failure: None,
+        }
+    }
+}
+
 /// Runs the operation; returns what to print.
-pub fn run(args: &ModelsArgs) -> Result<String> {
+pub fn run(args: &ModelsArgs) -> Result<Report> {
     let registry = Registry::new(&args.registry);
     let schema = FeatureDecoder::read_schema(args.input_schema.as_deref())?;
     // The check a running instance makes: a decoder must map every feature of the model.
     let features =
         |model: &Model| FeatureDecoder::check_features(&schema, &model.metadata.features);
-    match &args.command {
-        ModelsCommand::List => list(&registry),
-        ModelsCommand::Show { name } => show(&registry, name, &features),
-        ModelsCommand::Promote { name, version } => {
-            Ok(format!("{}\n", registry.promote(name, version, &features)?))
+    let text = match &args.command {
+        ModelsCommand::List => list(&registry)?,
+        ModelsCommand::Show { name } => show(&registry, name, &features)?,
+        ModelsCommand::Promote {
+            name,
+            version,
+            require_evaluation,
+        } => {
+            let change = match require_evaluation {
+                true => registry.promote_evaluated(name, version, &features)?,
+                false => registry.promote(name, version, &features)?,
+            };
+            format!("{change}\n")
         }
-        ModelsCommand::Rollback { name } => {
-            Ok(format!("{}\n", registry.rollback(name, &features)?))
+        ModelsCommand::Rollback { name } => format!("{}\n", registry.rollback(name, &features)?),
+        ModelsCommand::Evaluate { .. } => return evaluate(&registry, &args.command, &features),
+    };
+    Ok(text.into())
+}
+
+/// `models evaluate`: the comparison printed, kept in the registry, and a failure to exit
+/// with when the candidate did not pass.
+fn evaluate(
+    registry: &Registry,
+    command: &ModelsCommand,
+    features: &dyn Fn(&Model) -> Result<()>,
+) -> Result<Report> {
+    let ModelsCommand::Evaluate {
+        name,
+        candidate,
+        data,
+        target,
+        against,
+        tolerance,
+    } = command
+    else {
+        unreachable!("called for evaluate")
+    };
+    let baseline = match against {
+        Some(v) => v.clone(),
+        None => {
+            (registry.pointer(name)?)
+                .ok_or_else(|| Error::from(RegistryError::NotServing(name.clone())))?
+                .version
         }
+    };
+    let [c, b] = [candidate, &baseline].map(|v| registry.verify(name, v, features));
+    let request = EvaluateRequest {
+        data,
+        target,
+        tolerance: *tolerance,
+    };
+    let evaluation = evaluate::evaluate((&c?, &b?), &request)?;
+    let kept = registry.keep_evaluation(&evaluation)?;
+    let text = format!(
+        "{}kept in {}\n",
+        evaluation_table(&evaluation),
+        kept.display()
+    );
+    let failure = (!evaluation.verdict.passed).then(|| {
+        Error::from(RegistryError::NotEvaluated {
+            name: name.clone(),
+            version: candidate.clone(),
+            why: Unevaluated::Failed(evaluation.verdict.reason.clone()),
+        })
+    });
+    Ok(Report { text, failure })
+}
+
+/// The evaluation as a table: each figure of both versions, the difference and its interval.
+pub fn evaluation_table(e: &Evaluation) -> String {
+    let mut out = format!(
+        "{} version {} against version {} on {} rows of {}\n",
+        e.name, e.candidate.version, e.baseline.version, e.rows, e.data
+    );
+    let interval =
+        |i: Option<(f64, f64)>| i.map_or(String::new(), |(l, h)| format!(" [{l:.4}, {h:.4}]"));
+    writeln!(
+        out,
+        "  {:<22} {:>8} {:>26} {:>26} {:>10} {:>24}",
+        "metric", "rows", "candidate", "serving", "difference", "95% interval"
+    )
+    .expect("to a string");
+    for f in &e.figures {
+        writeln!(
+            out,
+            "  {:<22} {:>8} {:>26} {:>26} {:>+10.4} {:>24}",
+            f.metric,
+            f.rows,
+            format!("{:.4}{}", f.candidate, interval(f.candidate_interval)),
+            format!("{:.4}{}", f.baseline, interval(f.baseline_interval)),
+            f.difference,
+            format!("[{:+.4}, {:+.4}]", f.low, f.high),
+        )
+        .expect("to a string");
     }
+    let verdict = if e.verdict.passed { "PASSED" } else { "FAILED" };
+    writeln!(out, "verdict: {verdict}: {}", e.verdict.reason).expect("to a string");
+    out
 }
 
 fn list(registry: &Registry) -> Result<String> {

@@ -113,3 +113,66 @@ fn an_artifact_that_fails_verification_is_not_promoted() {
     );
     assert_eq!(registry.pointer("cancer").unwrap().unwrap().version, "1");
 }
+
+/// `promote --require-evaluation` refuses each reason by name, and promotes a version that
+/// passed against the version serving now.
+#[test]
+fn a_version_serves_after_an_evaluation_against_the_serving_one_passed() {
+    use crate::error::{RegistryError, Unevaluated};
+    use crate::model::evaluate::{EvaluateRequest, evaluate};
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new(root.path());
+    for v in ["1", "2", "3"] {
+        artifact(root.path(), "cancer", v);
+    }
+    registry.promote("cancer", "1", &any_features).unwrap();
+    let data = crate::model::dataset::Dataset::breast_cancer();
+    let file = root.path().join("holdout.csv");
+    data.write_csv(&file, "target", &(0..data.len()).collect::<Vec<_>>())
+        .unwrap();
+    let request = EvaluateRequest {
+        data: &file,
+        target: "target",
+        tolerance: 0.0,
+    };
+    let why = |version| match registry.promote_evaluated("cancer", version, &any_features) {
+        Err(Error::ModelRegistry(RegistryError::NotEvaluated { why, .. })) => why,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(why("2"), Unevaluated::Never);
+
+    let model = |v| registry.verify("cancer", v, &any_features).unwrap();
+    let evaluation = evaluate((&model("2"), &model("1")), &request).unwrap();
+    assert_eq!(evaluation.rows, 569);
+    assert!(
+        evaluation.verdict.passed,
+        "the same forest: {:?}",
+        evaluation.verdict
+    );
+    registry.keep_evaluation(&evaluation).unwrap();
+    let mut failed = evaluation.clone();
+    failed.verdict.passed = false;
+    registry.keep_evaluation(&failed).unwrap();
+    assert!(matches!(why("2"), Unevaluated::Failed(_)));
+    let mut changed = evaluation.clone();
+    changed.candidate.model_sha256 = "0".repeat(64);
+    registry.keep_evaluation(&changed).unwrap();
+    assert_eq!(why("2"), Unevaluated::ArtifactChanged("2".into()));
+    registry.keep_evaluation(&evaluation).unwrap();
+    let change = registry
+        .promote_evaluated("cancer", "2", &any_features)
+        .unwrap();
+    assert_eq!(change.to_string(), "cancer: 1 -> 2");
+
+    // 3 was evaluated against 1, but 2 serves now.
+    let against_one = evaluate((&model("3"), &model("1")), &request).unwrap();
+    registry.keep_evaluation(&against_one).unwrap();
+    assert_eq!(
+        why("3"),
+        Unevaluated::AgainstAnother {
+            evaluated_against: "1".into(),
+            serving: "2".into()
+        }
+    );
+    assert_eq!(registry.versions("cancer").unwrap(), ["1", "2", "3"]);
+}
