@@ -212,6 +212,27 @@ pub enum RegistryError {
         /// Why its evaluation does not count.
         why: Unevaluated,
     },
+    /// A rollout was asked of a model whose rollout is running.
+    #[error(
+        "{name} is rolling out version {candidate} already (driftwood models abort {name} stops it)"
+    )]
+    RolloutRunning {
+        /// The model.
+        name: String,
+        /// The version being rolled out.
+        candidate: String,
+    },
+    /// A rollout of the version that serves already.
+    #[error("{name} serves version {version} already")]
+    AlreadyServing {
+        /// The model.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// An abort of a model with no running rollout.
+    #[error("{0} has no running rollout")]
+    NoRollout(String),
     /// A rollback of a model that has served one version only.
     #[error("{name} has served only version {version}: nothing to roll back to")]
     NothingToRollBackTo {

@@ -264,6 +264,38 @@ pub enum ModelsCommand {
         #[arg(long, default_value_t = 0.01)]
         tolerance: f64,
     },
+    /// Roll a version out beside the serving one, stage by stage: it serves each stage's
+    /// share of the record keys (a hash of the key: one key sees one version during a
+    /// stage). Every instance following the model (`run --model-name`) serves the split.
+    Canary {
+        /// The model.
+        name: String,
+        /// The version to roll out.
+        version: String,
+        /// The candidate's share of the keys at each stage, rising to 100%.
+        #[arg(long, default_value = "10%,50%,100%")]
+        stages: String,
+        /// The least time each stage lasts.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        min_time: std::time::Duration,
+        /// The fewest records the candidate scores in each stage.
+        #[arg(long, default_value_t = 1_000)]
+        min_records: u64,
+        /// Refuse unless `driftwood models evaluate` passed the version against the serving
+        /// one.
+        #[arg(long)]
+        require_evaluation: bool,
+    },
+    /// A model's rollout: its stage and share, or how it ended.
+    Status {
+        /// The model.
+        name: String,
+    },
+    /// Stop a model's running rollout: the serving version takes every record again.
+    Abort {
+        /// The model.
+        name: String,
+    },
     /// Make the version that served before the current one serve again.
     Rollback {
         /// The model.

@@ -16,6 +16,7 @@ pub mod forest;
 pub mod import;
 pub mod onnx;
 pub mod registry;
+pub mod rollout;
 pub(crate) mod serving;
 #[cfg(test)]
 mod testing;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifact::{METADATA_FILE, Model};
 use super::evaluate::Evaluation;
+use super::rollout::{self, Phase, Rollout, Stage};
 use crate::error::{Error, RegistryError, Result, Unevaluated};
 
 /// Name of the pointer file in a model's directory.
@@ -256,17 +257,7 @@ impl Registry {
 
     /// The evaluation kept for `name`'s version `candidate`, if any.
     pub fn evaluation(&self, name: &str, candidate: &str) -> Result<Option<Evaluation>> {
-        let path = self.evaluation_path(name, candidate);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::Model {
-                    path,
-                    message: format!("not an evaluation: {e}"),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        read_if_there(&self.evaluation_path(name, candidate), "an evaluation")
     }
 
     /// [`Registry::promote`], only when `version` passed an evaluation against the version
@@ -277,6 +268,13 @@ impl Registry {
         version: &str,
         features: FeatureCheck<'_>,
     ) -> Result<Change> {
+        self.check_evaluated(name, version)?;
+        self.promote(name, version, features)
+    }
+
+    /// Whether `version` passed an evaluation against the version serving now, both
+    /// artifacts unchanged since; the reason it did not, if not.
+    pub fn check_evaluated(&self, name: &str, version: &str) -> Result<()> {
         let refused = |why| RegistryError::NotEvaluated {
             name: name.into(),
             version: version.into(),
@@ -299,10 +297,78 @@ impl Registry {
                 return Err(refused(Unevaluated::ArtifactChanged(side.version.clone())).into());
             }
         }
-        if !evaluation.verdict.passed {
-            return Err(refused(Unevaluated::Failed(evaluation.verdict.reason)).into());
+        match evaluation.verdict.passed {
+            true => Ok(()),
+            false => Err(refused(Unevaluated::Failed(evaluation.verdict.reason)).into()),
         }
-        self.promote(name, version, features)
+    }
+
+    /// `name`'s rollout, if one was ever started.
+    pub fn rollout(&self, name: &str) -> Result<Option<Rollout>> {
+        rollout::read(&self.root, name)
+    }
+
+    /// Starts rolling `candidate` out through `stages` beside the version serving now, after
+    /// verifying it as `promote` does (and, with `require_evaluation`, its evaluation).
+    pub fn start_rollout(
+        &self,
+        (name, candidate): (&str, &str),
+        stages: Vec<Stage>,
+        features: FeatureCheck<'_>,
+        require_evaluation: bool,
+    ) -> Result<Rollout> {
+        if let Some(running) = self.rollout(name)?.filter(Rollout::running) {
+            return Err(RegistryError::RolloutRunning {
+                name: name.into(),
+                candidate: running.candidate,
+            }
+            .into());
+        }
+        let serving = (self.pointer(name)?)
+            .ok_or_else(|| RegistryError::NotServing(name.into()))?
+            .version;
+        if serving == candidate {
+            return Err(RegistryError::AlreadyServing {
+                name: name.into(),
+                version: serving,
+            }
+            .into());
+        }
+        self.verify(name, candidate, features)?;
+        if require_evaluation {
+            self.check_evaluated(name, candidate)?;
+        }
+        let revision = self.rollout(name)?.map_or(0, |r| r.revision) + 1;
+        let rollout = Rollout {
+            name: name.into(),
+            candidate: candidate.into(),
+            baseline: serving,
+            stages,
+            phase: Phase::Running {
+                stage: 0,
+                since: rollout::now(),
+            },
+            revision,
+            started_at: rollout::now(),
+        };
+        self.write_rollout(&rollout)?;
+        Ok(rollout)
+    }
+
+    /// Stops `name`'s running rollout: the baseline serves every record again.
+    pub fn abort_rollout(&self, name: &str) -> Result<Rollout> {
+        let mut rollout = (self.rollout(name)?)
+            .filter(Rollout::running)
+            .ok_or_else(|| RegistryError::NoRollout(name.into()))?;
+        rollout.phase = Phase::Aborted { at: rollout::now() };
+        rollout.revision += 1;
+        self.write_rollout(&rollout)?;
+        Ok(rollout)
+    }
+
+    fn write_rollout(&self, rollout: &Rollout) -> Result<()> {
+        let text = serde_json::to_string_pretty(rollout).expect("a rollout serializes");
+        write_atomically(&rollout::path(&self.root, &rollout.name), &(text + "\n"))
     }
 
     /// Writes the pointer beside the old one and renames it over it.
@@ -314,6 +380,23 @@ impl Registry {
         };
         let text = serde_json::to_string_pretty(&pointer).expect("a pointer serializes");
         write_atomically(&self.pointer_path(name), &(text + "\n"))
+    }
+}
+
+/// The JSON file at `path` read as `what`, or `None` when there is none.
+pub(super) fn read_if_there<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Model {
+                path: path.to_owned(),
+                message: format!("not {what}: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

@@ -4,6 +4,10 @@
 //! the version it names off the scoring path, and hands it to the consumer loop, which swaps
 //! it in between batches. A version that cannot serve is refused, said in the log and the
 //! metrics, and the old version keeps serving.
+//!
+//! The same thread follows the model's rollout (`super::rollout`): while one runs beside the
+//! version serving here, it loads the candidate and hands over the stage's share, and says
+//! when the rollout ends ([`CanaryChange`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +34,23 @@ pub struct Loaded<T> {
     pub promoted: bool,
 }
 
+/// A candidate to serve beside the serving version, to `share` of the keys.
+pub struct Canary<T> {
+    pub model: Arc<Model>,
+    pub extra: T,
+    pub share: f64,
+}
+
+/// What changed in the model's rollout, in order.
+pub enum CanaryChange<T> {
+    /// Serve this candidate (in place of any other).
+    Start(Canary<T>),
+    /// The candidate's share moved to a new stage.
+    Share(f64),
+    /// The rollout ended: the serving version takes every record.
+    Off,
+}
+
 /// Loads and checks one version of the model (the same checks as at start), with what the
 /// caller builds beside it.
 pub type Loader<T> = Box<dyn Fn(&str) -> Result<(Arc<Model>, T)> + Send>;
@@ -49,6 +70,7 @@ pub struct WatchSettings {
 /// A running watch: [`ModelWatch::take`] hands over each new version once.
 pub struct ModelWatch<T> {
     loaded: Receiver<Loaded<T>>,
+    canary: Receiver<CanaryChange<T>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -58,14 +80,16 @@ impl<T: Send + 'static> ModelWatch<T> {
     /// watched leaves polling alone, with a warning.
     pub fn start(settings: WatchSettings, load: Loader<T>, metrics: Metrics) -> Result<Self> {
         let (send, loaded) = channel();
+        let (send_canary, canary) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("model-watch".into())
-            .spawn(move || follow(settings, load, metrics, send, &flag))
+            .spawn(move || follow(settings, load, metrics, (send, send_canary), &flag))
             .map_err(crate::error::Error::start("the model watch"))?;
         Ok(ModelWatch {
             loaded,
+            canary,
             stop,
             thread: Some(thread),
         })
@@ -74,6 +98,11 @@ impl<T: Send + 'static> ModelWatch<T> {
     /// The newest version loaded since the last call, if any.
     pub fn take(&self) -> Option<Loaded<T>> {
         self.loaded.try_iter().last()
+    }
+
+    /// The rollout's changes since the last call, in order.
+    pub fn take_canary(&self) -> Vec<CanaryChange<T>> {
+        self.canary.try_iter().collect()
     }
 }
 
@@ -87,20 +116,21 @@ impl<T> Drop for ModelWatch<T> {
 }
 
 /// The watching thread: wakes on a notification or after `interval`, reads the pointer and
-/// loads a version it has not served or refused yet.
+/// loads a version it has not served or refused yet, then reads the rollout.
 fn follow<T>(
     settings: WatchSettings,
     load: Loader<T>,
     metrics: Metrics,
-    send: Sender<Loaded<T>>,
+    (send, send_canary): (Sender<Loaded<T>>, Sender<CanaryChange<T>>),
     stop: &AtomicBool,
 ) {
     let (wake, woken) = channel();
     let dir = settings.registry.root().join(&settings.name);
     // Kept alive for the loop; None when notifications are unavailable.
     let _watcher = notifications(&dir, wake);
-    let mut serving = settings.serving.clone();
-    let mut refused: Option<String> = None;
+    let mut pointer = Followed::new(settings.serving.clone());
+    let mut canary = Followed::new(String::new());
+    let mut share = None::<f64>;
     // Short sleeps, so that a stopping instance is not held up by a long interval.
     let tick = settings.interval.min(Duration::from_millis(200));
     let mut waited = Duration::ZERO;
@@ -112,40 +142,113 @@ fn follow<T>(
         }
         waited = Duration::ZERO;
         metrics.serving.model_pointer_reads.inc();
-        let Some((version, promoted)) = pointed_version(&settings, &serving) else {
-            continue;
-        };
-        if version == serving || refused.as_ref() == Some(&version) {
-            continue;
-        }
-        match load(&version) {
-            Ok((model, extra)) => {
-                let loaded = Loaded {
+        if let Some((version, promoted)) = pointed_version(&settings, &pointer.serving) {
+            let loaded = pointer.load(&version, &load, (&settings.name, &metrics));
+            let sent = loaded.map(|(model, extra)| {
+                send.send(Loaded {
                     model,
                     extra,
                     promoted,
-                };
-                info!(model = %settings.name, from = %serving, to = %version, "new version loaded; swapping it in between batches");
-                metrics
-                    .serving
-                    .model_reloads
-                    .with_label_values(&["loaded"])
-                    .inc();
-                serving = version;
-                refused = None;
-                if send.send(loaded).is_err() {
-                    return;
-                }
+                })
+            });
+            if sent.is_some_and(|s| s.is_err()) {
+                return;
+            }
+        }
+        let change = follow_rollout(
+            &settings,
+            &pointer.serving,
+            (&mut canary, &mut share),
+            &load,
+            &metrics,
+        );
+        if change.is_some_and(|c| send_canary.send(c).is_err()) {
+            return;
+        }
+    }
+}
+
+/// A version followed: the one serving, and the last refused (not loaded again).
+struct Followed {
+    serving: String,
+    refused: Option<String>,
+}
+
+impl Followed {
+    fn new(serving: String) -> Self {
+        Followed {
+            serving,
+            refused: None,
+        }
+    }
+
+    /// Loads `version` unless it serves or was refused; said in the log and the metrics.
+    fn load<T>(
+        &mut self,
+        version: &str,
+        load: &Loader<T>,
+        (name, metrics): (&str, &Metrics),
+    ) -> Option<(Arc<Model>, T)> {
+        if version == self.serving || self.refused.as_deref() == Some(version) {
+            return None;
+        }
+        let outcome = |o: &str| metrics.serving.model_reloads.with_label_values(&[o]).inc();
+        match load(version) {
+            Ok(loaded) => {
+                info!(model = %name, from = %self.serving, to = %version, "new version loaded; swapping it in between batches");
+                outcome("loaded");
+                self.serving = version.to_owned();
+                self.refused = None;
+                Some(loaded)
             }
             Err(e) => {
-                error!(model = %settings.name, %version, error = %e, serving = %serving, "refusing the promoted version; the serving version stays");
-                metrics
-                    .serving
-                    .model_reloads
-                    .with_label_values(&["refused"])
-                    .inc();
-                refused = Some(version);
+                error!(model = %name, %version, error = %e, serving = %self.serving, "refusing the version; the serving version stays");
+                outcome("refused");
+                self.refused = Some(version.to_owned());
+                None
             }
+        }
+    }
+}
+
+/// The rollout's change since the last read: a candidate to start (loaded), a new share, or
+/// the end. A rollout counts only beside the version it began beside (`serving`).
+fn follow_rollout<T>(
+    settings: &WatchSettings,
+    serving: &str,
+    (canary, share): (&mut Followed, &mut Option<f64>),
+    load: &Loader<T>,
+    metrics: &Metrics,
+) -> Option<CanaryChange<T>> {
+    let rollout = match settings.registry.rollout(&settings.name) {
+        Ok(r) => r.filter(|r| r.baseline == serving),
+        Err(e) => {
+            warn!(model = %settings.name, error = %e, "cannot read the model's rollout; serving as before");
+            return None;
+        }
+    };
+    let wanted = rollout.and_then(|r| Some((r.share()?, r.candidate)));
+    match (wanted, *share) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            *share = None;
+            *canary = Followed::new(String::new());
+            Some(CanaryChange::Off)
+        }
+        (Some((s, version)), Some(_)) if version == canary.serving => {
+            (*share != Some(s)).then(|| {
+                *share = Some(s);
+                CanaryChange::Share(s)
+            })
+        }
+        (Some((s, version)), _) => {
+            let (model, extra) = canary.load(&version, load, (&settings.name, metrics))?;
+            *share = Some(s);
+            Some(CanaryChange::Start(Canary {
+                model,
+                extra,
+                share: s,
+            }))
         }
     }
 }

@@ -87,6 +87,13 @@ impl Registrar<'_> {
         register(self.0, IntGaugeVec::new(Opts::new(name, help), labels))
     }
 
+    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
+        register(
+            self.0,
+            prometheus::GaugeVec::new(Opts::new(name, help), labels),
+        )
+    }
+
     fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
         register(
             self.0,

@@ -317,6 +317,7 @@ impl Pipeline {
         for loaded in scorer.serving().loaded() {
             scorer.swap(loaded, sink);
         }
+        scorer.follow_rollout(sink);
         if batch.is_empty() {
             scorer.tick(sink);
         } else {

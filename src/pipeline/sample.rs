@@ -2,6 +2,8 @@
 //! alone, so that a record read again after a rebalance is chosen again, and every instance
 //! of a group chooses alike.
 
+use crate::stats::spread::{mix, within};
+
 /// Whether the record at `partition`, `offset` is one of `share` (in [0, 1]) of the records.
 pub fn chosen(partition: i32, offset: i64, share: f64) -> bool {
     chosen_for(0, partition, offset, share)
@@ -10,14 +12,7 @@ pub fn chosen(partition: i32, offset: i64, share: f64) -> bool {
 /// [`chosen`] for another `purpose`: its choices are independent of the others'.
 pub fn chosen_for(purpose: u64, partition: i32, offset: i64, share: f64) -> bool {
     let position = (partition as u64) << 48 ^ offset as u64;
-    (mix(position ^ mix(purpose)) as f64) < share * u64::MAX as f64
-}
-
-/// splitmix64's finalizer: spreads positions evenly over `u64`.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+    within(mix(position ^ mix(purpose)), share)
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ pub use super::outputs::OutputTopics;
 use super::outputs::{self, Outputs, Scoring};
 use super::review::Review;
 use super::route::Router;
-use super::serving::ServingSet;
+use super::sample;
+use super::serving::{CanaryLane, ServingSet};
+use crate::model::rollout;
 
 use super::accounting::Sink;
 use crate::codec::decode::FeatureDecoder;
@@ -113,7 +115,8 @@ impl Scorer {
         let started = Instant::now();
         // Owned for the loop, which needs `self` mutably; put back afterwards.
         let mut lanes = std::mem::take(&mut self.serving.lanes);
-        let decoded = decode(self.serving.router.as_ref(), &mut lanes, batch);
+        let split = (self.serving.router.as_ref(), self.serving.canary);
+        let decoded = decode(split, &mut lanes, batch);
         lanes.iter_mut().for_each(Lane::score);
         let per_record = started.elapsed().as_secs_f64() / batch.len().max(1) as f64;
         let now = epoch_millis();
@@ -231,6 +234,18 @@ impl Scorer {
         }
     }
 
+    /// Serves the default model's rollout as it changed since (its candidate to its share
+    /// of the keys, from the next batch on); a candidate that stops serving has its window
+    /// published.
+    pub fn follow_rollout(&mut self, sink: &Sink) {
+        let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
+        for (l, reports) in self.serving.follow_rollout(&assigned) {
+            for report in reports {
+                self.publish(l, &report, sink);
+            }
+        }
+    }
+
     /// Closes the drift windows that are old enough (called when no records arrive, and
     /// after each batch).
     pub fn tick(&mut self, sink: &Sink) {
@@ -275,10 +290,11 @@ impl Scorer {
     }
 }
 
-/// Routes each message of `batch` to a lane (all to the first without a router) and decodes
-/// it there, appending its features to the lane's rows.
+/// Routes each message of `batch` to a lane (all to the first without a router; the default
+/// model's share of keys to a rollout's candidate) and decodes it there, appending its
+/// features to the lane's rows.
 fn decode<'a>(
-    router: Option<&Router>,
+    (router, canary): (Option<&Router>, Option<CanaryLane>),
     lanes: &mut [Lane],
     batch: &'a [BorrowedMessage<'_>],
 ) -> Decoded<'a> {
@@ -286,6 +302,9 @@ fn decode<'a>(
     (batch.iter())
         .map(|message| {
             let lane = match router.map_or(Ok(0), |r| r.lane(message)) {
+                Ok(0) => canary
+                    .filter(|c| keyed(message, c.share))
+                    .map_or(0, |c| c.lane),
                 Ok(l) => l,
                 Err(unroutable) => return (None, Err(unroutable)),
             };
@@ -296,6 +315,15 @@ fn decode<'a>(
             )
         })
         .collect()
+}
+
+/// Whether `message` is among `share` of the keys (by its key; a record without one by its
+/// position).
+fn keyed(message: &BorrowedMessage<'_>, share: f64) -> bool {
+    match message.key() {
+        Some(key) => rollout::candidate_takes(key, share),
+        None => sample::chosen(message.partition(), message.offset(), share),
+    }
 }
 
 #[cfg(test)]

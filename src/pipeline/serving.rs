@@ -17,7 +17,7 @@ use super::shadow::Shadow;
 use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftReport, DriftSettings};
 use crate::labels::PerformanceWindow;
-use crate::model::watch::{Loaded, ModelWatch};
+use crate::model::watch::{CanaryChange, Loaded, ModelWatch};
 use crate::model::{Model, Serving};
 use crate::obs::metrics::Metrics;
 
@@ -29,6 +29,15 @@ pub struct Routes {
     pub models: Vec<Served>,
 }
 
+/// A rollout's candidate, as the scorer splits the default model's records.
+#[derive(Debug, Clone, Copy)]
+pub struct CanaryLane {
+    /// Its lane.
+    pub lane: usize,
+    /// Its share of the default model's keys.
+    pub share: f64,
+}
+
 /// The models serving and the policy that changes them.
 pub struct ServingSet {
     /// One lane per model served, the default first.
@@ -37,6 +46,9 @@ pub struct ServingSet {
     pub(super) router: Option<Router>,
     /// The shadow candidate, compared with the default model.
     pub(super) shadow: Option<Shadow>,
+    /// A rollout's candidate beside the default model: its lane (the last) and its share of
+    /// the default model's keys.
+    pub(super) canary: Option<CanaryLane>,
     watches: Vec<ModelWatch<FeatureDecoder>>,
     rollback: Option<AutoRollback>,
     /// Said in the default model's next drift report.
@@ -55,6 +67,7 @@ impl ServingSet {
             lanes: vec![Lane::new(model.clone(), decoder, drift, metrics)],
             router: None,
             shadow: None,
+            canary: None,
             watches: Vec::new(),
             rollback: None,
             notice: None,
@@ -121,6 +134,61 @@ impl ServingSet {
     /// The versions the watches loaded since the last call.
     pub(super) fn loaded(&self) -> Vec<Loaded<FeatureDecoder>> {
         self.watches.iter().filter_map(ModelWatch::take).collect()
+    }
+
+    /// Applies the default model's rollout changes since the last call (from the next batch
+    /// on); returns the candidate's reports not yet published and its window, closed, when
+    /// it stops serving or another takes its place (with its lane).
+    pub(super) fn follow_rollout(&mut self, assigned: &[i32]) -> Vec<(usize, Vec<DriftReport>)> {
+        let Some(watch) = self.watches.first() else {
+            return Vec::new();
+        };
+        let mut closed = Vec::new();
+        for change in watch.take_canary() {
+            match change {
+                CanaryChange::Start(canary) => {
+                    closed.extend(self.end_canary(assigned));
+                    let (model, name) = (canary.model, self.lanes[0].model.metadata.name.clone());
+                    info!(model = %name, candidate = %model.metadata.version, share = canary.share, "serving a rollout's candidate beside the serving version");
+                    let lane = Lane::new(model, canary.extra, &self.drift, &self.metrics);
+                    self.lanes.push(lane);
+                    self.canary = Some(CanaryLane {
+                        lane: self.lanes.len() - 1,
+                        share: canary.share,
+                    });
+                }
+                CanaryChange::Share(share) => {
+                    if let Some(c) = &mut self.canary {
+                        info!(share, "the rollout's candidate serves a new share");
+                        c.share = share;
+                    }
+                }
+                CanaryChange::Off => closed.extend(self.end_canary(assigned)),
+            }
+            self.show_canary();
+        }
+        closed
+    }
+
+    /// Stops serving the candidate; its lane and its window, closed.
+    fn end_canary(&mut self, assigned: &[i32]) -> Option<(usize, Vec<DriftReport>)> {
+        let canary = self.canary.take()?;
+        let mut lane = self.lanes.remove(canary.lane);
+        let version = &lane.model.metadata.version;
+        info!(candidate = %version, "the rollout's candidate stops serving");
+        let name = &lane.model.metadata.name;
+        let _ = (self.metrics.serving.canary_share).remove_label_values(&[name, version]);
+        Some((canary.lane, lane.drift.close(assigned)))
+    }
+
+    /// Shows the candidate's share in `driftwood_canary_share`.
+    fn show_canary(&self) {
+        if let Some(c) = &self.canary {
+            let m = &self.lanes[c.lane].model.metadata;
+            (self.metrics.serving.canary_share)
+                .with_label_values(&[&m.name, &m.version])
+                .set(c.share);
+        }
     }
 
     /// Serves `loaded` in place of the version of its name from the next batch on, with a

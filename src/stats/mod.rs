@@ -8,7 +8,8 @@
 //!
 //! Every test compares a window of n records with a reference of m rows and accounts for the
 //! sampling error of both: its statistic's null distribution is stated with each function
-//! and checked by simulation in its unit tests.
+//! and checked by simulation in its unit tests. Beside them, the hash that chooses shares of
+//! records and keys alike everywhere ([`spread`]).
 
 pub(crate) mod binned;
 pub mod calibration;
@@ -22,4 +23,5 @@ pub(crate) mod profile;
 pub(crate) mod rank;
 pub(crate) mod search;
 pub mod simulate;
+pub mod spread;
 pub(crate) mod wilson;

@@ -14,6 +14,7 @@ use crate::error::{Error, RegistryError, Result, Unevaluated};
 use crate::model::Model;
 use crate::model::evaluate::{self, EvaluateRequest, Evaluation};
 use crate::model::registry::{Pointer, Registry};
+use crate::model::rollout::{self, Phase, Rollout};
 
 /// What an operation prints, and the error to exit with after printing it (a failed
 /// evaluation).
@@ -55,6 +56,25 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
         }
         ModelsCommand::Rollback { name } => format!("{}\n", registry.rollback(name, &features)?),
         ModelsCommand::Evaluate { .. } => return evaluate(&registry, &args.command, &features),
+        ModelsCommand::Canary {
+            name,
+            version,
+            stages,
+            min_time,
+            min_records,
+            require_evaluation,
+        } => {
+            let stages = rollout::parse_stages(stages, min_time.as_secs(), *min_records)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let started =
+                (registry.start_rollout((name, version), stages, &features, *require_evaluation))?;
+            status_line(&started)
+        }
+        ModelsCommand::Status { name } => match registry.rollout(name)? {
+            Some(rollout) => status_line(&rollout),
+            None => format!("{name}: no rollout\n"),
+        },
+        ModelsCommand::Abort { name } => status_line(&registry.abort_rollout(name)?),
     };
     Ok(text.into())
 }
@@ -106,6 +126,38 @@ fn evaluate(
         })
     });
     Ok(Report { text, failure })
+}
+
+/// A rollout in one line: its stage and share, or how it ended.
+pub fn status_line(r: &Rollout) -> String {
+    let shares: Vec<String> = (r.stages.iter())
+        .map(|s| format!("{}%", s.share * 100.0))
+        .collect();
+    let plan = match r.stages.first() {
+        Some(s) => format!(
+            "stages {} (each at least {} and {} records)",
+            shares.join(", "),
+            humantime::format_duration(std::time::Duration::from_secs(s.min_seconds)),
+            s.min_records
+        ),
+        None => "no stages".into(),
+    };
+    let (name, candidate, baseline) = (&r.name, &r.candidate, &r.baseline);
+    match &r.phase {
+        Phase::Running { stage, since } => format!(
+            "{name}: rolling out {candidate} beside {baseline}: stage {} of {}, {} of the keys, since {since}; {plan}\n",
+            stage + 1,
+            r.stages.len(),
+            shares.get(*stage).map_or("?", String::as_str),
+        ),
+        Phase::Promoted { at } => format!("{name}: {candidate} promoted over {baseline} at {at}\n"),
+        Phase::RolledBack { at, reason } => {
+            format!("{name}: {candidate} rolled back at {at} ({reason}); {baseline} serves\n")
+        }
+        Phase::Aborted { at } => {
+            format!("{name}: rollout of {candidate} aborted at {at}; {baseline} serves\n")
+        }
+    }
 }
 
 /// The evaluation as a table: each figure of both versions, the difference and its interval.

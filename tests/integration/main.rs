@@ -8,6 +8,7 @@
 mod common;
 
 mod backpressure;
+mod canary;
 mod cluster;
 mod compatibility;
 mod crashes;

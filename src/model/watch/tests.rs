@@ -21,6 +21,22 @@ fn pointer_in(dir: &Path, version: &str) {
 
 const POINTER: &str = super::super::registry::POINTER_FILE;
 
+/// A watch of `breast-cancer` in `registry`, version 1 serving, loading what it is told.
+fn watching(registry: &Registry, interval: Duration) -> ModelWatch<()> {
+    let settings = WatchSettings {
+        registry: registry.clone(),
+        name: "breast-cancer".into(),
+        serving: "1".into(),
+        interval,
+    };
+    let from = registry.clone();
+    let load: Loader<()> = Box::new(move |version| {
+        let model = from.verify("breast-cancer", version, &|_| Ok(()))?;
+        Ok((Arc::new(model), ()))
+    });
+    ModelWatch::start(settings, load, Metrics::new()).unwrap()
+}
+
 /// The layout the kubelet gives a mounted ConfigMap: the file is a symlink through `..data`,
 /// itself a symlink to a timestamped directory; an update writes a new directory and swaps
 /// `..data` by rename. The watch sees the swap by notification, long before its poll.
@@ -35,18 +51,7 @@ fn a_configmap_style_symlink_swap_is_noticed_without_waiting_for_the_poll() {
     symlink("..2026_11_28_first", model_dir.join("..data")).unwrap();
     symlink(format!("..data/{POINTER}"), model_dir.join(POINTER)).unwrap();
 
-    let settings = WatchSettings {
-        registry: Registry::new(root.path()),
-        name: "breast-cancer".into(),
-        serving: "1".into(),
-        interval: Duration::from_secs(600),
-    };
-    let registry = settings.registry.clone();
-    let load: Loader<()> = Box::new(move |version| {
-        let model = registry.verify("breast-cancer", version, &|_| Ok(()))?;
-        Ok((Arc::new(model), ()))
-    });
-    let watch = ModelWatch::start(settings, load, Metrics::new()).unwrap();
+    let watch = watching(&Registry::new(root.path()), Duration::from_secs(600));
     // Let the watcher start before the swap.
     std::thread::sleep(Duration::from_millis(300));
     assert!(watch.take().is_none());
@@ -100,4 +105,58 @@ fn reading_the_pointer_does_not_wake_the_watch_again() {
         (3..=7).contains(&reads),
         "{reads} reads in 2.1 s at one per 0.4 s"
     );
+}
+
+/// A rollout started, widened, then aborted: the watch hands over the candidate with its
+/// share, the new share, and the end, in order.
+#[test]
+fn the_watch_follows_a_rollout_from_start_to_abort() {
+    use crate::model::rollout::parse_stages;
+    let root = tempfile::tempdir().unwrap();
+    for v in ["1", "2"] {
+        artifact(root.path(), v);
+    }
+    let registry = Registry::new(root.path());
+    registry.promote("breast-cancer", "1", &|_| Ok(())).unwrap();
+    let watch = watching(&registry, Duration::from_millis(100));
+    let next = || {
+        let started = Instant::now();
+        loop {
+            if let Some(change) = watch.take_canary().into_iter().next() {
+                return change;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no change seen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let stages = parse_stages("10%,50%,100%", 0, 0).unwrap();
+    let started =
+        (registry.start_rollout(("breast-cancer", "2"), stages, &|_| Ok(()), false)).unwrap();
+    let CanaryChange::Start(canary) = next() else {
+        panic!("the candidate starts")
+    };
+    assert_eq!(
+        (canary.model.metadata.version.as_str(), canary.share),
+        ("2", 0.1)
+    );
+
+    let mut wider = started.clone();
+    wider.phase = crate::model::rollout::Phase::Running {
+        stage: 1,
+        since: crate::model::rollout::now(),
+    };
+    let text = serde_json::to_string(&wider).unwrap();
+    std::fs::write(
+        crate::model::rollout::path(root.path(), "breast-cancer"),
+        text,
+    )
+    .unwrap();
+    assert!(matches!(next(), CanaryChange::Share(s) if s == 0.5));
+
+    registry.abort_rollout("breast-cancer").unwrap();
+    assert!(matches!(next(), CanaryChange::Off));
+    assert!(watch.take().is_none(), "the pointer did not move");
 }

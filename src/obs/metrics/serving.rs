@@ -1,6 +1,6 @@
 //! Which model serves and how it got there: versions, reloads, rollbacks, the shadow candidate, the REST twin.
 
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGaugeVec};
+use prometheus::{GaugeVec, Histogram, IntCounter, IntCounterVec, IntGaugeVec};
 
 use super::Registrar;
 
@@ -29,6 +29,9 @@ pub struct ServingMetrics {
     pub shadow_confusion: IntCounterVec,
     /// `driftwood_rest_requests_total{status}`: REST twin requests by response status.
     pub rest_requests: IntCounterVec,
+    /// `driftwood_canary_share{name,version}`: the share of the keys a rollout's candidate
+    /// serves here (absent when none runs).
+    pub canary_share: GaugeVec,
 }
 
 impl ServingMetrics {
@@ -76,6 +79,11 @@ impl ServingMetrics {
                 "driftwood_rest_requests_total",
                 "REST twin requests (POST /v1/predict), by response status.",
                 &["status"],
+            ),
+            canary_share: r.float_gauge_vec(
+                "driftwood_canary_share",
+                "The share of the keys a rollout's candidate version serves.",
+                &["name", "version"],
             ),
         }
     }
