@@ -230,6 +230,14 @@ pub enum RegistryError {
         /// The version.
         version: String,
     },
+    /// A rollout decision on a rollout that moved since it was read (or ended).
+    #[error("{name}'s rollout moved on from revision {revision}; the decision was not carried out")]
+    RolloutMoved {
+        /// The model.
+        name: String,
+        /// The revision the decision was made on.
+        revision: u64,
+    },
     /// An abort of a model with no running rollout.
     #[error("{0} has no running rollout")]
     NoRollout(String),

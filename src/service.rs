@@ -407,6 +407,7 @@ fn new_topics(config: &RunConfig) -> admin::NewTopics {
         config.drift_topic.clone(),
     ];
     names.extend(config.models.comparison_topic.clone());
+    names.extend(config.models.rollout_topic.clone());
     names.extend(config.labels.review_topic.clone());
     if let Some(labels) = &config.labels.labels_topic {
         names.extend([labels.clone(), config.labels.performance_topic.clone()]);

@@ -370,6 +370,7 @@ impl RunConfig {
                 predictions: self.output_topic.clone(),
                 dead_letters: self.dlq_topic.clone(),
                 drift_reports: self.drift_topic.clone(),
+                rollouts: self.models.rollout_topic.clone(),
                 schema_ids: Default::default(),
             },
             register_outputs: self.schema_registry.output_format == OutputFormat::Confluent,

@@ -103,6 +103,13 @@ pub struct ModelArgs {
     #[arg(long, env = "DRIFTWOOD_COMPARISON_TOPIC", requires = "shadow")]
     pub comparison_topic: Option<String>,
 
+    /// Topic for one Avro `RolloutDecision` (`schemas/rollout.avsc`) per decision on a
+    /// canary rollout's stage (`driftwood models canary`), with the figures it was made on,
+    /// keyed by model name. Decisions are also logged, counted and noted in the drift
+    /// reports. Needs `--model-name`. [default: not published]
+    #[arg(long, env = "DRIFTWOOD_ROLLOUT_TOPIC", requires = "model_name")]
+    pub rollout_topic: Option<String>,
+
     /// Explain the prediction of every record that carries a Kafka header of this name
     /// (any value): Saabas contributions per feature, in the prediction's `explanation`.
     #[arg(long, env = "DRIFTWOOD_EXPLAIN_HEADER")]

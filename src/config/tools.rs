@@ -285,6 +285,9 @@ pub enum ModelsCommand {
         /// one.
         #[arg(long)]
         require_evaluation: bool,
+        /// Gates, the candidate against the serving version over the same stretch.
+        #[command(flatten)]
+        gates: GateArgs,
     },
     /// A model's rollout: its stage and share, or how it ended.
     Status {
@@ -301,6 +304,36 @@ pub enum ModelsCommand {
         /// The model.
         name: String,
     },
+}
+
+/// The gates of each stage of a rollout: a crossed bound rolls the candidate back at once.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GateArgs {
+    /// How far the candidate's dead-letter share may exceed the serving version's.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_dead_letter_increase: f64,
+    /// How far the candidate's share of drift windows flagged alert may exceed the serving
+    /// version's.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_alert_share_increase: f64,
+    /// The largest total variation distance between the two versions' prediction mixes.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_mix_shift: f64,
+    /// How far the candidate's mean accuracy (realized, else expected without labels) may
+    /// fall below the serving version's.
+    #[arg(long, default_value_t = 0.02)]
+    pub max_accuracy_drop: f64,
+}
+
+impl From<GateArgs> for crate::model::rollout::Gates {
+    fn from(g: GateArgs) -> Self {
+        crate::model::rollout::Gates {
+            dead_letter_increase: g.max_dead_letter_increase,
+            alert_share_increase: g.max_alert_share_increase,
+            mix_shift: g.max_mix_shift,
+            accuracy_drop: g.max_accuracy_drop,
+        }
+    }
 }
 
 /// Settings for `driftwood produce`.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifact::{METADATA_FILE, Model};
 use super::evaluate::Evaluation;
-use super::rollout::{self, Phase, Rollout, Stage};
+use super::rollout::{self, Decision, Gates, Phase, Rollout, Stage};
 use crate::error::{Error, RegistryError, Result, Unevaluated};
 
 /// Name of the pointer file in a model's directory.
@@ -313,7 +313,7 @@ impl Registry {
     pub fn start_rollout(
         &self,
         (name, candidate): (&str, &str),
-        stages: Vec<Stage>,
+        (stages, gates): (Vec<Stage>, Gates),
         features: FeatureCheck<'_>,
         require_evaluation: bool,
     ) -> Result<Rollout> {
@@ -344,6 +344,7 @@ impl Registry {
             candidate: candidate.into(),
             baseline: serving,
             stages,
+            gates,
             phase: Phase::Running {
                 stage: 0,
                 since: rollout::now(),
@@ -361,6 +362,45 @@ impl Registry {
             .filter(Rollout::running)
             .ok_or_else(|| RegistryError::NoRollout(name.into()))?;
         rollout.phase = Phase::Aborted { at: rollout::now() };
+        rollout.revision += 1;
+        self.write_rollout(&rollout)?;
+        Ok(rollout)
+    }
+
+    /// Carries out `decision` on `name`'s rollout, unless it moved since revision
+    /// `revision` (another instance decided first): the next stage, or the candidate
+    /// promoted (the pointer moves), or the rollout rolled back.
+    pub fn decide_rollout(
+        &self,
+        (name, revision): (&str, u64),
+        decision: &Decision,
+        features: FeatureCheck<'_>,
+    ) -> Result<Rollout> {
+        let mut rollout = (self.rollout(name)?)
+            .filter(|r| r.running() && r.revision == revision)
+            .ok_or_else(|| RegistryError::RolloutMoved {
+                name: name.into(),
+                revision,
+            })?;
+        let at = rollout::now();
+        rollout.phase = match (decision, &rollout.phase) {
+            (Decision::Advance { .. }, Phase::Running { stage, .. })
+                if stage + 1 < rollout.stages.len() =>
+            {
+                Phase::Running {
+                    stage: stage + 1,
+                    since: at,
+                }
+            }
+            (Decision::Advance { .. } | Decision::Promote { .. }, _) => {
+                self.promote(name, &rollout.candidate, features)?;
+                Phase::Promoted { at }
+            }
+            (Decision::RollBack { reason, .. }, _) => Phase::RolledBack {
+                at,
+                reason: reason.clone(),
+            },
+        };
         rollout.revision += 1;
         self.write_rollout(&rollout)?;
         Ok(rollout)

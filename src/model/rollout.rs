@@ -45,6 +45,64 @@ pub enum Phase {
     Aborted { at: String },
 }
 
+/// The bounds a stage's figures are held to, the candidate against the serving version over
+/// the same stretch of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gates {
+    /// How far the candidate's dead-letter share may exceed the serving version's.
+    pub dead_letter_increase: f64,
+    /// How far the candidate's share of drift windows flagged `alert` may exceed the serving
+    /// version's.
+    pub alert_share_increase: f64,
+    /// The largest total variation distance between the two versions' prediction mixes.
+    pub mix_shift: f64,
+    /// How far the candidate's mean accuracy (realized where labels came, else expected
+    /// without labels) may fall below the serving version's.
+    pub accuracy_drop: f64,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            dead_letter_increase: 0.01,
+            alert_share_increase: 0.5,
+            mix_shift: 0.1,
+            accuracy_drop: 0.02,
+        }
+    }
+}
+
+/// What the instance judging a stage decided, with the figures it decided on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The stage passed: on to the next.
+    Advance { figures: String },
+    /// The last stage passed: the candidate is promoted.
+    Promote { figures: String },
+    /// A gate failed: the serving version takes every record again.
+    RollBack { reason: String, figures: String },
+}
+
+impl Decision {
+    /// `advance`, `promote` or `roll_back`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Advance { .. } => "advance",
+            Decision::Promote { .. } => "promote",
+            Decision::RollBack { .. } => "roll_back",
+        }
+    }
+
+    /// The figures it was made on.
+    pub fn figures(&self) -> &str {
+        match self {
+            Decision::Advance { figures }
+            | Decision::Promote { figures }
+            | Decision::RollBack { figures, .. } => figures,
+        }
+    }
+}
+
 /// A model's rollout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rollout {
@@ -54,6 +112,8 @@ pub struct Rollout {
     /// The version serving the rest (the pointer's when the rollout began).
     pub baseline: String,
     pub stages: Vec<Stage>,
+    #[serde(default)]
+    pub gates: Gates,
     pub phase: Phase,
     /// Raised by every change.
     pub revision: u64,
@@ -72,6 +132,14 @@ impl Rollout {
     /// Whether it is running.
     pub fn running(&self) -> bool {
         matches!(self.phase, Phase::Running { .. })
+    }
+
+    /// The running stage's index and settings.
+    pub fn stage(&self) -> Option<(usize, &Stage)> {
+        match &self.phase {
+            Phase::Running { stage, .. } => Some((*stage, self.stages.get(*stage)?)),
+            _ => None,
+        }
     }
 }
 
@@ -167,6 +235,7 @@ mod tests {
             candidate: "2".into(),
             baseline: "1".into(),
             stages: parse_stages("10%,100%", 0, 0).unwrap(),
+            gates: Gates::default(),
             phase: Phase::Running {
                 stage: 0,
                 since: now(),

@@ -6,8 +6,8 @@
 //! metrics, and the old version keeps serving.
 //!
 //! The same thread follows the model's rollout (`super::rollout`): while one runs beside the
-//! version serving here, it loads the candidate and hands over the stage's share, and says
-//! when the rollout ends ([`CanaryChange`]).
+//! version serving here, it loads the candidate and hands over each stage, and says when the
+//! rollout ends ([`CanaryChange`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use super::Model;
 use super::registry::Registry;
+use super::rollout::Rollout;
 use crate::error::Result;
 use crate::obs::metrics::Metrics;
 
@@ -34,19 +35,20 @@ pub struct Loaded<T> {
     pub promoted: bool,
 }
 
-/// A candidate to serve beside the serving version, to `share` of the keys.
+/// A candidate to serve beside the serving version, to the running stage's share of the
+/// keys.
 pub struct Canary<T> {
     pub model: Arc<Model>,
     pub extra: T,
-    pub share: f64,
+    pub rollout: Rollout,
 }
 
 /// What changed in the model's rollout, in order.
 pub enum CanaryChange<T> {
     /// Serve this candidate (in place of any other).
     Start(Canary<T>),
-    /// The candidate's share moved to a new stage.
-    Share(f64),
+    /// The rollout moved to a new stage (its share in it).
+    Stage(Rollout),
     /// The rollout ended: the serving version takes every record.
     Off,
 }
@@ -130,7 +132,7 @@ fn follow<T>(
     let _watcher = notifications(&dir, wake);
     let mut pointer = Followed::new(settings.serving.clone());
     let mut canary = Followed::new(String::new());
-    let mut share = None::<f64>;
+    let mut revision = None::<u64>;
     // Short sleeps, so that a stopping instance is not held up by a long interval.
     let tick = settings.interval.min(Duration::from_millis(200));
     let mut waited = Duration::ZERO;
@@ -158,7 +160,7 @@ fn follow<T>(
         let change = follow_rollout(
             &settings,
             &pointer.serving,
-            (&mut canary, &mut share),
+            (&mut canary, &mut revision),
             &load,
             &metrics,
         );
@@ -211,43 +213,42 @@ impl Followed {
     }
 }
 
-/// The rollout's change since the last read: a candidate to start (loaded), a new share, or
+/// The rollout's change since the last read: a candidate to start (loaded), a new stage, or
 /// the end. A rollout counts only beside the version it began beside (`serving`).
 fn follow_rollout<T>(
     settings: &WatchSettings,
     serving: &str,
-    (canary, share): (&mut Followed, &mut Option<f64>),
+    (canary, revision): (&mut Followed, &mut Option<u64>),
     load: &Loader<T>,
     metrics: &Metrics,
 ) -> Option<CanaryChange<T>> {
     let rollout = match settings.registry.rollout(&settings.name) {
-        Ok(r) => r.filter(|r| r.baseline == serving),
+        Ok(r) => r.filter(|r| r.baseline == serving && r.running()),
         Err(e) => {
             warn!(model = %settings.name, error = %e, "cannot read the model's rollout; serving as before");
             return None;
         }
     };
-    let wanted = rollout.and_then(|r| Some((r.share()?, r.candidate)));
-    match (wanted, *share) {
+    match (rollout, *revision) {
         (None, None) => None,
         (None, Some(_)) => {
-            *share = None;
+            *revision = None;
             *canary = Followed::new(String::new());
             Some(CanaryChange::Off)
         }
-        (Some((s, version)), Some(_)) if version == canary.serving => {
-            (*share != Some(s)).then(|| {
-                *share = Some(s);
-                CanaryChange::Share(s)
-            })
-        }
-        (Some((s, version)), _) => {
-            let (model, extra) = canary.load(&version, load, (&settings.name, metrics))?;
-            *share = Some(s);
+        (Some(r), Some(_)) if r.candidate == canary.serving => (*revision != Some(r.revision))
+            .then(|| {
+                *revision = Some(r.revision);
+                CanaryChange::Stage(r)
+            }),
+        (Some(rollout), _) => {
+            let (model, extra) =
+                canary.load(&rollout.candidate, load, (&settings.name, metrics))?;
+            *revision = Some(rollout.revision);
             Some(CanaryChange::Start(Canary {
                 model,
                 extra,
-                share: s,
+                rollout,
             }))
         }
     }

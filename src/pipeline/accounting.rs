@@ -41,6 +41,8 @@ pub enum Outcome {
     DriftReport,
     /// A shadow comparison.
     Comparison,
+    /// A rollout decision.
+    RolloutDecision,
     /// An undecodable label record, dead-lettered.
     LabelDeadLettered(DecodeErrorKind),
     /// A window of realized performance.
@@ -92,7 +94,10 @@ impl Observer for Accounting {
             Outcome::DeadLettered(kind) => c.dead_lettered(kind.as_str()),
             Outcome::PassedThrough => c.passed_through(),
             Outcome::DriftReport => self.metrics().outputs.drift_reports.inc(),
-            Outcome::Comparison | Outcome::LabelDeadLettered(_) | Outcome::Review => {}
+            Outcome::Comparison
+            | Outcome::RolloutDecision
+            | Outcome::LabelDeadLettered(_)
+            | Outcome::Review => {}
             Outcome::Performance => self.metrics().labels.windows.inc(),
         }
         self.health.set_output_error(None);

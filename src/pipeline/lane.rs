@@ -81,6 +81,11 @@ impl Lane {
         self.drift.note_invalid(partition);
     }
 
+    /// The batch's records scored and dead-lettered so far.
+    pub fn batch_counts(&self) -> (u64, u64) {
+        (self.batch_counts[0], self.batch_counts[1])
+    }
+
     /// Adds the batch's counts to the metrics: once a batch, not once a record.
     pub fn end(&mut self) {
         for (counter, count) in self.counted.iter().zip(&mut self.batch_counts) {

@@ -8,6 +8,7 @@
 
 mod accounting;
 mod backpressure;
+mod canary;
 pub(crate) mod explain;
 pub(crate) mod label_reader;
 pub(crate) mod labels;
@@ -147,6 +148,7 @@ impl Pipeline {
                     comparisons,
                     performance: (settings.labels.as_ref()).map(|l| l.performance_topic.as_str()),
                     reviews: settings.review.as_ref().map(|r| r.topic.as_str()),
+                    rollouts: outputs.rollouts.as_deref(),
                 };
                 registry::register_outputs(&client, topics, optional, stop)?
             }

@@ -4,18 +4,19 @@
 use std::borrow::Cow;
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use tracing::{debug, debug_span};
+use tracing::{debug, debug_span, warn};
 
 use super::accounting::{Outcome, Sink};
 use super::explain;
 use crate::codec::dead_letter;
 use crate::codec::decode::{DecodeError, RecordMeta};
-use crate::codec::encode::PredictionFields;
+use crate::codec::encode::{AvroCodec, PredictionFields, RolloutDecisionKind, RolloutRecord};
 use crate::codec::registry::{self, OutputSchemaIds};
 use crate::drift::DriftReport;
 use crate::kafka::events::Output;
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
+use crate::model::rollout::{Decision, Rollout};
 use crate::model::{Labelled, Model, Predicted};
 use crate::obs::metrics::Metrics;
 use crate::obs::telemetry;
@@ -29,6 +30,8 @@ pub struct OutputTopics {
     pub dead_letters: String,
     /// Drift reports, keyed by instance id.
     pub drift_reports: String,
+    /// Rollout decisions (`--rollout-topic`), keyed by model name.
+    pub rollouts: Option<String>,
     /// With `--output-format confluent`: the ids predictions and drift reports are framed
     /// with.
     pub schema_ids: OutputSchemaIds,
@@ -83,6 +86,53 @@ impl Outputs {
             None,
             Output::Detached(Outcome::DriftReport),
         );
+    }
+
+    /// Sends a rollout decision (this instance's, `instance_id`), made on the rollout
+    /// `judged` and leaving it as `rollout`, to the rollout topic, keyed by model name, when
+    /// one is set.
+    pub fn rollout_decision(
+        &mut self,
+        (decision, judged, rollout): (&Decision, &Rollout, &Rollout),
+        instance_id: &str,
+        sink: &Sink,
+    ) {
+        let Some(topic) = &self.topics.rollouts else {
+            return;
+        };
+        let (stage, share) = judged.stage().map_or((0, 0.0), |(i, s)| (i, s.share));
+        let record = RolloutRecord {
+            model_name: rollout.name.clone(),
+            candidate: rollout.candidate.clone(),
+            baseline: rollout.baseline.clone(),
+            decision: match decision {
+                Decision::Advance { .. } => RolloutDecisionKind::Advance,
+                Decision::Promote { .. } => RolloutDecisionKind::Promote,
+                Decision::RollBack { .. } => RolloutDecisionKind::RollBack,
+            },
+            stage: stage as i32,
+            share,
+            next_share: rollout.share(),
+            reason: match decision {
+                Decision::RollBack { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
+            figures: decision.figures().to_owned(),
+            revision: rollout.revision as i64,
+            instance_id: instance_id.to_owned(),
+            decided_at: crate::obs::epoch_millis(),
+        };
+        self.encoded.clear();
+        if let Some(id) = self.topics.schema_ids.rollouts {
+            registry::frame(id, &mut self.encoded);
+        }
+        if let Err(e) = AvroCodec::rollouts().encode(&record, &mut self.encoded) {
+            warn!(error = %e, "cannot encode a rollout decision; it is in the log");
+            return;
+        }
+        let key = Some(rollout.name.as_bytes());
+        let output = Output::Detached(Outcome::RolloutDecision);
+        sink.send(topic, key, Some(&self.encoded), None, output);
     }
 
     /// Sends `record`'s prediction by `model` (with its explanation, if any) to the

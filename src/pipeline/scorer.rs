@@ -162,8 +162,12 @@ impl Scorer {
         if let Some(shadow) = &mut self.serving.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
         }
+        let counts: Vec<(usize, (u64, u64))> = (lanes.iter().enumerate())
+            .map(|(l, lane)| (l, lane.batch_counts()))
+            .collect();
         lanes.iter_mut().for_each(Lane::end);
         self.serving.lanes = lanes;
+        self.serving.judge_batch(&counts);
         if self.serving.lanes.len() > 1 {
             // A lane no record came to closes its window by age.
             self.tick(sink);
@@ -235,14 +239,20 @@ impl Scorer {
     }
 
     /// Serves the default model's rollout as it changed since (its candidate to its share
-    /// of the keys, from the next batch on); a candidate that stops serving has its window
-    /// published.
+    /// of the keys, from the next batch on; a candidate that stops serving has its window
+    /// published), and where this instance judges it, carries out and publishes the
+    /// decision its stage's figures give.
     pub fn follow_rollout(&mut self, sink: &Sink) {
         let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
         for (l, reports) in self.serving.follow_rollout(&assigned) {
             for report in reports {
                 self.publish(l, &report, sink);
             }
+        }
+        // The holder of input partition 0 judges the rollout's stage.
+        if let Some((decision, judged, now)) = self.serving.decide_rollout(assigned.contains(&0)) {
+            let instance = &self.settings.drift.instance_id;
+            (self.outputs).rollout_decision((&decision, &judged, &now), instance, sink);
         }
     }
 
@@ -386,6 +396,7 @@ mod tests {
                 predictions: "out".into(),
                 dead_letters: "dlq".into(),
                 drift_reports: "drift".into(),
+                rollouts: None,
                 schema_ids: Default::default(),
             },
             pass_through: false,

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::Served;
+use super::canary::StageJudge;
 use super::lane::Lane;
 use super::rollback::{AutoRollback, RollBack, RollbackPolicy};
 use super::route::Router;
 use super::shadow::Shadow;
 use crate::codec::decode::FeatureDecoder;
 use crate::drift::{DriftReport, DriftSettings};
+use crate::error::Result;
 use crate::labels::PerformanceWindow;
+use crate::model::rollout::{Decision, Rollout};
 use crate::model::watch::{CanaryChange, Loaded, ModelWatch};
 use crate::model::{Model, Serving};
 use crate::obs::metrics::Metrics;
@@ -28,6 +31,10 @@ pub struct Routes {
     /// The models besides the default, in the router's order, with their decoders.
     pub models: Vec<Served>,
 }
+
+/// Carries out a rollout decision made on a revision (the registry refuses a rollout that
+/// moved since); the rollout as it now stands.
+pub type MoveRollout = Box<dyn Fn(&Rollout, &Decision) -> Result<Rollout> + Send>;
 
 /// A rollout's candidate, as the scorer splits the default model's records.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +56,9 @@ pub struct ServingSet {
     /// A rollout's candidate beside the default model: its lane (the last) and its share of
     /// the default model's keys.
     pub(super) canary: Option<CanaryLane>,
+    /// The running stage's figures, and how a decision moves the rollout.
+    judge: Option<StageJudge>,
+    move_rollout: Option<MoveRollout>,
     watches: Vec<ModelWatch<FeatureDecoder>>,
     rollback: Option<AutoRollback>,
     /// Said in the default model's next drift report.
@@ -68,6 +78,8 @@ impl ServingSet {
             router: None,
             shadow: None,
             canary: None,
+            judge: None,
+            move_rollout: None,
             watches: Vec::new(),
             rollback: None,
             notice: None,
@@ -100,6 +112,12 @@ impl ServingSet {
     /// cross `policy`'s bounds.
     pub fn with_rollback(mut self, policy: RollbackPolicy, roll_back: RollBack) -> Self {
         self.rollback = Some(AutoRollback::new(policy, roll_back, &self.metrics));
+        self
+    }
+
+    /// Moves the default model's rollouts by `move_rollout` when this instance judges them.
+    pub fn with_rollouts(mut self, move_rollout: MoveRollout) -> Self {
+        self.move_rollout = Some(move_rollout);
         self
     }
 
@@ -148,26 +166,77 @@ impl ServingSet {
             match change {
                 CanaryChange::Start(canary) => {
                     closed.extend(self.end_canary(assigned));
-                    let (model, name) = (canary.model, self.lanes[0].model.metadata.name.clone());
-                    info!(model = %name, candidate = %model.metadata.version, share = canary.share, "serving a rollout's candidate beside the serving version");
+                    let (model, share) = (canary.model, canary.rollout.share().unwrap_or(0.0));
+                    let name = &self.lanes[0].model.metadata.name;
+                    info!(model = %name, candidate = %model.metadata.version, share, "serving a rollout's candidate beside the serving version");
                     let lane = Lane::new(model, canary.extra, &self.drift, &self.metrics);
                     self.lanes.push(lane);
-                    self.canary = Some(CanaryLane {
-                        lane: self.lanes.len() - 1,
-                        share: canary.share,
-                    });
+                    let lane = self.lanes.len() - 1;
+                    self.canary = Some(CanaryLane { lane, share });
+                    self.judge = Some(StageJudge::new(canary.rollout));
                 }
-                CanaryChange::Share(share) => {
+                CanaryChange::Stage(rollout) => {
                     if let Some(c) = &mut self.canary {
-                        info!(share, "the rollout's candidate serves a new share");
-                        c.share = share;
+                        c.share = rollout.share().unwrap_or(0.0);
+                        info!(
+                            share = c.share,
+                            "the rollout's candidate serves a new stage"
+                        );
                     }
+                    self.judge = Some(StageJudge::new(rollout));
                 }
-                CanaryChange::Off => closed.extend(self.end_canary(assigned)),
+                CanaryChange::Off => {
+                    self.judge = None;
+                    closed.extend(self.end_canary(assigned));
+                }
             }
             self.show_canary();
         }
         closed
+    }
+
+    /// Counts a batch's records of each version for the rollout's stage.
+    pub(super) fn judge_batch(&mut self, counts: &[(usize, (u64, u64))]) {
+        if let Some(judge) = &mut self.judge {
+            for &(l, batch) in counts {
+                judge.batch(&self.lanes[l].model.metadata.version, batch);
+            }
+        }
+    }
+
+    /// When this instance judges the rollout (it holds input partition 0), the decision the
+    /// stage's figures give now, carried out in the registry: said in the log, the metrics
+    /// and the default model's next drift report; the decision and the rollout as it now
+    /// stands (with the rollout judged), to publish.
+    pub(super) fn decide_rollout(&mut self, judges: bool) -> Option<(Decision, Rollout, Rollout)> {
+        let decision = self.judge.as_ref().filter(|_| judges)?.decide()?;
+        let judge = self.judge.take().expect("judged above");
+        let (rollout, move_rollout) = (judge.rollout(), self.move_rollout.as_ref()?);
+        let (name, candidate) = (&rollout.name, &rollout.candidate);
+        let said = match &decision {
+            Decision::RollBack { reason, .. } => {
+                format!("rollout {name} {candidate}: rolled back: {reason}")
+            }
+            other => format!("rollout {name} {candidate}: {}", other.as_str()),
+        };
+        let decisions = &self.metrics.serving.rollout_decisions;
+        match move_rollout(rollout, &decision) {
+            Ok(moved) => {
+                warn!(model = %name, %candidate, decision = decision.as_str(), figures = decision.figures(), "{said}");
+                decisions
+                    .with_label_values(&[name, decision.as_str()])
+                    .inc();
+                self.notice = Some(format!("{said}; {}", decision.figures()));
+                Some((decision, judge.rollout().clone(), moved))
+            }
+            Err(e) => {
+                warn!(model = %name, %candidate, error = %e, "the rollout decision was not carried out");
+                decisions
+                    .with_label_values(&[name, "not_carried_out"])
+                    .inc();
+                None
+            }
+        }
     }
 
     /// Stops serving the candidate; its lane and its window, closed.
@@ -244,6 +313,9 @@ impl ServingSet {
     /// A drift window of lane `lane` closed: the default model's (lane 0) counts for
     /// automatic rollback, and takes the notice its report is to carry.
     pub(super) fn reported(&mut self, lane: usize, report: &DriftReport) -> Option<String> {
+        if let Some(judge) = &mut self.judge {
+            judge.report(report);
+        }
         if lane != 0 {
             return None;
         }
@@ -256,6 +328,13 @@ impl ServingSet {
     /// A window of delayed labels was published: the default model's realized accuracy
     /// counts for automatic rollback.
     pub(super) fn labelled(&mut self, window: &PerformanceWindow) {
+        if let Some(judge) = &mut self.judge {
+            for v in &window.versions {
+                if let Some(accuracy) = v.accuracy {
+                    judge.labelled(&v.model_version, accuracy);
+                }
+            }
+        }
         let (Some(rollback), Some(lane)) = (&mut self.rollback, self.lanes.first()) else {
             return;
         };

@@ -17,6 +17,7 @@ use crate::obs::metrics::Metrics;
 use crate::pipeline::Served;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 use crate::pipeline::route::{RouteSource, Router};
+use crate::pipeline::serving::MoveRollout;
 use crate::pipeline::serving::{Routes, ServingSet};
 use crate::pipeline::shadow::Shadow;
 
@@ -183,6 +184,9 @@ pub(super) fn serving_set(
     let served = set.models();
     let served: Vec<&Model> = served.iter().map(|m| m.as_ref()).collect();
     set = set.with_watches(watches(config, &served, &start.decoders, metrics)?);
+    if let Some(move_rollout) = rollouts(config, start.decoders.clone()) {
+        set = set.with_rollouts(move_rollout);
+    }
     if let Some((policy, roll_back)) = rollback(config, start.decoders) {
         set = set.with_rollback(policy, roll_back);
     }
@@ -193,6 +197,17 @@ pub(super) fn serving_set(
         set = set.with_shadow(shadow);
     }
     Ok(set)
+}
+
+/// With `--model-name`, how this instance carries out the decisions it makes on the model's
+/// rollouts: in the registry, refused there when another instance moved the rollout first.
+fn rollouts(config: &RunConfig, decoders: Decoders) -> Option<MoveRollout> {
+    config.models.model_name.as_ref()?;
+    let registry = Registry::new(&config.models.registry);
+    Some(Box::new(move |rollout, decision| {
+        let check = |m: &Model| decoders.check(m);
+        registry.decide_rollout((&rollout.name, rollout.revision), decision, &check)
+    }))
 }
 
 /// With `--auto-rollback-within`, the bounds and the pointer move back.

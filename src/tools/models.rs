@@ -63,11 +63,16 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
             min_time,
             min_records,
             require_evaluation,
+            gates,
         } => {
             let stages = rollout::parse_stages(stages, min_time.as_secs(), *min_records)
                 .map_err(|e| Error::Config(e.to_string()))?;
-            let started =
-                (registry.start_rollout((name, version), stages, &features, *require_evaluation))?;
+            let started = (registry.start_rollout(
+                (name, version),
+                (stages, (*gates).into()),
+                &features,
+                *require_evaluation,
+            ))?;
             status_line(&started)
         }
         ModelsCommand::Status { name } => match registry.rollout(name)? {

@@ -1,7 +1,8 @@
-//! A canary rollout on Apache Kafka under live input from an external producer: started and
-//! aborted with `driftwood models canary` / `abort` while the instance runs, every record
-//! scored once, and while the rollout ran the candidate scored exactly the keys its share
-//! takes.
+//! Canary rollouts on Apache Kafka under live input from an external producer, every record
+//! scored once: started and aborted by hand, the candidate scoring exactly the keys its share
+//! takes; a candidate as good as the serving version going 10% → 50% → 100% and promoted by
+//! its gates, each stage's share within a point; and a candidate whose drift windows alert
+//! rolled back at its first window. Decisions are read from the rollout topic.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +12,10 @@ use driftwood::drift::DriftReport;
 use driftwood::model::rollout::candidate_takes;
 
 use crate::common::conservation::decoded;
-use crate::common::registry::{driftwood, following, registry, second_version};
+use driftwood::codec::encode::{RolloutDecisionKind, RolloutRecord};
+
+use crate::common::process::Member;
+use crate::common::registry::{driftwood, following, registry, scaled_version, second_version};
 use crate::common::stream::settle;
 use crate::common::*;
 
@@ -37,9 +41,8 @@ async fn a_canary_serves_its_share_of_the_keys_until_aborted_and_every_record_on
         started.starts_with("breast-cancer: rolling out 2 beside 1: stage 1 of 3, 10% of the keys"),
         "{started}"
     );
-    let share = "driftwood_canary_share{name=\"breast-cancer\",version=\"2\"}";
     wait_until("the candidate to serve", Duration::from_secs(30), || {
-        member.metric(share) == Some(0.1)
+        member.metric(SHARE) == Some(0.1)
     })
     .await;
     let from = member.scored();
@@ -53,10 +56,7 @@ async fn a_canary_serves_its_share_of_the_keys_until_aborted_and_every_record_on
     assert!(status.contains("stage 1 of 3, 10% of the keys"), "{status}");
     let aborted = driftwood(&["models", "abort", "breast-cancer", "--registry", reg]);
     assert!(aborted.contains("rollout of 2 aborted at"), "{aborted}");
-    wait_until("the candidate to stop", Duration::from_secs(30), || {
-        member.metric(share).is_none()
-    })
-    .await;
+    candidate_stopped(&member).await;
     let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
     assert!(exited_zero, "logs in {}", log.display());
     assert_eq!(
@@ -116,4 +116,201 @@ async fn a_canary_serves_its_share_of_the_keys_until_aborted_and_every_record_on
         .map(|r| r.counts.records)
         .sum();
     assert_eq!(candidate, by_candidate as i64);
+}
+
+/// The share of the keys version 2 serves, while it serves.
+const SHARE: &str = "driftwood_canary_share{name=\"breast-cancer\",version=\"2\"}";
+
+/// Waits until `member` no longer serves the candidate.
+async fn candidate_stopped(member: &Member) {
+    wait_until("the candidate to stop", Duration::from_secs(30), || {
+        member.metric(SHARE).is_none()
+    })
+    .await;
+}
+
+/// The rollout decisions published on `topic`, in order.
+fn decisions(bootstrap: &str, topic: &str) -> Vec<RolloutRecord> {
+    decoded(bootstrap, topic, &AvroCodec::rollouts())
+}
+
+/// Now, in ms since the epoch.
+fn now_ms() -> i64 {
+    driftwood::obs::epoch_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_as_good_as_the_serving_one_passes_each_stage_and_is_promoted() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    second_version(reg);
+    let bootstrap = bootstrap();
+    let rollouts = unique("rollouts");
+    create_topics(bootstrap, &[&rollouts], 1).await;
+    let flags = ["--rollout-topic", rollouts.as_str()];
+    let (config, input, mut member, log) =
+        following(bootstrap, reg, (120_000, 4_000.0), &flags).await;
+    member.wait_scored(8_000.0, Duration::from_secs(60));
+    let started_at = now_ms();
+    let canary = [
+        "models",
+        "canary",
+        "breast-cancer",
+        "2",
+        "--stages",
+        "10%,50%,100%",
+        "--min-time",
+        "5s",
+        "--min-records",
+        "1500",
+        "--registry",
+        reg,
+    ];
+    driftwood(&canary);
+    let promoted = "driftwood_rollout_decisions_total{decision=\"promote\",name=\"breast-cancer\"}";
+    wait_until("the promotion", Duration::from_secs(90), || {
+        member.metric(promoted) == Some(1.0)
+    })
+    .await;
+    let status = driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
+    assert!(
+        status.starts_with("breast-cancer: 2 promoted over 1 at"),
+        "{status}"
+    );
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!(
+        (c.missing_count, c.duplicates, c.strays),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    let pointer = std::fs::read_to_string(root.join("breast-cancer/serving.json")).unwrap();
+    assert!(pointer.contains("\"version\": \"2\""), "{pointer}");
+
+    let decided = decisions(bootstrap, &rollouts);
+    let said: Vec<(RolloutDecisionKind, i32, f64)> = (decided.iter())
+        .map(|d| (d.decision, d.stage, d.share))
+        .collect();
+    use RolloutDecisionKind::{Advance, Promote};
+    assert_eq!(
+        said,
+        [(Advance, 0, 0.1), (Advance, 1, 0.5), (Promote, 2, 1.0)]
+    );
+    assert!(
+        decided
+            .iter()
+            .all(|d| d.figures.starts_with("candidate 2: ")),
+        "{decided:?}"
+    );
+
+    // Each stage's share of the records, away from its edges (the watch reads the rollout
+    // within a second of a decision): within a point of the stage's.
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    let edges = [
+        started_at,
+        decided[0].decided_at,
+        decided[1].decided_at,
+        decided[2].decided_at,
+    ];
+    for (stage, (from, to)) in edges.iter().zip(&edges[1..]).enumerate() {
+        let inside: Vec<&PredictionRecord> = (predictions.iter())
+            .filter(|p| p.scored_at > from + 1_500 && p.scored_at < to - 1_500)
+            .collect();
+        let by_candidate = inside
+            .iter()
+            .filter(|p| p.prediction.model_version == "2")
+            .count();
+        let share = by_candidate as f64 / inside.len() as f64;
+        println!(
+            "stage {stage}: the candidate scored {by_candidate} of {} records ({share:.4})",
+            inside.len()
+        );
+        assert!(inside.len() >= 3_000, "stage {stage}: {}", inside.len());
+        assert!(
+            (share - said[stage].2).abs() <= 0.01,
+            "stage {stage}: {share}"
+        );
+    }
+    let reports: Vec<DriftReport> =
+        decoded(bootstrap, &config.drift_topic, &AvroCodec::drift_reports());
+    let notices: Vec<String> = reports.into_iter().filter_map(|r| r.notice).collect();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("rollout breast-cancer 2: advance; candidate 2: ")),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_window() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    scaled_version(&root);
+    let bootstrap = bootstrap();
+    let rollouts = unique("rollouts");
+    create_topics(bootstrap, &[&rollouts], 1).await;
+    let flags = [
+        "--rollout-topic",
+        rollouts.as_str(),
+        "--drift-window-records",
+        "500",
+    ];
+    let (config, input, mut member, log) =
+        following(bootstrap, reg, (40_000, 4_000.0), &flags).await;
+    member.wait_scored(4_000.0, Duration::from_secs(60));
+    // Stages that could not pass in this run: only a failed gate decides.
+    let canary = [
+        "models",
+        "canary",
+        "breast-cancer",
+        "2",
+        "--min-records",
+        "1000000",
+        "--registry",
+        reg,
+    ];
+    driftwood(&canary);
+    let rolled_back =
+        "driftwood_rollout_decisions_total{decision=\"roll_back\",name=\"breast-cancer\"}";
+    wait_until("the rollback", Duration::from_secs(60), || {
+        member.metric(rolled_back) == Some(1.0)
+    })
+    .await;
+    candidate_stopped(&member).await;
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!(
+        (c.missing_count, c.duplicates, c.strays),
+        (0, 0, 0),
+        "{c:?}"
+    );
+
+    let decided = decisions(bootstrap, &rollouts);
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    let d = &decided[0];
+    assert_eq!(
+        (d.decision, d.stage, d.next_share),
+        (RolloutDecisionKind::RollBack, 0, None)
+    );
+    let reason = d.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("drift windows flagged alert"), "{reason}");
+    // Decided on the candidate's first drift window.
+    assert!(
+        d.figures.contains(", 1 drift windows (1 alert)"),
+        "{}",
+        d.figures
+    );
+    let status = driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
+    assert!(status.contains("2 rolled back at"), "{status}");
+    let pointer = std::fs::read_to_string(root.join("breast-cancer/serving.json")).unwrap();
+    assert!(pointer.contains("\"version\": \"1\""), "{pointer}");
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    let by_candidate = predictions
+        .iter()
+        .filter(|p| p.prediction.model_version == "2")
+        .count();
+    println!("the candidate scored {by_candidate} records before it stopped");
 }

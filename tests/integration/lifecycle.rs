@@ -11,7 +11,9 @@ use driftwood::drift::DriftReport;
 
 use crate::common::conservation::decoded;
 use crate::common::process::Member;
-use crate::common::registry::{copy_version, driftwood, following, registry, second_version};
+use crate::common::registry::{
+    copy_version, driftwood, following, registry, scaled_version, second_version,
+};
 use crate::common::stream::settle;
 use crate::common::*;
 
@@ -186,27 +188,8 @@ async fn versions_that_cannot_serve_are_refused_and_the_serving_one_stays() {
 async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
     let root = registry();
     let reg = root.to_str().unwrap();
-    // Version 2: trained on data three times the scale of what the stream carries, as a
-    // model fit on the wrong units would be; every drift window against it alerts.
-    let data = driftwood::model::dataset::Dataset::breast_cancer();
-    let mut csv = data.feature_names.join(",") + ",target\n";
-    for (row, label) in data.rows.iter().zip(&data.labels) {
-        let scaled: Vec<String> = row.iter().map(|v| (v * 3.0).to_string()).collect();
-        csv += &format!("{},{label}\n", scaled.join(","));
-    }
-    let path = root.join("scaled.csv");
-    std::fs::write(&path, csv).unwrap();
-    let path = path.to_str().unwrap();
-    let args = [
-        "train",
-        "--csv",
-        path,
-        "--target",
-        "target",
-        "--name",
-        "breast-cancer",
-    ];
-    driftwood(&[&args[..], &["--registry", reg]].concat());
+    // Version 2: trained on data three times the scale of what the stream carries.
+    scaled_version(&root);
 
     let bootstrap = bootstrap();
     let flags = [

@@ -49,6 +49,8 @@ pub struct OutputSchemaIds {
     pub performance: Option<u32>,
     /// The review request schema's id under `<review topic>-value`.
     pub reviews: Option<u32>,
+    /// The rollout decision schema's id under `<rollout topic>-value`.
+    pub rollouts: Option<u32>,
 }
 
 /// The topics whose schemas `--output-format confluent` registers, besides the
@@ -61,6 +63,8 @@ pub struct OptionalOutputs<'a> {
     pub performance: Option<&'a str>,
     /// Review requests, with `--review-topic`.
     pub reviews: Option<&'a str>,
+    /// Rollout decisions, with `--rollout-topic`.
+    pub rollouts: Option<&'a str>,
 }
 
 /// Registers the prediction and drift report schemas (and those of the optional outputs
@@ -75,7 +79,7 @@ pub fn register_outputs(
 ) -> crate::Result<OutputSchemaIds> {
     use crate::codec::encode::{
         COMPARISON_SCHEMA, DRIFT_REPORT_SCHEMA, PERFORMANCE_SCHEMA, PREDICTION_SCHEMA,
-        REVIEW_SCHEMA,
+        REVIEW_SCHEMA, ROLLOUT_SCHEMA,
     };
     let register = |topic: &str, schema: &str| register_output(client, topic, schema, stop);
     let optional_id = |topic: Option<&str>, schema| topic.map(|t| register(t, schema)).transpose();
@@ -85,6 +89,7 @@ pub fn register_outputs(
         comparisons: optional_id(optional.comparisons, COMPARISON_SCHEMA)?,
         performance: optional_id(optional.performance, PERFORMANCE_SCHEMA)?,
         reviews: optional_id(optional.reviews, REVIEW_SCHEMA)?,
+        rollouts: optional_id(optional.rollouts, ROLLOUT_SCHEMA)?,
     })
 }
 

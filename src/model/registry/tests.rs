@@ -176,3 +176,39 @@ fn a_version_serves_after_an_evaluation_against_the_serving_one_passed() {
     );
     assert_eq!(registry.versions("cancer").unwrap(), ["1", "2", "3"]);
 }
+
+/// A rollout's decisions move it stage by stage to a promotion (the pointer moves), and a
+/// decision made on a revision that moved since is refused.
+#[test]
+fn rollout_decisions_advance_promote_and_are_refused_on_a_moved_revision() {
+    use crate::error::RegistryError;
+    use crate::model::rollout::{Decision, Gates, Phase, parse_stages};
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new(root.path());
+    for v in ["1", "2"] {
+        artifact(root.path(), "cancer", v);
+    }
+    registry.promote("cancer", "1", &any_features).unwrap();
+    let plan = (parse_stages("10%,100%", 0, 0).unwrap(), Gates::default());
+    let started = registry.start_rollout(("cancer", "2"), plan.clone(), &any_features, false);
+    let started = started.unwrap();
+    let again = registry.start_rollout(("cancer", "2"), plan, &any_features, false);
+    assert!(matches!(
+        again,
+        Err(Error::ModelRegistry(RegistryError::RolloutRunning { .. }))
+    ));
+    let pass = Decision::Advance {
+        figures: String::new(),
+    };
+    let decide = |revision| registry.decide_rollout(("cancer", revision), &pass, &any_features);
+    let second = decide(started.revision).unwrap();
+    assert!(matches!(second.phase, Phase::Running { stage: 1, .. }));
+    assert!(matches!(
+        decide(started.revision),
+        Err(Error::ModelRegistry(RegistryError::RolloutMoved { .. }))
+    ));
+    let promoted = decide(second.revision).unwrap();
+    assert!(matches!(promoted.phase, Phase::Promoted { .. }));
+    assert_eq!(registry.pointer("cancer").unwrap().unwrap().version, "2");
+    assert_eq!(registry.rollout("cancer").unwrap(), Some(promoted));
+}

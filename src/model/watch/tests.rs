@@ -133,14 +133,16 @@ fn the_watch_follows_a_rollout_from_start_to_abort() {
         }
     };
     let stages = parse_stages("10%,50%,100%", 0, 0).unwrap();
+    let plan = (stages, crate::model::rollout::Gates::default());
     let started =
-        (registry.start_rollout(("breast-cancer", "2"), stages, &|_| Ok(()), false)).unwrap();
+        (registry.start_rollout(("breast-cancer", "2"), plan, &|_| Ok(()), false)).unwrap();
     let CanaryChange::Start(canary) = next() else {
         panic!("the candidate starts")
     };
+    let share = canary.rollout.share();
     assert_eq!(
-        (canary.model.metadata.version.as_str(), canary.share),
-        ("2", 0.1)
+        (canary.model.metadata.version.as_str(), share),
+        ("2", Some(0.1))
     );
 
     let mut wider = started.clone();
@@ -148,13 +150,14 @@ fn the_watch_follows_a_rollout_from_start_to_abort() {
         stage: 1,
         since: crate::model::rollout::now(),
     };
+    wider.revision += 1;
     let text = serde_json::to_string(&wider).unwrap();
     std::fs::write(
         crate::model::rollout::path(root.path(), "breast-cancer"),
         text,
     )
     .unwrap();
-    assert!(matches!(next(), CanaryChange::Share(s) if s == 0.5));
+    assert!(matches!(next(), CanaryChange::Stage(r) if r.share() == Some(0.5)));
 
     registry.abort_rollout("breast-cancer").unwrap();
     assert!(matches!(next(), CanaryChange::Off));

@@ -32,6 +32,10 @@ pub struct ServingMetrics {
     /// `driftwood_canary_share{name,version}`: the share of the keys a rollout's candidate
     /// serves here (absent when none runs).
     pub canary_share: GaugeVec,
+    /// `driftwood_rollout_decisions_total{name,decision}`: rollout decisions this instance
+    /// made, `advance`, `promote`, `roll_back`, or `not_carried_out` (the registry refused:
+    /// another instance moved the rollout first).
+    pub rollout_decisions: IntCounterVec,
 }
 
 impl ServingMetrics {
@@ -84,6 +88,11 @@ impl ServingMetrics {
                 "driftwood_canary_share",
                 "The share of the keys a rollout's candidate version serves.",
                 &["name", "version"],
+            ),
+            rollout_decisions: r.counter_vec(
+                "driftwood_rollout_decisions_total",
+                "Rollout decisions this instance made, by decision.",
+                &["name", "decision"],
             ),
         }
     }

@@ -59,6 +59,31 @@ pub fn second_version(reg: &str) -> String {
     ])
 }
 
+/// Trains version 2 of `breast-cancer` into the registry at `root` on data three times the
+/// scale of what the stream carries, as a model fit on the wrong units would be: every drift
+/// window against it alerts.
+pub fn scaled_version(root: &Path) {
+    let data = driftwood::model::dataset::Dataset::breast_cancer();
+    let mut csv = data.feature_names.join(",") + ",target\n";
+    for (row, label) in data.rows.iter().zip(&data.labels) {
+        let scaled: Vec<String> = row.iter().map(|v| (v * 3.0).to_string()).collect();
+        csv += &format!("{},{label}\n", scaled.join(","));
+    }
+    let path = root.join("scaled.csv");
+    std::fs::write(&path, csv).unwrap();
+    let (path, reg) = (path.to_str().unwrap(), root.to_str().unwrap());
+    let args = [
+        "train",
+        "--csv",
+        path,
+        "--target",
+        "target",
+        "--name",
+        "breast-cancer",
+    ];
+    driftwood(&[&args[..], &["--registry", reg]].concat());
+}
+
 /// An instance following `breast-cancer`'s pointer in `reg` (read every second) with `extra`
 /// flags, over fresh 3-partition topics fed `records` at `rate` a second; its log file.
 pub async fn following(
