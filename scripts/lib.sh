@@ -102,7 +102,7 @@ at_exit() {
 }
 run_at_exit() { local c; for c in "${at_exit_commands[@]}"; do eval "$c"; done; }
 
-# own_instance NAME VAR: for scripts/NAME.sh (kafka, registry, jaeger, docker or kube), installs it, exports
+# own_instance NAME VAR: for scripts/NAME.sh (kafka, registry, jaeger, mlflow, docker or kube), installs it, exports
 # VAR (its state directory variable, e.g. KAFKA_STATE_DIR) as a new temporary directory, and at
 # exit stops what runs there and removes the directory. Starting it is the caller's.
 own_instance() {

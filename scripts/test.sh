@@ -4,6 +4,8 @@
 #   - Apache Kafka 4.4 from Maven Central jars (scripts/kafka.sh; Java 17+ and Maven), one node
 #     on a free loopback port (KAFKA_BOOTSTRAP_SERVERS names another cluster);
 #   - Apicurio Registry from Maven Central jars (scripts/registry.sh; SCHEMA_REGISTRY_URL);
+#   - an MLflow tracking server with its Model Registry, from PyPI (scripts/mlflow.sh;
+#     MLFLOW_TRACKING_URI, with DRIFTWOOD_MLFLOW_PYTHON, its client);
 #   - an OpenTelemetry collector, Jaeger 2, from the Go module proxy (scripts/jaeger.sh;
 #     DRIFTWOOD_OTLP_ENDPOINT and DRIFTWOOD_TRACE_QUERY_URL);
 #   - Python venvs: the ONNX parity test's exporters and onnxruntime (scripts/parity-env.sh;
@@ -55,6 +57,19 @@ if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
   SCHEMA_REGISTRY_URL=$(scripts/registry.sh start "$(free_port)")
   export SCHEMA_REGISTRY_URL
   echo "Apicurio Registry $(scripts/registry.sh version) at $SCHEMA_REGISTRY_URL"
+fi
+
+# An MLflow tracking server (SQLite backend, local artifact store behind its proxy) for the
+# models taken from MLflow's Model Registry, unless MLFLOW_TRACKING_URI names one.
+if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
+  own_instance mlflow MLFLOW_STATE_DIR
+  MLFLOW_TRACKING_URI=$(scripts/mlflow.sh start "$(free_port)")
+  export MLFLOW_TRACKING_URI
+  echo "MLflow at $MLFLOW_TRACKING_URI"
+fi
+if [ -z "${DRIFTWOOD_MLFLOW_PYTHON:-}" ]; then
+  DRIFTWOOD_MLFLOW_PYTHON=$(scripts/mlflow.sh python)
+  export DRIFTWOOD_MLFLOW_PYTHON
 fi
 
 # A real browser for the status page: Chromium (scripts/chromium.sh installs Debian's) driven

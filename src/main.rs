@@ -167,7 +167,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", imported(driftwood::model::import::run(&args.into())?))
         }
         Command::Models(args) => {
-            let report = driftwood::tools::models::run(&args)?;
+            // Off the runtime: the registry commands block (files, MLflow's REST API).
+            let report =
+                tokio::task::spawn_blocking(move || driftwood::tools::models::run(&args)).await??;
             print!("{}", report.text);
             if let Some(failure) = report.failure {
                 return Err(failure.into());

@@ -148,6 +148,7 @@ impl From<ImportArgs> for ImportRequest {
             reference: a.reference,
             target: a.target,
             output: a.output,
+            source: None,
         }
     }
 }

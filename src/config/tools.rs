@@ -272,15 +272,9 @@ pub enum ModelsCommand {
         name: String,
         /// The version to roll out.
         version: String,
-        /// The candidate's share of the keys at each stage, rising to 100%.
-        #[arg(long, default_value = "10%,50%,100%")]
-        stages: String,
-        /// The least time each stage lasts.
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-        min_time: std::time::Duration,
-        /// The fewest records the candidate scores in each stage.
-        #[arg(long, default_value_t = 1_000)]
-        min_records: u64,
+        /// The stages.
+        #[command(flatten)]
+        stages: StageArgs,
         /// Refuse unless `driftwood models evaluate` passed the version against the serving
         /// one.
         #[arg(long)]
@@ -288,6 +282,37 @@ pub enum ModelsCommand {
         /// Gates, the candidate against the serving version over the same stretch.
         #[command(flatten)]
         gates: GateArgs,
+    },
+    /// Import the version an MLflow Model Registry URI names (`models:/NAME/VERSION` or
+    /// `models:/NAME@ALIAS`; its artifacts must hold `model.onnx` and `reference.csv`),
+    /// checked and written as `driftwood import` writes one, once per MLflow version.
+    ImportMlflow {
+        /// The MLflow model URI.
+        uri: String,
+        /// The MLflow tracking server.
+        #[command(flatten)]
+        mlflow: MlflowArgs,
+    },
+    /// Follow an MLflow alias (`models:/NAME@ALIAS`): each version it moves to is imported
+    /// and rolled out beside the serving version as `models canary` does.
+    FollowMlflow {
+        /// The MLflow model URI, by alias.
+        uri: String,
+        /// The MLflow tracking server.
+        #[command(flatten)]
+        mlflow: MlflowArgs,
+        /// The stages.
+        #[command(flatten)]
+        stages: StageArgs,
+        /// Gates, the candidate against the serving version over the same stretch.
+        #[command(flatten)]
+        gates: GateArgs,
+        /// Time between two looks at the alias.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Look once, say what was done, and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// A model's rollout: its stage and share, or how it ended.
     Status {
@@ -304,6 +329,43 @@ pub enum ModelsCommand {
         /// The model.
         name: String,
     },
+}
+
+/// A rollout's stages.
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    /// The candidate's share of the keys at each stage, rising to 100%.
+    #[arg(long, default_value = "10%,50%,100%")]
+    pub stages: String,
+    /// The least time each stage lasts.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub min_time: std::time::Duration,
+    /// The fewest records the candidate scores in each stage.
+    #[arg(long, default_value_t = 1_000)]
+    pub min_records: u64,
+}
+
+impl StageArgs {
+    /// The stages, or why they are refused.
+    pub fn stages(&self) -> crate::error::Result<Vec<crate::model::rollout::Stage>> {
+        let (seconds, records) = (self.min_time.as_secs(), self.min_records);
+        crate::model::rollout::parse_stages(&self.stages, seconds, records)
+            .map_err(|e| crate::error::Error::Config(e.to_string()))
+    }
+}
+
+/// Where an MLflow model comes from.
+#[derive(Debug, Clone, Args)]
+pub struct MlflowArgs {
+    /// The MLflow tracking server, e.g. `http://mlflow:5000`.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: String,
+    /// driftwood's name for the model [default: MLflow's].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The target column of the version's `reference.csv`.
+    #[arg(long, default_value = "target")]
+    pub target: String,
 }
 
 /// The gates of each stage of a rollout: a crossed bound rolls the candidate back at once.

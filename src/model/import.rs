@@ -35,6 +35,8 @@ pub struct ImportRequest {
     pub target: String,
     /// The registry's root directory.
     pub output: PathBuf,
+    /// Where the model came from, as the metadata records it [default: the model file].
+    pub source: Option<String>,
 }
 
 /// What an import wrote.
@@ -80,7 +82,7 @@ pub fn run(args: &ImportRequest) -> Result<ImportOutcome> {
         task,
         training: None,
         imported: Some(Imported {
-            source: args.model.display().to_string(),
+            source: (args.source.clone()).unwrap_or_else(|| args.model.display().to_string()),
             operator: imported.operator,
             producer: imported.producer,
             reference: args.reference.display().to_string(),

@@ -14,6 +14,7 @@ pub mod ensemble;
 pub mod evaluate;
 pub mod forest;
 pub mod import;
+pub mod mlflow;
 pub mod onnx;
 pub mod registry;
 pub mod rollout;

@@ -8,13 +8,13 @@
 use std::fmt::Write;
 
 use crate::codec::decode::FeatureDecoder;
-use crate::config::tools::{ModelsArgs, ModelsCommand};
+use crate::config::tools::{MlflowArgs, ModelsArgs, ModelsCommand};
 use crate::drift::{DriftSettings, Plan};
 use crate::error::{Error, RegistryError, Result, Unevaluated};
 use crate::model::Model;
 use crate::model::evaluate::{self, EvaluateRequest, Evaluation};
 use crate::model::registry::{Pointer, Registry};
-use crate::model::rollout::{self, Phase, Rollout};
+use crate::model::rollout::{Phase, Rollout};
 
 /// What an operation prints, and the error to exit with after printing it (a failed
 /// evaluation).
@@ -60,13 +60,10 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
             name,
             version,
             stages,
-            min_time,
-            min_records,
             require_evaluation,
             gates,
         } => {
-            let stages = rollout::parse_stages(stages, min_time.as_secs(), *min_records)
-                .map_err(|e| Error::Config(e.to_string()))?;
+            let stages = stages.stages()?;
             let started = (registry.start_rollout(
                 (name, version),
                 (stages, (*gates).into()),
@@ -75,6 +72,37 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
             ))?;
             status_line(&started)
         }
+        ModelsCommand::ImportMlflow { uri, mlflow } => {
+            let imported = super::mlflow::import(&registry, &source(uri, mlflow))?;
+            let (name, version, found) = (&imported.name, &imported.version, &imported.found);
+            let done = if imported.new {
+                "imported as"
+            } else {
+                "imported before as"
+            };
+            format!(
+                "{uri} is MLflow version {}: {done} {name} version {version}\n",
+                found.version
+            )
+        }
+        ModelsCommand::FollowMlflow {
+            uri,
+            mlflow,
+            stages,
+            gates,
+            interval,
+            once,
+        } => {
+            let stages = stages.stages()?;
+            let follow = super::mlflow::Follow {
+                source: source(uri, mlflow),
+                stages,
+                gates: (*gates).into(),
+                interval: *interval,
+                once: *once,
+            };
+            super::mlflow::follow(&registry, &follow, &features)?
+        }
         ModelsCommand::Status { name } => match registry.rollout(name)? {
             Some(rollout) => status_line(&rollout),
             None => format!("{name}: no rollout\n"),
@@ -82,6 +110,16 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
         ModelsCommand::Abort { name } => status_line(&registry.abort_rollout(name)?),
     };
     Ok(text.into())
+}
+
+/// The MLflow source of `uri` read through `mlflow`'s settings.
+fn source<'a>(uri: &'a str, mlflow: &'a MlflowArgs) -> super::mlflow::Source<'a> {
+    super::mlflow::Source {
+        tracking_uri: &mlflow.tracking_uri,
+        uri,
+        name: mlflow.name.as_deref(),
+        target: &mlflow.target,
+    }
 }
 
 /// `models evaluate`: the comparison printed, kept in the registry, and a failure to exit

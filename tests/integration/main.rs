@@ -24,6 +24,7 @@ mod kafka_container;
 mod keda;
 mod labels;
 mod lifecycle;
+mod mlflow;
 mod monitoring;
 mod output_down;
 mod rest;

@@ -87,7 +87,7 @@ impl Correction {
 }
 
 /// The rows a correction is fitted on: score, features and the outcome, a uniform sample of
-/// at most [`MAX_ROWS`] of those offered.
+/// at most `MAX_ROWS` (200,000) of those offered.
 #[derive(Debug)]
 pub struct CorrectionRows {
     features: Option<usize>,
@@ -131,7 +131,7 @@ impl CorrectionRows {
     }
 
     /// The forest fitted to each row's outcome minus `probability(score)`; `None` under
-    /// [`MIN_ROWS`] rows, or when a feature is not finite in every row (smartcore does not
+    /// `MIN_ROWS` (2,000) rows, or when a feature is not finite in every row (smartcore does not
     /// split on NaN) or smartcore fails.
     pub fn fit(self, probability: impl Fn(f64) -> f64) -> Option<Correction> {
         let features = self.features?;
