@@ -16,7 +16,7 @@ use driftwood::codec::encode::{RolloutDecisionKind, RolloutRecord};
 
 use crate::common::process::Member;
 use crate::common::registry::{driftwood, following, registry, scaled_version, second_version};
-use crate::common::stream::settle;
+use crate::common::stream::{fresh_topics, settle, stream};
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,4 +313,102 @@ async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_windo
         .filter(|p| p.prediction.model_version == "2")
         .count();
     println!("the candidate scored {by_candidate} records before it stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    second_version(reg);
+    let bootstrap = bootstrap();
+    let rollouts = unique("rollouts");
+    create_topics(bootstrap, &[&rollouts], 1).await;
+    let config = fresh_topics(bootstrap, 6, 1).await;
+    let input = stream(bootstrap, &config, 200_000, 4_000.0);
+    // The dead member's partitions move on after 6 s, not the default 45.
+    let flags = [
+        "--model-name",
+        "breast-cancer",
+        "--registry",
+        reg,
+        "--reload-interval",
+        "1s",
+        "--rollout-topic",
+        rollouts.as_str(),
+        "--kafka-option",
+        "consumer.session.timeout.ms=6000",
+        "--revoke-drain",
+        "5s",
+    ];
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("three.log"));
+    let mut members: Vec<Member> = (0..3)
+        .map(|_| Member::start(&config, &flags, &log))
+        .collect();
+    for member in &mut members {
+        member.wait_scored(1_000.0, Duration::from_secs(60));
+    }
+    let started_at = now_ms();
+    let canary = [
+        "models",
+        "canary",
+        "breast-cancer",
+        "2",
+        "--stages",
+        "10%,50%,100%",
+        "--min-time",
+        "5s",
+        "--min-records",
+        "1000",
+        "--registry",
+        reg,
+    ];
+    driftwood(&canary);
+    let status = || driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
+    wait_until("the first stage to pass", Duration::from_secs(60), || {
+        status().contains("stage 2 of 3")
+    })
+    .await;
+    members.remove(0).kill();
+    wait_until("the promotion", Duration::from_secs(120), || {
+        status().contains("2 promoted over 1")
+    })
+    .await;
+    let (exited_zero, c) = settle(bootstrap, &config, input, members).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    // At least once across the kill: nothing missing, some records scored twice.
+    assert_eq!((c.missing_count, c.strays), (0, 0), "{c:?}");
+
+    let decided = decisions(bootstrap, &rollouts);
+    let kinds: Vec<RolloutDecisionKind> = decided.iter().map(|d| d.decision).collect();
+    use RolloutDecisionKind::{Advance, Promote};
+    assert_eq!(kinds, [Advance, Advance, Promote], "{decided:?}");
+    let judges: std::collections::BTreeSet<&str> =
+        decided.iter().map(|d| d.instance_id.as_str()).collect();
+    println!(
+        "decided by {judges:?}; {} records scored twice",
+        c.duplicates
+    );
+    // No record scored by a version outside its stage: before a stage's decision no wider
+    // share served, and once the instances had read a stage (two seconds on) the serving
+    // version took none of its keys.
+    let (t1, t2) = (decided[0].decided_at, decided[1].decided_at);
+    let predictions: Vec<PredictionRecord> =
+        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    for p in &predictions {
+        let (by_two, at) = (p.prediction.model_version == "2", p.scored_at);
+        let taken = |share| candidate_takes(p.id.as_bytes(), share);
+        if by_two && at < t2 {
+            assert!(
+                taken(if at < t1 { 0.1 } else { 0.5 }),
+                "{} by 2 at {at}",
+                p.id
+            );
+        }
+        if !by_two && at > started_at + 2_000 && at < t1 {
+            assert!(!taken(0.1), "{} by 1 at {at}, stage 1", p.id);
+        }
+        if !by_two && at > t1 + 2_000 && at < t2 {
+            assert!(!taken(0.5), "{} by 1 at {at}, stage 2", p.id);
+        }
+    }
 }
