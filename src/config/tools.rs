@@ -385,6 +385,10 @@ pub struct GateArgs {
     /// fall below the serving version's.
     #[arg(long, default_value_t = 0.02)]
     pub max_accuracy_drop: f64,
+    /// How many times the serving version's scoring time a record the candidate may take
+    /// [default: not gated].
+    #[arg(long)]
+    pub max_latency_ratio: Option<f64>,
 }
 
 impl From<GateArgs> for crate::model::rollout::Gates {
@@ -394,6 +398,7 @@ impl From<GateArgs> for crate::model::rollout::Gates {
             alert_share_increase: g.max_alert_share_increase,
             mix_shift: g.max_mix_shift,
             accuracy_drop: g.max_accuracy_drop,
+            latency_ratio: g.max_latency_ratio,
         }
     }
 }

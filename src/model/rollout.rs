@@ -59,6 +59,10 @@ pub struct Gates {
     /// How far the candidate's mean accuracy (realized where labels came, else expected
     /// without labels) may fall below the serving version's.
     pub accuracy_drop: f64,
+    /// How many times the serving version's scoring time a record the candidate may take
+    /// (off when unset: a candidate's smaller batches cost more a record).
+    #[serde(default)]
+    pub latency_ratio: Option<f64>,
 }
 
 impl Default for Gates {
@@ -68,6 +72,7 @@ impl Default for Gates {
             alert_share_increase: 0.5,
             mix_shift: 0.1,
             accuracy_drop: 0.02,
+            latency_ratio: None,
         }
     }
 }

@@ -18,6 +18,10 @@ use crate::model::rollout::{Decision, Gates, Rollout, Stage};
 /// Fewest records of each version before dead-letter shares are compared.
 const MIN_RECORDS: u64 = 200;
 
+/// A lane's batch: records scored and dead-lettered; rows scored and the seconds the model
+/// took on them.
+pub type BatchFigures = ((u64, u64), (u64, f64));
+
 /// What one version did in the stage.
 #[derive(Debug, Default, Clone)]
 struct Tally {
@@ -29,6 +33,9 @@ struct Tally {
     classes: Vec<i64>,
     accuracy_sum: f64,
     accuracy_windows: u32,
+    /// Rows scored and the seconds the model took on them.
+    scored_rows: u64,
+    scoring_seconds: f64,
 }
 
 impl Tally {
@@ -40,14 +47,23 @@ impl Tally {
         f64::from(self.alerts) / f64::from(self.windows.max(1))
     }
 
+    /// Microseconds of scoring a record, once there are enough.
+    fn scoring_us(&self) -> Option<f64> {
+        (self.scored_rows >= MIN_RECORDS)
+            .then(|| self.scoring_seconds * 1e6 / self.scored_rows as f64)
+    }
+
     fn accuracy(&self) -> Option<f64> {
         (self.accuracy_windows > 0).then(|| self.accuracy_sum / f64::from(self.accuracy_windows))
     }
 
     fn describe(&self) -> String {
         let accuracy = self.accuracy().map_or("-".into(), |a| format!("{a:.4}"));
+        let scoring = self
+            .scoring_us()
+            .map_or("-".into(), |us| format!("{us:.2} µs"));
         format!(
-            "{} records, dead-letter share {:.4}, {} drift windows ({} alert), accuracy {accuracy}",
+            "{} records, dead-letter share {:.4}, {} drift windows ({} alert), accuracy {accuracy}, scoring {scoring} a record",
             self.records,
             self.dead_share(),
             self.windows,
@@ -88,11 +104,14 @@ impl StageJudge {
         Some(&mut self.tallies[i])
     }
 
-    /// Counts a batch of `version`: records scored and dead-lettered.
-    pub fn batch(&mut self, version: &str, (scored, dead_letters): (u64, u64)) {
+    /// Counts a batch of `version`: records scored and dead-lettered, rows scored and the
+    /// seconds it took.
+    pub fn batch(&mut self, version: &str, ((scored, dead), (rows, seconds)): BatchFigures) {
         if let Some(t) = self.tally(version) {
-            t.records += scored + dead_letters;
-            t.dead_letters += dead_letters;
+            t.records += scored + dead;
+            t.dead_letters += dead;
+            t.scored_rows += rows;
+            t.scoring_seconds += seconds;
         }
     }
 
@@ -173,6 +192,15 @@ impl StageJudge {
                 gates.accuracy_drop
             ));
         }
+        let slower = match (c.scoring_us(), b.scoring_us(), gates.latency_ratio) {
+            (Some(cu), Some(bu), Some(ratio)) => (cu > bu * ratio).then_some((cu, bu, ratio)),
+            _ => None,
+        };
+        if let Some((cu, bu, ratio)) = slower {
+            return Some(format!(
+                "it takes {cu:.2} µs to score a record against the serving version's {bu:.2} (bound {ratio}×)"
+            ));
+        }
         let shift = mix_shift(&c.classes, &b.classes);
         let enough = c.records >= stage.min_records.max(MIN_RECORDS);
         if let Some(shift) = shift.filter(|&s| enough && s > gates.mix_shift) {
@@ -239,28 +267,42 @@ mod tests {
     #[test]
     fn a_stage_passes_after_its_records_and_the_last_promotes() {
         let mut j = judge("10%,100%", 1_000);
-        j.batch("2", (999, 0));
-        j.batch("1", (9_000, 0));
+        j.batch("2", ((999, 0), (0, 0.0)));
+        j.batch("1", ((9_000, 0), (0, 0.0)));
         assert_eq!(j.decide(), None, "one record short");
-        j.batch("2", (1, 0));
+        j.batch("2", ((1, 0), (0, 0.0)));
         assert!(matches!(j.decide(), Some(Decision::Advance { .. })));
         let mut last = judge("100%", 10);
-        last.batch("2", (10, 0));
+        last.batch("2", ((10, 0), (0, 0.0)));
         assert!(matches!(last.decide(), Some(Decision::Promote { .. })));
     }
 
     #[test]
     fn a_candidate_that_dead_letters_is_rolled_back_at_once() {
         let mut j = judge("10%,100%", 1_000_000);
-        j.batch("2", (180, 20));
-        j.batch("1", (2_000, 2));
+        j.batch("2", ((180, 20), (0, 0.0)));
+        j.batch("1", ((2_000, 2), (0, 0.0)));
         let Some(Decision::RollBack { reason, figures }) = j.decide() else {
             panic!("rolled back")
         };
         assert!(reason.contains("dead-letter share is +0.0990"), "{reason}");
         assert!(figures.contains("candidate 2: 200 records"), "{figures}");
-        j.batch("3", (0, 1_000));
+        j.batch("3", ((0, 1_000), (0, 0.0)));
         assert!(figures.contains("serving 1: 2002 records"), "{figures}");
+    }
+
+    #[test]
+    fn a_slower_candidate_is_rolled_back_only_when_the_latency_gate_is_set() {
+        let mut j = judge("10%,100%", 1_000_000);
+        j.batch("2", ((500, 0), (500, 0.005)));
+        j.batch("1", ((5_000, 0), (5_000, 0.010)));
+        assert_eq!(j.decide(), None, "10 µs against 2, no bound set");
+        j.rollout.gates.latency_ratio = Some(3.0);
+        let Some(Decision::RollBack { reason, .. }) = j.decide() else {
+            panic!("rolled back")
+        };
+        let said = "10.00 µs to score a record against the serving version's 2.00";
+        assert!(reason.contains(said), "{reason}");
     }
 
     #[test]

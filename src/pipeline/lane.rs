@@ -26,6 +26,9 @@ pub struct Lane {
     next: usize,
     /// Records of the batch scored and dead-lettered, added to the counters at its end.
     batch_counts: [u64; 2],
+    /// The batch's rows scored and the seconds the model took on them (for a rollout's
+    /// latency gate).
+    batch_scoring: (u64, f64),
     /// `driftwood_model_records_total` of this version: scored, dead-lettered.
     counted: [IntCounter; 2],
 }
@@ -47,6 +50,7 @@ impl Lane {
             scored: Scored::default(),
             next: 0,
             batch_counts: [0; 2],
+            batch_scoring: (0, 0.0),
         }
     }
 
@@ -59,8 +63,18 @@ impl Lane {
     /// Scores the batch's rows routed here in one call.
     pub fn score(&mut self) {
         if !self.rows.is_empty() {
+            let started = std::time::Instant::now();
             self.model.engine.score(&self.rows, &mut self.scored);
+            let rows = (self.rows.len() / self.model.engine.n_features().max(1)) as u64;
+            self.batch_scoring = (rows, started.elapsed().as_secs_f64());
+        } else {
+            self.batch_scoring = (0, 0.0);
         }
+    }
+
+    /// The batch's rows scored and the seconds the model took on them.
+    pub fn batch_scoring(&self) -> (u64, f64) {
+        self.batch_scoring
     }
 
     /// The next scored row, in the order the records were decoded.

@@ -8,6 +8,7 @@ use tracing::{debug, debug_span, warn};
 
 use super::accounting::{Outcome, Sink};
 use super::explain;
+use super::serving::Decided;
 use crate::codec::dead_letter;
 use crate::codec::decode::{DecodeError, RecordMeta};
 use crate::codec::encode::{AvroCodec, PredictionFields, RolloutDecisionKind, RolloutRecord};
@@ -16,7 +17,7 @@ use crate::drift::DriftReport;
 use crate::kafka::events::Output;
 use crate::kafka::trace;
 use crate::model::ensemble::Explanation;
-use crate::model::rollout::{Decision, Rollout};
+use crate::model::rollout::Decision;
 use crate::model::{Labelled, Model, Predicted};
 use crate::obs::metrics::Metrics;
 use crate::obs::telemetry;
@@ -88,18 +89,14 @@ impl Outputs {
         );
     }
 
-    /// Sends a rollout decision (this instance's, `instance_id`), made on the rollout
-    /// `judged` and leaving it as `rollout`, to the rollout topic, keyed by model name, when
-    /// one is set.
-    pub fn rollout_decision(
-        &mut self,
-        (decision, judged, rollout): (&Decision, &Rollout, &Rollout),
-        instance_id: &str,
-        sink: &Sink,
-    ) {
+    /// Sends a rollout decision (this instance's, `instance_id`), with the rollout it was
+    /// made on and the one it left, to the rollout topic, keyed by model name, when one is
+    /// set.
+    pub fn rollout_decision(&mut self, decided: &Decided, instance_id: &str, sink: &Sink) {
         let Some(topic) = &self.topics.rollouts else {
             return;
         };
+        let (decision, judged, rollout) = (&decided.decision, &decided.judged, &decided.moved);
         let (stage, share) = judged.stage().map_or((0, 0.0), |(i, s)| (i, s.share));
         let record = RolloutRecord {
             model_name: rollout.name.clone(),
@@ -120,7 +117,7 @@ impl Outputs {
             figures: decision.figures().to_owned(),
             revision: rollout.revision as i64,
             instance_id: instance_id.to_owned(),
-            decided_at: crate::obs::epoch_millis(),
+            decided_at: decided.at,
         };
         self.encoded.clear();
         if let Some(id) = self.topics.schema_ids.rollouts {

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::model::watch::Loaded;
 use crate::obs::epoch_millis;
 
+use super::canary::BatchFigures;
 use super::explain::{self, ExplainSettings};
 use super::labels::Labels;
 use super::lane::Lane;
@@ -162,8 +163,8 @@ impl Scorer {
         if let Some(shadow) = &mut self.serving.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
         }
-        let counts: Vec<(usize, (u64, u64))> = (lanes.iter().enumerate())
-            .map(|(l, lane)| (l, lane.batch_counts()))
+        let counts: Vec<(usize, BatchFigures)> = (lanes.iter().enumerate())
+            .map(|(l, lane)| (l, (lane.batch_counts(), lane.batch_scoring())))
             .collect();
         lanes.iter_mut().for_each(Lane::end);
         self.serving.lanes = lanes;
@@ -250,9 +251,9 @@ impl Scorer {
             }
         }
         // The holder of input partition 0 judges the rollout's stage.
-        if let Some((decision, judged, now)) = self.serving.decide_rollout(assigned.contains(&0)) {
+        if let Some(decided) = self.serving.decide_rollout(assigned.contains(&0)) {
             let instance = &self.settings.drift.instance_id;
-            (self.outputs).rollout_decision((&decision, &judged, &now), instance, sink);
+            (self.outputs).rollout_decision(&decided, instance, sink);
         }
     }
 

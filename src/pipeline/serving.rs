@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::Served;
-use super::canary::StageJudge;
+use super::canary::{BatchFigures, StageJudge};
 use super::lane::Lane;
 use super::rollback::{AutoRollback, RollBack, RollbackPolicy};
 use super::route::Router;
@@ -35,6 +35,16 @@ pub struct Routes {
 /// Carries out a rollout decision made on a revision (the registry refuses a rollout that
 /// moved since); the rollout as it now stands.
 pub type MoveRollout = Box<dyn Fn(&Rollout, &Decision) -> Result<Rollout> + Send>;
+
+/// A rollout decision carried out: what was decided, on which rollout, what it left, and
+/// when (ms since the epoch, taken before the registry moved).
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub decision: Decision,
+    pub judged: Rollout,
+    pub moved: Rollout,
+    pub at: i64,
+}
 
 /// A rollout's candidate, as the scorer splits the default model's records.
 #[derive(Debug, Clone, Copy)]
@@ -196,7 +206,7 @@ impl ServingSet {
     }
 
     /// Counts a batch's records of each version for the rollout's stage.
-    pub(super) fn judge_batch(&mut self, counts: &[(usize, (u64, u64))]) {
+    pub(super) fn judge_batch(&mut self, counts: &[(usize, BatchFigures)]) {
         if let Some(judge) = &mut self.judge {
             for &(l, batch) in counts {
                 judge.batch(&self.lanes[l].model.metadata.version, batch);
@@ -208,7 +218,7 @@ impl ServingSet {
     /// stage's figures give now, carried out in the registry: said in the log, the metrics
     /// and the default model's next drift report; the decision and the rollout as it now
     /// stands (with the rollout judged), to publish.
-    pub(super) fn decide_rollout(&mut self, judges: bool) -> Option<(Decision, Rollout, Rollout)> {
+    pub(super) fn decide_rollout(&mut self, judges: bool) -> Option<Decided> {
         let decision = self.judge.as_ref().filter(|_| judges)?.decide()?;
         let judge = self.judge.take().expect("judged above");
         let (rollout, move_rollout) = (judge.rollout(), self.move_rollout.as_ref()?);
@@ -220,6 +230,8 @@ impl ServingSet {
             other => format!("rollout {name} {candidate}: {}", other.as_str()),
         };
         let decisions = &self.metrics.serving.rollout_decisions;
+        // Before the registry moves: no instance serves the new stage earlier.
+        let at = crate::obs::epoch_millis();
         match move_rollout(rollout, &decision) {
             Ok(moved) => {
                 warn!(model = %name, %candidate, decision = decision.as_str(), figures = decision.figures(), "{said}");
@@ -227,7 +239,13 @@ impl ServingSet {
                     .with_label_values(&[name, decision.as_str()])
                     .inc();
                 self.notice = Some(format!("{said}; {}", decision.figures()));
-                Some((decision, judge.rollout().clone(), moved))
+                let judged = judge.rollout().clone();
+                Some(Decided {
+                    decision,
+                    judged,
+                    moved,
+                    at,
+                })
             }
             Err(e) => {
                 warn!(model = %name, %candidate, error = %e, "the rollout decision was not carried out");
