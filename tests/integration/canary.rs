@@ -382,12 +382,7 @@ async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances() {
     let kinds: Vec<RolloutDecisionKind> = decided.iter().map(|d| d.decision).collect();
     use RolloutDecisionKind::{Advance, Promote};
     assert_eq!(kinds, [Advance, Advance, Promote], "{decided:?}");
-    let judges: std::collections::BTreeSet<&str> =
-        decided.iter().map(|d| d.instance_id.as_str()).collect();
-    println!(
-        "decided by {judges:?}; {} records scored twice",
-        c.duplicates
-    );
+    println!("{} records scored twice across the kill", c.duplicates);
     // No record scored by a version outside its stage: before a stage's decision no wider
     // share served, and once the instances had read a stage (two seconds on) the serving
     // version took none of its keys.
