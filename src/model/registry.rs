@@ -350,6 +350,7 @@ impl Registry {
                 since: rollout::now(),
             },
             revision,
+            decisions: Vec::new(),
             started_at: rollout::now(),
         };
         self.write_rollout(&rollout)?;
@@ -383,6 +384,17 @@ impl Registry {
                 revision,
             })?;
         let at = rollout::now();
+        let judged = rollout.stage().map_or(0, |(i, _)| i);
+        rollout.decisions.push(rollout::Decided {
+            decision: decision.as_str().into(),
+            stage: judged,
+            reason: match decision {
+                Decision::RollBack { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
+            figures: decision.figures().into(),
+            at: at.clone(),
+        });
         rollout.phase = match (decision, &rollout.phase) {
             (Decision::Advance { .. }, Phase::Running { stage, .. })
                 if stage + 1 < rollout.stages.len() =>
@@ -404,6 +416,27 @@ impl Registry {
         rollout.revision += 1;
         self.write_rollout(&rollout)?;
         Ok(rollout)
+    }
+
+    /// Keeps `rollout`'s running stage's `figures` where `models status` reads them.
+    pub fn note_rollout(&self, rollout: &Rollout, figures: &str) -> Result<()> {
+        let noted = rollout::Noted {
+            revision: rollout.revision,
+            stage: rollout.stage().map_or(0, |(i, _)| i),
+            figures: figures.into(),
+            at: rollout::now(),
+        };
+        let text = serde_json::to_string_pretty(&noted).expect("figures serialize");
+        let path = self.root.join(&rollout.name).join(rollout::FIGURES_FILE);
+        write_atomically(&path, &(text + "\n"))
+    }
+
+    /// The figures last noted of `name`'s rollout, if any.
+    pub fn noted_rollout(&self, name: &str) -> Result<Option<rollout::Noted>> {
+        read_if_there(
+            &self.root.join(name).join(rollout::FIGURES_FILE),
+            "rollout figures",
+        )
     }
 
     fn write_rollout(&self, rollout: &Rollout) -> Result<()> {

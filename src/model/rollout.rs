@@ -18,6 +18,31 @@ use crate::stats::spread::{fnv1a, mix, within};
 
 /// The file a model's rollout is kept in, in its directory.
 pub const ROLLOUT_FILE: &str = "rollout.json";
+/// The running stage's figures as the judging instance last noted them, beside it.
+pub const FIGURES_FILE: &str = "rollout-figures.json";
+
+/// The running stage's figures, noted by the judging instance every few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Noted {
+    /// The rollout's revision and stage they are of.
+    pub revision: u64,
+    pub stage: usize,
+    pub figures: String,
+    pub at: String,
+}
+
+/// A decision as the rollout keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decided {
+    /// `advance`, `promote` or `roll_back`.
+    pub decision: String,
+    /// The stage judged.
+    pub stage: usize,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub figures: String,
+    pub at: String,
+}
 
 /// One stage: the candidate's share of the records, and how long and over how many of its
 /// records it must hold before the next.
@@ -122,6 +147,9 @@ pub struct Rollout {
     pub phase: Phase,
     /// Raised by every change.
     pub revision: u64,
+    /// The decisions made on it, oldest first.
+    #[serde(default)]
+    pub decisions: Vec<Decided>,
     pub started_at: String,
 }
 
@@ -246,6 +274,7 @@ mod tests {
                 since: now(),
             },
             revision: 1,
+            decisions: Vec::new(),
             started_at: now(),
         };
         assert_eq!(rollout.share(), Some(0.1));

@@ -260,6 +260,7 @@ mod tests {
                 since: String::new(),
             },
             revision: 1,
+            decisions: Vec::new(),
             started_at: String::new(),
         })
     }

@@ -32,9 +32,17 @@ pub struct Routes {
     pub models: Vec<Served>,
 }
 
-/// Carries out a rollout decision made on a revision (the registry refuses a rollout that
-/// moved since); the rollout as it now stands.
-pub type MoveRollout = Box<dyn Fn(&Rollout, &Decision) -> Result<Rollout> + Send>;
+/// Where this instance moves the rollouts it judges, and notes their stage's figures.
+pub trait RolloutStore: Send {
+    /// Carries out `decision`, made on `rollout`'s revision (refused when the rollout moved
+    /// since); the rollout as it now stands.
+    fn decide(&self, rollout: &Rollout, decision: &Decision) -> Result<Rollout>;
+    /// Keeps the running stage's `figures` where `models status` reads them.
+    fn note(&self, rollout: &Rollout, figures: &str) -> Result<()>;
+}
+
+/// How often the judging instance notes the stage's figures.
+const NOTE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A rollout decision carried out: what was decided, on which rollout, what it left, and
 /// when (ms since the epoch, taken before the registry moved).
@@ -68,7 +76,8 @@ pub struct ServingSet {
     pub(super) canary: Option<CanaryLane>,
     /// The running stage's figures, and how a decision moves the rollout.
     judge: Option<StageJudge>,
-    move_rollout: Option<MoveRollout>,
+    rollout_store: Option<Box<dyn RolloutStore>>,
+    noted: std::time::Instant,
     watches: Vec<ModelWatch<FeatureDecoder>>,
     rollback: Option<AutoRollback>,
     /// Said in the default model's next drift report.
@@ -89,7 +98,8 @@ impl ServingSet {
             shadow: None,
             canary: None,
             judge: None,
-            move_rollout: None,
+            rollout_store: None,
+            noted: std::time::Instant::now(),
             watches: Vec::new(),
             rollback: None,
             notice: None,
@@ -125,9 +135,9 @@ impl ServingSet {
         self
     }
 
-    /// Moves the default model's rollouts by `move_rollout` when this instance judges them.
-    pub fn with_rollouts(mut self, move_rollout: MoveRollout) -> Self {
-        self.move_rollout = Some(move_rollout);
+    /// Moves the default model's rollouts in `store` when this instance judges them.
+    pub fn with_rollouts(mut self, store: Box<dyn RolloutStore>) -> Self {
+        self.rollout_store = Some(store);
         self
     }
 
@@ -219,9 +229,19 @@ impl ServingSet {
     /// and the default model's next drift report; the decision and the rollout as it now
     /// stands (with the rollout judged), to publish.
     pub(super) fn decide_rollout(&mut self, judges: bool) -> Option<Decided> {
-        let decision = self.judge.as_ref().filter(|_| judges)?.decide()?;
+        let judge = self.judge.as_ref().filter(|_| judges)?;
+        let store = self.rollout_store.as_ref()?;
+        let Some(decision) = judge.decide() else {
+            if self.noted.elapsed() >= NOTE_EVERY {
+                self.noted = std::time::Instant::now();
+                if let Err(e) = store.note(judge.rollout(), &judge.figures()) {
+                    warn!(error = %e, "cannot note the rollout's figures");
+                }
+            }
+            return None;
+        };
         let judge = self.judge.take().expect("judged above");
-        let (rollout, move_rollout) = (judge.rollout(), self.move_rollout.as_ref()?);
+        let rollout = judge.rollout();
         let (name, candidate) = (&rollout.name, &rollout.candidate);
         let said = match &decision {
             Decision::RollBack { reason, .. } => {
@@ -232,7 +252,7 @@ impl ServingSet {
         let decisions = &self.metrics.serving.rollout_decisions;
         // Before the registry moves: no instance serves the new stage earlier.
         let at = crate::obs::epoch_millis();
-        match move_rollout(rollout, &decision) {
+        match store.decide(rollout, &decision) {
             Ok(moved) => {
                 warn!(model = %name, %candidate, decision = decision.as_str(), figures = decision.figures(), "{said}");
                 decisions

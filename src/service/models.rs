@@ -12,12 +12,13 @@ use crate::drift::DriftSettings;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::registry::Registry;
+use crate::model::rollout::{Decision, Rollout};
 use crate::model::watch::{Loader, ModelWatch, WatchSettings};
 use crate::obs::metrics::Metrics;
 use crate::pipeline::Served;
 use crate::pipeline::rollback::{RollBack, RollbackPolicy};
 use crate::pipeline::route::{RouteSource, Router};
-use crate::pipeline::serving::MoveRollout;
+use crate::pipeline::serving::RolloutStore;
 use crate::pipeline::serving::{Routes, ServingSet};
 use crate::pipeline::shadow::Shadow;
 
@@ -201,13 +202,27 @@ pub(super) fn serving_set(
 
 /// With `--model-name`, how this instance carries out the decisions it makes on the model's
 /// rollouts: in the registry, refused there when another instance moved the rollout first.
-fn rollouts(config: &RunConfig, decoders: Decoders) -> Option<MoveRollout> {
+fn rollouts(config: &RunConfig, decoders: Decoders) -> Option<Box<dyn RolloutStore>> {
     config.models.model_name.as_ref()?;
     let registry = Registry::new(&config.models.registry);
-    Some(Box::new(move |rollout, decision| {
-        let check = |m: &Model| decoders.check(m);
-        registry.decide_rollout((&rollout.name, rollout.revision), decision, &check)
-    }))
+    Some(Box::new(RegistryRollouts { registry, decoders }))
+}
+
+/// The registry, as the judging instance moves rollouts in it.
+struct RegistryRollouts {
+    registry: Registry,
+    decoders: Decoders,
+}
+
+impl RolloutStore for RegistryRollouts {
+    fn decide(&self, rollout: &Rollout, decision: &Decision) -> Result<Rollout> {
+        let check = |m: &Model| self.decoders.check(m);
+        (self.registry).decide_rollout((&rollout.name, rollout.revision), decision, &check)
+    }
+
+    fn note(&self, rollout: &Rollout, figures: &str) -> Result<()> {
+        self.registry.note_rollout(rollout, figures)
+    }
 }
 
 /// With `--auto-rollback-within`, the bounds and the pointer move back.

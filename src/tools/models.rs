@@ -103,10 +103,7 @@ pub fn run(args: &ModelsArgs) -> Result<Report> {
             };
             super::mlflow::follow(&registry, &follow, &features)?
         }
-        ModelsCommand::Status { name } => match registry.rollout(name)? {
-            Some(rollout) => status_line(&rollout),
-            None => format!("{name}: no rollout\n"),
-        },
+        ModelsCommand::Status { name } => status(&registry, name)?,
         ModelsCommand::Abort { name } => status_line(&registry.abort_rollout(name)?),
     };
     Ok(text.into())
@@ -169,6 +166,58 @@ fn evaluate(
         })
     });
     Ok(Report { text, failure })
+}
+
+/// `models status`: the rollout's stage, its gates, the decisions made and the running
+/// stage's figures as the judging instance last noted them.
+fn status(registry: &Registry, name: &str) -> Result<String> {
+    let Some(r) = registry.rollout(name)? else {
+        return Ok(format!("{name}: no rollout\n"));
+    };
+    let g = &r.gates;
+    let latency = g.latency_ratio.map_or("not gated".into(), |x| {
+        format!("{x}× the serving version's")
+    });
+    let mut out = status_line(&r);
+    let line = |out: &mut String, text: String| writeln!(out, "  {text}").expect("to a string");
+    line(
+        &mut out,
+        format!(
+            "gates: dead-letter share at most +{}, alert share at most +{}, prediction mix at most {} apart, accuracy at most {} below, scoring time {latency}",
+            g.dead_letter_increase, g.alert_share_increase, g.mix_shift, g.accuracy_drop
+        ),
+    );
+    for d in &r.decisions {
+        let reason = d
+            .reason
+            .as_ref()
+            .map_or(String::new(), |r| format!(" ({r})"));
+        line(
+            &mut out,
+            format!(
+                "{} at stage {} at {}{reason}: {}",
+                d.decision,
+                d.stage + 1,
+                d.at,
+                d.figures
+            ),
+        );
+    }
+    let noted = registry
+        .noted_rollout(name)?
+        .filter(|n| n.revision == r.revision && r.running());
+    if let Some(n) = noted {
+        line(
+            &mut out,
+            format!(
+                "stage {} so far (noted at {}): {}",
+                n.stage + 1,
+                n.at,
+                n.figures
+            ),
+        );
+    }
+    Ok(out)
 }
 
 /// A rollout in one line: its stage and share, or how it ended.

@@ -54,6 +54,13 @@ async fn a_canary_serves_its_share_of_the_keys_until_aborted_and_every_record_on
     .await;
     let status = driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
     assert!(status.contains("stage 1 of 3, 10% of the keys"), "{status}");
+    assert!(
+        status.contains("\n  gates: dead-letter share at most +0.01"),
+        "{status}"
+    );
+    // The judging instance notes the stage's figures every 5 s.
+    assert!(status.contains("\n  stage 1 so far (noted at "), "{status}");
+    assert!(status.contains("): candidate 2: "), "{status}");
     let aborted = driftwood(&["models", "abort", "breast-cancer", "--registry", reg]);
     assert!(aborted.contains("rollout of 2 aborted at"), "{aborted}");
     candidate_stopped(&member).await;
@@ -177,6 +184,8 @@ async fn a_candidate_as_good_as_the_serving_one_passes_each_stage_and_is_promote
         status.starts_with("breast-cancer: 2 promoted over 1 at"),
         "{status}"
     );
+    assert!(status.contains("\n  advance at stage 1 at "), "{status}");
+    assert!(status.contains("\n  promote at stage 3 at "), "{status}");
     let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
     assert!(exited_zero, "logs in {}", log.display());
     assert_eq!(
