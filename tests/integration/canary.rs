@@ -325,7 +325,7 @@ async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_windo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances() {
+async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances_and_a_restart_resumes_it() {
     let root = registry();
     let reg = root.to_str().unwrap();
     second_version(reg);
@@ -378,6 +378,16 @@ async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances() {
     })
     .await;
     members.remove(0).kill();
+    // An instance started now (as the killed one would be restarted) serves the stage the
+    // rollout is in, read from the registry.
+    let restarted = Member::start(&config, &flags, &log);
+    wait_until(
+        "the restarted instance to serve the stage",
+        Duration::from_secs(30),
+        || restarted.metric(SHARE).is_some_and(|share| share >= 0.5),
+    )
+    .await;
+    members.push(restarted);
     wait_until("the promotion", Duration::from_secs(120), || {
         status().contains("2 promoted over 1")
     })
