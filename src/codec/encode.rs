@@ -5,7 +5,10 @@ use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+mod rollout;
+pub use rollout::{ROLLOUT_SCHEMA, RolloutDecisionKind, RolloutRecord};
 
 use crate::codec::avro::Writer;
 use crate::codec::decode::{EVENT_TIME_FIELD, ID_FIELD, InputFormat, LABEL_FIELD};
@@ -24,35 +27,6 @@ pub const REVIEW_SCHEMA: &str = include_str!("../../schemas/review.avsc");
 pub const GROUND_TRUTH_SCHEMA: &str = include_str!("../../schemas/ground_truth.avsc");
 /// The shadow comparison schema (`schemas/comparison.avsc`).
 pub const COMPARISON_SCHEMA: &str = include_str!("../../schemas/comparison.avsc");
-
-/// The rollout decision schema (`schemas/rollout.avsc`).
-pub const ROLLOUT_SCHEMA: &str = include_str!("../../schemas/rollout.avsc");
-
-/// One rollout decision, shaped like `schemas/rollout.avsc`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutRecord {
-    pub model_name: String,
-    pub candidate: String,
-    pub baseline: String,
-    pub decision: RolloutDecisionKind,
-    pub stage: i32,
-    pub share: f64,
-    pub next_share: Option<f64>,
-    pub reason: Option<String>,
-    pub figures: String,
-    pub revision: i64,
-    pub instance_id: String,
-    pub decided_at: i64,
-}
-
-/// A rollout decision's kind, as the schema's enum names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RolloutDecisionKind {
-    Advance,
-    Promote,
-    RollBack,
-}
 
 /// What a model said about one record, as the prediction topic's records and the REST
 /// twin's answers both carry it.
@@ -354,13 +328,6 @@ impl AvroCodec {
     pub fn comparisons() -> Self {
         AvroCodec {
             schema: Schema::parse_str(COMPARISON_SCHEMA).expect("bundled schema parses"),
-        }
-    }
-
-    /// A codec for the bundled rollout decision schema.
-    pub fn rollouts() -> Self {
-        AvroCodec {
-            schema: Schema::parse_str(ROLLOUT_SCHEMA).expect("bundled schema parses"),
         }
     }
 
