@@ -389,6 +389,11 @@ pub struct GateArgs {
     /// [default: not gated].
     #[arg(long)]
     pub max_latency_ratio: Option<f64>,
+    /// The least share of records scored by both versions (a tenth of the serving version's,
+    /// scored by the candidate as well) on which they predict the same class [default: not
+    /// gated].
+    #[arg(long)]
+    pub min_agreement: Option<f64>,
 }
 
 impl From<GateArgs> for crate::model::rollout::Gates {
@@ -399,6 +404,7 @@ impl From<GateArgs> for crate::model::rollout::Gates {
             mix_shift: g.max_mix_shift,
             accuracy_drop: g.max_accuracy_drop,
             latency_ratio: g.max_latency_ratio,
+            min_agreement: g.min_agreement,
         }
     }
 }

@@ -88,6 +88,10 @@ pub struct Gates {
     /// (off when unset: a candidate's smaller batches cost more a record).
     #[serde(default)]
     pub latency_ratio: Option<f64>,
+    /// The least share of the records scored by both (a sample of the serving version's) on
+    /// which the candidate predicts the same class (off when unset).
+    #[serde(default)]
+    pub min_agreement: Option<f64>,
 }
 
 impl Default for Gates {
@@ -98,6 +102,7 @@ impl Default for Gates {
             mix_shift: 0.1,
             accuracy_drop: 0.02,
             latency_ratio: None,
+            min_agreement: None,
         }
     }
 }

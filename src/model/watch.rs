@@ -130,8 +130,8 @@ fn follow<T>(
     let dir = settings.registry.root().join(&settings.name);
     // Kept alive for the loop; None when notifications are unavailable.
     let _watcher = notifications(&dir, wake);
-    let mut pointer = Followed::new(settings.serving.clone());
-    let mut canary = Followed::new(String::new());
+    let mut pointer = Followed::new(settings.serving.clone(), false);
+    let mut canary = Followed::new(String::new(), true);
     let mut revision = None::<u64>;
     // Short sleeps, so that a stopping instance is not held up by a long interval.
     let tick = settings.interval.min(Duration::from_millis(200));
@@ -174,13 +174,16 @@ fn follow<T>(
 struct Followed {
     serving: String,
     refused: Option<String>,
+    /// Whether it is a rollout's candidate (else the version the pointer names).
+    candidate: bool,
 }
 
 impl Followed {
-    fn new(serving: String) -> Self {
+    fn new(serving: String, candidate: bool) -> Self {
         Followed {
             serving,
             refused: None,
+            candidate,
         }
     }
 
@@ -196,6 +199,13 @@ impl Followed {
         }
         let outcome = |o: &str| metrics.serving.model_reloads.with_label_values(&[o]).inc();
         match load(version) {
+            Ok(loaded) if self.candidate => {
+                info!(model = %name, candidate = %version, "the rollout's candidate loaded; serving it beside the serving version from the next batch");
+                outcome("loaded");
+                self.serving = version.to_owned();
+                self.refused = None;
+                Some(loaded)
+            }
             Ok(loaded) => {
                 info!(model = %name, from = %self.serving, to = %version, "new version loaded; swapping it in between batches");
                 outcome("loaded");
@@ -204,7 +214,14 @@ impl Followed {
                 Some(loaded)
             }
             Err(e) => {
-                error!(model = %name, %version, error = %e, serving = %self.serving, "refusing the version; the serving version stays");
+                match self.candidate {
+                    true => {
+                        error!(model = %name, %version, error = %e, "refusing the rollout's candidate; the serving version takes every record")
+                    }
+                    false => {
+                        error!(model = %name, %version, error = %e, serving = %self.serving, "refusing the promoted version; the serving version stays")
+                    }
+                }
                 outcome("refused");
                 self.refused = Some(version.to_owned());
                 None
@@ -233,7 +250,7 @@ fn follow_rollout<T>(
         (None, None) => None,
         (None, Some(_)) => {
             *revision = None;
-            *canary = Followed::new(String::new());
+            *canary = Followed::new(String::new(), true);
             Some(CanaryChange::Off)
         }
         (Some(r), Some(_)) if r.candidate == canary.serving => (*revision != Some(r.revision))

@@ -79,6 +79,8 @@ pub struct StageJudge {
     started: Instant,
     /// The candidate's, then the serving version's.
     tallies: [Tally; 2],
+    /// Records scored by both that agreed, and all so compared.
+    agreement: (u64, u64),
 }
 
 impl StageJudge {
@@ -88,6 +90,7 @@ impl StageJudge {
             rollout,
             started: Instant::now(),
             tallies: Default::default(),
+            agreement: (0, 0),
         }
     }
 
@@ -136,6 +139,17 @@ impl StageJudge {
             t.accuracy_sum += accuracy;
             t.accuracy_windows += 1;
         }
+    }
+
+    /// Counts records scored by both versions: how many agreed, of how many.
+    pub fn agreement(&mut self, (agreed, compared): (u64, u64)) {
+        self.agreement.0 += agreed;
+        self.agreement.1 += compared;
+    }
+
+    /// Whether the agreement gate is set (records are then compared).
+    pub fn compares(&self) -> bool {
+        self.rollout.gates.min_agreement.is_some()
     }
 
     /// Counts a window of delayed labels' realized accuracy of `version`.
@@ -201,6 +215,16 @@ impl StageJudge {
                 "it takes {cu:.2} µs to score a record against the serving version's {bu:.2} (bound {ratio}×)"
             ));
         }
+        let (agreed, compared) = self.agreement;
+        let share = agreed as f64 / compared.max(1) as f64;
+        if let Some(min) = gates
+            .min_agreement
+            .filter(|&m| compared >= MIN_RECORDS && share < m)
+        {
+            return Some(format!(
+                "it agrees with the serving version on {share:.4} of {compared} records scored by both (bound {min})"
+            ));
+        }
         let shift = mix_shift(&c.classes, &b.classes);
         let enough = c.records >= stage.min_records.max(MIN_RECORDS);
         if let Some(shift) = shift.filter(|&s| enough && s > gates.mix_shift) {
@@ -216,8 +240,16 @@ impl StageJudge {
     pub fn figures(&self) -> String {
         let [c, b] = &self.tallies;
         let shift = mix_shift(&c.classes, &b.classes).map_or("-".into(), |s| format!("{s:.4}"));
+        let (agreed, compared) = self.agreement;
+        let agreement = match compared {
+            0 => String::new(),
+            n => format!(
+                "; agreement {:.4} of {n} records scored by both",
+                agreed as f64 / n as f64
+            ),
+        };
         format!(
-            "candidate {}: {}; serving {}: {}; prediction mix {shift} apart",
+            "candidate {}: {}; serving {}: {}; prediction mix {shift} apart{agreement}",
             self.rollout.candidate,
             c.describe(),
             self.rollout.baseline,
@@ -304,6 +336,26 @@ mod tests {
         };
         let said = "10.00 µs to score a record against the serving version's 2.00";
         assert!(reason.contains(said), "{reason}");
+    }
+
+    #[test]
+    fn a_candidate_that_disagrees_is_rolled_back_once_enough_records_are_compared() {
+        let mut j = judge("10%,100%", 1_000_000);
+        j.rollout.gates.min_agreement = Some(0.9);
+        j.agreement((150, 199));
+        assert_eq!(j.decide(), None, "199 compared, under the 200 needed");
+        j.agreement((0, 1));
+        let Some(Decision::RollBack { reason, figures }) = j.decide() else {
+            panic!("rolled back")
+        };
+        assert!(
+            reason.contains("agrees with the serving version on 0.7500 of 200"),
+            "{reason}"
+        );
+        assert!(
+            figures.ends_with("; agreement 0.7500 of 200 records scored by both"),
+            "{figures}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the output is unwritable.
 
 mod accounting;
+mod agreement;
 mod backpressure;
 mod canary;
 pub(crate) mod explain;

@@ -163,6 +163,7 @@ impl Scorer {
         if let Some(shadow) = &mut self.serving.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
         }
+        self.compare_with_candidate(batch, &lanes);
         let counts: Vec<(usize, BatchFigures)> = (lanes.iter().enumerate())
             .map(|(l, lane)| (l, (lane.batch_counts(), lane.batch_scoring())))
             .collect();
@@ -178,6 +179,17 @@ impl Scorer {
         if self.serving.batch_done(scored_records, dead_letters) {
             self.flush_drift(sink);
         }
+    }
+
+    /// With a rollout's agreement gate: the serving version's noted records of `batch`
+    /// scored by the candidate as well, and counted for the stage.
+    fn compare_with_candidate(&mut self, batch: &[BorrowedMessage<'_>], lanes: &[Lane]) {
+        let (Some(agreement), Some(canary)) = (&mut self.serving.agreement, self.serving.canary)
+        else {
+            return;
+        };
+        let counts = agreement.compare(batch, &lanes[0].model, &lanes[canary.lane]);
+        self.serving.judge_agreement(counts);
     }
 
     /// One scored record's drift, shadow note, explanation and prediction.
@@ -200,6 +212,11 @@ impl Scorer {
             && l == 0
         {
             shadow.note(record.index, message, predicted);
+        }
+        if let Some(agreement) = &mut self.serving.agreement
+            && l == 0
+        {
+            agreement.note(record.index, message, predicted);
         }
         let n = lane.model.engine.n_features();
         let row = &lane.rows[record.row * n..][..n];

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::Served;
+use super::agreement::Agreement;
 use super::canary::{BatchFigures, StageJudge};
 use super::lane::Lane;
 use super::rollback::{AutoRollback, RollBack, RollbackPolicy};
@@ -76,6 +77,8 @@ pub struct ServingSet {
     pub(super) canary: Option<CanaryLane>,
     /// The running stage's figures, and how a decision moves the rollout.
     judge: Option<StageJudge>,
+    /// With the agreement gate: the serving version's records the candidate scores too.
+    pub(super) agreement: Option<Agreement>,
     rollout_store: Option<Box<dyn RolloutStore>>,
     noted: std::time::Instant,
     watches: Vec<ModelWatch<FeatureDecoder>>,
@@ -98,6 +101,7 @@ impl ServingSet {
             shadow: None,
             canary: None,
             judge: None,
+            agreement: None,
             rollout_store: None,
             noted: std::time::Instant::now(),
             watches: Vec::new(),
@@ -193,7 +197,7 @@ impl ServingSet {
                     self.lanes.push(lane);
                     let lane = self.lanes.len() - 1;
                     self.canary = Some(CanaryLane { lane, share });
-                    self.judge = Some(StageJudge::new(canary.rollout));
+                    self.judge_stage(StageJudge::new(canary.rollout));
                 }
                 CanaryChange::Stage(rollout) => {
                     if let Some(c) = &mut self.canary {
@@ -203,16 +207,29 @@ impl ServingSet {
                             "the rollout's candidate serves a new stage"
                         );
                     }
-                    self.judge = Some(StageJudge::new(rollout));
+                    self.judge_stage(StageJudge::new(rollout));
                 }
                 CanaryChange::Off => {
-                    self.judge = None;
+                    (self.judge, self.agreement) = (None, None);
                     closed.extend(self.end_canary(assigned));
                 }
             }
             self.show_canary();
         }
         closed
+    }
+
+    /// Judges a stage by `judge`, comparing records when its gates ask for it.
+    fn judge_stage(&mut self, judge: StageJudge) {
+        self.agreement = judge.compares().then(Agreement::default);
+        self.judge = Some(judge);
+    }
+
+    /// Counts records of the batch scored by both versions: how many agreed, of how many.
+    pub(super) fn judge_agreement(&mut self, counts: (u64, u64)) {
+        if let Some(judge) = &mut self.judge {
+            judge.agreement(counts);
+        }
     }
 
     /// Counts a batch's records of each version for the rollout's stage.

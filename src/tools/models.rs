@@ -178,12 +178,15 @@ fn status(registry: &Registry, name: &str) -> Result<String> {
     let latency = g.latency_ratio.map_or("not gated".into(), |x| {
         format!("{x}× the serving version's")
     });
+    let agreement = g
+        .min_agreement
+        .map_or("not gated".into(), |x| format!("at least {x}"));
     let mut out = status_line(&r);
     let line = |out: &mut String, text: String| writeln!(out, "  {text}").expect("to a string");
     line(
         &mut out,
         format!(
-            "gates: dead-letter share at most +{}, alert share at most +{}, prediction mix at most {} apart, accuracy at most {} below, scoring time {latency}",
+            "gates: dead-letter share at most +{}, alert share at most +{}, prediction mix at most {} apart, accuracy at most {} below, scoring time {latency}, agreement {agreement}",
             g.dead_letter_increase, g.alert_share_increase, g.mix_shift, g.accuracy_drop
         ),
     );

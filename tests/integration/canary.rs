@@ -426,3 +426,59 @@ async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances_and_a_resta
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_disagrees_with_the_serving_one_is_rolled_back_by_the_agreement_gate() {
+    let root = registry();
+    let reg = root.to_str().unwrap();
+    scaled_version(&root);
+    let bootstrap = bootstrap();
+    let rollouts = unique("rollouts");
+    create_topics(bootstrap, &[&rollouts], 1).await;
+    let flags = ["--rollout-topic", rollouts.as_str()];
+    let (config, input, mut member, log) =
+        following(bootstrap, reg, (40_000, 4_000.0), &flags).await;
+    member.wait_scored(4_000.0, Duration::from_secs(60));
+    // Every other gate open: only the agreement gate can decide.
+    let canary = [
+        "models",
+        "canary",
+        "breast-cancer",
+        "2",
+        "--min-records",
+        "1000000",
+        "--min-agreement",
+        "0.9",
+        "--max-alert-share-increase",
+        "1",
+        "--max-mix-shift",
+        "1",
+        "--max-accuracy-drop",
+        "1",
+        "--registry",
+        reg,
+    ];
+    driftwood(&canary);
+    let rolled_back =
+        "driftwood_rollout_decisions_total{decision=\"roll_back\",name=\"breast-cancer\"}";
+    wait_until("the rollback", Duration::from_secs(60), || {
+        member.metric(rolled_back) == Some(1.0)
+    })
+    .await;
+    candidate_stopped(&member).await;
+    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
+    assert!(exited_zero, "logs in {}", log.display());
+    assert_eq!(
+        (c.missing_count, c.duplicates, c.strays),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    let decided = decisions(bootstrap, &rollouts);
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    let reason = decided[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("it agrees with the serving version on "),
+        "{reason}"
+    );
+    println!("{reason}");
+}
