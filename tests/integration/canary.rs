@@ -11,7 +11,7 @@ use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 use driftwood::drift::DriftReport;
 use driftwood::model::rollout::candidate_takes;
 
-use crate::common::conservation::decoded;
+use crate::common::conservation::{Conservation, decoded};
 use driftwood::codec::encode::{RolloutDecisionKind, RolloutRecord};
 
 use crate::common::process::Member;
@@ -136,6 +136,57 @@ async fn candidate_stopped(member: &Member) {
     .await;
 }
 
+/// What a run whose candidate was rolled back left.
+struct RolledBack {
+    reg: String,
+    config: driftwood::config::RunConfig,
+    log: std::path::PathBuf,
+    exited_zero: bool,
+    conservation: Conservation,
+    decided: Vec<RolloutRecord>,
+}
+
+/// Rolls out a forest trained on features three times the stream's scale beside the bundled
+/// one (one instance with `run_flags`, stages that cannot pass in the run, `gates` flags)
+/// until a gate rolls it back; the instance stopped, what came out.
+async fn scaled_candidate_rolled_back(run_flags: &[&str], gates: &[&str]) -> RolledBack {
+    let root = registry();
+    let reg = root.to_str().unwrap().to_owned();
+    scaled_version(&root);
+    let bootstrap = bootstrap();
+    let rollouts = unique("rollouts");
+    create_topics(bootstrap, &[&rollouts], 1).await;
+    let flags = [&["--rollout-topic", rollouts.as_str()], run_flags].concat();
+    let (config, input, mut member, log) =
+        following(bootstrap, &reg, (40_000, 4_000.0), &flags).await;
+    member.wait_scored(4_000.0, Duration::from_secs(60));
+    let canary = [
+        "models",
+        "canary",
+        "breast-cancer",
+        "2",
+        "--min-records",
+        "1000000",
+    ];
+    driftwood(&[&canary[..], gates, &["--registry", &reg]].concat());
+    let rolled_back =
+        "driftwood_rollout_decisions_total{decision=\"roll_back\",name=\"breast-cancer\"}";
+    wait_until("the rollback", Duration::from_secs(60), || {
+        member.metric(rolled_back) == Some(1.0)
+    })
+    .await;
+    candidate_stopped(&member).await;
+    let (exited_zero, conservation) = settle(bootstrap, &config, input, [member]).await;
+    RolledBack {
+        reg,
+        config,
+        log,
+        exited_zero,
+        conservation,
+        decided: decisions(bootstrap, &rollouts),
+    }
+}
+
 /// The rollout decisions published on `topic`, in order.
 fn decisions(bootstrap: &str, topic: &str) -> Vec<RolloutRecord> {
     decoded(bootstrap, topic, &AvroCodec::rollouts())
@@ -254,49 +305,16 @@ async fn a_candidate_as_good_as_the_serving_one_passes_each_stage_and_is_promote
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_window() {
-    let root = registry();
-    let reg = root.to_str().unwrap();
-    scaled_version(&root);
-    let bootstrap = bootstrap();
-    let rollouts = unique("rollouts");
-    create_topics(bootstrap, &[&rollouts], 1).await;
-    let flags = [
-        "--rollout-topic",
-        rollouts.as_str(),
-        "--drift-window-records",
-        "500",
-    ];
-    let (config, input, mut member, log) =
-        following(bootstrap, reg, (40_000, 4_000.0), &flags).await;
-    member.wait_scored(4_000.0, Duration::from_secs(60));
-    // Stages that could not pass in this run: only a failed gate decides.
-    let canary = [
-        "models",
-        "canary",
-        "breast-cancer",
-        "2",
-        "--min-records",
-        "1000000",
-        "--registry",
-        reg,
-    ];
-    driftwood(&canary);
-    let rolled_back =
-        "driftwood_rollout_decisions_total{decision=\"roll_back\",name=\"breast-cancer\"}";
-    wait_until("the rollback", Duration::from_secs(60), || {
-        member.metric(rolled_back) == Some(1.0)
-    })
-    .await;
-    candidate_stopped(&member).await;
-    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
-    assert!(exited_zero, "logs in {}", log.display());
+    let run = scaled_candidate_rolled_back(&["--drift-window-records", "500"], &[]).await;
+    let (reg, bootstrap, c) = (run.reg.as_str(), bootstrap(), &run.conservation);
+    assert!(run.exited_zero, "logs in {}", run.log.display());
     assert_eq!(
         (c.missing_count, c.duplicates, c.strays),
         (0, 0, 0),
         "{c:?}"
     );
 
-    let decided = decisions(bootstrap, &rollouts);
+    let decided = &run.decided;
     assert_eq!(decided.len(), 1, "{decided:?}");
     let d = &decided[0];
     assert_eq!(
@@ -313,10 +331,13 @@ async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_windo
     );
     let status = driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
     assert!(status.contains("2 rolled back at"), "{status}");
-    let pointer = std::fs::read_to_string(root.join("breast-cancer/serving.json")).unwrap();
+    let pointer = std::fs::read_to_string(format!("{reg}/breast-cancer/serving.json")).unwrap();
     assert!(pointer.contains("\"version\": \"1\""), "{pointer}");
-    let predictions: Vec<PredictionRecord> =
-        decoded(bootstrap, &config.output_topic, &AvroCodec::predictions());
+    let predictions: Vec<PredictionRecord> = decoded(
+        bootstrap,
+        &run.config.output_topic,
+        &AvroCodec::predictions(),
+    );
     let by_candidate = predictions
         .iter()
         .filter(|p| p.prediction.model_version == "2")
@@ -429,24 +450,8 @@ async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances_and_a_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_that_disagrees_with_the_serving_one_is_rolled_back_by_the_agreement_gate() {
-    let root = registry();
-    let reg = root.to_str().unwrap();
-    scaled_version(&root);
-    let bootstrap = bootstrap();
-    let rollouts = unique("rollouts");
-    create_topics(bootstrap, &[&rollouts], 1).await;
-    let flags = ["--rollout-topic", rollouts.as_str()];
-    let (config, input, mut member, log) =
-        following(bootstrap, reg, (40_000, 4_000.0), &flags).await;
-    member.wait_scored(4_000.0, Duration::from_secs(60));
     // Every other gate open: only the agreement gate can decide.
-    let canary = [
-        "models",
-        "canary",
-        "breast-cancer",
-        "2",
-        "--min-records",
-        "1000000",
+    let gates = [
         "--min-agreement",
         "0.9",
         "--max-alert-share-increase",
@@ -455,25 +460,16 @@ async fn a_candidate_that_disagrees_with_the_serving_one_is_rolled_back_by_the_a
         "1",
         "--max-accuracy-drop",
         "1",
-        "--registry",
-        reg,
     ];
-    driftwood(&canary);
-    let rolled_back =
-        "driftwood_rollout_decisions_total{decision=\"roll_back\",name=\"breast-cancer\"}";
-    wait_until("the rollback", Duration::from_secs(60), || {
-        member.metric(rolled_back) == Some(1.0)
-    })
-    .await;
-    candidate_stopped(&member).await;
-    let (exited_zero, c) = settle(bootstrap, &config, input, [member]).await;
-    assert!(exited_zero, "logs in {}", log.display());
+    let run = scaled_candidate_rolled_back(&[], &gates).await;
+    let c = &run.conservation;
+    assert!(run.exited_zero, "logs in {}", run.log.display());
     assert_eq!(
         (c.missing_count, c.duplicates, c.strays),
         (0, 0, 0),
         "{c:?}"
     );
-    let decided = decisions(bootstrap, &rollouts);
+    let decided = &run.decided;
     assert_eq!(decided.len(), 1, "{decided:?}");
     let reason = decided[0].reason.as_deref().unwrap_or_default();
     assert!(
