@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
+use driftwood::codec::encode::{RolloutDecisionKind, RolloutRecord};
 use driftwood::drift::DriftReport;
 use driftwood::model::rollout::candidate_takes;
 
 use crate::common::conservation::{Conservation, decoded};
-use driftwood::codec::encode::{RolloutDecisionKind, RolloutRecord};
-
 use crate::common::process::Member;
 use crate::common::registry::{driftwood, following, registry, scaled_version, second_version};
 use crate::common::stream::{fresh_topics, settle, stream};
