@@ -261,6 +261,9 @@ impl Scorer {
     /// published), and where this instance judges it, carries out and publishes the
     /// decision its stage's figures give.
     pub fn follow_rollout(&mut self, sink: &Sink) {
+        if !self.serving.follows_rollouts() {
+            return; // Not following the registry (no `--model-name`): nothing to look at.
+        }
         let assigned: Vec<i32> = sink.progress().lock().assigned().collect();
         for (l, reports) in self.serving.follow_rollout(&assigned) {
             for report in reports {

@@ -219,6 +219,11 @@ impl ServingSet {
         closed
     }
 
+    /// Whether a watch follows the default model's registry entry (and so its rollouts).
+    pub(super) fn follows_rollouts(&self) -> bool {
+        !self.watches.is_empty()
+    }
+
     /// Judges a stage by `judge`, comparing records when its gates ask for it.
     fn judge_stage(&mut self, judge: StageJudge) {
         self.agreement = judge.compares().then(Agreement::default);

@@ -186,6 +186,21 @@ async fn scaled_candidate_rolled_back(run_flags: &[&str], gates: &[&str]) -> Rol
     }
 }
 
+/// Starts rolling version 2 out in `reg` through 10%, 50% and 100%, each stage at least 5 s
+/// and `min_records` of the candidate's records.
+fn staged_canary(reg: &str, min_records: &str) {
+    let stages = [
+        "--stages",
+        "10%,50%,100%",
+        "--min-time",
+        "5s",
+        "--min-records",
+        min_records,
+    ];
+    let canary = ["models", "canary", "breast-cancer", "2"];
+    driftwood(&[&canary[..], &stages, &["--registry", reg]].concat());
+}
+
 /// The rollout decisions published on `topic`, in order.
 fn decisions(bootstrap: &str, topic: &str) -> Vec<RolloutRecord> {
     decoded(bootstrap, topic, &AvroCodec::rollouts())
@@ -209,21 +224,7 @@ async fn a_candidate_as_good_as_the_serving_one_passes_each_stage_and_is_promote
         following(bootstrap, reg, (120_000, 4_000.0), &flags).await;
     member.wait_scored(8_000.0, Duration::from_secs(60));
     let started_at = now_ms();
-    let canary = [
-        "models",
-        "canary",
-        "breast-cancer",
-        "2",
-        "--stages",
-        "10%,50%,100%",
-        "--min-time",
-        "5s",
-        "--min-records",
-        "1500",
-        "--registry",
-        reg,
-    ];
-    driftwood(&canary);
+    staged_canary(reg, "1500");
     let promoted = "driftwood_rollout_decisions_total{decision=\"promote\",name=\"breast-cancer\"}";
     wait_until("the promotion", Duration::from_secs(90), || {
         member.metric(promoted) == Some(1.0)
@@ -377,21 +378,7 @@ async fn a_rollout_goes_on_across_a_kill_9_of_one_of_three_instances_and_a_resta
         member.wait_scored(1_000.0, Duration::from_secs(60));
     }
     let started_at = now_ms();
-    let canary = [
-        "models",
-        "canary",
-        "breast-cancer",
-        "2",
-        "--stages",
-        "10%,50%,100%",
-        "--min-time",
-        "5s",
-        "--min-records",
-        "1000",
-        "--registry",
-        reg,
-    ];
-    driftwood(&canary);
+    staged_canary(reg, "1000");
     let status = || driftwood(&["models", "status", "breast-cancer", "--registry", reg]);
     wait_until("the first stage to pass", Duration::from_secs(60), || {
         status().contains("stage 2 of 3")
