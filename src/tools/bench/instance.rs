@@ -146,6 +146,11 @@ impl Instance {
         super::proc::cpu_time(self.child.id()).unwrap_or_default()
     }
 
+    /// CPU time of the process's threads so far, by role.
+    pub fn thread_cpu(&self) -> super::proc::ThreadCpu {
+        super::proc::thread_cpu(self.child.id())
+    }
+
     /// Input partitions the instance holds (`driftwood_assigned_partitions`).
     pub fn assigned(&self) -> Option<u64> {
         let (_, text) = self.get("/metrics")?;

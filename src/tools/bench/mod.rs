@@ -61,8 +61,9 @@ pub struct BenchReport {
     pub following_pointer: Option<Throughput>,
     /// `following_pointer / pipeline` records per second.
     pub following_pointer_to_pipeline: Option<f64>,
-    /// The same input written by stock clients (small batches, no compression): pass-through
-    /// and pipeline runs in the order pass, pipeline, pipeline, pass.
+    /// The same input written by stock clients (small batches, no compression): pass-through,
+    /// pipeline and pipeline without drift runs in the order pass, pipeline, without drift,
+    /// without drift, pipeline, pass.
     pub stock_input: StockRuns,
     /// 1, 2, 3… instances in one group on `scaling_partitions` partitions.
     pub scaling: Vec<Scaled>,
@@ -89,8 +90,21 @@ pub struct StockRuns {
     pub pass_through: Vec<Throughput>,
     /// The pipeline runs, in the order they ran.
     pub pipeline: Vec<Throughput>,
+    /// The pipeline runs with `--no-drift`, in the order they ran: what drift windows cost
+    /// on this input.
+    pub pipeline_without_drift: Vec<Throughput>,
     /// Median pipeline over median pass-through records per second.
     pub pipeline_to_ceiling: f64,
+    /// Median pipeline without drift over median pass-through records per second.
+    pub without_drift_to_ceiling: f64,
+}
+
+/// What a run on stock-client input runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StockRun {
+    PassThrough,
+    Pipeline,
+    WithoutDrift,
 }
 
 /// Runs the benchmark, prints a table and writes JSON.
@@ -313,8 +327,9 @@ fn throughput_run(
     )
 }
 
-/// The same number of records written by stock clients, through pass-through and the
-/// pipeline twice each, in the order pass, pipeline, pipeline, pass.
+/// The same number of records written by stock clients, through pass-through, the pipeline
+/// and the pipeline without drift twice each, in the order pass, pipeline, without drift,
+/// without drift, pipeline, pass.
 fn stock_runs(
     config: &BenchConfig,
     brokers: &str,
@@ -331,8 +346,17 @@ fn stock_runs(
         config.records, input.producers, input.rate
     );
     let produced = input::write_stock(brokers, &topic, config.records, input)?;
-    let (mut pass_through, mut pipeline) = (Vec::new(), Vec::new());
-    for (k, pass) in [true, false, false, true].into_iter().enumerate() {
+    let (mut pass_through, mut pipeline, mut without_drift) = (Vec::new(), Vec::new(), Vec::new());
+    use StockRun::{PassThrough, Pipeline, WithoutDrift};
+    let order = [
+        PassThrough,
+        Pipeline,
+        WithoutDrift,
+        WithoutDrift,
+        Pipeline,
+        PassThrough,
+    ];
+    for (k, kind) in order.into_iter().enumerate() {
         let topics = RunTopics {
             input: topic.clone(),
             output: name(&format!("stock-out-{k}")),
@@ -341,16 +365,17 @@ fn stock_runs(
             group: name(&format!("g-stock-{k}")),
         };
         create_topics(brokers, &[&topics.output], config.partitions)?;
-        let what = if pass { "pass-through" } else { "pipeline" };
+        let (what, flags, runs): (_, &[&str], _) = match kind {
+            PassThrough => ("pass-through", &["--pass-through"], &mut pass_through),
+            Pipeline => ("pipeline", &[], &mut pipeline),
+            WithoutDrift => (
+                "pipeline without drift",
+                &["--no-drift"],
+                &mut without_drift,
+            ),
+        };
         eprintln!("stock-client input, {what}…");
-        let flags: &[&str] = if pass { &["--pass-through"] } else { &[] };
-        let run = throughput_run(config, brokers, &topics, flags)?;
-        if pass {
-            &mut pass_through
-        } else {
-            &mut pipeline
-        }
-        .push(run);
+        runs.push(throughput_run(config, brokers, &topics, flags)?);
     }
     let rates =
         |runs: &[Throughput]| -> Vec<f64> { runs.iter().map(|t| t.records_per_second).collect() };
@@ -359,8 +384,10 @@ fn stock_runs(
         offered_rate: input.rate,
         produce_records_per_second: produced,
         pipeline_to_ceiling: median(rates(&pipeline)) / median(rates(&pass_through)),
+        without_drift_to_ceiling: median(rates(&without_drift)) / median(rates(&pass_through)),
         pass_through,
         pipeline,
+        pipeline_without_drift: without_drift,
     })
 }
 

@@ -6,10 +6,81 @@ use std::time::Duration;
 /// User plus system CPU time process `pid` has used so far (`/proc/<pid>/stat`).
 pub(super) fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ticks = cpu_ticks(&stat)?;
+    Some(ticks_to_time(cpu_ticks(&stat)?))
+}
+
+fn ticks_to_time(ticks: u64) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Some(Duration::from_secs_f64(ticks as f64 / per_second))
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
+/// CPU time of a `driftwood run` process's threads so far, by what they do (their names).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct ThreadCpu {
+    /// The consumer loop (`driftwood-pipeline`): poll, decode, score, encode, send.
+    pub loop_thread: Duration,
+    /// The drift windows' threads (`driftwood-drift`), one a model.
+    pub drift: Duration,
+    /// librdkafka's own threads (`rdk:…`): fetching, parsing, compressing, sending.
+    pub librdkafka: Duration,
+    /// Everything else (the HTTP sidecar's runtime, start-up).
+    pub other: Duration,
+}
+
+impl ThreadCpu {
+    /// `self` plus `other`, role by role.
+    pub fn add(self, other: ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            loop_thread: self.loop_thread + other.loop_thread,
+            drift: self.drift + other.drift,
+            librdkafka: self.librdkafka + other.librdkafka,
+            other: self.other + other.other,
+        }
+    }
+
+    /// What was used after `earlier`, role by role (a thread that ended meanwhile takes its
+    /// time with it, so a role never goes below zero).
+    pub fn since(self, earlier: ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            loop_thread: self.loop_thread.saturating_sub(earlier.loop_thread),
+            drift: self.drift.saturating_sub(earlier.drift),
+            librdkafka: self.librdkafka.saturating_sub(earlier.librdkafka),
+            other: self.other.saturating_sub(earlier.other),
+        }
+    }
+
+    fn count(&mut self, name: &str, time: Duration) {
+        // Linux keeps 15 bytes of a thread's name: `driftwood-pipel`, `driftwood-drift`.
+        let role = if name.starts_with("driftwood-pipel") {
+            &mut self.loop_thread
+        } else if name.starts_with("driftwood-drift") {
+            &mut self.drift
+        } else if name.starts_with("rdk:") {
+            &mut self.librdkafka
+        } else {
+            &mut self.other
+        };
+        *role += time;
+    }
+}
+
+/// CPU time of process `pid`'s threads by role (`/proc/<pid>/task/*/{comm,stat}`); zero
+/// when the process is gone.
+pub(super) fn thread_cpu(pid: u32) -> ThreadCpu {
+    let mut by_role = ThreadCpu::default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_role;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        if let Some(ticks) = cpu_ticks(&stat) {
+            by_role.count(name.trim_end(), ticks_to_time(ticks));
+        }
+    }
+    by_role
 }
 
 /// VmHWM: the process's peak resident memory, bytes.
@@ -98,6 +169,41 @@ mod tests {
         assert_eq!(cpu_ticks("garbage"), None);
         // This very process, read for real.
         assert!(cpu_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn threads_are_counted_by_their_names() {
+        let mut cpu = ThreadCpu::default();
+        let ms = Duration::from_millis;
+        for (name, t) in [
+            ("driftwood-pipel", 5),
+            ("driftwood-drift", 3),
+            ("driftwood-drift", 1),
+            ("rdk:broker1", 2),
+            ("rdk:main", 1),
+            ("tokio-rt-worker", 7),
+        ] {
+            cpu.count(name, ms(t));
+        }
+        let expected = ThreadCpu {
+            loop_thread: ms(5),
+            drift: ms(4),
+            librdkafka: ms(3),
+            other: ms(7),
+        };
+        assert_eq!(cpu, expected);
+        assert_eq!(cpu.add(cpu).since(cpu), cpu);
+        // This very process, read for real: busy until a clock tick is counted.
+        let total = |t: ThreadCpu| t.loop_thread + t.drift + t.librdkafka + t.other;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while total(thread_cpu(std::process::id())) == Duration::ZERO {
+            assert!(std::time::Instant::now() < deadline, "no CPU time read");
+        }
+        assert_eq!(
+            thread_cpu(u32::MAX),
+            ThreadCpu::default(),
+            "no such process"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub(super) fn print(r: &BenchReport) {
         r.records, r.partitions, r.machine
     );
     println!(
-        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9}",
-        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker", "loop idle"
+        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9}   µs/record by thread: loop + drift + librdkafka + other",
+        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker", "loop idle",
     );
     println!(
         "{:<28} {:>12.0}",
@@ -87,8 +87,9 @@ pub(super) fn print(r: &BenchReport) {
 
 /// One throughput row.
 fn print_run(name: &str, t: &Throughput) {
+    let th = &t.threads;
     println!(
-        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9}",
+        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9}   {:.2} + {:.2} + {:.2} + {:.2}",
         t.records_per_second,
         t.cpu_us_per_record,
         mb(t.peak_rss_bytes),
@@ -96,6 +97,10 @@ fn print_run(name: &str, t: &Throughput) {
         t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
         t.loop_waiting
             .map_or("-".into(), |w| format!("{:.0}%", w * 100.0)),
+        th.loop_thread,
+        th.drift,
+        th.librdkafka,
+        th.other,
     );
 }
 
@@ -107,11 +112,16 @@ fn print_stock(r: &BenchReport) {
         "stock-client input ({} producers with librdkafka's defaults at {:.0} records/s: {:.0} achieved)",
         s.producers, s.offered_rate, s.produce_records_per_second
     );
-    let (pass, pipe) = (&s.pass_through, &s.pipeline);
-    let order = [(pass.first(), "pass-through"), (pipe.first(), "pipeline")]
-        .into_iter()
-        .chain([(pipe.get(1), "pipeline"), (pass.get(1), "pass-through")]);
-    for (k, (run, name)) in order.enumerate() {
+    let (pass, pipe, bare) = (&s.pass_through, &s.pipeline, &s.pipeline_without_drift);
+    let order = [
+        (pass.first(), "pass-through"),
+        (pipe.first(), "pipeline"),
+        (bare.first(), "pipeline, no drift"),
+        (bare.get(1), "pipeline, no drift"),
+        (pipe.get(1), "pipeline"),
+        (pass.get(1), "pass-through"),
+    ];
+    for (k, (run, name)) in order.into_iter().enumerate() {
         if let Some(t) = run {
             print_run(&format!("{}. {name}", k + 1), t);
         }
@@ -119,6 +129,10 @@ fn print_stock(r: &BenchReport) {
     println!(
         "{:<28} {:>12.2}",
         "pipeline / ceiling (medians)", s.pipeline_to_ceiling
+    );
+    println!(
+        "{:<28} {:>12.2}",
+        "no drift / ceiling (medians)", s.without_drift_to_ceiling
     );
 }
 

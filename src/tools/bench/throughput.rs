@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::instance::{Counters, Instance};
-use super::proc;
+use super::proc::{self, ThreadCpu};
 use crate::error::{Error, Result};
 
 /// One throughput measurement.
@@ -25,6 +25,8 @@ pub struct Throughput {
     /// Of that, what the scoring threads spent on drift windows (their own CPU clock, read
     /// around their work), µs per record.
     pub drift_own_cpu_us_per_record: f64,
+    /// The CPU time per record by thread (µs): where the cost above is spent.
+    pub threads: ThreadShares,
     /// Peak resident memory of the largest `driftwood run` process, bytes.
     pub peak_rss_bytes: u64,
     /// Cores the `driftwood run` processes used on average (CPU time over wall time).
@@ -35,6 +37,19 @@ pub struct Throughput {
     /// working (`driftwood_loop_seconds_total`), over the instances; none from a build
     /// without that metric.
     pub loop_waiting: Option<f64>,
+}
+
+/// CPU time per record (µs) of the `driftwood run` processes' threads, by what they do.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ThreadShares {
+    /// The consumer loop: poll, decode, score, encode, send, serve acknowledgements.
+    pub loop_thread: f64,
+    /// The drift windows' threads: counting records, closing windows.
+    pub drift: f64,
+    /// librdkafka's threads: fetching and parsing input, compressing and sending output.
+    pub librdkafka: f64,
+    /// The rest (HTTP sidecar, start-up work).
+    pub other: f64,
 }
 
 /// Where a measurement starts.
@@ -51,6 +66,7 @@ struct Sample {
     at: Instant,
     done: u64,
     cpu: Duration,
+    threads: ThreadCpu,
     drift: Duration,
     /// Seconds of the loops' time spent waiting, and in all.
     looped: (f64, f64),
@@ -65,6 +81,8 @@ fn sample(instances: &[Instance], broker: Option<u32>) -> Sample {
         at: Instant::now(),
         done: counters.iter().map(|c| c.processed).sum(),
         cpu: instances.iter().map(Instance::cpu_time).sum(),
+        threads: (instances.iter().map(Instance::thread_cpu))
+            .fold(ThreadCpu::default(), ThreadCpu::add),
         drift: counters.iter().map(|c| c.drift_cpu).sum(),
         looped: (
             counters.iter().map(|c| c.loop_waiting).sum(),
@@ -123,6 +141,15 @@ fn figures(first: &Sample, last: &Sample, total: u64, instances: &[Instance]) ->
         records_per_second: records / seconds,
         cpu_us_per_record: per_record(cpu),
         drift_own_cpu_us_per_record: per_record(last.drift.saturating_sub(first.drift)),
+        threads: {
+            let t = last.threads.since(first.threads);
+            ThreadShares {
+                loop_thread: per_record(t.loop_thread),
+                drift: per_record(t.drift),
+                librdkafka: per_record(t.librdkafka),
+                other: per_record(t.other),
+            }
+        },
         peak_rss_bytes: instances.iter().map(Instance::peak_rss).max().unwrap_or(0),
         driftwood_cores: cpu.as_secs_f64() / seconds,
         broker_cores: broker.map(|b| b.as_secs_f64() / seconds),
