@@ -68,6 +68,10 @@ pub struct BenchConfig {
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
+    /// Keep the topics the bench wrote (named `bench-<tag>-…`; several gigabytes at the
+    /// defaults) instead of deleting them when it ends.
+    #[arg(long)]
+    pub keep_topics: bool,
 }
 
 /// Parts of the benchmark.

@@ -1,4 +1,5 @@
-//! Topic creation for brokers that do not auto-create (`--create-topics`).
+//! Topic creation for brokers that do not auto-create (`--create-topics`), and removal of
+//! the topics a tool wrote (the bench's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -89,6 +90,44 @@ pub async fn create_missing(
         }
     }
     Ok(())
+}
+
+/// Deletes every topic whose name starts with `prefix`; how many were deleted. A topic that
+/// is already gone counts as deleted.
+pub async fn delete_with_prefix(client: &ClientConfig, prefix: &str) -> Result<usize> {
+    let admin: AdminClient<DefaultClientContext> = client
+        .create()
+        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| Error::kafka("listing topics", e))?;
+    let names: Vec<&str> = (metadata.topics().iter())
+        .map(|t| t.name())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_topics(&names, &options)
+        .await
+        .map_err(|e| Error::kafka("deleting topics", e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => {
+                return Err(Error::kafka(
+                    format!("deleting topic {topic}"),
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(names.len())
 }
 
 /// Whether creating topics failed for a reason that retrying cannot change.

@@ -8,6 +8,7 @@
 mod common;
 
 mod backpressure;
+mod bench;
 mod canary;
 mod cluster;
 mod compatibility;

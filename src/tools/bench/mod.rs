@@ -107,11 +107,45 @@ enum StockRun {
     WithoutDrift,
 }
 
-/// Runs the benchmark, prints a table and writes JSON.
+/// Runs the benchmark, prints a table and writes JSON. The topics it wrote (several
+/// gigabytes at the defaults) are deleted when it ends, unless `--keep-topics`.
 pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let brokers = bootstrap_servers(config.bootstrap_servers.as_deref());
-    let tag = format!("{:08x}", rand::random::<u32>());
-    let name = |what: &str| format!("bench-{tag}-{what}");
+    let prefix = format!("bench-{:08x}-", rand::random::<u32>());
+    let measured = measure_all(config, &brokers, &prefix);
+    if config.keep_topics {
+        eprintln!("kept the topics {prefix}*");
+    } else {
+        remove_topics(&brokers, &prefix);
+    }
+    let report = measured?;
+    table::print(&report);
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
+    eprintln!("wrote {}", config.json.display());
+    Ok(report)
+}
+
+/// Deletes the topics named with `prefix`, saying how it went (a failure leaves them for
+/// the broker's retention and says so; it does not fail the run).
+fn remove_topics(brokers: &str, prefix: &str) {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let deleted = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::start("a tokio runtime"))
+        .and_then(|rt| rt.block_on(crate::kafka::admin::delete_with_prefix(&client, prefix)));
+    match deleted {
+        Ok(n) => eprintln!("deleted the {n} topics the bench wrote ({prefix}*)"),
+        Err(e) => eprintln!("could not delete the bench's topics {prefix}*: {e}"),
+    }
+}
+
+/// Every measurement, on topics named with `prefix`.
+fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<BenchReport> {
+    let brokers = brokers.to_owned();
+    let name = |what: &str| format!("{prefix}{what}");
     let topics = |output: &str, group: &str| RunTopics {
         input: name("in"),
         output: name(output),
@@ -173,10 +207,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         latency,
         machine: machine(),
     };
-    table::print(&report);
-    let json = serde_json::to_string_pretty(&report).expect("report serializes");
-    std::fs::write(&config.json, json + "\n").map_err(|e| Error::io(&config.json, e))?;
-    eprintln!("wrote {}", config.json.display());
     Ok(report)
 }
 

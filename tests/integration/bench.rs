@@ -1,0 +1,122 @@
+//! `driftwood bench` end to end on Apache Kafka, small enough to take half a minute: the
+//! throughput runs report their records per second and CPU split by thread, and the topics
+//! the bench wrote are deleted when it ends.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::Value;
+
+use crate::common::bootstrap;
+
+/// Topic names on the broker now.
+fn topic_names(bootstrap: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
+    let bootstrap = bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
+        .args(["bench", "--bootstrap-servers", bootstrap])
+        .args([
+            "--records",
+            "100000",
+            "--partitions",
+            "1",
+            "--drift-pairs",
+            "1",
+        ])
+        .args(["--latency-rates", "0", "--scaling-instances", "0"])
+        .args(["--stock-rate", "200000", "--log", "warn"])
+        .arg("--registry")
+        .arg(dir.path().join("no-registry"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("driftwood bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stderr}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let stock = &report["stock_input"];
+    let runs = [
+        ("pipeline", &report["pipeline"]),
+        ("pass-through", &report["pass_through"]),
+        ("stock pipeline", &stock["pipeline"][1]),
+        ("stock pass-through", &stock["pass_through"][1]),
+        ("stock without drift", &stock["pipeline_without_drift"][1]),
+    ];
+    // CPU time is read in clock ticks (10 ms) per thread and for the process, each rounded on
+    // its own: the split is checked for accounting for most of the whole.
+    for (name, run) in runs {
+        let figure = |path: &[&str]| {
+            let value = path.iter().fold(run, |v, key| &v[key]);
+            value
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: no {path:?} in {run}"))
+        };
+        assert!(figure(&["records_per_second"]) > 0.0, "{name}: {run}");
+        assert!(figure(&["threads", "loop_thread"]) > 0.0, "{name}: {run}");
+        assert!(figure(&["threads", "librdkafka"]) > 0.0, "{name}: {run}");
+        let threads: f64 = ["loop_thread", "drift", "librdkafka", "other"]
+            .iter()
+            .map(|t| figure(&["threads", t]))
+            .sum();
+        let total = figure(&["cpu_us_per_record"]);
+        assert!(
+            (threads - total).abs() <= 0.25 * total,
+            "{name}: threads {threads} against {total} µs a record"
+        );
+    }
+    for run in [&report["pipeline"], &stock["pipeline"][0]] {
+        assert!(run["threads"]["drift"].as_f64() > Some(0.0), "{run}");
+    }
+    assert_eq!(
+        stock["pipeline_without_drift"][0]["threads"]["drift"].as_f64(),
+        Some(0.0),
+        "no drift thread with --no-drift"
+    );
+    assert_eq!(
+        report["pass_through"]["threads"]["drift"].as_f64(),
+        Some(0.0),
+        "no drift thread in pass-through"
+    );
+
+    let said = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("deleted the "))
+        .unwrap_or_else(|| panic!("the bench says what it deleted:\n{stderr}"));
+    let (count, rest) = said.split_once(' ').unwrap();
+    let prefix = rest
+        .split_once('(')
+        .and_then(|(_, p)| p.strip_suffix("*)"))
+        .unwrap();
+    assert!(count.parse::<usize>().unwrap() >= 10, "{said}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let left = loop {
+        let left: Vec<String> = (topic_names(bootstrap).into_iter())
+            .filter(|t| t.starts_with(prefix))
+            .collect();
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(left.is_empty(), "topics left behind: {left:?}");
+}
