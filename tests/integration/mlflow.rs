@@ -12,7 +12,7 @@ use std::time::Duration;
 use driftwood::codec::encode::{AvroCodec, PredictionRecord};
 
 use crate::common::conservation::decoded;
-use crate::common::registry::{driftwood, following};
+use crate::common::registry::{driftwood, following, train_twenty_trees};
 use crate::common::stream::settle;
 use crate::common::*;
 
@@ -66,17 +66,7 @@ async fn moving_an_mlflow_alias_starts_a_canary_that_the_running_instance_serves
     driftwood(&["export", "--output", &path("v1.onnx")]);
     let scratch = path("scratch");
     let holdout = path("reference.csv");
-    driftwood(&[
-        "train",
-        "--dataset",
-        "breast-cancer",
-        "--trees",
-        "20",
-        "--registry",
-        &scratch,
-        "--holdout-csv",
-        &holdout,
-    ]);
+    train_twenty_trees(&scratch, &["--holdout-csv", &holdout]);
     let second = format!("{scratch}/breast-cancer/1");
     driftwood(&["export", "--model", &second, "--output", &path("v2.onnx")]);
 

@@ -129,13 +129,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
 /// Deletes the topics named with `prefix`, saying how it went (a failure leaves them for
 /// the broker's retention and says so; it does not fail the run).
 fn remove_topics(brokers: &str, prefix: &str) {
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", brokers);
-    let deleted = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::start("a tokio runtime"))
-        .and_then(|rt| rt.block_on(crate::kafka::admin::delete_with_prefix(&client, prefix)));
+    let client = admin_client(brokers);
+    let deleted = block_on(crate::kafka::admin::delete_with_prefix(&client, prefix))
+        .and_then(|deleted| deleted);
     match deleted {
         Ok(n) => eprintln!("deleted the {n} topics the bench wrote ({prefix}*)"),
         Err(e) => eprintln!("could not delete the bench's topics {prefix}*: {e}"),
@@ -144,7 +140,6 @@ fn remove_topics(brokers: &str, prefix: &str) {
 
 /// Every measurement, on topics named with `prefix`.
 fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<BenchReport> {
-    let brokers = brokers.to_owned();
     let name = |what: &str| format!("{prefix}{what}");
     let topics = |output: &str, group: &str| RunTopics {
         input: name("in"),
@@ -158,7 +153,7 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
     let per_batch = topics("out-eos-batch", "g-eos-batch");
     let follow = topics("out-follow", "g-follow");
     create_topics(
-        &brokers,
+        brokers,
         &[
             &pass.input,
             &pass.output,
@@ -174,18 +169,18 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
 
     // Latency first: the throughput runs write about a gigabyte, and the broker and the page
     // cache are still busy with it for a while (a p99 measured right after was 4 ms worse).
-    let latency = latency_runs(config, &brokers, &name, &pass)?;
+    let latency = latency_runs(config, brokers, &name, &pass)?;
     eprintln!("producing {} records…", config.records);
-    let produced = produce(&ProduceConfig::new(&brokers, &pass.input, config.records))?;
+    let produced = produce(&ProduceConfig::new(brokers, &pass.input, config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
     let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
-        throughput_runs(config, &brokers, [&pass, &full, &exact, &per_batch])?;
-    let drift = drift_cost::measure(config, &brokers, &name, &full)?;
-    let following_pointer = following_pointer_run(config, &brokers, &follow)?;
+        throughput_runs(config, brokers, [&pass, &full, &exact, &per_batch])?;
+    let drift = drift_cost::measure(config, brokers, &name, &full)?;
+    let following_pointer = following_pointer_run(config, brokers, &follow)?;
     let following_pointer_to_pipeline =
         (following_pointer.as_ref()).map(|f| f.records_per_second / pipeline.records_per_second);
-    let stock_input = stock_runs(config, &brokers, &name)?;
-    let scaling = scaling(config, &brokers, &name)?;
+    let stock_input = stock_runs(config, brokers, &name)?;
+    let scaling = scaling(config, brokers, &name)?;
 
     let report = BenchReport {
         records: config.records,
@@ -461,16 +456,27 @@ fn scaling(
 }
 
 fn create_topics(brokers: &str, topics: &[&String], partitions: i32) -> Result<()> {
+    let client = admin_client(brokers);
+    let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
+    block_on(crate::kafka::admin::create_missing(
+        &client, &topics, partitions, 1,
+    ))?
+}
+
+/// The admin client's settings for `brokers`.
+fn admin_client(brokers: &str) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", brokers);
-    let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
-    tokio::runtime::Builder::new_current_thread()
+    client
+}
+
+/// Runs an admin call to completion on a runtime of its own (the bench is synchronous).
+fn block_on<F: std::future::Future>(call: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Error::start("a tokio runtime"))?
-        .block_on(crate::kafka::admin::create_missing(
-            &client, &topics, partitions, 1,
-        ))
+        .map_err(Error::start("a tokio runtime"))?;
+    Ok(runtime.block_on(call))
 }
 
 fn machine() -> String {

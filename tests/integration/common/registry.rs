@@ -48,7 +48,13 @@ pub fn registry() -> PathBuf {
 /// Trains version 2 of `breast-cancer` into `reg`: a 20-tree forest of the same features,
 /// so its votes differ from version 1's; `driftwood train`'s output.
 pub fn second_version(reg: &str) -> String {
-    driftwood(&[
+    train_twenty_trees(reg, &[])
+}
+
+/// Trains a 20-tree forest of the bundled data into `reg` as the next version of
+/// `breast-cancer`, with `extra` flags of `driftwood train`; its output.
+pub fn train_twenty_trees(reg: &str, extra: &[&str]) -> String {
+    let mut args = vec![
         "train",
         "--dataset",
         "breast-cancer",
@@ -56,7 +62,9 @@ pub fn second_version(reg: &str) -> String {
         "20",
         "--registry",
         reg,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    driftwood(&args)
 }
 
 /// Trains version 2 of `breast-cancer` into the registry at `root` on data three times the
