@@ -310,17 +310,31 @@ fn class_mix(window: &[f64], reference: &[f64], weight: f64) -> Option<Raw> {
 fn test_results(results: &[(Raw, f64, Flag)], keep: impl Fn(Owner) -> bool) -> Vec<TestResult> {
     (results.iter())
         .filter(|(r, _, _)| keep(r.owner))
-        .filter_map(|(r, adjusted, flag)| {
-            Some(TestResult {
-                test: r.test?,
-                statistic: r.statistic,
-                p_value: r.p_value,
-                adjusted_p: *adjusted,
-                effect: r.effect,
-                flag: *flag,
-            })
-        })
+        .filter_map(test_result)
         .collect()
+}
+
+/// `features` features' tests, in one pass over the results (not one a feature).
+fn feature_results(results: &[(Raw, f64, Flag)], features: usize) -> Vec<Vec<TestResult>> {
+    let mut tests = vec![Vec::new(); features];
+    for result in results {
+        if let (Owner::Feature(f), Some(test)) = (result.0.owner, test_result(result)) {
+            tests[f].push(test);
+        }
+    }
+    tests
+}
+
+/// A test's result, if it is one of a distribution's.
+fn test_result((r, adjusted, flag): &(Raw, f64, Flag)) -> Option<TestResult> {
+    Some(TestResult {
+        test: r.test?,
+        statistic: r.statistic,
+        p_value: r.p_value,
+        adjusted_p: *adjusted,
+        effect: r.effect,
+        flag: *flag,
+    })
 }
 
 /// Every feature's tests, effects, divergences and detectable shift.
@@ -331,10 +345,11 @@ fn features(
     tested: bool,
 ) -> Vec<FeatureDrift> {
     let (reference, plan) = (inputs.reference, inputs.plan);
+    let each = feature_results(results, reference.features.len());
     (inputs.metadata.features.iter().zip(&reference.features))
+        .zip(each)
         .enumerate()
-        .map(|(f, (name, m))| {
-            let tests = test_results(results, |o| o == Owner::Feature(f));
+        .map(|(f, ((name, m), tests))| {
             let present: i64 = c.features[f].iter().sum();
             let (mean_shift, sd_ratio) = raw_effects(m, c, f, present);
             FeatureDrift {
