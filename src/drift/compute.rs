@@ -500,12 +500,15 @@ fn recall(metadata: &ModelMetadata, c: &WindowCounts) -> Vec<ClassRecall> {
 /// reference's score standard deviations, and the window's values (for the sequential
 /// alarm); `None` when either is empty or the reference's scores do not vary.
 pub fn score_shift(window: &[i64], m: &Marginal, prepared: &Prepared) -> Option<(f64, f64)> {
-    let window = as_f64(window);
-    let n: f64 = window.iter().sum();
+    // The mean alone, as `score_moments` adds it up (the counts are exact as f64).
+    let n = window.iter().sum::<i64>() as f64;
     if n == 0.0 || m.present() == 0 {
         return None;
     }
-    let (mean_w, _) = score_moments(&window, &m.scores);
+    let sum: f64 = (window.iter().zip(&m.scores))
+        .map(|(&c, s)| c as f64 * s)
+        .sum();
+    let mean_w = sum / n;
     let (mean_r, var_r) = prepared.moments;
     (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
 }
