@@ -496,23 +496,6 @@ fn recall(metadata: &ModelMetadata, c: &WindowCounts) -> Vec<ClassRecall> {
         .collect()
 }
 
-/// The mean score of a distribution's window counts minus the reference's, in the
-/// reference's score standard deviations, and the window's values (for the sequential
-/// alarm); `None` when either is empty or the reference's scores do not vary.
-pub fn score_shift(window: &[i64], m: &Marginal, prepared: &Prepared) -> Option<(f64, f64)> {
-    // The mean alone, as `score_moments` adds it up (the counts are exact as f64).
-    let n = window.iter().sum::<i64>() as f64;
-    if n == 0.0 || m.present() == 0 {
-        return None;
-    }
-    let sum: f64 = (window.iter().zip(&m.scores))
-        .map(|(&c, s)| c as f64 * s)
-        .sum();
-    let mean_w = sum / n;
-    let (mean_r, var_r) = prepared.moments;
-    (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
-}
-
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng};

@@ -4,12 +4,13 @@
 //! serves on this instance; a restart or a new version starts from zero (which only delays
 //! an alarm, never raises a false one).
 
-use super::compute::score_shift;
 use super::plan::{MIN_TESTED_RECORDS, Plan};
+use super::prepared::Prepared;
 use super::report::SequentialAlarm;
 use super::window::WindowCounts;
 use crate::model::drift_reference::DriftReference;
 use crate::stats::cusum::{Cusum, Side};
+use crate::stats::profile::Marginal;
 
 /// The CUSUMs: one per feature, then a regressor's value's.
 #[derive(Debug, Clone)]
@@ -92,4 +93,21 @@ impl Sequential {
         }
         outcome
     }
+}
+
+/// The mean score of a distribution's window counts minus the reference's, in the
+/// reference's score standard deviations, and the window's values (for the sequential
+/// alarm); `None` when either is empty or the reference's scores do not vary.
+fn score_shift(window: &[i64], m: &Marginal, prepared: &Prepared) -> Option<(f64, f64)> {
+    // The mean alone, as `score_moments` adds it up (the counts are exact as f64).
+    let n = window.iter().sum::<i64>() as f64;
+    if n == 0.0 || m.present() == 0 {
+        return None;
+    }
+    let sum: f64 = (window.iter().zip(&m.scores))
+        .map(|(&c, s)| c as f64 * s)
+        .sum();
+    let mean_w = sum / n;
+    let (mean_r, var_r) = prepared.moments;
+    (var_r > 0.0).then(|| ((mean_w - mean_r) / var_r.sqrt(), n))
 }
