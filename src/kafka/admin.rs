@@ -63,16 +63,12 @@ pub async fn create_missing(
     partitions: i32,
     replication: i32,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client
-        .create()
-        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let admin = admin_client(client)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
         .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
+    let options = waiting(Duration::from_secs(10));
     let results = admin
         .create_topics(&new, &options)
         .await
@@ -92,12 +88,22 @@ pub async fn create_missing(
     Ok(())
 }
 
+/// An admin client of `client`'s settings.
+fn admin_client(client: &ClientConfig) -> Result<AdminClient<DefaultClientContext>> {
+    (client.create()).map_err(|e| Error::kafka("creating the admin client", e))
+}
+
+/// Options that wait up to `timeout` for the request and for the operation.
+fn waiting(timeout: Duration) -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout))
+}
+
 /// Deletes every topic whose name starts with `prefix`; how many were deleted. A topic that
 /// is already gone counts as deleted.
 pub async fn delete_with_prefix(client: &ClientConfig, prefix: &str) -> Result<usize> {
-    let admin: AdminClient<DefaultClientContext> = client
-        .create()
-        .map_err(|e| Error::kafka("creating the admin client", e))?;
+    let admin = admin_client(client)?;
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))
@@ -109,9 +115,7 @@ pub async fn delete_with_prefix(client: &ClientConfig, prefix: &str) -> Result<u
     if names.is_empty() {
         return Ok(0);
     }
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(30)))
-        .request_timeout(Some(Duration::from_secs(30)));
+    let options = waiting(Duration::from_secs(30));
     let results = admin
         .delete_topics(&names, &options)
         .await
