@@ -1,90 +1,133 @@
 //! The sums of a window's normal scores and of their products in pairs, over its complete
 //! records: the p(p + 1)/2 products a record adds are the larger part of its update. They
-//! are added [`BLOCK`] records at a time, so that each running sum is read and written once a
-//! block instead of once a record (the four products of a pair are summed in registers
-//! first), in AVX2 instructions where the processor has them.
+//! are added [`BLOCK`] records at a time into a square of running sums whose rows are padded
+//! to whole [`LANES`], so that every row of the upper triangle is a run of whole vectors
+//! (the few pairs below the diagonal this adds are left out when the window takes the
+//! sums); each running sum is then read and written once a block, in AVX2 fused
+//! multiply-adds where the processor has them.
 
 use crate::stats::profile::packed;
 
 /// Records whose products are added together.
-const BLOCK: usize = 4;
+const BLOCK: usize = 8;
+/// Sums a vector instruction holds (four `f64` in AVX2).
+const LANES: usize = 4;
 
-/// Complete records' scores waiting for their products.
+/// Complete records' scores waiting for their products, and the products' running sums.
 #[derive(Debug, Clone)]
 pub struct Products {
     p: usize,
+    /// `p` rounded up to whole [`LANES`]: a row's length, in `rows` and `sums`.
+    stride: usize,
     /// [`BLOCK`] rows of scores; the first `waiting` are records', the next is being filled.
+    /// The padding past `p` stays zero.
     rows: Vec<f64>,
     waiting: usize,
+    /// `stride` × `stride` running sums of products; (i, j) for j from i's first lane.
+    sums: Vec<f64>,
 }
 
 impl Products {
     /// No records yet, of `p` scores each.
     pub fn new(p: usize) -> Self {
+        let stride = p.div_ceil(LANES) * LANES;
         Products {
             p,
-            rows: vec![0.0; BLOCK * p],
+            stride,
+            rows: vec![0.0; BLOCK * stride],
             waiting: 0,
+            sums: vec![0.0; stride * stride],
         }
     }
 
     /// Where the next record's scores go: [`Products::add`] counts them, or a record with a
     /// missing value leaves them to be written over.
     pub fn next_row(&mut self) -> &mut [f64] {
-        &mut self.rows[self.waiting * self.p..][..self.p]
+        &mut self.rows[self.waiting * self.stride..][..self.p]
     }
 
     /// Counts the scores in [`Products::next_row`] into `sums` at once, and their products
-    /// into `products` (packed, [`packed`]) once a block is full.
-    pub fn add(&mut self, sums: &mut [f64], products: &mut [f64]) {
+    /// once a block is full.
+    pub fn add(&mut self, sums: &mut [f64]) {
         for (sum, s) in sums.iter_mut().zip(self.next_row().iter()) {
             *sum += s;
         }
         self.waiting += 1;
         if self.waiting == BLOCK {
-            self.flush(products);
+            add_block(&self.rows, self.stride, self.p, &mut self.sums);
+            self.waiting = 0;
         }
     }
 
-    /// Adds the waiting records' products into `products` (when a window closes).
-    pub fn flush(&mut self, products: &mut [f64]) {
-        if self.waiting == 0 {
+    /// Adds every product counted since the last take into `products` (packed,
+    /// [`packed`]), and starts over (when a window closes).
+    pub fn take(&mut self, products: &mut [f64]) {
+        if products.is_empty() {
+            // A reference without a joint part: no products are kept, none were added.
             return;
         }
-        // Rows not filled count as zeros: adding 0 × s leaves every sum as it is.
-        self.rows[self.waiting * self.p..].fill(0.0);
-        add_block(&self.rows, self.p, products);
-        self.waiting = 0;
+        if self.waiting > 0 {
+            // Rows not filled count as zeros: adding 0 × s leaves every sum as it is.
+            self.rows[self.waiting * self.stride..].fill(0.0);
+            add_block(&self.rows, self.stride, self.p, &mut self.sums);
+            self.waiting = 0;
+        }
+        let (p, stride) = (self.p, self.stride);
+        for i in 0..p {
+            let row = &mut self.sums[i * stride..][..stride];
+            let out = &mut products[packed(p, i, i)..][..p - i];
+            for (total, sum) in out.iter_mut().zip(&row[i..p]) {
+                *total += sum;
+            }
+            row.fill(0.0);
+        }
     }
 }
 
-fn add_block(rows: &[f64], p: usize, products: &mut [f64]) {
+fn add_block(rows: &[f64], stride: usize, p: usize, sums: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        unsafe { add_block_avx2(rows, p, products) };
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the processor has AVX2 and FMA, checked just above.
+        unsafe { add_block_fma(rows, stride, p, sums) };
         return;
     }
-    add_block_portable(rows, p, products);
+    add_block_portable(rows, stride, p, sums, |a, b, sum| a * b + sum);
 }
 
+/// Fused multiply-adds: one instruction a product and its sum, rounded once.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn add_block_avx2(rows: &[f64], p: usize, products: &mut [f64]) {
-    add_block_portable(rows, p, products)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_block_fma(rows: &[f64], stride: usize, p: usize, sums: &mut [f64]) {
+    add_block_portable(rows, stride, p, sums, f64::mul_add)
 }
 
+/// Adds the products of a block's rows, (i, j) for every j from i's first lane, each as two
+/// chains of `multiply_add(a, b, sum)` (a · b + sum) over alternate records.
 #[inline(always)]
-fn add_block_portable(rows: &[f64], p: usize, products: &mut [f64]) {
-    let (r0, rest) = rows.split_at(p);
-    let (r1, rest) = rest.split_at(p);
-    let (r2, r3) = rest.split_at(p);
+fn add_block_portable(
+    rows: &[f64],
+    stride: usize,
+    p: usize,
+    sums: &mut [f64],
+    multiply_add: impl Fn(f64, f64, f64) -> f64,
+) {
+    let rows = &rows[..BLOCK * stride];
+    let r: [&[f64]; BLOCK] = std::array::from_fn(|k| &rows[k * stride..][..stride]);
     for i in 0..p {
-        let (a0, a1, a2, a3) = (r0[i], r1[i], r2[i], r3[i]);
-        let out = &mut products[packed(p, i, i)..][..p - i];
-        let each = (r0[i..].iter().zip(&r1[i..])).zip(r2[i..].iter().zip(&r3[i..]));
-        for (sum, ((b0, b1), (b2, b3))) in out.iter_mut().zip(each) {
-            *sum += (a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3);
+        let a: [f64; BLOCK] = std::array::from_fn(|k| r[k][i]);
+        let first = i - i % LANES;
+        let out = &mut sums[i * stride + first..][..stride - first];
+        for (c, lanes) in out.chunks_exact_mut(LANES).enumerate() {
+            let j = first + c * LANES;
+            let b: [&[f64]; BLOCK] = std::array::from_fn(|k| &r[k][j..j + LANES]);
+            for (l, sum) in lanes.iter_mut().enumerate() {
+                let (mut even, mut odd) = (0.0, 0.0);
+                for k in (0..BLOCK).step_by(2) {
+                    even = multiply_add(a[k], b[k][l], even);
+                    odd = multiply_add(a[k + 1], b[k + 1][l], odd);
+                }
+                *sum += even + odd;
+            }
         }
     }
 }
@@ -95,22 +138,34 @@ mod tests {
 
     #[test]
     fn blocks_and_a_partial_block_add_up_to_every_product() {
-        let p = 3;
-        let records: Vec<[f64; 3]> = (0..7)
-            .map(|k| [k as f64, 1.0 - k as f64 / 2.0, (k * k) as f64 / 4.0])
-            .collect();
-        let mut products = Products::new(p);
-        let (mut sums, mut packed_products) = (vec![0.0; p], vec![0.0; p * (p + 1) / 2]);
-        for record in &records {
-            products.next_row().copy_from_slice(record);
-            products.add(&mut sums, &mut packed_products);
-        }
-        products.flush(&mut packed_products);
-        for i in 0..p {
-            assert_eq!(sums[i], records.iter().map(|r| r[i]).sum::<f64>());
-            for j in i..p {
-                let expected: f64 = records.iter().map(|r| r[i] * r[j]).sum();
-                assert_eq!(packed_products[packed(p, i, j)], expected, "({i}, {j})");
+        for p in [1, 3, 4, 5, 9] {
+            let records: Vec<Vec<f64>> = (0..19)
+                .map(|k| {
+                    (0..p)
+                        .map(|f| ((k * 7 + f * 3) % 11) as f64 - 5.0)
+                        .collect()
+                })
+                .collect();
+            let mut products = Products::new(p);
+            let (mut sums, mut packed_products) = (vec![0.0; p], vec![0.0; p * (p + 1) / 2]);
+            for (n, record) in records.iter().enumerate() {
+                products.next_row().copy_from_slice(record);
+                products.add(&mut sums);
+                if n == 10 {
+                    products.take(&mut packed_products);
+                }
+            }
+            products.take(&mut packed_products);
+            for i in 0..p {
+                assert_eq!(sums[i], records.iter().map(|r| r[i]).sum::<f64>());
+                for j in i..p {
+                    let expected: f64 = records.iter().map(|r| r[i] * r[j]).sum();
+                    assert_eq!(
+                        packed_products[packed(p, i, j)],
+                        expected,
+                        "p {p}, ({i}, {j})"
+                    );
+                }
             }
         }
     }

@@ -279,7 +279,7 @@ impl DriftWindow {
         }
         if complete && self.joint {
             c.complete += 1;
-            (self.products).add(&mut c.score_sums, &mut c.score_products);
+            (self.products).add(&mut c.score_sums);
         }
         self.observe_output(row, predicted, actual);
     }
@@ -332,7 +332,7 @@ impl DriftWindow {
 
     /// Closes the window: returns its counts and starts over.
     pub fn take(&mut self) -> WindowCounts {
-        self.products.flush(&mut self.counts.score_products);
+        self.products.take(&mut self.counts.score_products);
         let offsets = &self.features.offsets;
         for (&offset, counts) in offsets.iter().zip(&mut self.counts.features) {
             let tally = &mut self.tally[offset..][..counts.len()];
