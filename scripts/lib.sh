@@ -119,7 +119,8 @@ own_instance() {
 debian_base_tar() {
   local tar="${XDG_CACHE_HOME:-$HOME/.cache}/driftwood/images/debian-bookworm-minbase.tar"
   if [ ! -f "$tar" ]; then
-    need mmdebstrap "making the Debian base needs mmdebstrap (Debian: mmdebstrap)"
+    command -v mmdebstrap >/dev/null ||
+      apt_install "making the Debian base needs mmdebstrap (Debian: mmdebstrap)" mmdebstrap
     echo "making a Debian bookworm base from Debian's mirror (about 80 s)…" >&2
     mkdir -p "$(dirname "$tar")"
     mmdebstrap --format=tar --variant=minbase --include=ca-certificates bookworm "$tar.part" \

@@ -122,7 +122,9 @@ if [ -z "${DOCKER_HOST:-}" ]; then
   DOCKER_HOST=$(scripts/docker.sh start)
   export DOCKER_HOST
 fi
-echo "Docker engine at $DOCKER_HOST with $(scripts/docker.sh kafka-image)"
+# Assigned first: a failed build stops the run here (an `echo "$(…)"` would go on without it).
+kafka_image=$(scripts/docker.sh kafka-image)
+echo "Docker engine at $DOCKER_HOST with $kafka_image"
 
 # KEDA's own Kafka scaler, for tests/integration/keda.rs (built from the Go module proxy once).
 if [ -z "${DRIFTWOOD_KEDA_SCALER:-}" ]; then
