@@ -54,23 +54,23 @@ impl Products {
         }
         self.waiting += 1;
         if self.waiting == BLOCK {
-            add_block(&self.rows, self.stride, self.p, &mut self.sums);
-            self.waiting = 0;
+            self.add_waiting();
         }
+    }
+
+    /// Adds the waiting rows' products to the running sums; none wait after.
+    fn add_waiting(&mut self) {
+        add_block(&self.rows, self.stride, self.p, &mut self.sums);
+        self.waiting = 0;
     }
 
     /// Adds every product counted since the last take into `products` (packed,
     /// [`packed`]), and starts over (when a window closes).
     pub fn take(&mut self, products: &mut [f64]) {
-        if products.is_empty() {
-            // A reference without a joint part: no products are kept, none were added.
-            return;
-        }
         if self.waiting > 0 {
             // Rows not filled count as zeros: adding 0 × s leaves every sum as it is.
             self.rows[self.waiting * self.stride..].fill(0.0);
-            add_block(&self.rows, self.stride, self.p, &mut self.sums);
-            self.waiting = 0;
+            self.add_waiting();
         }
         let (p, stride) = (self.p, self.stride);
         for i in 0..p {

@@ -332,7 +332,9 @@ impl DriftWindow {
 
     /// Closes the window: returns its counts and starts over.
     pub fn take(&mut self) -> WindowCounts {
-        self.products.take(&mut self.counts.score_products);
+        if self.joint {
+            self.products.take(&mut self.counts.score_products);
+        }
         let offsets = &self.features.offsets;
         for (&offset, counts) in offsets.iter().zip(&mut self.counts.features) {
             let tally = &mut self.tally[offset..][..counts.len()];
