@@ -101,13 +101,20 @@ fn observe(c: &mut Criterion) {
     }
     let model = Model::open(None).unwrap();
     let data = driftwood::model::dataset::Dataset::breast_cancer();
-    let mut bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
-    group.bench_function("observe_bundled", |b| {
-        b.iter(|| {
-            i = (i + 1) % data.len();
-            bundled.observe(black_box(&data.rows[i]), predicted, Some(1));
-        })
-    });
+    // Features binned eight at a time where the processor can (AVX-512), and one at a time.
+    let bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
+    let one_at_a_time = bundled.clone().binning_one_at_a_time();
+    for (name, mut window) in [
+        ("observe_bundled", bundled),
+        ("observe_bundled_one_at_a_time", one_at_a_time),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % data.len();
+                window.observe(black_box(&data.rows[i]), predicted, Some(1));
+            })
+        });
+    }
     group.finish();
     close(c, &model.metadata, &reference, &rows);
 }

@@ -1,23 +1,26 @@
 //! The sums of a window's normal scores and of their products in pairs, over its complete
 //! records: the p(p + 1)/2 products a record adds are the larger part of its update. They
 //! are added [`BLOCK`] records at a time into a square of running sums whose rows are padded
-//! to whole [`LANES`], so that every row of the upper triangle is a run of whole vectors
+//! to whole vectors, so that every row of the upper triangle is a run of whole vectors
 //! (the few pairs below the diagonal this adds are left out when the window takes the
-//! sums); each running sum is then read and written once a block, in AVX2 fused
-//! multiply-adds where the processor has them.
+//! sums); each running sum is then read and written once a block, in fused multiply-adds of
+//! eight sums (AVX-512) or four (AVX2) where the processor has them.
 
 use crate::stats::profile::packed;
 
 /// Records whose products are added together.
 const BLOCK: usize = 8;
-/// Sums a vector instruction holds (four `f64` in AVX2).
+/// Sums a vector instruction holds: four `f64` in AVX2, eight in AVX-512.
 const LANES: usize = 4;
+const WIDE_LANES: usize = 8;
 
 /// Complete records' scores waiting for their products, and the products' running sums.
 #[derive(Debug, Clone)]
 pub struct Products {
     p: usize,
-    /// `p` rounded up to whole [`LANES`]: a row's length, in `rows` and `sums`.
+    /// How the products are added.
+    kernel: Kernel,
+    /// `p` rounded up to whole lanes of the kernel: a row's length, in `rows` and `sums`.
     stride: usize,
     /// [`BLOCK`] rows of scores; the first `waiting` are records', the next is being filled.
     /// The padding past `p` stays zero.
@@ -30,9 +33,14 @@ pub struct Products {
 impl Products {
     /// No records yet, of `p` scores each.
     pub fn new(p: usize) -> Self {
-        let stride = p.div_ceil(LANES) * LANES;
+        Products::with(p, Kernel::detect())
+    }
+
+    fn with(p: usize, kernel: Kernel) -> Self {
+        let stride = p.div_ceil(kernel.lanes()) * kernel.lanes();
         Products {
             p,
+            kernel,
             stride,
             rows: vec![0.0; BLOCK * stride],
             waiting: 0,
@@ -60,7 +68,18 @@ impl Products {
 
     /// Adds the waiting rows' products to the running sums; none wait after.
     fn add_waiting(&mut self) {
-        add_block(&self.rows, self.stride, self.p, &mut self.sums);
+        let (rows, sums) = (&self.rows, &mut self.sums);
+        let (stride, p) = (self.stride, self.p);
+        match self.kernel {
+            // SAFETY: `detect` chose the kernel for the instructions the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { add_block_avx512(rows, stride, p, sums) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Fma => unsafe { add_block_fma(rows, stride, p, sums) },
+            Kernel::Portable => {
+                add_block_portable::<LANES>(rows, stride, p, sums, |a, b, sum| a * b + sum)
+            }
+        }
         self.waiting = 0;
     }
 
@@ -84,27 +103,78 @@ impl Products {
     }
 }
 
-fn add_block(rows: &[f64], stride: usize, p: usize, sums: &mut [f64]) {
+/// The instructions the products are added with.
+#[derive(Debug, Clone, Copy)]
+enum Kernel {
+    /// Fused multiply-adds of eight sums.
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the processor has AVX2 and FMA, checked just above.
-        unsafe { add_block_fma(rows, stride, p, sums) };
-        return;
+    Avx512,
+    /// Fused multiply-adds of four sums.
+    #[cfg(target_arch = "x86_64")]
+    Fma,
+    /// Multiplies and adds, as the compiler vectorizes them.
+    Portable,
+}
+
+impl Kernel {
+    /// Every kernel, fastest first.
+    const ALL: &[Kernel] = &[
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Fma,
+        Kernel::Portable,
+    ];
+
+    /// The fastest this processor has.
+    fn detect() -> Self {
+        Kernel::ALL
+            .iter()
+            .copied()
+            .find(|k| k.supported())
+            .unwrap_or(Kernel::Portable)
     }
-    add_block_portable(rows, stride, p, sums, |a, b, sum| a * b + sum);
+
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Fma => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            Kernel::Portable => true,
+        }
+    }
+
+    /// Sums a row's vectors hold.
+    fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => WIDE_LANES,
+            _ => LANES,
+        }
+    }
 }
 
 /// Fused multiply-adds: one instruction a product and its sum, rounded once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn add_block_fma(rows: &[f64], stride: usize, p: usize, sums: &mut [f64]) {
-    add_block_portable(rows, stride, p, sums, f64::mul_add)
+    add_block_portable::<LANES>(rows, stride, p, sums, f64::mul_add)
+}
+
+/// The same, eight sums a vector.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn add_block_avx512(rows: &[f64], stride: usize, p: usize, sums: &mut [f64]) {
+    add_block_portable::<WIDE_LANES>(rows, stride, p, sums, f64::mul_add)
 }
 
 /// Adds the products of a block's rows, (i, j) for every j from i's first lane, each as two
 /// chains of `multiply_add(a, b, sum)` (a · b + sum) over alternate records.
 #[inline(always)]
-fn add_block_portable(
+fn add_block_portable<const L: usize>(
     rows: &[f64],
     stride: usize,
     p: usize,
@@ -115,11 +185,11 @@ fn add_block_portable(
     let r: [&[f64]; BLOCK] = std::array::from_fn(|k| &rows[k * stride..][..stride]);
     for i in 0..p {
         let a: [f64; BLOCK] = std::array::from_fn(|k| r[k][i]);
-        let first = i - i % LANES;
+        let first = i - i % L;
         let out = &mut sums[i * stride + first..][..stride - first];
-        for (c, lanes) in out.chunks_exact_mut(LANES).enumerate() {
-            let j = first + c * LANES;
-            let b: [&[f64]; BLOCK] = std::array::from_fn(|k| &r[k][j..j + LANES]);
+        for (c, lanes) in out.chunks_exact_mut(L).enumerate() {
+            let j = first + c * L;
+            let b: [&[f64]; BLOCK] = std::array::from_fn(|k| &r[k][j..j + L]);
             for (l, sum) in lanes.iter_mut().enumerate() {
                 let (mut even, mut odd) = (0.0, 0.0);
                 for k in (0..BLOCK).step_by(2) {
@@ -138,7 +208,8 @@ mod tests {
 
     #[test]
     fn blocks_and_a_partial_block_add_up_to_every_product() {
-        for p in [1, 3, 4, 5, 9] {
+        let kernels = Kernel::ALL.iter().copied().filter(|k| k.supported());
+        for (kernel, p) in kernels.flat_map(|k| [1, 3, 4, 5, 8, 9, 17].map(|p| (k, p))) {
             let records: Vec<Vec<f64>> = (0..19)
                 .map(|k| {
                     (0..p)
@@ -146,7 +217,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let mut products = Products::new(p);
+            let mut products = Products::with(p, kernel);
             let (mut sums, mut packed_products) = (vec![0.0; p], vec![0.0; p * (p + 1) / 2]);
             for (n, record) in records.iter().enumerate() {
                 products.next_row().copy_from_slice(record);
@@ -163,7 +234,7 @@ mod tests {
                     assert_eq!(
                         packed_products[packed(p, i, j)],
                         expected,
-                        "p {p}, ({i}, {j})"
+                        "{kernel:?}, p {p}, ({i}, {j})"
                     );
                 }
             }

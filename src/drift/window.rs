@@ -9,8 +9,9 @@ use super::products::Products;
 use crate::model::Predicted;
 use crate::model::calibrate::Calibration;
 use crate::model::drift_reference::{DriftReference, output_value};
+use crate::stats::bins::Bins;
 use crate::stats::profile::Marginal;
-use crate::stats::search::{BinIndex, cell};
+use crate::stats::search::BinIndex;
 
 /// A window's raw counts. Reports of the same window from several replicas add up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,26 +202,20 @@ pub struct DriftWindow {
     empty: WindowCounts,
     /// Complete records' scores, for the sums of their products.
     products: Products,
-    /// The current record's table cells.
-    cells: Vec<u32>,
     /// Every feature's bins' counts since they were last added to `counts`, in one array
-    /// (feature f's from `Features::offsets[f]`), beside `Features::scores`.
+    /// (numbered as `Features::bins`), beside `Features::scores`.
     tally: Vec<i64>,
 }
 
 /// The features' bins and reference means, one array per field: a record's deviations and
 /// table cells are then computed for all its features at once, in vector instructions,
-/// before its bins are looked up one feature at a time.
+/// before its bins are tallied (eight features at a time where the processor can).
 #[derive(Debug, Clone)]
 struct Features {
-    index: Vec<BinIndex>,
-    /// Where each feature's bins start in `scores` (and the window's tallies).
-    offsets: Vec<usize>,
-    /// Every feature's bins' normal scores, in one array.
+    bins: Bins,
+    /// Every feature's bins' normal scores, in one array (numbered as `bins`).
     scores: Vec<f64>,
     means: Vec<f64>,
-    lows: Vec<f64>,
-    cells_per_unit: Vec<f64>,
 }
 
 impl DriftWindow {
@@ -229,35 +224,32 @@ impl DriftWindow {
     pub fn new(reference: &DriftReference, classes: &[i32]) -> Self {
         let empty = WindowCounts::empty(reference, classes.len());
         let marginals = &reference.features;
-        let index: Vec<BinIndex> = marginals.iter().map(|m| BinIndex::new(&m.edges)).collect();
+        let bins = Bins::new(marginals.iter().map(|m| m.edges.as_slice()));
         let p = marginals.len();
         DriftWindow {
+            tally: vec![0; bins.bin_count()],
             features: Features {
-                offsets: (marginals.iter())
-                    .scan(0, |next, m| {
-                        let offset = *next;
-                        *next += m.counts.len();
-                        Some(offset)
-                    })
-                    .collect(),
                 scores: marginals.iter().flat_map(|m| m.scores.clone()).collect(),
                 means: (marginals.iter())
                     .map(|m| m.moments.map_or(0.0, |x| x.mean))
                     .collect(),
-                lows: index.iter().map(|i| i.cells().0).collect(),
-                cells_per_unit: index.iter().map(|i| i.cells().1).collect(),
-                index,
+                bins,
             },
             joint: reference.joint.is_some(),
             output: BinIndex::new(&reference.outputs.distribution.edges),
             classes: classes.to_vec(),
             calibration: fitting(reference, classes.len()).cloned(),
             products: Products::new(p),
-            cells: vec![0; p],
-            tally: vec![0; marginals.iter().map(|m| m.counts.len()).sum()],
             counts: empty.clone(),
             empty,
         }
+    }
+
+    /// The same window, binning a record's features one at a time where it would bin eight
+    /// at once (`stats::bins`): to compare the two.
+    pub fn binning_one_at_a_time(mut self) -> Self {
+        self.features.bins = self.features.bins.one_at_a_time();
+        self
     }
 
     /// Counts one scored record: its features (model order, NaN where missing), what the
@@ -265,18 +257,9 @@ impl DriftWindow {
     pub fn observe(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {
         let c = &mut self.counts;
         c.records += 1;
-        let complete = moments_and_cells(&self.features, row, c, &mut self.cells);
-        let fs = &self.features;
-        let (tally, scores) = (&mut self.tally[..], self.products.next_row());
-        let each = (fs.index.iter().zip(&fs.offsets)).zip(row.iter().zip(&self.cells));
-        for (f, ((index, &offset), (&x, &cell))) in each.enumerate() {
-            if x.is_nan() {
-                continue;
-            }
-            let b = offset + index.bin_in(cell as usize, x);
-            tally[b] += 1;
-            scores[f] = fs.scores[b];
-        }
+        let complete = moments(&self.features, row, c);
+        let (fs, scores) = (&self.features, self.products.next_row());
+        (fs.bins).tally(row, &mut self.tally, &fs.scores, scores);
         if complete && self.joint {
             c.complete += 1;
             (self.products).add(&mut c.score_sums);
@@ -335,7 +318,7 @@ impl DriftWindow {
         if self.joint {
             self.products.take(&mut self.counts.score_products);
         }
-        let offsets = &self.features.offsets;
+        let offsets = self.features.bins.offsets();
         for (&offset, counts) in offsets.iter().zip(&mut self.counts.features) {
             let tally = &mut self.tally[offset..][..counts.len()];
             for (count, t) in counts.iter_mut().zip(tally) {
@@ -346,39 +329,28 @@ impl DriftWindow {
     }
 }
 
-/// Counts `row`'s missing values, adds its present values' deviations from the reference
-/// means and their squares, and finds each value's table cell; whether every value is
-/// present. Compiled for AVX2 where the processor has it.
-fn moments_and_cells(fs: &Features, row: &[f64], c: &mut WindowCounts, cells: &mut [u32]) -> bool {
+/// Counts `row`'s missing values and adds its present values' deviations from the
+/// reference means and their squares; whether every value is present. Compiled for AVX2
+/// where the processor has it.
+fn moments(fs: &Features, row: &[f64], c: &mut WindowCounts) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { moments_and_cells_avx2(fs, row, c, cells) };
+        return unsafe { moments_avx2(fs, row, c) };
     }
-    moments_and_cells_portable(fs, row, c, cells)
+    moments_portable(fs, row, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn moments_and_cells_avx2(
-    fs: &Features,
-    row: &[f64],
-    c: &mut WindowCounts,
-    cells: &mut [u32],
-) -> bool {
-    moments_and_cells_portable(fs, row, c, cells)
+unsafe fn moments_avx2(fs: &Features, row: &[f64], c: &mut WindowCounts) -> bool {
+    moments_portable(fs, row, c)
 }
 
 #[inline(always)]
-fn moments_and_cells_portable(
-    fs: &Features,
-    row: &[f64],
-    c: &mut WindowCounts,
-    cells: &mut [u32],
-) -> bool {
+fn moments_portable(fs: &Features, row: &[f64], c: &mut WindowCounts) -> bool {
     let p = fs.means.len();
-    let (row, cells) = (&row[..p], &mut cells[..p]);
-    let (means, lows, per_unit) = (&fs.means[..p], &fs.lows[..p], &fs.cells_per_unit[..p]);
+    let (row, means) = (&row[..p], &fs.means[..p]);
     let (missing, deviations) = (&mut c.missing[..p], &mut c.deviations[..p]);
     let squares = &mut c.squares[..p];
     let mut absent = 0;
@@ -390,7 +362,6 @@ fn moments_and_cells_portable(
         let d = if present { x - means[f] } else { 0.0 };
         deviations[f] += d;
         squares[f] += d * d;
-        cells[f] = cell(x, lows[f], per_unit[f]) as u32;
     }
     absent == 0
 }

@@ -1,6 +1,7 @@
 //! Statistics the drift tests are made of, free of anything else in the crate: the reference
 //! distributions' tails (`dist`), a data set's profile (`profile`) and the two-sample tests
-//! run on it (`rank`, `binned`, `joint`) with a value's bin found by a table (`search`), the multiple-testing correction (`holm`), the
+//! run on it (`rank`, `binned`, `joint`) with a value's bin found by a table (`search`; a
+//! row's values tallied at once, `bins`), the multiple-testing correction (`holm`), the
 //! sequential alarm (`cusum`), the Wilson interval reported with every rate (`wilson`), and
 //! seeded data to check them on ([`simulate`]); and for performance without labels, a
 //! classifier's calibration ([`calibration`]) and the expected confusion matrix built on it
@@ -12,6 +13,7 @@
 //! records and keys alike everywhere ([`spread`]).
 
 pub(crate) mod binned;
+pub(crate) mod bins;
 pub mod calibration;
 pub mod cbpe;
 pub(crate) mod cusum;

@@ -1,22 +1,24 @@
 //! Finding a value's bin without a binary search: a table over equal cells of the edges'
-//! range gives the bin at each cell's start, and a short scan finishes from there. Percentile
-//! edges are dense where the data are, so a cell holds a few edges at most where values
-//! fall most often; the result is exactly that of a binary search (the scan corrects either
-//! way), in a table load and a compare or two instead of seven dependent loads. A cell that
-//! lies inside one bin says so, and its values need no edge at all: in a window's update
-//! the edges are then rarely read, which keeps the tables' share of the cache small.
+//! range gives the bin at each cell's start, and a short scan on finishes from there.
+//! Percentile edges are dense where the data are, so a cell holds a few edges at most where
+//! values fall most often; the result is exactly that of a binary search (each cell's entry
+//! is taken a little before its start, beyond any rounding, so the scan only goes on), in a
+//! table load and a compare or two instead of seven dependent loads. A cell that lies inside
+//! one bin says so, and its values need no edge at all: in a window's update the edges are
+//! then rarely read, which keeps the tables' share of the cache small. Module `bins` reads
+//! the same tables eight variables at a time.
 
 use super::profile::bin;
 
 /// Cells of the table.
-const CELLS: usize = 1024;
+pub(super) const CELLS: usize = 1024;
 /// Edges compared at once after the table's guess, without a branch.
-const AHEAD: usize = 4;
+pub(super) const AHEAD: usize = 4;
 /// A table entry's mark: every value of the cell (with a margin of a millionth of a cell
 /// either side, far beyond the rounding of the cell's computation) is in this bin. Entries
 /// are a byte (a table of 1 KB, where a window's update reads one per feature and record):
 /// variables of 127 edges or more are searched without a table.
-const EXACT: u8 = 0x80;
+pub(super) const EXACT: u8 = 0x80;
 
 /// One variable's edges and their table.
 #[derive(Debug, Clone)]
@@ -27,8 +29,8 @@ pub struct BinIndex {
     n: usize,
     low: f64,
     cells_per_unit: f64,
-    /// The bin (edges below) at each cell's start, marked [`EXACT`] if the whole cell is in
-    /// it.
+    /// The bin (edges below) at each cell's start less the margin, marked [`EXACT`] if the
+    /// whole cell is in it.
     table: Vec<u8>,
 }
 
@@ -55,11 +57,7 @@ impl BinIndex {
         let table = (0..CELLS)
             .map(|c| {
                 let (start, end) = (at(c as f64 - 1e-6), at(c as f64 + 1.0 + 1e-6));
-                if start == end {
-                    start | EXACT
-                } else {
-                    at(c as f64)
-                }
+                if start == end { start | EXACT } else { start }
             })
             .collect();
         let mut padded = edges.to_vec();
@@ -86,6 +84,16 @@ impl BinIndex {
         (self.low, self.cells_per_unit)
     }
 
+    /// How many edges there are.
+    pub fn edges(&self) -> usize {
+        self.n
+    }
+
+    /// The table and the edges (then [`AHEAD`] × +∞), where the edges have a table.
+    pub(super) fn parts(&self) -> Option<(&[u8], &[f64])> {
+        (!self.table.is_empty()).then_some((&self.table, &self.edges))
+    }
+
     /// The bin of `value`, not NaN, in table cell `cell` (its [`cell`]).
     #[inline(always)]
     pub fn bin_in(&self, cell: usize, value: f64) -> usize {
@@ -97,13 +105,10 @@ impl BinIndex {
         if entry & EXACT != 0 {
             return usize::from(entry & !EXACT);
         }
+        // The entry counts the edges below the cell's start less the margin, so every edge
+        // it counts is below the value: step on over edges below it, four at once (a
+        // branch costs more than the compares when the count varies from record to record).
         let mut b = usize::from(entry);
-        // The cell's start may round to either side of the value: step back over edges not
-        // below it (rare), then on over edges below it, four at once (a branch costs more
-        // than the compares when the count varies from record to record).
-        while b > 0 && e[b - 1] >= value {
-            b -= 1;
-        }
         let ahead = &e[b..b + AHEAD];
         let below = ahead
             .iter()

@@ -1,0 +1,398 @@
+//! A row's values tallied in their variables' bins all at once. The variables' bins are
+//! numbered one after another (variable f's from `offsets()[f]`), so that one array holds
+//! every variable's tallies and one every bin's value (a drift window's normal scores).
+//!
+//! Where the processor has AVX-512 and every variable has a table ([`BinIndex`]), eight
+//! variables are binned at once, without a branch: their table entries, the edges after
+//! them and their tallies are gathered, compared and scattered as vectors (the variables'
+//! bins are distinct, so a scatter never writes one place twice). A lane whose value lies
+//! beyond four edges after its entry (rare: a cell holds a few edges at most where values
+//! fall often) is finished one value at a time. Elsewhere the values are binned one at a
+//! time. Both give exactly what [`BinIndex::bin`] gives (tested below).
+
+use super::search::{BinIndex, CELLS, EXACT, cell};
+
+/// Variables binned together.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    index: Vec<BinIndex>,
+    /// Where each variable's bins start.
+    offsets: Vec<usize>,
+    /// Each variable's [`BinIndex::cells`], then zeros to a whole group of [`LANES`].
+    lows: Vec<f64>,
+    cells_per_unit: Vec<f64>,
+    /// Every variable's table and edges in one array each, where the vectors bin them.
+    packed: Option<Packed>,
+}
+
+/// The variables' tables and edges one after another, and where each variable's start, in
+/// lanes of eight (the last group's unused lanes start at 0).
+#[derive(Debug, Clone)]
+struct Packed {
+    /// The tables, then three bytes (a table entry is read as the low byte of 32 bits).
+    tables: Vec<u8>,
+    edges: Vec<f64>,
+    table_at: Vec<i32>,
+    edge_at: Vec<i32>,
+    bin_at: Vec<i32>,
+}
+
+/// Lanes of a vector: variables binned at once.
+const LANES: usize = 8;
+/// Edges after a lane's entry the vectors compare.
+const VECTOR_AHEAD: usize = 2;
+/// Groups of eight variables binned before they are tallied.
+const CHUNK: usize = 4;
+
+impl Bins {
+    /// The bins of variables with these inner `edges` (each strictly increasing).
+    pub fn new<'a>(edges: impl IntoIterator<Item = &'a [f64]>) -> Self {
+        let index: Vec<BinIndex> = edges.into_iter().map(BinIndex::new).collect();
+        let offsets = (index.iter())
+            .scan(0, |next, i| {
+                let offset = *next;
+                *next += i.edges() + 1;
+                Some(offset)
+            })
+            .collect();
+        let groups = index.len().div_ceil(LANES) * LANES;
+        let cells = |part: fn((f64, f64)) -> f64| {
+            let mut all: Vec<f64> = index.iter().map(|i| part(i.cells())).collect();
+            all.resize(groups, 0.0);
+            all
+        };
+        let mut bins = Bins {
+            lows: cells(|c| c.0),
+            cells_per_unit: cells(|c| c.1),
+            index,
+            offsets,
+            packed: None,
+        };
+        if vectors_supported() {
+            bins.packed = bins.pack();
+        }
+        bins
+    }
+
+    /// The same bins, always binned one value at a time (to compare the two).
+    pub fn one_at_a_time(mut self) -> Self {
+        self.packed = None;
+        self
+    }
+
+    /// Whether rows are binned eight variables at a time.
+    #[cfg(test)]
+    fn vectors(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// Where each variable's bins start.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// Bins of every variable together.
+    pub fn bin_count(&self) -> usize {
+        (self.index.iter()).map(|i| i.edges() + 1).sum()
+    }
+
+    fn pack(&self) -> Option<Packed> {
+        let groups = self.index.len().div_ceil(LANES) * LANES;
+        let mut packed = Packed {
+            tables: Vec::new(),
+            edges: Vec::new(),
+            table_at: vec![0; groups],
+            edge_at: vec![0; groups],
+            bin_at: vec![0; groups],
+        };
+        for (f, index) in self.index.iter().enumerate() {
+            let (table, edges) = index.parts()?;
+            packed.table_at[f] = i32::try_from(packed.tables.len()).ok()?;
+            packed.edge_at[f] = i32::try_from(packed.edges.len()).ok()?;
+            packed.bin_at[f] = i32::try_from(self.offsets[f]).ok()?;
+            packed.tables.extend_from_slice(table);
+            packed.edges.extend_from_slice(edges);
+        }
+        packed.tables.extend_from_slice(&[0; 3]);
+        Some(packed)
+    }
+
+    /// Tallies `row`'s present values (NaN is missing): adds one to `tally` at each value's
+    /// bin, and sets `out[f]` to `values` at variable f's (left as it is where the value is
+    /// missing). `tally` and `values` hold [`Bins::bin_count`] bins.
+    pub fn tally(&self, row: &[f64], tally: &mut [i64], values: &[f64], out: &mut [f64]) {
+        let p = self.index.len();
+        let (row, out) = (&row[..p], &mut out[..p]);
+        let (tally, values) = (&mut tally[..self.bin_count()], &values[..self.bin_count()]);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(packed) = &self.packed {
+            // SAFETY: `packed` exists only where the processor has AVX-512F and VL (checked in
+            // `new`); the slices are as long as the variables and their bins, as just sliced.
+            unsafe { packed.tally(self, row, tally, values, out) };
+            return;
+        }
+        self.tally_one_at_a_time(row, tally, values, out);
+    }
+
+    /// [`Bins::tally`], a value at a time: the cells of up to 32 values at once (compiled
+    /// for AVX2 where the processor has it), then their bins.
+    fn tally_one_at_a_time(&self, row: &[f64], tally: &mut [i64], values: &[f64], out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2, checked just above.
+            return unsafe { self.tally_avx2(row, tally, values, out) };
+        }
+        self.tally_portable(row, tally, values, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tally_avx2(&self, row: &[f64], tally: &mut [i64], values: &[f64], out: &mut [f64]) {
+        self.tally_portable(row, tally, values, out);
+    }
+
+    #[inline(always)]
+    fn tally_portable(&self, row: &[f64], tally: &mut [i64], values: &[f64], out: &mut [f64]) {
+        const AT_ONCE: usize = 32;
+        let mut cells = [0u32; AT_ONCE];
+        for start in (0..row.len()).step_by(AT_ONCE) {
+            let end = row.len().min(start + AT_ONCE);
+            let (row, index) = (&row[start..end], &self.index[start..end]);
+            let (lows, per_unit) = (&self.lows[start..end], &self.cells_per_unit[start..end]);
+            for (c, (&x, (&low, &per_unit))) in cells
+                .iter_mut()
+                .zip(row.iter().zip(lows.iter().zip(per_unit)))
+            {
+                *c = cell(x, low, per_unit) as u32;
+            }
+            let each = (index.iter().zip(&self.offsets[start..])).zip(row.iter().zip(&cells));
+            for (f, ((index, &offset), (&x, &cell))) in each.enumerate() {
+                if x.is_nan() {
+                    continue;
+                }
+                let b = offset + index.bin_in(cell as usize, x);
+                tally[b] += 1;
+                out[start + f] = values[b];
+            }
+        }
+    }
+}
+
+/// Whether this processor has what the vectors need.
+fn vectors_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Packed {
+    /// [`Bins::tally`], eight variables at a time: up to [`CHUNK`] groups' bins are found
+    /// (gathers the processor overlaps), then tallied.
+    ///
+    /// # Safety
+    /// The processor has AVX-512F and VL; `row` and `out` hold a value for each variable of
+    /// `set` (whose packing this is), `tally` and `values` every bin.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn tally(
+        &self,
+        set: &Bins,
+        row: &[f64],
+        tally: &mut [i64],
+        values: &[f64],
+        out: &mut [f64],
+    ) {
+        let p = row.len();
+        for chunk in (0..p).step_by(CHUNK * LANES) {
+            let mut bins = [0i32; CHUNK * LANES];
+            let mut present = [0u8; CHUNK];
+            let groups = (p - chunk).div_ceil(LANES).min(CHUNK);
+            let each = (bins.chunks_exact_mut(LANES).zip(&mut present)).take(groups);
+            for (g, (bins, present)) in each.enumerate() {
+                // SAFETY: as this function's, and `bins` holds a group's eight lanes.
+                unsafe { *present = self.group(set, chunk + g * LANES, (row, values), bins, out) };
+            }
+            for (bins, &present) in bins.chunks_exact(LANES).zip(&present) {
+                let mut lanes = present;
+                while lanes != 0 {
+                    tally[bins[lanes.trailing_zeros() as usize] as usize] += 1;
+                    lanes &= lanes - 1;
+                }
+            }
+        }
+    }
+
+    /// The bins of the variables from `start` (eight, or the rest), into `bins`; sets their
+    /// `values` in `out`. Which are present.
+    ///
+    /// # Safety
+    /// As [`Packed::tally`]'s; `bins` holds eight lanes.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    #[inline]
+    unsafe fn group(
+        &self,
+        set: &Bins,
+        start: usize,
+        (row, values): (&[f64], &[f64]),
+        bins: &mut [i32],
+        out: &mut [f64],
+    ) -> u8 {
+        use std::arch::x86_64::*;
+        let p = row.len();
+        let lanes: __mmask8 = if p - start >= LANES {
+            0xff
+        } else {
+            (1 << (p - start)) - 1
+        };
+        let one = _mm256_set1_epi32(1);
+        // SAFETY (every load, gather and store): lanes past `p` are masked off; `lows`,
+        // `cells_per_unit`, `table_at`, `edge_at` and `bin_at` hold whole groups of eight; a
+        // lane's table entry is at most its table's start plus 1,023 (a cell), read as 32
+        // bits within the three bytes of padding; its edges are read at most VECTOR_AHEAD − 1
+        // past its bin, at most the edge count, within the AHEAD × +∞ after them; its bin is
+        // at most its edge count, within its variable's bins.
+        unsafe {
+            let x = _mm512_maskz_loadu_pd(lanes, row.as_ptr().add(start));
+            let here = _mm512_mask_cmp_pd_mask::<_CMP_ORD_Q>(lanes, x, x);
+            let at = |a: &[i32]| _mm256_loadu_si256(a.as_ptr().add(start).cast());
+            // As `search::cell`: MAX answers its second operand, 0, for NaN.
+            let low = _mm512_loadu_pd(set.lows.as_ptr().add(start));
+            let per_unit = _mm512_loadu_pd(set.cells_per_unit.as_ptr().add(start));
+            let cell = _mm512_max_pd(
+                _mm512_mul_pd(_mm512_sub_pd(x, low), per_unit),
+                _mm512_setzero_pd(),
+            );
+            let cell = _mm512_cvttpd_epi32(_mm512_min_pd(cell, _mm512_set1_pd((CELLS - 1) as f64)));
+            let entry = _mm256_mmask_i32gather_epi32::<1>(
+                _mm256_setzero_si256(),
+                here,
+                _mm256_add_epi32(cell, at(&self.table_at)),
+                self.tables.as_ptr().cast(),
+            );
+            let inexact =
+                _mm256_mask_testn_epi32_mask(here, entry, _mm256_set1_epi32(EXACT.into()));
+            let mut bin = _mm256_and_si256(entry, _mm256_set1_epi32(0x7f));
+            // Of the VECTOR_AHEAD edges after the entry, those below the value, where the cell
+            // is not inside one bin.
+            let first = _mm256_add_epi32(bin, at(&self.edge_at));
+            let mut below = _mm256_setzero_si256();
+            for k in 0..VECTOR_AHEAD as i32 {
+                let next = _mm256_add_epi32(first, _mm256_set1_epi32(k));
+                let edge = _mm512_mask_i32gather_pd::<8>(x, inexact, next, self.edges.as_ptr());
+                let lower = _mm512_mask_cmp_pd_mask::<_CMP_LT_OQ>(inexact, edge, x);
+                below = _mm256_mask_add_epi32(below, lower, below, one);
+            }
+            bin = _mm256_add_epi32(bin, below);
+            let further = _mm256_mask_cmpeq_epi32_mask(
+                inexact,
+                below,
+                _mm256_set1_epi32(VECTOR_AHEAD as i32),
+            );
+            if further != 0 {
+                bin = finish(&set.index, start, further, bin, row);
+            }
+            let bin = _mm256_add_epi32(bin, at(&self.bin_at));
+            _mm256_storeu_si256(bins.as_mut_ptr().cast(), bin);
+            let value = _mm512_mask_i32gather_pd::<8>(x, here, bin, values.as_ptr());
+            _mm512_mask_storeu_pd(out.as_mut_ptr().add(start), here, value);
+            here
+        }
+    }
+}
+
+/// The bins of the lanes `further` (of variables from `start`), one at a time: their values
+/// lie beyond the edges the vectors compared.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+fn finish(
+    index: &[BinIndex],
+    start: usize,
+    further: u8,
+    bin: std::arch::x86_64::__m256i,
+    row: &[f64],
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let mut bins = [0i32; LANES];
+    // SAFETY: `bins` holds eight 32-bit lanes.
+    unsafe { _mm256_storeu_si256(bins.as_mut_ptr().cast(), bin) };
+    for (lane, b) in bins.iter_mut().enumerate() {
+        if further & (1 << lane) != 0 {
+            let f = start + lane;
+            *b = index[f].bin(row[f]) as i32;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { _mm256_loadu_si256(bins.as_ptr().cast()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{LogNormal, StandardNormal};
+
+    use super::*;
+    use crate::stats::profile::{FINE_BINS, bin, quantile_edges};
+
+    /// Variables of several shapes and edge counts, some without a table.
+    fn variables(rng: &mut impl Rng, p: usize) -> Vec<Vec<f64>> {
+        let lognormal = LogNormal::new(0.0, 2.0).unwrap();
+        (0..p)
+            .map(|f| {
+                let mut sample: Vec<f64> = (0..3000)
+                    .map(|i| match f % 4 {
+                        0 => rng.sample::<f64, _>(StandardNormal),
+                        1 => rng.sample(lognormal),
+                        2 => f64::from(i % 5),
+                        _ => rng.random::<f64>() * 1e6,
+                    })
+                    .collect();
+                sample.sort_by(f64::total_cmp);
+                quantile_edges(&sample, if f == 5 { 3 } else { FINE_BINS })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tallies_every_value_in_its_bin_eight_at_a_time_and_one_at_a_time() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for p in [1, 7, 8, 9, 17, 30] {
+            let edges = variables(&mut rng, p);
+            let vectors = Bins::new(edges.iter().map(Vec::as_slice));
+            assert_eq!(vectors.vectors(), vectors_supported());
+            let one = vectors.clone().one_at_a_time();
+            let values: Vec<f64> = (0..vectors.bin_count()).map(|b| b as f64 * 0.5).collect();
+            let (mut tally_v, mut tally_1) =
+                (vec![0; vectors.bin_count()], vec![0; vectors.bin_count()]);
+            let mut expected = vec![0i64; vectors.bin_count()];
+            for r in 0..5000 {
+                let row: Vec<f64> = (edges.iter().enumerate())
+                    .map(|(f, e)| match (r + f) % 11 {
+                        0 => f64::NAN,
+                        1 => e[rng.random_range(0..e.len())],
+                        2 => e[rng.random_range(0..e.len())].next_up(),
+                        3 => [f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e300][r % 4],
+                        _ => e[0] + (e[e.len() - 1] - e[0]) * rng.random_range(-0.1..1.1),
+                    })
+                    .collect();
+                let (mut out_v, mut out_1) = (vec![-1.0; p], vec![-1.0; p]);
+                vectors.tally(&row, &mut tally_v, &values, &mut out_v);
+                one.tally(&row, &mut tally_1, &values, &mut out_1);
+                for (f, &x) in row.iter().enumerate() {
+                    let b = vectors.offsets()[f] + bin(&edges[f], x);
+                    expected[b] += i64::from(!x.is_nan());
+                    let want = if x.is_nan() { -1.0 } else { values[b] };
+                    assert_eq!(
+                        (out_v[f], out_1[f]),
+                        (want, want),
+                        "p {p}, feature {f}, {x}"
+                    );
+                }
+            }
+            assert_eq!(tally_v, expected, "{p} variables, eight at a time");
+            assert_eq!(tally_1, expected, "{p} variables, one at a time");
+        }
+    }
+}
