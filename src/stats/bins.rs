@@ -356,6 +356,24 @@ mod tests {
     }
 
     #[test]
+    fn variables_without_a_table_are_binned_one_at_a_time() {
+        let many: Vec<f64> = (0..200).map(f64::from).collect();
+        let edges: [&[f64]; 3] = [&[0.0, 1.0], &many, &[5.0]];
+        let bins = Bins::new(edges);
+        assert!(
+            !bins.vectors(),
+            "a variable without a table keeps the vectors out"
+        );
+        let mut tally = vec![0; bins.bin_count()];
+        let values: Vec<f64> = (0..bins.bin_count()).map(|b| b as f64).collect();
+        let mut out = vec![0.0; 3];
+        bins.tally(&[0.5, 150.5, 7.0], &mut tally, &values, &mut out);
+        let expected = [1.0, (3 + 151) as f64, (3 + 201 + 1) as f64];
+        assert_eq!(out, expected);
+        assert_eq!(tally.iter().sum::<i64>(), 3);
+    }
+
+    #[test]
     fn tallies_every_value_in_its_bin_eight_at_a_time_and_one_at_a_time() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
         for p in [1, 7, 8, 9, 17, 30] {
