@@ -207,9 +207,9 @@ pub struct DriftWindow {
     tally: Vec<i64>,
 }
 
-/// The features' bins and reference means, one array per field: a record's deviations and
-/// table cells are then computed for all its features at once, in vector instructions,
-/// before its bins are tallied (eight features at a time where the processor can).
+/// The features' bins and reference means, one array per field: a record's deviations are
+/// then computed for all its features at once, in vector instructions, and its bins tallied
+/// by `stats::bins` (eight features at a time where the processor can).
 #[derive(Debug, Clone)]
 struct Features {
     bins: Bins,

@@ -3,14 +3,14 @@
 //! every variable's tallies and one every bin's value (a drift window's normal scores).
 //!
 //! Where the processor has AVX-512 and every variable has a table ([`BinIndex`]), eight
-//! variables are binned at once, without a branch: their table entries, the edges after
-//! them and their tallies are gathered, compared and scattered as vectors (the variables'
-//! bins are distinct, so a scatter never writes one place twice). A lane whose value lies
-//! beyond four edges after its entry (rare: a cell holds a few edges at most where values
-//! fall often) is finished one value at a time. Elsewhere the values are binned one at a
-//! time. Both give exactly what [`BinIndex::bin`] gives (tested below).
+//! variables are binned at once, without a branch: their table cells computed, their table
+//! entries, the two edges after them and their bins' values gathered and compared as
+//! vectors; the tallies are then incremented one by one, once the bins of up to four groups
+//! of eight are found. A lane whose value lies beyond the two edges after its entry (rare: a
+//! cell holds a few edges at most where values fall often) is finished one value at a time.
+//! Elsewhere the values are binned one at a time. Both give exactly what [`BinIndex::bin`] gives (tested below).
 
-use super::search::{BinIndex, CELLS, EXACT, cell};
+use super::search::{AHEAD, BinIndex, CELLS, EXACT, cell};
 
 /// Variables binned together.
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct Bins {
     index: Vec<BinIndex>,
     /// Where each variable's bins start.
     offsets: Vec<usize>,
+    /// Bins of every variable together.
+    bin_count: usize,
     /// Each variable's [`BinIndex::cells`], then zeros to a whole group of [`LANES`].
     lows: Vec<f64>,
     cells_per_unit: Vec<f64>,
@@ -41,6 +43,8 @@ struct Packed {
 const LANES: usize = 8;
 /// Edges after a lane's entry the vectors compare.
 const VECTOR_AHEAD: usize = 2;
+// The edges a lane reads past its entry lie within the +∞ padding after a variable's edges.
+const _: () = assert!(VECTOR_AHEAD <= AHEAD);
 /// Groups of eight variables binned before they are tallied.
 const CHUNK: usize = 4;
 
@@ -48,11 +52,12 @@ impl Bins {
     /// The bins of variables with these inner `edges` (each strictly increasing).
     pub fn new<'a>(edges: impl IntoIterator<Item = &'a [f64]>) -> Self {
         let index: Vec<BinIndex> = edges.into_iter().map(BinIndex::new).collect();
+        let mut bin_count = 0;
         let offsets = (index.iter())
-            .scan(0, |next, i| {
-                let offset = *next;
-                *next += i.edges() + 1;
-                Some(offset)
+            .map(|i| {
+                let offset = bin_count;
+                bin_count += i.edges() + 1;
+                offset
             })
             .collect();
         let groups = index.len().div_ceil(LANES) * LANES;
@@ -66,6 +71,7 @@ impl Bins {
             cells_per_unit: cells(|c| c.1),
             index,
             offsets,
+            bin_count,
             packed: None,
         };
         if vectors_supported() {
@@ -93,11 +99,11 @@ impl Bins {
 
     /// Bins of every variable together.
     pub fn bin_count(&self) -> usize {
-        (self.index.iter()).map(|i| i.edges() + 1).sum()
+        self.bin_count
     }
 
     fn pack(&self) -> Option<Packed> {
-        let groups = self.index.len().div_ceil(LANES) * LANES;
+        let groups = self.lows.len();
         let mut packed = Packed {
             tables: Vec::new(),
             edges: Vec::new(),
@@ -123,7 +129,7 @@ impl Bins {
     pub fn tally(&self, row: &[f64], tally: &mut [i64], values: &[f64], out: &mut [f64]) {
         let p = self.index.len();
         let (row, out) = (&row[..p], &mut out[..p]);
-        let (tally, values) = (&mut tally[..self.bin_count()], &values[..self.bin_count()]);
+        let (tally, values) = (&mut tally[..self.bin_count], &values[..self.bin_count]);
         #[cfg(target_arch = "x86_64")]
         if let Some(packed) = &self.packed {
             // SAFETY: `packed` exists only where the processor has AVX-512F and VL (checked in
