@@ -165,9 +165,7 @@ impl Transaction {
         while producer.in_flight_count() > 0 && Instant::now() < deadline {
             producer.poll(Duration::from_millis(10));
         }
-        producer
-            .abort_transaction(CALL_TIMEOUT)
-            .map_err(|e| fatal("aborting a transaction", &e))?;
+        abort_within_deadline(sink)?;
         let rewound: Vec<(Stream, i32, i64)> = [Stream::Input, Stream::Labels]
             .into_iter()
             .flat_map(|stream| {
@@ -177,6 +175,30 @@ impl Transaction {
             .collect();
         warn!(?rewound, "transaction aborted; its records are read again");
         Ok(Ended::Aborted(rewound))
+    }
+}
+
+/// Aborts the open transaction, calling again while the call fails retriably (it times out
+/// while the transaction coordinator is away, as in a broker restart: librdkafka says to
+/// call again) until [`COMMIT_DEADLINE`] has passed; then, or on any other failure, the
+/// producer is done for.
+fn abort_within_deadline<W: Observer>(sink: &Sink<W>) -> Result<()> {
+    let deadline = Instant::now() + COMMIT_DEADLINE;
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build();
+    loop {
+        let Err(e) = sink.producer().abort_transaction(CALL_TIMEOUT) else {
+            return Ok(());
+        };
+        let delay = backoff.next().unwrap_or(Duration::from_secs(2));
+        if classify(&e) != Failure::Retriable || Instant::now() + delay >= deadline {
+            return Err(fatal("aborting a transaction", &e));
+        }
+        warn!(error = %e, ?delay, "aborting the transaction failed; calling again");
+        std::thread::sleep(delay);
     }
 }
 
