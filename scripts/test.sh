@@ -16,9 +16,9 @@
 #   - Debian's dockerd with the images testcontainers and compose start, built here
 #     (scripts/docker.sh; DOCKER_HOST), and KEDA's Kafka scaler (scripts/keda.sh;
 #     DRIFTWOOD_KEDA_SCALER).
-# Then `cargo test --all-targets --features testcontainers` (arguments go to it), and the
-# deployment checks: the image built and run (scripts/image.sh; buildah and podman), k8s/ and
-# the chart validated (scripts/validate-k8s.sh) and applied to a real API server
+# Then `cargo test --all-targets --features testcontainers` (arguments go to it) with
+# `cargo doc` checked beside it, and the deployment checks: the image built and run
+# (scripts/image.sh; buildah and podman), k8s/ and the chart validated (scripts/validate-k8s.sh) and applied to a real API server
 # (scripts/check-k8s-server.sh; etcd, kube-apiserver, kube-scheduler and KWOK), the alert
 # rules (scripts/promtool.sh), the dashboard (scripts/check-dashboard.sh) and
 # docker-compose.yml validated and run (scripts/check-compose.sh).
@@ -105,9 +105,10 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   echo "Apache Kafka $(scripts/kafka.sh version) at $KAFKA_BOOTSTRAP_SERVERS, ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 fi
 
-# Both sides of the wire, before anything runs on it.
+# Both sides of the wire, before anything runs on it. The binary is built with the features the
+# tests below build it with, so that `cargo test` reuses it instead of building it again.
 scripts/kafka.sh version "$KAFKA_BOOTSTRAP_SERVERS"
-cargo build --quiet --bin driftwood
+cargo build --quiet --bin driftwood --features testcontainers
 echo "client: $(target/debug/driftwood --version)"
 
 # A Docker engine holding apache/kafka:4.4.0, for testcontainers (scripts/docker.sh: Debian's
@@ -133,15 +134,30 @@ if [ -z "${DRIFTWOOD_KEDA_SCALER:-}" ]; then
 fi
 
 # Some tests start brokers of their own (scripts/kafka.sh run), from the same installation;
-# the testcontainers feature adds the test that starts Kafka in Docker.
+# the testcontainers feature adds the test that starts Kafka in Docker. Built first, so that
+# the documentation can be checked beside the tests.
+cargo test --all-targets --features testcontainers --no-run --quiet "$@"
+
+# The library's documentation: no link to an item that is not there or not public. From a cold
+# start it checks every dependency (5 minutes here), so it runs at the lowest priority while
+# the tests run (the integration tests wait on brokers much of the time and leave most of a
+# core idle); cargo holds its lock only while it builds. Its output is shown if it fails.
+doc_log=$(mktemp)
+RUSTDOCFLAGS="-D warnings" nice -n 19 cargo doc --no-deps --quiet >"$doc_log" 2>&1 &
+doc_pid=$!
+at_exit "kill $doc_pid 2>/dev/null || true; rm -f '$doc_log'"
+
 cargo test --all-targets --features testcontainers "$@"
+
+if ! wait "$doc_pid"; then
+  cat "$doc_log" >&2
+  echo "cargo doc failed (above)" >&2
+  exit 1
+fi
 
 # The image, built from the Dockerfile (the binary built above) and run against the broker:
 # unprivileged, read-only, ready, scoring, healthy, stopped by SIGTERM.
 scripts/image.sh
-
-# The library's documentation: no link to an item that is not there or not public.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 # The Kubernetes manifests against the API schemas (tests/deploy.rs checked them against the
 # code already).
