@@ -259,6 +259,8 @@ fn following_pointer_run(
 /// first run of each kind read hundreds of milliseconds slower (p50 475 ms, p99 1,283 ms
 /// through the pipeline at 10k/s, against 3 and 13 in the next round, for a fresh instance
 /// each time): the broker sets up what each kind of producer and commit uses on first use.
+/// Then a pipeline run at each further rate: a bench's first run at a new rate read p99 39
+/// to 576 ms at 10k/s, 10 to 19 with a warm-up at that rate (docs/performance.md, runs 8-12).
 fn latency_runs(
     config: &BenchConfig,
     brokers: &str,
@@ -274,9 +276,11 @@ fn latency_runs(
     let Some(&first) = rates.first() else {
         return Ok(Vec::new());
     };
-    for relay in [Relay::PipelineExactlyOnce, Relay::Pipeline] {
-        eprintln!("warming the broker up: {relay:?} at {first} records/s, not measured…");
-        latency_once(config, brokers, name, shared, (usize::MAX, first, relay))?;
+    let warm_ups = std::iter::once((Relay::PipelineExactlyOnce, first))
+        .chain(rates.iter().map(|&rate| (Relay::Pipeline, rate)));
+    for (relay, rate) in warm_ups {
+        eprintln!("warming up: {relay:?} at {rate} records/s, not measured…");
+        latency_once(config, brokers, name, shared, (usize::MAX, rate, relay))?;
     }
     let mut latency = Vec::new();
     for round in 0..config.latency_repeats {
