@@ -18,7 +18,8 @@
 #     DRIFTWOOD_KEDA_SCALER).
 # Then `cargo test --all-targets --features testcontainers` (arguments go to it) with
 # `cargo doc` checked beside it, and the deployment checks: the image built and run
-# (scripts/image.sh; buildah and podman), k8s/ and the chart validated (scripts/validate-k8s.sh) and applied to a real API server
+# (scripts/image.sh; buildah and podman), k8s/ and the chart validated
+# (scripts/validate-k8s.sh) and applied to a real API server
 # (scripts/check-k8s-server.sh; etcd, kube-apiserver, kube-scheduler and KWOK), the alert
 # rules (scripts/promtool.sh), the dashboard (scripts/check-dashboard.sh) and
 # docker-compose.yml validated and run (scripts/check-compose.sh).

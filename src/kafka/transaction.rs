@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::events::Observer;
 use super::offsets::{Progress, Stream, Topics};
+use super::retry;
 use super::sink::Sink;
 use crate::error::{Error, Result};
 
@@ -184,21 +185,18 @@ impl Transaction {
 /// producer is done for.
 fn abort_within_deadline<W: Observer>(sink: &Sink<W>) -> Result<()> {
     let deadline = Instant::now() + COMMIT_DEADLINE;
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(2))
-        .without_max_times()
-        .build();
+    let mut attempt = 0;
     loop {
         let Err(e) = sink.producer().abort_transaction(CALL_TIMEOUT) else {
             return Ok(());
         };
-        let delay = backoff.next().unwrap_or(Duration::from_secs(2));
+        let delay = retry::delay(attempt);
         if classify(&e) != Failure::Retriable || Instant::now() + delay >= deadline {
             return Err(fatal("aborting a transaction", &e));
         }
         warn!(error = %e, ?delay, "aborting the transaction failed; calling again");
         std::thread::sleep(delay);
+        attempt += 1;
     }
 }
 

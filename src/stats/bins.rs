@@ -8,7 +8,8 @@
 //! vectors; the tallies are then incremented one by one, once the bins of up to four groups
 //! of eight are found. A lane whose value lies beyond the two edges after its entry (rare: a
 //! cell holds a few edges at most where values fall often) is finished one value at a time.
-//! Elsewhere the values are binned one at a time. Both give exactly what [`BinIndex::bin`] gives (tested below).
+//! Elsewhere the values are binned one at a time. Both give exactly what [`BinIndex::bin`]
+//! gives (tested below).
 
 use super::search::{AHEAD, BinIndex, CELLS, EXACT, cell};
 
