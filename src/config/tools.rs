@@ -10,6 +10,16 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::parse_key_value;
 use crate::codec::decode::InputFormat;
 
+/// A number of cores above zero (`--scaling-cpu-limit`).
+fn positive_cores(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(cores) if cores.is_finite() && cores >= 0.01 => Ok(cores),
+        _ => Err(format!(
+            "expected a number of cores of 0.01 or more, got {s:?}"
+        )),
+    }
+}
+
 /// Settings for `driftwood bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchConfig {
@@ -49,6 +59,11 @@ pub struct BenchConfig {
     /// Partitions of the scaling runs' topics.
     #[arg(long, default_value_t = 12)]
     pub scaling_partitions: i32,
+    /// Limit each instance of the scaling runs to this many cores, in a cgroup of its own
+    /// (as a pod's CPU limit does), so that on a small machine the instances, not the
+    /// machine, are what runs out [default: no limit]. Needs root or a delegated cgroup.
+    #[arg(long, value_parser = positive_cores)]
+    pub scaling_cpu_limit: Option<f64>,
     /// Model artifact directory [default: the bundled breast-cancer model].
     #[arg(long)]
     pub model: Option<PathBuf>,

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::cgroup::{CpuLimit, Throttling};
 use crate::error::{Error, Result};
 
 /// Where one measured instance reads and writes.
@@ -24,6 +25,9 @@ pub(super) struct RunTopics {
 pub(super) struct Instance {
     child: Child,
     http: SocketAddr,
+    /// The CPU limit it runs under, if any; dropped (its cgroup removed) after the process
+    /// has ended, as fields drop after `Drop::drop`.
+    limit: Option<CpuLimit>,
 }
 
 impl Instance {
@@ -76,7 +80,25 @@ impl Instance {
             .stderr(Stdio::null())
             .spawn()
             .map_err(Error::start("driftwood run"))?;
-        Ok(Instance { child, http })
+        Ok(Instance {
+            child,
+            http,
+            limit: None,
+        })
+    }
+
+    /// Limits the process to `cores` cores' time, in a cgroup of its own.
+    pub fn limit_cpu(&mut self, cores: f64) -> Result<()> {
+        let pid = self.child.id();
+        let limit = CpuLimit::new(&format!("driftwood-bench-{pid}"), cores)?;
+        limit.add(pid)?;
+        self.limit = Some(limit);
+        Ok(())
+    }
+
+    /// How often its CPU limit held it back so far; none without a limit.
+    pub fn throttling(&self) -> Option<Throttling> {
+        self.limit.as_ref().map(CpuLimit::throttling)
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {

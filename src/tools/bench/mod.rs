@@ -5,6 +5,7 @@
 //! same input. Each measurement runs the real `driftwood run` binary as a child process:
 //! throughput comes from its `/metrics`, peak memory and CPU time from its `/proc/<pid>`.
 
+mod cgroup;
 mod drift_cost;
 mod input;
 mod instance;
@@ -200,7 +201,7 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
         scaling_partitions: config.scaling_partitions,
         latency_warmup_seconds: config.latency_warmup.as_secs_f64(),
         latency,
-        machine: machine(),
+        machine: proc::machine(),
     };
     Ok(report)
 }
@@ -448,6 +449,7 @@ fn scaling(
         records: records as u64,
         partitions: config.scaling_partitions,
         broker: proc::local_broker(brokers),
+        cpu_limit: config.scaling_cpu_limit,
     };
     let topics = |n: usize| RunTopics {
         input: input.clone(),
@@ -481,18 +483,4 @@ fn block_on<F: std::future::Future>(call: F) -> Result<F::Output> {
         .build()
         .map_err(Error::start("a tokio runtime"))?;
     Ok(runtime.block_on(call))
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
 }

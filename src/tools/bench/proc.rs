@@ -1,5 +1,6 @@
 //! What `/proc` says about a process on this machine: CPU time, peak memory, and which
-//! process listens on a TCP port (to find a local broker and measure its CPU beside ours).
+//! process listens on a TCP port (to find a local broker and measure its CPU beside ours);
+//! and about the machine: its cores and processor.
 
 use std::time::Duration;
 
@@ -156,6 +157,21 @@ fn listening_inodes(port: u16) -> Vec<u64> {
             rows
         })
         .collect()
+}
+
+/// This machine's cores and processor, as the report names it.
+pub(super) fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Scaling out: 1, 2, 3… instances in one group over the same input on more partitions, each
 //! count on its own group and output. The instances start together; the measurement starts
-//! once every one holds partitions (what was scored before that does not count).
+//! once every one holds partitions (what was scored before that does not count). With a CPU
+//! limit, each instance runs in a cgroup of its own with that quota, as a pod would.
 
 use serde::Serialize;
 
+use super::cgroup::Throttling;
 use super::instance::{Instance, RunTopics, wait_assigned};
 use super::throughput::{Start, Throughput, measure};
 use crate::error::Result;
@@ -19,6 +21,11 @@ pub struct Scaled {
     pub speedup: f64,
     /// Records handled before the group settled (not measured).
     pub before_settled: u64,
+    /// The cores each instance was limited to, if it was.
+    pub cpu_limit_cores: Option<f64>,
+    /// With a limit: the share of the instances' CFS periods, while measured, in which they
+    /// used up their quota (near 1: the limit, not the input or the broker, held them).
+    pub throttled_share: Option<f64>,
 }
 
 /// What a scaling run needs.
@@ -28,6 +35,8 @@ pub(super) struct ScalingSpec<'a> {
     pub records: u64,
     pub partitions: i32,
     pub broker: Option<u32>,
+    /// Cores each instance is limited to.
+    pub cpu_limit: Option<f64>,
 }
 
 /// Runs each count of `counts` instances over `input` (written already).
@@ -47,14 +56,16 @@ pub(super) fn scaling_runs(
         // first one scores alone until then.
         let flags = ["--kafka-option", "consumer.heartbeat.interval.ms=100"];
         let mut instances = (0..n)
-            .map(|_| Instance::spawn(spec.brokers, spec.binary, &topics, &flags))
+            .map(|_| start(spec, &topics, &flags))
             .collect::<Result<Vec<_>>>()?;
         for instance in &instances {
             instance.wait_ready(std::time::Duration::from_secs(60))?;
         }
         wait_assigned(&mut instances, spec.partitions)?;
         let before_settled = (instances.iter()).map(|i| i.processed().unwrap_or(0)).sum();
+        let throttled_before = throttling(&instances);
         let throughput = measure(&mut instances, spec.records, spec.broker, Start::Now)?;
+        let throttled = throttling(&instances).since(throttled_before);
         drop(instances);
         let one = (out.first()).map_or(throughput.records_per_second, |s| {
             s.throughput.records_per_second / s.instances as f64
@@ -64,7 +75,29 @@ pub(super) fn scaling_runs(
             speedup: throughput.records_per_second / one,
             before_settled,
             throughput,
+            cpu_limit_cores: spec.cpu_limit,
+            throttled_share: (spec.cpu_limit.is_some() && throttled.periods > 0)
+                .then(|| throttled.throttled as f64 / throttled.periods as f64),
         });
     }
     Ok(out)
+}
+
+/// One instance of the group, under the CPU limit if there is one.
+fn start(spec: &ScalingSpec<'_>, topics: &RunTopics, flags: &[&str]) -> Result<Instance> {
+    let mut instance = Instance::spawn(spec.brokers, spec.binary, topics, flags)?;
+    if let Some(cores) = spec.cpu_limit {
+        instance.limit_cpu(cores)?;
+    }
+    Ok(instance)
+}
+
+/// The instances' throttling counts together (zeros without limits).
+fn throttling(instances: &[Instance]) -> Throttling {
+    (instances.iter().filter_map(Instance::throttling)).fold(Throttling::default(), |a, b| {
+        Throttling {
+            periods: a.periods + b.periods,
+            throttled: a.throttled + b.throttled,
+        }
+    })
 }

@@ -146,12 +146,18 @@ fn print_scaling(r: &BenchReport) {
         "scaling out: instances in one group on {} partitions, stock-client input",
         r.scaling_partitions
     );
+    if let Some(cores) = r.scaling.first().and_then(|s| s.cpu_limit_cores) {
+        println!("each instance limited to {cores} cores (a cgroup's CPU quota, as a pod's limit)");
+    }
     for s in &r.scaling {
         print_run(&format!("{} instance(s)", s.instances), &s.throughput);
         println!(
             "{:<28} {:>12.2}  ({} records before the group settled, not measured)",
             "  × one instance", s.speedup, s.before_settled
         );
+        if let Some(share) = s.throttled_share {
+            println!("{:<28} {:>12.2}", "  periods throttled", share);
+        }
     }
 }
 
