@@ -59,7 +59,8 @@ impl Profile {
     }
 
     /// librdkafka settings of the preset for one client. Queues are bounded so memory is:
-    /// at most 32 MiB of prefetched input and 64 MiB of unsent output.
+    /// at most 4 MiB (throughput) or 32 MiB (latency) of prefetched input and 64 MiB of
+    /// unsent output.
     fn settings(self, role: ClientRole) -> &'static [(&'static str, &'static str)] {
         match (self, role) {
             (Profile::Throughput, ClientRole::Consumer) => &[
@@ -68,8 +69,16 @@ impl Profile {
                 // fetches again. Its default (1000 ms) is longer than the loop takes to empty
                 // the queue, so the loop sat idle: 110k records/s on a stock client's input,
                 // 365k with 20 ms. 0 makes the fetch thread spin (265k, 5 µs a record).
-                ("fetch.queue.backoff.ms", "20"),
-                ("queued.max.messages.kbytes", "32768"),
+                // The queue must outlast the wait and a fetch: 4 MiB lasts 11 ms at 360 MB/s,
+                // about 1.4 million records/s of the bundled model's, beyond one loop.
+                ("fetch.queue.backoff.ms", "10"),
+                // A full queue of small records holds several times its payload (each
+                // message's fetch buffer and librdkafka's per-message state): 32 MiB took
+                // an instance's peak memory from about 105 MB to 165 to 190, and under a
+                // CPU limit (a pod's) the fetch thread then spent most of its time faulting
+                // in fresh pages: two instances limited to 0.3 cores scored 91k to 102k
+                // records/s together, against 112k to 178k with 4 MiB (docs/performance.md).
+                ("queued.max.messages.kbytes", "4096"),
             ],
             (Profile::Throughput, ClientRole::Producer) => &[
                 ("linger.ms", "5"),

@@ -3,7 +3,8 @@
 //! clears within milliseconds; if the stall lasts, it pauses the assigned partitions and goes
 //! on polling the consumer, so that the member stays in its group however long the output
 //! is unwritable. Pausing is kept for long stalls because it is not free: it drops what
-//! librdkafka had prefetched (up to 32 MiB), to be fetched again on resume.
+//! librdkafka had prefetched (up to `queued.max.messages.kbytes`), to be fetched again on
+//! resume.
 
 use super::accounting::Input;
 use std::time::{Duration, Instant};
