@@ -1,6 +1,7 @@
 //! `driftwood bench` end to end on Apache Kafka, small enough to take half a minute: the
-//! throughput runs report their records per second and CPU split by thread, and the topics
-//! the bench wrote are deleted when it ends.
+//! throughput runs report their records per second and CPU split by thread, the scaling runs
+//! (a count repeated, under a CPU limit) each read the whole input, and the topics the bench
+//! wrote are deleted when it ends. The CPU limit needs root or a delegated cgroup.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -42,7 +43,8 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
             "--drift-pairs",
             "1",
         ])
-        .args(["--latency-rates", "0", "--scaling-instances", "0"])
+        .args(["--latency-rates", "0", "--scaling-instances", "1,1"])
+        .args(["--scaling-partitions", "2", "--scaling-cpu-limit", "0.5"])
         .args(["--stock-rate", "200000", "--log", "warn"])
         .arg("--registry")
         .arg(dir.path().join("no-registry"))
@@ -97,6 +99,24 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
         Some(0.0),
         "no drift thread in pass-through"
     );
+
+    let scaling = report["scaling"].as_array().expect("scaling runs");
+    assert_eq!(scaling.len(), 2, "{scaling:?}");
+    for run in scaling {
+        assert_eq!(run["instances"].as_u64(), Some(1), "{run}");
+        assert_eq!(run["cpu_limit_cores"].as_f64(), Some(0.5), "{run}");
+        let throttled = run["throttled_share"].as_f64().expect("a throttled share");
+        assert!((0.0..=1.0).contains(&throttled), "{run}");
+        assert_eq!(
+            run["throughput"]["records"].as_u64(),
+            Some(300_000),
+            "{run}"
+        );
+        assert!(
+            run["throughput"]["records_per_second"].as_f64() > Some(0.0),
+            "{run}"
+        );
+    }
 
     let said = stderr
         .lines()

@@ -451,12 +451,12 @@ fn scaling(
         broker: proc::local_broker(brokers),
         cpu_limit: config.scaling_cpu_limit,
     };
-    let topics = |n: usize| RunTopics {
+    let topics = |run: usize| RunTopics {
         input: input.clone(),
         output: output.clone(),
         dlq: name("dlq"),
         drift: name("drift"),
-        group: name(&format!("g-scale-{n}")),
+        group: name(&format!("g-scale-{run}")),
     };
     scaling_runs(&spec, &config.scaling_instances, &topics)
 }

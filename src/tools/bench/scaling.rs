@@ -39,19 +39,21 @@ pub(super) struct ScalingSpec<'a> {
     pub cpu_limit: Option<f64>,
 }
 
-/// Runs each count of `counts` instances over `input` (written already).
+/// Runs each count of `counts` instances over `input` (written already); `topics(run)` names
+/// the topics and the group of the `run`-th run (a group of its own each, so that a count
+/// repeated starts from the beginning of the input again).
 pub(super) fn scaling_runs(
     spec: &ScalingSpec<'_>,
     counts: &[usize],
     topics: &dyn Fn(usize) -> RunTopics,
 ) -> Result<Vec<Scaled>> {
     let mut out: Vec<Scaled> = Vec::new();
-    for &n in counts.iter().filter(|n| **n > 0) {
+    for (run, &n) in counts.iter().filter(|n| **n > 0).enumerate() {
         eprintln!(
             "scaling: {n} instance(s) on {} partitions…",
             spec.partitions
         );
-        let topics = topics(n);
+        let topics = topics(run);
         // A member learns of a rebalance at its next heartbeat (3 s by default), and the
         // first one scores alone until then.
         let flags = ["--kafka-option", "consumer.heartbeat.interval.ms=100"];
