@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::parse_key_value;
 use crate::codec::decode::InputFormat;
 
-/// A number of cores above zero (`--scaling-cpu-limit`).
+/// A number of cores, 0.01 or more (`--scaling-cpu-limit`).
 fn positive_cores(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(cores) if cores.is_finite() && cores >= 0.01 => Ok(cores),

@@ -1,5 +1,5 @@
 //! Scaling out: 1, 2, 3… instances in one group over the same input on more partitions, each
-//! count on its own group and output. The instances start together; the measurement starts
+//! run on a group of its own. The instances start together; the measurement starts
 //! once every one holds partitions (what was scored before that does not count). With a CPU
 //! limit, each instance runs in a cgroup of its own with that quota, as a pod would.
 
