@@ -33,6 +33,19 @@ pub(super) struct Throttling {
 }
 
 impl Throttling {
+    /// `self` plus `other` (two limits' counts together).
+    pub fn add(self, other: Throttling) -> Throttling {
+        Throttling {
+            periods: self.periods + other.periods,
+            throttled: self.throttled + other.throttled,
+        }
+    }
+
+    /// The share of periods throttled; none before any period.
+    pub fn share(self) -> Option<f64> {
+        (self.periods > 0).then(|| self.throttled as f64 / self.periods as f64)
+    }
+
     /// What was counted after `earlier`.
     pub fn since(self, earlier: Throttling) -> Throttling {
         Throttling {

@@ -78,8 +78,7 @@ pub(super) fn scaling_runs(
             before_settled,
             throughput,
             cpu_limit_cores: spec.cpu_limit,
-            throttled_share: (spec.cpu_limit.is_some() && throttled.periods > 0)
-                .then(|| throttled.throttled as f64 / throttled.periods as f64),
+            throttled_share: throttled.share(),
         });
     }
     Ok(out)
@@ -96,10 +95,5 @@ fn start(spec: &ScalingSpec<'_>, topics: &RunTopics, flags: &[&str]) -> Result<I
 
 /// The instances' throttling counts together (zeros without limits).
 fn throttling(instances: &[Instance]) -> Throttling {
-    (instances.iter().filter_map(Instance::throttling)).fold(Throttling::default(), |a, b| {
-        Throttling {
-            periods: a.periods + b.periods,
-            throttled: a.throttled + b.throttled,
-        }
-    })
+    (instances.iter().filter_map(Instance::throttling)).fold(Throttling::default(), Throttling::add)
 }
