@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use super::plan::DriftSettings;
 use super::report::{DriftReport, Flag, SequentialAlarm};
 use super::tester::Tester;
+use super::window::WindowCounts;
 use crate::model::Model;
 use crate::model::dataset::Dataset;
 use crate::stats::wilson::binomial_interval;
@@ -329,43 +330,58 @@ fn a_batch_is_counted_in_order_and_windows_close_at_their_size_within_it() {
 
 /// The windows counted on the drift thread are the windows counted on the loop's: the same
 /// records in the same order, each report handed out once, in order, by a later call at the
-/// latest, and `close` hands out every one still held before the last window's.
+/// latest, and `close` hands out every one still held before the last window's. With batches
+/// smaller than a hand-over (rows copied after the first batch's) and larger (rows moved).
 #[test]
 fn the_drift_thread_closes_the_same_windows_as_the_loop_and_hands_out_each_report_once() {
     let model = std::sync::Arc::new(Model::open(None).unwrap());
     let mut settings = DriftSettings::new("test".into());
     settings.window_records = 100;
     let data = Dataset::breast_cancer();
-    let mut here = super::DriftMonitor::new(model.clone(), settings.clone(), Default::default());
-    let mut worker = super::DriftWorker::new(model.clone(), settings, Default::default());
-    let (mut counted_here, mut counted_there) = (Vec::new(), Vec::new());
-    for batch in 0..5 {
-        let rows: Vec<f64> = data.rows[batch * 70..][..70].concat();
-        let predicted = model.engine.predict_all(&rows);
-        for (i, &p) in predicted.iter().enumerate() {
-            let label = Some(data.labels[batch * 70 + i]);
-            here.note(i as i32 % 3, i, p, label);
-            worker.note(i as i32 % 3, i, p, label);
+    for (size, batches) in [(70, 5), (280, 2)] {
+        let mut here =
+            super::DriftMonitor::new(model.clone(), settings.clone(), Default::default());
+        let mut worker =
+            super::DriftWorker::new(model.clone(), settings.clone(), Default::default());
+        let (mut counted_here, mut counted_there) = (Vec::new(), Vec::new());
+        for batch in 0..batches {
+            let rows: Vec<f64> = data.rows[batch * size..][..size].concat();
+            let predicted = model.engine.predict_all(&rows);
+            for (i, &p) in predicted.iter().enumerate() {
+                let label = Some(data.labels[batch * size + i]);
+                here.note(i as i32 % 3, i, p, label);
+                worker.note(i as i32 % 3, i, p, label);
+            }
+            here.note_invalid(1);
+            worker.note_invalid(1);
+            here.count_batch(&rows, &[0, 1, 2], |r| counted_here.push(r));
+            let mut taken = rows.clone();
+            worker.count_batch(&mut taken, &[0, 1, 2], |r| counted_there.push(r));
+            assert!(taken.is_empty(), "the worker takes the batch's rows");
         }
-        here.note_invalid(1);
-        worker.note_invalid(1);
-        here.count_batch(&rows, &[0, 1, 2], |r| counted_here.push(r));
-        worker.count_batch(&rows, &[0, 1, 2], |r| counted_there.push(r));
-    }
-    counted_here.extend(here.close(&[0]));
-    counted_there.extend(worker.close(&[0]));
-    assert!(worker.close(&[0]).is_empty(), "nothing is handed out twice");
+        counted_here.extend(here.close(&[0]));
+        counted_there.extend(worker.close(&[0]));
+        assert!(worker.close(&[0]).is_empty(), "nothing is handed out twice");
 
-    let windows = |reports: &[DriftReport]| -> Vec<(i64, i64, i64)> {
-        (reports.iter())
-            .map(|r| (r.counts.records, r.counts.invalid, r.counts.correct))
-            .collect()
-    };
-    // 355 records in batches of 71: three full windows and 55 left for the last.
-    assert_eq!(windows(&counted_here).len(), 4);
-    assert_eq!(windows(&counted_there), windows(&counted_here));
-    let flags = |reports: &[DriftReport]| reports.iter().map(|r| r.flag).collect::<Vec<_>>();
-    assert_eq!(flags(&counted_there), flags(&counted_here));
+        // 355 records in batches of 71: three full windows and 55 left for the last; 562
+        // in batches of 281: five and 62.
+        let windows = (size + 1) * batches / 100 + 1;
+        assert_eq!(counted_here.len(), windows, "batches of {size}");
+        let counts = |reports: &[DriftReport]| -> Vec<WindowCounts> {
+            reports.iter().map(|r| r.counts.clone()).collect()
+        };
+        assert_eq!(
+            counts(&counted_there),
+            counts(&counted_here),
+            "batches of {size}"
+        );
+        let flags = |reports: &[DriftReport]| reports.iter().map(|r| r.flag).collect::<Vec<_>>();
+        assert_eq!(
+            flags(&counted_there),
+            flags(&counted_here),
+            "batches of {size}"
+        );
+    }
 }
 
 /// A binary classifier whose reference carries a calibration gets the expected performance

@@ -158,7 +158,7 @@ impl Scorer {
         }
         for (l, lane) in lanes.iter_mut().enumerate() {
             let publish = |report: DriftReport| self.publish(l, &report, sink);
-            lane.drift.count_batch(&lane.rows, &assigned, publish);
+            lane.drift.count_batch(&mut lane.rows, &assigned, publish);
         }
         if let Some(shadow) = &mut self.serving.shadow {
             shadow.compare(batch, &lanes[0].model, sink);
