@@ -20,6 +20,14 @@ fn positive_cores(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// A share, from 0 to 1.
+fn share(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("expected a share from 0 to 1, got {s:?}")),
+    }
+}
+
 /// Settings for `driftwood bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchConfig {
@@ -46,6 +54,12 @@ pub struct BenchConfig {
     /// round before, and the table shows the median and the spread.
     #[arg(long, default_value_t = 2)]
     pub latency_repeats: usize,
+    /// A latency run during which the host stole more than this share of the machine's time
+    /// (steal in `/proc/stat`: other guests ran while this one had work) is run again, up to
+    /// twice, and the run with the least stolen is kept: a stolen run's tails are the
+    /// host's. 1 runs each once.
+    #[arg(long, default_value_t = 0.05, value_parser = share)]
+    pub latency_max_steal: f64,
     /// Producers writing the stock-client input, each with librdkafka's defaults.
     #[arg(long, default_value_t = 4)]
     pub stock_producers: usize,

@@ -28,7 +28,7 @@ pub use drift_cost::{DriftCost, DriftPair};
 use input::StockInput;
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
-use latency::{LatencySpec, latency_run};
+use latency::{LatencySpec, latency_run, least_stolen};
 pub use scaling::Scaled;
 use scaling::{ScalingSpec, scaling_runs};
 pub use throughput::Throughput;
@@ -281,7 +281,7 @@ fn latency_runs(
         .chain(rates.iter().map(|&rate| (Relay::Pipeline, rate)));
     for (relay, rate) in warm_ups {
         eprintln!("warming up: {relay:?} at {rate} records/s, not measured…");
-        latency_once(config, brokers, name, shared, (usize::MAX, rate, relay))?;
+        latency_once(config, brokers, name, shared, (usize::MAX, 0, rate, relay))?;
     }
     let mut latency = Vec::new();
     for round in 0..config.latency_repeats {
@@ -296,13 +296,10 @@ fn latency_runs(
                     round + 1,
                     config.latency_duration
                 );
-                latency.push(latency_once(
-                    config,
-                    brokers,
-                    name,
-                    shared,
-                    (round, rate, relay),
-                )?);
+                latency.push(least_stolen(config.latency_max_steal, |attempt| {
+                    let run = (round, attempt, rate, relay);
+                    latency_once(config, brokers, name, shared, run)
+                })?);
             }
         }
     }
@@ -315,9 +312,9 @@ fn latency_once(
     brokers: &str,
     name: &dyn Fn(&str) -> String,
     shared: &RunTopics,
-    (round, rate, relay): (usize, f64, Relay),
+    (round, attempt, rate, relay): (usize, usize, f64, Relay),
 ) -> Result<Latency> {
-    let run = |what: &str| name(&format!("lat-{round}-{rate}-{relay:?}-{what}"));
+    let run = |what: &str| name(&format!("lat-{round}-{attempt}-{rate}-{relay:?}-{what}"));
     let topics = RunTopics {
         input: run("in"),
         output: run("out"),

@@ -159,6 +159,46 @@ fn listening_inodes(port: u16) -> Vec<u64> {
         .collect()
 }
 
+/// The machine's CPU time so far, all cores together, in clock ticks (`/proc/stat`): in all,
+/// and what the hypervisor gave other guests while this one had work (steal).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    /// Now; `None` where `/proc/stat` cannot be read.
+    pub fn now() -> Option<MachineTicks> {
+        machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The share of the machine's time since `earlier` that was stolen, from 0 to 1 (`None`
+    /// when no tick has passed). On a shared host it is time the processes measured did not
+    /// run although they could: a run with much of it measures the host, not what ran.
+    pub fn steal_since(self, earlier: MachineTicks) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|&t| t > 0)?;
+        Some(self.steal.saturating_sub(earlier.steal) as f64 / total as f64)
+    }
+}
+
+/// The first line of `/proc/stat`: `cpu  user nice system idle iowait irq softirq steal …`
+/// (guest time is counted in user time already, so the first eight fields are the total).
+fn machine_ticks(stat: &str) -> Option<MachineTicks> {
+    let fields: Vec<u64> = (stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace())
+    .take(8)
+    .map(|f| f.parse().ok())
+    .collect::<Option<_>>()?;
+    (fields.len() == 8).then(|| MachineTicks {
+        total: fields.iter().sum(),
+        steal: fields[7],
+    })
+}
+
 /// This machine's cores and processor, as the report names it.
 pub(super) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -177,6 +217,21 @@ pub(super) fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stolen_share_is_steal_over_all_of_the_machine_s_ticks() {
+        let at = |stat: &str| machine_ticks(stat).expect("a cpu line");
+        let before = at("cpu  100 0 50 800 0 0 0 50 0 0\ncpu0 50 0 25 400 0 0 0 25 0 0\n");
+        let after = at("cpu  160 0 70 900 0 0 0 70 30 0\ncpu0 80 0 35 450 0 0 0 35 15 0\n");
+        // 200 ticks passed (guest time, 30, is inside user time), 20 of them stolen.
+        assert_eq!(after.steal_since(before), Some(0.1));
+        assert_eq!(before.steal_since(before), None, "no time passed");
+        assert!(
+            machine_ticks("cpu0 1 2 3 4 5 6 7 8\n").is_none(),
+            "not the total line"
+        );
+        assert!(machine_ticks("cpu  1 2 3\n").is_none(), "too few fields");
+    }
 
     #[test]
     fn cpu_ticks_count_fields_after_the_command_name() {

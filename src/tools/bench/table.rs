@@ -6,6 +6,11 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// A share as a whole percentage, or "-" where it is not known.
+fn percent(share: Option<f64>) -> String {
+    share.map_or("-".into(), |s| format!("{:.0}%", s * 100.0))
+}
+
 /// Prints the report to stdout.
 pub(super) fn print(r: &BenchReport) {
     println!();
@@ -14,8 +19,15 @@ pub(super) fn print(r: &BenchReport) {
         r.records, r.partitions, r.machine
     );
     println!(
-        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9}   µs/record by thread: loop + drift + librdkafka + other",
-        "throughput", "records/s", "CPU µs/record", "peak RSS", "cores", "broker", "loop idle",
+        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9} {:>7}   µs/record by thread: loop + drift + librdkafka + other",
+        "throughput",
+        "records/s",
+        "CPU µs/record",
+        "peak RSS",
+        "cores",
+        "broker",
+        "loop idle",
+        "stolen",
     );
     println!(
         "{:<28} {:>12.0}",
@@ -89,7 +101,7 @@ pub(super) fn print(r: &BenchReport) {
 fn print_run(name: &str, t: &Throughput) {
     let th = &t.threads;
     println!(
-        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9}   {:.2} + {:.2} + {:.2} + {:.2}",
+        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9} {:>7}   {:.2} + {:.2} + {:.2} + {:.2}",
         t.records_per_second,
         t.cpu_us_per_record,
         mb(t.peak_rss_bytes),
@@ -97,6 +109,7 @@ fn print_run(name: &str, t: &Throughput) {
         t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
         t.loop_waiting
             .map_or("-".into(), |w| format!("{:.0}%", w * 100.0)),
+        percent(t.steal_share),
         th.loop_thread,
         th.drift,
         th.librdkafka,
@@ -169,7 +182,7 @@ fn print_latency(r: &BenchReport) {
         r.latency_warmup_seconds
     );
     println!(
-        "{:>9} {:<13} {:>10} {:>8} {:>6} {:>6} {:>6} {:>6} {:>12} {:>8}",
+        "{:>9} {:<13} {:>10} {:>8} {:>6} {:>6} {:>6} {:>6} {:>12} {:>8} {:>7}",
         "offered/s",
         "relay",
         "achieved/s",
@@ -179,11 +192,12 @@ fn print_latency(r: &BenchReport) {
         "p99.9",
         "max",
         "CPU µs/rec",
-        "RSS MB"
+        "RSS MB",
+        "stolen"
     );
     for l in &r.latency {
         println!(
-            "{:>9.0} {:<13} {:>10.0} {:>8} {:>6.0} {:>6.0} {:>6.0} {:>6.0} {:>12} {:>8}",
+            "{:>9.0} {:<13} {:>10.0} {:>8} {:>6.0} {:>6.0} {:>6.0} {:>6.0} {:>12} {:>8} {:>7}",
             l.offered_rate,
             format!("{} #{}", relay_name(l.relay), l.round + 1),
             l.achieved_rate,
@@ -196,6 +210,7 @@ fn print_latency(r: &BenchReport) {
                 .map_or("-".into(), |c| format!("{c:.1}")),
             l.peak_rss_bytes
                 .map_or("-".into(), |b| format!("{:.1}", mb(b))),
+            percent(l.steal_share),
         );
     }
     print_spread(r);
@@ -207,11 +222,13 @@ fn print_latency(r: &BenchReport) {
         });
         if let (Some(relay), Some((leg50, leg99))) = (relay, pipeline.input_leg_ms) {
             println!(
-                "at {:.0}/s, round {}: driftwood's share (pipeline - relay): p50 {:+.0} ms, p99 {:+.0} ms; event -> scored p50 {leg50:.0}, p99 {leg99:.0} ms",
+                "at {:.0}/s, round {}: driftwood's share (pipeline - relay): p50 {:+.0} ms, p99 {:+.0} ms; event -> scored p50 {leg50:.0}, p99 {leg99:.0} ms; stolen {} and {}",
                 pipeline.offered_rate,
                 pipeline.round + 1,
                 pipeline.p50_ms - relay.p50_ms,
                 pipeline.p99_ms - relay.p99_ms,
+                percent(pipeline.steal_share),
+                percent(relay.steal_share),
             );
         }
     }

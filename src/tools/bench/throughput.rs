@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::instance::{Counters, Instance};
-use super::proc::{self, ThreadCpu};
+use super::proc::{self, MachineTicks, ThreadCpu};
 use crate::error::{Error, Result};
 
 /// One throughput measurement.
@@ -37,6 +37,9 @@ pub struct Throughput {
     /// working (`driftwood_loop_seconds_total`), over the instances; none from a build
     /// without that metric.
     pub loop_waiting: Option<f64>,
+    /// The share of the machine's time stolen by its host meanwhile; none where
+    /// `/proc/stat` cannot be read. A run with much of it says more about the host.
+    pub steal_share: Option<f64>,
 }
 
 /// CPU time per record (µs) of the `driftwood run` processes' threads, by what they do.
@@ -71,6 +74,7 @@ struct Sample {
     /// Seconds of the loops' time spent waiting, and in all.
     looped: (f64, f64),
     broker: Option<Duration>,
+    machine: Option<MachineTicks>,
 }
 
 fn sample(instances: &[Instance], broker: Option<u32>) -> Sample {
@@ -89,6 +93,7 @@ fn sample(instances: &[Instance], broker: Option<u32>) -> Sample {
             counters.iter().map(|c| c.loop_total).sum(),
         ),
         broker: broker.and_then(proc::cpu_time),
+        machine: MachineTicks::now(),
     }
 }
 
@@ -157,5 +162,6 @@ fn figures(first: &Sample, last: &Sample, total: u64, instances: &[Instance]) ->
             let looped = last.looped.1 - first.looped.1;
             (looped > 0.0).then(|| (last.looped.0 - first.looped.0) / looped)
         },
+        steal_share: (last.machine.zip(first.machine)).and_then(|(l, f)| l.steal_since(f)),
     }
 }
