@@ -25,6 +25,7 @@ mod labels;
 mod models;
 mod registry;
 pub mod tools;
+mod values;
 
 pub use commands::{HyperparameterArgs, ImportArgs, TrainArgs, flag_value};
 pub use drift::DriftArgs;

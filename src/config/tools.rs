@@ -8,25 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::parse_key_value;
+use super::values::{positive_cores, share};
 use crate::codec::decode::InputFormat;
-
-/// A number of cores, 0.01 or more (`--scaling-cpu-limit`).
-fn positive_cores(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(cores) if cores.is_finite() && cores >= 0.01 => Ok(cores),
-        _ => Err(format!(
-            "expected a number of cores of 0.01 or more, got {s:?}"
-        )),
-    }
-}
-
-/// A share, from 0 to 1.
-fn share(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!("expected a share from 0 to 1, got {s:?}")),
-    }
-}
 
 /// Settings for `driftwood bench`.
 #[derive(Debug, Clone, Args)]

@@ -54,6 +54,19 @@ pub(super) fn print(r: &BenchReport) {
         "{:<28} {:>12.2}",
         "exactly-once / pipeline", r.exactly_once_to_pipeline
     );
+    print_drift(r);
+    if let Some(ratio) = r.following_pointer_to_pipeline {
+        println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
+    }
+    print_stock(r);
+    print_scaling(r);
+    if !r.latency.is_empty() {
+        print_latency(r);
+    }
+}
+
+/// The pairs of runs with and without drift windows, and drift's cost.
+fn print_drift(r: &BenchReport) {
     // Each pair's runs in the order they ran.
     for (k, pair) in r.drift.pairs.iter().enumerate() {
         let mut runs = [("with", &pair.with), ("without", &pair.without)];
@@ -87,14 +100,6 @@ pub(super) fn print(r: &BenchReport) {
         r.drift.own_cpu_us_per_record,
         each(|p| p.with.drift_own_cpu_us_per_record)
     );
-    if let Some(ratio) = r.following_pointer_to_pipeline {
-        println!("{:<28} {:>12.2}", "following pointer / pipeline", ratio);
-    }
-    print_stock(r);
-    print_scaling(r);
-    if !r.latency.is_empty() {
-        print_latency(r);
-    }
 }
 
 /// One throughput row.
