@@ -74,6 +74,8 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
                 .unwrap_or_else(|| panic!("{name}: no {path:?} in {run}"))
         };
         assert!(figure(&["records_per_second"]) > 0.0, "{name}: {run}");
+        let stolen = figure(&["steal_share"]);
+        assert!((0.0..=1.0).contains(&stolen), "{name}: {run}");
         assert!(figure(&["threads", "loop_thread"]) > 0.0, "{name}: {run}");
         assert!(figure(&["threads", "librdkafka"]) > 0.0, "{name}: {run}");
         let threads: f64 = ["loop_thread", "drift", "librdkafka", "other"]

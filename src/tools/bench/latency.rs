@@ -106,7 +106,7 @@ pub struct Latency {
     /// are the host's.
     pub steal_share: Option<f64>,
     /// Runs made for this figure: more than one when the host stole too much of the
-    /// machine's time during the first ([`least_stolen`]).
+    /// machine's time during the first (`--latency-max-steal`).
     pub attempts: usize,
 }
 
