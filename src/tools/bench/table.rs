@@ -112,8 +112,7 @@ fn print_run(name: &str, t: &Throughput) {
         mb(t.peak_rss_bytes),
         t.driftwood_cores,
         t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
-        t.loop_waiting
-            .map_or("-".into(), |w| format!("{:.0}%", w * 100.0)),
+        percent(t.loop_waiting),
         percent(t.steal_share),
         th.loop_thread,
         th.drift,
