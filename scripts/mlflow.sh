@@ -29,7 +29,9 @@ case "${1:-}" in
     mkdir -p "$state/artifacts"
     alive "$state/pid" && die "an MLflow server already runs from $state (pid $(cat "$state/pid"))"
     root=$(cd "$state" && pwd)
-    spawn "$state/pid" "$state/mlflow.log" "$(dirname "$python")/mlflow" server \
+    # No telemetry from a test's server (MLflow 3 sends it by default).
+    spawn "$state/pid" "$state/mlflow.log" env MLFLOW_DISABLE_TELEMETRY=true \
+      "$(dirname "$python")/mlflow" server \
       --host 127.0.0.1 --port "$port" --workers 1 \
       --backend-store-uri "sqlite:///$root/mlflow.db" \
       --artifacts-destination "$root/artifacts" --serve-artifacts

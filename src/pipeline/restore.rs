@@ -317,15 +317,23 @@ fn read(
         .map_err(|e| Error::kafka(format!("assigning {topic} for a restore"), e))?;
     let deadline = Instant::now() + RESTORE_DEADLINE;
     loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) if m.offset() < end => each(&m),
-            Some(Ok(_)) => return Ok(()),
-            Some(Err(e)) => warn!(error = %e, topic, partition, "restore read error; trying on"),
-            None => {}
-        }
-        let position = (consumer.position().ok())
-            .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()));
-        if matches!(position, Some(Offset::Offset(o)) if o >= end) {
+        // The position is asked for only when nothing came: it is a round trip to the client's
+        // thread, and it is needed only past a transaction's markers, which no message shows.
+        let done = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.offset() < end => {
+                each(&m);
+                m.offset() + 1 >= end
+            }
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
+                warn!(error = %e, topic, partition, "restore read error; trying on");
+                false
+            }
+            None => (consumer.position().ok())
+                .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()))
+                .is_some_and(|o| matches!(o, Offset::Offset(o) if o >= end)),
+        };
+        if done {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -1,7 +1,8 @@
-//! `driftwood bench` end to end on Apache Kafka, small enough to take half a minute: the
-//! throughput runs report their records per second and CPU split by thread, the scaling runs
-//! (a count repeated, under a CPU limit) each read the whole input, and the topics the bench
-//! wrote are deleted when it ends. The CPU limit needs root or a delegated cgroup.
+//! `driftwood bench` end to end on Apache Kafka, on 20,000 records so that it takes half a
+//! minute (the report's shape is checked here, not its figures): the throughput runs report
+//! their records per second and CPU split by thread, the scaling runs (a count repeated, under
+//! a CPU limit) each read the whole input, and the topics the bench wrote are deleted when it
+//! ends. The CPU limit needs root or a delegated cgroup.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
         .args(["bench", "--bootstrap-servers", bootstrap])
         .args([
             "--records",
-            "100000",
+            "20000",
             "--partitions",
             "1",
             "--drift-pairs",
@@ -109,11 +110,7 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
         assert_eq!(run["cpu_limit_cores"].as_f64(), Some(0.5), "{run}");
         let throttled = run["throttled_share"].as_f64().expect("a throttled share");
         assert!((0.0..=1.0).contains(&throttled), "{run}");
-        assert_eq!(
-            run["throughput"]["records"].as_u64(),
-            Some(300_000),
-            "{run}"
-        );
+        assert_eq!(run["throughput"]["records"].as_u64(), Some(60_000), "{run}");
         assert!(
             run["throughput"]["records_per_second"].as_f64() > Some(0.0),
             "{run}"

@@ -10,8 +10,13 @@ import shutil
 import sys
 import tempfile
 
-import mlflow
-from mlflow import MlflowClient
+# MLflow's telemetry (on by default since 3.x) sets and removes an environment variable from a
+# thread of its own, and a request made meanwhile once failed with KeyError
+# '_MLFLOW_TELEMETRY_SESSION_ID'. Nothing here should report anywhere anyway.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+import mlflow  # noqa: E402 (after the telemetry is turned off)
+from mlflow import MlflowClient  # noqa: E402
 
 tracking_uri, name, model, reference, alias = sys.argv[1:6]
 mlflow.set_tracking_uri(tracking_uri)
