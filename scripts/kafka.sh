@@ -25,9 +25,8 @@
 #
 # KAFKA_STATE_DIR (default .kafka) holds configuration, data, logs and pids, so brokers in
 # different directories run side by side. KAFKA_CACHE_DIR (default ~/.cache/driftwood) holds
-# the jars. KAFKA_HEAP_OPTS overrides the heap (-Xms128m -Xmx512m), and KAFKA_JVM_PERFORMANCE_OPTS
-# the collector's and compiler's flags (G1 with Kafka's own settings), as in Kafka's scripts.
-# KAFKA_EXTRA_CONFIG (lines of key=value) is appended to a new single node's server.properties,
+# the jars. KAFKA_HEAP_OPTS overrides the heap (-Xms128m -Xmx512m), and KAFKA_OPTS adds JVM
+# flags to a node's command line, as in Kafka's scripts. KAFKA_EXTRA_CONFIG (lines of key=value) is appended to a new single node's server.properties,
 # e.g. to break it on purpose in a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +40,7 @@ cache="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/driftwood}/kafka-$KAFK
 state="${KAFKA_STATE_DIR:-.kafka}"
 probe_src="scripts/kafka/KafkaProbe.java"
 heap="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
-jvm="${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent}"
+opts="${KAFKA_OPTS:-}"
 
 need_java() {
   need java "Apache Kafka $KAFKA_VERSION needs Java 17 or newer"
@@ -147,16 +146,19 @@ format() {
   local dir=$1 id=$2; shift 2
   [ -f "$dir/data/meta.properties" ] && return 0
   java "${tool_flags[@]}" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-    -Dkafka.logs.dir="$dir/logs" -cp "$cache/lib/*" kafka.tools.StorageTool format "$@" -t "$id" -c "$dir/server.properties" \
+    -Dkafka.logs.dir="$dir/logs" -cp "$cache/lib/*" \
+    kafka.tools.StorageTool format "$@" -t "$id" -c "$dir/server.properties" \
     >"$dir/logs/format.log" 2>&1 || die "formatting $dir failed: $(tail -3 "$dir/logs/format.log")"
 }
 
 # java_command DIR: sets the array `cmd` to the command line of the node in DIR.
 java_command() {
-  local dir=$1 heap_flags jvm_flags
+  local dir=$1 heap_flags extra_flags
   read -r -a heap_flags <<<"$heap"
-  read -r -a jvm_flags <<<"$jvm"
-  cmd=(java "${heap_flags[@]}" "${jvm_flags[@]}" -Djava.awt.headless=true
+  read -r -a extra_flags <<<"$opts"
+  cmd=(java "${heap_flags[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent "${extra_flags[@]}"
+    -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs"
     -cp "$cache/lib/*" kafka.Kafka "$dir/server.properties")
 }

@@ -329,9 +329,11 @@ fn read(
                 warn!(error = %e, topic, partition, "restore read error; trying on");
                 false
             }
-            None => (consumer.position().ok())
-                .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()))
-                .is_some_and(|o| matches!(o, Offset::Offset(o) if o >= end)),
+            None => {
+                let position = (consumer.position().ok())
+                    .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()));
+                matches!(position, Some(Offset::Offset(o)) if o >= end)
+            }
         };
         if done {
             return Ok(());
