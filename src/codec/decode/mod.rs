@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use apache_avro::Schema;
 
-use crate::codec::avro::{AvroError, Cursor, Scalar};
+use crate::codec::avro::{AvroError, Cursor, Plan, Scalar};
 use crate::codec::registry::{self, WriterSchema, WriterSchemas};
-use writer::{Slot, WriterPlan};
+use writer::{Slot, Step, WriterPlan};
 
 mod writer;
 
@@ -340,47 +340,14 @@ impl FeatureDecoder {
         c: &mut Cursor<'a>,
         features: &mut [f64],
     ) -> Result<RecordMeta<'a>, DecodeError> {
-        let undecodable =
-            |e: AvroError| DecodeError::new(DecodeErrorKind::Undecodable, e.to_string());
         let mut meta = RecordMeta::default();
-        for (slot, field) in &plan.fields {
-            match slot {
-                Slot::Ignored => plan.schema.skip(field, c).map_err(undecodable)?,
-                Slot::Feature(i) => {
-                    let score_missing = self.missing == MissingFeatures::Score;
-                    let v = match plan.schema.scalar(field, c).map_err(undecodable)? {
-                        Scalar::Real(v) => v,
-                        Scalar::Integer(v) => v as f64,
-                        _ if score_missing => f64::NAN,
-                        _ => {
-                            return Err(DecodeError::new(
-                                DecodeErrorKind::MissingFeature,
-                                format!("feature {:?} is null", self.feature_names[*i]),
-                            ));
-                        }
-                    };
-                    if !(v.is_finite() || score_missing && v.is_nan()) {
-                        return Err(DecodeError::new(
-                            DecodeErrorKind::NonFinite,
-                            format!("feature {:?} is {v}", self.feature_names[*i]),
-                        ));
-                    }
-                    features[*i] = v;
+        for step in &plan.steps {
+            match step {
+                Step::Doubles { first, count } => {
+                    self.read_doubles(c, &mut features[*first..][..*count], *first)?
                 }
-                Slot::Id => {
-                    if let Scalar::Str(s) = plan.schema.scalar(field, c).map_err(undecodable)? {
-                        meta.id = Some(s);
-                    }
-                }
-                Slot::EventTime => {
-                    if let Scalar::Integer(t) = plan.schema.scalar(field, c).map_err(undecodable)? {
-                        meta.event_time_ms = Some(t / plan.event_time_divisor);
-                    }
-                }
-                Slot::Label => {
-                    if let Scalar::Integer(l) = plan.schema.scalar(field, c).map_err(undecodable)? {
-                        meta.label = i32::try_from(l).ok();
-                    }
+                Step::Field(slot, field) => {
+                    self.read_field(plan, (*slot, field), c, features, &mut meta)?
                 }
             }
         }
@@ -396,10 +363,91 @@ impl FeatureDecoder {
         Ok(meta)
     }
 
+    /// Reads a run of `double` features (the model's from `first`) into `out`, checked as
+    /// one at a time would be.
+    fn read_doubles(
+        &self,
+        c: &mut Cursor<'_>,
+        out: &mut [f64],
+        first: usize,
+    ) -> Result<(), DecodeError> {
+        let bytes = c.take(8 * out.len()).map_err(undecodable)?;
+        let mut finite = true;
+        for (x, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *x = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+            finite &= x.is_finite();
+        }
+        if !finite {
+            for (i, &x) in out.iter().enumerate() {
+                self.feature_value(x, first + i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_field<'a>(
+        &self,
+        plan: &WriterPlan,
+        (slot, field): (Slot, &Plan),
+        c: &mut Cursor<'a>,
+        features: &mut [f64],
+        meta: &mut RecordMeta<'a>,
+    ) -> Result<(), DecodeError> {
+        match slot {
+            Slot::Ignored => plan.schema.skip(field, c).map_err(undecodable)?,
+            Slot::Feature(i) => {
+                let v = match plan.schema.scalar(field, c).map_err(undecodable)? {
+                    Scalar::Real(v) => v,
+                    Scalar::Integer(v) => v as f64,
+                    _ if self.missing == MissingFeatures::Score => f64::NAN,
+                    _ => {
+                        return Err(DecodeError::new(
+                            DecodeErrorKind::MissingFeature,
+                            format!("feature {:?} is null", self.feature_names[i]),
+                        ));
+                    }
+                };
+                features[i] = self.feature_value(v, i)?;
+            }
+            Slot::Id => {
+                if let Scalar::Str(s) = plan.schema.scalar(field, c).map_err(undecodable)? {
+                    meta.id = Some(s);
+                }
+            }
+            Slot::EventTime => {
+                if let Scalar::Integer(t) = plan.schema.scalar(field, c).map_err(undecodable)? {
+                    meta.event_time_ms = Some(t / plan.event_time_divisor);
+                }
+            }
+            Slot::Label => {
+                if let Scalar::Integer(l) = plan.schema.scalar(field, c).map_err(undecodable)? {
+                    meta.label = i32::try_from(l).ok();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feature `i`'s value `v`, unless it is infinite, or NaN where missing values are not
+    /// scored (a null read with `--missing-features score` is NaN).
+    fn feature_value(&self, v: f64, i: usize) -> Result<f64, DecodeError> {
+        if v.is_finite() || self.missing == MissingFeatures::Score && v.is_nan() {
+            return Ok(v);
+        }
+        Err(DecodeError::new(
+            DecodeErrorKind::NonFinite,
+            format!("feature {:?} is {v}", self.feature_names[i]),
+        ))
+    }
+
     /// Strips the framing and returns the Avro body.
     fn unframe<'p>(&self, payload: &'p [u8]) -> Result<&'p [u8], DecodeError> {
         unframe(self.format, payload)
     }
+}
+
+fn undecodable(e: AvroError) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::Undecodable, e.to_string())
 }
 
 /// Strips `format`'s framing from `payload` and returns the Avro body.

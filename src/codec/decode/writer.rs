@@ -70,11 +70,23 @@ fn slots(
     Ok((slots, event_time_divisor))
 }
 
+/// How the next writer field, or run of fields, is read.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// One field: what it means to driftwood and how to read it.
+    Field(Slot, Plan),
+    /// `count` consecutive `double` fields that are the model's features `first..first +
+    /// count`, in that order (as the bundled schema and producers generated from the model's
+    /// feature list write them): read as one block of bytes, without a plan's dispatch per
+    /// field (`cargo bench --bench decode`).
+    Doubles { first: usize, count: usize },
+}
+
 /// One writer schema compiled against the model's features.
 #[derive(Debug)]
 pub(super) struct WriterPlan {
-    /// Per writer field, in order: what it means and how to read it.
-    pub(super) fields: Vec<(Slot, Plan)>,
+    /// The writer's fields in order, runs of in-order `double` features merged.
+    pub(super) steps: Vec<Step>,
     /// Named types the field plans refer to.
     pub(super) schema: CompiledSchema,
     /// Divides `event_time` into milliseconds (1, 1000 for micros, 10^6 for nanos).
@@ -96,11 +108,40 @@ impl WriterPlan {
             unreachable!("a record schema compiles to a record plan")
         };
         Ok(WriterPlan {
-            fields: slots.into_iter().zip(plans).collect(),
+            steps: steps(slots.into_iter().zip(plans)),
             schema,
             event_time_divisor,
         })
     }
+}
+
+/// The fields as steps: each run of two or more `double` fields that are consecutive
+/// features in the model's order becomes one [`Step::Doubles`].
+fn steps(fields: impl IntoIterator<Item = (Slot, Plan)>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (slot, plan) in fields {
+        let extends = |step: &Step| match (step, slot, &plan) {
+            (Step::Doubles { first, count }, Slot::Feature(i), Plan::Double) => i == first + count,
+            (Step::Field(Slot::Feature(j), Plan::Double), Slot::Feature(i), Plan::Double) => {
+                i == j + 1
+            }
+            _ => false,
+        };
+        match steps.last_mut() {
+            Some(last) if extends(last) => {
+                *last = match *last {
+                    Step::Doubles { first, count } => Step::Doubles {
+                        first,
+                        count: count + 1,
+                    },
+                    Step::Field(Slot::Feature(first), _) => Step::Doubles { first, count: 2 },
+                    Step::Field(..) => unreachable!("only a double feature is extended"),
+                };
+            }
+            _ => steps.push(Step::Field(slot, plan)),
+        }
+    }
+    steps
 }
 
 /// Milliseconds per unit of a timestamp schema (possibly inside a nullable union).
@@ -123,5 +164,51 @@ fn is_numeric(schema: &Schema) -> bool {
                 && u.variants().iter().any(is_numeric)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The steps' shapes: a run of `double` features in the model's order is one step.
+    fn shapes(fields: Vec<(Slot, Plan)>) -> Vec<String> {
+        (steps(fields).iter())
+            .map(|s| match s {
+                Step::Doubles { first, count } => format!("doubles {first}+{count}"),
+                Step::Field(slot, plan) => format!("{slot:?} {plan:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_in_order_double_features_are_read_as_one_step() {
+        let double = |i| (Slot::Feature(i), Plan::Double);
+        let in_order = vec![(Slot::Id, Plan::String), double(0), double(1), double(2)];
+        assert_eq!(shapes(in_order), ["Id String", "doubles 0+3"]);
+        // Out of the model's order, alone, broken by another field, or not a double: one
+        // field at a time.
+        let mixed = vec![
+            double(3),
+            double(2),
+            double(4),
+            (Slot::Ignored, Plan::Long),
+            double(5),
+            (Slot::Feature(6), Plan::Float),
+            double(7),
+            double(8),
+        ];
+        assert_eq!(
+            shapes(mixed),
+            [
+                "Feature(3) Double",
+                "Feature(2) Double",
+                "Feature(4) Double",
+                "Ignored Long",
+                "Feature(5) Double",
+                "Feature(6) Float",
+                "doubles 7+2",
+            ]
+        );
     }
 }
