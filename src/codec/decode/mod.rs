@@ -363,8 +363,9 @@ impl FeatureDecoder {
         Ok(meta)
     }
 
-    /// Reads a run of `double` features (the model's from `first`) into `out`, checked as
-    /// one at a time would be.
+    /// Reads a run of `double` features (the model's from `first`) into `out`, each checked
+    /// as one read alone would be. A run cut short by the end of the message is undecodable,
+    /// whatever the values before the cut.
     fn read_doubles(
         &self,
         c: &mut Cursor<'_>,
@@ -385,6 +386,8 @@ impl FeatureDecoder {
         Ok(())
     }
 
+    /// Reads one field into what it means: a feature, the id, the event time or the label;
+    /// any other field is read past.
     fn read_field<'a>(
         &self,
         plan: &WriterPlan,
@@ -446,6 +449,7 @@ impl FeatureDecoder {
     }
 }
 
+/// Bytes that are not the writer schema's encoding.
 fn undecodable(e: AvroError) -> DecodeError {
     DecodeError::new(DecodeErrorKind::Undecodable, e.to_string())
 }
