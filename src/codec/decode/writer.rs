@@ -120,28 +120,27 @@ impl WriterPlan {
 fn steps(fields: impl IntoIterator<Item = (Slot, Plan)>) -> Vec<Step> {
     let mut steps = Vec::new();
     for (slot, plan) in fields {
-        let extends = |step: &Step| match (step, slot, &plan) {
-            (Step::Doubles { first, count }, Slot::Feature(i), Plan::Double) => i == first + count,
-            (Step::Field(Slot::Feature(j), Plan::Double), Slot::Feature(i), Plan::Double) => {
-                i == j + 1
-            }
-            _ => false,
+        let double = match (slot, &plan) {
+            (Slot::Feature(i), Plan::Double) => Some(i),
+            _ => None,
         };
-        match steps.last_mut() {
-            Some(last) if extends(last) => {
-                *last = match *last {
-                    Step::Doubles { first, count } => Step::Doubles {
-                        first,
-                        count: count + 1,
-                    },
-                    Step::Field(Slot::Feature(first), _) => Step::Doubles { first, count: 2 },
-                    Step::Field(..) => unreachable!("only a double feature is extended"),
-                };
+        match (steps.last_mut(), double) {
+            (Some(Step::Doubles { first, count }), Some(i)) if i == *first + *count => *count += 1,
+            (Some(last), Some(i)) if is_double_feature_before(last, i) => {
+                *last = Step::Doubles {
+                    first: i - 1,
+                    count: 2,
+                }
             }
             _ => steps.push(Step::Field(slot, plan)),
         }
     }
     steps
+}
+
+/// Whether `step` reads feature `i - 1` alone, a `double`.
+fn is_double_feature_before(step: &Step, i: usize) -> bool {
+    matches!(step, Step::Field(Slot::Feature(j), Plan::Double) if *j + 1 == i)
 }
 
 /// Milliseconds per unit of a timestamp schema (possibly inside a nullable union).
