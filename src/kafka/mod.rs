@@ -14,6 +14,7 @@ pub(crate) mod source;
 pub(crate) mod testing;
 pub(crate) mod trace;
 pub(crate) mod transaction;
+pub(crate) mod wakeup;
 
 /// The librdkafka configuration of each client, built once from the settings (secret files
 /// and variables read once) and checked.

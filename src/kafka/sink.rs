@@ -19,6 +19,7 @@ use tracing::warn;
 use super::events::{Event, Observer, Output};
 use super::offsets::{Lease, Progress};
 use super::retry::{self, Retry, RetryQueue};
+use super::wakeup::Wakeup;
 use crate::error::{Error, Result};
 use crate::obs::rate_limit::RateLimit;
 
@@ -195,6 +196,8 @@ fn truncated(payload: &[u8], headers: Option<OwnedHeaders>) -> (Vec<u8>, OwnedHe
 
 /// The output side: one producer for every output.
 pub struct Sink<W: Observer> {
+    /// Declared first so that it drops first, while the producer still lives.
+    wakeup: Wakeup,
     producer: BaseProducer<SinkContext<W>>,
 }
 
@@ -212,10 +215,15 @@ impl<W: Observer> Sink<W> {
             abort_needed: AtomicBool::new(false),
             failure_log: RateLimit::every(Duration::from_secs(1)),
         };
-        let producer = config
+        let producer: BaseProducer<SinkContext<W>> = config
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating the producer", e))?;
-        Ok(Sink { producer })
+        let wakeup =
+            Wakeup::new(producer.client().native_ptr()).map_err(|source| Error::Start {
+                what: "the producer's wake-up pipe",
+                source,
+            })?;
+        Ok(Sink { wakeup, producer })
     }
 
     /// Sends one output. Never drops it: a full queue is waited out, a dead letter too large
@@ -364,9 +372,9 @@ impl<W: Observer> Sink<W> {
     }
 
     /// rust-rdkafka's `BaseProducer::poll` serves events until its whole timeout has
-    /// passed, never returning early; a caller waiting for an acknowledgement would wait
-    /// out the timeout even when it came at once. So: short slices, until the count of
-    /// unacknowledged outputs drops.
+    /// passed, never returning early, and spins through its last millisecond; so the wait
+    /// is on librdkafka's wake-ups instead (`wakeup.rs`), in short slices, until the count
+    /// of unacknowledged outputs drops.
     ///
     /// Every pass first serves all the reports already waiting. A poll with no time to wait
     /// serves one event (the reports of one partition's batch), and the loop polls once per
@@ -382,7 +390,11 @@ impl<W: Observer> Sink<W> {
             if left.is_zero() || self.producer.in_flight_count() < before {
                 return;
             }
-            self.producer.poll(left.min(SERVE_SLICE));
+            // A wake-up taken here may stand for a report served above, or for one that
+            // came since: serve again rather than wait.
+            if !self.wakeup.take() {
+                self.wakeup.wait(left.min(SERVE_SLICE));
+            }
         }
     }
 
