@@ -7,7 +7,7 @@
 //!   each client, checked before anything connects.
 //! - `kafka` (internal): Kafka in and out: `kafka::source` (the consumer's rebalances,
 //!   statistics and commits), `kafka::sink` (one producer for every output,
-//!   acknowledgements), `kafka::retry` (which failures to retry, and how), `kafka::offsets`
+//!   acknowledgements; `kafka::wakeup` lets it sleep until one comes), `kafka::retry` (which failures to retry, and how), `kafka::offsets`
 //!   (which input offsets are safe to commit), `kafka::admin` (creating missing topics), and
 //!   `kafka::events` (what it reports to the layer above, typed).
 //! - [`codec`]: [`codec::dead_letter`] (what a dead letter's headers say), [`codec::decode`] (input framing, features by name) over `codec::avro` (the
