@@ -8,12 +8,11 @@
 //!   every report not yet handed out before the one it closes.
 //! - At most [`QUEUED_BATCHES`] hand-overs wait for the thread; the loop waits when the
 //!   thread falls further behind, so memory stays bounded (16 hand-overs of 256 rows: 1 MB
-//!   at 30 features).
+//!   at 30 features). A window closes at most `HANDOVER_RECORDS` records late; closing one
+//!   (`close`, `close_if_due`) hands over what was gathered first.
 //! - On Linux the drift thread runs as `SCHED_BATCH`: woken by a hand-over, it does not take
 //!   the loop's core from it, and runs on a free core or at the next tick. Where that cannot
-//!   be set, it runs as any thread does. A window closes at most
-//!   `HANDOVER_RECORDS` records late; closing one (`close`, `close_if_due`) hands over
-//!   what was gathered first.
+//!   be set, it runs as any thread does.
 //! - A hand-over's buffers come back emptied and are gathered into again; new ones are made
 //!   only while every other is queued, being counted or on its way back (four in a run of a
 //!   million records), each keeping the size of the largest gather.

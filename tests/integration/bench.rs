@@ -1,4 +1,4 @@
-//! `driftwood bench` end to end on Apache Kafka, on 20,000 records so that it takes half a
+//! `driftwood bench` end to end on Apache Kafka, on 50,000 records so that it takes about a
 //! minute (the report's shape is checked here, not its figures): the throughput runs report
 //! their records per second and CPU split by thread, the scaling runs (a count repeated, under
 //! a CPU limit) each read the whole input, and the topics the bench wrote are deleted when it
@@ -37,8 +37,10 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
     let out = Command::new(env!("CARGO_BIN_EXE_driftwood"))
         .args(["bench", "--bootstrap-servers", bootstrap])
         .args([
+            // Enough that every run's librdkafka threads spend a few clock ticks (10 ms):
+            // with 20,000 records they spent under one in a run on a fast machine.
             "--records",
-            "20000",
+            "50000",
             "--partitions",
             "1",
             "--drift-pairs",
@@ -110,7 +112,11 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
         assert_eq!(run["cpu_limit_cores"].as_f64(), Some(0.5), "{run}");
         let throttled = run["throttled_share"].as_f64().expect("a throttled share");
         assert!((0.0..=1.0).contains(&throttled), "{run}");
-        assert_eq!(run["throughput"]["records"].as_u64(), Some(60_000), "{run}");
+        assert_eq!(
+            run["throughput"]["records"].as_u64(),
+            Some(150_000),
+            "{run}"
+        );
         assert!(
             run["throughput"]["records_per_second"].as_f64() > Some(0.0),
             "{run}"
