@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::thread::JoinHandle;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::monitor::DriftMonitor;
 use super::plan::DriftSettings;
@@ -388,7 +388,7 @@ fn yield_to_the_loop() {
         let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
         if set != 0 {
             let error = std::io::Error::last_os_error();
-            tracing::debug!(%error, "the drift thread runs as an ordinary thread");
+            debug!(%error, "the drift thread runs as an ordinary thread");
         }
     }
 }
