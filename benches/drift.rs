@@ -13,7 +13,7 @@ use driftwood::model::calibrate::CalibrationPass;
 use driftwood::model::drift_reference::DriftReference;
 use driftwood::model::{Model, ModelMetadata, Predicted};
 use driftwood::stats::simulate::Gaussian;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 /// 30 correlated features (correlation 0.3 between neighbours, decaying).
 fn gaussian() -> Gaussian {
@@ -101,17 +101,43 @@ fn observe(c: &mut Criterion) {
     }
     let model = Model::open(None).unwrap();
     let data = driftwood::model::dataset::Dataset::breast_cancer();
-    // Features binned eight at a time where the processor can (AVX-512), and one at a time.
+    // Features binned as this processor does by default, eight at a time where it can
+    // (AVX-512), and one at a time.
     let bundled = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
+    let eight_at_a_time = bundled.clone().binning_eight_at_a_time();
     let one_at_a_time = bundled.clone().binning_one_at_a_time();
     for (name, mut window) in [
         ("observe_bundled", bundled),
+        ("observe_bundled_eight_at_a_time", eight_at_a_time),
         ("observe_bundled_one_at_a_time", one_at_a_time),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 i = (i + 1) % data.len();
                 window.observe(black_box(&data.rows[i]), predicted, Some(1));
+            })
+        });
+    }
+    // As the drift thread counts a batch: 512 records at once, a time per record. The rows
+    // in no order a branch predictor could learn (records from several partitions come
+    // interleaved): 4,096 drawn at random, a batch of 512 of them in turn.
+    let drawn: Vec<f64> = (0..4096)
+        .flat_map(|_| data.rows[rng.random_range(0..data.len())].clone())
+        .collect();
+    let p = data.rows[0].len();
+    let scored = vec![(predicted, Some(1)); 512];
+    let batched = DriftWindow::new(model.drift_reference(), &model.metadata.classes);
+    let eight_at_a_time = batched.clone().binning_eight_at_a_time();
+    group.throughput(Throughput::Elements(512));
+    for (name, mut window) in [
+        ("observe_rows_bundled", batched),
+        ("observe_rows_bundled_eight_at_a_time", eight_at_a_time),
+    ] {
+        let mut batch = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                batch = (batch + 1) % 8;
+                window.observe_rows(black_box(&drawn[batch * 512 * p..][..512 * p]), &scored)
             })
         });
     }

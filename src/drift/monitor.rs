@@ -114,21 +114,31 @@ impl DriftMonitor {
         }
         let started = thread_cpu();
         let n = self.model.engine.n_features();
-        let mut noted = std::mem::take(&mut self.noted);
-        for record in noted.drain(..) {
-            self.note_partition(record.partition);
-            match record.scored {
-                Some((row, predicted, actual)) => {
-                    self.window
-                        .observe(&rows[row * n..][..n], predicted, actual)
+        let noted = std::mem::take(&mut self.noted);
+        let mut scored = Vec::new();
+        let mut rest = &noted[..];
+        while let Some(first) = rest.first() {
+            let room = (self.settings.window_records - self.window.len()).max(1) as usize;
+            let run = consecutive_rows(rest, room);
+            for record in &rest[..run.max(1)] {
+                self.note_partition(record.partition);
+            }
+            match first.scored {
+                Some((row, ..)) => {
+                    let outcomes = rest[..run].iter().filter_map(|r| r.scored);
+                    scored.clear();
+                    scored.extend(outcomes.map(|(_, predicted, actual)| (predicted, actual)));
+                    (self.window).observe_rows(&rows[row * n..(row + run) * n], &scored);
                 }
                 None => self.window.observe_invalid(),
             }
+            rest = &rest[run.max(1)..];
             if self.window.len() >= self.settings.window_records {
                 publish(self.close(assigned).expect("a full window"));
             }
         }
         self.noted = noted;
+        self.noted.clear();
         if let Some(report) = self.close_if_due(assigned) {
             publish(report);
         }
@@ -302,6 +312,18 @@ fn flag_value(flag: Flag) -> f64 {
         Flag::Warn => 1.0,
         Flag::Alert => 2.0,
     }
+}
+
+/// How many of the records from the first of `noted` are scored, on consecutive rows, up to
+/// `room` (none when the first was not scored).
+fn consecutive_rows(noted: &[Noted], room: usize) -> usize {
+    let Some((first, ..)) = noted.first().and_then(|r| r.scored) else {
+        return 0;
+    };
+    (noted.iter().take(room))
+        .enumerate()
+        .take_while(|(k, r)| r.scored.is_some_and(|(row, ..)| row == first + k))
+        .count()
 }
 
 /// A record of the batch, noted in order: its partition, and its row, prediction and label

@@ -40,14 +40,18 @@ impl<'a> Tester<'a> {
         &self.plan
     }
 
-    /// Counts `records` (features, prediction, true class) into a window.
+    /// Counts `records` (features, prediction, true class) into a window, all at once as
+    /// the drift thread counts a batch.
     pub fn count<'r>(
         &mut self,
         records: impl IntoIterator<Item = (&'r [f64], Predicted, Option<i32>)>,
     ) -> WindowCounts {
+        let (mut rows, mut scored) = (Vec::new(), Vec::new());
         for (row, predicted, label) in records {
-            self.window.observe(row, predicted, label);
+            rows.extend_from_slice(row);
+            scored.push((predicted, label));
         }
+        self.window.observe_rows(&rows, &scored);
         self.window.take()
     }
 

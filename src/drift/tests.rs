@@ -328,6 +328,36 @@ fn a_batch_is_counted_in_order_and_windows_close_at_their_size_within_it() {
     assert_eq!((last.counts.records, last.counts.invalid), (43, 1));
 }
 
+/// A window counts the same, to the bit, whether its records come one at a time or in
+/// batches whose features are binned a feature at a time: rows with missing values, labels
+/// and none, over several batches of `Bins::tally_rows`.
+#[test]
+fn rows_counted_in_batches_count_what_a_record_at_a_time_counts() {
+    let model = Model::open(None).unwrap();
+    let data = Dataset::breast_cancer();
+    let mut rows: Vec<f64> = data.rows[..150].concat();
+    let p = data.rows[0].len();
+    for k in (5..rows.len()).step_by(37) {
+        rows[k] = f64::NAN;
+    }
+    let predicted = model.engine.predict_all(&rows);
+    let scored: Vec<_> = (predicted.iter().enumerate())
+        .map(|(i, &p)| (p, (i % 4 != 0).then_some(data.labels[i])))
+        .collect();
+    let reference = model.drift_reference();
+    let classes = &model.metadata.classes;
+    let mut one = super::window::DriftWindow::new(reference, classes);
+    for (row, &(predicted, actual)) in rows.chunks_exact(p).zip(&scored) {
+        one.observe(row, predicted, actual);
+    }
+    let mut batched = super::window::DriftWindow::new(reference, classes);
+    batched.observe_rows(&rows[..100 * p], &scored[..100]);
+    batched.observe_rows(&rows[100 * p..], &scored[100..]);
+    let (one, batched) = (one.take(), batched.take());
+    assert!(one.complete > 0 && one.complete < 150, "{}", one.complete);
+    assert_eq!(one, batched);
+}
+
 /// The windows counted on the drift thread are the windows counted on the loop's: the same
 /// records in the same order, each report handed out once, in order, by a later call at the
 /// latest, and `close` hands out every one still held before the last window's. With batches

@@ -205,7 +205,13 @@ pub struct DriftWindow {
     /// Every feature's bins' counts since they were last added to `counts`, in one array
     /// (numbered as `Features::bins`), beside `Features::scores`.
     tally: Vec<i64>,
+    /// The normal scores of the rows being counted, row-major.
+    scores: Vec<f64>,
 }
+
+/// Rows a window bins a feature at a time (`Bins::tally_rows`): their values and scores,
+/// 7.5 KB each at 30 features, stay in the first-level cache beside a feature's bins.
+const ROWS_AT_ONCE: usize = 32;
 
 /// The features' bins and reference means, one array per field: a record's deviations are
 /// then computed for all its features at once, in vector instructions, and its bins tallied
@@ -228,6 +234,7 @@ impl DriftWindow {
         let p = marginals.len();
         DriftWindow {
             tally: vec![0; bins.bin_count()],
+            scores: Vec::new(),
             features: Features {
                 scores: marginals.iter().flat_map(|m| m.scores.clone()).collect(),
                 means: (marginals.iter())
@@ -252,19 +259,56 @@ impl DriftWindow {
         self
     }
 
+    /// The same window, binning a record's features eight at a time wherever the processor
+    /// can, even where one at a time is its default (`stats::bins`): to compare the two.
+    pub fn binning_eight_at_a_time(mut self) -> Self {
+        self.features.bins = self.features.bins.eight_at_a_time();
+        self
+    }
+
     /// Counts one scored record: its features (model order, NaN where missing), what the
     /// model predicted, and its ground truth (a class label), if any.
     pub fn observe(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {
-        let c = &mut self.counts;
-        c.records += 1;
-        let complete = moments(&self.features, row, c);
-        let (fs, scores) = (&self.features, self.products.next_row());
-        (fs.bins).tally(row, &mut self.tally, &fs.scores, scores);
-        if complete && self.joint {
-            c.complete += 1;
-            (self.products).add(&mut c.score_sums);
+        self.observe_rows(row, &[(predicted, actual)]);
+    }
+
+    /// Counts scored records, as [`DriftWindow::observe`] each in turn: `rows` holds their
+    /// features (row-major), `scored` what the model predicted and the ground truth of each.
+    /// Their features are binned [`ROWS_AT_ONCE`] rows at a time (`Bins::tally_rows`).
+    pub fn observe_rows(&mut self, rows: &[f64], scored: &[(Predicted, Option<i32>)]) {
+        let p = self.features.means.len();
+        assert_eq!(
+            rows.len(),
+            scored.len() * p,
+            "a row of {p} features a record"
+        );
+        let mut scores = std::mem::take(&mut self.scores);
+        let mut complete = [false; ROWS_AT_ONCE];
+        for (rows, scored) in rows
+            .chunks(ROWS_AT_ONCE * p)
+            .zip(scored.chunks(ROWS_AT_ONCE))
+        {
+            // The rows in order first: read in turn, they come into the cache for the
+            // columns (the loop's thread wrote them, on another core).
+            for (row, complete) in rows.chunks_exact(p).zip(&mut complete) {
+                *complete = moments(&self.features, row, &mut self.counts);
+            }
+            scores.resize(rows.len(), 0.0);
+            let fs = &self.features;
+            (fs.bins).tally_rows(rows, &mut self.tally, &fs.scores, &mut scores);
+            let each = (rows.chunks_exact(p).zip(scores.chunks_exact(p))).zip(complete);
+            for (((row, scores), complete), &(predicted, actual)) in each.zip(scored) {
+                let c = &mut self.counts;
+                c.records += 1;
+                if complete && self.joint {
+                    c.complete += 1;
+                    self.products.next_row().copy_from_slice(scores);
+                    (self.products).add(&mut c.score_sums);
+                }
+                self.observe_output(row, predicted, actual);
+            }
         }
-        self.observe_output(row, predicted, actual);
+        self.scores = scores;
     }
 
     fn observe_output(&mut self, row: &[f64], predicted: Predicted, actual: Option<i32>) {

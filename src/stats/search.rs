@@ -4,9 +4,11 @@
 //! values fall most often; the result is exactly that of a binary search (each cell's entry
 //! is taken a little before its start, beyond any rounding, so the scan only goes on), in a
 //! table load and a compare or two instead of seven dependent loads. A cell that lies inside
-//! one bin says so, and its values need no edge at all: in a window's update the edges are
-//! then rarely read, which keeps the tables' share of the cache small. Module `bins` reads
-//! the same tables eight variables at a time.
+//! one bin says so; one value at a time, its value is still compared with the edges after
+//! it (none is below it), since a branch on the mark went the wrong way whenever a
+//! variable's values fall in cells of both kinds, and that cost a window's update more
+//! than the load. Module `bins` reads the same tables eight variables at a time, where the
+//! mark spares the vectors their gathers of edges.
 
 use super::profile::bin;
 
@@ -101,14 +103,12 @@ impl BinIndex {
         if self.table.is_empty() {
             return bin(&e[..self.n], value);
         }
-        let entry = self.table[cell];
-        if entry & EXACT != 0 {
-            return usize::from(entry & !EXACT);
-        }
         // The entry counts the edges below the cell's start less the margin, so every edge
         // it counts is below the value: step on over edges below it, four at once (a
         // branch costs more than the compares when the count varies from record to record).
-        let mut b = usize::from(entry);
+        // Where the whole cell is in one bin, the edge after the entry is beyond the cell
+        // and none is below the value: no branch on the mark either.
+        let mut b = usize::from(self.table[cell] & !EXACT);
         let ahead = &e[b..b + AHEAD];
         let below = ahead
             .iter()
