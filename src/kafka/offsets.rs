@@ -170,7 +170,17 @@ impl InFlight {
         }
     }
 
+    /// Where `offset` is, or would go. Offsets sent are mostly consecutive (a partition's
+    /// records, less the odd transaction marker), so the first guess is its distance from
+    /// the front; a binary search where that misses (it cost the loop 3% of its time).
     fn find(&self, offset: i64) -> Result<usize, usize> {
+        let guess = (self.offsets.front())
+            .and_then(|&(first, _)| usize::try_from(offset.checked_sub(first)?).ok());
+        if let Some(i) = guess
+            && self.offsets.get(i).is_some_and(|o| o.0 == offset)
+        {
+            return Ok(i);
+        }
         self.offsets.binary_search_by_key(&offset, |o| o.0)
     }
 
