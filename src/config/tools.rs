@@ -50,8 +50,10 @@ pub struct BenchConfig {
     /// producing at their own pace write them).
     #[arg(long, default_value_t = 100_000.0)]
     pub stock_rate: f64,
-    /// Instance counts of the scaling runs, comma-separated; `0` runs none.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+    /// Instance counts of the scaling runs, comma-separated, run in this order; a count
+    /// given again is measured again, and one instance's rate is the mean of its runs. `0`
+    /// runs none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3, 3, 2, 1])]
     pub scaling_instances: Vec<usize>,
     /// Partitions of the scaling runs' topics.
     #[arg(long, default_value_t = 12)]

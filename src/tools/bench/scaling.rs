@@ -1,7 +1,10 @@
 //! Scaling out: 1, 2, 3… instances in one group over the same input on more partitions, each
 //! run on a group of its own. The instances start together; the measurement starts
 //! once every one holds partitions (what was scored before that does not count). With a CPU
-//! limit, each instance runs in a cgroup of its own with that quota, as a pod would.
+//! limit, each instance runs in a cgroup of its own with that quota, as a pod would. The
+//! counts run in rounds of alternating order (1, 2, 3, then 3, 2, 1 by default), and one
+//! instance's rate is the mean of its runs: a single run of one instance under a quota read
+//! from 105k to 140k records/s on the same build (docs/performance.md).
 
 use serde::Serialize;
 
@@ -17,7 +20,8 @@ pub struct Scaled {
     pub instances: usize,
     /// Their records per second and CPU together.
     pub throughput: Throughput,
-    /// Records per second over one instance's.
+    /// Records per second over one instance's: the mean over the runs of the fewest
+    /// instances of their records per second per instance.
     pub speedup: f64,
     /// Records handled before the group settled (not measured).
     pub before_settled: u64,
@@ -69,19 +73,43 @@ pub(super) fn scaling_runs(
         let throughput = measure(&mut instances, spec.records, spec.broker, Start::Now)?;
         let throttled = throttling(&instances).since(throttled_before);
         drop(instances);
-        let one = (out.first()).map_or(throughput.records_per_second, |s| {
-            s.throughput.records_per_second / s.instances as f64
-        });
         out.push(Scaled {
             instances: n,
-            speedup: throughput.records_per_second / one,
+            speedup: f64::NAN,
             before_settled,
             throughput,
             cpu_limit_cores: spec.cpu_limit,
             throttled_share: throttled.share(),
         });
     }
+    let one = per_instance_of_fewest(&out);
+    for s in &mut out {
+        s.speedup = s.throughput.records_per_second / one;
+    }
     Ok(out)
+}
+
+/// One instance's records per second: the mean over the runs of the fewest instances (a
+/// count run more than once weighs each run alike).
+fn per_instance_of_fewest(runs: &[Scaled]) -> f64 {
+    let fewest = runs.iter().map(|s| s.instances).min().unwrap_or(1);
+    let rates: Vec<f64> = (runs.iter().filter(|s| s.instances == fewest))
+        .map(|s| s.throughput.records_per_second / s.instances as f64)
+        .collect();
+    rates.iter().sum::<f64>() / rates.len() as f64
+}
+
+/// Each count's speedups over one instance (in the order first run), for a summary of counts
+/// run more than once.
+pub(super) fn speedups_by_count(runs: &[Scaled]) -> Vec<(usize, Vec<f64>)> {
+    let mut out: Vec<(usize, Vec<f64>)> = Vec::new();
+    for s in runs {
+        match out.iter_mut().find(|(n, _)| *n == s.instances) {
+            Some((_, speedups)) => speedups.push(s.speedup),
+            None => out.push((s.instances, vec![s.speedup])),
+        }
+    }
+    out
 }
 
 /// One instance of the group, under the CPU limit if there is one.

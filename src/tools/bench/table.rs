@@ -176,6 +176,17 @@ fn print_scaling(r: &BenchReport) {
             println!("{:<28} {:>12.2}", "  periods throttled", share);
         }
     }
+    let by_count = super::scaling::speedups_by_count(&r.scaling);
+    if by_count.iter().any(|(_, s)| s.len() > 1) {
+        println!("× one instance (the mean of its runs), median and range over the runs:");
+        for (n, speedups) in by_count {
+            let low = speedups.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = speedups.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let label = format!("  {n} instance(s)");
+            let middle = median(speedups);
+            println!("{label:<28} {middle:>12.2}  ({low:.2} to {high:.2})");
+        }
+    }
 }
 
 /// The latency runs, and driftwood's share of each rate's latency.
