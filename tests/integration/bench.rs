@@ -107,6 +107,9 @@ fn the_bench_reports_cpu_by_thread_and_deletes_its_topics() {
 
     let scaling = report["scaling"].as_array().expect("scaling runs");
     assert_eq!(scaling.len(), 2, "{scaling:?}");
+    // One instance's rate is the mean of its runs: the two runs' speedups average 1.
+    let speedups: f64 = scaling.iter().filter_map(|r| r["speedup"].as_f64()).sum();
+    assert!((speedups - 2.0).abs() < 1e-9, "{scaling:?}");
     for run in scaling {
         assert_eq!(run["instances"].as_u64(), Some(1), "{run}");
         assert_eq!(run["cpu_limit_cores"].as_f64(), Some(0.5), "{run}");
