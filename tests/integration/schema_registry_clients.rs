@@ -1,6 +1,7 @@
 //! driftwood through a schema registry as other clients see it: Confluent's Python client
-//! producing with its stock AvroSerializer and reading predictions with AvroDeserializer, and
-//! a registry that takes mutual TLS only.
+//! producing with its stock AvroSerializer and reading predictions with AvroDeserializer, a
+//! registry that takes mutual TLS only, and the instances of a group registering their
+//! outputs' schemas at once.
 
 use std::time::Duration;
 
@@ -200,5 +201,46 @@ trait JsonValue {
 impl JsonValue for reqwest::blocking::Response {
     fn json_value(self) -> serde_json::Value {
         serde_json::from_str(&self.text().unwrap()).unwrap()
+    }
+}
+
+/// Instances of a group that start together register the same new subjects at once, and
+/// Apicurio answers all but one "409: already exists": every instance finds the schema's id
+/// and runs, and the predictions are framed with that one id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_all_register_their_outputs_and_run() {
+    let bootstrap = bootstrap();
+    let url = tokio::task::spawn_blocking(schema_registry).await.unwrap();
+    let config = prepared_topics(bootstrap, 90, 0, |_| {}).await;
+    let flags = ["--output-format", "confluent", "--schema-registry-url", url];
+    let logs: Vec<_> = (0..3).map(|i| log(&format!("together-{i}"))).collect();
+    let members: Vec<Member> = (logs.iter())
+        .map(|log| Member::start(&config, &flags, log))
+        .collect();
+    let (bootstrap_, topic) = (bootstrap.to_string(), config.output_topic.clone());
+    let predictions = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap_, &topic, 90, Duration::from_secs(90))
+    })
+    .await
+    .unwrap();
+    let subject = format!("{}-value", config.output_topic);
+    let id = tokio::task::spawn_blocking(move || latest_id(url, &subject))
+        .await
+        .unwrap();
+    for message in &predictions {
+        assert_eq!(unframe(message).0, id, "framed with the subject's one id");
+    }
+    for (member, log) in members.into_iter().zip(&logs) {
+        let log = || std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            member.ready_status().is_some(),
+            "every instance runs:\n{}",
+            log()
+        );
+        assert!(
+            member.terminate(Duration::from_secs(30)),
+            "stops cleanly:\n{}",
+            log()
+        );
     }
 }

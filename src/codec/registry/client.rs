@@ -205,16 +205,39 @@ impl RegistryClient {
     /// Registers `schema` under `subject`, or finds it registered already
     /// (`POST /subjects/{subject}/versions`), and returns its id. An incompatible schema is
     /// refused with the registry's reason.
+    ///
+    /// Instances of a group that start together register the same subject at once, and
+    /// Apicurio answers all but one "409: already exists" while the subject is new: a 409 is
+    /// followed by a lookup of the schema under the subject (`POST /subjects/{subject}`),
+    /// whose id is the answer where it is registered, the 409 where it is not.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, RegistryError> {
-        let url = format!("{}/subjects/{subject}/versions", self.base);
+        let registered = self.post_schema(&format!("/subjects/{subject}/versions"), schema)?;
+        if registered.status() != StatusCode::CONFLICT {
+            return Ok(read_json::<Registered>(
+                registered,
+                &format!("registering under {subject}"),
+            )?
+            .id);
+        }
+        let conflict = read_json::<Registered>(registered, &format!("registering under {subject}"));
+        let found = self.post_schema(&format!("/subjects/{subject}"), schema)?;
+        match found.status() {
+            StatusCode::NOT_FOUND => conflict.map(|r| r.id),
+            _ => Ok(read_json::<Registered>(found, &format!("looking {subject} up"))?.id),
+        }
+    }
+
+    /// The registry's answer to `schema` posted to `path`.
+    fn post_schema(
+        &self,
+        path: &str,
+        schema: &str,
+    ) -> std::result::Result<reqwest::blocking::Response, RegistryError> {
         let body = serde_json::json!({ "schema": schema }).to_string();
-        let request = self
-            .http
-            .post(&url)
+        let request = (self.http.post(format!("{}{path}", self.base)))
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
             .body(body);
-        let response = send(self.request(request))?;
-        Ok(read_json::<Registered>(response, &format!("registering under {subject}"))?.id)
+        send(self.request(request))
     }
 }
 
