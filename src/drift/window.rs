@@ -274,7 +274,7 @@ impl DriftWindow {
 
     /// Counts scored records, as [`DriftWindow::observe`] each in turn: `rows` holds their
     /// features (row-major), `scored` what the model predicted and the ground truth of each.
-    /// Their features are binned [`ROWS_AT_ONCE`] rows at a time (`Bins::tally_rows`).
+    /// Their features are binned 32 rows at a time (`Bins::tally_rows`).
     pub fn observe_rows(&mut self, rows: &[f64], scored: &[(Predicted, Option<i32>)]) {
         let p = self.features.means.len();
         assert_eq!(
