@@ -212,19 +212,16 @@ impl RegistryClient {
     /// whose id is the answer where it is registered, the 409 where it is not.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, RegistryError> {
         let registered = self.post_schema(&format!("/subjects/{subject}/versions"), schema)?;
-        if registered.status() != StatusCode::CONFLICT {
-            return Ok(read_json::<Registered>(
-                registered,
-                &format!("registering under {subject}"),
-            )?
-            .id);
+        let conflict = registered.status() == StatusCode::CONFLICT;
+        let answer = read_json::<Registered>(registered, &format!("registering under {subject}"));
+        if !conflict {
+            return Ok(answer?.id);
         }
-        let conflict = read_json::<Registered>(registered, &format!("registering under {subject}"));
         let found = self.post_schema(&format!("/subjects/{subject}"), schema)?;
-        match found.status() {
-            StatusCode::NOT_FOUND => conflict.map(|r| r.id),
-            _ => Ok(read_json::<Registered>(found, &format!("looking {subject} up"))?.id),
+        if found.status() == StatusCode::NOT_FOUND {
+            return Ok(answer?.id);
         }
+        Ok(read_json::<Registered>(found, &format!("looking {subject} up"))?.id)
     }
 
     /// The registry's answer to `schema` posted to `path`.

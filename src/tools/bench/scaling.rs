@@ -51,7 +51,7 @@ pub(super) fn scaling_runs(
     counts: &[usize],
     topics: &dyn Fn(usize) -> RunTopics,
 ) -> Result<Vec<Scaled>> {
-    let mut out: Vec<Scaled> = Vec::new();
+    let mut measured: Vec<Measured> = Vec::new();
     for (run, &n) in counts.iter().filter(|n| **n > 0).enumerate() {
         eprintln!(
             "scaling: {n} instance(s) on {} partitions…",
@@ -73,43 +73,32 @@ pub(super) fn scaling_runs(
         let throughput = measure(&mut instances, spec.records, spec.broker, Start::Now)?;
         let throttled = throttling(&instances).since(throttled_before);
         drop(instances);
-        out.push(Scaled {
-            instances: n,
-            speedup: f64::NAN,
-            before_settled,
-            throughput,
-            cpu_limit_cores: spec.cpu_limit,
-            throttled_share: throttled.share(),
-        });
+        measured.push((n, throughput, before_settled, throttled.share()));
     }
-    let one = per_instance_of_fewest(&out);
-    for s in &mut out {
-        s.speedup = s.throughput.records_per_second / one;
-    }
-    Ok(out)
+    let one = per_instance_of_fewest(&measured);
+    let scaled = |(instances, throughput, before_settled, throttled_share): Measured| Scaled {
+        instances,
+        speedup: throughput.records_per_second / one,
+        before_settled,
+        throughput,
+        cpu_limit_cores: spec.cpu_limit,
+        throttled_share,
+    };
+    Ok(measured.into_iter().map(scaled).collect())
 }
+
+/// One run as measured: its instances, what they did, what they did before the group
+/// settled, and their throttled share.
+type Measured = (usize, Throughput, u64, Option<f64>);
 
 /// One instance's records per second: the mean over the runs of the fewest instances (a
 /// count run more than once weighs each run alike).
-fn per_instance_of_fewest(runs: &[Scaled]) -> f64 {
-    let fewest = runs.iter().map(|s| s.instances).min().unwrap_or(1);
-    let rates: Vec<f64> = (runs.iter().filter(|s| s.instances == fewest))
-        .map(|s| s.throughput.records_per_second / s.instances as f64)
+fn per_instance_of_fewest(runs: &[Measured]) -> f64 {
+    let fewest = runs.iter().map(|r| r.0).min().unwrap_or(1);
+    let rates: Vec<f64> = (runs.iter().filter(|r| r.0 == fewest))
+        .map(|(n, throughput, ..)| throughput.records_per_second / *n as f64)
         .collect();
     rates.iter().sum::<f64>() / rates.len() as f64
-}
-
-/// Each count's speedups over one instance (in the order first run), for a summary of counts
-/// run more than once.
-pub(super) fn speedups_by_count(runs: &[Scaled]) -> Vec<(usize, Vec<f64>)> {
-    let mut out: Vec<(usize, Vec<f64>)> = Vec::new();
-    for s in runs {
-        match out.iter_mut().find(|(n, _)| *n == s.instances) {
-            Some((_, speedups)) => speedups.push(s.speedup),
-            None => out.push((s.instances, vec![s.speedup])),
-        }
-    }
-    out
 }
 
 /// One instance of the group, under the CPU limit if there is one.

@@ -176,17 +176,34 @@ fn print_scaling(r: &BenchReport) {
             println!("{:<28} {:>12.2}", "  periods throttled", share);
         }
     }
-    let by_count = super::scaling::speedups_by_count(&r.scaling);
-    if by_count.iter().any(|(_, s)| s.len() > 1) {
+    let by_count = grouped(&r.scaling, |s| s.instances);
+    if by_count.iter().any(|(_, runs)| runs.len() > 1) {
         println!("× one instance (the mean of its runs), median and range over the runs:");
-        for (n, speedups) in by_count {
-            let low = speedups.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = speedups.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        for (n, runs) in by_count {
+            let (middle, low, high) = median_and_range(runs.iter().map(|s| s.speedup).collect());
             let label = format!("  {n} instance(s)");
-            let middle = median(speedups);
             println!("{label:<28} {middle:>12.2}  ({low:.2} to {high:.2})");
         }
     }
+}
+
+/// `items` grouped by `key`, the groups in the order their keys first come.
+fn grouped<T, K: PartialEq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<(K, Vec<&T>)> {
+    let mut groups: Vec<(K, Vec<&T>)> = Vec::new();
+    for item in items {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(item),
+            None => groups.push((k, vec![item])),
+        }
+    }
+    groups
+}
+
+/// The median of `values`, their lowest and their highest.
+fn median_and_range(values: Vec<f64>) -> (f64, f64, f64) {
+    let (low, high) = (values.iter()).fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    (median(values), low, high)
 }
 
 /// The latency runs, and driftwood's share of each rate's latency.
@@ -256,22 +273,10 @@ fn print_spread(r: &BenchReport) {
         return;
     }
     println!("over the {rounds} rounds: median (min–max), ms");
-    let mut keys: Vec<(f64, Relay)> = Vec::new();
-    for l in &r.latency {
-        if !keys.contains(&(l.offered_rate, l.relay)) {
-            keys.push((l.offered_rate, l.relay));
-        }
-    }
-    for (rate, relay) in keys {
-        let runs: Vec<&Latency> = (r.latency.iter())
-            .filter(|l| l.offered_rate == rate && l.relay == relay)
-            .collect();
+    for ((rate, relay), runs) in grouped(&r.latency, |l| (l.offered_rate, l.relay)) {
         let spread = |f: fn(&Latency) -> f64| {
-            let v: Vec<f64> = runs.iter().map(|l| f(l)).collect();
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-            format!("{:.1} ({lo:.0}–{hi:.0})", median(v))
+            let (middle, lo, hi) = median_and_range(runs.iter().map(|l| f(l)).collect());
+            format!("{middle:.1} ({lo:.0}–{hi:.0})")
         };
         println!(
             "{rate:>9.0} {:<13} p50 {:<16} p99 {}",
