@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::parse_key_value;
-use super::values::{positive_cores, share};
+use super::values::{at_least_one, positive_cores, share};
 use crate::codec::decode::InputFormat;
 
 /// Settings for `driftwood bench`.
@@ -50,6 +50,11 @@ pub struct BenchConfig {
     /// producing at their own pace write them).
     #[arg(long, default_value_t = 100_000.0)]
     pub stock_rate: f64,
+    /// Rounds of runs on the stock-client input: each round runs the pass-through, the
+    /// pipeline and the pipeline without drift, in the reverse order of the round before;
+    /// the ratios are of the kinds' medians.
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    pub stock_rounds: usize,
     /// Instance counts of the scaling runs, comma-separated, run in this order; a count
     /// given again is measured again, and one instance's rate is the mean of its runs. `0`
     /// runs none.

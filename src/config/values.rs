@@ -10,6 +10,14 @@ pub(super) fn positive_cores(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// A count of 1 or more (`--stock-rounds`).
+pub(super) fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of 1 or more, got {s:?}")),
+    }
+}
+
 /// A share, from 0 to 1.
 pub(super) fn share(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {

@@ -380,6 +380,12 @@ fn work(mut monitor: DriftMonitor, inbox: Receiver<Job>, outbox: Sender<Reply>) 
 /// does not lose its core to it. Counting drift is throughput work beside the loop; woken at
 /// every hand-over as an ordinary thread, it took the loop's core from it about 75 times a
 /// second on stock-client input (docs/performance.md).
+///
+/// Not `SCHED_IDLE`, though it gave the loop a contended core sooner: an idle thread runs
+/// only when nothing else in its cgroup wants the core, and it cannot be raised again
+/// without privileges. With two busy processes beside it, the loop, waiting on a full
+/// hand-over queue, scored 9,000 to 16,000 records/s where it scored 346,000 to 387,000
+/// with this policy (docs/performance.md).
 fn yield_to_the_loop() {
     #[cfg(target_os = "linux")]
     {

@@ -62,9 +62,9 @@ pub struct BenchReport {
     pub following_pointer: Option<Throughput>,
     /// `following_pointer / pipeline` records per second.
     pub following_pointer_to_pipeline: Option<f64>,
-    /// The same input written by stock clients (small batches, no compression): pass-through,
-    /// pipeline and pipeline without drift runs in the order pass, pipeline, without drift,
-    /// without drift, pipeline, pass.
+    /// The same input written by stock clients (small batches, no compression): rounds of a
+    /// pass-through, a pipeline and a pipeline without drift run, each round in the reverse
+    /// order of the round before ([`stock_order`]).
     pub stock_input: StockRuns,
     /// 1, 2, 3… instances in one group on `scaling_partitions` partitions.
     pub scaling: Vec<Scaled>,
@@ -83,6 +83,8 @@ pub struct BenchReport {
 pub struct StockRuns {
     /// Producers that wrote it.
     pub producers: usize,
+    /// Rounds of runs: each kind ran this many times.
+    pub rounds: usize,
     /// Records per second they were asked for, together.
     pub offered_rate: f64,
     /// Records per second they achieved.
@@ -106,6 +108,19 @@ enum StockRun {
     PassThrough,
     Pipeline,
     WithoutDrift,
+}
+
+/// The order of `rounds` rounds of stock-input runs: pass-through, pipeline, without drift,
+/// then the reverse, and so on, so that a slow stretch of the machine falls on every kind
+/// alike rather than on one.
+fn stock_order(rounds: usize) -> Vec<StockRun> {
+    use StockRun::{PassThrough, Pipeline, WithoutDrift};
+    (0..rounds)
+        .flat_map(|round| match round % 2 {
+            0 => [PassThrough, Pipeline, WithoutDrift],
+            _ => [WithoutDrift, Pipeline, PassThrough],
+        })
+        .collect()
 }
 
 /// Runs the benchmark, prints a table and writes JSON. The topics it wrote (several
@@ -355,8 +370,7 @@ fn throughput_run(
 }
 
 /// The same number of records written by stock clients, through pass-through, the pipeline
-/// and the pipeline without drift twice each, in the order pass, pipeline, without drift,
-/// without drift, pipeline, pass.
+/// and the pipeline without drift, `--stock-rounds` times each ([`stock_order`]).
 fn stock_runs(
     config: &BenchConfig,
     brokers: &str,
@@ -375,15 +389,7 @@ fn stock_runs(
     let produced = input::write_stock(brokers, &topic, config.records, input)?;
     let (mut pass_through, mut pipeline, mut without_drift) = (Vec::new(), Vec::new(), Vec::new());
     use StockRun::{PassThrough, Pipeline, WithoutDrift};
-    let order = [
-        PassThrough,
-        Pipeline,
-        WithoutDrift,
-        WithoutDrift,
-        Pipeline,
-        PassThrough,
-    ];
-    for (k, kind) in order.into_iter().enumerate() {
+    for (k, kind) in stock_order(config.stock_rounds).into_iter().enumerate() {
         let topics = RunTopics {
             input: topic.clone(),
             output: name(&format!("stock-out-{k}")),
@@ -408,6 +414,7 @@ fn stock_runs(
         |runs: &[Throughput]| -> Vec<f64> { runs.iter().map(|t| t.records_per_second).collect() };
     Ok(StockRuns {
         producers: input.producers,
+        rounds: config.stock_rounds,
         offered_rate: input.rate,
         produce_records_per_second: produced,
         pipeline_to_ceiling: median(rates(&pipeline)) / median(rates(&pass_through)),

@@ -27,6 +27,10 @@ pub(super) struct ThreadCpu {
     pub librdkafka: Duration,
     /// Everything else (the HTTP sidecar's runtime, start-up).
     pub other: Duration,
+    /// Not CPU time: how long the consumer loop was ready to run but waited for a core
+    /// (`run_delay` in `/proc/<pid>/task/<tid>/schedstat`); none where the kernel does not
+    /// say.
+    pub loop_queued: Option<Duration>,
 }
 
 impl ThreadCpu {
@@ -37,6 +41,10 @@ impl ThreadCpu {
             drift: self.drift + other.drift,
             librdkafka: self.librdkafka + other.librdkafka,
             other: self.other + other.other,
+            loop_queued: match (self.loop_queued, other.loop_queued) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            },
         }
     }
 
@@ -48,12 +56,17 @@ impl ThreadCpu {
             drift: self.drift.saturating_sub(earlier.drift),
             librdkafka: self.librdkafka.saturating_sub(earlier.librdkafka),
             other: self.other.saturating_sub(earlier.other),
+            loop_queued: (self.loop_queued.zip(earlier.loop_queued))
+                .map(|(now, then)| now.saturating_sub(then)),
         }
     }
 
-    fn count(&mut self, name: &str, time: Duration) {
+    fn count(&mut self, name: &str, time: Duration, queued: Option<Duration>) {
         // Linux keeps 15 bytes of a thread's name: `driftwood-pipel`, `driftwood-drift`.
         let role = if name.starts_with("driftwood-pipel") {
+            if let Some(queued) = queued {
+                self.loop_queued = Some(self.loop_queued.unwrap_or_default() + queued);
+            }
             &mut self.loop_thread
         } else if name.starts_with("driftwood-drift") {
             &mut self.drift
@@ -66,8 +79,8 @@ impl ThreadCpu {
     }
 }
 
-/// CPU time of process `pid`'s threads by role (`/proc/<pid>/task/*/{comm,stat}`); zero
-/// when the process is gone.
+/// CPU time of process `pid`'s threads by role (`/proc/<pid>/task/*/{comm,stat,schedstat}`);
+/// zero when the process is gone.
 pub(super) fn thread_cpu(pid: u32) -> ThreadCpu {
     let mut by_role = ThreadCpu::default();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -77,8 +90,9 @@ pub(super) fn thread_cpu(pid: u32) -> ThreadCpu {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let schedstat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
         if let Some(ticks) = cpu_ticks(&stat) {
-            by_role.count(name.trim_end(), ticks_to_time(ticks));
+            by_role.count(name.trim_end(), ticks_to_time(ticks), run_delay(&schedstat));
         }
     }
     by_role
@@ -108,6 +122,13 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
     let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// The time a thread waited on a run queue, from the text of its `schedstat`: nanoseconds
+/// on a core, waiting for one, and time slices.
+fn run_delay(schedstat: &str) -> Option<Duration> {
+    let waited = schedstat.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(waited))
 }
 
 /// The process listening on the first of `brokers` when it is on this machine (loopback or
@@ -254,13 +275,15 @@ mod tests {
             ("rdk:main", 1),
             ("tokio-rt-worker", 7),
         ] {
-            cpu.count(name, ms(t));
+            // Every thread waited 10 ms for a core; the loop's wait alone is kept.
+            cpu.count(name, ms(t), Some(ms(10)));
         }
         let expected = ThreadCpu {
             loop_thread: ms(5),
             drift: ms(4),
             librdkafka: ms(3),
             other: ms(7),
+            loop_queued: Some(ms(10)),
         };
         assert_eq!(cpu, expected);
         assert_eq!(cpu.add(cpu).since(cpu), cpu);
@@ -274,6 +297,19 @@ mod tests {
             thread_cpu(u32::MAX),
             ThreadCpu::default(),
             "no such process"
+        );
+    }
+
+    #[test]
+    fn a_threads_wait_for_a_core_is_the_second_schedstat_field() {
+        assert_eq!(
+            run_delay("8120000000 2500000 1200\n"),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(
+            run_delay(""),
+            None,
+            "no schedstat: a kernel without schedstats"
         );
     }
 

@@ -1,6 +1,6 @@
 //! The human-readable summary of a bench run (the JSON holds the same figures).
 
-use super::{BenchReport, Latency, Relay, Throughput, median};
+use super::{BenchReport, Latency, Relay, StockRun, Throughput, median, stock_order};
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
@@ -19,7 +19,7 @@ pub(super) fn print(r: &BenchReport) {
         r.records, r.partitions, r.machine
     );
     println!(
-        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9} {:>7}   µs/record by thread: loop + drift + librdkafka + other",
+        "{:<28} {:>12} {:>15} {:>10} {:>7} {:>7} {:>9} {:>11} {:>7}   µs/record by thread: loop + drift + librdkafka + other",
         "throughput",
         "records/s",
         "CPU µs/record",
@@ -27,6 +27,7 @@ pub(super) fn print(r: &BenchReport) {
         "cores",
         "broker",
         "loop idle",
+        "loop queued",
         "stolen",
     );
     println!(
@@ -106,13 +107,14 @@ fn print_drift(r: &BenchReport) {
 fn print_run(name: &str, t: &Throughput) {
     let th = &t.threads;
     println!(
-        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9} {:>7}   {:.2} + {:.2} + {:.2} + {:.2}",
+        "{name:<28} {:>12.0} {:>15.2} {:>7.1} MB {:>7.2} {:>7} {:>9} {:>11} {:>7}   {:.2} + {:.2} + {:.2} + {:.2}",
         t.records_per_second,
         t.cpu_us_per_record,
         mb(t.peak_rss_bytes),
         t.driftwood_cores,
         t.broker_cores.map_or("-".into(), |c| format!("{c:.2}")),
         percent(t.loop_waiting),
+        percent(t.loop_queued),
         percent(t.steal_share),
         th.loop_thread,
         th.drift,
@@ -129,16 +131,15 @@ fn print_stock(r: &BenchReport) {
         "stock-client input ({} producers with librdkafka's defaults at {:.0} records/s: {:.0} achieved)",
         s.producers, s.offered_rate, s.produce_records_per_second
     );
-    let (pass, pipe, bare) = (&s.pass_through, &s.pipeline, &s.pipeline_without_drift);
-    let order = [
-        (pass.first(), "pass-through"),
-        (pipe.first(), "pipeline"),
-        (bare.first(), "pipeline, no drift"),
-        (bare.get(1), "pipeline, no drift"),
-        (pipe.get(1), "pipeline"),
-        (pass.get(1), "pass-through"),
-    ];
-    for (k, (run, name)) in order.into_iter().enumerate() {
+    let mut pass = s.pass_through.iter();
+    let mut pipe = s.pipeline.iter();
+    let mut bare = s.pipeline_without_drift.iter();
+    for (k, kind) in stock_order(s.rounds).into_iter().enumerate() {
+        let (run, name) = match kind {
+            StockRun::PassThrough => (pass.next(), "pass-through"),
+            StockRun::Pipeline => (pipe.next(), "pipeline"),
+            StockRun::WithoutDrift => (bare.next(), "pipeline, no drift"),
+        };
         if let Some(t) = run {
             print_run(&format!("{}. {name}", k + 1), t);
         }

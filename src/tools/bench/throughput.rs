@@ -37,6 +37,11 @@ pub struct Throughput {
     /// working (`driftwood_loop_seconds_total`), over the instances; none from a build
     /// without that metric.
     pub loop_waiting: Option<f64>,
+    /// The share of the time the loops were ready to run but waited for a core (the
+    /// kernel's `schedstat`), over the instances: high where driftwood, its librdkafka
+    /// threads and the broker want more cores than the machine has; none where the kernel
+    /// does not say.
+    pub loop_queued: Option<f64>,
     /// The share of the machine's time stolen by its host meanwhile; none where
     /// `/proc/stat` cannot be read. A run with much of it says more about the host.
     pub steal_share: Option<f64>,
@@ -162,6 +167,8 @@ fn figures(first: &Sample, last: &Sample, total: u64, instances: &[Instance]) ->
             let looped = last.looped.1 - first.looped.1;
             (looped > 0.0).then(|| (last.looped.0 - first.looped.0) / looped)
         },
+        loop_queued: (last.threads.since(first.threads).loop_queued)
+            .map(|queued| queued.as_secs_f64() / (seconds * instances.len().max(1) as f64)),
         steal_share: (last.machine.zip(first.machine)).and_then(|(l, f)| l.steal_since(f)),
     }
 }
