@@ -64,7 +64,7 @@ pub struct BenchReport {
     pub following_pointer_to_pipeline: Option<f64>,
     /// The same input written by stock clients (small batches, no compression): rounds of a
     /// pass-through, a pipeline and a pipeline without drift run, each round in the reverse
-    /// order of the round before ([`stock_order`]).
+    /// order of the round before.
     pub stock_input: StockRuns,
     /// 1, 2, 3… instances in one group on `scaling_partitions` partitions.
     pub scaling: Vec<Scaled>,
