@@ -120,7 +120,9 @@ impl DriftMonitor {
         while let Some(first) = rest.first() {
             let room = (self.settings.window_records - self.window.len()).max(1) as usize;
             let run = consecutive_rows(rest, room);
-            for record in &rest[..run.max(1)] {
+            // A record not scored is a run of its own.
+            let taken = run.max(1);
+            for record in &rest[..taken] {
                 self.note_partition(record.partition);
             }
             match first.scored {
@@ -132,7 +134,7 @@ impl DriftMonitor {
                 }
                 None => self.window.observe_invalid(),
             }
-            rest = &rest[run.max(1)..];
+            rest = &rest[taken..];
             if self.window.len() >= self.settings.window_records {
                 publish(self.close(assigned).expect("a full window"));
             }

@@ -61,10 +61,12 @@ impl ThreadCpu {
         }
     }
 
-    fn count(&mut self, name: &str, time: Duration, queued: Option<Duration>) {
+    /// Counts a thread's CPU `time` to its role; `queued` reads its wait for a core, for the
+    /// loop alone (the bench samples every 20 ms, on the cores it measures).
+    fn count(&mut self, name: &str, time: Duration, queued: impl FnOnce() -> Option<Duration>) {
         // Linux keeps 15 bytes of a thread's name: `driftwood-pipel`, `driftwood-drift`.
         let role = if name.starts_with("driftwood-pipel") {
-            if let Some(queued) = queued {
+            if let Some(queued) = queued() {
                 self.loop_queued = Some(self.loop_queued.unwrap_or_default() + queued);
             }
             &mut self.loop_thread
@@ -90,9 +92,9 @@ pub(super) fn thread_cpu(pid: u32) -> ThreadCpu {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let schedstat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+        let queued = || run_delay(&std::fs::read_to_string(path.join("schedstat")).ok()?);
         if let Some(ticks) = cpu_ticks(&stat) {
-            by_role.count(name.trim_end(), ticks_to_time(ticks), run_delay(&schedstat));
+            by_role.count(name.trim_end(), ticks_to_time(ticks), queued);
         }
     }
     by_role
@@ -276,7 +278,7 @@ mod tests {
             ("tokio-rt-worker", 7),
         ] {
             // Every thread waited 10 ms for a core; the loop's wait alone is kept.
-            cpu.count(name, ms(t), Some(ms(10)));
+            cpu.count(name, ms(t), || Some(ms(10)));
         }
         let expected = ThreadCpu {
             loop_thread: ms(5),
