@@ -2,7 +2,7 @@
 //! them, the flags, and the effects and detectable shifts beside them.
 
 use super::plan::{Family, MIN_TESTED_RECORDS, Plan};
-use super::prepared::{Prepared, score_moments};
+use super::prepared::Prepared;
 use super::report::{
     ClassRecall, DriftReport, FeatureDrift, Flag, PairDrift, TestKind, TestResult, VectorDrift,
     WindowOrigin,
@@ -11,7 +11,9 @@ use super::sequential::Outcome;
 use super::window::WindowCounts;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
-use crate::stats::binned::{Divergence, chi_squared, divergence, grouped};
+use std::borrow::Cow;
+
+use crate::stats::binned::{Divergence, chi_squared, divergence, divergence_from, grouped};
 use crate::stats::dist::{binomial_two_sided, normal_two_sided};
 use crate::stats::holm;
 use crate::stats::joint::{ScoreSums, hotelling, pair};
@@ -74,8 +76,12 @@ impl DriftReport {
     /// The report of `counts` (a window from `origin`).
     pub fn compute(inputs: &Inputs, origin: WindowOrigin, counts: WindowCounts) -> Self {
         let tested = counts.records >= MIN_TESTED_RECORDS;
+        let seen: Vec<Seen> = (counts.features.iter())
+            .zip(&inputs.plan.prepared.features)
+            .map(|(counts, prepared)| Seen::new(counts, prepared))
+            .collect();
         let raw = if tested {
-            all_tests(inputs, &counts)
+            all_tests(inputs, &counts, &seen)
         } else {
             Vec::new()
         };
@@ -89,8 +95,15 @@ impl DriftReport {
                 (r, a, flag)
             })
             .collect();
-        let mut report = base_report(inputs, origin, &counts);
-        report.features = features(inputs, &counts, &results, tested);
+        let features = features(inputs, &counts, &seen, &results, tested);
+        let untested = (!tested).then(|| {
+            format!(
+                "{} records scored: at least {MIN_TESTED_RECORDS} are needed to test a window",
+                counts.records
+            )
+        });
+        let mut report = base_report(inputs, origin, counts);
+        report.features = features;
         report.outputs = test_results(&results, |o| o == Owner::Output);
         report.pairs = pairs(inputs, &results);
         report.vector = vector(&results);
@@ -105,27 +118,20 @@ impl DriftReport {
             .max()
             .unwrap_or(Flag::Ok);
         report.tests = results.len() as i32;
-        report.untested = (!tested).then(|| {
-            format!(
-                "{} records scored: at least {MIN_TESTED_RECORDS} are needed to test a window",
-                counts.records
-            )
-        });
-        report.counts = counts;
+        report.untested = untested;
         report
     }
 }
 
 /// Every test of the window, with its weight.
-fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
+fn all_tests(inputs: &Inputs, c: &WindowCounts, seen: &[Seen]) -> Vec<Raw> {
     let (plan, reference) = (inputs.plan, inputs.reference);
-    let mut raw = Vec::new();
+    let mut raw = Vec::with_capacity(5 * reference.features.len() + plan.pairs.len() + 4);
     let weight = |kind| plan.feature_weight(kind);
     for (f, m) in reference.features.iter().enumerate() {
-        let window = as_f64(&c.features[f]);
         let owner = Owner::Feature(f);
         let prepared = &plan.prepared.features[f];
-        raw.extend(distribution_tests(owner, &window, m, prepared, &weight));
+        raw.extend(distribution_tests(owner, &seen[f], m, prepared, &weight));
         let missing = weight(TestKind::Missing);
         raw.push(missing_test(owner, c.missing[f], c.records, m, missing));
     }
@@ -136,10 +142,10 @@ fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
             products: c.score_products.clone(),
         };
         let enough = c.complete >= MIN_TESTED_RECORDS;
-        for &(i, j) in plan.pairs.iter().filter(|_| enough) {
-            let t = pair(&sums, joint, i, j);
+        for reference in plan.pairs.iter().filter(|_| enough) {
+            let t = pair(&sums, reference);
             raw.push(Raw {
-                owner: Owner::Pair(i, j),
+                owner: Owner::Pair(reference.i, reference.j),
                 test: None,
                 statistic: t.z,
                 p_value: t.p_value,
@@ -164,6 +170,31 @@ fn all_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
     raw
 }
 
+/// A window's counts of one distribution as numbers, and by the reference's deciles: what its
+/// tests and its divergences both read.
+struct Seen {
+    counts: Vec<f64>,
+    deciles: Vec<f64>,
+}
+
+impl Seen {
+    fn new(counts: &[i64], prepared: &Prepared) -> Self {
+        let counts = as_f64(counts);
+        Seen {
+            deciles: prepared.deciles.window(&counts),
+            counts,
+        }
+    }
+
+    /// The divergences from the reference's deciles.
+    fn divergence(&self, prepared: &Prepared) -> Divergence {
+        match &prepared.deciles.smoothed {
+            Some(reference) => divergence_from(reference, &self.deciles),
+            None => Divergence::default(),
+        }
+    }
+}
+
 fn as_f64<T: Copy + Into<i128>>(counts: &[T]) -> Vec<f64> {
     counts
         .iter()
@@ -174,17 +205,18 @@ fn as_f64<T: Copy + Into<i128>>(counts: &[T]) -> Vec<f64> {
 /// Location, scale and shape of one distribution (a feature's or the outputs').
 fn distribution_tests(
     owner: Owner,
-    window: &[f64],
+    seen: &Seen,
     m: &Marginal,
     prepared: &Prepared,
     weight: &dyn Fn(TestKind) -> f64,
 ) -> Vec<Raw> {
-    let reference = &prepared.counts;
-    let (n, mr): (f64, f64) = (window.iter().sum(), prepared.total);
+    let window = &seen.counts;
+    let sums = rank::Sums::new(window, &m.scores);
+    let (n, mr) = (sums.n, prepared.total);
     if n < MIN_TESTED_RECORDS as f64 || mr < 2.0 {
         return Vec::new();
     }
-    let (mean_w, var_w) = score_moments(window, &m.scores);
+    let (mean_w, var_w) = sums.moments();
     let (mean_r, var_r) = prepared.moments;
     let sd_r = var_r.sqrt();
     let test = |kind, statistic: f64, p_value: f64, effect: f64| Raw {
@@ -196,8 +228,8 @@ fn distribution_tests(
         weight: weight(kind),
         extra: (0.0, 0.0),
     };
-    let location = rank::location(window, reference, &m.scores);
-    let scale = rank::scale(window, reference, &m.scores);
+    let location = rank::location(&sums, &prepared.sums);
+    let scale = rank::scale(&sums, &prepared.sums);
     let mut tests = vec![
         test(
             TestKind::Location,
@@ -213,7 +245,10 @@ fn distribution_tests(
         ),
     ];
     let groups = prepared.shape_groups(n);
-    let shape = chi_squared(&groups.window(window), &groups.reference);
+    let shape = match &groups {
+        Cow::Borrowed(_) => chi_squared(&seen.deciles, &groups.reference),
+        Cow::Owned(groups) => chi_squared(&groups.window(window), &groups.reference),
+    };
     tests.extend(shape.map(|s| test(TestKind::Shape, s.statistic, s.p_value, s.effect)));
     tests
 }
@@ -263,7 +298,7 @@ fn output_tests(inputs: &Inputs, c: &WindowCounts) -> Vec<Raw> {
             .collect(),
         false => distribution_tests(
             Owner::Output,
-            &as_f64(&c.predictions),
+            &Seen::new(&c.predictions, &plan.prepared.outputs),
             &outputs.distribution,
             &plan.prepared.outputs,
             &|kind| plan.output_weight(kind),
@@ -341,6 +376,7 @@ fn test_result((r, adjusted, flag): &(Raw, f64, Flag)) -> Option<TestResult> {
 fn features(
     inputs: &Inputs,
     c: &WindowCounts,
+    seen: &[Seen],
     results: &[(Raw, f64, Flag)],
     tested: bool,
 ) -> Vec<FeatureDrift> {
@@ -354,7 +390,7 @@ fn features(
             let (mean_shift, sd_ratio) = raw_effects(m, c, f, present);
             FeatureDrift {
                 name: name.clone(),
-                divergence: deciles(&as_f64(&c.features[f]), &plan.prepared.features[f]),
+                divergence: seen[f].divergence(&plan.prepared.features[f]),
                 flag: tests.iter().map(|t| t.flag).max().unwrap_or(Flag::Ok),
                 p_value: tests.iter().map(|t| t.adjusted_p).fold(1.0, f64::min),
                 tests,
@@ -388,9 +424,8 @@ fn raw_effects(
 }
 
 /// PSI, KL and JS over the reference's deciles.
-fn deciles(window: &[f64], prepared: &Prepared) -> Divergence {
-    let groups = &prepared.deciles;
-    divergence(&groups.reference, &groups.window(window))
+fn deciles(window: &[i64], prepared: &Prepared) -> Divergence {
+    Seen::new(window, prepared).divergence(prepared)
 }
 
 /// The flagged pairs.
@@ -443,25 +478,25 @@ fn output_flags(report: &mut DriftReport, regressor: bool) {
 
 /// The report's parts that need no test: origin, divergences of the outputs, means,
 /// accuracy and recall.
-fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> DriftReport {
+fn base_report(inputs: &Inputs, origin: WindowOrigin, counts: WindowCounts) -> DriftReport {
+    let c = &counts;
     let (metadata, reference) = (inputs.metadata, inputs.reference);
     let outputs = &reference.outputs;
     let regressor = metadata.classes.is_empty();
     let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
     let prediction = match regressor {
-        true => deciles(&as_f64(&c.predictions), &inputs.plan.prepared.outputs),
+        true => deciles(&c.predictions, &inputs.plan.prepared.outputs),
         false => divergence(&as_f64(&outputs.classes), &as_f64(&c.predictions)),
     };
     DriftReport {
         model_name: metadata.name.clone(),
         model_version: metadata.version.clone(),
         origin,
-        counts: c.clone(),
         features: Vec::new(),
         prediction,
         prediction_flag: Flag::Ok,
         confidence: (!regressor)
-            .then(|| deciles(&as_f64(&c.confidence), &inputs.plan.prepared.outputs)),
+            .then(|| deciles(&c.confidence, &inputs.plan.prepared.outputs)),
         confidence_flag: None,
         mean_confidence: (c.records > 0 && !regressor).then(|| c.confidence_sum / c.records as f64),
         mean_value: (c.records > 0 && regressor).then(|| c.value_sum / c.records as f64),
@@ -480,6 +515,7 @@ fn base_report(inputs: &Inputs, origin: WindowOrigin, c: &WindowCounts) -> Drift
         warn_rate: inputs.plan.rates.warn,
         reference_rows: reference.rows as i64,
         estimated: super::estimate::estimate(c, reference),
+        counts,
     }
 }
 

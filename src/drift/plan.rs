@@ -24,7 +24,7 @@ use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
 use crate::stats::cusum::Design;
 use crate::stats::dist::normal_upper;
-use crate::stats::joint::{factor, testable_pair};
+use crate::stats::joint::{PairReference, factor, testable_pair};
 use crate::stats::linalg::Cholesky;
 
 /// A window with fewer scored records is reported but not tested: below it the normal
@@ -135,8 +135,8 @@ pub struct Plan {
     shares: [f64; 4],
     /// Features, each with its share of the features' share.
     features: usize,
-    /// Pairs (i, j) with a correlation test.
-    pub pairs: Vec<(usize, usize)>,
+    /// Pairs (i, j) with a correlation test, and their side in the reference.
+    pub pairs: Vec<PairReference>,
     /// The factor of the reference's score covariance, for the vector test.
     pub factor: Option<Cholesky>,
     /// Whether there is a class-mix test.
@@ -171,10 +171,11 @@ impl Plan {
         settings: &DriftSettings,
     ) -> Self {
         let p = reference.features.len();
-        let pairs: Vec<(usize, usize)> = match &reference.joint {
+        let pairs: Vec<PairReference> = match &reference.joint {
             Some(joint) => (0..p)
                 .flat_map(|i| (i + 1..p).map(move |j| (i, j)))
                 .filter(|&(i, j)| testable_pair(joint, i, j))
+                .map(|(i, j)| PairReference::new(joint, i, j))
                 .collect(),
             None => Vec::new(),
         };

@@ -2,8 +2,9 @@
 //! outputs') reuse: its counts as numbers, the moments of its bins' scores, and its groups
 //! for the shape test and for the deciles. Computed once per plan, not once per window.
 
-use crate::stats::binned::{equal_mass_groups, grouped};
+use crate::stats::binned::{equal_mass_groups, grouped, smoothed};
 use crate::stats::profile::Marginal;
+use crate::stats::rank::Sums;
 
 /// Groups of the shape test: deciles, fewer in a small window or reference, so that each
 /// expects at least 10 values.
@@ -21,6 +22,8 @@ pub struct Prepared {
     pub total: f64,
     /// The mean and variance of the bins' scores over the reference.
     pub moments: (f64, f64),
+    /// The sums of its scores, for the rank tests.
+    pub sums: Sums,
     /// The reference's deciles: each bin's group, and the reference's counts per group.
     pub deciles: Groups,
 }
@@ -34,14 +37,18 @@ pub struct Groups {
     pub groups: usize,
     /// The reference's counts per group.
     pub reference: Vec<f64>,
+    /// Their proportions as the divergences take them (`None` without counts).
+    pub smoothed: Option<Vec<f64>>,
 }
 
 impl Groups {
     /// `groups` groups of `reference`'s bins.
     pub fn new(reference: &[f64], groups: usize) -> Self {
         let of_bin = equal_mass_groups(reference, groups);
+        let reference = grouped(reference, &of_bin, groups);
         Groups {
-            reference: grouped(reference, &of_bin, groups),
+            smoothed: smoothed(&reference),
+            reference,
             of_bin,
             groups,
         }
@@ -60,6 +67,7 @@ impl Prepared {
         Prepared {
             total: counts.iter().sum(),
             moments: score_moments(&counts, &m.scores),
+            sums: Sums::new(&counts, &m.scores),
             deciles: Groups::new(&counts, DECILES),
             counts,
         }

@@ -94,25 +94,36 @@ pub struct Divergence {
     pub js: f64,
 }
 
-/// Proportions, each floored at [`EPSILON`] and renormalised.
-fn smoothed(counts: &[f64]) -> Vec<f64> {
+/// Proportions, each floored at [`EPSILON`] and renormalised: what [`divergence_from`]
+/// takes of a reference. `None` when there are no counts.
+pub fn smoothed(counts: &[f64]) -> Option<Vec<f64>> {
     let total: f64 = counts.iter().sum();
+    if total == 0.0 {
+        return None;
+    }
     let floored: Vec<f64> = counts.iter().map(|&c| (c / total).max(EPSILON)).collect();
     let sum: f64 = floored.iter().sum();
-    floored.into_iter().map(|p| p / sum).collect()
+    Some(floored.into_iter().map(|p| p / sum).collect())
 }
 
 /// The divergences of `window` from `reference` (counts over the same bins); zeros when
 /// either is empty.
 pub fn divergence(reference: &[f64], window: &[f64]) -> Divergence {
-    let (n, m): (f64, f64) = (window.iter().sum(), reference.iter().sum());
-    if n == 0.0 || m == 0.0 || reference.len() != window.len() {
-        return Divergence::default();
+    match smoothed(reference) {
+        Some(b) => divergence_from(&b, window),
+        None => Divergence::default(),
     }
-    let (b, o) = (smoothed(reference), smoothed(window));
+}
+
+/// The divergences of `window` (counts) from a reference's [`smoothed`] proportions over the
+/// same bins; zeros when the window is empty.
+pub fn divergence_from(reference: &[f64], window: &[f64]) -> Divergence {
+    let Some(o) = smoothed(window).filter(|o| o.len() == reference.len()) else {
+        return Divergence::default();
+    };
     let mut d = Divergence::default();
     let mut js = 0.0;
-    for (&b, &o) in b.iter().zip(&o) {
+    for (&b, &o) in reference.iter().zip(&o) {
         d.psi += (o - b) * (o / b).ln();
         d.kl += o * (o / b).ln();
         let mid = 0.5 * (o + b);

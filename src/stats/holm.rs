@@ -10,21 +10,48 @@
 
 /// Adjusted p-values: test i is rejected at level α when `adjusted[i] <= α`. Weights must be
 /// positive; they are normalized here.
+///
+/// Once a step reaches 1, every later test's adjusted p-value is 1 too, whatever its order:
+/// the tests are put in order a few at a time, the smallest first, and the rest are left
+/// unsorted once that happens (in a window that has not moved, within the first few).
 pub fn adjusted(p: &[f64], weights: &[f64]) -> Vec<f64> {
     assert_eq!(p.len(), weights.len());
-    let keys: Vec<f64> = p.iter().zip(weights).map(|(p, w)| p / w).collect();
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+    let mut order: Vec<(f64, usize)> = (p.iter().zip(weights).enumerate())
+        .map(|(i, (p, w))| (p / w, i))
+        .collect();
+    let by_key = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let mut remaining: f64 = weights.iter().sum();
     let mut running = 0.0f64;
     let mut out = vec![1.0; p.len()];
-    for &i in &order {
-        let step = (p[i] * remaining / weights[i]).min(1.0);
-        running = running.max(step);
-        out[i] = running;
-        remaining -= weights[i];
+    let mut rest = &mut order[..];
+    while !rest.is_empty() && running < 1.0 {
+        let (first, others) = smallest_in_order(rest, FEW, by_key);
+        for &(_, i) in first.iter() {
+            let step = (p[i] * remaining / weights[i]).min(1.0);
+            running = running.max(step);
+            out[i] = running;
+            remaining -= weights[i];
+        }
+        rest = others;
     }
     out
+}
+
+/// Tests put in order at once.
+const FEW: usize = 16;
+
+/// Splits `items` into its `k` smallest, in order, and the others (in no order).
+fn smallest_in_order<T>(
+    items: &mut [T],
+    k: usize,
+    by: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> (&mut [T], &mut [T]) {
+    if items.len() > k {
+        items.select_nth_unstable_by(k, &by);
+    }
+    let (first, others) = items.split_at_mut(k.min(items.len()));
+    first.sort_unstable_by(by);
+    (first, others)
 }
 
 #[cfg(test)]

@@ -60,15 +60,43 @@ pub fn testable_pair(reference: &Joint, i: usize, j: usize) -> bool {
     rho.is_finite() && rho.abs() < 0.999 && v.is_finite() && v > 0.0
 }
 
-/// Tests the pair (i, j), i < j, of `window` against `reference`.
-pub fn pair(window: &ScoreSums, reference: &Joint, i: usize, j: usize) -> PairTest {
-    let p = reference.means.len();
-    let rho = reference.correlation(i, j);
+/// A pair's side of its test in the reference, computed once for every window: its
+/// correlation, Fisher's transform of it and its variance factor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairReference {
+    /// The pair's first variable…
+    pub i: usize,
+    /// …and its second (i < j).
+    pub j: usize,
+    rho: f64,
+    fisher: f64,
+    v: f64,
+    rows: f64,
+}
+
+impl PairReference {
+    /// The pair (i, j), i < j, of `reference`.
+    pub fn new(reference: &Joint, i: usize, j: usize) -> Self {
+        let p = reference.means.len();
+        let rho = reference.correlation(i, j);
+        PairReference {
+            i,
+            j,
+            rho,
+            fisher: rho.atanh(),
+            v: reference.fisher_variance[pair_index(p, i, j)],
+            rows: reference.rows as f64,
+        }
+    }
+}
+
+/// Tests a pair of `window` against its side in the reference.
+pub fn pair(window: &ScoreSums, reference: &PairReference) -> PairTest {
+    let PairReference { i, j, rho, v, .. } = *reference;
     let r = window.correlation(i, j);
-    let v = reference.fisher_variance[pair_index(p, i, j)];
-    let (n, m) = (window.rows, reference.rows as f64);
-    let z =
-        (r.clamp(-0.999_999, 0.999_999).atanh() - rho.atanh()) / (v * (1.0 / n + 1.0 / m)).sqrt();
+    let (n, m) = (window.rows, reference.rows);
+    let z = (r.clamp(-0.999_999, 0.999_999).atanh() - reference.fisher)
+        / (v * (1.0 / n + 1.0 / m)).sqrt();
     PairTest {
         reference: rho,
         window: r,
@@ -174,7 +202,7 @@ mod tests {
             let joint = joint.unwrap();
             let window: Vec<Vec<f64>> = (0..300).map(|_| gaussian.draw(&mut rng)).collect();
             let s = sums(&marginals, &window);
-            pair_hits += u64::from(pair(&s, &joint, 0, 3).p_value < 0.05);
+            pair_hits += u64::from(pair(&s, &PairReference::new(&joint, 0, 3)).p_value < 0.05);
             let t = hotelling(&s, &joint, &factor(&joint)).unwrap();
             vector_hits += u64::from(t.p_value < 0.05);
         }
@@ -204,9 +232,9 @@ mod tests {
         let window: Vec<Vec<f64>> = (0..5000).map(|_| after.draw(&mut rng)).collect();
         let s = sums(&marginals, &window);
         // atanh 0.4 − atanh 0.3 = 0.1141; / √(1/5000 + 1/50000) = 7.7.
-        let changed = pair(&s, &joint, 0, 1);
+        let changed = pair(&s, &PairReference::new(&joint, 0, 1));
         assert!(changed.z > 4.5, "{changed:?}");
-        assert!(pair(&s, &joint, 0, 2).z.abs() < 4.0);
+        assert!(pair(&s, &PairReference::new(&joint, 0, 2)).z.abs() < 4.0);
         let t = hotelling(&s, &joint, &factor(&joint)).unwrap();
         assert_eq!(t.rank, 3);
         assert!(t.distance < 0.05, "{t:?}");
