@@ -3,7 +3,8 @@
 //! per feature, joint score moments), the same with a calibration whose correction forest
 //! reads one record in four (`drift/observe_calibrated`; every labelled record: `_labelled`), and on the bundled model's reference; and closing a
 //! window of 5,000 records (every test, the correction, the report), whose cost spreads
-//! over its records (`drift/close_5000`).
+//! over its records (`drift/close_5000`), and a window of the bundled model's 1,000
+//! (`drift/close_bundled_1000`, the pipeline's default window).
 
 use std::hint::black_box;
 
@@ -185,6 +186,10 @@ fn encode(c: &mut Criterion) {
         )
     });
     let counts = tester.count(records);
+    // Closing it, as the pipeline closes each window of the default 1,000 records.
+    c.bench_function("drift/close_bundled_1000", |b| {
+        b.iter(|| black_box(tester.report(counts.clone())))
+    });
     let report = tester.report(counts);
     let mut bytes = Vec::new();
     c.bench_function("drift/encode_report", |b| {

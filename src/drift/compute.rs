@@ -495,8 +495,7 @@ fn base_report(inputs: &Inputs, origin: WindowOrigin, counts: WindowCounts) -> D
         features: Vec::new(),
         prediction,
         prediction_flag: Flag::Ok,
-        confidence: (!regressor)
-            .then(|| deciles(&c.confidence, &inputs.plan.prepared.outputs)),
+        confidence: (!regressor).then(|| deciles(&c.confidence, &inputs.plan.prepared.outputs)),
         confidence_flag: None,
         mean_confidence: (c.records > 0 && !regressor).then(|| c.confidence_sum / c.records as f64),
         mean_value: (c.records > 0 && regressor).then(|| c.value_sum / c.records as f64),

@@ -70,13 +70,25 @@ fn z(n: f64, sw: f64, m: f64, sr: f64, pooled_squares: f64) -> f64 {
 /// Location: van der Waerden's test with the bins' normal scores.
 pub fn location(window: &Sums, reference: &Sums) -> f64 {
     let squares = window.squares + reference.squares;
-    z(window.n, window.scores, reference.n, reference.scores, squares)
+    z(
+        window.n,
+        window.scores,
+        reference.n,
+        reference.scores,
+        squares,
+    )
 }
 
 /// Scale: Klotz's test, the squared normal scores.
 pub fn scale(window: &Sums, reference: &Sums) -> f64 {
     let fourth = window.fourth + reference.fourth;
-    z(window.n, window.squares, reference.n, reference.squares, fourth)
+    z(
+        window.n,
+        window.squares,
+        reference.n,
+        reference.squares,
+        fourth,
+    )
 }
 
 #[cfg(test)]
@@ -117,7 +129,10 @@ mod tests {
             let r = reference(m, &mut rng, &draw);
             let reference: Vec<f64> = r.counts.iter().map(|&c| c as f64).collect();
             let window = count_into(&r, (0..n).map(|_| draw(&mut rng)));
-            let (window, reference) = (Sums::new(&window, &r.scores), Sums::new(&reference, &r.scores));
+            let (window, reference) = (
+                Sums::new(&window, &r.scores),
+                Sums::new(&reference, &r.scores),
+            );
             location_hits += usize::from(normal_two_sided(location(&window, &reference)) < 0.05);
             scale_hits += usize::from(normal_two_sided(scale(&window, &reference)) < 0.05);
         }
