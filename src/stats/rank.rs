@@ -177,4 +177,17 @@ mod tests {
         assert!(scale(&wider, &reference) > 4.0);
         assert!(location(&wider, &reference).abs() < 4.0);
     }
+
+    #[test]
+    fn samples_all_in_one_bin_have_no_statistic() {
+        let scores = [-1.2, -0.3, 0.4, 1.5];
+        let one_bin = |n: f64| Sums::new(&[0.0, 0.0, n, 0.0], &scores);
+        let (window, reference) = (one_bin(500.0), one_bin(20_000.0));
+        assert!(location(&window, &reference).is_nan());
+        assert!(scale(&window, &reference).is_nan());
+        // One value in another bin is a spread, however small beside the rest.
+        let reference = Sums::new(&[0.0, 1.0, 20_000.0, 0.0], &scores);
+        assert!(location(&window, &reference).is_finite());
+        assert!(scale(&window, &reference).is_finite());
+    }
 }
