@@ -209,7 +209,8 @@ impl RegistryClient {
     /// Instances of a group that start together register the same subject at once, and
     /// Apicurio answers all but one "409: already exists" while the subject is new: a 409 is
     /// followed by a lookup of the schema under the subject (`POST /subjects/{subject}`),
-    /// whose id is the answer where it is registered, the 409 where it is not.
+    /// whose id is the answer where it is registered. Where it is not yet, an "already
+    /// exists" is worth asking again ([`still_being_made`]); any other 409 stands.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, RegistryError> {
         let registered = self.post_schema(&format!("/subjects/{subject}/versions"), schema)?;
         let conflict = registered.status() == StatusCode::CONFLICT;
@@ -219,7 +220,7 @@ impl RegistryClient {
         }
         let found = self.post_schema(&format!("/subjects/{subject}"), schema)?;
         if found.status() == StatusCode::NOT_FOUND {
-            return Ok(answer?.id);
+            return answer.map(|r| r.id).map_err(still_being_made);
         }
         Ok(read_json::<Registered>(found, &format!("looking {subject} up"))?.id)
     }
@@ -235,6 +236,18 @@ impl RegistryClient {
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
             .body(body);
         send(self.request(request))
+    }
+}
+
+/// A 409 "already exists" for a subject that holds no such schema yet is Apicurio's answer
+/// while a registration of the new subject is still being made (seen with one instance
+/// registering its outputs one after another): asking again finds the schema, or registers
+/// it as a version. Any other refusal (a schema the subject's compatibility rule refuses)
+/// stands.
+fn still_being_made(e: RegistryError) -> RegistryError {
+    match e {
+        RegistryError::Refused(m) if m.contains("already exists") => RegistryError::Unavailable(m),
+        e => e,
     }
 }
 
@@ -387,5 +400,23 @@ mod tests {
         };
         let err = RegistryClient::check(&bad_ca).unwrap_err().to_string();
         assert!(err.contains("TLS"), "{err}");
+    }
+
+    #[test]
+    fn a_subject_still_being_made_is_asked_again_and_an_incompatible_schema_is_not() {
+        let apicurio = "registering under drift-value: HTTP 409 Conflict: {\"message\":\"An \
+            artifact with ID 'drift-value' in group 'null' already exists.\",\"error_code\":409}";
+        assert_eq!(
+            still_being_made(RegistryError::Refused(apicurio.into())),
+            RegistryError::Unavailable(apicurio.into())
+        );
+        let incompatible = "registering under x-value: HTTP 409 Conflict: {\"message\":\"Schema \
+            being registered is incompatible with an earlier schema\",\"error_code\":409}";
+        assert_eq!(
+            still_being_made(RegistryError::Refused(incompatible.into())),
+            RegistryError::Refused(incompatible.into())
+        );
+        let down = RegistryError::Unavailable("connection refused".into());
+        assert_eq!(still_being_made(down.clone()), down);
     }
 }
