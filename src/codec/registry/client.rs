@@ -210,7 +210,7 @@ impl RegistryClient {
     /// Apicurio answers all but one "409: already exists" while the subject is new: a 409 is
     /// followed by a lookup of the schema under the subject (`POST /subjects/{subject}`),
     /// whose id is the answer where it is registered. Where it is not yet, an "already
-    /// exists" is worth asking again ([`still_being_made`]); any other 409 stands.
+    /// exists" is worth asking again (the subject is still being made); any other 409 stands.
     pub fn register(&self, subject: &str, schema: &str) -> std::result::Result<u32, RegistryError> {
         let registered = self.post_schema(&format!("/subjects/{subject}/versions"), schema)?;
         let conflict = registered.status() == StatusCode::CONFLICT;
