@@ -18,11 +18,9 @@ const DECILES: usize = 10;
 pub struct Prepared {
     /// The reference's counts per bin.
     pub counts: Vec<f64>,
-    /// Their sum.
-    pub total: f64,
     /// The mean and variance of the bins' scores over the reference.
     pub moments: (f64, f64),
-    /// The sums of its scores, for the rank tests.
+    /// The sums of its scores (and its count, `n`), for the rank tests.
     pub sums: Sums,
     /// The reference's deciles: each bin's group, and the reference's counts per group.
     pub deciles: Groups,
@@ -65,7 +63,6 @@ impl Prepared {
     pub fn new(m: &Marginal) -> Self {
         let counts: Vec<f64> = m.counts.iter().map(|&c| c as f64).collect();
         Prepared {
-            total: counts.iter().sum(),
             moments: score_moments(&counts, &m.scores),
             sums: Sums::new(&counts, &m.scores),
             deciles: Groups::new(&counts, DECILES),
@@ -76,7 +73,9 @@ impl Prepared {
     /// The shape test's groups for a window of `n` values: the deciles, unless window or
     /// reference is too small for each to expect 10.
     pub fn shape_groups(&self, n: f64) -> std::borrow::Cow<'_, Groups> {
-        let groups = SHAPE_GROUPS.min((n.min(self.total) / 10.0) as usize).max(2);
+        let groups = SHAPE_GROUPS
+            .min((n.min(self.sums.n) / 10.0) as usize)
+            .max(2);
         match groups == self.deciles.groups {
             true => std::borrow::Cow::Borrowed(&self.deciles),
             false => std::borrow::Cow::Owned(Groups::new(&self.counts, groups)),

@@ -61,7 +61,7 @@ fn z(n: f64, sw: f64, m: f64, sr: f64, pooled_squares: f64) -> f64 {
     }
     let total = sw + sr;
     let spread = pooled_squares - total * total / (n + m);
-    if spread <= 1e-12 * pooled_squares.abs() || spread <= 0.0 {
+    if spread <= 1e-12 * pooled_squares {
         return f64::NAN;
     }
     (sw / n - sr / m) / (spread / (n + m - 1.0) * (1.0 / n + 1.0 / m)).sqrt()

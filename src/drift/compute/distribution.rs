@@ -59,7 +59,7 @@ pub(super) fn distribution_tests(
 ) -> Vec<Raw> {
     let window = &seen.counts;
     let sums = rank::Sums::new(window, &m.scores);
-    let (n, mr) = (sums.n, prepared.total);
+    let (n, mr) = (sums.n, prepared.sums.n);
     if n < MIN_TESTED_RECORDS as f64 || mr < 2.0 {
         return Vec::new();
     }
