@@ -174,6 +174,7 @@ mod tests {
                 attempt: 1,
                 lease: None,
                 partition: None,
+                timestamp: None,
             },
         };
         let mut queue = RetryQueue::default();

@@ -39,6 +39,32 @@ pub struct Tag<O> {
     pub lease: Option<Lease>,
     /// The output partition, when the output names one (else the key's partitioner says).
     pub partition: Option<i32>,
+    /// The output's timestamp (ms since the epoch), when the output names one (else
+    /// librdkafka reads the clock as it queues the record).
+    pub timestamp: Option<i64>,
+}
+
+/// Where an output goes and the time it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its partition; else the key's partitioner chooses.
+    pub partition: Option<i32>,
+    /// Its timestamp (ms since the epoch); else librdkafka reads the clock as it queues it, a
+    /// clock read a record.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> Destination<'a> {
+    /// `topic`, its partition chosen by the key's partitioner, stamped as it is queued.
+    pub fn topic(topic: &'a str) -> Self {
+        Destination {
+            topic,
+            partition: None,
+            timestamp: None,
+        }
+    }
 }
 
 /// Why the outputs stopped: the first output that can never be delivered.
@@ -236,13 +262,13 @@ impl<W: Observer> Sink<W> {
         headers: Option<OwnedHeaders>,
         output: Output<W::Outcome>,
     ) {
-        self.send_to((topic, None), key, payload, headers, output);
+        self.send_to(Destination::topic(topic), key, payload, headers, output);
     }
 
-    /// [`Sink::send`] to `partition` of `topic` when one is given.
+    /// [`Sink::send`] to `to`'s topic, with its partition and timestamp where it gives them.
     pub fn send_to(
         &self,
-        (topic, partition): (&str, Option<i32>),
+        to: Destination<'_>,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
@@ -266,9 +292,10 @@ impl<W: Observer> Sink<W> {
             output,
             attempt: 0,
             lease,
-            partition,
+            partition: to.partition,
+            timestamp: to.timestamp,
         };
-        self.enqueue(topic, key, payload, headers, tag);
+        self.enqueue(to.topic, key, payload, headers, tag);
     }
 
     fn enqueue(
@@ -285,6 +312,7 @@ impl<W: Observer> Sink<W> {
             let current = cut.as_deref().or(payload);
             let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, Box::new(tag));
             record.partition = tag.partition;
+            record.timestamp = tag.timestamp;
             record.payload = current;
             record.key = key;
             record.headers = headers.take();
@@ -515,6 +543,7 @@ mod tests {
             attempt: 0,
             lease: None,
             partition: None,
+            timestamp: None,
         }
     }
 
@@ -540,6 +569,7 @@ mod tests {
             attempt: 0,
             lease: None,
             partition: None,
+            timestamp: None,
         };
         assert!(!truncatable::<Recorder>(prediction, Some(&[0; 5000])));
         let report = Tag {
@@ -547,6 +577,7 @@ mod tests {
             attempt: 0,
             lease: None,
             partition: None,
+            timestamp: None,
         };
         assert!(!truncatable::<Recorder>(report, Some(&[0; 5000])));
     }

@@ -106,6 +106,11 @@ pub async fn scores_every_record_and_dead_letters_the_corrupt_ones_on(bootstrap:
             input.key(),
             "predictions are keyed like the input"
         );
+        assert_eq!(
+            message.timestamp().to_millis(),
+            Some(p.scored_at),
+            "a prediction's Kafka timestamp is its scoring time"
+        );
         let shares: f64 = p
             .prediction
             .probabilities
