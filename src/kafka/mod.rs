@@ -5,6 +5,7 @@
 //! truncated dead letter, which is part of its output.
 
 pub(crate) mod admin;
+pub(crate) mod delivery;
 pub(crate) mod events;
 pub(crate) mod offsets;
 pub(crate) mod retry;

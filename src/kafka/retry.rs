@@ -8,7 +8,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::OwnedHeaders;
 
-use super::sink::Tag;
+use super::delivery::Tag;
 
 /// Fetching pauses while the retry queue holds this many bytes (it holds copies of outputs
 /// the broker has not taken yet).

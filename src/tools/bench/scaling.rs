@@ -2,9 +2,9 @@
 //! run on a group of its own. The instances start together; the measurement starts
 //! once every one holds partitions (what was scored before that does not count). With a CPU
 //! limit, each instance runs in a cgroup of its own with that quota, as a pod would. The
-//! counts run in rounds of alternating order (1, 2, 3, then 3, 2, 1 by default), and one
-//! instance's rate is the mean of its runs: a single run of one instance under a quota read
-//! from 105k to 140k records/s on the same build (docs/performance.md).
+//! counts run in rounds of alternating order (1, 2, 3, then 3, 2, 1, then 1, 2, 3 by
+//! default), and one instance's rate is the mean of its runs: a single run of one instance
+//! under a quota read from 105k to 140k records/s on the same build (docs/performance.md).
 
 use serde::Serialize;
 
