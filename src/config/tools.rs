@@ -43,6 +43,10 @@ pub struct BenchConfig {
     /// host's. 1 runs each once.
     #[arg(long, default_value_t = 0.05, value_parser = share)]
     pub latency_max_steal: f64,
+    /// Rounds of the pass-through and the pipeline on the generator's input, in alternating
+    /// order; the ratio is of the medians, and the figures shown are each's median run.
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    pub throughput_rounds: usize,
     /// Producers writing the stock-client input, each with librdkafka's defaults.
     #[arg(long, default_value_t = 4)]
     pub stock_producers: usize,

@@ -7,6 +7,7 @@
 
 mod cgroup;
 mod drift_cost;
+mod generator;
 mod input;
 mod instance;
 mod latency;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::tools::produce::produce;
 use drift_cost::median;
 pub use drift_cost::{DriftCost, DriftPair};
+use generator::{GeneratorTopics, generator_runs, median_rate, median_run};
 use input::StockInput;
 use instance::{Instance, RunTopics};
 pub use latency::{Latency, Relay};
@@ -43,12 +45,20 @@ pub struct BenchReport {
     pub partitions: i32,
     /// Producing the input, records per second.
     pub produce_records_per_second: f64,
-    /// Consume and produce the same bytes, no decode or scoring.
+    /// Consume and produce the same bytes, no decode or scoring: the run of the median rate
+    /// of `pass_through_rounds`.
     pub pass_through: Throughput,
-    /// Decode, score, encode, produce.
+    /// Decode, score, encode, produce: the run of the median rate of `pipeline_rounds`.
     pub pipeline: Throughput,
-    /// `pipeline / pass_through` records per second.
+    /// The median of the pipeline's rates over the median of the pass-through's.
     pub pipeline_to_ceiling: f64,
+    /// Rounds of the pass-through and the pipeline, each round in the reverse order of the
+    /// round before.
+    pub throughput_rounds: usize,
+    /// The pass-through runs, in the order they ran.
+    pub pass_through_rounds: Vec<Throughput>,
+    /// The pipeline runs, in the order they ran.
+    pub pipeline_rounds: Vec<Throughput>,
     /// What drift windows add to the pipeline's CPU per record.
     pub drift: DriftCost,
     /// The pipeline with `--processing-guarantee exactly-once`.
@@ -189,8 +199,19 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
     eprintln!("producing {} records…", config.records);
     let produced = produce(&ProduceConfig::new(brokers, &pass.input, config.records))?;
     let produce_rate = produced.records as f64 / produced.elapsed.as_secs_f64();
-    let [pass_through, pipeline, exactly_once, exactly_once_per_batch] =
-        throughput_runs(config, brokers, [&pass, &full, &exact, &per_batch])?;
+    let runs = GeneratorTopics {
+        pass: &pass,
+        full: &full,
+        exact: &exact,
+        per_batch: &per_batch,
+    };
+    let generator = generator_runs(config, brokers, runs)?;
+    let (pass_through, pipeline) = (
+        median_run(&generator.pass_through),
+        median_run(&generator.pipeline),
+    );
+    let (exactly_once, exactly_once_per_batch) =
+        (generator.exactly_once, generator.exactly_once_per_batch);
     let drift = drift_cost::measure(config, brokers, &name, &full)?;
     let following_pointer = following_pointer_run(config, brokers, &follow)?;
     let following_pointer_to_pipeline =
@@ -202,7 +223,11 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
         records: config.records,
         partitions: config.partitions,
         produce_records_per_second: produce_rate,
-        pipeline_to_ceiling: pipeline.records_per_second / pass_through.records_per_second,
+        pipeline_to_ceiling: median_rate(&generator.pipeline)
+            / median_rate(&generator.pass_through),
+        throughput_rounds: config.throughput_rounds,
+        pass_through_rounds: generator.pass_through,
+        pipeline_rounds: generator.pipeline,
         drift,
         exactly_once_to_pipeline: exactly_once.records_per_second / pipeline.records_per_second,
         pass_through,
@@ -219,36 +244,6 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
         machine: proc::machine(),
     };
     Ok(report)
-}
-
-/// The throughput runs over the same input: pass-through, the pipeline, and exactly-once
-/// with 100 ms transactions and with one per batch, each on its own output and group.
-fn throughput_runs(
-    config: &BenchConfig,
-    brokers: &str,
-    topics: [&RunTopics; 4],
-) -> Result<[Throughput; 4]> {
-    const EXACTLY_ONCE: &[&str] = &["--processing-guarantee", "exactly-once"];
-    let runs: [(&str, &[&str]); 4] = [
-        ("pass-through ceiling", &["--pass-through"]),
-        ("full pipeline", &[]),
-        ("exactly-once pipeline", EXACTLY_ONCE),
-        (
-            "exactly-once pipeline, a transaction per batch",
-            &[
-                "--processing-guarantee",
-                "exactly-once",
-                "--transaction-interval",
-                "0s",
-            ],
-        ),
-    ];
-    let mut out = Vec::with_capacity(4);
-    for ((what, flags), topics) in runs.into_iter().zip(topics) {
-        eprintln!("{what}…");
-        out.push(throughput_run(config, brokers, topics, flags)?);
-    }
-    Ok(out.try_into().unwrap_or_else(|_| unreachable!("four runs")))
 }
 
 /// The pipeline again, serving the registry's `breast-cancer` at the version its pointer

@@ -49,8 +49,9 @@ pub(super) fn print(r: &BenchReport) {
     }
     println!(
         "{:<28} {:>12.2}",
-        "pipeline / ceiling", r.pipeline_to_ceiling
+        "pipeline / ceiling (medians)", r.pipeline_to_ceiling
     );
+    print_rounds(r);
     println!(
         "{:<28} {:>12.2}",
         "exactly-once / pipeline", r.exactly_once_to_pipeline
@@ -64,6 +65,22 @@ pub(super) fn print(r: &BenchReport) {
     if !r.latency.is_empty() {
         print_latency(r);
     }
+}
+
+/// Each round's pass-through and pipeline rates (the rows above are their median runs).
+fn print_rounds(r: &BenchReport) {
+    let rates = |runs: &[Throughput]| {
+        let rates: Vec<String> = (runs.iter())
+            .map(|t| format!("{:.0}", t.records_per_second))
+            .collect();
+        rates.join(", ")
+    };
+    println!(
+        "{:<28} pass-through {}; pipeline {} (the rows above: each kind's median)",
+        format!("{} rounds, records/s", r.throughput_rounds),
+        rates(&r.pass_through_rounds),
+        rates(&r.pipeline_rounds),
+    );
 }
 
 /// The pairs of runs with and without drift windows, and drift's cost.
