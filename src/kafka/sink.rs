@@ -16,8 +16,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tracing::warn;
 
-use super::delivery::{SinkContext, Tag};
-use super::delivery::{truncatable, truncated};
+use super::delivery::{SinkContext, Tag, truncatable, truncated};
 use super::events::{Event, Observer, Output};
 use super::offsets::Progress;
 use super::retry::{self, Retry};

@@ -5,7 +5,7 @@
 //! group of its own.
 
 use super::instance::RunTopics;
-use super::{Throughput, median, throughput_run};
+use super::{RunKind, Throughput, alternating, median, throughput_run};
 use crate::config::tools::BenchConfig;
 use crate::error::Result;
 
@@ -19,7 +19,8 @@ pub(super) struct GeneratorRuns {
     pub exactly_once_per_batch: Throughput,
 }
 
-/// The topics of each kind of run; `group(run)` names a group of its own for a run.
+/// The topics of each kind of run (a pass-through or pipeline round reads in a group of its
+/// own, named after the kind's).
 pub(super) struct GeneratorTopics<'a> {
     pub pass: &'a RunTopics,
     pub full: &'a RunTopics,
@@ -42,29 +43,28 @@ pub(super) fn generator_runs(
     topics: GeneratorTopics<'_>,
 ) -> Result<GeneratorRuns> {
     let (mut pass_through, mut pipeline) = (Vec::new(), Vec::new());
-    for round in 0..config.throughput_rounds {
-        let mut kinds = [(true, topics.pass), (false, topics.full)];
-        if round % 2 == 1 {
-            kinds.reverse();
-        }
-        for (pass, topics) in kinds {
-            let topics = RunTopics {
-                group: format!("{}-{round}", topics.group),
-                ..topics.clone()
-            };
-            if pass {
-                eprintln!("pass-through ceiling, round {}…", round + 1);
-                pass_through.push(throughput_run(
-                    config,
-                    brokers,
-                    &topics,
-                    &["--pass-through"],
-                )?);
-            } else {
-                eprintln!("full pipeline, round {}…", round + 1);
-                pipeline.push(throughput_run(config, brokers, &topics, &[])?);
-            }
-        }
+    let kinds = [RunKind::PassThrough, RunKind::Pipeline];
+    for (k, kind) in alternating(&kinds, config.throughput_rounds)
+        .into_iter()
+        .enumerate()
+    {
+        let round = k / kinds.len();
+        let (what, base, flags, runs): (_, _, &[&str], _) = match kind {
+            RunKind::PassThrough => (
+                "pass-through ceiling",
+                topics.pass,
+                &["--pass-through"],
+                &mut pass_through,
+            ),
+            // The pipeline: the only other kind these rounds run.
+            _ => ("full pipeline", topics.full, &[], &mut pipeline),
+        };
+        let topics = RunTopics {
+            group: format!("{}-{round}", base.group),
+            ..base.clone()
+        };
+        eprintln!("{what}, round {}…", round + 1);
+        runs.push(throughput_run(config, brokers, &topics, flags)?);
     }
     eprintln!("exactly-once pipeline…");
     let exactly_once = throughput_run(config, brokers, topics.exact, EXACTLY_ONCE)?;

@@ -52,10 +52,8 @@ pub struct BenchReport {
     pub pipeline: Throughput,
     /// The median of the pipeline's rates over the median of the pass-through's.
     pub pipeline_to_ceiling: f64,
-    /// Rounds of the pass-through and the pipeline, each round in the reverse order of the
-    /// round before.
-    pub throughput_rounds: usize,
-    /// The pass-through runs, in the order they ran.
+    /// The pass-through runs, in the order they ran (`--throughput-rounds` of them), each
+    /// round in the reverse order of the round before.
     pub pass_through_rounds: Vec<Throughput>,
     /// The pipeline runs, in the order they ran.
     pub pipeline_rounds: Vec<Throughput>,
@@ -112,23 +110,31 @@ pub struct StockRuns {
     pub without_drift_to_ceiling: f64,
 }
 
-/// What a run on stock-client input runs.
+/// What a throughput run runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StockRun {
+enum RunKind {
     PassThrough,
     Pipeline,
     WithoutDrift,
 }
 
-/// The order of `rounds` rounds of stock-input runs: pass-through, pipeline, without drift,
-/// then the reverse, and so on, so that a slow stretch of the machine falls on every kind
-/// alike rather than on one.
-fn stock_order(rounds: usize) -> Vec<StockRun> {
-    use StockRun::{PassThrough, Pipeline, WithoutDrift};
+/// The kinds of run on stock-client input, in a first round's order.
+const STOCK_KINDS: [RunKind; 3] = [
+    RunKind::PassThrough,
+    RunKind::Pipeline,
+    RunKind::WithoutDrift,
+];
+
+/// The order of `rounds` rounds of `kinds`: in the order given, then the reverse, and so on,
+/// so that a slow stretch of the machine falls on every kind alike rather than on one.
+fn alternating(kinds: &[RunKind], rounds: usize) -> Vec<RunKind> {
     (0..rounds)
-        .flat_map(|round| match round % 2 {
-            0 => [PassThrough, Pipeline, WithoutDrift],
-            _ => [WithoutDrift, Pipeline, PassThrough],
+        .flat_map(|round| {
+            let mut order = kinds.to_vec();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            order
         })
         .collect()
 }
@@ -225,7 +231,6 @@ fn measure_all(config: &BenchConfig, brokers: &str, prefix: &str) -> Result<Benc
         produce_records_per_second: produce_rate,
         pipeline_to_ceiling: median_rate(&generator.pipeline)
             / median_rate(&generator.pass_through),
-        throughput_rounds: config.throughput_rounds,
         pass_through_rounds: generator.pass_through,
         pipeline_rounds: generator.pipeline,
         drift,
@@ -365,7 +370,7 @@ fn throughput_run(
 }
 
 /// The same number of records written by stock clients, through pass-through, the pipeline
-/// and the pipeline without drift, `--stock-rounds` times each ([`stock_order`]).
+/// and the pipeline without drift, `--stock-rounds` times each ([`alternating`]).
 fn stock_runs(
     config: &BenchConfig,
     brokers: &str,
@@ -383,8 +388,8 @@ fn stock_runs(
     );
     let produced = input::write_stock(brokers, &topic, config.records, input)?;
     let (mut pass_through, mut pipeline, mut without_drift) = (Vec::new(), Vec::new(), Vec::new());
-    use StockRun::{PassThrough, Pipeline, WithoutDrift};
-    for (k, kind) in stock_order(config.stock_rounds).into_iter().enumerate() {
+    use RunKind::{PassThrough, Pipeline, WithoutDrift};
+    for (k, kind) in (alternating(&STOCK_KINDS, config.stock_rounds).into_iter()).enumerate() {
         let topics = RunTopics {
             input: topic.clone(),
             output: name(&format!("stock-out-{k}")),

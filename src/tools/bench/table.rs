@@ -1,6 +1,6 @@
 //! The human-readable summary of a bench run (the JSON holds the same figures).
 
-use super::{BenchReport, Latency, Relay, StockRun, Throughput, median, stock_order};
+use super::{BenchReport, Latency, Relay, RunKind, STOCK_KINDS, Throughput, alternating, median};
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
@@ -77,7 +77,7 @@ fn print_rounds(r: &BenchReport) {
     };
     println!(
         "{:<28} pass-through {}; pipeline {} (the rows above: each kind's median)",
-        format!("{} rounds, records/s", r.throughput_rounds),
+        format!("{} rounds, records/s", r.pass_through_rounds.len()),
         rates(&r.pass_through_rounds),
         rates(&r.pipeline_rounds),
     );
@@ -151,11 +151,11 @@ fn print_stock(r: &BenchReport) {
     let mut pass = s.pass_through.iter();
     let mut pipe = s.pipeline.iter();
     let mut bare = s.pipeline_without_drift.iter();
-    for (k, kind) in stock_order(s.rounds).into_iter().enumerate() {
+    for (k, kind) in alternating(&STOCK_KINDS, s.rounds).into_iter().enumerate() {
         let (run, name) = match kind {
-            StockRun::PassThrough => (pass.next(), "pass-through"),
-            StockRun::Pipeline => (pipe.next(), "pipeline"),
-            StockRun::WithoutDrift => (bare.next(), "pipeline, no drift"),
+            RunKind::PassThrough => (pass.next(), "pass-through"),
+            RunKind::Pipeline => (pipe.next(), "pipeline"),
+            RunKind::WithoutDrift => (bare.next(), "pipeline, no drift"),
         };
         if let Some(t) = run {
             print_run(&format!("{}. {name}", k + 1), t);
