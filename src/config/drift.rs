@@ -11,13 +11,20 @@ use crate::error::{Error, Result};
 /// The drift flags.
 #[derive(Debug, Clone, Args)]
 pub struct DriftArgs {
-    /// A drift window closes after this many records.
+    /// A drift window closes once it has this many records and is --drift-window-min-seconds
+    /// old.
     #[arg(
         long = "drift-window-records",
         env = "DRIFTWOOD_DRIFT_WINDOW_RECORDS",
         default_value_t = 1000
     )]
     pub window_records: i64,
+
+    /// A full drift window stays open until it is this old, so that a fast stream's window
+    /// holds this long of it (at most one report per this long, whatever the rate); 0 closes
+    /// every window at exactly --drift-window-records records.
+    #[arg(long = "drift-window-min-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_MIN_SECONDS", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub window_min_seconds: Duration,
 
     /// A drift window with records closes after this long, however few it has.
     #[arg(long = "drift-window-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_SECONDS", default_value = "60s", value_parser = humantime::parse_duration)]
@@ -118,6 +125,7 @@ impl DriftArgs {
     pub fn settings(&self, instance_id: String) -> DriftSettings {
         DriftSettings {
             window_records: self.window_records,
+            window_min_age: self.window_min_seconds,
             window_age: self.window_seconds,
             rates: Rates {
                 alert: self.alert_rate,
@@ -159,6 +167,13 @@ mod tests {
         );
         assert!(s.enabled);
         assert!(!parse(&["--no-drift"]).settings("i".into()).enabled);
+        // A window of at least 1,000 records and 10 s, at most 60 s.
+        assert_eq!(
+            (s.window_records, s.window_min_age, s.window_age),
+            (1000, Duration::from_secs(10), Duration::from_secs(60))
+        );
+        let exact = parse(&["--drift-window-min-seconds", "0"]).settings("i".into());
+        assert!(exact.window_min_age.is_zero());
     }
 
     #[test]

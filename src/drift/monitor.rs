@@ -1,5 +1,5 @@
 //! The pipeline's side of drift detection: counts every record into a tumbling window,
-//! closes it by record count or age, feeds the sequential alarm, and hands back the report
+//! closes it by record count (once it is old enough) or age, feeds the sequential alarm, and hands back the report
 //! (the scorer publishes it) after updating the drift metrics.
 //!
 //! The scorer notes a batch's records as it sends their outputs and the monitor counts them
@@ -101,8 +101,9 @@ impl DriftMonitor {
     }
 
     /// Counts the records noted since the last call, in order, with `rows` the batch's
-    /// rows (row-major); a window that fills (or, at the end, has grown old) is closed and
-    /// its report handed to `publish`.
+    /// rows (row-major); a window that fills is closed (at the record that fills it, or with
+    /// a minimum age at the end, once old enough), as is one grown old, and its report
+    /// handed to `publish`.
     pub fn count_batch(
         &mut self,
         rows: &[f64],
@@ -117,8 +118,15 @@ impl DriftMonitor {
         let noted = std::mem::take(&mut self.noted);
         let mut scored = Vec::new();
         let mut rest = &noted[..];
+        // Without a minimum age a window closes at the record that fills it; with one, at
+        // the end of the first batch that finds it full and old enough (`close_if_due`).
+        let exact = self.settings.window_min_age.is_zero();
         while let Some(first) = rest.first() {
-            let room = (self.settings.window_records - self.window.len()).max(1) as usize;
+            let room = if exact {
+                (self.settings.window_records - self.window.len()).max(1) as usize
+            } else {
+                usize::MAX
+            };
             let run = consecutive_rows(rest, room);
             // A record not scored is a run of its own.
             let taken = run.max(1);
@@ -135,7 +143,7 @@ impl DriftMonitor {
                 None => self.window.observe_invalid(),
             }
             rest = &rest[taken..];
-            if self.window.len() >= self.settings.window_records {
+            if exact && self.window.len() >= self.settings.window_records {
                 publish(self.close(assigned).expect("a full window"));
             }
         }
@@ -162,11 +170,13 @@ impl DriftMonitor {
         }
     }
 
-    /// Closes the window if it is full or old enough; `assigned` are the partitions the
-    /// instance owns now.
+    /// Closes the window if it is full and past its minimum age, or has records and is
+    /// past its maximum; `assigned` are the partitions the instance owns now.
     pub fn close_if_due(&mut self, assigned: &[i32]) -> Option<DriftReport> {
-        let full = self.window.len() >= self.settings.window_records;
-        let old = !self.window.is_empty() && self.opened.elapsed() >= self.settings.window_age;
+        let age = self.opened.elapsed();
+        let full = self.window.len() >= self.settings.window_records
+            && age >= self.settings.window_min_age;
+        let old = !self.window.is_empty() && age >= self.settings.window_age;
         if full || old {
             self.close(assigned)
         } else {

@@ -54,8 +54,12 @@ const DISTRIBUTION_SHARES: [(TestKind, f64); 4] = [
 /// When windows close and what their flags mean.
 #[derive(Debug, Clone)]
 pub struct DriftSettings {
-    /// A window closes after this many records (scored and invalid).
+    /// A window closes once it has this many records (scored and invalid)…
     pub window_records: i64,
+    /// …and is at least this old: a fast stream's window holds this long of it, not a
+    /// few milliseconds (zero: every window is exactly `window_records` records, closed
+    /// at the record that fills it).
+    pub window_min_age: Duration,
     /// A window with records closes after this long, however few it has.
     pub window_age: Duration,
     /// Family-wise false-alarm rates per window.
@@ -71,12 +75,15 @@ pub struct DriftSettings {
 }
 
 impl DriftSettings {
-    /// The defaults of `driftwood run`: windows of 1,000 records or 60 s, alert and warn
-    /// rates 1% and 5%, no minimum effect, a false sequential alarm at most once per 1,000
-    /// windows.
+    /// Windows of exactly 1,000 records or 60 s, alert and warn rates 1% and 5%, no
+    /// minimum effect, a false sequential alarm at most once per 1,000 windows: the defaults
+    /// of `driftwood run` but for its windows' minimum age (`--drift-window-min-seconds`,
+    /// 10 s), which counting offline and tests, whose records come faster than any clock
+    /// would show, leave at zero.
     pub fn new(instance_id: String) -> Self {
         DriftSettings {
             window_records: 1000,
+            window_min_age: Duration::ZERO,
             window_age: Duration::from_secs(60),
             rates: Rates::default(),
             min_effect: 0.0,

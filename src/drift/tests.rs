@@ -579,3 +579,35 @@ fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
     codec.encode(&report, &mut theirs).unwrap();
     assert!(ours == theirs, "the encodings differ");
 }
+
+#[test]
+fn with_a_minimum_age_a_full_window_stays_open_until_it_is_old_enough() {
+    let model = std::sync::Arc::new(Model::open(None).unwrap());
+    let mut settings = DriftSettings::new("test".into());
+    settings.window_records = 100;
+    let min_age = std::time::Duration::from_secs(1);
+    settings.window_min_age = min_age;
+    let metrics = crate::obs::metrics::Metrics::new();
+    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
+    let opened = std::time::Instant::now();
+    let data = Dataset::breast_cancer();
+    let rows: Vec<f64> = data.rows[..240].concat();
+    for (i, &p) in model.engine.predict_all(&rows).iter().enumerate() {
+        monitor.note(0, i, p, None);
+    }
+    let mut reports = Vec::new();
+    monitor.count_batch(&rows, &[0], |report| reports.push(report));
+    // Two windows' worth, counted in far less than the minimum age: none closes.
+    assert!(reports.is_empty());
+    let report = loop {
+        if let Some(report) = monitor.close_if_due(&[0]) {
+            break report;
+        }
+        assert!(opened.elapsed() < 10 * min_age, "the window never closed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(opened.elapsed() >= min_age);
+    // One window of every record, not two of 100 and 40 left over.
+    assert_eq!(report.counts.records, 240);
+    assert!(monitor.close(&[0]).is_none());
+}

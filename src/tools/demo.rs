@@ -42,6 +42,9 @@ pub async fn run(config: DemoConfig) -> Result<DemoSummary> {
     run.models.model = config.model.clone();
     run.http_addr = config.http_addr;
     run.labels.labels_topic = Some(LABELS_TOPIC.into());
+    // Windows of exactly 1,000 records, however fast the mock cluster delivers them: the
+    // demo prints the same windows, with the same figures, on every run.
+    run.drift.window_min_seconds = std::time::Duration::ZERO;
     let (features, shifted) = fill(&cluster, &run, &config).await?;
     let service = match Service::start(run.clone()).await {
         Err(Error::Http { .. }) if run.http_addr.port() != 0 => {

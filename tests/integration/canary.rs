@@ -305,7 +305,16 @@ async fn a_candidate_as_good_as_the_serving_one_passes_each_stage_and_is_promote
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_whose_drift_windows_alert_is_rolled_back_at_its_first_window() {
-    let run = scaled_candidate_rolled_back(&["--drift-window-records", "500"], &[]).await;
+    let run = scaled_candidate_rolled_back(
+        &[
+            "--drift-window-records",
+            "500",
+            "--drift-window-min-seconds",
+            "0",
+        ],
+        &[],
+    )
+    .await;
     let (reg, bootstrap, c) = (run.reg.as_str(), bootstrap(), &run.conservation);
     assert!(run.exited_zero, "logs in {}", run.log.display());
     assert_eq!(

@@ -197,6 +197,8 @@ async fn a_promoted_version_whose_drift_alerts_is_rolled_back_by_itself() {
         "5m",
         "--drift-window-records",
         "500",
+        "--drift-window-min-seconds",
+        "0",
     ];
     let (config, input, mut member, log) =
         following(bootstrap, reg, (30_000, 3_000.0), &flags).await;

@@ -108,7 +108,15 @@ async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("monitoring.log"));
     let flags = [
-        ["--drift-window-records", "200", "--stats-interval", "1s"].as_slice(),
+        [
+            "--drift-window-records",
+            "200",
+            "--drift-window-min-seconds",
+            "0",
+            "--stats-interval",
+            "1s",
+        ]
+        .as_slice(),
         &labels::join_flags(&labels, &performance, "20"),
     ]
     .concat();

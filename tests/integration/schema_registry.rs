@@ -51,7 +51,12 @@ fn evolved_writer_schemas_are_read_by_id_and_outputs_are_registered_and_framed()
     // show nowhere.
     let with_credentials = url.replacen("://", "://driftwood:s3cr3t-pw@", 1);
     let mut flags = confluent_both_ways(&with_credentials);
-    flags.extend(["--drift-window-records", "40"]);
+    flags.extend([
+        "--drift-window-records",
+        "40",
+        "--drift-window-min-seconds",
+        "0",
+    ]);
     let log = log("evolved");
     let member = Member::start(&config, &flags, &log);
     let predictions = read_topic(bootstrap, &config.output_topic, 80, Duration::from_secs(90));

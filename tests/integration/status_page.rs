@@ -27,7 +27,15 @@ async fn the_status_page_shows_the_model_its_rate_its_drift_and_its_realized_acc
     let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("status-page.log"));
     let flags = [
-        ["--drift-window-records", "200", "--stats-interval", "1s"].as_slice(),
+        [
+            "--drift-window-records",
+            "200",
+            "--drift-window-min-seconds",
+            "0",
+            "--stats-interval",
+            "1s",
+        ]
+        .as_slice(),
         &labels::join_flags(&labels, &performance, "20"),
     ]
     .concat();
