@@ -382,9 +382,16 @@ fn drift_summary(config: &RunConfig, model: &Model) -> String {
         return "off (--no-drift)".into();
     }
     let plan = crate::drift::Plan::new(&model.metadata, model.drift_reference(), &settings);
+    let records = settings.window_records;
+    let size = match settings.window_min_age {
+        min if min.is_zero() => format!("{records} records"),
+        min => format!(
+            "at least {records} records and {}",
+            humantime::format_duration(min)
+        ),
+    };
     format!(
-        "windows of {} records or {}; a drift-free window alerts {}% of the time, warns {}%; {}",
-        settings.window_records,
+        "windows of {size}, or {}; a drift-free window alerts {}% of the time, warns {}%; {}",
         humantime::format_duration(settings.window_age),
         settings.rates.alert * 100.0,
         settings.rates.warn * 100.0,
