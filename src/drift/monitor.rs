@@ -1,6 +1,6 @@
 //! The pipeline's side of drift detection: counts every record into a tumbling window,
-//! closes it by record count (once it is old enough) or age, feeds the sequential alarm, and hands back the report
-//! (the scorer publishes it) after updating the drift metrics.
+//! closes it by record count (once it is old enough) or age, feeds the sequential alarm, and
+//! hands back the report (the scorer publishes it) after updating the drift metrics.
 //!
 //! The scorer notes a batch's records as it sends their outputs and the monitor counts them
 //! in one pass at the batch's end (`count_batch`), checking a window's age once a batch

@@ -107,19 +107,7 @@ async fn every_metric_and_label_the_alerts_and_the_dashboard_query_is_served() {
     let config = prepared_topics(bootstrap, 2_000, 20, |_| {}).await;
     let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("monitoring.log"));
-    let flags = [
-        [
-            "--drift-window-records",
-            "200",
-            "--drift-window-min-seconds",
-            "0",
-            "--stats-interval",
-            "1s",
-        ]
-        .as_slice(),
-        &labels::join_flags(&labels, &performance, "20"),
-    ]
-    .concat();
+    let flags = labels::small_window_flags(&labels, &performance);
     let mut member = Member::start(&config, &flags, &log);
     member.wait_scored(1_980.0, Duration::from_secs(60));
     // Realized performance comes with the first window of labels.

@@ -26,19 +26,7 @@ async fn the_status_page_shows_the_model_its_rate_its_drift_and_its_realized_acc
     let config = prepared_topics(bootstrap, 600, 0, |_| {}).await;
     let (labels, performance) = labels::labels_topics(bootstrap).await;
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("status-page.log"));
-    let flags = [
-        [
-            "--drift-window-records",
-            "200",
-            "--drift-window-min-seconds",
-            "0",
-            "--stats-interval",
-            "1s",
-        ]
-        .as_slice(),
-        &labels::join_flags(&labels, &performance, "20"),
-    ]
-    .concat();
+    let flags = labels::small_window_flags(&labels, &performance);
     let mut member = Member::start(&config, &flags, &log);
     member.wait_scored(600.0, Duration::from_secs(60));
     let predictions = read_topic(

@@ -61,6 +61,21 @@ pub fn join_flags<'a>(labels: &'a str, performance: &'a str, window: &'a str) ->
     ]
 }
 
+/// Windows a short run fills: drift windows of exactly 200 records, statistics every second,
+/// and labels read from `labels` joined into windows of 20 published to `performance`.
+pub fn small_window_flags<'a>(labels: &'a str, performance: &'a str) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--drift-window-records",
+        "200",
+        "--drift-window-min-seconds",
+        "0",
+        "--stats-interval",
+        "1s",
+    ];
+    flags.extend(join_flags(labels, performance, "20"));
+    flags
+}
+
 /// A fresh labels topic and performance topic of three partitions each (as the input's).
 pub async fn labels_topics(bootstrap: &str) -> (String, String) {
     let (labels, performance) = (unique("labels"), unique("performance"));
