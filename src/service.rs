@@ -383,12 +383,14 @@ fn drift_summary(config: &RunConfig, model: &Model) -> String {
     }
     let plan = crate::drift::Plan::new(&model.metadata, model.drift_reference(), &settings);
     let records = settings.window_records;
-    let size = match settings.window_min_age {
-        min if min.is_zero() => format!("{records} records"),
-        min => format!(
+    let min = settings.window_min_age;
+    let size = if min.is_zero() {
+        format!("{records} records")
+    } else {
+        format!(
             "at least {records} records and {}",
             humantime::format_duration(min)
-        ),
+        )
     };
     format!(
         "windows of {size}, or {}; a drift-free window alerts {}% of the time, warns {}%; {}",

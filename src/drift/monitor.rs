@@ -173,11 +173,12 @@ impl DriftMonitor {
     /// Closes the window if it is full and past its minimum age, or has records and is
     /// past its maximum; `assigned` are the partitions the instance owns now.
     pub fn close_if_due(&mut self, assigned: &[i32]) -> Option<DriftReport> {
+        if self.window.is_empty() {
+            return None;
+        }
         let age = self.opened.elapsed();
-        let full = self.window.len() >= self.settings.window_records
-            && age >= self.settings.window_min_age;
-        let old = !self.window.is_empty() && age >= self.settings.window_age;
-        if full || old {
+        let full = self.window.len() >= self.settings.window_records;
+        if (full && age >= self.settings.window_min_age) || age >= self.settings.window_age {
             self.close(assigned)
         } else {
             None

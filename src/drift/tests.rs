@@ -582,14 +582,15 @@ fn a_multiclass_classifier_s_windows_carry_the_expected_accuracy() {
 
 #[test]
 fn with_a_minimum_age_a_full_window_stays_open_until_it_is_old_enough() {
+    use std::time::{Duration, Instant};
     let model = std::sync::Arc::new(Model::open(None).unwrap());
     let mut settings = DriftSettings::new("test".into());
     settings.window_records = 100;
-    let min_age = std::time::Duration::from_secs(1);
+    let min_age = Duration::from_secs(1);
     settings.window_min_age = min_age;
     let metrics = crate::obs::metrics::Metrics::new();
     let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
-    let opened = std::time::Instant::now();
+    let opened = Instant::now();
     let data = Dataset::breast_cancer();
     let rows: Vec<f64> = data.rows[..240].concat();
     for (i, &p) in model.engine.predict_all(&rows).iter().enumerate() {
@@ -604,7 +605,7 @@ fn with_a_minimum_age_a_full_window_stays_open_until_it_is_old_enough() {
             break report;
         }
         assert!(opened.elapsed() < 10 * min_age, "the window never closed");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     };
     assert!(opened.elapsed() >= min_age);
     // One window of every record, not two of 100 and 40 left over.
