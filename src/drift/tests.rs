@@ -589,8 +589,9 @@ fn with_a_minimum_age_a_full_window_stays_open_until_it_is_old_enough() {
     let min_age = Duration::from_secs(1);
     settings.window_min_age = min_age;
     let metrics = crate::obs::metrics::Metrics::new();
-    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
+    // Read before the monitor opens its window, so that this clock's age bounds the window's.
     let opened = Instant::now();
+    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
     let data = Dataset::breast_cancer();
     let rows: Vec<f64> = data.rows[..240].concat();
     for (i, &p) in model.engine.predict_all(&rows).iter().enumerate() {
