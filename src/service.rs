@@ -392,9 +392,15 @@ fn drift_summary(config: &RunConfig, model: &Model) -> String {
             humantime::format_duration(min)
         )
     };
+    let sample = (settings.sample_records.filter(|_| !min.is_zero())).map(|requested| {
+        let rows = model.drift_reference().rows;
+        let target = crate::drift::FeatureSample::target(requested, rows, records);
+        format!(" (features of about {target} a window: a random sample past that)")
+    });
     format!(
-        "windows of {size}, or {}; a drift-free window alerts {}% of the time, warns {}%; {}",
+        "windows of {size}, or {}{}; a drift-free window alerts {}% of the time, warns {}%; {}",
         humantime::format_duration(settings.window_age),
+        sample.unwrap_or_default(),
         settings.rates.alert * 100.0,
         settings.rates.warn * 100.0,
         plan.summary(model.drift_reference(), settings.window_records),

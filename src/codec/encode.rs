@@ -660,6 +660,10 @@ mod tests {
                 include_str!("../../schemas/history/drift_report-3.avsc"),
                 DRIFT_REPORT_SCHEMA,
             ),
+            (
+                include_str!("../../schemas/history/drift_report-4.avsc"),
+                DRIFT_REPORT_SCHEMA,
+            ),
         ] {
             let (first, now) = (parse(first), parse(now));
             assert!(

@@ -26,6 +26,17 @@ pub struct DriftArgs {
     #[arg(long = "drift-window-min-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_MIN_SECONDS", default_value = "10s", value_parser = humantime::parse_duration)]
     pub window_min_seconds: Duration,
 
+    /// A window past its minimum age counts the features of a random sample of about this
+    /// many records (or ten times the drift reference's rows, if more) once the stream fills
+    /// windows with more; outputs, labels and estimates still count every record. 0 counts
+    /// every record's features.
+    #[arg(
+        long = "drift-sample-records",
+        env = "DRIFTWOOD_DRIFT_SAMPLE_RECORDS",
+        default_value_t = 100_000
+    )]
+    pub sample_records: i64,
+
     /// A drift window with records closes after this long, however few it has.
     #[arg(long = "drift-window-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_SECONDS", default_value = "60s", value_parser = humantime::parse_duration)]
     pub window_seconds: Duration,
@@ -93,6 +104,9 @@ impl DriftArgs {
         if self.removed_warn_psi.is_some() || self.removed_alert_psi.is_some() {
             return bad("--drift-warn-psi and --drift-alert-psi (DRIFTWOOD_DRIFT_*_PSI) were removed: drift flags are statistical tests now, with false-alarm rates set by --drift-warn-rate (0.05) and --drift-alert-rate (0.01); --drift-min-effect keeps small shifts quiet, and PSI stays in the reports".into());
         }
+        if self.sample_records < 0 {
+            return bad("--drift-sample-records must be 0 (every record) or more".into());
+        }
         if self.window_records < 1 || self.window_seconds.is_zero() {
             return bad(
                 "--drift-window-records and --drift-window-seconds must be positive".into(),
@@ -127,6 +141,7 @@ impl DriftArgs {
             window_records: self.window_records,
             window_min_age: self.window_min_seconds,
             window_age: self.window_seconds,
+            sample_records: (self.sample_records > 0).then_some(self.sample_records),
             rates: Rates {
                 alert: self.alert_rate,
                 warn: self.warn_rate,
@@ -174,6 +189,10 @@ mod tests {
         );
         let exact = parse(&["--drift-window-min-seconds", "0"]).settings("i".into());
         assert!(exact.window_min_age.is_zero());
+        // Windows count the features of about 100,000 records at least, or of every one.
+        assert_eq!(s.sample_records, Some(100_000));
+        let every = parse(&["--drift-sample-records", "0"]).settings("i".into());
+        assert_eq!(every.sample_records, None);
     }
 
     #[test]

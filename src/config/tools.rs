@@ -85,15 +85,13 @@ pub struct BenchConfig {
     /// median difference of CPU per record is drift's cost.
     #[arg(long, default_value_t = 3)]
     pub drift_pairs: usize,
-    /// The `driftwood` executable the measured runs start [default: this one], to measure
-    /// another build with this harness.
+    /// The `driftwood` executable the measured runs start (another build) [default: this one].
     #[arg(long)]
     pub executable: Option<PathBuf>,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench.json")]
     pub json: PathBuf,
-    /// Keep the topics the bench wrote (named `bench-<tag>-…`; several gigabytes at the
-    /// defaults) instead of deleting them when it ends.
+    /// Keep the topics the bench wrote (`bench-<tag>-…`, gigabytes) instead of deleting them.
     #[arg(long)]
     pub keep_topics: bool,
 }
@@ -126,10 +124,13 @@ pub struct BenchDriftArgs {
     /// Windows without a shift, per window size.
     #[arg(long, default_value_t = 3000)]
     pub null_windows: usize,
-    /// Windows of each shift scenario, per window size (0: only the windows without a
-    /// shift, e.g. to measure a false-alarm rate more closely).
+    /// Windows of each shift scenario, per window size (0: none, for the false-alarm rate).
     #[arg(long, default_value_t = 1000)]
     pub shift_windows: usize,
+    /// Synthetic windows of k times --sizes records that count the features of one in k, as a
+    /// fast stream's do (--drift-sample-records); the peers are left out.
+    #[arg(long, default_value_t = 1)]
+    pub sample_one_in: usize,
     /// Runs of the persistent shift (each with its own reference).
     #[arg(long, default_value_t = 300)]
     pub persistent_runs: usize,
@@ -156,8 +157,7 @@ pub struct BenchDriftArgs {
         default_value = "evidently,nannyml-univariate,nannyml-pca,alibi-ks,psi"
     )]
     pub peers_tools: String,
-    /// Of each shift scenario's windows, the slow peers (`--slow-peers`) see this many
-    /// (twice as many without a shift); the others `--fast-peer-windows`.
+    /// Windows of each shift scenario the slow peers see (twice as many without a shift).
     #[arg(long, default_value_t = 40)]
     pub peer_windows: usize,
     /// The fast peers' windows of each shift scenario (twice as many without a shift).

@@ -100,6 +100,7 @@ fn counts(w: &mut Writer, c: &WindowCounts) {
     doubles(w, &c.score_positives);
     w.optional(c.expected_correct, Writer::double);
     w.double(c.labeled_expected_correct);
+    w.optional(c.sampled, Writer::long);
 }
 
 fn feature(w: &mut Writer, f: &FeatureDrift) {

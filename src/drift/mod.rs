@@ -5,6 +5,8 @@
 //! - `window`: a window's raw counts (mergeable sums); `products`: the sums of its
 //!   scores' products in pairs, a block of records at a time; `estimate`: a calibrated
 //!   binary classifier's expected performance, from sums of the same kind.
+//! - `sample`: which records a fast stream's window counts the features of (a random
+//!   sample past about 100,000 a window).
 //! - `report`: the report published per window, as Avro `DriftReport`s (`encode`: its
 //!   bytes).
 //! - `prepared`: a reference distribution's parts that every window's tests reuse.
@@ -23,6 +25,7 @@ pub(crate) mod plan;
 mod prepared;
 mod products;
 pub(crate) mod report;
+mod sample;
 mod sequential;
 pub(crate) mod tester;
 pub(crate) mod window;
@@ -33,6 +36,7 @@ pub use estimate::EstimatedPerformance;
 pub use monitor::DriftMonitor;
 pub use plan::{DriftSettings, Plan, Rates};
 pub use report::{DriftReport, Flag};
+pub use sample::FeatureSample;
 pub use sequential::{Outcome, Sequential};
 pub use tester::Tester;
 pub use window::{DriftWindow, WindowCounts};

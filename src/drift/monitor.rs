@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::compute::Inputs;
 use super::plan::{DriftSettings, MIN_TESTED_RECORDS, Plan};
 use super::report::{DriftReport, Flag, WindowOrigin};
+use super::sample::FeatureSample;
 use super::sequential::Sequential;
 use super::window::DriftWindow;
 use crate::model::{Model, Predicted};
@@ -60,13 +61,23 @@ impl DriftMonitor {
             );
         }
         let reference = model.drift_reference();
+        let mut window = DriftWindow::new(reference, &model.metadata.classes);
+        // Exact windows (no minimum age) count every record: they must repeat.
+        let sampled = settings
+            .sample_records
+            .filter(|_| !settings.window_min_age.is_zero());
+        if let Some(requested) = sampled {
+            let rows = reference.rows;
+            let target = FeatureSample::target(requested, rows, settings.window_records);
+            window = window.sampling_features(FeatureSample::new(target, settings.window_min_age));
+        }
         let gauges = (model.metadata.features.iter())
             .map(|f| FeatureGauges::new(&metrics, name, f))
             .collect();
         DriftMonitor {
             gauges,
             plan: Plan::new(&model.metadata, reference, &settings),
-            window: DriftWindow::new(reference, &model.metadata.classes),
+            window,
             sequential: Sequential::new(
                 &model.metadata.features,
                 model.metadata.classes.is_empty(),
@@ -177,10 +188,12 @@ impl DriftMonitor {
             return None;
         }
         let age = self.opened.elapsed();
-        let full = self.window.len() >= self.settings.window_records;
+        let full = self.window.holds(self.settings.window_records);
         if (full && age >= self.settings.window_min_age) || age >= self.settings.window_age {
             self.close(assigned)
         } else {
+            // The sample (a fast stream's) follows the window's rate, for the next batch.
+            self.window.pace(age);
             None
         }
     }

@@ -62,6 +62,10 @@ pub struct DriftSettings {
     pub window_min_age: Duration,
     /// A window with records closes after this long, however few it has.
     pub window_age: Duration,
+    /// With a minimum age, a window counts the features of a random sample of about this
+    /// many records (ten times the reference's rows, if more) once windows hold more
+    /// (`drift::sample`); `None`: every record's.
+    pub sample_records: Option<i64>,
     /// Family-wise false-alarm rates per window.
     pub rates: Rates,
     /// A statistic is flagged only when its effect reaches this (0: any significant one).
@@ -85,6 +89,7 @@ impl DriftSettings {
             window_records: 1000,
             window_min_age: Duration::ZERO,
             window_age: Duration::from_secs(60),
+            sample_records: Some(super::sample::MIN_TARGET),
             rates: Rates::default(),
             min_effect: 0.0,
             sequential_windows: 1000.0,

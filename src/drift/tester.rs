@@ -4,6 +4,7 @@
 use super::compute::Inputs;
 use super::plan::{DriftSettings, Plan};
 use super::report::DriftReport;
+use super::sample::FeatureSample;
 use super::sequential::Sequential;
 use super::window::{DriftWindow, WindowCounts};
 use crate::model::drift_reference::DriftReference;
@@ -33,6 +34,15 @@ impl<'a> Tester<'a> {
             metadata,
             reference,
         }
+    }
+
+    /// The same tester, its windows counting the features of one record in `k`, chosen at
+    /// random (`drift::sample`; a window in the pipeline chooses k by its rate).
+    pub fn sampling_features(mut self, k: i64) -> Self {
+        let mut sample = FeatureSample::new(1, std::time::Duration::ZERO);
+        sample.set_one_in(k);
+        self.window = self.window.sampling_features(sample);
+        self
     }
 
     /// The plan the windows are tested by.

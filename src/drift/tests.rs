@@ -613,3 +613,41 @@ fn with_a_minimum_age_a_full_window_stays_open_until_it_is_old_enough() {
     assert_eq!(report.counts.records, 240);
     assert!(monitor.close(&[0]).is_none());
 }
+
+#[test]
+fn with_a_minimum_age_a_fast_streams_window_counts_a_sample_of_features() {
+    use std::time::{Duration, Instant};
+    let model = std::sync::Arc::new(Model::open(None).unwrap());
+    let mut settings = DriftSettings::new("test".into());
+    settings.window_records = 100;
+    settings.window_min_age = Duration::from_secs(1);
+    // The target is then ten times the reference's rows (about 4,550), which this loop's
+    // rate fills in far less than the minimum age.
+    settings.sample_records = Some(1);
+    let metrics = crate::obs::metrics::Metrics::new();
+    let mut monitor = super::DriftMonitor::new(model.clone(), settings, metrics);
+    let data = Dataset::breast_cancer();
+    let rows: Vec<f64> = data.rows.concat();
+    let predicted = model.engine.predict_all(&rows);
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    while reports.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no window closed"
+        );
+        for (i, &p) in predicted.iter().enumerate() {
+            monitor.note(0, i, p, None);
+        }
+        monitor.count_batch(&rows, &[0], |report| reports.push(report));
+    }
+    let counts = &reports[0].counts;
+    let counted = counts.sampled.expect("a sampled window");
+    assert!(
+        (100..counts.records / 2).contains(&counted),
+        "{counted} of {} counted",
+        counts.records
+    );
+    assert_eq!(counts.predictions.iter().sum::<i64>(), counts.records);
+    assert!(reports[0].features.iter().all(|f| f.tests.len() == 4));
+}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::estimate;
 use super::products::Products;
+use super::sample::FeatureSample;
 use crate::model::Predicted;
 use crate::model::calibrate::Calibration;
 use crate::model::drift_reference::{DriftReference, output_value};
@@ -79,6 +80,10 @@ pub struct WindowCounts {
     /// accuracy is known).
     #[serde(default)]
     pub labeled_expected_correct: f64,
+    /// Records whose features were counted, when the window counted a sample of them (a
+    /// fast stream's: `drift::sample`); `None` when it counted every scored record's.
+    #[serde(default)]
+    pub sampled: Option<i64>,
 }
 
 impl WindowCounts {
@@ -116,6 +121,7 @@ impl WindowCounts {
             score_positives: Vec::new(),
             expected_correct: None,
             labeled_expected_correct: 0.0,
+            sampled: None,
         };
         match fitting(reference, classes) {
             Some(Calibration::Binary(_)) => estimate::shape(&mut counts),
@@ -127,6 +133,11 @@ impl WindowCounts {
 }
 
 impl WindowCounts {
+    /// Records whose features were counted: the sample's, or every scored record.
+    pub fn feature_records(&self) -> i64 {
+        self.sampled.unwrap_or(self.records)
+    }
+
     /// Bytes the counts hold (what a window keeps, besides the fixed parts).
     pub fn bytes(&self) -> usize {
         let ints = self.features.iter().map(Vec::len).sum::<usize>()
@@ -153,6 +164,9 @@ impl WindowCounts {
         }
         fn floats(a: &mut [f64], b: &[f64]) {
             a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        if self.sampled.is_some() || other.sampled.is_some() {
+            self.sampled = Some(self.feature_records() + other.feature_records());
         }
         self.records += other.records;
         self.invalid += other.invalid;
@@ -207,6 +221,12 @@ pub struct DriftWindow {
     tally: Vec<i64>,
     /// The normal scores of the rows being counted, row-major.
     scores: Vec<f64>,
+    /// Which records' features are counted (every one's without).
+    sample: Option<FeatureSample>,
+    /// Records whose features this window counted.
+    counted: i64,
+    /// The sampled rows of the rows being counted, row-major.
+    sampled_rows: Vec<f64>,
 }
 
 /// Rows a window bins a feature at a time (`Bins::tally_rows`): their values and scores,
@@ -235,6 +255,9 @@ impl DriftWindow {
         DriftWindow {
             tally: vec![0; bins.bin_count()],
             scores: Vec::new(),
+            sample: None,
+            counted: 0,
+            sampled_rows: Vec::new(),
             features: Features {
                 scores: marginals.iter().flat_map(|m| m.scores.clone()).collect(),
                 means: (marginals.iter())
@@ -250,6 +273,27 @@ impl DriftWindow {
             counts: empty.clone(),
             empty,
         }
+    }
+
+    /// The same window, counting the features of the records `sample` picks
+    /// (`drift::sample`); the outputs still count every record.
+    pub fn sampling_features(mut self, sample: FeatureSample) -> Self {
+        self.sample = Some(sample);
+        self
+    }
+
+    /// Paces the sample (if any) by the window's rate at `age`.
+    pub fn pace(&mut self, age: std::time::Duration) {
+        let records = self.len();
+        if let Some(sample) = &mut self.sample {
+            sample.pace(records, age);
+        }
+    }
+
+    /// Whether the window holds `records` records: invalid ones and those whose features it
+    /// counted (all scored ones, unless it counts a sample).
+    pub fn holds(&self, records: i64) -> bool {
+        self.counted + self.counts.invalid >= records
     }
 
     /// The same window, binning a record's features one at a time where it would bin eight
@@ -274,7 +318,7 @@ impl DriftWindow {
 
     /// Counts scored records, as [`DriftWindow::observe`] each in turn: `rows` holds their
     /// features (row-major), `scored` what the model predicted and the ground truth of each.
-    /// Their features are binned 32 rows at a time (`Bins::tally_rows`).
+    /// Their features (or the sample's) are binned 32 rows at a time (`Bins::tally_rows`).
     pub fn observe_rows(&mut self, rows: &[f64], scored: &[(Predicted, Option<i32>)]) {
         let p = self.features.means.len();
         assert_eq!(
@@ -282,30 +326,55 @@ impl DriftWindow {
             scored.len() * p,
             "a row of {p} features a record"
         );
-        let mut scores = std::mem::take(&mut self.scores);
-        let mut complete = [false; ROWS_AT_ONCE];
+        let mut sampled = std::mem::take(&mut self.sampled_rows);
         for (rows, scored) in rows
             .chunks(ROWS_AT_ONCE * p)
             .zip(scored.chunks(ROWS_AT_ONCE))
         {
-            // The rows in order first: read in turn, they come into the cache for the
-            // columns (the loop's thread wrote them, on another core).
-            for (row, complete) in rows.chunks_exact(p).zip(&mut complete) {
-                *complete = moments(&self.features, row, &mut self.counts);
-            }
-            scores.resize(rows.len(), 0.0);
-            let fs = &self.features;
-            (fs.bins).tally_rows(rows, &mut self.tally, &fs.scores, &mut scores);
-            let each = (rows.chunks_exact(p).zip(scores.chunks_exact(p))).zip(complete);
-            for (((row, scores), complete), &(predicted, actual)) in each.zip(scored) {
-                let c = &mut self.counts;
-                c.records += 1;
-                if complete && self.joint {
-                    c.complete += 1;
-                    self.products.next_row().copy_from_slice(scores);
-                    (self.products).add(&mut c.score_sums);
+            match &mut self.sample {
+                Some(sample) if sample.one_in() > 1 => {
+                    sampled.clear();
+                    for row in rows.chunks_exact(p).filter(|_| sample.counts_next()) {
+                        sampled.extend_from_slice(row);
+                    }
+                    self.counted += (sampled.len() / p) as i64;
+                    self.count_features(&sampled);
                 }
+                _ => {
+                    self.counted += scored.len() as i64;
+                    self.count_features(rows);
+                }
+            }
+            for (row, &(predicted, actual)) in rows.chunks_exact(p).zip(scored) {
+                self.counts.records += 1;
                 self.observe_output(row, predicted, actual);
+            }
+        }
+        self.sampled_rows = sampled;
+    }
+
+    /// Counts the features of up to [`ROWS_AT_ONCE`] rows (row-major): missing values,
+    /// moments, bins, and a complete row's scores' products.
+    fn count_features(&mut self, rows: &[f64]) {
+        let p = self.features.means.len();
+        if rows.is_empty() || p == 0 {
+            return;
+        }
+        let mut complete = [false; ROWS_AT_ONCE];
+        // The rows in order first: read in turn, they come into the cache for the columns
+        // (the loop's thread wrote them, on another core).
+        for (row, complete) in rows.chunks_exact(p).zip(&mut complete) {
+            *complete = moments(&self.features, row, &mut self.counts);
+        }
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.resize(rows.len(), 0.0);
+        let fs = &self.features;
+        (fs.bins).tally_rows(rows, &mut self.tally, &fs.scores, &mut scores);
+        if self.joint {
+            for (scores, _) in scores.chunks_exact(p).zip(complete).filter(|(_, c)| *c) {
+                self.counts.complete += 1;
+                self.products.next_row().copy_from_slice(scores);
+                (self.products).add(&mut self.counts.score_sums);
             }
         }
         self.scores = scores;
@@ -369,7 +438,10 @@ impl DriftWindow {
                 *count += std::mem::take(t);
             }
         }
-        std::mem::replace(&mut self.counts, self.empty.clone())
+        let mut counts = std::mem::replace(&mut self.counts, self.empty.clone());
+        let counted = std::mem::take(&mut self.counted);
+        counts.sampled = (counted < counts.records).then_some(counted);
+        counts
     }
 }
 

@@ -197,7 +197,7 @@ fn check_config_validates_without_a_broker() {
     assert!(stdout.contains("configuration ok"), "{stdout}");
     assert!(stdout.contains("breast-cancer version 1"), "{stdout}");
     assert!(
-        stdout.contains("drift     windows of at least 1000 records and 10s, or 1m; a drift-free window alerts 1% of the time, warns 5%")
+        stdout.contains("drift     windows of at least 1000 records and 10s, or 1m (features of about 100000 a window: a random sample past that); a drift-free window alerts 1% of the time, warns 5%")
             && stdout.contains("detects a 0.29 sd mean shift"),
         "{stdout}"
     );

@@ -129,7 +129,8 @@ fn all_tests(inputs: &Inputs, c: &WindowCounts, seen: &[Seen]) -> Vec<Raw> {
         let prepared = &plan.prepared.features[f];
         raw.extend(distribution_tests(owner, &seen[f], m, prepared, &weight));
         let missing = weight(TestKind::Missing);
-        raw.push(missing_test(owner, c.missing[f], c.records, m, missing));
+        let n = c.feature_records();
+        raw.push(missing_test(owner, c.missing[f], n, m, missing));
     }
     if let Some(joint) = &reference.joint {
         let sums = ScoreSums {
@@ -221,7 +222,7 @@ fn features(
                 tests,
                 mean_shift,
                 sd_ratio,
-                missing_share: c.missing[f] as f64 / c.records.max(1) as f64,
+                missing_share: c.missing[f] as f64 / c.feature_records().max(1) as f64,
                 detectable_shift: (tested && present > 0)
                     .then(|| plan.detectable_shift(present as f64, m.present() as f64)),
                 sequential: inputs.sequential.levels.get(f).copied().unwrap_or(0.0),

@@ -32,6 +32,9 @@ pub struct Cell {
     pub windows: usize,
     /// Seed of the cell's data.
     pub seed: u64,
+    /// Windows of `n` times this many records count the features of one in this many (1:
+    /// windows of `n`, every record counted).
+    pub one_in: usize,
 }
 
 /// What a tool did over a cell's windows.
@@ -129,6 +132,9 @@ pub fn run(world: &World, cell: Cell, groups: &[(Peers, usize)]) -> Result<Outco
         let mut rng = StdRng::seed_from_u64(cell.seed ^ (block as u64) << 32);
         let (reference_rows, reference) = reference(world, &mut rng);
         let mut tester = Tester::new(&metadata, &reference, &settings);
+        if cell.one_in > 1 {
+            tester = tester.sampling_features(cell.one_in as i64);
+        }
         let first = block * WINDOWS_PER_REFERENCE;
         let windows = WINDOWS_PER_REFERENCE.min(cell.windows - first);
         // Each group's windows of this block, and its run.
@@ -145,7 +151,8 @@ pub fn run(world: &World, cell: Cell, groups: &[(Peers, usize)]) -> Result<Outco
         let widest = runs.iter().map(|(shared, _)| *shared).max().unwrap_or(0);
         for w in 0..windows {
             let target = world.target(cell.scenario, &mut rng);
-            let rows = world.window(cell.scenario, &target, cell.n, &mut rng);
+            let records = cell.n * cell.one_in;
+            let rows = world.window(cell.scenario, &target, records, &mut rng);
             let report = test_window(world, &mut tester, &rows, &mut spent);
             let hit = named(&report, cell.scenario, &target);
             count(&mut outcome.driftwood, &report, hit);

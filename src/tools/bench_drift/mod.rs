@@ -209,12 +209,14 @@ fn synthetic(
                     args.shift_windows
                 },
                 seed: args.seed ^ ((n as u64) << 40) ^ ((k as u64) << 20),
+                one_in: args.sample_one_in.max(1),
             };
             if cell.windows == 0 {
                 continue;
             }
             let times = if null { 2 } else { 1 };
             let quotas: Vec<(Peers, usize)> = (groups.iter())
+                .filter(|_| cell.one_in == 1)
                 .map(|(p, quota)| (p.clone(), times * quota))
                 .collect();
             let outcome = cell::run(world, cell, &quotas)?;
@@ -228,7 +230,7 @@ fn synthetic(
 fn report(out: &mut Output, cell: &cell::Cell, outcome: &cell::Outcome) -> Result<()> {
     let (name, n) = (cell.scenario.name(), cell.n);
     let d = &outcome.driftwood;
-    let records = (d.windows * n as u64).max(1) as f64;
+    let records = (d.windows * (n * cell.one_in) as u64).max(1) as f64;
     let mut alert = Row::new(
         "synthetic",
         "driftwood alert",
@@ -237,6 +239,7 @@ fn report(out: &mut Output, cell: &cell::Cell, outcome: &cell::Outcome) -> Resul
         (d.alerts, d.windows),
     );
     alert.extra = Some(serde_json::json!({
+        "sample_one_in": cell.one_in,
         "named": d.named,
         "sequential_alarms": d.sequential,
         "ns_per_record": d.seconds * 1e9 / records,
