@@ -86,7 +86,7 @@ impl FeatureSample {
 
     /// Sets k from a window that has `records` records (scored and invalid) at `age`: the
     /// records it would hold at its minimum age over the target, rounded down. A window
-    /// younger than [`WARM_UP`] keeps the last k.
+    /// younger than `WARM_UP` keeps the last k.
     pub fn pace(&mut self, records: i64, age: Duration) {
         if age < WARM_UP {
             return;
