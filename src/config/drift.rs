@@ -26,10 +26,10 @@ pub struct DriftArgs {
     #[arg(long = "drift-window-min-seconds", env = "DRIFTWOOD_DRIFT_WINDOW_MIN_SECONDS", default_value = "10s", value_parser = humantime::parse_duration)]
     pub window_min_seconds: Duration,
 
-    /// A window past its minimum age counts the features of a random sample of about this
-    /// many records (or ten times the drift reference's rows, if more) once the stream fills
-    /// windows with more; outputs, labels and estimates still count every record. 0 counts
-    /// every record's features.
+    /// A window past its minimum age counts the features of a random sample of this many to
+    /// twice as many records (or ten times the drift reference's rows, if more) once the
+    /// stream fills windows with twice as many; outputs, labels and estimates still count
+    /// every record. 0 counts every record's features.
     #[arg(
         long = "drift-sample-records",
         env = "DRIFTWOOD_DRIFT_SAMPLE_RECORDS",
