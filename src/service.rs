@@ -392,11 +392,8 @@ fn drift_summary(config: &RunConfig, model: &Model) -> String {
             humantime::format_duration(min)
         )
     };
-    let sample = (settings.sample_records.filter(|_| !min.is_zero())).map(|requested| {
-        let rows = model.drift_reference().rows;
-        let target = crate::drift::FeatureSample::target(requested, rows, records);
-        format!(" (features of about {target} a window: a random sample past that)")
-    });
+    let sample = (settings.sample_target(model.drift_reference().rows))
+        .map(|target| format!(" (features of about {target} a window: a random sample past that)"));
     format!(
         "windows of {size}, or {}{}; a drift-free window alerts {}% of the time, warns {}%; {}",
         humantime::format_duration(settings.window_age),

@@ -36,7 +36,6 @@ pub use estimate::EstimatedPerformance;
 pub use monitor::DriftMonitor;
 pub use plan::{DriftSettings, Plan, Rates};
 pub use report::{DriftReport, Flag};
-pub use sample::FeatureSample;
 pub use sequential::{Outcome, Sequential};
 pub use tester::Tester;
 pub use window::{DriftWindow, WindowCounts};

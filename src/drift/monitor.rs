@@ -62,13 +62,7 @@ impl DriftMonitor {
         }
         let reference = model.drift_reference();
         let mut window = DriftWindow::new(reference, &model.metadata.classes);
-        // Exact windows (no minimum age) count every record: they must repeat.
-        let sampled = settings
-            .sample_records
-            .filter(|_| !settings.window_min_age.is_zero());
-        if let Some(requested) = sampled {
-            let rows = reference.rows;
-            let target = FeatureSample::target(requested, rows, settings.window_records);
+        if let Some(target) = settings.sample_target(reference.rows) {
             window = window.sampling_features(FeatureSample::new(target, settings.window_min_age));
         }
         let gauges = (model.metadata.features.iter())

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::prepared::Prepared;
 use super::report::TestKind;
+use super::sample::FeatureSample;
 use crate::model::ModelMetadata;
 use crate::model::drift_reference::DriftReference;
 use crate::stats::cusum::Design;
@@ -96,6 +97,23 @@ impl DriftSettings {
             enabled: true,
             instance_id,
         }
+    }
+}
+
+impl DriftSettings {
+    /// How many records' features a window of a model whose reference has
+    /// `reference_rows` rows counts at least, when it counts a sample (`drift::sample`);
+    /// `None` when it counts every record's: no sample asked for, or exact windows (no
+    /// minimum age), which must repeat.
+    pub fn sample_target(&self, reference_rows: u64) -> Option<i64> {
+        let requested = self
+            .sample_records
+            .filter(|_| !self.window_min_age.is_zero())?;
+        Some(FeatureSample::target(
+            requested,
+            reference_rows,
+            self.window_records,
+        ))
     }
 }
 

@@ -95,6 +95,13 @@ impl FeatureSample {
         self.set_one_in((expected / self.target as f64) as i64);
     }
 
+    /// One record in `k`, whatever the rate (to test windows without a clock).
+    pub fn one_in_every(k: i64) -> Self {
+        let mut sample = FeatureSample::new(1, Duration::ZERO);
+        sample.set_one_in(k);
+        sample
+    }
+
     /// Counts one record in `k` (every one for k ≤ 1).
     pub fn set_one_in(&mut self, k: i64) {
         let k = k.max(1);
@@ -136,8 +143,7 @@ mod tests {
 
     #[test]
     fn a_sampling_window_counts_each_record_with_chance_one_in_k_independently() {
-        let mut sample = FeatureSample::new(1, Duration::ZERO);
-        sample.set_one_in(8);
+        let mut sample = FeatureSample::one_in_every(8);
         let counted: Vec<bool> = (0..400_000).map(|_| sample.counts_next()).collect();
         // Each count lies in its central 99.9% interval under Binomial(n, 1/8).
         let hits = counted.iter().filter(|&&c| c).count() as u64;
@@ -161,8 +167,7 @@ mod tests {
         let model = Model::open(None).unwrap();
         let data = Dataset::breast_cancer();
         let (reference, classes) = (model.drift_reference(), &model.metadata.classes);
-        let mut sample = FeatureSample::new(1, Duration::ZERO);
-        sample.set_one_in(9);
+        let sample = FeatureSample::one_in_every(9);
         let mut all = DriftWindow::new(reference, classes);
         let mut window = DriftWindow::new(reference, classes).sampling_features(sample);
         let rows: Vec<f64> = data.rows.concat();

@@ -39,9 +39,7 @@ impl<'a> Tester<'a> {
     /// The same tester, its windows counting the features of one record in `k`, chosen at
     /// random (`drift::sample`; a window in the pipeline chooses k by its rate).
     pub fn sampling_features(mut self, k: i64) -> Self {
-        let mut sample = FeatureSample::new(1, std::time::Duration::ZERO);
-        sample.set_one_in(k);
-        self.window = self.window.sampling_features(sample);
+        self.window = (self.window).sampling_features(FeatureSample::one_in_every(k));
         self
     }
 
